@@ -1,0 +1,8 @@
+//! Images in a layout: resolving a reference to the index entry it names and, through
+//! indexes, to the manifest for a platform; summaries of what an image holds.
+
+mod platform;
+mod resolve;
+
+pub use platform::{host_platform, PlatformSpec};
+pub use resolve::{resolve_entry, resolve_image, Resolved};

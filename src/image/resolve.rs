@@ -1,0 +1,211 @@
+//! From a reference to the `index.json` entry it names, and from there through any indexes to
+//! one image manifest, picking by platform.
+
+use std::collections::HashSet;
+
+use super::platform::PlatformSpec;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::layout::reference::Target;
+use crate::layout::walk::{blob_ref, decode_index, decode_manifest, Node};
+use crate::layout::{Layout, JSON_LIMIT};
+use crate::spec::{media_type, Descriptor, Index, Kind, Manifest};
+
+/// An image manifest found through a reference.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The descriptor the reference named (an `index.json` entry, or found by digest).
+    pub entry: Descriptor,
+    /// The indexes passed through to reach the manifest, outermost first, with their bytes.
+    pub indexes: Vec<(Descriptor, Vec<u8>, Index)>,
+    /// The manifest's descriptor.
+    pub descriptor: Descriptor,
+    /// The manifest's exact stored bytes.
+    pub raw: Vec<u8>,
+    /// The parsed manifest.
+    pub manifest: Manifest,
+}
+
+/// The descriptor a reference names, without descending into indexes.
+pub fn resolve_entry(layout: &Layout, target: &Target) -> Result<Descriptor> {
+    let index = layout.read_index()?.index;
+    match target {
+        Target::Tag(tag) => {
+            let matching: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.ref_name() == Some(tag)).collect();
+            let first = matching.first().ok_or_else(|| Error::TagNotFound {
+                layout: layout.root().to_owned(),
+                tag: tag.clone(),
+                hint: tag_hint(&index),
+            })?;
+            if matching.iter().any(|d| d.digest != first.digest) {
+                let digests: Vec<&str> = matching.iter().map(|d| d.digest.as_str()).collect();
+                return Err(Error::Ambiguous(format!(
+                    "tag {tag:?} is ambiguous in {}/index.json: it names {}",
+                    layout.root().display(),
+                    digests.join(", ")
+                )));
+            }
+            Ok((*first).clone())
+        }
+        Target::Default => {
+            let mut digests: Vec<&str> = index.manifests.iter().map(|d| d.digest.as_str()).collect();
+            digests.dedup();
+            match digests.len() {
+                1 => Ok(index.manifests[0].clone()),
+                0 => Err(Error::Ambiguous(format!("{} holds no images", layout.root().display()))),
+                n => Err(Error::Ambiguous(format!(
+                    "{} holds {n} images: name one as LAYOUT:TAG or LAYOUT@DIGEST{}",
+                    layout.root().display(),
+                    tag_hint(&index)
+                ))),
+            }
+        }
+        Target::Digest(digest) => find_by_digest(layout, &index, digest),
+    }
+}
+
+fn tag_hint(index: &Index) -> String {
+    let tags: Vec<&str> = index.manifests.iter().filter_map(Descriptor::ref_name).collect();
+    if tags.is_empty() {
+        " (it has no tags)".into()
+    } else {
+        format!(" (tags: {})", tags.join(", "))
+    }
+}
+
+/// A digest names a top-level entry, an entry of a nested index, or failing those a stored
+/// manifest or index (a referrer, say) whose media type is read from its content.
+fn find_by_digest(layout: &Layout, index: &Index, digest: &Digest) -> Result<Descriptor> {
+    let wanted = digest.to_string();
+    let mut stack: Vec<Descriptor> = index.manifests.clone();
+    let mut seen = HashSet::new();
+    while let Some(desc) = stack.pop() {
+        if desc.digest == wanted {
+            return Ok(desc);
+        }
+        if Kind::of(&desc.media_type) == Kind::Index && seen.insert(desc.digest.clone()) {
+            if let Some((_, _, node)) = layout.read_node(&desc)? {
+                stack.extend(node.links().into_iter().cloned());
+            }
+        }
+    }
+    let path = layout.blob_path(digest);
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return Err(Error::DigestNotFound {
+            layout: layout.root().to_owned(),
+            digest: digest.clone(),
+        });
+    };
+    let blob = crate::spec::BlobRef {
+        digest: digest.clone(),
+        size: meta.len(),
+    };
+    let raw = layout.read_blob(&blob, JSON_LIMIT, "manifest or index")?;
+    #[derive(serde::Deserialize)]
+    struct Sniff {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+        config: Option<serde_json::Value>,
+    }
+    let sniff: Sniff = serde_json::from_slice(&raw).map_err(|_| Error::DigestNotFound {
+        layout: layout.root().to_owned(),
+        digest: digest.clone(),
+    })?;
+    let media_type = match (sniff.media_type, sniff.manifests, sniff.config) {
+        (Some(mt), _, _) => mt,
+        (None, Some(_), None) => media_type::INDEX.to_owned(),
+        (None, None, Some(_)) => media_type::MANIFEST.to_owned(),
+        _ => {
+            return Err(Error::DigestNotFound {
+                layout: layout.root().to_owned(),
+                digest: digest.clone(),
+            })
+        }
+    };
+    Ok(Descriptor::new(&media_type, digest, blob.size))
+}
+
+/// Resolves a reference to one image manifest. Through an index, the first entry whose
+/// platform matches `platform` wins; entries without a platform are tried after those with
+/// one, and nested indexes are searched depth first.
+pub fn resolve_image(layout: &Layout, target: &Target, platform: &PlatformSpec) -> Result<Resolved> {
+    let entry = resolve_entry(layout, target)?;
+    let mut indexes = Vec::new();
+    let mut current = entry.clone();
+    loop {
+        let blob = blob_ref(&current, &format!("descriptor of {}", current.digest))?;
+        match Kind::of(&current.media_type) {
+            Kind::Manifest => {
+                let raw = layout.read_blob(&blob, JSON_LIMIT, "manifest")?;
+                let manifest = decode_manifest(&raw, &current.media_type, &format!("manifest {}", blob.digest))?;
+                return Ok(Resolved {
+                    entry,
+                    indexes,
+                    descriptor: current,
+                    raw,
+                    manifest,
+                });
+            }
+            Kind::Index => {
+                if indexes.len() > 8 {
+                    return Err(Error::Invalid {
+                        what: format!("index {}", blob.digest),
+                        reason: "indexes nested more than 8 deep".into(),
+                    });
+                }
+                let raw = layout.read_blob(&blob, JSON_LIMIT, "index")?;
+                let index = decode_index(&raw, &current.media_type, &format!("index {}", blob.digest))?;
+                let next = pick(&index, platform).ok_or_else(|| Error::NoPlatform {
+                    wanted: platform.to_string(),
+                    digest: blob.digest.clone(),
+                    available: available(&index),
+                })?;
+                indexes.push((current, raw, index.clone()));
+                current = next;
+            }
+            _ => {
+                return Err(Error::Invalid {
+                    what: format!("{} ({})", current.digest, current.media_type),
+                    reason: "not an image manifest or index".into(),
+                })
+            }
+        }
+    }
+}
+
+fn pick(index: &Index, platform: &PlatformSpec) -> Option<Descriptor> {
+    let candidates = |with_platform: bool| {
+        index.manifests.iter().filter(move |d| {
+            matches!(Kind::of(&d.media_type), Kind::Manifest | Kind::Index) && d.platform.is_some() == with_platform
+        })
+    };
+    candidates(true)
+        .find(|d| d.platform.as_ref().is_some_and(|p| platform.matches(p)))
+        .or_else(|| candidates(false).next())
+        .cloned()
+}
+
+fn available(index: &Index) -> String {
+    let list: Vec<String> = index
+        .manifests
+        .iter()
+        .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+        .collect();
+    if list.is_empty() {
+        "none".into()
+    } else {
+        list.join(", ")
+    }
+}
+
+impl Node {
+    /// Parses a node from bytes given its descriptor's media type.
+    pub fn decode(raw: &[u8], media_type: &str, what: &str) -> Result<Option<Node>> {
+        Ok(match Kind::of(media_type) {
+            Kind::Index => Some(Node::Index(decode_index(raw, media_type, what)?)),
+            Kind::Manifest => Some(Node::Manifest(decode_manifest(raw, media_type, what)?)),
+            _ => None,
+        })
+    }
+}

@@ -1,0 +1,284 @@
+//! Blob I/O. Writes stream into a temp file under `.strata-tmp/`, are hashed on the way,
+//! fsynced and only then renamed into `blobs/`, so a blob is never visible half-written or
+//! under a wrong name. Reads are checked against the descriptor's size and digest as they
+//! are consumed; a short, long or altered blob is an error naming the digest.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
+
+use tempfile::NamedTempFile;
+
+use super::{set_readable, sync_dir, Layout};
+use crate::digest::{Algorithm, Digest, HashingReader, HashingWriter};
+use crate::error::{Error, IoContext, Result};
+use crate::spec::BlobRef;
+
+/// The largest JSON document (manifest, index, config) strata reads into memory. Registries
+/// cap manifests at 4 MiB; configs with long histories are larger but far below this.
+pub const JSON_LIMIT: u64 = 64 << 20;
+
+/// A blob being written. Call [`BlobWriter::finish`] or [`BlobWriter::finish_expecting`];
+/// dropping it discards the temp file.
+pub struct BlobWriter<'a> {
+    layout: &'a Layout,
+    out: HashingWriter<BufWriter<NamedTempFile>>,
+}
+
+impl Layout {
+    /// Starts writing a blob hashed with `algorithm`.
+    pub fn blob_writer(&self, algorithm: Algorithm) -> Result<BlobWriter<'_>> {
+        let dir = self.tmp_dir()?;
+        let tmp = tempfile::Builder::new().prefix("blob-").tempfile_in(&dir).at(&dir)?;
+        Ok(BlobWriter {
+            layout: self,
+            out: HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp), algorithm),
+        })
+    }
+
+    /// Writes `bytes` as a sha256 blob and returns its digest and size.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<BlobRef> {
+        let mut w = self.blob_writer(Algorithm::Sha256)?;
+        w.write_all(bytes).map_err(|source| Error::Io {
+            path: self.tmp_dir().unwrap_or_default(),
+            source,
+        })?;
+        w.finish()
+    }
+
+    /// True when the blob file exists.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).is_file()
+    }
+
+    /// Opens a blob for a verified read against `expected` (digest and size).
+    pub fn open_blob(&self, expected: &BlobRef) -> Result<BlobReader> {
+        let path = self.blob_path(&expected.digest);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::BlobNotFound {
+                    digest: expected.digest.clone(),
+                    path,
+                })
+            }
+            Err(e) => return Err(e).at(path),
+        };
+        // The file length is known up front: refuse a wrong size before hashing anything.
+        let actual = file.metadata().at(&path)?.len();
+        if actual != expected.size {
+            return Err(Error::SizeMismatch {
+                digest: expected.digest.clone(),
+                expected: expected.size,
+                actual,
+                path,
+            });
+        }
+        Ok(BlobReader {
+            inner: HashingReader::new(file.take(expected.size + 1), expected.digest.algorithm()),
+            expected: expected.clone(),
+            path,
+            verified: false,
+        })
+    }
+
+    /// Reads a whole blob into memory, verified, refusing blobs over `limit` bytes.
+    pub fn read_blob(&self, expected: &BlobRef, limit: u64, what: &'static str) -> Result<Vec<u8>> {
+        if expected.size > limit {
+            return Err(Error::TooLarge {
+                digest: expected.digest.clone(),
+                size: expected.size,
+                limit,
+                what,
+            });
+        }
+        let mut reader = self.open_blob(expected)?;
+        let mut bytes = Vec::with_capacity(expected.size as usize);
+        reader.read_to_end(&mut bytes).map_err(|e| reader.explain(e))?;
+        Ok(bytes)
+    }
+
+    /// Hashes a stored blob in full and checks it against `expected`.
+    pub fn verify_blob(&self, expected: &BlobRef) -> Result<()> {
+        let mut reader = self.open_blob(expected)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(reader.explain(e)),
+            }
+        }
+    }
+}
+
+impl BlobWriter<'_> {
+    /// Bytes written so far.
+    pub fn written(&self) -> u64 {
+        self.out.count()
+    }
+
+    /// Publishes the blob under the digest of what was written.
+    pub fn finish(self) -> Result<BlobRef> {
+        self.publish(None)
+    }
+
+    /// Publishes the blob only if what was written has exactly `expected`'s digest and size;
+    /// otherwise the temp file is discarded and the mismatch reported.
+    pub fn finish_expecting(self, expected: &BlobRef) -> Result<BlobRef> {
+        self.publish(Some(expected))
+    }
+
+    fn publish(self, expected: Option<&BlobRef>) -> Result<BlobRef> {
+        let (digest, size, buffered) = self.out.finish();
+        let tmp = buffered.into_inner().map_err(|e| Error::Io {
+            path: PathBuf::from(super::TMP_DIR),
+            source: e.into_error(),
+        })?;
+        if let Some(expected) = expected {
+            let path = tmp.path().to_owned();
+            if digest != expected.digest {
+                return Err(Error::DigestMismatch {
+                    digest: expected.digest.clone(),
+                    actual: digest,
+                    path,
+                });
+            }
+            if size != expected.size {
+                return Err(Error::SizeMismatch {
+                    digest: expected.digest.clone(),
+                    expected: expected.size,
+                    actual: size,
+                    path,
+                });
+            }
+        }
+        set_readable(tmp.as_file(), tmp.path())?;
+        tmp.as_file().sync_all().at(tmp.path())?;
+        let target = self.layout.blob_path(&digest);
+        let dir = target.parent().expect("blob paths have a parent").to_owned();
+        fs::create_dir_all(&dir).at(&dir)?;
+        match fs::metadata(&target) {
+            // Content-addressed: a file of the right size under this name is this content
+            // (fsck checks the rest); keep it, so concurrent writers of one blob agree.
+            Ok(meta) if meta.is_file() && meta.len() == size => return Ok(BlobRef { digest, size }),
+            _ => {}
+        }
+        tmp.persist(&target).map_err(|e| e.error).at(&target)?;
+        sync_dir(&dir)?;
+        Ok(BlobRef { digest, size })
+    }
+}
+
+impl Write for BlobWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// A verified reader of one blob: it fails with [`io::ErrorKind::InvalidData`] when the blob
+/// turns out longer than expected or, at end of file, when the digest does not match.
+/// Read it to EOF; [`BlobReader::explain`] turns its errors back into [`Error`]s.
+pub struct BlobReader {
+    inner: HashingReader<io::Take<File>>,
+    expected: BlobRef,
+    path: PathBuf,
+    verified: bool,
+}
+
+impl BlobReader {
+    /// The blob this reader reads.
+    pub fn blob(&self) -> &BlobRef {
+        &self.expected
+    }
+
+    /// Converts an error from `read` into the library error that names this blob.
+    pub fn explain(&self, e: io::Error) -> Error {
+        if e.kind() == io::ErrorKind::InvalidData {
+            if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<Mismatch>()) {
+                return inner.to_error(&self.expected, &self.path);
+            }
+        }
+        Error::Io {
+            path: self.path.clone(),
+            source: e,
+        }
+    }
+
+    /// True once EOF was reached and the content matched.
+    pub fn is_verified(&self) -> bool {
+        self.verified
+    }
+
+    fn check_at_eof(&mut self) -> io::Result<()> {
+        let count = self.inner.count();
+        if count != self.expected.size {
+            return Err(Mismatch::Size(count).into_io());
+        }
+        let actual = self.inner.digest();
+        if actual != self.expected.digest {
+            return Err(Mismatch::Digest(actual).into_io());
+        }
+        self.verified = true;
+        Ok(())
+    }
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.verified {
+            return Ok(0);
+        }
+        let n = self.inner.read(buf)?;
+        if self.inner.count() > self.expected.size {
+            return Err(Mismatch::Size(self.inner.count()).into_io());
+        }
+        if n == 0 && !buf.is_empty() {
+            self.check_at_eof()?;
+        }
+        Ok(n)
+    }
+}
+
+#[derive(Debug)]
+enum Mismatch {
+    Size(u64),
+    Digest(Digest),
+}
+
+impl Mismatch {
+    fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, self)
+    }
+
+    fn to_error(&self, expected: &BlobRef, path: &std::path::Path) -> Error {
+        match self {
+            Mismatch::Size(actual) => Error::SizeMismatch {
+                digest: expected.digest.clone(),
+                expected: expected.size,
+                actual: *actual,
+                path: path.to_owned(),
+            },
+            Mismatch::Digest(actual) => Error::DigestMismatch {
+                digest: expected.digest.clone(),
+                actual: actual.clone(),
+                path: path.to_owned(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mismatch::Size(n) => write!(f, "blob size mismatch: read {n} bytes"),
+            Mismatch::Digest(d) => write!(f, "blob digest mismatch: content hashes to {d}"),
+        }
+    }
+}
+
+impl std::error::Error for Mismatch {}

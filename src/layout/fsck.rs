@@ -1,0 +1,370 @@
+//! Checking a layout: every stored blob hashes to its name, every descriptor reached from
+//! `index.json` is well formed and its blob present with the right size, and every manifest,
+//! index and image config follows the image-spec's MUST rules. Problems are collected, one per
+//! blob and rule, rather than stopping at the first.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fs;
+use std::io::Read;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use serde::Serialize;
+
+use super::gc::{list_blobs, mark, SweptBlob};
+use super::walk::{decode_config, decode_index, decode_manifest};
+use super::{Layout, JSON_LIMIT};
+use crate::digest::{Algorithm, Digest};
+use crate::error::{IoContext, Result};
+use crate::spec::{is_valid_media_type, media_type, Descriptor, Kind, Manifest};
+
+/// One broken rule.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Problem {
+    /// The blob digest or file at fault.
+    pub subject: String,
+    /// The rule it breaks, with the spec document it comes from.
+    pub rule: String,
+}
+
+/// What fsck found.
+#[derive(Debug, Clone, Serialize)]
+pub struct FsckReport {
+    /// Stored blobs hashed.
+    pub blobs_checked: usize,
+    /// Bytes hashed.
+    pub bytes_checked: u64,
+    /// Broken rules, sorted by subject.
+    pub problems: Vec<Problem>,
+    /// Blobs nothing in index.json reaches and no live referrer chain keeps.
+    pub unreferenced: Vec<SweptBlob>,
+    /// Referrers kept only by their subject.
+    pub referrers: Vec<Digest>,
+}
+
+impl FsckReport {
+    /// True when no rule is broken.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Checks `layout`. Holds the gc lock shared, so a concurrent gc cannot remove blobs
+/// mid-check. `threads` hash blobs in parallel (at least one).
+pub fn fsck(layout: &Layout, threads: usize) -> Result<FsckReport> {
+    let _lock = layout.lock_for_reading()?;
+    let mut problems = Vec::new();
+    let stored = list_blobs(layout)?;
+    problems.extend(misnamed_blob_files(layout)?);
+    let corrupt = hash_all(layout, &stored, threads.max(1))?;
+    for (digest, actual) in &corrupt {
+        problems.push(Problem {
+            subject: digest.to_string(),
+            rule: format!(
+                "content hashes to {actual}: blobs/<alg>/<encoded> MUST match its digest (image-layout.md)"
+            ),
+        });
+    }
+
+    let index = layout.read_index()?.index;
+    let mut checker = Checker {
+        layout,
+        stored: &stored,
+        corrupt: &corrupt,
+        problems: Vec::new(),
+        visited: HashSet::new(),
+    };
+    for desc in &index.manifests {
+        checker.descriptor(desc, "index.json", Role::Entry);
+    }
+    problems.append(&mut checker.problems);
+
+    let (unreferenced, referrers) = match mark(layout, &index.manifests, &stored) {
+        Ok(marked) => (
+            stored
+                .iter()
+                .filter(|(d, _)| !marked.live.contains_key(*d))
+                .map(|(d, &size)| SweptBlob {
+                    digest: d.clone(),
+                    size,
+                })
+                .collect(),
+            marked.referrers,
+        ),
+        // The graph is broken (reported above); which blobs are unreferenced is unknowable.
+        Err(_) => (Vec::new(), Vec::new()),
+    };
+    problems.sort();
+    problems.dedup();
+    Ok(FsckReport {
+        blobs_checked: stored.len(),
+        bytes_checked: stored.values().sum(),
+        problems,
+        unreferenced,
+        referrers,
+    })
+}
+
+fn misnamed_blob_files(layout: &Layout) -> Result<Vec<Problem>> {
+    let mut out = Vec::new();
+    for alg in Algorithm::ALL {
+        let dir = layout.blobs_dir().join(alg.name());
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.at(&dir)?;
+            let name = entry.file_name();
+            let valid = name.to_str().is_some_and(|n| Digest::new(alg, n).is_ok());
+            if !valid {
+                out.push(Problem {
+                    subject: entry.path().display().to_string(),
+                    rule: "file name is not a valid digest: blob names MUST follow the digest grammar (image-layout.md)"
+                        .into(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Hashes every stored blob on `threads` threads; returns the ones whose content does not
+/// match their name, with what they hash to.
+fn hash_all(layout: &Layout, stored: &BTreeMap<Digest, u64>, threads: usize) -> Result<BTreeMap<Digest, Digest>> {
+    let work: Vec<&Digest> = stored.keys().collect();
+    let next = AtomicUsize::new(0);
+    let corrupt = Mutex::new(BTreeMap::new());
+    let failure = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(work.len().max(1)) {
+            scope.spawn(|| {
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(digest) = work.get(i) else { break };
+                    match hash_file(layout, digest, &mut buf) {
+                        Ok(actual) if actual == **digest => {}
+                        Ok(actual) => {
+                            corrupt.lock().expect("no panics hold it").insert((*digest).clone(), actual);
+                        }
+                        Err(e) => {
+                            failure.lock().expect("no panics hold it").get_or_insert(e);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().expect("threads joined") {
+        return Err(e);
+    }
+    Ok(corrupt.into_inner().expect("threads joined"))
+}
+
+fn hash_file(layout: &Layout, digest: &Digest, buf: &mut [u8]) -> Result<Digest> {
+    let path = layout.blob_path(digest);
+    let mut file = fs::File::open(&path).at(&path)?;
+    let mut hasher = digest.algorithm().hasher();
+    loop {
+        let n = file.read(buf).at(&path)?;
+        if n == 0 {
+            return Ok(hasher.finish());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Entry,
+    Config,
+    Layer,
+    Subject,
+}
+
+struct Checker<'a> {
+    layout: &'a Layout,
+    stored: &'a BTreeMap<Digest, u64>,
+    corrupt: &'a BTreeMap<Digest, Digest>,
+    problems: Vec<Problem>,
+    visited: HashSet<(Digest, String)>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, subject: impl ToString, rule: impl Into<String>) {
+        self.problems.push(Problem {
+            subject: subject.to_string(),
+            rule: rule.into(),
+        });
+    }
+
+    /// Checks one descriptor found in `parent`, then the blob it points at.
+    fn descriptor(&mut self, desc: &Descriptor, parent: &str, role: Role) {
+        let subject = format!("{} (in {parent})", desc.digest);
+        if !is_valid_media_type(&desc.media_type) {
+            self.problem(&subject, format!("mediaType {:?} is not an RFC 6838 media type (descriptor.md)", desc.media_type));
+        }
+        if let Some(at) = &desc.artifact_type {
+            if !is_valid_media_type(at) {
+                self.problem(&subject, format!("artifactType {at:?} is not an RFC 6838 media type (descriptor.md)"));
+            }
+        }
+        let digest = match desc.digest() {
+            Ok(d) => d,
+            Err(e) => return self.problem(&subject, format!("{e} (descriptor.md)")),
+        };
+        if desc.size < 0 {
+            return self.problem(&subject, format!("size {} MUST NOT be negative (descriptor.md)", desc.size));
+        }
+        let size = desc.size as u64;
+        let Some(&stored_size) = self.stored.get(&digest) else {
+            if role == Role::Subject {
+                return; // a weak link: referrers may point at content held elsewhere
+            }
+            return self.problem(&digest, format!("referenced from {parent} but missing from blobs/"));
+        };
+        if stored_size != size {
+            return self.problem(
+                &digest,
+                format!("blob has {stored_size} bytes, descriptor in {parent} says {size} (descriptor.md)"),
+            );
+        }
+        if let Some(data) = &desc.data {
+            self.embedded_data(&digest, data, parent);
+        }
+        if self.corrupt.contains_key(&digest) || !self.visited.insert((digest.clone(), desc.media_type.clone())) {
+            return;
+        }
+        let kind = Kind::of(&desc.media_type);
+        let json_type = matches!(kind, Kind::Index | Kind::Manifest | Kind::Config) || desc.media_type == media_type::EMPTY;
+        if !json_type {
+            return;
+        }
+        if size > JSON_LIMIT {
+            return self.problem(&digest, format!("a {} of {size} bytes is over strata's {JSON_LIMIT}-byte limit", desc.media_type));
+        }
+        let path = self.layout.blob_path(&digest);
+        let raw = match fs::read(&path) {
+            Ok(r) => r,
+            Err(e) => return self.problem(&digest, format!("cannot read {}: {e}", path.display())),
+        };
+        let what = format!("blob {digest}");
+        match kind {
+            Kind::Index => match decode_index(&raw, &desc.media_type, &what) {
+                Ok(index) => {
+                    for (i, entry) in index.manifests.iter().enumerate() {
+                        if let Some(p) = &entry.platform {
+                            if p.os.is_empty() || p.architecture.is_empty() {
+                                self.problem(&digest, format!("manifests[{i}].platform needs os and architecture (image-index.md)"));
+                            }
+                        }
+                        self.descriptor(entry, &what, Role::Entry);
+                    }
+                    if let Some(s) = &index.subject {
+                        self.descriptor(s, &what, Role::Subject);
+                    }
+                }
+                Err(e) => self.problem(&digest, e.to_string().replacen(&format!("{what}: "), "", 1)),
+            },
+            Kind::Manifest => match decode_manifest(&raw, &desc.media_type, &what) {
+                Ok(manifest) => self.manifest(&digest, &what, &manifest),
+                Err(e) => self.problem(&digest, e.to_string().replacen(&format!("{what}: "), "", 1)),
+            },
+            Kind::Config => self.config(&digest, &raw, None),
+            Kind::Opaque => {
+                if raw != b"{}" {
+                    self.problem(&digest, "the empty descriptor's content MUST be {} (manifest.md)");
+                }
+            }
+        }
+        let _ = role;
+    }
+
+    fn embedded_data(&mut self, digest: &Digest, data: &str, parent: &str) {
+        match base64::engine::general_purpose::STANDARD.decode(data) {
+            Ok(bytes) if Digest::of_bytes(digest.algorithm(), &bytes) == *digest => {}
+            Ok(_) => self.problem(digest, format!("embedded data in {parent} does not match the digest (descriptor.md)")),
+            Err(e) => self.problem(digest, format!("embedded data in {parent} is not base64: {e} (descriptor.md)")),
+        }
+    }
+
+    fn manifest(&mut self, digest: &Digest, what: &str, manifest: &Manifest) {
+        if manifest.config.media_type == media_type::EMPTY && manifest.artifact_type.is_none() {
+            self.problem(digest, "artifactType MUST be set when config.mediaType is the empty type (manifest.md)");
+        }
+        self.descriptor(&manifest.config, what, Role::Config);
+        for layer in &manifest.layers {
+            self.descriptor(layer, what, Role::Layer);
+        }
+        if let Some(s) = &manifest.subject {
+            self.descriptor(s, what, Role::Subject);
+        }
+        let is_image_config = Kind::of(&manifest.config.media_type) == Kind::Config;
+        if is_image_config {
+            if let Ok(cd) = manifest.config.digest() {
+                if let Ok(raw) = self.layout.read_blob(
+                    &crate::spec::BlobRef {
+                        digest: cd.clone(),
+                        size: manifest.config.size.max(0) as u64,
+                    },
+                    JSON_LIMIT,
+                    "config",
+                ) {
+                    self.config(&cd, &raw, Some(manifest.layers.len()));
+                }
+            }
+        }
+    }
+
+    fn config(&mut self, digest: &Digest, raw: &[u8], layer_count: Option<usize>) {
+        let config = match decode_config(raw, "config") {
+            Ok(c) => c,
+            Err(e) => {
+                return self.problem(
+                    digest,
+                    format!("{} (config.md: architecture, os and rootfs are REQUIRED)", e.to_string().replacen("config: ", "", 1)),
+                )
+            }
+        };
+        if config.rootfs.kind != "layers" {
+            self.problem(digest, format!("rootfs.type is {:?}, MUST be \"layers\" (config.md)", config.rootfs.kind));
+        }
+        for (i, id) in config.rootfs.diff_ids.iter().enumerate() {
+            if let Err(e) = id.parse::<Digest>() {
+                self.problem(digest, format!("rootfs.diff_ids[{i}]: {e} (config.md)"));
+            }
+        }
+        if let Some(n) = layer_count {
+            if n != config.rootfs.diff_ids.len() {
+                self.problem(
+                    digest,
+                    format!(
+                        "rootfs.diff_ids has {} entries but the manifest has {n} layers (config.md, manifest.md)",
+                        config.rootfs.diff_ids.len()
+                    ),
+                );
+            }
+        }
+        for env in config.config.iter().flat_map(|c| c.env.iter().flatten()) {
+            match env.split_once('=') {
+                Some((name, _)) if !name.is_empty() => {}
+                _ => self.problem(digest, format!("Env entry {env:?} is not NAME=value (config.md)")),
+            }
+        }
+    }
+}
+
+/// The set of digests under `blobs/` whose algorithm strata cannot check, for a warning.
+pub fn unsupported_algorithm_dirs(layout: &Layout) -> Result<BTreeSet<String>> {
+    let dir = layout.blobs_dir();
+    let mut out = BTreeSet::new();
+    for entry in fs::read_dir(&dir).at(&dir)? {
+        let name = entry.at(&dir)?.file_name().to_string_lossy().into_owned();
+        if Algorithm::from_name(&name).is_none() {
+            out.insert(name);
+        }
+    }
+    Ok(out)
+}

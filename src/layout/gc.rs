@@ -1,0 +1,222 @@
+//! Garbage collection: mark everything reachable from `index.json` (every entry, tagged or
+//! not, through nested indexes, configs, layers and `subject`), keep every manifest whose
+//! `subject` is kept (referrers: signatures, SBOMs), and sweep the rest plus stale temp files.
+//! The whole run holds the gc lock exclusively and the index lock, so no writer can add a
+//! reference or a blob meanwhile.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+use super::walk::{reachable, Reached};
+use super::{Layout, LockMode, JSON_LIMIT, TMP_DIR};
+use crate::digest::{Algorithm, Digest};
+use crate::error::{IoContext, Result};
+use crate::spec::{media_type, Descriptor};
+
+/// What gc should do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GcOptions {
+    /// Report what would be removed, remove nothing.
+    pub dry_run: bool,
+}
+
+/// A blob gc removed (or would remove).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SweptBlob {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// What a gc run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct GcReport {
+    /// True when nothing was removed on purpose.
+    pub dry_run: bool,
+    /// Blobs kept.
+    pub kept: usize,
+    /// Referrers kept because their subject is kept, though nothing in index.json reaches them.
+    pub referrers_kept: Vec<Digest>,
+    /// Blobs removed, by digest.
+    pub removed: Vec<SweptBlob>,
+    /// Bytes freed by the removed blobs.
+    pub bytes_freed: u64,
+    /// Stale temp files removed from `.strata-tmp`.
+    pub temp_files_removed: usize,
+}
+
+/// Enough of a manifest to tell whether it is a referrer and of what.
+#[derive(Deserialize)]
+struct ReferrerProbe {
+    #[serde(rename = "mediaType", default)]
+    media_type: Option<String>,
+    #[serde(default)]
+    subject: Option<Descriptor>,
+    #[serde(default)]
+    manifests: Option<serde_json::Value>,
+}
+
+/// Every blob file under `blobs/` named by a valid digest of a supported algorithm, with its
+/// size. Other files are not strata's to judge and are left alone.
+pub fn list_blobs(layout: &Layout) -> Result<BTreeMap<Digest, u64>> {
+    let mut out = BTreeMap::new();
+    for alg in Algorithm::ALL {
+        let dir = layout.blobs_dir().join(alg.name());
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).at(dir),
+        };
+        for entry in entries {
+            let entry = entry.at(&dir)?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let Ok(digest) = Digest::new(alg, &name) else {
+                continue;
+            };
+            let meta = entry.metadata().at(entry.path())?;
+            if meta.is_file() {
+                out.insert(digest, meta.len());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs gc on `layout`.
+pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
+    let _gc_lock = layout.lock_gc(LockMode::Exclusive)?;
+    let _index_lock = layout.lock_index()?;
+    let index = layout.read_index()?.index;
+    let stored = list_blobs(layout)?;
+    let Marked { live, referrers } = mark(layout, &index.manifests, &stored)?;
+
+    let mut removed = Vec::new();
+    for (digest, &size) in &stored {
+        if live.contains_key(digest) {
+            continue;
+        }
+        if !options.dry_run {
+            let path = layout.blob_path(digest);
+            fs::remove_file(&path).at(&path)?;
+        }
+        removed.push(SweptBlob {
+            digest: digest.clone(),
+            size,
+        });
+    }
+    let temp_files_removed = sweep_temp(layout, options.dry_run)?;
+    Ok(GcReport {
+        dry_run: options.dry_run,
+        kept: stored.len() - removed.len(),
+        referrers_kept: referrers,
+        bytes_freed: removed.iter().map(|b| b.size).sum(),
+        removed,
+        temp_files_removed,
+    })
+}
+
+/// The blobs gc keeps.
+#[derive(Debug, Clone)]
+pub struct Marked {
+    /// Every blob to keep, with its size and media type.
+    pub live: BTreeMap<Digest, Reached>,
+    /// The referrers among them that only their `subject` keeps, sorted.
+    pub referrers: Vec<Digest>,
+}
+
+/// Marks what is reachable from `roots`, then adds, until nothing changes, every stored
+/// manifest or index whose `subject` is marked, with everything it reaches.
+pub fn mark(layout: &Layout, roots: &[Descriptor], stored: &BTreeMap<Digest, u64>) -> Result<Marked> {
+    let mut live = reachable(layout, roots)?;
+    let subjects = referrer_candidates(layout, stored, &live)?;
+    let mut referrers = Vec::new();
+    loop {
+        let newly: Vec<Descriptor> = subjects
+            .iter()
+            .filter(|(d, (_, subject))| !live.contains_key(*d) && live.contains_key(subject))
+            .map(|(d, (mt, _))| Descriptor::new(mt, d, stored[d]))
+            .collect();
+        if newly.is_empty() {
+            break;
+        }
+        referrers.extend(newly.iter().filter_map(|d| d.digest().ok()));
+        live.extend(reachable(layout, &newly)?);
+    }
+    referrers.sort();
+    Ok(Marked { live, referrers })
+}
+
+/// Unreached blobs that are manifests or indexes with a `subject`: digest to (media type,
+/// subject digest). Only small blobs starting with `{` are read, so layers cost a stat and
+/// one small read at most.
+fn referrer_candidates(
+    layout: &Layout,
+    stored: &BTreeMap<Digest, u64>,
+    live: &BTreeMap<Digest, Reached>,
+) -> Result<BTreeMap<Digest, (String, Digest)>> {
+    let mut out = BTreeMap::new();
+    for (digest, &size) in stored {
+        if live.contains_key(digest) || size > JSON_LIMIT || size < 2 {
+            continue;
+        }
+        let path = layout.blob_path(digest);
+        let mut file = fs::File::open(&path).at(&path)?;
+        let mut first = [0u8; 1];
+        if file.read(&mut first).at(&path)? != 1 || first[0] != b'{' {
+            continue;
+        }
+        let mut raw = vec![b'{'];
+        file.read_to_end(&mut raw).at(&path)?;
+        let Ok(probe) = serde_json::from_slice::<ReferrerProbe>(&raw) else {
+            continue;
+        };
+        let Some(subject) = probe.subject.and_then(|s| s.digest().ok()) else {
+            continue;
+        };
+        // Content that does not match its name is not kept on the strength of what it says.
+        if Digest::of_bytes(digest.algorithm(), &raw) != *digest {
+            continue;
+        }
+        let media_type = probe.media_type.unwrap_or_else(|| {
+            if probe.manifests.is_some() {
+                media_type::INDEX.to_owned()
+            } else {
+                media_type::MANIFEST.to_owned()
+            }
+        });
+        out.insert(digest.clone(), (media_type, subject));
+    }
+    Ok(out)
+}
+
+/// Removes everything in `.strata-tmp`. Only called under the exclusive gc lock and the index
+/// lock, when no strata writer can be running, so every file there is a leftover.
+fn sweep_temp(layout: &Layout, dry_run: bool) -> Result<usize> {
+    let dir = layout.root().join(TMP_DIR);
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).at(dir),
+    };
+    let mut names = BTreeSet::new();
+    for entry in entries {
+        names.insert(entry.at(&dir)?.path());
+    }
+    if !dry_run {
+        for path in &names {
+            let result = if path.is_dir() {
+                fs::remove_dir_all(path)
+            } else {
+                fs::remove_file(path)
+            };
+            result.at(path)?;
+        }
+    }
+    Ok(names.len())
+}

@@ -1,0 +1,170 @@
+//! The store: an OCI image-layout directory. It owns the on-disk format (`oci-layout`,
+//! `index.json`, `blobs/<alg>/<hex>`), verified blob reads, crash-safe blob and index writes,
+//! the locks that keep concurrent strata processes from losing each other's work, and the
+//! layout-wide jobs (tags, gc, fsck). It knows nothing about layers' contents.
+
+mod blob;
+pub mod fsck;
+pub mod gc;
+mod index;
+mod lock;
+pub mod reference;
+pub mod walk;
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub use blob::{BlobReader, BlobWriter, JSON_LIMIT};
+pub use index::IndexFile;
+pub use lock::{LayoutLock, LockMode};
+
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::spec::{to_canonical_json, Index};
+
+/// The only layout version the image-spec defines.
+pub const LAYOUT_VERSION: &str = "1.0.0";
+/// strata's temp files live here, never inside `blobs/` (peers list that as digests).
+pub const TMP_DIR: &str = ".strata-tmp";
+/// Held shared by writers for their whole run and exclusive by gc.
+pub const GC_LOCK_FILE: &str = ".strata.lock";
+/// Held exclusive for every read-modify-write of `index.json`.
+pub const INDEX_LOCK_FILE: &str = ".strata-index.lock";
+
+/// An opened OCI image layout.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// Creates a new, empty layout at `path` (created with its parents if missing). Refuses a
+    /// path that already holds an `oci-layout` or `index.json`, or a non-empty directory.
+    pub fn init(path: &Path) -> Result<Layout> {
+        if path.exists() {
+            let mut entries = fs::read_dir(path).at(path)?;
+            if entries.next().is_some() {
+                return Err(Error::BadLayout {
+                    path: path.to_owned(),
+                    reason: "refusing to init: the directory is not empty".into(),
+                });
+            }
+        } else {
+            fs::create_dir_all(path).at(path)?;
+        }
+        let layout = Layout {
+            root: path.to_owned(),
+        };
+        fs::create_dir_all(layout.blobs_dir().join("sha256")).at(layout.blobs_dir())?;
+        layout.write_file_atomically("index.json", &to_canonical_json(&Index::empty()))?;
+        // oci-layout last: a directory without it is not mistaken for a finished layout.
+        layout.write_file_atomically("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        Ok(layout)
+    }
+
+    /// Opens an existing layout, checking `oci-layout`, `blobs/` and `index.json`.
+    pub fn open(path: &Path) -> Result<Layout> {
+        let layout = Layout {
+            root: path.to_owned(),
+        };
+        if !path.is_dir() {
+            return Err(Error::BadLayout {
+                path: path.to_owned(),
+                reason: "not a directory (an OCI layout is a directory)".into(),
+            });
+        }
+        layout.check_layout_file()?;
+        let blobs = layout.blobs_dir();
+        if !blobs.is_dir() {
+            return Err(Error::BadLayout {
+                path: blobs,
+                reason: "missing: an OCI layout must have a blobs/ directory".into(),
+            });
+        }
+        layout.read_index()?;
+        Ok(layout)
+    }
+
+    fn check_layout_file(&self) -> Result<()> {
+        let path = self.root.join("oci-layout");
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::BadLayout {
+                    path,
+                    reason: "missing: not an OCI image layout".into(),
+                })
+            }
+            Err(e) => return Err(e).at(path),
+        };
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|source| Error::BadJson {
+            what: path.display().to_string(),
+            source,
+        })?;
+        match value.get("imageLayoutVersion").and_then(|v| v.as_str()) {
+            Some(LAYOUT_VERSION) => Ok(()),
+            Some(other) => Err(Error::BadLayout {
+                path,
+                reason: format!("unsupported imageLayoutVersion {other:?} (strata reads {LAYOUT_VERSION})"),
+            }),
+            None => Err(Error::BadLayout {
+                path,
+                reason: "imageLayoutVersion missing or not a string".into(),
+            }),
+        }
+    }
+
+    /// The layout directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `LAYOUT/blobs`.
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
+    /// `LAYOUT/index.json`.
+    pub fn index_path(&self) -> PathBuf {
+        self.root.join("index.json")
+    }
+
+    /// Where the blob with `digest` lives.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.blobs_dir().join(digest.algorithm().name()).join(digest.hex())
+    }
+
+    /// `LAYOUT/.strata-tmp`, created on demand.
+    pub(crate) fn tmp_dir(&self) -> Result<PathBuf> {
+        let dir = self.root.join(TMP_DIR);
+        fs::create_dir_all(&dir).at(&dir)?;
+        Ok(dir)
+    }
+
+    /// Replaces `LAYOUT/name` with `bytes`: temp file, fsync, rename, fsync the directory.
+    pub(crate) fn write_file_atomically(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let target = self.root.join(name);
+        let tmp_dir = self.tmp_dir()?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(&format!("{name}-"))
+            .tempfile_in(&tmp_dir)
+            .at(&tmp_dir)?;
+        tmp.write_all(bytes).at(tmp.path())?;
+        set_readable(tmp.as_file(), tmp.path())?;
+        tmp.as_file().sync_all().at(tmp.path())?;
+        tmp.persist(&target).map_err(|e| e.error).at(&target)?;
+        sync_dir(&self.root)
+    }
+}
+
+/// Blobs and layout files are 0644 (tempfile makes 0600), so other users can read them.
+pub(crate) fn set_readable(file: &fs::File, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(fs::Permissions::from_mode(0o644)).at(path)
+}
+
+/// Makes a rename in `dir` durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}

@@ -1,0 +1,166 @@
+//! The content graph: decoding the JSON nodes (indexes, manifests) that point at other blobs,
+//! and walking from descriptors to everything they reach. Children are named explicitly per
+//! node kind (entries, config, layers, subject); blobs of other media types are leaves.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::index::parse_index;
+use super::Layout;
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::spec::{BlobRef, Descriptor, ImageConfig, Index, Kind, Manifest};
+
+/// A decoded node of the graph.
+#[derive(Debug, Clone)]
+pub enum Node {
+    /// An image index.
+    Index(Index),
+    /// An image manifest.
+    Manifest(Manifest),
+}
+
+impl Node {
+    /// The descriptors this node holds strongly (entries; config and layers), in document
+    /// order. The `subject`, a weak link, is not among them.
+    pub fn links(&self) -> Vec<&Descriptor> {
+        match self {
+            Node::Index(i) => i.manifests.iter().collect(),
+            Node::Manifest(m) => std::iter::once(&m.config).chain(m.layers.iter()).collect(),
+        }
+    }
+
+    /// The `subject`, if any.
+    pub fn subject(&self) -> Option<&Descriptor> {
+        match self {
+            Node::Index(i) => i.subject.as_ref(),
+            Node::Manifest(m) => m.subject.as_ref(),
+        }
+    }
+}
+
+/// Checks a descriptor's digest and size, naming where it was found on failure.
+pub fn blob_ref(desc: &Descriptor, found_in: &str) -> Result<BlobRef> {
+    desc.blob_ref().map_err(|source| Error::Descriptor {
+        what: found_in.to_owned(),
+        source,
+    })
+}
+
+/// Parses a manifest whose descriptor says `declared` media type. Refuses a manifest with a
+/// `manifests` field, an embedded media type other than the descriptor's, or a wrong
+/// `schemaVersion`.
+pub fn decode_manifest(raw: &[u8], declared: &str, what: &str) -> Result<Manifest> {
+    let manifest: Manifest = serde_json::from_slice(raw).map_err(|source| Error::BadJson {
+        what: what.to_owned(),
+        source,
+    })?;
+    let invalid = |reason: String| Error::Invalid {
+        what: what.to_owned(),
+        reason,
+    };
+    if manifest.schema_version != 2 {
+        return Err(invalid(format!("schemaVersion is {}, must be 2", manifest.schema_version)));
+    }
+    if manifest.extra.contains_key("manifests") {
+        return Err(invalid("a manifest must not have a \"manifests\" field (is it an index?)".into()));
+    }
+    if let Some(embedded) = &manifest.media_type {
+        if embedded != declared {
+            return Err(invalid(format!(
+                "its mediaType {embedded:?} differs from its descriptor's {declared:?}"
+            )));
+        }
+    }
+    Ok(manifest)
+}
+
+/// Parses an index whose descriptor says `declared` media type (see [`decode_manifest`]).
+pub fn decode_index(raw: &[u8], declared: &str, what: &str) -> Result<Index> {
+    let index = parse_index(raw, what)?;
+    if let Some(embedded) = &index.media_type {
+        if embedded != declared {
+            return Err(Error::Invalid {
+                what: what.to_owned(),
+                reason: format!("its mediaType {embedded:?} differs from its descriptor's {declared:?}"),
+            });
+        }
+    }
+    Ok(index)
+}
+
+/// Parses an image config.
+pub fn decode_config(raw: &[u8], what: &str) -> Result<ImageConfig> {
+    serde_json::from_slice(raw).map_err(|source| Error::BadJson {
+        what: what.to_owned(),
+        source,
+    })
+}
+
+impl Layout {
+    /// Reads (verified) and decodes the node a descriptor points at; `None` for leaves.
+    pub fn read_node(&self, desc: &Descriptor) -> Result<Option<(BlobRef, Vec<u8>, Node)>> {
+        let kind = Kind::of(&desc.media_type);
+        if !matches!(kind, Kind::Index | Kind::Manifest) {
+            return Ok(None);
+        }
+        let blob = blob_ref(desc, &format!("descriptor of {}", desc.digest))?;
+        let raw = self.read_blob(&blob, super::JSON_LIMIT, "manifest or index")?;
+        let what = format!("blob {}", blob.digest);
+        let node = match kind {
+            Kind::Index => Node::Index(decode_index(&raw, &desc.media_type, &what)?),
+            _ => Node::Manifest(decode_manifest(&raw, &desc.media_type, &what)?),
+        };
+        Ok(Some((blob, raw, node)))
+    }
+
+    /// Reads (verified) and decodes an image config.
+    pub fn read_config(&self, desc: &Descriptor) -> Result<(Vec<u8>, ImageConfig)> {
+        let blob = blob_ref(desc, &format!("config descriptor {}", desc.digest))?;
+        let raw = self.read_blob(&blob, super::JSON_LIMIT, "config")?;
+        let config = decode_config(&raw, &format!("config {}", blob.digest))?;
+        Ok((raw, config))
+    }
+}
+
+/// A blob reached by a walk, with the media type it was first reached under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reached {
+    /// Its size.
+    pub size: u64,
+    /// The media type of the first descriptor that reached it.
+    pub media_type: String,
+}
+
+/// Everything reachable from `roots` (descriptors), following indexes and manifests. Every
+/// node on the way is read and verified; a node that is missing or cannot be decoded aborts
+/// the walk with an error naming it, because its children cannot be known.
+pub fn reachable(layout: &Layout, roots: &[Descriptor]) -> Result<BTreeMap<Digest, Reached>> {
+    let mut out = BTreeMap::new();
+    let mut seen = HashSet::new();
+    // (descriptor, reached through a `subject`): a subject is a weak link, and a referrer
+    // whose subject is absent from this layout is legal, so only that edge may dangle.
+    let mut stack: Vec<(Descriptor, bool)> = roots.iter().rev().map(|d| (d.clone(), false)).collect();
+    while let Some((desc, via_subject)) = stack.pop() {
+        let blob = blob_ref(&desc, "a descriptor reached from index.json")?;
+        if !seen.insert(blob.digest.clone()) {
+            continue;
+        }
+        if via_subject && !layout.has_blob(&blob.digest) {
+            continue;
+        }
+        out.insert(
+            blob.digest.clone(),
+            Reached {
+                size: blob.size,
+                media_type: desc.media_type.clone(),
+            },
+        );
+        if let Some((_, _, node)) = layout.read_node(&desc)? {
+            let links = node.links().into_iter().map(|c| (c.clone(), false));
+            let subject = node.subject().map(|s| (s.clone(), true));
+            let children: Vec<_> = links.chain(subject).collect();
+            stack.extend(children.into_iter().rev());
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,15 @@
+//! strata: OCI image-layout directories, offline and filesystem based.
+//!
+//! The library does the work; the `strata` binary parses arguments and prints. Data flows one
+//! way: [`image`] → [`layout`] → [`digest`]/[`spec`].
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod digest;
+pub mod error;
+pub mod image;
+pub mod layout;
+pub mod spec;
+
+pub use error::{Error, Result};
+pub use layout::Layout;
