@@ -313,6 +313,16 @@ pub struct ImageConfig {
     pub extra: Map<String, Value>,
 }
 
+impl ImageConfig {
+    /// `os/arch[/variant]`.
+    pub fn platform(&self) -> String {
+        match &self.variant {
+            Some(v) => format!("{}/{}/{v}", self.os, self.architecture),
+            None => format!("{}/{}", self.os, self.architecture),
+        }
+    }
+}
+
 /// The `config` object of an image config: what the runtime should run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "PascalCase")]

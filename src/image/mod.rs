@@ -3,6 +3,10 @@
 
 mod platform;
 mod resolve;
+mod summary;
+mod tags;
 
 pub use platform::{host_platform, PlatformSpec};
-pub use resolve::{resolve_entry, resolve_image, Resolved};
+pub use resolve::{resolve_entry, resolve_entry_in, resolve_image, Resolved};
+pub use summary::{inspect, list, ImageSummary, LayerSummary, ListEntry};
+pub use tags::{tag, untag};

@@ -7,7 +7,7 @@ use super::platform::PlatformSpec;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::layout::reference::Target;
-use crate::layout::walk::{blob_ref, decode_index, decode_manifest, Node};
+use crate::layout::walk::{blob_ref, decode_index, decode_manifest};
 use crate::layout::{Layout, JSON_LIMIT};
 use crate::spec::{media_type, Descriptor, Index, Kind, Manifest};
 
@@ -28,14 +28,18 @@ pub struct Resolved {
 
 /// The descriptor a reference names, without descending into indexes.
 pub fn resolve_entry(layout: &Layout, target: &Target) -> Result<Descriptor> {
-    let index = layout.read_index()?.index;
+    resolve_entry_in(layout, &layout.read_index()?.index, target)
+}
+
+/// [`resolve_entry`] against an index already read (e.g. under the index lock).
+pub fn resolve_entry_in(layout: &Layout, index: &Index, target: &Target) -> Result<Descriptor> {
     match target {
         Target::Tag(tag) => {
             let matching: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.ref_name() == Some(tag)).collect();
             let first = matching.first().ok_or_else(|| Error::TagNotFound {
                 layout: layout.root().to_owned(),
                 tag: tag.clone(),
-                hint: tag_hint(&index),
+                hint: tag_hint(index),
             })?;
             if matching.iter().any(|d| d.digest != first.digest) {
                 let digests: Vec<&str> = matching.iter().map(|d| d.digest.as_str()).collect();
@@ -56,11 +60,11 @@ pub fn resolve_entry(layout: &Layout, target: &Target) -> Result<Descriptor> {
                 n => Err(Error::Ambiguous(format!(
                     "{} holds {n} images: name one as LAYOUT:TAG or LAYOUT@DIGEST{}",
                     layout.root().display(),
-                    tag_hint(&index)
+                    tag_hint(index)
                 ))),
             }
         }
-        Target::Digest(digest) => find_by_digest(layout, &index, digest),
+        Target::Digest(digest) => find_by_digest(layout, index, digest),
     }
 }
 
@@ -196,16 +200,5 @@ fn available(index: &Index) -> String {
         "none".into()
     } else {
         list.join(", ")
-    }
-}
-
-impl Node {
-    /// Parses a node from bytes given its descriptor's media type.
-    pub fn decode(raw: &[u8], media_type: &str, what: &str) -> Result<Option<Node>> {
-        Ok(match Kind::of(media_type) {
-            Kind::Index => Some(Node::Index(decode_index(raw, media_type, what)?)),
-            Kind::Manifest => Some(Node::Manifest(decode_manifest(raw, media_type, what)?)),
-            _ => None,
-        })
     }
 }

@@ -1,0 +1,62 @@
+//! `strata fsck`.
+
+use std::path::PathBuf;
+
+use strata::layout::fsck::{fsck, unsupported_algorithm_dirs};
+use strata::Layout;
+
+use super::output::{human_size, Output};
+use super::{JsonArg, Status};
+
+/// Verify a layout: every blob's digest, every referenced blob present with the right size,
+/// manifests, indexes and configs following the image-spec. Exit 1 on any problem.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The layout.
+    layout: PathBuf,
+    /// Threads hashing blobs (default: one per CPU).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    let layout = Layout::open(&args.layout)?;
+    for alg in unsupported_algorithm_dirs(&layout)? {
+        out.warn(format_args!("blobs/{alg}: algorithm strata cannot verify; its blobs are not checked"));
+    }
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let report = fsck(&layout, threads)?;
+    if args.json.json {
+        #[derive(serde::Serialize)]
+        struct Json<'a> {
+            ok: bool,
+            #[serde(flatten)]
+            report: &'a strata::layout::fsck::FsckReport,
+        }
+        out.json(&Json {
+            ok: report.ok(),
+            report: &report,
+        })?;
+    } else {
+        for p in &report.problems {
+            out.print(format_args!("problem: {}: {}", p.subject, p.rule))?;
+        }
+        for b in &report.unreferenced {
+            out.print(format_args!("unreferenced: {} ({})", b.digest, human_size(b.size)))?;
+        }
+        out.print(format_args!(
+            "{}: {} blobs ({}) checked, {} problems, {} unreferenced, {} referrers",
+            if report.ok() { "ok" } else { "FAILED" },
+            report.blobs_checked,
+            human_size(report.bytes_checked),
+            report.problems.len(),
+            report.unreferenced.len(),
+            report.referrers.len()
+        ))?;
+    }
+    Ok(if report.ok() { Status::Success } else { Status::Failure })
+}

@@ -1,0 +1,110 @@
+//! `strata inspect`.
+
+use strata::image::{inspect, ImageSummary};
+use strata::layout::reference::Reference;
+use strata::Layout;
+
+use super::output::{human_size, Output};
+use super::{JsonArg, PlatformArg, Status};
+
+/// Show what an image holds: manifest, platform, config, layers, history, entrypoint, env,
+/// labels.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The image: LAYOUT, LAYOUT:TAG or LAYOUT@DIGEST.
+    reference: String,
+    #[command(flatten)]
+    platform: PlatformArg,
+    #[command(flatten)]
+    json: JsonArg,
+    /// Print the exact stored bytes of the manifest, its config, or the index the reference
+    /// went through (the layout's index.json when it named a manifest directly).
+    #[arg(long, value_enum, conflicts_with = "json")]
+    raw: Option<Raw>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Raw {
+    Manifest,
+    Config,
+    Index,
+}
+
+pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    let reference = Reference::parse(&args.reference)?;
+    let platform = args.platform.resolve()?;
+    let (summary, resolved) = inspect(&reference, &platform)?;
+    match args.raw {
+        Some(Raw::Manifest) => out.raw(&resolved.raw)?,
+        Some(Raw::Config) => {
+            let layout = Layout::open(&reference.layout)?;
+            let blob = strata::layout::walk::blob_ref(&resolved.manifest.config, "the manifest's config")?;
+            out.raw(&layout.read_blob(&blob, strata::layout::JSON_LIMIT, "config")?)?;
+        }
+        Some(Raw::Index) => match resolved.indexes.last() {
+            Some((_, raw, _)) => out.raw(raw)?,
+            None => out.raw(&Layout::open(&reference.layout)?.read_index()?.raw)?,
+        },
+        None if args.json.json => out.json(&summary)?,
+        None => print_human(&summary, out)?,
+    }
+    Ok(Status::Success)
+}
+
+fn print_human(s: &ImageSummary, out: &Output) -> std::io::Result<()> {
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    out.print(format_args!("Reference:  {}", s.reference))?;
+    if s.entry.digest != s.manifest.digest {
+        out.print(format_args!("Index:      {} ({})", s.entry.digest, s.entry.media_type))?;
+    }
+    out.print(format_args!("Manifest:   {} ({})", s.manifest.digest, s.manifest.media_type))?;
+    if let Some(at) = &s.artifact_type {
+        out.print(format_args!("Artifact:   {at}"))?;
+    }
+    out.print(format_args!("Platform:   {}", opt(&s.platform)))?;
+    out.print(format_args!("Config:     {} ({})", s.config.digest, s.config.media_type))?;
+    out.print(format_args!("Created:    {}", opt(&s.created)))?;
+    out.print(format_args!("Author:     {}", opt(&s.author)))?;
+    out.print(format_args!("Size:       {} ({} bytes)", human_size(s.total_size), s.total_size))?;
+    let list = |v: &Option<Vec<String>>| v.as_ref().map_or("-".into(), |v| format!("{v:?}"));
+    out.print(format_args!("Entrypoint: {}", list(&s.entrypoint)))?;
+    out.print(format_args!("Cmd:        {}", list(&s.cmd)))?;
+    out.print(format_args!("WorkingDir: {}", opt(&s.working_dir)))?;
+    out.print(format_args!("User:       {}", opt(&s.user)))?;
+    section(out, "Env", s.env.iter().cloned())?;
+    section(out, "Labels", s.labels.iter().map(|(k, v)| format!("{k}={v}")))?;
+    section(out, "Annotations", s.annotations.iter().map(|(k, v)| format!("{k}={v}")))?;
+    section(out, "ExposedPorts", s.exposed_ports.iter().cloned())?;
+    section(out, "Volumes", s.volumes.iter().cloned())?;
+    section(
+        out,
+        "Layers",
+        s.layers
+            .iter()
+            .map(|l| format!("{}  {:>10}  {}", l.digest, human_size(l.size.max(0) as u64), l.media_type)),
+    )?;
+    section(
+        out,
+        "History",
+        s.history.iter().map(|h| {
+            let empty = if h.empty_layer == Some(true) { " (empty layer)" } else { "" };
+            format!(
+                "{}  {}{empty}",
+                h.created.as_deref().unwrap_or("-"),
+                h.created_by.as_deref().or(h.comment.as_deref()).unwrap_or("-")
+            )
+        }),
+    )
+}
+
+fn section(out: &Output, title: &str, lines: impl Iterator<Item = String>) -> std::io::Result<()> {
+    let lines: Vec<String> = lines.collect();
+    if lines.is_empty() {
+        return Ok(());
+    }
+    out.print(format_args!("{title}:"))?;
+    for l in lines {
+        out.print(format_args!("  {l}"))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,120 @@
+//! Argument definitions and dispatch. Each command lives in its own module with its `Args`
+//! and a `run` that only calls the library and the output layer.
+
+mod completions;
+mod fsck;
+mod gc;
+mod init;
+mod inspect;
+mod ls;
+mod man;
+mod output;
+mod tag;
+mod untag;
+
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+pub use output::Status;
+
+/// strata: build, unpack, verify and move OCI image layouts, without a daemon.
+///
+/// A LAYOUT is an OCI image-layout directory. A REF is LAYOUT, LAYOUT:TAG or
+/// LAYOUT@sha256:HEX.
+#[derive(Debug, Parser)]
+#[command(name = "strata", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags every command takes.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Print what is being done on stderr.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    verbose: bool,
+    /// Print nothing but results and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Init(init::Args),
+    Ls(ls::Args),
+    Inspect(inspect::Args),
+    Tag(tag::Args),
+    Untag(untag::Args),
+    Gc(gc::Args),
+    Fsck(fsck::Args),
+    Man(man::Args),
+    Completions(completions::Args),
+}
+
+/// The `--json` flag, shared by every command that prints results.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct JsonArg {
+    /// Print the result as one JSON document (schemaVersion 1) instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The `--platform` flag, shared by commands that pick an image from an index.
+#[derive(Debug, Args, Clone)]
+pub struct PlatformArg {
+    /// Platform to pick from a multi-platform index, as OS/ARCH[/VARIANT] (default: this
+    /// machine's). The first matching entry wins.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<String>,
+}
+
+impl PlatformArg {
+    fn resolve(&self) -> anyhow::Result<strata::image::PlatformSpec> {
+        Ok(match &self.platform {
+            Some(p) => p.parse()?,
+            None => strata::image::host_platform(),
+        })
+    }
+}
+
+/// The clap command tree, for man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Parses the command line, runs, and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let out = output::Output::new(cli.global.verbose, cli.global.quiet);
+    let result = match cli.command {
+        Command::Init(a) => init::run(a, &out),
+        Command::Ls(a) => ls::run(a, &out),
+        Command::Inspect(a) => inspect::run(a, &out),
+        Command::Tag(a) => tag::run(a, &out),
+        Command::Untag(a) => untag::run(a, &out),
+        Command::Gc(a) => gc::run(a, &out),
+        Command::Fsck(a) => fsck::run(a, &out),
+        Command::Man(a) => man::run(a, &out),
+        Command::Completions(a) => completions::run(a, &out),
+    };
+    out.finish(result)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::command().debug_assert();
+    }
+
+    #[test]
+    fn every_command_has_help_text() {
+        for sub in super::command().get_subcommands() {
+            assert!(sub.get_about().is_some(), "{} has no help text", sub.get_name());
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The output layer: results to stdout (text or one JSON document), logs to stderr, and the
+//! mapping of outcomes to exit codes. A closed stdout (`strata ls | head`) is not an error.
+
+use std::cell::RefCell;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+/// How a command ended when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// Exit 0.
+    Success,
+    /// Exit 1: the command ran but found a problem (e.g. fsck).
+    Failure,
+}
+
+/// Where a command prints.
+pub struct Output {
+    verbose: bool,
+    quiet: bool,
+    stdout: RefCell<io::BufWriter<io::Stdout>>,
+}
+
+/// The version of every `--json` document's shape.
+const JSON_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    #[serde(rename = "schemaVersion")]
+    schema_version: u32,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+impl Output {
+    pub fn new(verbose: bool, quiet: bool) -> Output {
+        Output {
+            verbose,
+            quiet,
+            stdout: RefCell::new(io::BufWriter::new(io::stdout())),
+        }
+    }
+
+    /// Writes result text to stdout.
+    pub fn print(&self, text: impl std::fmt::Display) -> io::Result<()> {
+        writeln!(self.stdout.borrow_mut(), "{text}")
+    }
+
+    /// Writes exact bytes to stdout.
+    pub fn raw(&self, bytes: &[u8]) -> io::Result<()> {
+        self.stdout.borrow_mut().write_all(bytes)
+    }
+
+    /// Writes `body` as one JSON document with a schema version.
+    pub fn json<T: Serialize>(&self, body: &T) -> io::Result<()> {
+        let mut out = self.stdout.borrow_mut();
+        serde_json::to_writer_pretty(
+            &mut *out,
+            &Envelope {
+                schema_version: JSON_SCHEMA_VERSION,
+                body,
+            },
+        )?;
+        writeln!(out)
+    }
+
+    /// A progress or detail line on stderr, shown with `--verbose`.
+    pub fn info(&self, text: impl std::fmt::Display) {
+        if self.verbose {
+            eprintln!("strata: {text}");
+        }
+    }
+
+    /// A warning on stderr, hidden with `--quiet`.
+    pub fn warn(&self, text: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("strata: warning: {text}");
+        }
+    }
+
+    /// Flushes stdout and turns the outcome into an exit code.
+    pub fn finish(self, result: anyhow::Result<Status>) -> ExitCode {
+        let flushed = self.stdout.into_inner().flush();
+        let result = result.and_then(|s| flushed.map(|()| s).map_err(Into::into));
+        match result {
+            Ok(Status::Success) => ExitCode::SUCCESS,
+            Ok(Status::Failure) => ExitCode::from(1),
+            Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("strata: error: {e:#}");
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<io::Error>().is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe))
+}
+
+/// Human-readable byte counts.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

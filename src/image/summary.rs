@@ -1,0 +1,214 @@
+//! What `ls` and `inspect` report: plain data, serialisable as the documented `--json` shapes.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::platform::PlatformSpec;
+use super::resolve::resolve_image;
+use crate::error::Result;
+use crate::layout::reference::Reference;
+use crate::layout::walk::{reachable, Node};
+use crate::layout::Layout;
+use crate::spec::{History, Kind};
+
+/// One `index.json` entry, as `strata ls` shows it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListEntry {
+    /// The tag, absent for untagged entries.
+    pub tag: Option<String>,
+    /// The entry's digest.
+    pub digest: String,
+    /// The entry's media type.
+    pub media_type: String,
+    /// Platforms: the manifest's, or each manifest's of an index.
+    pub platforms: Vec<String>,
+    /// Bytes of every distinct blob the entry reaches (itself included); absent when the
+    /// graph could not be read.
+    pub size: Option<u64>,
+    /// Why size or platforms are missing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Lists every `index.json` entry in order. An entry whose graph is broken is still listed,
+/// with the error, so one bad image does not hide the others.
+pub fn list(layout: &Layout) -> Result<Vec<ListEntry>> {
+    let index = layout.read_index()?.index;
+    let mut out = Vec::new();
+    for desc in &index.manifests {
+        let mut entry = ListEntry {
+            tag: desc.ref_name().map(str::to_owned),
+            digest: desc.digest.clone(),
+            media_type: desc.media_type.clone(),
+            platforms: Vec::new(),
+            size: None,
+            error: None,
+        };
+        let facts = reachable(layout, std::slice::from_ref(desc)).and_then(|blobs| {
+            let size = blobs.values().map(|b| b.size).sum();
+            Ok((size, platforms_of(layout, desc)?))
+        });
+        match facts {
+            Ok((size, platforms)) => {
+                entry.size = Some(size);
+                entry.platforms = platforms;
+            }
+            Err(e) => entry.error = Some(e.to_string()),
+        }
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+fn platforms_of(layout: &Layout, desc: &crate::spec::Descriptor) -> Result<Vec<String>> {
+    if let Some(p) = &desc.platform {
+        return Ok(vec![p.to_string()]);
+    }
+    match layout.read_node(desc)? {
+        Some((_, _, Node::Index(index))) => Ok(index
+            .manifests
+            .iter()
+            .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
+            .collect()),
+        Some((_, _, Node::Manifest(m))) if Kind::of(&m.config.media_type) == Kind::Config => {
+            Ok(vec![layout.read_config(&m.config)?.1.platform()])
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// A blob in a summary.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BlobSummary {
+    /// Digest.
+    pub digest: String,
+    /// Media type.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: i64,
+}
+
+/// One layer in a summary.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerSummary {
+    /// Digest of the stored (possibly compressed) blob.
+    pub digest: String,
+    /// Media type.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// The uncompressed digest from the config's `rootfs.diff_ids`, when known.
+    pub diff_id: Option<String>,
+}
+
+/// What `strata inspect` reports about one image. Documented in the README as the `--json`
+/// shape (`schemaVersion` 1).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageSummary {
+    /// The reference as given.
+    pub reference: String,
+    /// The `index.json` entry (or digest) the reference named.
+    pub entry: BlobSummary,
+    /// The manifest chosen (the entry itself, or through indexes by platform).
+    pub manifest: BlobSummary,
+    /// The manifest's artifactType, for artifacts.
+    pub artifact_type: Option<String>,
+    /// The manifest's annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The config blob.
+    pub config: BlobSummary,
+    /// `os/arch[/variant]` from the image config.
+    pub platform: Option<String>,
+    /// When the image was created.
+    pub created: Option<String>,
+    /// Who made it.
+    pub author: Option<String>,
+    /// Layers, base first.
+    pub layers: Vec<LayerSummary>,
+    /// Sum of manifest, config and layer sizes.
+    pub total_size: u64,
+    /// Entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    /// Cmd.
+    pub cmd: Option<Vec<String>>,
+    /// Environment.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub working_dir: Option<String>,
+    /// User.
+    pub user: Option<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Exposed ports.
+    pub exposed_ports: Vec<String>,
+    /// Volumes.
+    pub volumes: Vec<String>,
+    /// Stop signal.
+    pub stop_signal: Option<String>,
+    /// Build history, oldest first.
+    pub history: Vec<History>,
+}
+
+/// Summarises the image a reference names, picking by platform through indexes.
+pub fn inspect(reference: &Reference, platform: &PlatformSpec) -> Result<(ImageSummary, super::Resolved)> {
+    let layout = Layout::open(&reference.layout)?;
+    let resolved = resolve_image(&layout, &reference.target, platform)?;
+    let m = &resolved.manifest;
+    let blob = |d: &crate::spec::Descriptor| BlobSummary {
+        digest: d.digest.clone(),
+        media_type: d.media_type.clone(),
+        size: d.size,
+    };
+    let image_config = if Kind::of(&m.config.media_type) == Kind::Config {
+        Some(layout.read_config(&m.config)?.1)
+    } else {
+        None
+    };
+    let diff_ids = image_config.as_ref().map(|c| c.rootfs.diff_ids.clone()).unwrap_or_default();
+    let cc = image_config.as_ref().and_then(|c| c.config.clone()).unwrap_or_default();
+    let keys = |m: Option<BTreeMap<String, serde_json::Value>>| m.map(|m| m.into_keys().collect()).unwrap_or_default();
+    let total = [resolved.descriptor.size, m.config.size]
+        .into_iter()
+        .chain(m.layers.iter().map(|l| l.size))
+        .map(|s| s.max(0) as u64)
+        .sum();
+    let summary = ImageSummary {
+        reference: reference.to_string(),
+        entry: blob(&resolved.entry),
+        manifest: blob(&resolved.descriptor),
+        artifact_type: m.artifact_type.clone(),
+        annotations: m.annotations.clone().unwrap_or_default(),
+        config: blob(&m.config),
+        platform: image_config.as_ref().map(|c| c.platform()),
+        created: image_config.as_ref().and_then(|c| c.created.clone()),
+        author: image_config.as_ref().and_then(|c| c.author.clone()),
+        layers: m
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LayerSummary {
+                digest: l.digest.clone(),
+                media_type: l.media_type.clone(),
+                size: l.size,
+                diff_id: diff_ids.get(i).cloned(),
+            })
+            .collect(),
+        total_size: total,
+        entrypoint: cc.entrypoint,
+        cmd: cc.cmd,
+        env: cc.env.unwrap_or_default(),
+        working_dir: cc.working_dir,
+        user: cc.user,
+        labels: cc.labels.unwrap_or_default(),
+        exposed_ports: keys(cc.exposed_ports),
+        volumes: keys(cc.volumes),
+        stop_signal: cc.stop_signal,
+        history: image_config.and_then(|c| c.history).unwrap_or_default(),
+    };
+    Ok((summary, resolved))
+}
