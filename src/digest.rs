@@ -65,7 +65,9 @@ impl fmt::Display for Algorithm {
 #[non_exhaustive]
 pub enum DigestError {
     /// Not `algorithm:encoded` by the image-spec grammar.
-    #[error("invalid digest {0:?}: expected ALGORITHM:ENCODED as the image-spec's digest grammar says")]
+    #[error(
+        "invalid digest {0:?}: expected ALGORITHM:ENCODED as the image-spec's digest grammar says"
+    )]
     Malformed(String),
     /// Grammatical, but an algorithm strata cannot verify.
     #[error("unsupported digest algorithm {algorithm:?} in {digest:?}: strata verifies sha256 and sha512 only")]
@@ -99,7 +101,9 @@ impl Digest {
     /// Builds a digest from an algorithm and its encoded part, checking the encoding.
     pub fn new(algorithm: Algorithm, hex: &str) -> Result<Digest, DigestError> {
         let valid = hex.len() == algorithm.hex_len()
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !valid {
             return Err(DigestError::BadEncoding {
                 algorithm,
@@ -141,7 +145,11 @@ pub fn is_grammatical(s: &str) -> bool {
     let Some((algorithm, encoded)) = s.split_once(':') else {
         return false;
     };
-    let component_ok = |c: &str| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    let component_ok = |c: &str| {
+        !c.is_empty()
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
     let algorithm_ok = algorithm.split(['+', '.', '_', '-']).all(component_ok);
     let encoded_ok = !encoded.is_empty()
         && encoded
@@ -332,18 +340,31 @@ mod tests {
             Err(DigestError::Malformed(_))
         ));
         let upper = format!("sha256:{}", "A".repeat(64));
-        assert!(matches!(upper.parse::<Digest>(), Err(DigestError::BadEncoding { .. })));
+        assert!(matches!(
+            upper.parse::<Digest>(),
+            Err(DigestError::BadEncoding { .. })
+        ));
         let short = format!("sha256:{}", "a".repeat(63));
-        assert!(matches!(short.parse::<Digest>(), Err(DigestError::BadEncoding { .. })));
-        assert!(matches!("sha256".parse::<Digest>(), Err(DigestError::Malformed(_))));
+        assert!(matches!(
+            short.parse::<Digest>(),
+            Err(DigestError::BadEncoding { .. })
+        ));
+        assert!(matches!(
+            "sha256".parse::<Digest>(),
+            Err(DigestError::Malformed(_))
+        ));
     }
 
     #[test]
     fn refuses_unknown_algorithms_by_name() {
-        let err = "md5:d41d8cd98f00b204e9800998ecf8427e".parse::<Digest>().unwrap_err();
+        let err = "md5:d41d8cd98f00b204e9800998ecf8427e"
+            .parse::<Digest>()
+            .unwrap_err();
         assert!(err.to_string().contains("md5"), "{err}");
         assert!(matches!(err, DigestError::UnsupportedAlgorithm { .. }));
-        assert!(is_grammatical("sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564"));
+        assert!(is_grammatical(
+            "sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564"
+        ));
     }
 
     #[test]

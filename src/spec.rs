@@ -29,13 +29,16 @@ pub mod media_type {
     /// Deprecated non-distributable layer.
     pub const LAYER_ND_TAR: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar";
     /// Deprecated non-distributable gzip layer.
-    pub const LAYER_ND_TAR_GZIP: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
+    pub const LAYER_ND_TAR_GZIP: &str =
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip";
     /// Deprecated non-distributable zstd layer.
-    pub const LAYER_ND_TAR_ZSTD: &str = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
+    pub const LAYER_ND_TAR_ZSTD: &str =
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd";
     /// Docker schema 2 manifest.
     pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
     /// Docker manifest list.
-    pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    pub const DOCKER_MANIFEST_LIST: &str =
+        "application/vnd.docker.distribution.manifest.list.v2+json";
     /// Docker image config.
     pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
     /// Docker gzip layer.
@@ -92,7 +95,11 @@ pub struct Descriptor {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub data: Option<String>,
     /// The artifact type of the referenced manifest.
-    #[serde(rename = "artifactType", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "artifactType",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub artifact_type: Option<String>,
     /// The platform of the referenced manifest.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -194,10 +201,18 @@ pub struct Platform {
     /// Operating system (GOOS values).
     pub os: String,
     /// OS version.
-    #[serde(rename = "os.version", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "os.version",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub os_version: Option<String>,
     /// OS features.
-    #[serde(rename = "os.features", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "os.features",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub os_features: Option<Vec<String>>,
     /// CPU variant.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -227,7 +242,11 @@ pub struct Manifest {
     #[serde(rename = "mediaType", skip_serializing_if = "Option::is_none", default)]
     pub media_type: Option<String>,
     /// The artifact type.
-    #[serde(rename = "artifactType", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "artifactType",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub artifact_type: Option<String>,
     /// The config.
     pub config: Descriptor,
@@ -254,7 +273,11 @@ pub struct Index {
     #[serde(rename = "mediaType", skip_serializing_if = "Option::is_none", default)]
     pub media_type: Option<String>,
     /// The artifact type.
-    #[serde(rename = "artifactType", skip_serializing_if = "Option::is_none", default)]
+    #[serde(
+        rename = "artifactType",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
     pub artifact_type: Option<String>,
     /// The entries.
     pub manifests: Vec<Descriptor>,
@@ -435,11 +458,18 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys() {
-        let mut d = Descriptor::new(media_type::LAYER_TAR, &Digest::of_bytes(crate::digest::Algorithm::Sha256, b""), 0);
+        let mut d = Descriptor::new(
+            media_type::LAYER_TAR,
+            &Digest::of_bytes(crate::digest::Algorithm::Sha256, b""),
+            0,
+        );
         d.set_annotation("z", Some("1"));
         d.set_annotation("a", Some("2"));
         let s = String::from_utf8(to_canonical_json(&d)).unwrap();
-        assert!(s.starts_with(r#"{"annotations":{"a":"2","z":"1"},"digest":"#), "{s}");
+        assert!(
+            s.starts_with(r#"{"annotations":{"a":"2","z":"1"},"digest":"#),
+            "{s}"
+        );
     }
 
     #[test]
@@ -451,8 +481,15 @@ mod tests {
 
     #[test]
     fn negative_size_is_refused() {
-        let mut d = Descriptor::new(media_type::LAYER_TAR, &Digest::of_bytes(crate::digest::Algorithm::Sha256, b""), 0);
+        let mut d = Descriptor::new(
+            media_type::LAYER_TAR,
+            &Digest::of_bytes(crate::digest::Algorithm::Sha256, b""),
+            0,
+        );
         d.size = -1;
-        assert!(matches!(d.blob_ref(), Err(DescriptorError::NegativeSize { .. })));
+        assert!(matches!(
+            d.blob_ref(),
+            Err(DescriptorError::NegativeSize { .. })
+        ));
     }
 }

@@ -24,7 +24,9 @@ pub struct Args {
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let layout = Layout::open(&args.layout)?;
     for alg in unsupported_algorithm_dirs(&layout)? {
-        out.warn(format_args!("blobs/{alg}: algorithm strata cannot verify; its blobs are not checked"));
+        out.warn(format_args!(
+            "blobs/{alg}: algorithm strata cannot verify; its blobs are not checked"
+        ));
     }
     let threads = args
         .threads
@@ -46,7 +48,11 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             out.print(format_args!("problem: {}: {}", p.subject, p.rule))?;
         }
         for b in &report.unreferenced {
-            out.print(format_args!("unreferenced: {} ({})", b.digest, human_size(b.size)))?;
+            out.print(format_args!(
+                "unreferenced: {} ({})",
+                b.digest,
+                human_size(b.size)
+            ))?;
         }
         out.print(format_args!(
             "{}: {} blobs ({}) checked, {} problems, {} unreferenced, {} referrers",
@@ -58,5 +64,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             report.referrers.len()
         ))?;
     }
-    Ok(if report.ok() { Status::Success } else { Status::Failure })
+    Ok(if report.ok() {
+        Status::Success
+    } else {
+        Status::Failure
+    })
 }

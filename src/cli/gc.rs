@@ -22,14 +22,27 @@ pub struct Args {
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let layout = Layout::open(&args.layout)?;
-    let report = gc(&layout, GcOptions { dry_run: args.dry_run })?;
+    let report = gc(
+        &layout,
+        GcOptions {
+            dry_run: args.dry_run,
+        },
+    )?;
     if args.json.json {
         out.json(&report)?;
         return Ok(Status::Success);
     }
-    let verb = if report.dry_run { "would remove" } else { "removed" };
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
     for blob in &report.removed {
-        out.print(format_args!("{verb} {} ({})", blob.digest, human_size(blob.size)))?;
+        out.print(format_args!(
+            "{verb} {} ({})",
+            blob.digest,
+            human_size(blob.size)
+        ))?;
     }
     out.print(format_args!(
         "{verb} {} blobs, {} ({} bytes) and {} temp files; kept {} blobs ({} referrers)",

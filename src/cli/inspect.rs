@@ -38,7 +38,8 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         Some(Raw::Manifest) => out.raw(&resolved.raw)?,
         Some(Raw::Config) => {
             let layout = Layout::open(&reference.layout)?;
-            let blob = strata::layout::walk::blob_ref(&resolved.manifest.config, "the manifest's config")?;
+            let blob =
+                strata::layout::walk::blob_ref(&resolved.manifest.config, "the manifest's config")?;
             out.raw(&layout.read_blob(&blob, strata::layout::JSON_LIMIT, "config")?)?;
         }
         Some(Raw::Index) => match resolved.indexes.last() {
@@ -55,43 +56,76 @@ fn print_human(s: &ImageSummary, out: &Output) -> std::io::Result<()> {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     out.print(format_args!("Reference:  {}", s.reference))?;
     if s.entry.digest != s.manifest.digest {
-        out.print(format_args!("Index:      {} ({})", s.entry.digest, s.entry.media_type))?;
+        out.print(format_args!(
+            "Index:      {} ({})",
+            s.entry.digest, s.entry.media_type
+        ))?;
     }
-    out.print(format_args!("Manifest:   {} ({})", s.manifest.digest, s.manifest.media_type))?;
+    out.print(format_args!(
+        "Manifest:   {} ({})",
+        s.manifest.digest, s.manifest.media_type
+    ))?;
     if let Some(at) = &s.artifact_type {
         out.print(format_args!("Artifact:   {at}"))?;
     }
     out.print(format_args!("Platform:   {}", opt(&s.platform)))?;
-    out.print(format_args!("Config:     {} ({})", s.config.digest, s.config.media_type))?;
+    out.print(format_args!(
+        "Config:     {} ({})",
+        s.config.digest, s.config.media_type
+    ))?;
     out.print(format_args!("Created:    {}", opt(&s.created)))?;
     out.print(format_args!("Author:     {}", opt(&s.author)))?;
-    out.print(format_args!("Size:       {} ({} bytes)", human_size(s.total_size), s.total_size))?;
+    out.print(format_args!(
+        "Size:       {} ({} bytes)",
+        human_size(s.total_size),
+        s.total_size
+    ))?;
     let list = |v: &Option<Vec<String>>| v.as_ref().map_or("-".into(), |v| format!("{v:?}"));
     out.print(format_args!("Entrypoint: {}", list(&s.entrypoint)))?;
     out.print(format_args!("Cmd:        {}", list(&s.cmd)))?;
     out.print(format_args!("WorkingDir: {}", opt(&s.working_dir)))?;
     out.print(format_args!("User:       {}", opt(&s.user)))?;
     section(out, "Env", s.env.iter().cloned())?;
-    section(out, "Labels", s.labels.iter().map(|(k, v)| format!("{k}={v}")))?;
-    section(out, "Annotations", s.annotations.iter().map(|(k, v)| format!("{k}={v}")))?;
+    section(
+        out,
+        "Labels",
+        s.labels.iter().map(|(k, v)| format!("{k}={v}")),
+    )?;
+    section(
+        out,
+        "Annotations",
+        s.annotations.iter().map(|(k, v)| format!("{k}={v}")),
+    )?;
     section(out, "ExposedPorts", s.exposed_ports.iter().cloned())?;
     section(out, "Volumes", s.volumes.iter().cloned())?;
     section(
         out,
         "Layers",
-        s.layers
-            .iter()
-            .map(|l| format!("{}  {:>10}  {}", l.digest, human_size(l.size.max(0) as u64), l.media_type)),
+        s.layers.iter().map(|l| {
+            format!(
+                "{}  {:>10}  {}",
+                l.digest,
+                human_size(l.size.max(0) as u64),
+                l.media_type
+            )
+        }),
     )?;
     section(
         out,
         "History",
         s.history.iter().map(|h| {
-            let empty = if h.empty_layer == Some(true) { " (empty layer)" } else { "" };
+            let empty = if h.empty_layer == Some(true) {
+                " (empty layer)"
+            } else {
+                ""
+            };
             format!(
                 "{}  {}{empty}",
                 h.created.as_deref().unwrap_or("-"),
-                h.created_by.as_deref().or(h.comment.as_deref()).unwrap_or("-")
+                h.created_by
+                    .as_deref()
+                    .or(h.comment.as_deref())
+                    .unwrap_or("-")
             )
         }),
     )

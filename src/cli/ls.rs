@@ -32,7 +32,10 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     if args.json.json {
         out.json(&Listing { images: &images })?;
     } else {
-        out.print(format_args!("{:<24} {:<20} {:<10} {:>10}  {}", "TAG", "DIGEST", "TYPE", "SIZE", "PLATFORMS"))?;
+        out.print(format_args!(
+            "{:<24} {:<20} {:<10} {:>10}  {}",
+            "TAG", "DIGEST", "TYPE", "SIZE", "PLATFORMS"
+        ))?;
         for e in &images {
             out.print(format_args!(
                 "{:<24} {:<20} {:<10} {:>10}  {}",

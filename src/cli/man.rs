@@ -16,12 +16,18 @@ pub struct Args {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
     let root = super::command();
     let mut pages = vec![("strata.1".to_owned(), root.clone())];
     for sub in root.get_subcommands().filter(|s| s.get_name() != "help") {
         let name = format!("strata-{}", sub.get_name());
-        pages.push((format!("{name}.1"), sub.clone().name(name).version(root.get_version().unwrap_or_default().to_owned())));
+        pages.push((
+            format!("{name}.1"),
+            sub.clone()
+                .name(name)
+                .version(root.get_version().unwrap_or_default().to_owned()),
+        ));
     }
     for (file, cmd) in pages {
         let mut buf = Vec::new();

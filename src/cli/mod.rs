@@ -23,7 +23,12 @@ pub use output::Status;
 /// A LAYOUT is an OCI image-layout directory. A REF is LAYOUT, LAYOUT:TAG or
 /// LAYOUT@sha256:HEX.
 #[derive(Debug, Parser)]
-#[command(name = "strata", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "strata",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -114,7 +119,11 @@ mod tests {
     #[test]
     fn every_command_has_help_text() {
         for sub in super::command().get_subcommands() {
-            assert!(sub.get_about().is_some(), "{} has no help text", sub.get_name());
+            assert!(
+                sub.get_about().is_some(),
+                "{} has no help text",
+                sub.get_name()
+            );
         }
     }
 }

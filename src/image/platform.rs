@@ -23,7 +23,11 @@ impl FromStr for PlatformSpec {
 
     fn from_str(s: &str) -> Result<PlatformSpec, Error> {
         let parts: Vec<&str> = s.split('/').collect();
-        let ok = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+        let ok = |p: &str| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+        };
         match parts.as_slice() {
             [os, arch] if ok(os) && ok(arch) => Ok(PlatformSpec {
                 os: os.to_string(),
@@ -58,7 +62,10 @@ impl PlatformSpec {
         }
         match &self.variant {
             None => true,
-            Some(want) => normalise_variant(&self.architecture, Some(want)) == normalise_variant(&p.architecture, p.variant.as_deref()),
+            Some(want) => {
+                normalise_variant(&self.architecture, Some(want))
+                    == normalise_variant(&p.architecture, p.variant.as_deref())
+            }
         }
     }
 }

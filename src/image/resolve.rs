@@ -35,7 +35,11 @@ pub fn resolve_entry(layout: &Layout, target: &Target) -> Result<Descriptor> {
 pub fn resolve_entry_in(layout: &Layout, index: &Index, target: &Target) -> Result<Descriptor> {
     match target {
         Target::Tag(tag) => {
-            let matching: Vec<&Descriptor> = index.manifests.iter().filter(|d| d.ref_name() == Some(tag)).collect();
+            let matching: Vec<&Descriptor> = index
+                .manifests
+                .iter()
+                .filter(|d| d.ref_name() == Some(tag))
+                .collect();
             let first = matching.first().ok_or_else(|| Error::TagNotFound {
                 layout: layout.root().to_owned(),
                 tag: tag.clone(),
@@ -52,11 +56,15 @@ pub fn resolve_entry_in(layout: &Layout, index: &Index, target: &Target) -> Resu
             Ok((*first).clone())
         }
         Target::Default => {
-            let mut digests: Vec<&str> = index.manifests.iter().map(|d| d.digest.as_str()).collect();
+            let mut digests: Vec<&str> =
+                index.manifests.iter().map(|d| d.digest.as_str()).collect();
             digests.dedup();
             match digests.len() {
                 1 => Ok(index.manifests[0].clone()),
-                0 => Err(Error::Ambiguous(format!("{} holds no images", layout.root().display()))),
+                0 => Err(Error::Ambiguous(format!(
+                    "{} holds no images",
+                    layout.root().display()
+                ))),
                 n => Err(Error::Ambiguous(format!(
                     "{} holds {n} images: name one as LAYOUT:TAG or LAYOUT@DIGEST{}",
                     layout.root().display(),
@@ -69,7 +77,11 @@ pub fn resolve_entry_in(layout: &Layout, index: &Index, target: &Target) -> Resu
 }
 
 fn tag_hint(index: &Index) -> String {
-    let tags: Vec<&str> = index.manifests.iter().filter_map(Descriptor::ref_name).collect();
+    let tags: Vec<&str> = index
+        .manifests
+        .iter()
+        .filter_map(Descriptor::ref_name)
+        .collect();
     if tags.is_empty() {
         " (it has no tags)".into()
     } else {
@@ -133,7 +145,11 @@ fn find_by_digest(layout: &Layout, index: &Index, digest: &Digest) -> Result<Des
 /// Resolves a reference to one image manifest. Through an index, the first entry whose
 /// platform matches `platform` wins; entries without a platform are tried after those with
 /// one, and nested indexes are searched depth first.
-pub fn resolve_image(layout: &Layout, target: &Target, platform: &PlatformSpec) -> Result<Resolved> {
+pub fn resolve_image(
+    layout: &Layout,
+    target: &Target,
+    platform: &PlatformSpec,
+) -> Result<Resolved> {
     let entry = resolve_entry(layout, target)?;
     let mut indexes = Vec::new();
     let mut current = entry.clone();
@@ -142,7 +158,11 @@ pub fn resolve_image(layout: &Layout, target: &Target, platform: &PlatformSpec) 
         match Kind::of(&current.media_type) {
             Kind::Manifest => {
                 let raw = layout.read_blob(&blob, JSON_LIMIT, "manifest")?;
-                let manifest = decode_manifest(&raw, &current.media_type, &format!("manifest {}", blob.digest))?;
+                let manifest = decode_manifest(
+                    &raw,
+                    &current.media_type,
+                    &format!("manifest {}", blob.digest),
+                )?;
                 return Ok(Resolved {
                     entry,
                     indexes,
@@ -159,7 +179,8 @@ pub fn resolve_image(layout: &Layout, target: &Target, platform: &PlatformSpec) 
                     });
                 }
                 let raw = layout.read_blob(&blob, JSON_LIMIT, "index")?;
-                let index = decode_index(&raw, &current.media_type, &format!("index {}", blob.digest))?;
+                let index =
+                    decode_index(&raw, &current.media_type, &format!("index {}", blob.digest))?;
                 let next = pick(&index, platform).ok_or_else(|| Error::NoPlatform {
                     wanted: platform.to_string(),
                     digest: blob.digest.clone(),
@@ -181,7 +202,8 @@ pub fn resolve_image(layout: &Layout, target: &Target, platform: &PlatformSpec) 
 fn pick(index: &Index, platform: &PlatformSpec) -> Option<Descriptor> {
     let candidates = |with_platform: bool| {
         index.manifests.iter().filter(move |d| {
-            matches!(Kind::of(&d.media_type), Kind::Manifest | Kind::Index) && d.platform.is_some() == with_platform
+            matches!(Kind::of(&d.media_type), Kind::Manifest | Kind::Index)
+                && d.platform.is_some() == with_platform
         })
     };
     candidates(true)

@@ -155,7 +155,10 @@ pub struct ImageSummary {
 }
 
 /// Summarises the image a reference names, picking by platform through indexes.
-pub fn inspect(reference: &Reference, platform: &PlatformSpec) -> Result<(ImageSummary, super::Resolved)> {
+pub fn inspect(
+    reference: &Reference,
+    platform: &PlatformSpec,
+) -> Result<(ImageSummary, super::Resolved)> {
     let layout = Layout::open(&reference.layout)?;
     let resolved = resolve_image(&layout, &reference.target, platform)?;
     let m = &resolved.manifest;
@@ -169,9 +172,17 @@ pub fn inspect(reference: &Reference, platform: &PlatformSpec) -> Result<(ImageS
     } else {
         None
     };
-    let diff_ids = image_config.as_ref().map(|c| c.rootfs.diff_ids.clone()).unwrap_or_default();
-    let cc = image_config.as_ref().and_then(|c| c.config.clone()).unwrap_or_default();
-    let keys = |m: Option<BTreeMap<String, serde_json::Value>>| m.map(|m| m.into_keys().collect()).unwrap_or_default();
+    let diff_ids = image_config
+        .as_ref()
+        .map(|c| c.rootfs.diff_ids.clone())
+        .unwrap_or_default();
+    let cc = image_config
+        .as_ref()
+        .and_then(|c| c.config.clone())
+        .unwrap_or_default();
+    let keys = |m: Option<BTreeMap<String, serde_json::Value>>| {
+        m.map(|m| m.into_keys().collect()).unwrap_or_default()
+    };
     let total = [resolved.descriptor.size, m.config.size]
         .into_iter()
         .chain(m.layers.iter().map(|l| l.size))

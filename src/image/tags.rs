@@ -14,17 +14,24 @@ pub fn tag(layout: &Layout, target: &Target, new_tag: &str) -> Result<Descriptor
     validate_tag(new_tag)?;
     layout.update_index(|index| {
         let mut entry = resolve_entry_in(layout, index, target)?;
+        // Never hand out a new name for content that is not what its digest says.
+        layout.read_node(&entry)?;
         entry.set_annotation(ANNOTATION_REF_NAME, Some(new_tag));
         if index.manifests.iter().any(|d| d == &entry) {
             return Ok((false, entry));
         }
-        let existing = index.manifests.iter().position(|d| d.ref_name() == Some(new_tag));
+        let existing = index
+            .manifests
+            .iter()
+            .position(|d| d.ref_name() == Some(new_tag));
         match existing {
             Some(at) => {
                 index.manifests[at] = entry.clone();
                 // Further entries with this tag would make it ambiguous: keep the first only.
                 let mut first = true;
-                index.manifests.retain(|d| d.ref_name() != Some(new_tag) || std::mem::take(&mut first));
+                index
+                    .manifests
+                    .retain(|d| d.ref_name() != Some(new_tag) || std::mem::take(&mut first));
             }
             None => index.manifests.push(entry.clone()),
         }
@@ -41,7 +48,12 @@ pub fn untag(layout: &Layout, target: &Target) -> Result<Vec<Descriptor>> {
             Target::Digest(digest) => d.digest == digest.to_string(),
             Target::Default => false,
         };
-        let removed: Vec<Descriptor> = index.manifests.iter().filter(|d| wanted(d)).cloned().collect();
+        let removed: Vec<Descriptor> = index
+            .manifests
+            .iter()
+            .filter(|d| wanted(d))
+            .cloned()
+            .collect();
         if removed.is_empty() {
             return Err(match target {
                 Target::Tag(tag) => Error::TagNotFound {
@@ -53,7 +65,9 @@ pub fn untag(layout: &Layout, target: &Target) -> Result<Vec<Descriptor>> {
                     layout: layout.root().to_owned(),
                     digest: digest.clone(),
                 },
-                Target::Default => Error::Ambiguous("untag needs LAYOUT:TAG or LAYOUT@DIGEST".into()),
+                Target::Default => {
+                    Error::Ambiguous("untag needs LAYOUT:TAG or LAYOUT@DIGEST".into())
+                }
             });
         }
         index.manifests.retain(|d| !wanted(d));

@@ -29,7 +29,10 @@ impl Layout {
     /// Starts writing a blob hashed with `algorithm`.
     pub fn blob_writer(&self, algorithm: Algorithm) -> Result<BlobWriter<'_>> {
         let dir = self.tmp_dir()?;
-        let tmp = tempfile::Builder::new().prefix("blob-").tempfile_in(&dir).at(&dir)?;
+        let tmp = tempfile::Builder::new()
+            .prefix("blob-")
+            .tempfile_in(&dir)
+            .at(&dir)?;
         Ok(BlobWriter {
             layout: self,
             out: HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp), algorithm),
@@ -94,7 +97,9 @@ impl Layout {
         }
         let mut reader = self.open_blob(expected)?;
         let mut bytes = Vec::with_capacity(expected.size as usize);
-        reader.read_to_end(&mut bytes).map_err(|e| reader.explain(e))?;
+        reader
+            .read_to_end(&mut bytes)
+            .map_err(|e| reader.explain(e))?;
         Ok(bytes)
     }
 
@@ -156,12 +161,17 @@ impl BlobWriter<'_> {
         set_readable(tmp.as_file(), tmp.path())?;
         tmp.as_file().sync_all().at(tmp.path())?;
         let target = self.layout.blob_path(&digest);
-        let dir = target.parent().expect("blob paths have a parent").to_owned();
+        let dir = target
+            .parent()
+            .expect("blob paths have a parent")
+            .to_owned();
         fs::create_dir_all(&dir).at(&dir)?;
         match fs::metadata(&target) {
             // Content-addressed: a file of the right size under this name is this content
             // (fsck checks the rest); keep it, so concurrent writers of one blob agree.
-            Ok(meta) if meta.is_file() && meta.len() == size => return Ok(BlobRef { digest, size }),
+            Ok(meta) if meta.is_file() && meta.len() == size => {
+                return Ok(BlobRef { digest, size })
+            }
             _ => {}
         }
         tmp.persist(&target).map_err(|e| e.error).at(&target)?;

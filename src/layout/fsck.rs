@@ -30,6 +30,7 @@ pub struct Problem {
 
 /// What fsck found.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FsckReport {
     /// Stored blobs hashed.
     pub blobs_checked: usize,
@@ -53,7 +54,7 @@ impl FsckReport {
 /// Checks `layout`. Holds the gc lock shared, so a concurrent gc cannot remove blobs
 /// mid-check. `threads` hash blobs in parallel (at least one).
 pub fn fsck(layout: &Layout, threads: usize) -> Result<FsckReport> {
-    let _lock = layout.lock_for_reading()?;
+    let _lock = layout.lock_gc(super::LockMode::Shared)?;
     let mut problems = Vec::new();
     let stored = list_blobs(layout)?;
     problems.extend(misnamed_blob_files(layout)?);
@@ -131,7 +132,11 @@ fn misnamed_blob_files(layout: &Layout) -> Result<Vec<Problem>> {
 
 /// Hashes every stored blob on `threads` threads; returns the ones whose content does not
 /// match their name, with what they hash to.
-fn hash_all(layout: &Layout, stored: &BTreeMap<Digest, u64>, threads: usize) -> Result<BTreeMap<Digest, Digest>> {
+fn hash_all(
+    layout: &Layout,
+    stored: &BTreeMap<Digest, u64>,
+    threads: usize,
+) -> Result<BTreeMap<Digest, Digest>> {
     let work: Vec<&Digest> = stored.keys().collect();
     let next = AtomicUsize::new(0);
     let corrupt = Mutex::new(BTreeMap::new());
@@ -146,7 +151,10 @@ fn hash_all(layout: &Layout, stored: &BTreeMap<Digest, u64>, threads: usize) -> 
                     match hash_file(layout, digest, &mut buf) {
                         Ok(actual) if actual == **digest => {}
                         Ok(actual) => {
-                            corrupt.lock().expect("no panics hold it").insert((*digest).clone(), actual);
+                            corrupt
+                                .lock()
+                                .expect("no panics hold it")
+                                .insert((*digest).clone(), actual);
                         }
                         Err(e) => {
                             failure.lock().expect("no panics hold it").get_or_insert(e);
@@ -204,11 +212,20 @@ impl Checker<'_> {
     fn descriptor(&mut self, desc: &Descriptor, parent: &str, role: Role) {
         let subject = format!("{} (in {parent})", desc.digest);
         if !is_valid_media_type(&desc.media_type) {
-            self.problem(&subject, format!("mediaType {:?} is not an RFC 6838 media type (descriptor.md)", desc.media_type));
+            self.problem(
+                &subject,
+                format!(
+                    "mediaType {:?} is not an RFC 6838 media type (descriptor.md)",
+                    desc.media_type
+                ),
+            );
         }
         if let Some(at) = &desc.artifact_type {
             if !is_valid_media_type(at) {
-                self.problem(&subject, format!("artifactType {at:?} is not an RFC 6838 media type (descriptor.md)"));
+                self.problem(
+                    &subject,
+                    format!("artifactType {at:?} is not an RFC 6838 media type (descriptor.md)"),
+                );
             }
         }
         let digest = match desc.digest() {
@@ -216,14 +233,20 @@ impl Checker<'_> {
             Err(e) => return self.problem(&subject, format!("{e} (descriptor.md)")),
         };
         if desc.size < 0 {
-            return self.problem(&subject, format!("size {} MUST NOT be negative (descriptor.md)", desc.size));
+            return self.problem(
+                &subject,
+                format!("size {} MUST NOT be negative (descriptor.md)", desc.size),
+            );
         }
         let size = desc.size as u64;
         let Some(&stored_size) = self.stored.get(&digest) else {
             if role == Role::Subject {
                 return; // a weak link: referrers may point at content held elsewhere
             }
-            return self.problem(&digest, format!("referenced from {parent} but missing from blobs/"));
+            return self.problem(
+                &digest,
+                format!("referenced from {parent} but missing from blobs/"),
+            );
         };
         if stored_size != size {
             return self.problem(
@@ -234,16 +257,27 @@ impl Checker<'_> {
         if let Some(data) = &desc.data {
             self.embedded_data(&digest, data, parent);
         }
-        if self.corrupt.contains_key(&digest) || !self.visited.insert((digest.clone(), desc.media_type.clone())) {
+        if self.corrupt.contains_key(&digest)
+            || !self
+                .visited
+                .insert((digest.clone(), desc.media_type.clone()))
+        {
             return;
         }
         let kind = Kind::of(&desc.media_type);
-        let json_type = matches!(kind, Kind::Index | Kind::Manifest | Kind::Config) || desc.media_type == media_type::EMPTY;
+        let json_type = matches!(kind, Kind::Index | Kind::Manifest | Kind::Config)
+            || desc.media_type == media_type::EMPTY;
         if !json_type {
             return;
         }
         if size > JSON_LIMIT {
-            return self.problem(&digest, format!("a {} of {size} bytes is over strata's {JSON_LIMIT}-byte limit", desc.media_type));
+            return self.problem(
+                &digest,
+                format!(
+                    "a {} of {size} bytes is over strata's {JSON_LIMIT}-byte limit",
+                    desc.media_type
+                ),
+            );
         }
         let path = self.layout.blob_path(&digest);
         let raw = match fs::read(&path) {
@@ -266,16 +300,23 @@ impl Checker<'_> {
                         self.descriptor(s, &what, Role::Subject);
                     }
                 }
-                Err(e) => self.problem(&digest, e.to_string().replacen(&format!("{what}: "), "", 1)),
+                Err(e) => {
+                    self.problem(&digest, e.to_string().replacen(&format!("{what}: "), "", 1))
+                }
             },
             Kind::Manifest => match decode_manifest(&raw, &desc.media_type, &what) {
                 Ok(manifest) => self.manifest(&digest, &what, &manifest),
-                Err(e) => self.problem(&digest, e.to_string().replacen(&format!("{what}: "), "", 1)),
+                Err(e) => {
+                    self.problem(&digest, e.to_string().replacen(&format!("{what}: "), "", 1))
+                }
             },
             Kind::Config => self.config(&digest, &raw, None),
             Kind::Opaque => {
                 if raw != b"{}" {
-                    self.problem(&digest, "the empty descriptor's content MUST be {} (manifest.md)");
+                    self.problem(
+                        &digest,
+                        "the empty descriptor's content MUST be {} (manifest.md)",
+                    );
                 }
             }
         }
@@ -285,14 +326,23 @@ impl Checker<'_> {
     fn embedded_data(&mut self, digest: &Digest, data: &str, parent: &str) {
         match base64::engine::general_purpose::STANDARD.decode(data) {
             Ok(bytes) if Digest::of_bytes(digest.algorithm(), &bytes) == *digest => {}
-            Ok(_) => self.problem(digest, format!("embedded data in {parent} does not match the digest (descriptor.md)")),
-            Err(e) => self.problem(digest, format!("embedded data in {parent} is not base64: {e} (descriptor.md)")),
+            Ok(_) => self.problem(
+                digest,
+                format!("embedded data in {parent} does not match the digest (descriptor.md)"),
+            ),
+            Err(e) => self.problem(
+                digest,
+                format!("embedded data in {parent} is not base64: {e} (descriptor.md)"),
+            ),
         }
     }
 
     fn manifest(&mut self, digest: &Digest, what: &str, manifest: &Manifest) {
         if manifest.config.media_type == media_type::EMPTY && manifest.artifact_type.is_none() {
-            self.problem(digest, "artifactType MUST be set when config.mediaType is the empty type (manifest.md)");
+            self.problem(
+                digest,
+                "artifactType MUST be set when config.mediaType is the empty type (manifest.md)",
+            );
         }
         self.descriptor(&manifest.config, what, Role::Config);
         for layer in &manifest.layers {
@@ -324,12 +374,21 @@ impl Checker<'_> {
             Err(e) => {
                 return self.problem(
                     digest,
-                    format!("{} (config.md: architecture, os and rootfs are REQUIRED)", e.to_string().replacen("config: ", "", 1)),
+                    format!(
+                        "{} (config.md: architecture, os and rootfs are REQUIRED)",
+                        e.to_string().replacen("config: ", "", 1)
+                    ),
                 )
             }
         };
         if config.rootfs.kind != "layers" {
-            self.problem(digest, format!("rootfs.type is {:?}, MUST be \"layers\" (config.md)", config.rootfs.kind));
+            self.problem(
+                digest,
+                format!(
+                    "rootfs.type is {:?}, MUST be \"layers\" (config.md)",
+                    config.rootfs.kind
+                ),
+            );
         }
         for (i, id) in config.rootfs.diff_ids.iter().enumerate() {
             if let Err(e) = id.parse::<Digest>() {
@@ -350,7 +409,10 @@ impl Checker<'_> {
         for env in config.config.iter().flat_map(|c| c.env.iter().flatten()) {
             match env.split_once('=') {
                 Some((name, _)) if !name.is_empty() => {}
-                _ => self.problem(digest, format!("Env entry {env:?} is not NAME=value (config.md)")),
+                _ => self.problem(
+                    digest,
+                    format!("Env entry {env:?} is not NAME=value (config.md)"),
+                ),
             }
         }
     }

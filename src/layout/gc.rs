@@ -25,6 +25,7 @@ pub struct GcOptions {
 
 /// A blob gc removed (or would remove).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct SweptBlob {
     /// Its digest.
     pub digest: Digest,
@@ -34,6 +35,7 @@ pub struct SweptBlob {
 
 /// What a gc run did.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GcReport {
     /// True when nothing was removed on purpose.
     pub dry_run: bool,
@@ -132,7 +134,11 @@ pub struct Marked {
 
 /// Marks what is reachable from `roots`, then adds, until nothing changes, every stored
 /// manifest or index whose `subject` is marked, with everything it reaches.
-pub fn mark(layout: &Layout, roots: &[Descriptor], stored: &BTreeMap<Digest, u64>) -> Result<Marked> {
+pub fn mark(
+    layout: &Layout,
+    roots: &[Descriptor],
+    stored: &BTreeMap<Digest, u64>,
+) -> Result<Marked> {
     let mut live = reachable(layout, roots)?;
     let subjects = referrer_candidates(layout, stored, &live)?;
     let mut referrers = Vec::new();
@@ -162,7 +168,7 @@ fn referrer_candidates(
 ) -> Result<BTreeMap<Digest, (String, Digest)>> {
     let mut out = BTreeMap::new();
     for (digest, &size) in stored {
-        if live.contains_key(digest) || size > JSON_LIMIT || size < 2 {
+        if live.contains_key(digest) || !(2..=JSON_LIMIT).contains(&size) {
             continue;
         }
         let path = layout.blob_path(digest);

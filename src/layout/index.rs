@@ -38,7 +38,10 @@ impl Layout {
     /// Read-modify-write of `index.json` under the index lock. `change` gets the current
     /// index and returns whether it changed it; only then is the file replaced (atomically:
     /// temp file, fsync, rename, directory fsync). Returns what `change` returned.
-    pub fn update_index<T>(&self, change: impl FnOnce(&mut Index) -> Result<(bool, T)>) -> Result<T> {
+    pub fn update_index<T>(
+        &self,
+        change: impl FnOnce(&mut Index) -> Result<(bool, T)>,
+    ) -> Result<T> {
         let _lock = self.lock_index()?;
         let mut current = self.read_index()?.index;
         let (changed, out) = change(&mut current)?;
@@ -64,16 +67,24 @@ pub(crate) fn parse_index(raw: &[u8], what: &str) -> Result<Index> {
         reason,
     };
     if index.schema_version != 2 {
-        return Err(invalid(format!("schemaVersion is {}, must be 2", index.schema_version)));
+        return Err(invalid(format!(
+            "schemaVersion is {}, must be 2",
+            index.schema_version
+        )));
     }
     if let Some(mt) = &index.media_type {
         if mt != media_type::INDEX && mt != media_type::DOCKER_MANIFEST_LIST {
-            return Err(invalid(format!("mediaType is {mt:?}, must be {}", media_type::INDEX)));
+            return Err(invalid(format!(
+                "mediaType is {mt:?}, must be {}",
+                media_type::INDEX
+            )));
         }
     }
     for field in ["config", "layers"] {
         if index.extra.contains_key(field) {
-            return Err(invalid(format!("an index must not have a {field:?} field (is it a manifest?)")));
+            return Err(invalid(format!(
+                "an index must not have a {field:?} field (is it a manifest?)"
+            )));
         }
     }
     Ok(index)

@@ -1,17 +1,21 @@
-//! Advisory locks between strata processes on one layout. Two lock files, always taken in the
-//! same order (gc lock, then index lock), so no two processes can wait on each other:
-//! - `.strata.lock`: shared by anything that writes blobs it will reference later, exclusive
-//!   for gc (which must not sweep a blob whose reference is not written yet);
-//! - `.strata-index.lock`: exclusive around every read-modify-write of `index.json`.
+//! Advisory locks (flock) between strata processes on one layout. Two locks, always taken in
+//! the same order (gc lock, then index lock), so no two processes can wait on each other:
+//! - the gc lock, on the layout directory itself: shared by anything that writes blobs it
+//!   will reference later, exclusive for gc (which must not sweep a blob whose reference is
+//!   not written yet);
+//! - the index lock, on the `blobs/` directory: exclusive around every read-modify-write of
+//!   `index.json`.
 //!
-//! They are separate files because rename replaces `index.json`'s inode, and because flock
-//! cannot turn a shared lock into an exclusive one atomically.
+//! They are two because flock cannot turn a shared lock into an exclusive one atomically.
+//! They sit on directories, not on lock files, because those always exist and are never
+//! renamed (rename replaces `index.json`'s inode), so a read-only command or a failed one
+//! leaves the layout exactly as it found it, and a read-only layout can still be locked
+//! shared.
 
-use std::fs::{File, OpenOptions};
-use std::io;
+use std::fs::File;
 use std::path::Path;
 
-use super::{Layout, GC_LOCK_FILE, INDEX_LOCK_FILE};
+use super::Layout;
 use crate::error::{IoContext, Result};
 
 /// How a lock is held.
@@ -26,41 +30,27 @@ pub enum LockMode {
 /// A held lock; released on drop (the file descriptor closes).
 #[derive(Debug)]
 pub struct LayoutLock {
-    _file: Option<File>,
+    _file: File,
 }
 
 impl Layout {
     /// Takes the gc lock, waiting for it.
     pub fn lock_gc(&self, mode: LockMode) -> Result<LayoutLock> {
-        lock(&self.root().join(GC_LOCK_FILE), mode, false)
-    }
-
-    /// Takes the gc lock shared for a read-only job. On a layout strata cannot write to
-    /// (read-only mount, no permission), reading goes on without a lock.
-    pub fn lock_for_reading(&self) -> Result<LayoutLock> {
-        lock(&self.root().join(GC_LOCK_FILE), LockMode::Shared, true)
+        lock(self.root(), mode)
     }
 
     /// Takes the index lock exclusively, waiting for it.
     pub(crate) fn lock_index(&self) -> Result<LayoutLock> {
-        lock(&self.root().join(INDEX_LOCK_FILE), LockMode::Exclusive, false)
+        lock(&self.blobs_dir(), LockMode::Exclusive)
     }
 }
 
-fn lock(path: &Path, mode: LockMode, optional: bool) -> Result<LayoutLock> {
-    let file = match OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path) {
-        Ok(f) => f,
-        Err(e) if optional && is_unwritable(&e) => return Ok(LayoutLock { _file: None }),
-        Err(e) => return Err(e).at(path),
-    };
+fn lock(dir: &Path, mode: LockMode) -> Result<LayoutLock> {
+    let file = File::open(dir).at(dir)?;
     match mode {
         LockMode::Shared => file.lock_shared(),
         LockMode::Exclusive => file.lock(),
     }
-    .at(path)?;
-    Ok(LayoutLock { _file: Some(file) })
-}
-
-fn is_unwritable(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem)
+    .at(dir)?;
+    Ok(LayoutLock { _file: file })
 }

@@ -27,10 +27,6 @@ use crate::spec::{to_canonical_json, Index};
 pub const LAYOUT_VERSION: &str = "1.0.0";
 /// strata's temp files live here, never inside `blobs/` (peers list that as digests).
 pub const TMP_DIR: &str = ".strata-tmp";
-/// Held shared by writers for their whole run and exclusive by gc.
-pub const GC_LOCK_FILE: &str = ".strata.lock";
-/// Held exclusive for every read-modify-write of `index.json`.
-pub const INDEX_LOCK_FILE: &str = ".strata-index.lock";
 
 /// An opened OCI image layout.
 #[derive(Debug, Clone)]
@@ -60,6 +56,8 @@ impl Layout {
         layout.write_file_atomically("index.json", &to_canonical_json(&Index::empty()))?;
         // oci-layout last: a directory without it is not mistaken for a finished layout.
         layout.write_file_atomically("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        // Nobody else can be using a layout this young: leave no empty temp dir behind.
+        let _ = fs::remove_dir(layout.root.join(TMP_DIR));
         Ok(layout)
     }
 
@@ -98,15 +96,18 @@ impl Layout {
             }
             Err(e) => return Err(e).at(path),
         };
-        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|source| Error::BadJson {
-            what: path.display().to_string(),
-            source,
-        })?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|source| Error::BadJson {
+                what: path.display().to_string(),
+                source,
+            })?;
         match value.get("imageLayoutVersion").and_then(|v| v.as_str()) {
             Some(LAYOUT_VERSION) => Ok(()),
             Some(other) => Err(Error::BadLayout {
                 path,
-                reason: format!("unsupported imageLayoutVersion {other:?} (strata reads {LAYOUT_VERSION})"),
+                reason: format!(
+                    "unsupported imageLayoutVersion {other:?} (strata reads {LAYOUT_VERSION})"
+                ),
             }),
             None => Err(Error::BadLayout {
                 path,
@@ -132,7 +133,9 @@ impl Layout {
 
     /// Where the blob with `digest` lives.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
-        self.blobs_dir().join(digest.algorithm().name()).join(digest.hex())
+        self.blobs_dir()
+            .join(digest.algorithm().name())
+            .join(digest.hex())
     }
 
     /// `LAYOUT/.strata-tmp`, created on demand.
@@ -161,7 +164,8 @@ impl Layout {
 /// Blobs and layout files are 0644 (tempfile makes 0600), so other users can read them.
 pub(crate) fn set_readable(file: &fs::File, path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(0o644)).at(path)
+    file.set_permissions(fs::Permissions::from_mode(0o644))
+        .at(path)
 }
 
 /// Makes a rename in `dir` durable.

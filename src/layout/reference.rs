@@ -113,7 +113,11 @@ fn is_component(c: &str) -> bool {
             continue;
         }
         // A separator: one of -._:@+ or exactly "--", followed by an alphanumeric.
-        let sep_len = if b[i] == b'-' && b.get(i + 1) == Some(&b'-') { 2 } else { 1 };
+        let sep_len = if b[i] == b'-' && b.get(i + 1) == Some(&b'-') {
+            2
+        } else {
+            1
+        };
         if sep_len == 1 && !b"-._:@+".contains(&b[i]) {
             return false;
         }
@@ -131,10 +135,19 @@ mod tests {
 
     #[test]
     fn tag_grammar() {
-        for ok in ["latest", "v1.0", "a--b", "docker.io/library/debian:12", "x@y", "1"] {
+        for ok in [
+            "latest",
+            "v1.0",
+            "a--b",
+            "docker.io/library/debian:12",
+            "x@y",
+            "1",
+        ] {
             assert!(validate_tag(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "-a", "a-", "a---b", "a..b", "a b", "a/", "/a", "ä", "a_-b", ".hidden"] {
+        for bad in [
+            "", "-a", "a-", "a---b", "a..b", "a b", "a/", "/a", "ä", "a_-b", ".hidden",
+        ] {
             assert!(validate_tag(bad).is_err(), "{bad}");
         }
     }

@@ -14,9 +14,9 @@ use crate::spec::{BlobRef, Descriptor, ImageConfig, Index, Kind, Manifest};
 #[derive(Debug, Clone)]
 pub enum Node {
     /// An image index.
-    Index(Index),
+    Index(Box<Index>),
     /// An image manifest.
-    Manifest(Manifest),
+    Manifest(Box<Manifest>),
 }
 
 impl Node {
@@ -59,10 +59,15 @@ pub fn decode_manifest(raw: &[u8], declared: &str, what: &str) -> Result<Manifes
         reason,
     };
     if manifest.schema_version != 2 {
-        return Err(invalid(format!("schemaVersion is {}, must be 2", manifest.schema_version)));
+        return Err(invalid(format!(
+            "schemaVersion is {}, must be 2",
+            manifest.schema_version
+        )));
     }
     if manifest.extra.contains_key("manifests") {
-        return Err(invalid("a manifest must not have a \"manifests\" field (is it an index?)".into()));
+        return Err(invalid(
+            "a manifest must not have a \"manifests\" field (is it an index?)".into(),
+        ));
     }
     if let Some(embedded) = &manifest.media_type {
         if embedded != declared {
@@ -81,7 +86,9 @@ pub fn decode_index(raw: &[u8], declared: &str, what: &str) -> Result<Index> {
         if embedded != declared {
             return Err(Error::Invalid {
                 what: what.to_owned(),
-                reason: format!("its mediaType {embedded:?} differs from its descriptor's {declared:?}"),
+                reason: format!(
+                    "its mediaType {embedded:?} differs from its descriptor's {declared:?}"
+                ),
             });
         }
     }
@@ -107,8 +114,8 @@ impl Layout {
         let raw = self.read_blob(&blob, super::JSON_LIMIT, "manifest or index")?;
         let what = format!("blob {}", blob.digest);
         let node = match kind {
-            Kind::Index => Node::Index(decode_index(&raw, &desc.media_type, &what)?),
-            _ => Node::Manifest(decode_manifest(&raw, &desc.media_type, &what)?),
+            Kind::Index => Node::Index(Box::new(decode_index(&raw, &desc.media_type, &what)?)),
+            _ => Node::Manifest(Box::new(decode_manifest(&raw, &desc.media_type, &what)?)),
         };
         Ok(Some((blob, raw, node)))
     }
@@ -139,7 +146,8 @@ pub fn reachable(layout: &Layout, roots: &[Descriptor]) -> Result<BTreeMap<Diges
     let mut seen = HashSet::new();
     // (descriptor, reached through a `subject`): a subject is a weak link, and a referrer
     // whose subject is absent from this layout is legal, so only that edge may dangle.
-    let mut stack: Vec<(Descriptor, bool)> = roots.iter().rev().map(|d| (d.clone(), false)).collect();
+    let mut stack: Vec<(Descriptor, bool)> =
+        roots.iter().rev().map(|d| (d.clone(), false)).collect();
     while let Some((desc, via_subject)) = stack.pop() {
         let blob = blob_ref(&desc, "a descriptor reached from index.json")?;
         if !seen.insert(blob.digest.clone()) {

@@ -1,0 +1,12 @@
+//! Integration tests: the real `strata` binary against layouts made by strata's own fixtures
+//! and by the peers (umoci, skopeo). One binary, a module per concern.
+
+mod util;
+
+mod bad_input;
+mod basics;
+mod concurrency;
+mod crash;
+mod gc;
+mod interop;
+mod man;
