@@ -133,6 +133,24 @@ pub enum Error {
         /// The platforms the index has.
         available: String,
     },
+    /// A layer entry that could not be applied, or that was refused as hostile.
+    #[error("layer {layer}: entry {entry:?}: {reason}")]
+    Layer {
+        /// The layer's digest (or position).
+        layer: String,
+        /// The tar entry's path.
+        entry: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A layer blob whose stream is broken or does not verify.
+    #[error("layer {layer}: {reason}")]
+    LayerStream {
+        /// The layer's digest.
+        layer: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A platform string that is not `os/arch[/variant]`.
     #[error("invalid platform {0:?}: expected OS/ARCH[/VARIANT], e.g. linux/arm64/v8")]
     InvalidPlatform(String),

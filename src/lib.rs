@@ -5,9 +5,11 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod digest;
 pub mod error;
 pub mod image;
+pub mod layer;
 pub mod layout;
 pub mod spec;
 

@@ -10,6 +10,7 @@ mod ls;
 mod man;
 mod output;
 mod tag;
+mod unpack;
 mod untag;
 
 use std::process::ExitCode;
@@ -56,6 +57,7 @@ enum Command {
     Untag(untag::Args),
     Gc(gc::Args),
     Fsck(fsck::Args),
+    Unpack(unpack::Args),
     Man(man::Args),
     Completions(completions::Args),
 }
@@ -103,6 +105,7 @@ pub fn main() -> ExitCode {
         Command::Untag(a) => untag::run(a, &out),
         Command::Gc(a) => gc::run(a, &out),
         Command::Fsck(a) => fsck::run(a, &out),
+        Command::Unpack(a) => unpack::run(a, &out),
         Command::Man(a) => man::run(a, &out),
         Command::Completions(a) => completions::run(a, &out),
     };

@@ -89,11 +89,25 @@ impl Output {
             Ok(Status::Failure) => ExitCode::from(1),
             Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("strata: error: {e:#}");
+                eprintln!("strata: error: {}", render_chain(&e));
                 ExitCode::from(1)
             }
         }
     }
+}
+
+/// The error and its causes, each once: library errors already show their cause in their
+/// own message, so a cause is added only when it says something new.
+fn render_chain(e: &anyhow::Error) -> String {
+    let mut message = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -116,5 +130,57 @@ pub fn human_size(bytes: u64) -> String {
         format!("{bytes} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A one-line progress display on stderr, drawn only when stderr is a terminal.
+pub struct Progress {
+    enabled: bool,
+    label: String,
+    total: u64,
+}
+
+impl Output {
+    /// A progress display (silent unless stderr is a terminal and not `--quiet`).
+    pub fn progress(&self) -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            enabled: !self.quiet && io::stderr().is_terminal(),
+            label: String::new(),
+            total: 0,
+        }
+    }
+}
+
+impl Progress {
+    /// A new layer starts.
+    pub fn layer(&mut self, index: usize, count: usize, digest: &str, size: u64) {
+        self.label = format!(
+            "layer {}/{count} {}",
+            index + 1,
+            &digest[..digest.len().min(19)]
+        );
+        self.total = size;
+        self.bytes(0);
+    }
+
+    /// Bytes of the current layer read so far.
+    pub fn bytes(&mut self, done: u64) {
+        if self.enabled {
+            let pct = (done * 100).checked_div(self.total).unwrap_or(100);
+            eprint!(
+                "\r\x1b[2K{}  {} / {} ({pct}%)",
+                self.label,
+                human_size(done),
+                human_size(self.total)
+            );
+        }
+    }
+
+    /// Clears the line.
+    pub fn done(&mut self) {
+        if self.enabled {
+            eprint!("\r\x1b[2K");
+        }
     }
 }

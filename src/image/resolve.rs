@@ -56,7 +56,8 @@ pub fn resolve_entry_in(layout: &Layout, index: &Index, target: &Target) -> Resu
             Ok((*first).clone())
         }
         Target::Default => {
-            let digests: HashSet<&str> = index.manifests.iter().map(|d| d.digest.as_str()).collect();
+            let digests: HashSet<&str> =
+                index.manifests.iter().map(|d| d.digest.as_str()).collect();
             match digests.len() {
                 1 => Ok(index.manifests[0].clone()),
                 0 => Err(Error::Ambiguous(format!(

@@ -10,3 +10,4 @@ mod crash;
 mod gc;
 mod interop;
 mod man;
+mod unpack;

@@ -338,3 +338,232 @@ pub fn peer_ok(tool: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// How a test layer is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Packing {
+    Plain,
+    Gzip,
+    Zstd,
+}
+
+/// Writes an image whose layers are the given uncompressed tars (stored as `packing` says),
+/// with correct diff_ids, tagged `tag`; returns it.
+pub fn write_layered_image(
+    layout: &Layout,
+    tag: &str,
+    layers: &[(Vec<u8>, Packing)],
+    config_extra: serde_json::Value,
+) -> Image {
+    let mut descs = Vec::new();
+    let mut digests = Vec::new();
+    let mut diff_ids = Vec::new();
+    for (tar, packing) in layers {
+        diff_ids.push(sha256(tar).to_string());
+        let (bytes, mt) = match packing {
+            Packing::Plain => (tar.clone(), media_type::LAYER_TAR),
+            Packing::Gzip => {
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                enc.write_all(tar).expect("gzip in memory");
+                (
+                    enc.finish().expect("gzip in memory"),
+                    media_type::LAYER_TAR_GZIP,
+                )
+            }
+            Packing::Zstd => (
+                zstd::encode_all(&tar[..], 3).expect("zstd in memory"),
+                media_type::LAYER_TAR_ZSTD,
+            ),
+        };
+        let blob = layout.put_blob(&bytes).expect("writing a layer");
+        descs.push(Descriptor::new(mt, &blob.digest, blob.size));
+        digests.push(blob.digest);
+    }
+    let mut config = serde_json::json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    if let serde_json::Value::Object(extra) = config_extra {
+        for (k, v) in extra {
+            config[k] = v;
+        }
+    }
+    let config_blob = layout
+        .put_blob(&to_canonical_json(&config))
+        .expect("writing a config");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::MANIFEST,
+        "config": Descriptor::new(media_type::CONFIG, &config_blob.digest, config_blob.size),
+        "layers": descs,
+    });
+    let blob = layout
+        .put_blob(&to_canonical_json(&manifest))
+        .expect("writing a manifest");
+    let desc = Descriptor::new(media_type::MANIFEST, &blob.digest, blob.size);
+    add_entry(layout, &desc, Some(tag));
+    Image {
+        manifest: desc,
+        config: config_blob.digest,
+        layers: digests,
+    }
+}
+
+/// Builds tar layers entry by entry, writing names as raw bytes (so tests can make the
+/// hostile names that tar builders refuse).
+pub struct TarBuilder {
+    out: tar::Builder<Vec<u8>>,
+}
+
+/// Fixed mtime for test entries.
+pub const MTIME: u64 = 1_700_000_000;
+
+impl TarBuilder {
+    pub fn new() -> Self {
+        TarBuilder {
+            out: tar::Builder::new(Vec::new()),
+        }
+    }
+
+    fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_mtime(MTIME);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    }
+
+    /// Appends an entry with a raw name (GNU long name when over 100 bytes).
+    pub fn raw(
+        &mut self,
+        mut h: tar::Header,
+        name: &[u8],
+        link: Option<&[u8]>,
+        data: &[u8],
+    ) -> &mut Self {
+        if name.len() > 100 {
+            let mut long = Self::header(tar::EntryType::GNULongName, 0, name.len() as u64 + 1);
+            long.as_gnu_mut().expect("gnu").name[..13].copy_from_slice(b"././@LongLink");
+            long.set_cksum();
+            let mut body = name.to_vec();
+            body.push(0);
+            self.out.append(&long, &body[..]).expect("tar in memory");
+        } else {
+            h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        }
+        if let Some(link) = link {
+            h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+        }
+        h.set_cksum();
+        self.out.append(&h, data).expect("tar in memory");
+        self
+    }
+
+    pub fn file(&mut self, name: &str, data: &[u8], mode: u32) -> &mut Self {
+        self.raw(
+            Self::header(tar::EntryType::Regular, mode, data.len() as u64),
+            name.as_bytes(),
+            None,
+            data,
+        )
+    }
+
+    pub fn owned_file(
+        &mut self,
+        name: &str,
+        data: &[u8],
+        mode: u32,
+        uid: u64,
+        gid: u64,
+    ) -> &mut Self {
+        let mut h = Self::header(tar::EntryType::Regular, mode, data.len() as u64);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        self.raw(h, name.as_bytes(), None, data)
+    }
+
+    pub fn dir(&mut self, name: &str, mode: u32) -> &mut Self {
+        self.raw(
+            Self::header(tar::EntryType::Directory, mode, 0),
+            name.as_bytes(),
+            None,
+            b"",
+        )
+    }
+
+    pub fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.raw(
+            Self::header(tar::EntryType::Symlink, 0o777, 0),
+            name.as_bytes(),
+            Some(target.as_bytes()),
+            b"",
+        )
+    }
+
+    pub fn hardlink(&mut self, name: &str, target: &str) -> &mut Self {
+        self.raw(
+            Self::header(tar::EntryType::Link, 0o644, 0),
+            name.as_bytes(),
+            Some(target.as_bytes()),
+            b"",
+        )
+    }
+
+    pub fn whiteout(&mut self, dir: &str, name: &str) -> &mut Self {
+        let path = if dir.is_empty() {
+            format!(".wh.{name}")
+        } else {
+            format!("{dir}/.wh.{name}")
+        };
+        self.file(&path, b"", 0o644)
+    }
+
+    pub fn opaque(&mut self, dir: &str) -> &mut Self {
+        self.file(&format!("{dir}/.wh..wh..opq"), b"", 0o644)
+    }
+
+    pub fn device(
+        &mut self,
+        name: &str,
+        kind: tar::EntryType,
+        major: u32,
+        minor: u32,
+    ) -> &mut Self {
+        let mut h = Self::header(kind, 0o600, 0);
+        h.set_device_major(major).expect("gnu header");
+        h.set_device_minor(minor).expect("gnu header");
+        self.raw(h, name.as_bytes(), None, b"")
+    }
+
+    /// A file with PAX xattrs.
+    pub fn file_with_xattrs(
+        &mut self,
+        name: &str,
+        data: &[u8],
+        xattrs: &[(&str, &[u8])],
+    ) -> &mut Self {
+        let records: Vec<(String, &[u8])> = xattrs
+            .iter()
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), *v))
+            .collect();
+        self.out
+            .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+            .expect("tar in memory");
+        self.file(name, data, 0o644)
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.out.into_inner().expect("tar in memory")
+    }
+}
+
+impl Default for TarBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}

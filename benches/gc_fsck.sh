@@ -1,0 +1,347 @@
+#!/usr/bin/env bash
+# Benchmark `strata gc` against `umoci gc`, and `strata fsck` against sha256sum / openssl,
+# on a realistic layout: ~50 images sharing one Debian minbase layer, ~10 of them untagged.
+# How to measure is /work/shared/BENCHMARKING.md; see benches/README.md for usage.
+#
+# Environment (all optional):
+#   STRATA=path            strata binary to test (default: cargo build --release of this repo)
+#   STRATA_BENCH_DIR=dir   work dir: cached input, scratch copies, results (/var/tmp/strata-bench)
+#   ROUNDS=n               gc rounds; one strata/umoci pair per round, A B B A ... (default 7)
+#   FSCK_ROUNDS=n          fsck / sha256sum / openssl rounds (default 7)
+#   NIMAGES=n NUNTAG=n     images in the layout, and how many of them to untag (50, 10)
+#   SUITE=bookworm MIRROR=url   debootstrap suite and mirror (mirror: debootstrap's default)
+#   FALLBACK_SRC=dir       tree copied as the rootfs when debootstrap fails (/usr)
+#   REBUILD_INPUT=1        rebuild the cached layout even if present
+#   REBUILD_ROOTFS=1       also redo debootstrap (implies REBUILD_INPUT=1)
+set -euo pipefail
+export LC_ALL=C
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+W=${STRATA_BENCH_DIR:-/var/tmp/strata-bench}
+ROUNDS=${ROUNDS:-7}
+FSCK_ROUNDS=${FSCK_ROUNDS:-7}
+NIMAGES=${NIMAGES:-50}
+NUNTAG=${NUNTAG:-10}
+SUITE=${SUITE:-bookworm}
+MIRROR=${MIRROR:-}
+FALLBACK_SRC=${FALLBACK_SRC:-/usr}
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'gc_fsck.sh: error: %s\n' "$*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found${2:+ ($2)}"; }
+
+need umoci "apt-get install umoci"
+need jq "apt-get install jq"
+need awk
+need sha256sum
+[[ -x /usr/bin/time ]] || die "/usr/bin/time not found (apt-get install time)"
+[[ $ROUNDS -ge 3 ]] || die "ROUNDS must be at least 3 (got $ROUNDS)"
+[[ $NUNTAG -lt $NIMAGES ]] || die "NUNTAG ($NUNTAG) must be below NIMAGES ($NIMAGES)"
+case $W in *:*) die "work dir $W contains ':', which umoci's --image LAYOUT:TAG cannot take" ;; esac
+HAVE_OPENSSL=0; command -v openssl >/dev/null 2>&1 && HAVE_OPENSSL=1
+IS_ROOT=0; [[ $(id -u) -eq 0 ]] && IS_ROOT=1
+
+mkdir -p "$W"/{input,scratch,trash,results}
+W=$(cd "$W" && pwd)
+TRASH=$W/trash
+
+# Move a path aside (deleted at the end): a large rm -rf slows file creation for ~30 s.
+aside() { if [[ -e $1 ]]; then mv "$1" "$TRASH/$(date +%s%N)-$(basename "$1")"; fi; }
+
+# ---------------------------------------------------------------- 1. strata binary
+if [[ -n ${STRATA:-} ]]; then
+    [[ -x $STRATA ]] || die "STRATA=$STRATA is not an executable"
+    say "using STRATA=$STRATA"
+else
+    need cargo
+    say "building strata (cargo build --release in $REPO)"
+    (cd "$REPO" && cargo build --release --quiet) || die "cargo build --release failed"
+    STRATA=${CARGO_TARGET_DIR:-$REPO/target}/release/strata
+    [[ -x $STRATA ]] || die "built, but $STRATA is missing"
+fi
+STRATA=$(cd "$(dirname "$STRATA")" && pwd)/$(basename "$STRATA")
+
+# ---------------------------------------------------------------- 2. input (cached)
+ROOTFS=$W/input/rootfs-$SUITE
+if [[ ${REBUILD_ROOTFS:-0} == 1 ]]; then
+    REBUILD_INPUT=1
+    say "REBUILD_ROOTFS=1: discarding the cached rootfs"
+    aside "$ROOTFS"; rm -f "$ROOTFS.done"
+fi
+if [[ ! -f $ROOTFS.done ]]; then
+    aside "$ROOTFS"; aside "$ROOTFS.tmp"
+    ok=0
+    if [[ $IS_ROOT == 1 ]] && command -v debootstrap >/dev/null 2>&1; then
+        say "debootstrap --variant=minbase $SUITE (a few minutes; log: $W/input/debootstrap.log)"
+        # shellcheck disable=SC2086
+        if debootstrap --variant=minbase "$SUITE" "$ROOTFS.tmp" $MIRROR >"$W/input/debootstrap.log" 2>&1; then
+            ok=1
+            # As in Debian's container images (and the reference image in BENCHMARKING.md:
+            # ~6,675 entries, 120 MB): no downloaded .debs, no apt lists.
+            rm -f "$ROOTFS.tmp"/var/cache/apt/archives/*.deb
+            rm -rf "$ROOTFS.tmp"/var/lib/apt/lists/*
+            echo "debootstrap --variant=minbase $SUITE, apt caches removed ($(find "$ROOTFS.tmp" | wc -l) entries, $(du -sh "$ROOTFS.tmp" | cut -f1))" >"$ROOTFS.source"
+        else
+            say "WARNING: debootstrap failed (mirror unreachable?), see $W/input/debootstrap.log"
+        fi
+    else
+        say "WARNING: debootstrap needs root and the debootstrap package"
+    fi
+    if [[ $ok == 0 ]]; then
+        aside "$ROOTFS.tmp"
+        say "WARNING: FALLING BACK to a copy of $FALLBACK_SRC as the source tree ($(du -sh "$FALLBACK_SRC" 2>/dev/null | cut -f1))"
+        mkdir -p "$ROOTFS.tmp"
+        cp -a "$FALLBACK_SRC" "$ROOTFS.tmp/" || die "copying $FALLBACK_SRC failed"
+        echo "FALLBACK: copy of $FALLBACK_SRC (debootstrap unavailable or failed)" >"$ROOTFS.source"
+    fi
+    mv "$ROOTFS.tmp" "$ROOTFS"
+    touch "$ROOTFS.done"
+fi
+SOURCE_DESC=$(cat "$ROOTFS.source")
+case $SOURCE_DESC in FALLBACK*) say "NOTE: source tree is a $SOURCE_DESC" ;; esac
+
+LAYOUT=$W/input/layout-$SUITE-n$NIMAGES-u$NUNTAG
+if [[ ${REBUILD_INPUT:-0} == 1 || ! -f $LAYOUT.done ]]; then
+    aside "$LAYOUT"; aside "$LAYOUT.tmp"; rm -f "$LAYOUT.done"
+    L=$LAYOUT.tmp
+    B=$W/input/bundle
+    aside "$B"
+    UNPACK_OPTS=(); [[ $IS_ROOT == 1 ]] || UNPACK_OPTS=(--rootless)
+    say "building the layout: $NIMAGES images, untagging $NUNTAG (a couple of minutes)"
+    umoci init --layout "$L"
+    umoci new --image "$L:base"
+    umoci unpack "${UNPACK_OPTS[@]}" --image "$L:base" "$B" >/dev/null
+    cp -a "$ROOTFS/." "$B/rootfs/"
+    # img0: base + the whole tree; the bundle then refers to img0.
+    umoci repack --refresh-bundle --image "$L:img0" "$B"
+    # Small single-link files to modify, one per image, restored after each repack so
+    # that every img$i is exactly img0's layer plus its own small layer.
+    mapfile -t SMALL < <(cd "$ROOTFS" && find . -type f -links 1 -size -16k -size +0 | sort | head -n 500)
+    [[ ${#SMALL[@]} -gt 0 ]] || die "no small files found in $ROOTFS"
+    for ((i = 1; i < NIMAGES; i++)); do
+        f=${SMALL[$(((i * 7) % ${#SMALL[@]}))]}
+        printf '\n# strata-bench image %d\n' "$i" >>"$B/rootfs/$f"
+        printf 'image %d\n' "$i" >"$B/rootfs/strata-bench-id"
+        umoci repack --image "$L:img$i" "$B"
+        cp -a "$ROOTFS/$f" "$B/rootfs/$f"
+        rm -f "$B/rootfs/strata-bench-id"
+        if (((i % 10) == 0)); then say "  repacked img$i"; fi
+    done
+    # Garbage: untag NUNTAG images spread over the range (never img0).
+    : >"$L.untagged"
+    for ((k = 0; k < NUNTAG; k++)); do
+        j=$((1 + k * (NIMAGES - 1) / NUNTAG))
+        umoci rm --image "$L:img$j"
+        echo "img$j" >>"$L.untagged"
+    done
+    # Sanity: img1 must be img0's layers plus one small layer.
+    m0=$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"]=="img0") | .digest' "$L/index.json")
+    n0=$(jq '.layers | length' "$L/blobs/sha256/${m0#sha256:}")
+    mlast=$(jq -r --arg t "img$((NIMAGES - 1))" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"]==$t) | .digest' "$L/index.json")
+    nlast=$(jq '.layers | length' "$L/blobs/sha256/${mlast#sha256:}")
+    [[ $nlast -eq $((n0 + 1)) ]] || die "layout check: img$((NIMAGES - 1)) has $nlast layers, img0 has $n0 (expected one more)"
+    aside "$B"
+    mv "$L.untagged" "$LAYOUT.untagged"
+    mv "$L" "$LAYOUT"
+    touch "$LAYOUT.done"
+fi
+
+# The blobs gc must keep, computed independently with jq: index.json entries, their
+# configs and layers (umoci writes no nested indexes or referrers).
+expected_live() {
+    local l=$1 d
+    for d in $(jq -r '.manifests[].digest' "$l/index.json"); do
+        echo "${d#sha256:}"
+        jq -r '.config.digest, .layers[].digest' "$l/blobs/sha256/${d#sha256:}" | sed 's/^sha256://'
+    done | sort -u
+}
+
+blob_bytes() { find "$1/blobs" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d\n", s}'; }
+warm() { cat "$1/index.json" "$1/oci-layout" "$1"/blobs/sha256/* >/dev/null; }
+
+N_BLOBS=$(find "$LAYOUT/blobs/sha256" -type f | wc -l)
+BYTES=$(blob_bytes "$LAYOUT")
+N_TAGS=$(jq '.manifests | length' "$LAYOUT/index.json")
+BIG=$(find "$LAYOUT/blobs/sha256" -type f -printf '%s\n' | sort -n | tail -1)
+
+STAMP=$(date +%Y%m%d-%H%M%S)
+RES=$W/results/$STAMP
+mkdir -p "$RES"/{out,lists}
+LOG=$RES/runs.tsv
+printf 'phase\tround\ttool\twall_s\tuser_s\tsys_s\tmaxrss_kb\tcheck\n' >"$LOG"
+EXPECTED=$RES/lists/expected-live.txt
+expected_live "$LAYOUT" >"$EXPECTED"
+N_LIVE=$(wc -l <"$EXPECTED")
+[[ $N_LIVE -lt $N_BLOBS ]] || die "the input has no garbage ($N_LIVE live of $N_BLOBS blobs)"
+
+{
+    echo "date: $(date -Is)"
+    echo "host: $(uname -srm), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
+    echo "cpu: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+    echo "strata: $STRATA ($("$STRATA" --version 2>&1 | head -1))"
+    echo "strata repo: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (dirty work tree)')"
+    echo "umoci: $(umoci --version)"
+    echo "source tree: $SOURCE_DESC"
+    echo "layout: $LAYOUT"
+    echo "layout: $N_TAGS index entries, $N_BLOBS blobs, $BYTES bytes; largest blob $BIG bytes"
+    echo "garbage: untagged $(paste -sd' ' "$LAYOUT.untagged"); gc must keep $N_LIVE blobs, remove $((N_BLOBS - N_LIVE))"
+} | tee "$RES/environment.txt" >&2
+
+# timed PHASE ROUND TOOL CHECKFN CMD...: one run under /usr/bin/time -v; wall time from
+# bash's clock around it. Appends to runs.tsv; echoes the wall time.
+timed() {
+    local phase=$1 round=$2 tool=$3 check=$4; shift 4
+    local tag=$phase-$round-$tool rc=0 t0 t1
+    t0=$EPOCHREALTIME
+    /usr/bin/time -v -o "$RES/out/$tag.time" "$@" >"$RES/out/$tag.stdout" 2>"$RES/out/$tag.stderr" || rc=$?
+    t1=$EPOCHREALTIME
+    [[ $rc -eq 0 ]] || die "$tool ($phase round $round) exited $rc; see $RES/out/$tag.stderr"
+    local wall user sys rss verdict
+    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.6f", b - a}')
+    user=$(awk -F': ' '/User time/ {print $2}' "$RES/out/$tag.time")
+    sys=$(awk -F': ' '/System time/ {print $2}' "$RES/out/$tag.time")
+    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$RES/out/$tag.time")
+    verdict=$("$check" "$tag") || die "output check failed for $tool ($phase round $round): $verdict"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$round" "$tool" "$wall" "$user" "$sys" "$rss" "$verdict" >>"$LOG"
+    printf '%s' "$wall"
+}
+
+median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) {print "nan"; exit} if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+col() { awk -F'\t' -v p="$1" -v t="$2" -v c="$3" '$1 == p && $3 == t {print $c}' "$LOG"; }
+
+# ---------------------------------------------------------------- 3. gc: strata vs umoci
+COPY=$W/scratch/layout
+check_gc() {
+    local tag=$1
+    ls "$COPY/blobs/sha256" >"$RES/lists/$tag.txt"
+    if ! cmp -s "$RES/lists/$tag.txt" "$EXPECTED"; then
+        echo "blob set differs from the expected live set (diff $RES/lists/$tag.txt $EXPECTED)"
+        return 1
+    fi
+    # No temp directories left behind either.
+    if compgen -G "$COPY/.umoci-*" >/dev/null; then echo "left .umoci-* temp dirs"; return 1; fi
+    echo "same-blobs($N_LIVE)"
+}
+run_gc() {
+    local round=$1 tool=$2
+    aside "$COPY"
+    cp -a "$LAYOUT" "$COPY"
+    sync
+    warm "$COPY"
+    case $tool in
+        strata) timed gc "$round" strata check_gc "$STRATA" gc "$COPY" ;;
+        umoci) timed gc "$round" umoci check_gc umoci gc --layout "$COPY" ;;
+    esac
+}
+
+say "gc: $ROUNDS rounds, alternating strata/umoci (A B B A ...), fresh copy each run"
+printf '%-6s %12s %12s %10s\n' round "strata gc s" "umoci gc s" ratio >&2
+RATIOS=$RES/gc-ratios.txt
+: >"$RATIOS"
+for ((r = 1; r <= ROUNDS; r++)); do
+    if ((r % 2)); then
+        ts=$(run_gc "$r" strata); tu=$(run_gc "$r" umoci)
+    else
+        tu=$(run_gc "$r" umoci); ts=$(run_gc "$r" strata)
+    fi
+    ratio=$(awk -v s="$ts" -v u="$tu" 'BEGIN {printf "%.4f", s / u}')
+    echo "$ratio" >>"$RATIOS"
+    printf '%-6s %12.4f %12.4f %10.3f\n' "$r" "$ts" "$tu" "$ratio" >&2
+done
+# Both tools must also have agreed with each other on every run (implied by the check
+# against the jq-computed set, restated here for the record).
+sort -u "$RES"/lists/gc-*.txt | cmp -s - "$EXPECTED" || die "gc runs disagree on the blob set"
+aside "$COPY"
+
+# A gc'd copy must pass strata fsck with nothing unreferenced (untimed check).
+cp -a "$LAYOUT" "$COPY"
+"$STRATA" gc "$COPY" >/dev/null
+"$STRATA" fsck "$COPY" >"$RES/out/fsck-after-gc.txt" 2>&1 || die "strata fsck fails after strata gc: $RES/out/fsck-after-gc.txt"
+grep -q ' 0 unreferenced' "$RES/out/fsck-after-gc.txt" || die "blobs still unreferenced after gc: $RES/out/fsck-after-gc.txt"
+aside "$COPY"
+
+# ---------------------------------------------------------------- 4. fsck vs sha256sum / openssl
+FCOPY=$W/scratch/fsck-layout
+aside "$FCOPY"
+cp -a "$LAYOUT" "$FCOPY"
+sync
+check_fsck() {
+    local f=$RES/out/$1.stdout
+    grep -q "^ok: $N_BLOBS blobs" "$f" || { echo "unexpected fsck output: $(head -c 300 "$f")"; return 1; }
+    echo "ok($N_BLOBS)"
+}
+# Every hash printed must equal the file name it was computed for.
+check_sha256sum() {
+    local bad
+    bad=$(awk '{n = $2; sub(/.*\//, "", n); if (n != $1) b++; c++} END {print (c == '"$N_BLOBS"' ? 0 + b : "count " c)}' "$RES/out/$1.stdout")
+    [[ $bad == 0 ]] || { echo "mismatch: $bad"; return 1; }
+    echo "hashes-match($N_BLOBS)"
+}
+check_openssl() {
+    local bad
+    bad=$(sed -E 's/^[^(]*\((.*)\)= ([0-9a-f]+)$/\1 \2/' "$RES/out/$1.stdout" |
+        awk '{n = $1; sub(/.*\//, "", n); if (n != $2) b++; c++} END {print (c == '"$N_BLOBS"' ? 0 + b : "count " c)}')
+    [[ $bad == 0 ]] || { echo "mismatch: $bad"; return 1; }
+    echo "hashes-match($N_BLOBS)"
+}
+run_hash() {
+    local round=$1 tool=$2
+    warm "$FCOPY"
+    case $tool in
+        strata) timed fsck "$round" strata check_fsck "$STRATA" fsck "$FCOPY" ;;
+        sha256sum) timed fsck "$round" sha256sum check_sha256sum sh -c 'cd "$1" && exec sha256sum blobs/sha256/*' sh "$FCOPY" ;;
+        openssl) timed fsck "$round" openssl check_openssl sh -c 'cd "$1" && exec openssl sha256 blobs/sha256/*' sh "$FCOPY" ;;
+    esac
+}
+HASHERS=(strata sha256sum)
+[[ $HAVE_OPENSSL == 1 ]] && HASHERS+=(openssl)
+say "fsck: $FSCK_ROUNDS rounds of ${HASHERS[*]} (order rotates), hot cache, $BYTES bytes of blobs"
+for ((r = 1; r <= FSCK_ROUNDS; r++)); do
+    n=${#HASHERS[@]}
+    line="round $r:"
+    for ((k = 0; k < n; k++)); do
+        tool=${HASHERS[$(((k + r) % n))]}
+        t=$(run_hash "$r" "$tool")
+        line+=$(printf ' %s %.4f s' "$tool" "$t")
+    done
+    echo "$line" >&2
+done
+aside "$FCOPY"
+
+# ---------------------------------------------------------------- 5. summary
+GC_RATIO=$(median <"$RATIOS")
+S_GC=$(col gc strata 4 | median); U_GC=$(col gc umoci 4 | median)
+S_GC_RSS=$(col gc strata 7 | sort -n | tail -1); U_GC_RSS=$(col gc umoci 7 | sort -n | tail -1)
+F_S=$(col fsck strata 4 | median); F_SHA=$(col fsck sha256sum 4 | median)
+F_S_RSS=$(col fsck strata 7 | sort -n | tail -1); F_SHA_RSS=$(col fsck sha256sum 7 | sort -n | tail -1)
+gbps() { awk -v b="$BYTES" -v t="$1" 'BEGIN {printf "%.3f", b / 1e9 / t}'; }
+verdict() { awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN {ok = (op == "le") ? v <= lim : v >= lim; print ok ? "MET" : "NOT MET"}'; }
+{
+    echo
+    echo "=== strata bench summary ($STAMP) ==="
+    echo "source tree: $SOURCE_DESC"
+    echo "layout: $N_TAGS index entries, $N_BLOBS blobs, $(awk -v b="$BYTES" 'BEGIN {printf "%.1f MB", b / 1e6}'); gc removes $((N_BLOBS - N_LIVE))"
+    echo
+    printf '%-28s %12s %14s %16s\n' "measurement" "median s" "peak RSS (KB)" "note"
+    printf '%-28s %12.4f %14s %16s\n' "strata gc" "$S_GC" "$S_GC_RSS" "$ROUNDS runs"
+    printf '%-28s %12.4f %14s %16s\n' "umoci gc --layout" "$U_GC" "$U_GC_RSS" "$ROUNDS runs"
+    printf '%-28s %12.4f %14s %16s\n' "strata fsck" "$F_S" "$F_S_RSS" "$(gbps "$F_S") GB/s"
+    printf '%-28s %12.4f %14s %16s\n' "sha256sum blobs/sha256/*" "$F_SHA" "$F_SHA_RSS" "$(gbps "$F_SHA") GB/s"
+    if [[ $HAVE_OPENSSL == 1 ]]; then
+        F_O=$(col fsck openssl 4 | median); F_O_RSS=$(col fsck openssl 7 | sort -n | tail -1)
+        printf '%-28s %12.4f %14s %16s\n' "openssl sha256 blobs/sha256/*" "$F_O" "$F_O_RSS" "$(gbps "$F_O") GB/s"
+    fi
+    echo
+    echo "gc ratio strata/umoci, median of $ROUNDS per-pair ratios: $GC_RATIO (per pair: $(paste -sd' ' "$RATIOS"))"
+    echo "   goal <= 0.5: $(verdict "$GC_RATIO" 0.5 le)"
+    echo "fsck throughput: $(gbps "$F_S") GB/s of blob data   goal >= 1 GB/s: $(verdict "$(gbps "$F_S")" 1 ge)"
+    echo "fsck time / sha256sum time: $(awk -v a="$F_S" -v b="$F_SHA" 'BEGIN {printf "%.3f", a / b}')"
+    if [[ $HAVE_OPENSSL == 1 ]]; then
+        echo "fsck time / openssl sha256 time: $(awk -v a="$F_S" -v b="$F_O" 'BEGIN {printf "%.3f", a / b}')"
+    fi
+    echo "every run's output was checked (runs.tsv, column 'check')"
+    echo "raw results: $RES"
+} | tee "$RES/summary.txt"
+
+# Deleting the moved-aside copies last, after all timing.
+rm -rf "${TRASH:?}"/*

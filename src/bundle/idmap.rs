@@ -1,0 +1,112 @@
+//! User and group id mappings (`--uid-map C:H:N`), as user namespaces define them: container
+//! ids `C..C+N` are host ids `H..H+N`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// One contiguous range of a mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdMapping {
+    /// First id inside the container.
+    #[serde(rename = "containerID")]
+    pub container_id: u32,
+    /// First id on the host.
+    #[serde(rename = "hostID")]
+    pub host_id: u32,
+    /// Number of ids.
+    pub size: u32,
+}
+
+impl FromStr for IdMapping {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<IdMapping, Error> {
+        let bad = || Error::Invalid {
+            what: format!("id mapping {s:?}"),
+            reason: "expected CONTAINER:HOST:SIZE, three numbers with SIZE at least 1".into(),
+        };
+        let parts: Vec<&str> = s.split(':').collect();
+        let [c, h, n] = parts.as_slice() else {
+            return Err(bad());
+        };
+        let num = |p: &str| p.parse::<u32>().map_err(|_| bad());
+        let m = IdMapping {
+            container_id: num(c)?,
+            host_id: num(h)?,
+            size: num(n)?,
+        };
+        if m.size == 0
+            || m.container_id.checked_add(m.size - 1).is_none()
+            || m.host_id.checked_add(m.size - 1).is_none()
+        {
+            return Err(bad());
+        }
+        Ok(m)
+    }
+}
+
+impl fmt::Display for IdMapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.container_id, self.host_id, self.size)
+    }
+}
+
+/// A full mapping: several ranges. Empty means identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMap(pub Vec<IdMapping>);
+
+impl IdMap {
+    /// The host id for a container id; identity when the map is empty, `None` when the id
+    /// is outside every range.
+    pub fn to_host(&self, id: u32) -> Option<u32> {
+        if self.0.is_empty() {
+            return Some(id);
+        }
+        self.0.iter().find_map(|m| {
+            let offset = id.checked_sub(m.container_id)?;
+            (offset < m.size).then(|| m.host_id + offset)
+        })
+    }
+
+    /// The container id for a host id (the inverse of [`IdMap::to_host`]).
+    pub fn to_container(&self, id: u32) -> Option<u32> {
+        if self.0.is_empty() {
+            return Some(id);
+        }
+        self.0.iter().find_map(|m| {
+            let offset = id.checked_sub(m.host_id)?;
+            (offset < m.size).then(|| m.container_id + offset)
+        })
+    }
+
+    /// True when no mapping is set.
+    pub fn is_identity(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_maps_both_ways() {
+        let m: IdMapping = "0:100000:65536".parse().unwrap();
+        let map = IdMap(vec![m, "70000:5000:10".parse().unwrap()]);
+        assert_eq!(map.to_host(0), Some(100000));
+        assert_eq!(map.to_host(65535), Some(165535));
+        assert_eq!(map.to_host(65536), None);
+        assert_eq!(map.to_host(70009), Some(5009));
+        assert_eq!(map.to_container(100042), Some(42));
+        assert_eq!(IdMap::default().to_host(7), Some(7));
+        for bad in ["0:1", "a:1:1", "0:0:0", "1:2:3:4", "4294967295:0:2"] {
+            assert!(bad.parse::<IdMapping>().is_err(), "{bad}");
+        }
+        assert_eq!(m.to_string(), "0:100000:65536");
+    }
+}

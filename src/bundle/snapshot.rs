@@ -1,0 +1,200 @@
+//! A record of an unpacked tree, kept in the bundle so repack can tell what changed from
+//! metadata alone (as git's index does): per path its type, mode, owner, size, mtime with
+//! nanoseconds, inode, link target and xattrs.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+
+/// One path of the tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotEntry {
+    /// Path relative to the rootfs, as UTF-8 when it is, else base64 of its bytes in
+    /// `pathB64`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub path: Option<String>,
+    /// Base64 of a non-UTF-8 path.
+    #[serde(rename = "pathB64", skip_serializing_if = "Option::is_none", default)]
+    pub path_b64: Option<String>,
+    /// `file`, `dir`, `symlink`, `char`, `block`, `fifo` or `socket`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Permission bits with setuid/setgid/sticky.
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes (files).
+    pub size: u64,
+    /// Modification time, seconds.
+    pub mtime: i64,
+    /// Modification time, nanoseconds.
+    pub mtime_nsec: i64,
+    /// Inode number (hard links share one).
+    pub ino: u64,
+    /// Symlink target.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub link: Option<String>,
+    /// Device number (devices).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub rdev: Option<u64>,
+    /// xattrs, values base64.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub xattrs: BTreeMap<String, String>,
+}
+
+impl SnapshotEntry {
+    /// The path as bytes-faithful `PathBuf`.
+    pub fn path_buf(&self) -> PathBuf {
+        match (&self.path, &self.path_b64) {
+            (Some(p), _) => PathBuf::from(p),
+            (None, Some(b)) => PathBuf::from(OsStr::from_bytes(
+                &base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .unwrap_or_default(),
+            )),
+            (None, None) => PathBuf::new(),
+        }
+    }
+}
+
+/// Walks `rootfs` (never following symlinks) and records every path, sorted by path bytes.
+pub fn take(rootfs: &Path) -> Result<Vec<SnapshotEntry>> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = rootfs.join(&rel);
+        let mut names: Vec<_> = fs::read_dir(&dir)
+            .at(&dir)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()
+            .at(&dir)?;
+        names.sort();
+        for name in names.into_iter().rev() {
+            let rel_path = rel.join(&name);
+            let full = rootfs.join(&rel_path);
+            let meta = fs::symlink_metadata(&full).at(&full)?;
+            let ft = meta.file_type();
+            let kind = if ft.is_dir() {
+                stack.push(rel_path.clone());
+                "dir"
+            } else if ft.is_symlink() {
+                "symlink"
+            } else if ft.is_char_device() {
+                "char"
+            } else if ft.is_block_device() {
+                "block"
+            } else if ft.is_fifo() {
+                "fifo"
+            } else if ft.is_socket() {
+                "socket"
+            } else {
+                "file"
+            };
+            let link = if ft.is_symlink() {
+                Some(
+                    fs::read_link(&full)
+                        .at(&full)?
+                        .to_string_lossy()
+                        .into_owned(),
+                )
+            } else {
+                None
+            };
+            let bytes = rel_path.as_os_str().as_bytes();
+            let (path, path_b64) = match std::str::from_utf8(bytes) {
+                Ok(s) => (Some(s.to_owned()), None),
+                Err(_) => (
+                    None,
+                    Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                ),
+            };
+            out.push(SnapshotEntry {
+                path,
+                path_b64,
+                kind: kind.to_owned(),
+                mode: meta.mode() & 0o7777,
+                uid: meta.uid(),
+                gid: meta.gid(),
+                size: if ft.is_file() { meta.len() } else { 0 },
+                mtime: meta.mtime(),
+                mtime_nsec: meta.mtime_nsec(),
+                ino: meta.ino(),
+                link,
+                rdev: (ft.is_char_device() || ft.is_block_device()).then(|| meta.rdev()),
+                xattrs: xattrs(&full)?,
+            });
+        }
+    }
+    out.sort_by(|a, b| {
+        a.path_buf()
+            .as_os_str()
+            .as_bytes()
+            .cmp(b.path_buf().as_os_str().as_bytes())
+    });
+    Ok(out)
+}
+
+fn xattrs(path: &Path) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let mut names = vec![0u8; 4096];
+    let len = match rustix::fs::llistxattr(path, &mut names[..]) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NOTSUP) | Err(rustix::io::Errno::RANGE) => return Ok(out),
+        Err(e) => return Err(std::io::Error::from(e)).at(path),
+    };
+    for name in names[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let mut value = vec![0u8; 65536];
+        if let Ok(n) = rustix::fs::lgetxattr(path, OsStr::from_bytes(name), &mut value[..]) {
+            out.insert(
+                String::from_utf8_lossy(name).into_owned(),
+                base64::engine::general_purpose::STANDARD.encode(&value[..n]),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Writes a snapshot as JSON lines.
+pub fn write(entries: &[SnapshotEntry], path: &Path) -> Result<()> {
+    let file = fs::File::create(path).at(path)?;
+    let mut out = BufWriter::new(file);
+    for e in entries {
+        serde_json::to_writer(&mut out, e).map_err(|source| Error::BadJson {
+            what: path.display().to_string(),
+            source,
+        })?;
+        out.write_all(b"\n").at(path)?;
+    }
+    out.into_inner()
+        .map_err(|e| e.into_error())
+        .at(path)?
+        .sync_all()
+        .at(path)
+}
+
+/// Reads a snapshot written by [`write`].
+pub fn read(path: &Path) -> Result<Vec<SnapshotEntry>> {
+    let file = fs::File::open(path).at(path)?;
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.at(path)?;
+        out.push(
+            serde_json::from_str(&line).map_err(|source| Error::BadJson {
+                what: format!("{} line {}", path.display(), i + 1),
+                source,
+            })?,
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,383 @@
+//! Unpacking an image into a runtime bundle: every layer verified (blob digest and size,
+//! uncompressed `diff_id`) and applied in order to `BUNDLE/rootfs`, then the runtime
+//! `config.json` and strata's metadata. A failed unpack removes what it made.
+
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::idmap::IdMap;
+use super::runtime::{runtime_config, RuntimeOptions};
+use super::snapshot;
+use crate::digest::{Digest, HashingReader};
+use crate::error::{Error, IoContext, Result};
+use crate::image::{resolve_image, PlatformSpec, Resolved};
+use crate::layer::apply::{Applier, ApplyOptions};
+use crate::layer::Compression;
+use crate::layout::reference::Reference;
+use crate::layout::walk::blob_ref;
+use crate::layout::{Layout, LockMode};
+use crate::spec::{Descriptor, ImageConfig, Kind};
+
+/// The bundle metadata file strata writes next to `rootfs/`.
+pub const METADATA_FILE: &str = "strata.json";
+/// The snapshot of the unpacked tree, for repack.
+pub const SNAPSHOT_FILE: &str = "strata-snapshot.jsonl";
+
+/// How to unpack.
+#[derive(Debug, Clone)]
+pub struct UnpackOptions {
+    /// Platform to pick through an index.
+    pub platform: PlatformSpec,
+    /// Unprivileged unpack (see [`ApplyOptions::rootless`]).
+    pub rootless: bool,
+    /// Container to host uid mapping.
+    pub uid_map: IdMap,
+    /// Container to host gid mapping.
+    pub gid_map: IdMap,
+    /// Keep symlinks to directories where a layer has a directory.
+    pub keep_dirlinks: bool,
+    /// Write only the rootfs, into an existing empty directory.
+    pub rootfs_only: bool,
+}
+
+/// Progress of an unpack, for a progress bar.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// A layer is starting: index, count, descriptor.
+    Layer(usize, usize, &'a Descriptor),
+    /// Compressed bytes read so far in the current layer.
+    Bytes(u64),
+}
+
+/// What an unpack did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnpackReport {
+    /// The manifest unpacked.
+    pub manifest: String,
+    /// Layers applied.
+    pub layers: usize,
+    /// Tar entries applied.
+    pub entries: u64,
+    /// Things the user should know (devices skipped in rootless mode, ...).
+    pub warnings: Vec<String>,
+}
+
+/// strata's bundle metadata (`strata.json`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BundleMetadata {
+    /// Format version of this file.
+    pub strata_bundle_version: u32,
+    /// The layout the image came from (absolute).
+    pub layout: PathBuf,
+    /// The reference as given.
+    pub reference: String,
+    /// The descriptors from the `index.json` entry down to the manifest.
+    pub descriptor_path: Vec<Descriptor>,
+    /// Whether the unpack was rootless.
+    pub rootless: bool,
+    /// uid mapping used.
+    pub uid_map: IdMap,
+    /// gid mapping used.
+    pub gid_map: IdMap,
+}
+
+/// Unpacks the image `reference` names into `dest`.
+pub fn unpack(
+    reference: &Reference,
+    dest: &Path,
+    options: &UnpackOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<UnpackReport> {
+    let layout = Layout::open(&reference.layout)?;
+    // Shared: gc cannot remove the blobs while they are read.
+    let _lock = layout.lock_gc(LockMode::Shared)?;
+    let resolved = resolve_image(&layout, &reference.target, &options.platform)?;
+    let config = image_config(&layout, &resolved)?;
+    let layers = check_layers(&resolved, &config)?;
+    if !options.rootless && !rustix::process::geteuid().is_root() {
+        return Err(Error::Invalid {
+            what: dest.display().to_string(),
+            reason: "unpacking as a non-root user needs --rootless (ownership and device nodes cannot be set otherwise)".into(),
+        });
+    }
+
+    let made = prepare_destination(dest, options.rootfs_only)?;
+    let rootfs = if options.rootfs_only {
+        dest.to_owned()
+    } else {
+        dest.join("rootfs")
+    };
+    let result = (|| {
+        if !options.rootfs_only {
+            fs::create_dir(&rootfs).at(&rootfs)?;
+            fs::set_permissions(&rootfs, fs::Permissions::from_mode(0o755)).at(&rootfs)?;
+            if !options.rootless {
+                let uid = options.uid_map.to_host(0).unwrap_or(0);
+                let gid = options.gid_map.to_host(0).unwrap_or(0);
+                std::os::unix::fs::lchown(&rootfs, Some(uid), Some(gid)).at(&rootfs)?;
+            }
+        }
+        let mut applier = Applier::new(
+            &rootfs,
+            ApplyOptions {
+                rootless: options.rootless,
+                uid_map: options.uid_map.clone(),
+                gid_map: options.gid_map.clone(),
+                keep_dirlinks: options.keep_dirlinks,
+            },
+        )?;
+        let mut entries = 0;
+        for (i, (desc, compression, diff_id)) in layers.iter().enumerate() {
+            progress(Progress::Layer(i, layers.len(), desc));
+            entries += apply_one(&layout, &mut applier, desc, *compression, diff_id, progress)?;
+        }
+        let warnings = applier.take_warnings();
+        if !options.rootfs_only {
+            write_bundle_files(
+                dest, &rootfs, &layout, reference, &resolved, &config, options,
+            )?;
+        }
+        Ok(UnpackReport {
+            manifest: resolved.descriptor.digest.clone(),
+            layers: layers.len(),
+            entries,
+            warnings,
+        })
+    })();
+    if result.is_err() {
+        discard(dest, made);
+    }
+    result
+}
+
+fn image_config(layout: &Layout, resolved: &Resolved) -> Result<ImageConfig> {
+    let m = &resolved.manifest;
+    if Kind::of(&m.config.media_type) != Kind::Config {
+        return Err(Error::Invalid {
+            what: format!("manifest {}", resolved.descriptor.digest),
+            reason: format!("its config is {:?}, not an image config: it is an artifact, not an image to unpack", m.config.media_type),
+        });
+    }
+    let (_, config) = layout.read_config(&m.config)?;
+    if config.rootfs.kind != "layers" {
+        return Err(Error::Invalid {
+            what: format!("config {}", m.config.digest),
+            reason: format!(
+                "rootfs.type is {:?}, must be \"layers\"",
+                config.rootfs.kind
+            ),
+        });
+    }
+    Ok(config)
+}
+
+/// Every layer's compression and expected diff_id, checked before anything is written.
+fn check_layers(
+    resolved: &Resolved,
+    config: &ImageConfig,
+) -> Result<Vec<(Descriptor, Compression, Digest)>> {
+    let m = &resolved.manifest;
+    if m.layers.len() != config.rootfs.diff_ids.len() {
+        return Err(Error::Invalid {
+            what: format!("manifest {}", resolved.descriptor.digest),
+            reason: format!(
+                "{} layers but the config lists {} diff_ids",
+                m.layers.len(),
+                config.rootfs.diff_ids.len()
+            ),
+        });
+    }
+    m.layers
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .map(|(desc, diff_id)| {
+            let compression =
+                Compression::of_layer(&desc.media_type).ok_or_else(|| Error::LayerStream {
+                    layer: desc.digest.clone(),
+                    reason: format!("unsupported layer media type {:?}", desc.media_type),
+                })?;
+            let diff_id: Digest = diff_id.parse().map_err(|e| Error::LayerStream {
+                layer: desc.digest.clone(),
+                reason: format!("its diff_id: {e}"),
+            })?;
+            Ok((desc.clone(), compression, diff_id))
+        })
+        .collect()
+}
+
+/// Reads `reader` to its end: a layer is verified only once every byte has been hashed.
+fn drain(reader: &mut impl Read) -> io::Result<u64> {
+    io::copy(reader, &mut io::sink())
+}
+
+fn apply_one(
+    layout: &Layout,
+    applier: &mut Applier,
+    desc: &Descriptor,
+    compression: Compression,
+    diff_id: &Digest,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<u64> {
+    let stream_error = |reason: String| Error::LayerStream {
+        layer: desc.digest.clone(),
+        reason,
+    };
+    let blob = blob_ref(desc, &format!("layer descriptor {}", desc.digest))?;
+    let mut reader = layout.open_blob(&blob)?;
+    let mut counted = CountingReader {
+        inner: &mut reader,
+        count: 0,
+        progress,
+    };
+    let decoder = compression
+        .decoder(&mut counted)
+        .map_err(|e| stream_error(e.to_string()))?;
+    let mut uncompressed = HashingReader::new(decoder, diff_id.algorithm());
+    let entries = applier.apply(&mut uncompressed, &desc.digest)?;
+    drain(&mut uncompressed).map_err(|e| stream_error(format!("after the tar's end: {e}")))?;
+    let (actual, _, decoder) = uncompressed.finish();
+    drop(decoder);
+    drain(&mut counted).map_err(|e| stream_error(e.to_string()))?;
+    if !reader.is_verified() {
+        drain(&mut reader).map_err(|e| stream_error(e.to_string()))?;
+    }
+    if actual != *diff_id {
+        return Err(stream_error(format!(
+            "uncompressed content hashes to {actual}, but the config's diff_id is {diff_id}"
+        )));
+    }
+    Ok(entries)
+}
+
+struct CountingReader<'a, 'p, R> {
+    inner: &'a mut R,
+    count: u64,
+    progress: &'a mut dyn FnMut(Progress<'p>),
+}
+
+impl<R: Read> Read for CountingReader<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let before = self.count >> 20;
+        self.count += n as u64;
+        if self.count >> 20 != before {
+            (self.progress)(Progress::Bytes(self.count));
+        }
+        Ok(n)
+    }
+}
+
+/// What the destination looked like before, so a failure can put it back.
+#[derive(Clone, Copy)]
+enum Made {
+    /// strata created the directory: remove it.
+    Dir,
+    /// It existed (empty): empty it again.
+    Contents,
+}
+
+fn prepare_destination(dest: &Path, rootfs_only: bool) -> Result<Made> {
+    match fs::symlink_metadata(dest) {
+        Ok(meta) if meta.is_dir() => {
+            if fs::read_dir(dest).at(dest)?.next().is_some() {
+                return Err(Error::Invalid {
+                    what: dest.display().to_string(),
+                    reason: "the destination exists and is not empty".into(),
+                });
+            }
+            if !rootfs_only {
+                fs::set_permissions(dest, fs::Permissions::from_mode(0o700)).at(dest)?;
+            }
+            Ok(Made::Contents)
+        }
+        Ok(_) => Err(Error::Invalid {
+            what: dest.display().to_string(),
+            reason: "the destination exists and is not a directory".into(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if rootfs_only {
+                return Err(Error::Invalid {
+                    what: dest.display().to_string(),
+                    reason: "--rootfs-only writes into an existing empty directory, and this one does not exist".into(),
+                });
+            }
+            fs::create_dir_all(dest).at(dest)?;
+            // 0700: the rootfs may hold setuid binaries and devices other users must not reach.
+            fs::set_permissions(dest, fs::Permissions::from_mode(0o700)).at(dest)?;
+            Ok(Made::Dir)
+        }
+        Err(e) => Err(e).at(dest),
+    }
+}
+
+fn discard(dest: &Path, made: Made) {
+    match made {
+        Made::Dir => {
+            let _ = fs::remove_dir_all(dest);
+        }
+        Made::Contents => {
+            if let Ok(entries) = fs::read_dir(dest) {
+                for entry in entries.flatten() {
+                    let path = entry.path();
+                    let _ = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        fs::remove_dir_all(&path)
+                    } else {
+                        fs::remove_file(&path)
+                    };
+                }
+            }
+        }
+    }
+}
+
+fn write_bundle_files(
+    dest: &Path,
+    rootfs: &Path,
+    layout: &Layout,
+    reference: &Reference,
+    resolved: &Resolved,
+    config: &ImageConfig,
+    options: &UnpackOptions,
+) -> Result<()> {
+    let runtime = runtime_config(
+        config,
+        rootfs,
+        &RuntimeOptions {
+            rootless: options.rootless,
+            uid_map: options.uid_map.clone(),
+            gid_map: options.gid_map.clone(),
+        },
+    )?;
+    write_json(&dest.join("config.json"), &runtime)?;
+    let mut descriptor_path: Vec<Descriptor> =
+        resolved.indexes.iter().map(|(d, _, _)| d.clone()).collect();
+    descriptor_path.push(resolved.descriptor.clone());
+    let layout_path = fs::canonicalize(layout.root()).at(layout.root())?;
+    let metadata = BundleMetadata {
+        strata_bundle_version: 1,
+        layout: layout_path,
+        reference: reference.to_string(),
+        descriptor_path,
+        rootless: options.rootless,
+        uid_map: options.uid_map.clone(),
+        gid_map: options.gid_map.clone(),
+    };
+    write_json(&dest.join(METADATA_FILE), &metadata)?;
+    let snapshot = snapshot::take(rootfs)?;
+    snapshot::write(&snapshot, &dest.join(SNAPSHOT_FILE))
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|source| Error::BadJson {
+        what: path.display().to_string(),
+        source,
+    })?;
+    bytes.push(b'\n');
+    fs::write(path, bytes).at(path)
+}

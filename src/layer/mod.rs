@@ -1,0 +1,49 @@
+//! Layers: their compression, and applying a layer's tar stream to a rootfs
+//! ([`apply`]). Building layers from trees and diffing belong here too, later.
+
+pub mod apply;
+mod root;
+
+use std::io::{self, BufReader, Read};
+
+use crate::spec::media_type;
+
+/// How a layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// A plain tar.
+    None,
+    /// gzip (possibly several members).
+    Gzip,
+    /// zstd (possibly several frames).
+    Zstd,
+}
+
+impl Compression {
+    /// The compression a layer media type declares; `None` for media types that are not
+    /// tar layers strata can apply.
+    pub fn of_layer(mt: &str) -> Option<Compression> {
+        match mt {
+            media_type::LAYER_TAR | media_type::LAYER_ND_TAR => Some(Compression::None),
+            media_type::LAYER_TAR_GZIP
+            | media_type::LAYER_ND_TAR_GZIP
+            | media_type::DOCKER_LAYER_GZIP => Some(Compression::Gzip),
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => Some(Compression::Gzip),
+            media_type::LAYER_TAR_ZSTD | media_type::LAYER_ND_TAR_ZSTD => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+
+    /// Wraps a reader of the stored blob in a decompressor.
+    pub fn decoder<'a, R: Read + 'a>(self, blob: R) -> io::Result<Box<dyn Read + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(blob),
+            // Multi-member: pigz/BGZF/estargz write several gzip members; GzDecoder would
+            // silently stop after the first.
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
+                BufReader::with_capacity(1 << 17, blob),
+            )),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(blob)?),
+        })
+    }
+}
