@@ -6,6 +6,8 @@ use std::fs;
 use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
 
 use serde::Serialize;
 
@@ -216,6 +218,15 @@ fn drain(reader: &mut impl Read) -> io::Result<u64> {
     io::copy(reader, &mut io::sink())
 }
 
+/// Uncompressed bytes travel between the two threads in chunks of this size; at most
+/// [`CHUNKS_IN_FLIGHT`] wait, so memory stays flat whatever the layer's size.
+const CHUNK: usize = 256 << 10;
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Applies one layer on two threads: this one parses the tar and writes files while a second
+/// reads the blob (verifying its digest and size), decompresses it and hashes the result
+/// for the diff_id. The second thread reads to the very end even after the tar's end marker,
+/// so trailing bytes are hashed too.
 fn apply_one(
     layout: &Layout,
     applier: &mut Applier,
@@ -230,44 +241,142 @@ fn apply_one(
     };
     let blob = blob_ref(desc, &format!("layer descriptor {}", desc.digest))?;
     let mut reader = layout.open_blob(&blob)?;
-    let mut counted = CountingReader {
-        inner: &mut reader,
-        count: 0,
-        progress,
-    };
-    let decoder = compression
-        .decoder(&mut counted)
-        .map_err(|e| stream_error(e.to_string()))?;
-    let mut uncompressed = HashingReader::new(decoder, diff_id.algorithm());
-    let entries = applier.apply(&mut uncompressed, &desc.digest)?;
-    drain(&mut uncompressed).map_err(|e| stream_error(format!("after the tar's end: {e}")))?;
-    let (actual, _, decoder) = uncompressed.finish();
-    drop(decoder);
-    drain(&mut counted).map_err(|e| stream_error(e.to_string()))?;
-    if !reader.is_verified() {
-        drain(&mut reader).map_err(|e| stream_error(e.to_string()))?;
-    }
-    if actual != *diff_id {
-        return Err(stream_error(format!(
-            "uncompressed content hashes to {actual}, but the config's diff_id is {diff_id}"
-        )));
-    }
-    Ok(entries)
+    let compressed_read = AtomicU64::new(0);
+    let abandon = AtomicBool::new(false);
+    let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(|| -> Result<Digest> {
+            let counted = CountingReader {
+                inner: &mut reader,
+                count: &compressed_read,
+            };
+            let decoder = compression
+                .decoder(counted)
+                .map_err(|e| stream_error(e.to_string()))?;
+            let mut uncompressed = HashingReader::new(decoder, diff_id.algorithm());
+            let mut consumer_alive = true;
+            while !abandon.load(Ordering::Relaxed) {
+                let mut chunk = vec![0u8; CHUNK];
+                match read_full(&mut uncompressed, &mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        consumer_alive = consumer_alive && tx.send(Ok(chunk)).is_ok();
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                        return Err(stream_error(e.to_string()));
+                    }
+                }
+            }
+            drop(tx);
+            let (actual, _, decoder) = uncompressed.finish();
+            drop(decoder);
+            if !abandon.load(Ordering::Relaxed) {
+                drain(&mut reader).map_err(|e| stream_error(e.to_string()))?;
+            }
+            Ok(actual)
+        });
+        let input = ChannelReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+        };
+        let applied = applier.apply(
+            ProgressReader {
+                inner: input,
+                count: &compressed_read,
+                progress,
+                last: 0,
+            },
+            &desc.digest,
+        );
+        if applied.is_err() {
+            abandon.store(true, Ordering::Relaxed);
+        }
+        let produced = producer
+            .join()
+            .expect("the decompressing thread does not panic");
+        // The stream's own error (corruption, wrong digest) explains a tar error better.
+        let actual = produced?;
+        let entries = applied?;
+        if actual != *diff_id {
+            return Err(stream_error(format!(
+                "uncompressed content hashes to {actual}, but the config's diff_id is {diff_id}"
+            )));
+        }
+        Ok(entries)
+    })
 }
 
-struct CountingReader<'a, 'p, R> {
-    inner: &'a mut R,
-    count: u64,
-    progress: &'a mut dyn FnMut(Progress<'p>),
+/// Reads until `buf` is full or the input ends.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
-impl<R: Read> Read for CountingReader<'_, '_, R> {
+/// The consuming end of the pipeline, as a `Read`.
+struct ChannelReader {
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk?;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Counts compressed bytes read, for progress.
+struct CountingReader<'a, R> {
+    inner: R,
+    count: &'a AtomicU64,
+}
+
+impl<R: Read> Read for CountingReader<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let before = self.count >> 20;
-        self.count += n as u64;
-        if self.count >> 20 != before {
-            (self.progress)(Progress::Bytes(self.count));
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Reports progress from the consuming thread, about once per MiB.
+struct ProgressReader<'a, 'p, R> {
+    inner: R,
+    count: &'a AtomicU64,
+    progress: &'a mut dyn FnMut(Progress<'p>),
+    last: u64,
+}
+
+impl<R: Read> Read for ProgressReader<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let now = self.count.load(Ordering::Relaxed);
+        if now >> 20 != self.last >> 20 {
+            self.last = now;
+            (self.progress)(Progress::Bytes(now));
         }
         Ok(n)
     }

@@ -46,6 +46,8 @@ pub struct Applier {
     options: ApplyOptions,
     warnings: Vec<String>,
     warned_xattr_unsupported: bool,
+    /// Reused for file data: large writes, few syscalls.
+    buffer: Vec<u8>,
 }
 
 /// Attributes of an entry, after id mapping.
@@ -82,6 +84,7 @@ impl Applier {
             options,
             warnings: Vec::new(),
             warned_xattr_unsupported: false,
+            buffer: vec![0; 256 << 10],
         })
     }
 
@@ -302,7 +305,7 @@ impl Applier {
         )?;
         let mut file = File::from(fd);
         let expected = entry.header().entry_size().map_err(EntryError::Io)?;
-        let written = io::copy(entry, &mut file)?;
+        let written = copy_with(entry, &mut file, &mut self.buffer)?;
         if written != expected {
             return Err(EntryError::Refused(format!(
                 "file data is short: {written} of {expected} bytes"
@@ -646,6 +649,21 @@ impl Applier {
             }
         }
         Ok(())
+    }
+}
+
+/// Copies `from` into `to` through `buffer`, returning the bytes copied.
+fn copy_with(from: &mut impl Read, to: &mut impl io::Write, buffer: &mut [u8]) -> io::Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = match from.read(buffer) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buffer[..n])?;
+        total += n as u64;
     }
 }
 
