@@ -575,3 +575,174 @@ fn rootfs_only_and_destination_rules() {
     );
     assert!(err.contains("does not exist"), "{err}");
 }
+
+#[test]
+fn keep_dirlinks_keeps_a_symlinked_directory() {
+    let dir = tempdir();
+    let layout = layout_at(dir.path());
+    let mut base = TarBuilder::new();
+    base.dir("usr", 0o755)
+        .dir("usr/lib64", 0o755)
+        .symlink("lib64", "usr/lib64");
+    let mut upper = TarBuilder::new();
+    upper.dir("lib64", 0o755).file("lib64/ld.so", b"elf", 0o755);
+    write_layered_image(
+        &layout,
+        "t",
+        &[
+            (base.finish(), Packing::Plain),
+            (upper.finish(), Packing::Plain),
+        ],
+        serde_json::json!({}),
+    );
+    let r = format!("{}:t", s(layout.root()));
+    let kept = dir.path().join("kept");
+    ok(&["unpack", &r, s(&kept), "--keep-dirlinks"]);
+    let root = kept.join("rootfs");
+    assert_eq!(
+        std::fs::read_link(root.join("lib64")).unwrap(),
+        Path::new("usr/lib64")
+    );
+    assert_eq!(std::fs::read(root.join("usr/lib64/ld.so")).unwrap(), b"elf");
+    // Without the flag the directory entry replaces the link, as layer.md says.
+    let plain = dir.path().join("plain");
+    ok(&["unpack", &r, s(&plain)]);
+    let root = plain.join("rootfs");
+    assert!(std::fs::symlink_metadata(root.join("lib64"))
+        .unwrap()
+        .is_dir());
+    assert_eq!(std::fs::read(root.join("lib64/ld.so")).unwrap(), b"elf");
+    assert!(!root.join("usr/lib64/ld.so").exists());
+}
+
+#[test]
+fn id_maps_shift_ownership() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: id maps need root to chown");
+        return;
+    }
+    let dir = tempdir();
+    let layout = layout_at(dir.path());
+    let mut t = TarBuilder::new();
+    t.owned_file("root-owned", b"r", 0o644, 0, 0)
+        .owned_file("user-owned", b"u", 0o640, 1000, 100);
+    write_layered_image(
+        &layout,
+        "t",
+        &[(t.finish(), Packing::Plain)],
+        serde_json::json!({}),
+    );
+    let bundle = dir.path().join("b");
+    ok(&[
+        "unpack",
+        &format!("{}:t", s(layout.root())),
+        s(&bundle),
+        "--uid-map",
+        "0:100000:65536",
+        "--gid-map",
+        "0:200000:65536",
+    ]);
+    let meta = |p: &str| std::fs::metadata(bundle.join("rootfs").join(p)).unwrap();
+    assert_eq!(
+        (meta("root-owned").uid(), meta("root-owned").gid()),
+        (100000, 200000)
+    );
+    assert_eq!(
+        (meta("user-owned").uid(), meta("user-owned").gid()),
+        (101000, 200100)
+    );
+    assert_eq!(
+        std::fs::metadata(bundle.join("rootfs")).unwrap().uid(),
+        100000
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["linux"]["uidMappings"][0]["hostID"], 100000);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("strata.json")).unwrap()).unwrap();
+    assert_eq!(meta["uidMap"][0]["hostID"], 100000);
+    // An id outside the map is an error naming the entry.
+    let mut t = TarBuilder::new();
+    t.owned_file("far", b"f", 0o644, 70000, 0);
+    write_layered_image(
+        &layout,
+        "far",
+        &[(t.finish(), Packing::Plain)],
+        serde_json::json!({}),
+    );
+    let err = fails(
+        &[
+            "unpack",
+            &format!("{}:far", s(layout.root())),
+            s(&dir.path().join("c")),
+            "--uid-map",
+            "0:100000:65536",
+        ],
+        1,
+    );
+    assert!(err.contains("far") && err.contains("70000"), "{err}");
+}
+
+#[test]
+fn non_root_needs_rootless_and_rootless_records_ownership() {
+    if !rustix::process::geteuid().is_root() || !peer("setpriv") {
+        return;
+    }
+    let dir = tempdir();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let layout = layout_at(dir.path());
+    let mut t = TarBuilder::new();
+    t.owned_file("owned", b"o", 0o644, 1000, 50)
+        .device("dev-null", tar::EntryType::Char, 1, 3)
+        .file("plain", b"p", 0o4755);
+    write_layered_image(
+        &layout,
+        "t",
+        &[(t.finish(), Packing::Gzip)],
+        serde_json::json!({}),
+    );
+    let r = format!("{}:t", s(layout.root()));
+    let as_nobody = |extra: &[&str], bundle: &Path| {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            strata_bin(),
+            "unpack",
+            &r,
+            s(bundle),
+        ])
+        .args(extra);
+        cmd.output().unwrap()
+    };
+    let bundle = dir.path().join("b");
+    let out = as_nobody(&[], &bundle);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--rootless"), "{err}");
+    assert!(!bundle.exists());
+    let out = as_nobody(&["--rootless"], &bundle);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("device node"));
+    let root = bundle.join("rootfs");
+    let mut buf = [0u8; 32];
+    let n = rustix::fs::lgetxattr(root.join("owned"), "user.rootlesscontainers", &mut buf[..])
+        .expect("ownership recorded");
+    assert_eq!(&buf[..n], &[0x08, 0xe8, 0x07, 0x10, 0x32]);
+    assert!(
+        rustix::fs::lgetxattr(root.join("plain"), "user.rootlesscontainers", &mut buf[..]).is_err()
+    );
+    let dev = std::fs::symlink_metadata(root.join("dev-null")).unwrap();
+    assert!(dev.is_file() && dev.len() == 0 && dev.mode() & 0o7777 == 0);
+    assert_eq!(
+        std::fs::metadata(root.join("plain")).unwrap().mode() & 0o7777,
+        0o4755
+    );
+    assert_eq!(std::fs::metadata(root.join("owned")).unwrap().uid(), 65534);
+}
