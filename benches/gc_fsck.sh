@@ -59,7 +59,12 @@ else
     STRATA=${CARGO_TARGET_DIR:-$REPO/target}/release/strata
     [[ -x $STRATA ]] || die "built, but $STRATA is missing"
 fi
-STRATA=$(cd "$(dirname "$STRATA")" && pwd)/$(basename "$STRATA")
+STRATA_SRC=$(cd "$(dirname "$STRATA")" && pwd)/$(basename "$STRATA")
+# Run a private copy, so a rebuild during the benchmark cannot swap binaries between runs.
+mkdir -p "$W/bin"
+STRATA=$W/bin/strata.$$
+cp "$STRATA_SRC" "$STRATA"
+trap 'rm -f "$STRATA"' EXIT
 
 # ---------------------------------------------------------------- 2. input (cached)
 ROOTFS=$W/input/rootfs-$SUITE
@@ -178,12 +183,13 @@ N_LIVE=$(wc -l <"$EXPECTED")
     echo "date: $(date -Is)"
     echo "host: $(uname -srm), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
     echo "cpu: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
-    echo "strata: $STRATA ($("$STRATA" --version 2>&1 | head -1))"
+    echo "strata: $STRATA_SRC ($("$STRATA" --version 2>&1 | head -1), sha256 $(sha256sum "$STRATA" | cut -c1-16))"
     echo "strata repo: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (dirty work tree)')"
     echo "umoci: $(umoci --version)"
     echo "source tree: $SOURCE_DESC"
     echo "layout: $LAYOUT"
     echo "layout: $N_TAGS index entries, $N_BLOBS blobs, $BYTES bytes; largest blob $BIG bytes"
+    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on this machine disturb the timings)"
     echo "garbage: untagged $(paste -sd' ' "$LAYOUT.untagged"); gc must keep $N_LIVE blobs, remove $((N_BLOBS - N_LIVE))"
 } | tee "$RES/environment.txt" >&2
 
@@ -339,6 +345,7 @@ verdict() { awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN {ok = (op == "le") ? v <
     if [[ $HAVE_OPENSSL == 1 ]]; then
         echo "fsck time / openssl sha256 time: $(awk -v a="$F_S" -v b="$F_O" 'BEGIN {printf "%.3f", a / b}')"
     fi
+    echo "load average at start / end: $(grep -o 'start: [0-9. ]*' "$RES/environment.txt" | cut -d' ' -f2-4) / $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "every run's output was checked (runs.tsv, column 'check')"
     echo "raw results: $RES"
 } | tee "$RES/summary.txt"

@@ -2,6 +2,7 @@
 //! ([`apply`]). Building layers from trees and diffing belong here too, later.
 
 pub mod apply;
+pub mod build;
 mod root;
 
 use std::io::{self, BufReader, Read};

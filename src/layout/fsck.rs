@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use base64::Engine as _;
 use serde::Serialize;
 
+use super::blob::AlignedBuffer;
 use super::gc::{list_blobs, mark, SweptBlob};
 use super::walk::{decode_config, decode_index, decode_manifest};
 use super::{Layout, JSON_LIMIT};
@@ -144,11 +145,12 @@ fn hash_all(
     std::thread::scope(|scope| {
         for _ in 0..threads.min(work.len().max(1)) {
             scope.spawn(|| {
-                let mut buf = vec![0u8; 1 << 20];
+                let mut buffer = AlignedBuffer::new(1 << 20);
+                let buf = buffer.as_mut_slice();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(digest) = work.get(i) else { break };
-                    match hash_file(layout, digest, &mut buf) {
+                    match hash_file(layout, digest, buf) {
                         Ok(actual) if actual == **digest => {}
                         Ok(actual) => {
                             corrupt

@@ -1,0 +1,424 @@
+//! Layers from directory trees: strata writes every tar header itself (no sparse files, no
+//! symlink following, full mode bits, owners, device numbers, xattrs as PAX records,
+//! hardlinks by device and inode), in sorted path order, so the same tree always gives the
+//! same bytes. `SOURCE_DATE_EPOCH` clamps newer mtimes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::bundle::idmap::IdMap;
+use crate::error::{Error, IoContext, Result};
+use crate::layer::apply::ROOTLESS_XATTR;
+
+/// How tree metadata becomes tar headers.
+#[derive(Debug, Clone, Default)]
+pub struct TarOptions {
+    /// Clamp mtimes newer than this (seconds since the epoch).
+    pub source_date_epoch: Option<i64>,
+    /// Host uid to container uid (reversed unpack map); empty is identity.
+    pub uid_map: IdMap,
+    /// Host gid to container gid.
+    pub gid_map: IdMap,
+    /// Ownership comes from the `user.rootlesscontainers` xattr where present (a rootless
+    /// unpack recorded it there), and files owned by the user count as root's.
+    pub rootless: bool,
+}
+
+/// Writes a layer tar entry by entry.
+pub struct TarWriter<W: Write> {
+    out: tar::Builder<W>,
+    options: TarOptions,
+    /// (device, inode) of files already written, with the path they went in under.
+    links: HashMap<(u64, u64), Vec<u8>>,
+}
+
+/// Every path under `root` (not `root` itself), sorted by bytes so parents come before their
+/// children. Symlinks are listed, never followed.
+pub fn tree_paths(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let dir = root.join(&rel);
+        for entry in fs::read_dir(&dir).at(&dir)? {
+            let entry = entry.at(&dir)?;
+            let path = rel.join(entry.file_name());
+            if entry.file_type().at(entry.path())?.is_dir() {
+                stack.push(path.clone());
+            }
+            out.push(path);
+        }
+    }
+    out.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
+    Ok(out)
+}
+
+impl<W: Write> TarWriter<W> {
+    /// A writer into `out`.
+    pub fn new(out: W, options: TarOptions) -> Self {
+        let mut builder = tar::Builder::new(out);
+        builder.mode(tar::HeaderMode::Complete);
+        TarWriter {
+            out: builder,
+            options,
+            links: HashMap::new(),
+        }
+    }
+
+    /// Adds `root/rel` with its metadata and content, as `rel` (with `prefix` in front).
+    pub fn add(&mut self, root: &Path, rel: &Path) -> Result<()> {
+        self.add_as(&root.join(rel), rel)
+    }
+
+    /// Adds the file at `source` under the name `name`.
+    pub fn add_as(&mut self, source: &Path, name: &Path) -> Result<()> {
+        let invalid = |reason: String| Error::Invalid {
+            what: source.display().to_string(),
+            reason,
+        };
+        let base = name.file_name().map(OsStr::as_bytes).unwrap_or_default();
+        if base.starts_with(b".wh.") {
+            return Err(invalid(
+                "a name starting with .wh. cannot be stored in a layer (it would read as a whiteout)".into(),
+            ));
+        }
+        let meta = fs::symlink_metadata(source).at(source)?;
+        let ft = meta.file_type();
+        let name_bytes = name_bytes(name, ft.is_dir());
+        let xattrs = read_xattrs(source)?;
+        let (uid, gid) = self.owner(&meta, &xattrs, source)?;
+        let mut header = tar::Header::new_ustar();
+        header.set_mode(meta.mode() & 0o7777);
+        header.set_uid(u64::from(uid));
+        header.set_gid(u64::from(gid));
+        header.set_mtime(self.mtime(meta.mtime()));
+        header.set_size(0);
+        let mut pax: BTreeMap<String, Vec<u8>> = xattrs
+            .into_iter()
+            .filter(|(k, _)| k != ROOTLESS_XATTR && !k.starts_with("security.selinux"))
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v))
+            .collect();
+        let mut link_name: Option<Vec<u8>> = None;
+        let mut file = None;
+        if ft.is_file() && meta.nlink() > 1 {
+            if let Some(first) = self.links.get(&(meta.dev(), meta.ino())) {
+                header.set_entry_type(tar::EntryType::Link);
+                link_name = Some(first.clone());
+            } else {
+                self.links
+                    .insert((meta.dev(), meta.ino()), name_bytes.clone());
+            }
+        }
+        if link_name.is_none() {
+            if ft.is_dir() {
+                header.set_entry_type(tar::EntryType::Directory);
+            } else if ft.is_symlink() {
+                header.set_entry_type(tar::EntryType::Symlink);
+                link_name = Some(
+                    fs::read_link(source)
+                        .at(source)?
+                        .as_os_str()
+                        .as_bytes()
+                        .to_vec(),
+                );
+            } else if ft.is_file() {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(meta.len());
+                if meta.len() >= 8 << 30 {
+                    pax.insert("size".into(), meta.len().to_string().into_bytes());
+                }
+                file = Some(fs::File::open(source).at(source)?);
+            } else if ft.is_char_device() || ft.is_block_device() {
+                header.set_entry_type(if ft.is_char_device() {
+                    tar::EntryType::Char
+                } else {
+                    tar::EntryType::Block
+                });
+                let dev = meta.rdev();
+                header.set_device_major(rustix::fs::major(dev)).at(source)?;
+                header.set_device_minor(rustix::fs::minor(dev)).at(source)?;
+            } else if ft.is_fifo() {
+                header.set_entry_type(tar::EntryType::Fifo);
+            } else {
+                return Err(invalid("sockets cannot be stored in a layer".into()));
+            }
+        }
+        set_name(&mut header, &mut pax, "path", &name_bytes, |h| {
+            &mut h.as_old_mut().name
+        });
+        if let Some(link) = &link_name {
+            set_name(&mut header, &mut pax, "linkpath", link, |h| {
+                &mut h.as_old_mut().linkname
+            });
+        }
+        if !pax.is_empty() {
+            self.out
+                .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                .at(source)?;
+        }
+        header.set_cksum();
+        match file {
+            Some(f) => {
+                let expected = meta.len();
+                let mut limited = io::Read::take(f, expected);
+                self.out
+                    .append(
+                        &header,
+                        &mut ExactReader {
+                            inner: &mut limited,
+                            left: expected,
+                        },
+                    )
+                    .at(source)?;
+            }
+            None => self.out.append(&header, io::empty()).at(source)?,
+        }
+        Ok(())
+    }
+
+    /// Adds a whiteout for `rel` (which must not exist in the new tree).
+    pub fn add_whiteout(&mut self, rel: &Path) -> Result<()> {
+        let name = rel.file_name().unwrap_or_default();
+        let mut wh = b".wh.".to_vec();
+        wh.extend_from_slice(name.as_bytes());
+        let path = rel.with_file_name(OsStr::from_bytes(&wh));
+        self.empty_file(&path)
+    }
+
+    /// Adds an opaque whiteout for directory `rel`.
+    pub fn add_opaque(&mut self, rel: &Path) -> Result<()> {
+        self.empty_file(&rel.join(".wh..wh..opq"))
+    }
+
+    fn empty_file(&mut self, path: &Path) -> Result<()> {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_mode(0o644);
+        header.set_size(0);
+        header.set_mtime(
+            self.options
+                .source_date_epoch
+                .map_or(0, |t| t.max(0) as u64),
+        );
+        let mut pax = BTreeMap::new();
+        set_name(
+            &mut header,
+            &mut pax,
+            "path",
+            path.as_os_str().as_bytes(),
+            |h| &mut h.as_old_mut().name,
+        );
+        if !pax.is_empty() {
+            self.out
+                .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                .at(path)?;
+        }
+        header.set_cksum();
+        self.out.append(&header, io::empty()).at(path)
+    }
+
+    /// Writes the end-of-archive marker and returns the output.
+    pub fn finish(self) -> Result<W> {
+        self.out.into_inner().at(PathBuf::from("<layer>"))
+    }
+
+    fn mtime(&self, mtime: i64) -> u64 {
+        let clamped = match self.options.source_date_epoch {
+            Some(epoch) if mtime > epoch => epoch,
+            _ => mtime,
+        };
+        clamped.max(0) as u64
+    }
+
+    fn owner(
+        &self,
+        meta: &fs::Metadata,
+        xattrs: &BTreeMap<String, Vec<u8>>,
+        source: &Path,
+    ) -> Result<(u32, u32)> {
+        if self.options.rootless {
+            let recorded = xattrs
+                .get(ROOTLESS_XATTR)
+                .map(|v| decode_rootless(v))
+                .unwrap_or((None, None));
+            return Ok((recorded.0.unwrap_or(0), recorded.1.unwrap_or(0)));
+        }
+        let uid = self
+            .options
+            .uid_map
+            .to_container(meta.uid())
+            .ok_or_else(|| Error::Invalid {
+                what: source.display().to_string(),
+                reason: format!("owner uid {} is outside the uid map", meta.uid()),
+            })?;
+        let gid = self
+            .options
+            .gid_map
+            .to_container(meta.gid())
+            .ok_or_else(|| Error::Invalid {
+                what: source.display().to_string(),
+                reason: format!("group gid {} is outside the gid map", meta.gid()),
+            })?;
+        Ok((uid, gid))
+    }
+}
+
+/// Reads exactly `left` bytes or fails: a file that shrinks while it is archived would
+/// otherwise give a tar whose header lies about the size.
+struct ExactReader<'a, R> {
+    inner: &'a mut R,
+    left: u64,
+}
+
+impl<R: io::Read> io::Read for ExactReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the file shrank while it was being archived",
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+fn name_bytes(name: &Path, is_dir: bool) -> Vec<u8> {
+    let mut bytes = name.as_os_str().as_bytes().to_vec();
+    if is_dir {
+        bytes.push(b'/');
+    }
+    bytes
+}
+
+/// Puts a name in its header field when it fits, else in a PAX record (with a truncated
+/// copy in the header for old readers).
+fn set_name(
+    header: &mut tar::Header,
+    pax: &mut BTreeMap<String, Vec<u8>>,
+    key: &str,
+    value: &[u8],
+    field: impl Fn(&mut tar::Header) -> &mut [u8; 100],
+) {
+    let slot = field(header);
+    let n = value.len().min(100);
+    slot[..n].copy_from_slice(&value[..n]);
+    if value.len() > 100 || std::str::from_utf8(value).is_err() {
+        pax.insert(key.to_owned(), value.to_vec());
+    }
+}
+
+fn read_xattrs(path: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut names = vec![0u8; 64 << 10];
+    let len = match rustix::fs::llistxattr(path, &mut names[..]) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NOTSUP) => return Ok(out),
+        Err(e) => return Err(io::Error::from(e)).at(path),
+    };
+    for name in names[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let mut value = vec![0u8; 64 << 10];
+        let n = rustix::fs::lgetxattr(path, OsStr::from_bytes(name), &mut value[..])
+            .map_err(io::Error::from)
+            .at(path)?;
+        value.truncate(n);
+        out.insert(String::from_utf8_lossy(name).into_owned(), value);
+    }
+    Ok(out)
+}
+
+/// Decodes the rootless ownership record (see [`crate::layer::apply::rootless_xattr`]).
+pub fn decode_rootless(bytes: &[u8]) -> (Option<u32>, Option<u32>) {
+    let mut uid = None;
+    let mut gid = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let tag = bytes[i];
+        i += 1;
+        let mut value: u64 = 0;
+        let mut shift = 0;
+        while i < bytes.len() && shift < 64 {
+            let b = bytes[i];
+            i += 1;
+            value |= u64::from(b & 0x7f) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let id = u32::try_from(value).ok().filter(|v| *v != u32::MAX);
+        match tag {
+            0x08 => uid = id.or(Some(0)),
+            0x10 => gid = id.or(Some(0)),
+            _ => {}
+        }
+    }
+    (uid, gid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rootless_record_round_trips() {
+        let bytes = crate::layer::apply::rootless_xattr(1000, 0);
+        assert_eq!(decode_rootless(&bytes), (Some(1000), Some(0)));
+    }
+
+    #[test]
+    fn same_tree_same_bytes_and_sorted() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fs::create_dir_all(root.join("b/c")).unwrap();
+        fs::write(root.join("b/c/f"), b"x").unwrap();
+        fs::write(root.join("a"), b"y").unwrap();
+        fs::hard_link(root.join("a"), root.join("b/a-link")).unwrap();
+        std::os::unix::fs::symlink("../a", root.join("b/s")).unwrap();
+        let build = || {
+            let mut w = TarWriter::new(
+                Vec::new(),
+                TarOptions {
+                    source_date_epoch: Some(1),
+                    ..Default::default()
+                },
+            );
+            for p in tree_paths(root).unwrap() {
+                w.add(root, &p).unwrap();
+            }
+            w.finish().unwrap()
+        };
+        let one = build();
+        assert_eq!(one, build());
+        let mut archive = tar::Archive::new(&one[..]);
+        let names: Vec<(String, tar::EntryType)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    String::from_utf8_lossy(&e.path_bytes()).into_owned(),
+                    e.header().entry_type(),
+                )
+            })
+            .collect();
+        let just: Vec<&str> = names.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(just, ["a", "b/", "b/a-link", "b/c/", "b/c/f", "b/s"]);
+        assert_eq!(names[2].1, tar::EntryType::Link);
+        assert_eq!(names[5].1, tar::EntryType::Symlink);
+    }
+
+    #[test]
+    fn whiteout_names_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(".wh.x"), b"").unwrap();
+        let mut w = TarWriter::new(Vec::new(), TarOptions::default());
+        let err = w.add(dir.path(), Path::new(".wh.x")).unwrap_err();
+        assert!(err.to_string().contains(".wh."), "{err}");
+    }
+}
