@@ -1,13 +1,19 @@
 //! Argument definitions and dispatch. Each command lives in its own module with its `Args`
 //! and a `run` that only calls the library and the output layer.
 
+mod add_layer;
+mod build;
+mod build_args;
 mod completions;
+mod config;
 mod fsck;
 mod gc;
 mod init;
+mod insert;
 mod inspect;
 mod ls;
 mod man;
+mod new;
 mod output;
 mod tag;
 mod unpack;
@@ -58,6 +64,11 @@ enum Command {
     Gc(gc::Args),
     Fsck(fsck::Args),
     Unpack(unpack::Args),
+    New(new::Args),
+    Build(build::Args),
+    Config(config::Args),
+    AddLayer(add_layer::Args),
+    Insert(insert::Args),
     Man(man::Args),
     Completions(completions::Args),
 }
@@ -106,6 +117,11 @@ pub fn main() -> ExitCode {
         Command::Gc(a) => gc::run(a, &out),
         Command::Fsck(a) => fsck::run(a, &out),
         Command::Unpack(a) => unpack::run(a, &out),
+        Command::New(a) => new::run(a, &out),
+        Command::Build(a) => build::run(a, &out),
+        Command::Config(a) => config::run(a, &out),
+        Command::AddLayer(a) => add_layer::run(a, &out),
+        Command::Insert(a) => insert::run(a, &out),
         Command::Man(a) => man::run(a, &out),
         Command::Completions(a) => completions::run(a, &out),
     };

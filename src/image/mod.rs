@@ -1,10 +1,12 @@
 //! Images in a layout: resolving a reference to the index entry it names and, through
 //! indexes, to the manifest for a platform; summaries of what an image holds.
 
+pub mod mutate;
 mod platform;
 mod resolve;
 mod summary;
 mod tags;
+pub mod time;
 
 pub use platform::{host_platform, PlatformSpec};
 pub use resolve::{resolve_entry, resolve_entry_in, resolve_image, Resolved};

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod build;
 mod root;
+pub mod write;
 
 use std::io::{self, BufReader, Read};
 

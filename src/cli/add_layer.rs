@@ -1,0 +1,83 @@
+//! `strata add-layer`.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use strata::image::mutate::Draft;
+use strata::layer::write::write_layer;
+use strata::layout::reference::Reference;
+use strata::Layout;
+
+use super::build_args::{output_tag, CompressArg, HistoryArgs};
+use super::output::Output;
+use super::{PlatformArg, Status};
+
+/// Append an existing uncompressed tar as a new layer, byte for byte (its diff_id is the
+/// digest of the tar).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The image: LAYOUT:TAG or LAYOUT@DIGEST.
+    reference: String,
+    /// The uncompressed tar.
+    layer: PathBuf,
+    /// Tag the result with this tag instead of moving REF's.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
+    compress: CompressArg,
+    #[command(flatten)]
+    platform: PlatformArg,
+    #[command(flatten)]
+    history: HistoryArgs,
+}
+
+pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    let reference = Reference::parse(&args.reference)?;
+    let tag = output_tag(&reference, args.tag.as_deref())?;
+    check_tar(&args.layer)?;
+    let layout = Layout::open(&reference.layout)?;
+    let mut draft = Draft::load(
+        &layout,
+        &layout,
+        &reference.target,
+        &args.platform.resolve()?,
+    )?;
+    let compression = args.compress.pick(draft.auto_compression());
+    let path = args.layer.clone();
+    let layer = write_layer(&layout, compression, move |w| {
+        let mut file = std::fs::File::open(&path).map_err(|source| strata::Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        std::io::copy(&mut file, w).map_err(|source| strata::Error::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(())
+    })?;
+    draft.append_layer(
+        &layer,
+        &args.history.options(),
+        &format!("strata add-layer {}", args.layer.display()),
+    )?;
+    let desc = draft.commit(&tag, None)?;
+    out.print(&desc.digest)?;
+    Ok(Status::Success)
+}
+
+/// Refuses a file that is not a readable tar before anything is written.
+fn check_tar(path: &std::path::Path) -> anyhow::Result<()> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut archive = tar::Archive::new(file);
+    for entry in archive
+        .entries()
+        .with_context(|| format!("{}: not a tar", path.display()))?
+    {
+        let mut entry = entry.with_context(|| format!("{}: not a valid tar", path.display()))?;
+        std::io::copy(&mut entry.by_ref(), &mut std::io::sink())
+            .with_context(|| format!("{}: truncated tar", path.display()))?;
+    }
+    Ok(())
+}

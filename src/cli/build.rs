@@ -1,0 +1,83 @@
+//! `strata build`.
+
+use std::path::PathBuf;
+
+use strata::image::mutate::Draft;
+use strata::image::time::source_date_epoch;
+use strata::layer::build::{tree_paths, TarOptions, TarWriter};
+use strata::layer::write::write_layer;
+use strata::layout::reference::Reference;
+use strata::Layout;
+
+use super::build_args::{open_or_init, output_tag, CompressArg, ConfigArgs, HistoryArgs};
+use super::output::Output;
+use super::{PlatformArg, Status};
+
+/// Build an image from a directory tree: the tree becomes one layer, on top of --from or
+/// alone, with config edits; the result is tagged REF.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The directory tree to put in the layer.
+    dir: PathBuf,
+    /// LAYOUT:TAG to write (the layout is created if missing).
+    reference: String,
+    /// Base image (LAYOUT[:TAG|@DIGEST]; may be another layout, its blobs are copied).
+    #[arg(long, value_name = "BASEREF")]
+    from: Option<String>,
+    #[command(flatten)]
+    platform: PlatformArg,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
+    compress: CompressArg,
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(flatten)]
+    history: HistoryArgs,
+}
+
+pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    let reference = Reference::parse(&args.reference)?;
+    let tag = output_tag(&reference, None)?;
+    if !args.dir.is_dir() {
+        anyhow::bail!("{}: not a directory", args.dir.display());
+    }
+    let edits = args.config.edits()?;
+    let platform = args.platform.resolve()?;
+    let layout = open_or_init(&reference)?;
+    let mut draft = match &args.from {
+        Some(base) => {
+            let base = Reference::parse(base)?;
+            let source = Layout::open(&base.layout)?;
+            Draft::load(&layout, &source, &base.target, &platform)?
+        }
+        None => Draft::empty(&layout, &platform)?,
+    };
+    let compression = args.compress.pick(draft.auto_compression());
+    let options = TarOptions {
+        source_date_epoch: source_date_epoch()?,
+        ..TarOptions::default()
+    };
+    let root = args.dir.clone();
+    let paths = tree_paths(&root)?;
+    let layer = write_layer(&layout, compression, move |w| {
+        let mut tar = TarWriter::new(w, options);
+        for p in &paths {
+            tar.add(&root, p)?;
+        }
+        tar.finish()?;
+        Ok(())
+    })?;
+    draft.append_layer(
+        &layer,
+        &args.history.options(),
+        &format!("strata build {}", args.dir.display()),
+    )?;
+    draft.edit_config(&edits)?;
+    let desc = draft.commit(&tag, edits.created.as_deref())?;
+    out.info(format_args!(
+        "layer {} ({} bytes, diff_id {})",
+        layer.blob.digest, layer.blob.size, layer.diff_id
+    ));
+    out.print(&desc.digest)?;
+    Ok(Status::Success)
+}

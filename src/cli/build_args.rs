@@ -1,0 +1,168 @@
+//! Flag groups shared by the commands that build or edit images.
+
+use strata::image::mutate::{ClearField, ConfigEdits, HistoryOptions};
+use strata::layer::Compression;
+
+/// History flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HistoryArgs {
+    /// History entry author (default: the image author).
+    #[arg(long, value_name = "AUTHOR")]
+    history_author: Option<String>,
+    /// History entry comment.
+    #[arg(long, value_name = "TEXT")]
+    history_comment: Option<String>,
+    /// History entry time, RFC 3339 (default: now, or SOURCE_DATE_EPOCH).
+    #[arg(long, value_name = "TIME")]
+    history_created: Option<String>,
+    /// History entry created_by (default: the strata command).
+    #[arg(long, value_name = "TEXT")]
+    history_created_by: Option<String>,
+    /// Add no history entry.
+    #[arg(long, conflicts_with_all = ["history_author", "history_comment", "history_created", "history_created_by"])]
+    no_history: bool,
+}
+
+impl HistoryArgs {
+    pub fn options(&self) -> HistoryOptions {
+        HistoryOptions {
+            author: self.history_author.clone(),
+            comment: self.history_comment.clone(),
+            created: self.history_created.clone(),
+            created_by: self.history_created_by.clone(),
+            omit: self.no_history,
+        }
+    }
+}
+
+/// Layer compression.
+#[derive(Debug, Clone, Copy, clap::ValueEnum, Default)]
+pub enum CompressArg {
+    /// The compression of the image's last compressed layer (gzip if none).
+    #[default]
+    Auto,
+    /// gzip (level 6).
+    Gzip,
+    /// zstd (level 3).
+    Zstd,
+    /// An uncompressed tar.
+    None,
+}
+
+impl CompressArg {
+    pub fn pick(self, auto: Compression) -> Compression {
+        match self {
+            CompressArg::Auto => auto,
+            CompressArg::Gzip => Compression::Gzip,
+            CompressArg::Zstd => Compression::Zstd,
+            CompressArg::None => Compression::None,
+        }
+    }
+}
+
+/// Config edit flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// Entrypoint, one argument per flag (repeat for more).
+    #[arg(long, value_name = "ARG")]
+    entrypoint: Vec<String>,
+    /// Default arguments, one per flag (repeat for more).
+    #[arg(long, value_name = "ARG")]
+    cmd: Vec<String>,
+    /// Environment variable NAME=VALUE (repeatable; replaces NAME if set).
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_pair)]
+    env: Vec<(String, String)>,
+    /// Label KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_pair)]
+    label: Vec<(String, String)>,
+    /// Exposed port, PORT[/PROTO] (repeatable).
+    #[arg(long, value_name = "PORT[/PROTO]")]
+    expose: Vec<String>,
+    /// Volume path (repeatable).
+    #[arg(long, value_name = "PATH")]
+    volume: Vec<String>,
+    /// User (name, uid, user:group).
+    #[arg(long)]
+    user: Option<String>,
+    /// Working directory.
+    #[arg(long, value_name = "DIR")]
+    workdir: Option<String>,
+    /// Stop signal (e.g. SIGTERM).
+    #[arg(long, value_name = "SIGNAL")]
+    stop_signal: Option<String>,
+    /// Image author.
+    #[arg(long)]
+    author: Option<String>,
+    /// Image creation time, RFC 3339.
+    #[arg(long, value_name = "TIME")]
+    created: Option<String>,
+    /// Set the image's OS/ARCH[/VARIANT].
+    #[arg(long = "set-platform", value_name = "OS/ARCH[/VARIANT]")]
+    set_platform: Option<String>,
+    /// Manifest annotation KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_pair)]
+    annotation: Vec<(String, String)>,
+    /// Empty a field first: entrypoint, cmd, env, labels, exposed-ports, volumes,
+    /// annotations (repeatable).
+    #[arg(long, value_name = "FIELD")]
+    clear: Vec<String>,
+}
+
+impl ConfigArgs {
+    pub fn edits(&self) -> anyhow::Result<ConfigEdits> {
+        Ok(ConfigEdits {
+            entrypoint: (!self.entrypoint.is_empty()).then(|| self.entrypoint.clone()),
+            cmd: (!self.cmd.is_empty()).then(|| self.cmd.clone()),
+            env: self.env.clone(),
+            labels: self.label.clone(),
+            expose: self.expose.clone(),
+            volumes: self.volume.clone(),
+            user: self.user.clone(),
+            workdir: self.workdir.clone(),
+            stop_signal: self.stop_signal.clone(),
+            author: self.author.clone(),
+            created: self.created.clone(),
+            platform: self.set_platform.as_deref().map(str::parse).transpose()?,
+            annotations: self.annotation.clone(),
+            clear: self
+                .clear
+                .iter()
+                .map(|c| c.parse::<ClearField>())
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// Opens the layout of `reference`, creating it when it does not exist yet.
+pub fn open_or_init(
+    reference: &strata::layout::reference::Reference,
+) -> anyhow::Result<strata::Layout> {
+    let path = &reference.layout;
+    if path.exists() {
+        Ok(strata::Layout::open(path)?)
+    } else {
+        Ok(strata::Layout::init(path)?)
+    }
+}
+
+/// The tag a command writes: `--tag` when given, else the reference's own tag.
+pub fn output_tag(
+    reference: &strata::layout::reference::Reference,
+    tag: Option<&str>,
+) -> anyhow::Result<String> {
+    use strata::layout::reference::Target;
+    match (tag, &reference.target) {
+        (Some(t), _) => Ok(t.to_owned()),
+        (None, Target::Tag(t)) => Ok(t.clone()),
+        (None, _) => {
+            anyhow::bail!("{reference} names no tag to move: give LAYOUT:TAG or --tag NAME")
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! `strata insert`.
+
+use std::path::{Path, PathBuf};
+
+use strata::image::mutate::Draft;
+use strata::image::time::source_date_epoch;
+use strata::layer::build::{tree_paths, TarOptions, TarWriter};
+use strata::layer::write::write_layer;
+use strata::layout::reference::Reference;
+use strata::Layout;
+
+use super::build_args::{output_tag, CompressArg, HistoryArgs};
+use super::output::Output;
+use super::{PlatformArg, Status};
+
+/// Add one layer holding SRC (a file or a tree) at DEST in the image, or, with
+/// --whiteout, deleting PATH.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The image: LAYOUT:TAG or LAYOUT@DIGEST.
+    reference: String,
+    /// What to insert (a file or a directory).
+    #[arg(required_unless_present = "whiteout")]
+    src: Option<PathBuf>,
+    /// Where it goes in the image (an absolute path).
+    #[arg(required_unless_present = "whiteout")]
+    dest: Option<PathBuf>,
+    /// Delete this path in the image instead (a whiteout layer).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["src", "dest", "opaque"])]
+    whiteout: Option<PathBuf>,
+    /// Hide what lower layers have under DEST (an opaque whiteout first).
+    #[arg(long)]
+    opaque: bool,
+    /// Tag the result with this tag instead of moving REF's.
+    #[arg(long)]
+    tag: Option<String>,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
+    compress: CompressArg,
+    #[command(flatten)]
+    platform: PlatformArg,
+    #[command(flatten)]
+    history: HistoryArgs,
+}
+
+/// An image path as a relative layer path; `/` itself is refused.
+fn in_image(path: &Path) -> anyhow::Result<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::RootDir | std::path::Component::CurDir => {}
+            _ => anyhow::bail!(
+                "{}: use a plain path inside the image (no ..)",
+                path.display()
+            ),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        anyhow::bail!("{}: the image root cannot be replaced", path.display());
+    }
+    Ok(out)
+}
+
+pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    let reference = Reference::parse(&args.reference)?;
+    let tag = output_tag(&reference, args.tag.as_deref())?;
+    let layout = Layout::open(&reference.layout)?;
+    let mut draft = Draft::load(
+        &layout,
+        &layout,
+        &reference.target,
+        &args.platform.resolve()?,
+    )?;
+    let compression = args.compress.pick(draft.auto_compression());
+    let options = TarOptions {
+        source_date_epoch: source_date_epoch()?,
+        ..TarOptions::default()
+    };
+    let created_by;
+    let layer = if let Some(target) = &args.whiteout {
+        let target = in_image(target)?;
+        created_by = format!("strata insert --whiteout /{}", target.display());
+        write_layer(&layout, compression, move |w| {
+            let mut tar = TarWriter::new(w, options);
+            tar.add_whiteout(&target)?;
+            tar.finish()?;
+            Ok(())
+        })?
+    } else {
+        let src = args.src.clone().expect("clap requires SRC");
+        let dest = in_image(args.dest.as_deref().expect("clap requires DEST"))?;
+        std::fs::symlink_metadata(&src).map_err(|source| strata::Error::Io {
+            path: src.clone(),
+            source,
+        })?;
+        created_by = format!("strata insert {} /{}", src.display(), dest.display());
+        let opaque = args.opaque;
+        let inner = if src.is_dir() && !src.is_symlink() {
+            tree_paths(&src)?
+        } else {
+            Vec::new()
+        };
+        write_layer(&layout, compression, move |w| {
+            let mut tar = TarWriter::new(w, options);
+            tar.add_as(&src, &dest)?;
+            if opaque {
+                tar.add_opaque(&dest)?;
+            }
+            for rel in &inner {
+                tar.add_as(&src.join(rel), &dest.join(rel))?;
+            }
+            tar.finish()?;
+            Ok(())
+        })?
+    };
+    draft.append_layer(&layer, &args.history.options(), &created_by)?;
+    let desc = draft.commit(&tag, None)?;
+    out.print(&desc.digest)?;
+    Ok(Status::Success)
+}

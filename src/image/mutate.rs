@@ -1,0 +1,440 @@
+//! Editing images: a [`Draft`] holds a manifest and its config (parsed with every unknown
+//! field kept), takes layers, history and config edits, and is committed as new blobs and a
+//! moved tag. Documents are written as canonical JSON; nothing is changed in place.
+
+use std::collections::BTreeMap;
+
+use super::platform::PlatformSpec;
+use super::resolve::resolve_image;
+use super::time::{build_time, rfc3339, validate_rfc3339};
+use crate::error::{Error, Result};
+use crate::layer::write::WrittenLayer;
+use crate::layer::Compression;
+use crate::layout::reference::{validate_tag, Target};
+use crate::layout::walk::blob_ref;
+use crate::layout::{Layout, LayoutLock, LockMode};
+use crate::spec::{
+    media_type, to_canonical_json, ContainerConfig, Descriptor, History, ImageConfig, Kind,
+    Manifest, Platform, RootFs, ANNOTATION_REF_NAME,
+};
+
+/// History flags: what the entry for this change says, or that there is none.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryOptions {
+    /// `author`.
+    pub author: Option<String>,
+    /// `comment`.
+    pub comment: Option<String>,
+    /// `created` (RFC 3339); default the build time.
+    pub created: Option<String>,
+    /// `created_by`; default names the strata command.
+    pub created_by: Option<String>,
+    /// Add no history entry.
+    pub omit: bool,
+}
+
+/// Edits to an image config and manifest, as `strata config` flags give them.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigEdits {
+    /// Replace the entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    /// Replace the default arguments.
+    pub cmd: Option<Vec<String>>,
+    /// Set environment variables (replacing a variable of the same name in place).
+    pub env: Vec<(String, String)>,
+    /// Set labels.
+    pub labels: Vec<(String, String)>,
+    /// Add exposed ports (`80/tcp`; a bare number means tcp).
+    pub expose: Vec<String>,
+    /// Add volumes.
+    pub volumes: Vec<String>,
+    /// Set the user.
+    pub user: Option<String>,
+    /// Set the working directory.
+    pub workdir: Option<String>,
+    /// Set the stop signal.
+    pub stop_signal: Option<String>,
+    /// Set the image author.
+    pub author: Option<String>,
+    /// Set the image creation time (RFC 3339).
+    pub created: Option<String>,
+    /// Set os/architecture/variant.
+    pub platform: Option<PlatformSpec>,
+    /// Set manifest annotations.
+    pub annotations: Vec<(String, String)>,
+    /// Fields to empty before the edits apply.
+    pub clear: Vec<ClearField>,
+}
+
+/// A field `--clear` can empty.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClearField {
+    /// `config.Entrypoint`.
+    Entrypoint,
+    /// `config.Cmd`.
+    Cmd,
+    /// `config.Env`.
+    Env,
+    /// `config.Labels`.
+    Labels,
+    /// `config.ExposedPorts`.
+    ExposedPorts,
+    /// `config.Volumes`.
+    Volumes,
+    /// Manifest annotations.
+    Annotations,
+}
+
+impl std::str::FromStr for ClearField {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<ClearField> {
+        Ok(match s {
+            "entrypoint" => ClearField::Entrypoint,
+            "cmd" => ClearField::Cmd,
+            "env" => ClearField::Env,
+            "labels" => ClearField::Labels,
+            "exposed-ports" => ClearField::ExposedPorts,
+            "volumes" => ClearField::Volumes,
+            "annotations" => ClearField::Annotations,
+            other => {
+                return Err(Error::Invalid {
+                    what: format!("--clear {other}"),
+                    reason: "expected one of entrypoint, cmd, env, labels, exposed-ports, volumes, annotations".into(),
+                })
+            }
+        })
+    }
+}
+
+/// An image being edited. Holds the layout's gc lock (shared) from load to commit, so gc
+/// cannot sweep the new blobs before the tag points at them.
+pub struct Draft {
+    layout: Layout,
+    _lock: LayoutLock,
+    /// The manifest as it will be written.
+    pub manifest: Manifest,
+    /// The config as it will be written.
+    pub config: ImageConfig,
+    time: i64,
+}
+
+impl Draft {
+    /// A new image with no layers, for `platform`.
+    pub fn empty(layout: &Layout, platform: &PlatformSpec) -> Result<Draft> {
+        let lock = layout.lock_gc(LockMode::Shared)?;
+        let time = build_time()?;
+        let config = ImageConfig {
+            architecture: platform.architecture.clone(),
+            os: platform.os.clone(),
+            variant: platform.variant.clone(),
+            created: Some(rfc3339(time)),
+            author: None,
+            config: Some(ContainerConfig::default()),
+            rootfs: RootFs {
+                kind: "layers".into(),
+                diff_ids: Vec::new(),
+                extra: Default::default(),
+            },
+            history: Some(Vec::new()),
+            extra: Default::default(),
+        };
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(media_type::MANIFEST.into()),
+            artifact_type: None,
+            config: Descriptor::new(
+                media_type::CONFIG,
+                &crate::digest::Digest::of_bytes(crate::digest::Algorithm::Sha256, b""),
+                0,
+            ),
+            layers: Vec::new(),
+            subject: None,
+            annotations: None,
+            extra: Default::default(),
+        };
+        Ok(Draft {
+            layout: layout.clone(),
+            _lock: lock,
+            manifest,
+            config,
+            time,
+        })
+    }
+
+    /// The image `target` names in `source` (picking `platform` through an index), to be
+    /// committed into `layout`. When the two layouts differ, the image's blobs are copied
+    /// (verified) into `layout` first.
+    pub fn load(
+        layout: &Layout,
+        source: &Layout,
+        target: &Target,
+        platform: &PlatformSpec,
+    ) -> Result<Draft> {
+        let lock = layout.lock_gc(LockMode::Shared)?;
+        let resolved = resolve_image(source, target, platform)?;
+        let mut manifest = resolved.manifest;
+        if Kind::of(&manifest.config.media_type) != Kind::Config {
+            return Err(Error::Invalid {
+                what: format!("manifest {}", resolved.descriptor.digest),
+                reason: format!(
+                    "its config is {:?}: an artifact, not an image to build on",
+                    manifest.config.media_type
+                ),
+            });
+        }
+        let (_, config) = source.read_config(&manifest.config)?;
+        if source.root() != layout.root() {
+            for desc in manifest
+                .layers
+                .iter()
+                .chain(std::iter::once(&manifest.config))
+            {
+                copy_blob(source, layout, desc)?;
+            }
+        }
+        // Docker schema 2 bases become OCI images: strata writes OCI media types.
+        if manifest.media_type.as_deref() == Some(media_type::DOCKER_MANIFEST) {
+            manifest.media_type = Some(media_type::MANIFEST.into());
+        }
+        Ok(Draft {
+            layout: layout.clone(),
+            _lock: lock,
+            manifest,
+            config,
+            time: build_time()?,
+        })
+    }
+
+    /// The compression `auto` means: that of the last compressed layer, else gzip.
+    pub fn auto_compression(&self) -> Compression {
+        self.manifest
+            .layers
+            .iter()
+            .rev()
+            .filter_map(|l| Compression::of_layer(&l.media_type))
+            .find(|c| *c != Compression::None)
+            .unwrap_or(Compression::Gzip)
+    }
+
+    /// The history entry for a change, or none with `--no-history`.
+    fn history(
+        &self,
+        options: &HistoryOptions,
+        default_created_by: &str,
+        empty_layer: bool,
+    ) -> Result<Option<History>> {
+        if options.omit {
+            return Ok(None);
+        }
+        if let Some(created) = &options.created {
+            validate_rfc3339(created)?;
+        }
+        Ok(Some(History {
+            created: Some(
+                options
+                    .created
+                    .clone()
+                    .unwrap_or_else(|| rfc3339(self.time)),
+            ),
+            author: options
+                .author
+                .clone()
+                .or_else(|| self.config.author.clone()),
+            created_by: Some(
+                options
+                    .created_by
+                    .clone()
+                    .unwrap_or_else(|| default_created_by.to_owned()),
+            ),
+            comment: options.comment.clone(),
+            empty_layer: empty_layer.then_some(true),
+            extra: Default::default(),
+        }))
+    }
+
+    /// Appends a layer (and its history entry).
+    pub fn append_layer(
+        &mut self,
+        layer: &WrittenLayer,
+        history: &HistoryOptions,
+        created_by: &str,
+    ) -> Result<()> {
+        let entry = self.history(history, created_by, false)?;
+        self.manifest.layers.push(Descriptor::new(
+            layer.media_type,
+            &layer.blob.digest,
+            layer.blob.size,
+        ));
+        self.config.rootfs.diff_ids.push(layer.diff_id.to_string());
+        self.push_history(entry);
+        Ok(())
+    }
+
+    /// Records a change that made no layer (config edits, an empty repack).
+    pub fn note_empty_change(&mut self, history: &HistoryOptions, created_by: &str) -> Result<()> {
+        let entry = self.history(history, created_by, true)?;
+        self.push_history(entry);
+        Ok(())
+    }
+
+    fn push_history(&mut self, entry: Option<History>) {
+        if let Some(entry) = entry {
+            self.config.history.get_or_insert_with(Vec::new).push(entry);
+        }
+        self.config.created = Some(rfc3339(self.time));
+    }
+
+    /// Applies `strata config` edits.
+    pub fn edit_config(&mut self, edits: &ConfigEdits) -> Result<()> {
+        let c = self
+            .config
+            .config
+            .get_or_insert_with(ContainerConfig::default);
+        for field in &edits.clear {
+            match field {
+                ClearField::Entrypoint => c.entrypoint = None,
+                ClearField::Cmd => c.cmd = None,
+                ClearField::Env => c.env = None,
+                ClearField::Labels => c.labels = None,
+                ClearField::ExposedPorts => c.exposed_ports = None,
+                ClearField::Volumes => c.volumes = None,
+                ClearField::Annotations => self.manifest.annotations = None,
+            }
+        }
+        if let Some(v) = &edits.entrypoint {
+            c.entrypoint = Some(v.clone());
+        }
+        if let Some(v) = &edits.cmd {
+            c.cmd = Some(v.clone());
+        }
+        for (name, value) in &edits.env {
+            let env = c.env.get_or_insert_with(Vec::new);
+            let line = format!("{name}={value}");
+            match env
+                .iter_mut()
+                .find(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n) == name)
+            {
+                Some(existing) => *existing = line,
+                None => env.push(line),
+            }
+        }
+        for (k, v) in &edits.labels {
+            c.labels
+                .get_or_insert_with(BTreeMap::new)
+                .insert(k.clone(), v.clone());
+        }
+        for port in &edits.expose {
+            let port = if port.contains('/') {
+                port.clone()
+            } else {
+                format!("{port}/tcp")
+            };
+            c.exposed_ports
+                .get_or_insert_with(BTreeMap::new)
+                .insert(port, serde_json::json!({}));
+        }
+        for v in &edits.volumes {
+            c.volumes
+                .get_or_insert_with(BTreeMap::new)
+                .insert(v.clone(), serde_json::json!({}));
+        }
+        if let Some(u) = &edits.user {
+            c.user = Some(u.clone());
+        }
+        if let Some(w) = &edits.workdir {
+            c.working_dir = Some(w.clone());
+        }
+        if let Some(s) = &edits.stop_signal {
+            c.stop_signal = Some(s.clone());
+        }
+        if let Some(a) = &edits.author {
+            self.config.author = Some(a.clone());
+        }
+        if let Some(p) = &edits.platform {
+            self.config.os = p.os.clone();
+            self.config.architecture = p.architecture.clone();
+            self.config.variant = p.variant.clone();
+        }
+        for (k, v) in &edits.annotations {
+            self.manifest
+                .annotations
+                .get_or_insert_with(BTreeMap::new)
+                .insert(k.clone(), v.clone());
+        }
+        if let Some(created) = &edits.created {
+            validate_rfc3339(created)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the config and manifest blobs and points `tag` at the manifest (replacing
+    /// whatever it named). `created` from the edits wins over the build time.
+    pub fn commit(mut self, tag: &str, created: Option<&str>) -> Result<Descriptor> {
+        validate_tag(tag)?;
+        if let Some(created) = created {
+            self.config.created = Some(created.to_owned());
+        }
+        let config_bytes = to_canonical_json(&self.config);
+        let config_blob = self.layout.put_blob(&config_bytes)?;
+        // Docker configs are OCI configs with extra fields, which are kept.
+        self.manifest.config.media_type = media_type::CONFIG.into();
+        self.manifest.config.digest = config_blob.digest.to_string();
+        self.manifest.config.size = config_blob.size as i64;
+        self.manifest.config.data = None;
+        let manifest_bytes = to_canonical_json(&self.manifest);
+        let manifest_blob = self.layout.put_blob(&manifest_bytes)?;
+        let mut desc = Descriptor::new(
+            media_type::MANIFEST,
+            &manifest_blob.digest,
+            manifest_blob.size,
+        );
+        desc.platform = Some(Platform {
+            architecture: self.config.architecture.clone(),
+            os: self.config.os.clone(),
+            variant: self.config.variant.clone(),
+            ..Platform::default()
+        });
+        set_tag(&self.layout, tag, &desc)?;
+        Ok(desc)
+    }
+}
+
+/// Points `tag` at `desc` in `index.json` (in place of any entry that had it).
+pub fn set_tag(layout: &Layout, tag: &str, desc: &Descriptor) -> Result<()> {
+    let mut entry = desc.clone();
+    entry.set_annotation(ANNOTATION_REF_NAME, Some(tag));
+    layout.update_index(|index| {
+        if index.manifests.iter().any(|d| d == &entry) {
+            return Ok((false, ()));
+        }
+        match index
+            .manifests
+            .iter()
+            .position(|d| d.ref_name() == Some(tag))
+        {
+            Some(at) => {
+                index.manifests[at] = entry;
+                let mut first = true;
+                index
+                    .manifests
+                    .retain(|d| d.ref_name() != Some(tag) || std::mem::take(&mut first));
+            }
+            None => index.manifests.push(entry),
+        }
+        Ok((true, ()))
+    })
+}
+
+/// Copies one blob between layouts, verified on the way.
+pub fn copy_blob(from: &Layout, to: &Layout, desc: &Descriptor) -> Result<()> {
+    let blob = blob_ref(desc, &format!("descriptor {}", desc.digest))?;
+    if to.has_blob(&blob.digest) {
+        return Ok(());
+    }
+    let mut reader = from.open_blob(&blob)?;
+    let mut writer = to.blob_writer(blob.digest.algorithm())?;
+    std::io::copy(&mut reader, &mut writer).map_err(|e| reader.explain(e))?;
+    writer.finish_expecting(&blob)?;
+    Ok(())
+}

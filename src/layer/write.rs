@@ -1,0 +1,180 @@
+//! Writing a layer blob: the tar a producer writes is cut into fixed-size chunks on its own
+//! thread, and this thread hashes them for the diff_id, compresses them and stores the blob.
+//! The compressor always sees the same chunks for the same bytes, so the output does not
+//! depend on how the producer sized its writes (zlib-rs's output does otherwise).
+
+use std::io::{self, Write};
+use std::sync::mpsc;
+
+use crate::digest::{Algorithm, Digest};
+use crate::error::{Error, Result};
+use crate::layer::Compression;
+use crate::layout::Layout;
+use crate::spec::{media_type, BlobRef};
+
+/// Chunk size fed to the compressor (fixed: part of the reproducibility contract).
+const CHUNK: usize = 128 << 10;
+/// gzip level: zlib's default, what docker and umoci write.
+const GZIP_LEVEL: u32 = 6;
+/// zstd level: the library default.
+const ZSTD_LEVEL: i32 = 3;
+
+/// A layer stored in a layout.
+#[derive(Debug, Clone)]
+pub struct WrittenLayer {
+    /// The stored (compressed) blob.
+    pub blob: BlobRef,
+    /// The uncompressed digest.
+    pub diff_id: Digest,
+    /// The media type for the compression used.
+    pub media_type: &'static str,
+}
+
+impl Compression {
+    /// The OCI layer media type for this compression.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::None => media_type::LAYER_TAR,
+            Compression::Gzip => media_type::LAYER_TAR_GZIP,
+            Compression::Zstd => media_type::LAYER_TAR_ZSTD,
+        }
+    }
+}
+
+/// Runs `produce` (which writes an uncompressed tar) on a second thread and stores what it
+/// writes as a layer blob compressed with `compression`.
+pub fn write_layer<F>(layout: &Layout, compression: Compression, produce: F) -> Result<WrittenLayer>
+where
+    F: FnOnce(&mut dyn Write) -> Result<()> + Send,
+{
+    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(8);
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || -> Result<()> {
+            let mut chunker = Chunker {
+                tx,
+                buf: Vec::with_capacity(CHUNK),
+            };
+            produce(&mut chunker)?;
+            chunker.flush_all();
+            Ok(())
+        });
+        let consumed = consume(layout, compression, &rx);
+        drop(rx);
+        let produced = producer
+            .join()
+            .expect("the tar-writing thread does not panic");
+        produced?;
+        consumed
+    })
+}
+
+fn consume(
+    layout: &Layout,
+    compression: Compression,
+    rx: &mpsc::Receiver<Vec<u8>>,
+) -> Result<WrittenLayer> {
+    let blob = layout.blob_writer(Algorithm::Sha256)?;
+    let io_err = |e: io::Error| Error::Io {
+        path: layout.root().join(crate::layout::TMP_DIR),
+        source: e,
+    };
+    let mut diff = Algorithm::Sha256.hasher();
+    let blob_ref = match compression {
+        Compression::None => {
+            let mut out = blob;
+            for chunk in rx.iter() {
+                diff.update(&chunk);
+                out.write_all(&chunk).map_err(io_err)?;
+            }
+            out.finish()?
+        }
+        Compression::Gzip => {
+            let mut out =
+                flate2::GzBuilder::new().write(blob, flate2::Compression::new(GZIP_LEVEL));
+            for chunk in rx.iter() {
+                diff.update(&chunk);
+                out.write_all(&chunk).map_err(io_err)?;
+            }
+            out.finish().map_err(io_err)?.finish()?
+        }
+        Compression::Zstd => {
+            let mut out = zstd::stream::write::Encoder::new(blob, ZSTD_LEVEL).map_err(io_err)?;
+            for chunk in rx.iter() {
+                diff.update(&chunk);
+                out.write_all(&chunk).map_err(io_err)?;
+            }
+            out.finish().map_err(io_err)?.finish()?
+        }
+    };
+    Ok(WrittenLayer {
+        blob: blob_ref,
+        diff_id: diff.finish(),
+        media_type: compression.media_type(),
+    })
+}
+
+/// Cuts what is written into [`CHUNK`]-sized pieces for the consuming thread.
+struct Chunker {
+    tx: mpsc::SyncSender<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl Chunker {
+    fn flush_all(&mut self) {
+        if !self.buf.is_empty() {
+            let _ = self.tx.send(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
+impl Write for Chunker {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = CHUNK - self.buf.len();
+        let n = room.min(data.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+            self.tx.send(full).map_err(|_| {
+                io::Error::new(io::ErrorKind::BrokenPipe, "the layer writer stopped")
+            })?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_does_not_depend_on_write_sizes() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::init(&dir.path().join("l")).unwrap();
+        let data: Vec<u8> = (0..3_000_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 % 7)
+            .collect();
+        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let mut results = Vec::new();
+            for piece in [7usize, 4093, 65536, 1 << 20] {
+                let data = &data;
+                let written = write_layer(&layout, compression, move |w| {
+                    for c in data.chunks(piece) {
+                        w.write_all(c).unwrap();
+                    }
+                    Ok(())
+                })
+                .unwrap();
+                results.push(written.blob.digest);
+                assert_eq!(written.diff_id, Digest::of_bytes(Algorithm::Sha256, data));
+            }
+            assert!(
+                results.windows(2).all(|w| w[0] == w[1]),
+                "{compression:?}: {results:?}"
+            );
+        }
+    }
+}
