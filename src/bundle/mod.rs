@@ -2,6 +2,7 @@
 //! config, and strata's metadata that repack needs.
 
 pub mod idmap;
+pub mod repack;
 pub mod runtime;
 pub mod snapshot;
 pub mod unpack;

@@ -40,6 +40,11 @@ pub struct SnapshotEntry {
     pub mtime: i64,
     /// Modification time, nanoseconds.
     pub mtime_nsec: i64,
+    /// Status change time, seconds: every write, chmod, chown or xattr change moves it and
+    /// nobody can set it, so an unchanged ctime means an unchanged file.
+    pub ctime: i64,
+    /// Status change time, nanoseconds.
+    pub ctime_nsec: i64,
     /// Inode number (hard links share one).
     pub ino: u64,
     /// Symlink target.
@@ -74,66 +79,13 @@ pub fn take(rootfs: &Path) -> Result<Vec<SnapshotEntry>> {
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let dir = rootfs.join(&rel);
-        let mut names: Vec<_> = fs::read_dir(&dir)
-            .at(&dir)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<std::io::Result<_>>()
-            .at(&dir)?;
-        names.sort();
-        for name in names.into_iter().rev() {
-            let rel_path = rel.join(&name);
-            let full = rootfs.join(&rel_path);
-            let meta = fs::symlink_metadata(&full).at(&full)?;
-            let ft = meta.file_type();
-            let kind = if ft.is_dir() {
-                stack.push(rel_path.clone());
-                "dir"
-            } else if ft.is_symlink() {
-                "symlink"
-            } else if ft.is_char_device() {
-                "char"
-            } else if ft.is_block_device() {
-                "block"
-            } else if ft.is_fifo() {
-                "fifo"
-            } else if ft.is_socket() {
-                "socket"
-            } else {
-                "file"
-            };
-            let link = if ft.is_symlink() {
-                Some(
-                    fs::read_link(&full)
-                        .at(&full)?
-                        .to_string_lossy()
-                        .into_owned(),
-                )
-            } else {
-                None
-            };
-            let bytes = rel_path.as_os_str().as_bytes();
-            let (path, path_b64) = match std::str::from_utf8(bytes) {
-                Ok(s) => (Some(s.to_owned()), None),
-                Err(_) => (
-                    None,
-                    Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
-                ),
-            };
-            out.push(SnapshotEntry {
-                path,
-                path_b64,
-                kind: kind.to_owned(),
-                mode: meta.mode() & 0o7777,
-                uid: meta.uid(),
-                gid: meta.gid(),
-                size: if ft.is_file() { meta.len() } else { 0 },
-                mtime: meta.mtime(),
-                mtime_nsec: meta.mtime_nsec(),
-                ino: meta.ino(),
-                link,
-                rdev: (ft.is_char_device() || ft.is_block_device()).then(|| meta.rdev()),
-                xattrs: xattrs(&full)?,
-            });
+        for name in fs::read_dir(&dir).at(&dir)? {
+            let rel_path = rel.join(name.at(&dir)?.file_name());
+            let entry = entry(rootfs, &rel_path)?;
+            if entry.kind == "dir" {
+                stack.push(rel_path);
+            }
+            out.push(entry);
         }
     }
     out.sort_by(|a, b| {
@@ -143,6 +95,63 @@ pub fn take(rootfs: &Path) -> Result<Vec<SnapshotEntry>> {
             .cmp(b.path_buf().as_os_str().as_bytes())
     });
     Ok(out)
+}
+
+/// The record of one path, `rootfs/rel`.
+pub fn entry(rootfs: &Path, rel: &Path) -> Result<SnapshotEntry> {
+    let full = rootfs.join(rel);
+    let meta = fs::symlink_metadata(&full).at(&full)?;
+    let ft = meta.file_type();
+    let kind = if ft.is_dir() {
+        "dir"
+    } else if ft.is_symlink() {
+        "symlink"
+    } else if ft.is_char_device() {
+        "char"
+    } else if ft.is_block_device() {
+        "block"
+    } else if ft.is_fifo() {
+        "fifo"
+    } else if ft.is_socket() {
+        "socket"
+    } else {
+        "file"
+    };
+    let link = if ft.is_symlink() {
+        Some(
+            fs::read_link(&full)
+                .at(&full)?
+                .to_string_lossy()
+                .into_owned(),
+        )
+    } else {
+        None
+    };
+    let bytes = rel.as_os_str().as_bytes();
+    let (path, path_b64) = match std::str::from_utf8(bytes) {
+        Ok(s) => (Some(s.to_owned()), None),
+        Err(_) => (
+            None,
+            Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        ),
+    };
+    Ok(SnapshotEntry {
+        path,
+        path_b64,
+        kind: kind.to_owned(),
+        mode: meta.mode() & 0o7777,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        size: if ft.is_file() { meta.len() } else { 0 },
+        mtime: meta.mtime(),
+        mtime_nsec: meta.mtime_nsec(),
+        ctime: meta.ctime(),
+        ctime_nsec: meta.ctime_nsec(),
+        ino: meta.ino(),
+        link,
+        rdev: (ft.is_char_device() || ft.is_block_device()).then(|| meta.rdev()),
+        xattrs: xattrs(&full)?,
+    })
 }
 
 fn xattrs(path: &Path) -> Result<BTreeMap<String, String>> {

@@ -15,6 +15,7 @@ mod ls;
 mod man;
 mod new;
 mod output;
+mod repack;
 mod tag;
 mod unpack;
 mod untag;
@@ -69,6 +70,7 @@ enum Command {
     Config(config::Args),
     AddLayer(add_layer::Args),
     Insert(insert::Args),
+    Repack(repack::Args),
     Man(man::Args),
     Completions(completions::Args),
 }
@@ -122,6 +124,7 @@ pub fn main() -> ExitCode {
         Command::Config(a) => config::run(a, &out),
         Command::AddLayer(a) => add_layer::run(a, &out),
         Command::Insert(a) => insert::run(a, &out),
+        Command::Repack(a) => repack::run(a, &out),
         Command::Man(a) => man::run(a, &out),
         Command::Completions(a) => completions::run(a, &out),
     };

@@ -1,0 +1,291 @@
+//! Repacking a changed bundle into a new layer: the rootfs is compared with the snapshot
+//! unpack took, by metadata alone (an unchanged ctime means an unchanged file: every write,
+//! chmod, chown or xattr change moves it and nobody can set it back), so no file is read
+//! unless it goes into the layer. New and changed paths are written with their parent
+//! directories; deleted paths become whiteouts, one per deleted subtree.
+
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::snapshot::{self, SnapshotEntry};
+use super::unpack::{BundleMetadata, METADATA_FILE, SNAPSHOT_FILE};
+use crate::digest::Digest;
+use crate::error::{Error, IoContext, Result};
+use crate::image::mutate::{Draft, HistoryOptions};
+use crate::image::time::source_date_epoch;
+use crate::image::PlatformSpec;
+use crate::layer::build::{tree_paths, TarOptions, TarWriter};
+use crate::layer::write::write_layer;
+use crate::layer::Compression;
+use crate::layout::reference::{Reference, Target};
+use crate::layout::Layout;
+
+/// How to repack.
+#[derive(Debug, Clone, Default)]
+pub struct RepackOptions {
+    /// Tag to write (default: the tag the bundle was unpacked from).
+    pub tag: Option<String>,
+    /// Layer compression (default: that of the image's last compressed layer, else gzip).
+    pub compression: Option<Compression>,
+    /// Paths (in the image) whose changes are left out.
+    pub mask_paths: Vec<PathBuf>,
+    /// Leave the image's volumes in (by default their changes are left out).
+    pub no_mask_volumes: bool,
+    /// Update the bundle's snapshot and metadata so the next repack builds on this one.
+    pub refresh_bundle: bool,
+    /// The history entry.
+    pub history: HistoryOptions,
+}
+
+/// What a repack did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepackReport {
+    /// The new manifest.
+    pub manifest: String,
+    /// The tag moved or written.
+    pub tag: String,
+    /// The new layer's digest, absent when nothing changed.
+    pub layer: Option<String>,
+    /// Paths added.
+    pub added: usize,
+    /// Paths changed.
+    pub changed: usize,
+    /// Whiteouts written.
+    pub deleted: usize,
+}
+
+/// The changes between a snapshot and the tree now.
+#[derive(Debug, Default)]
+struct Changes {
+    added: Vec<PathBuf>,
+    changed: Vec<PathBuf>,
+    deleted: Vec<PathBuf>,
+}
+
+/// Reads a bundle's metadata, naming the file when it is missing or broken.
+pub fn read_metadata(bundle: &Path) -> Result<BundleMetadata> {
+    let path = bundle.join(METADATA_FILE);
+    let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+        path: path.clone(),
+        source: std::io::Error::new(
+            source.kind(),
+            format!("{source} (is this a bundle made by strata unpack?)"),
+        ),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| Error::BadJson {
+        what: path.display().to_string(),
+        source,
+    })
+}
+
+/// Repacks `bundle` into a new image.
+pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
+    let meta = read_metadata(bundle)?;
+    let before = snapshot::read(&bundle.join(SNAPSHOT_FILE))?;
+    let rootfs = bundle.join("rootfs");
+    let manifest_desc = meta.descriptor_path.last().ok_or_else(|| Error::Invalid {
+        what: bundle.join(METADATA_FILE).display().to_string(),
+        reason: "descriptorPath is empty".into(),
+    })?;
+    let manifest_digest: Digest = manifest_desc.digest()?;
+    let tag = match (
+        &options.tag,
+        Reference::parse(&meta.reference).map(|r| r.target),
+    ) {
+        (Some(t), _) => t.clone(),
+        (None, Ok(Target::Tag(t))) => t,
+        _ => {
+            return Err(Error::Invalid {
+                what: bundle.display().to_string(),
+                reason: format!(
+                    "it was unpacked from {} (no tag): give --tag",
+                    meta.reference
+                ),
+            })
+        }
+    };
+    let layout = Layout::open(&meta.layout)?;
+    if !layout.has_blob(&manifest_digest) {
+        return Err(Error::Invalid {
+            what: bundle.display().to_string(),
+            reason: format!(
+                "its image {manifest_digest} is no longer in {} (garbage-collected?)",
+                layout.root().display()
+            ),
+        });
+    }
+    let any = PlatformSpec {
+        os: String::new(),
+        architecture: String::new(),
+        variant: None,
+    };
+    let mut draft = Draft::load(&layout, &layout, &Target::Digest(manifest_digest), &any)?;
+    let mut masks: Vec<PathBuf> = options.mask_paths.iter().map(|p| image_path(p)).collect();
+    if !options.no_mask_volumes {
+        let volumes = draft
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.volumes.as_ref());
+        masks.extend(
+            volumes
+                .into_iter()
+                .flat_map(|v| v.keys())
+                .map(|v| image_path(Path::new(v))),
+        );
+    }
+    let changes = diff(&rootfs, &before, &masks)?;
+    let report_counts = (
+        changes.added.len(),
+        changes.changed.len(),
+        changes.deleted.len(),
+    );
+    let layer =
+        if changes.added.is_empty() && changes.changed.is_empty() && changes.deleted.is_empty() {
+            draft.note_empty_change(&options.history, "strata repack (no changes)")?;
+            None
+        } else {
+            let compression = options
+                .compression
+                .unwrap_or_else(|| draft.auto_compression());
+            let tar_options = TarOptions {
+                source_date_epoch: source_date_epoch()?,
+                uid_map: meta.uid_map.clone(),
+                gid_map: meta.gid_map.clone(),
+                rootless: meta.rootless,
+            };
+            let entries = layer_entries(&rootfs, &changes)?;
+            let root = rootfs.clone();
+            let layer = write_layer(&layout, compression, move |w| {
+                let mut tar = TarWriter::new(w, tar_options);
+                for (path, whiteout) in &entries {
+                    if *whiteout {
+                        tar.add_whiteout(path)?;
+                    } else {
+                        tar.add(&root, path)?;
+                    }
+                }
+                tar.finish()?;
+                Ok(())
+            })?;
+            draft.append_layer(&layer, &options.history, "strata repack")?;
+            Some(layer)
+        };
+    let desc = draft.commit(&tag, None)?;
+    if options.refresh_bundle {
+        let snapshot = snapshot::take(&rootfs)?;
+        snapshot::write(&snapshot, &bundle.join(SNAPSHOT_FILE))?;
+        let refreshed = BundleMetadata {
+            reference: format!("{}:{tag}", layout.root().display()),
+            descriptor_path: vec![desc.clone()],
+            ..meta
+        };
+        let path = bundle.join(METADATA_FILE);
+        let bytes = serde_json::to_vec_pretty(&refreshed).map_err(|source| Error::BadJson {
+            what: path.display().to_string(),
+            source,
+        })?;
+        std::fs::write(&path, bytes).at(&path)?;
+    }
+    Ok(RepackReport {
+        manifest: desc.digest,
+        tag,
+        layer: layer.map(|l| l.blob.digest.to_string()),
+        added: report_counts.0,
+        changed: report_counts.1,
+        deleted: report_counts.2,
+    })
+}
+
+/// `/a/b` (as an image path) to `a/b`.
+fn image_path(p: &Path) -> PathBuf {
+    p.components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .collect()
+}
+
+fn masked(path: &Path, masks: &[PathBuf]) -> bool {
+    masks.iter().any(|m| path.starts_with(m))
+}
+
+fn diff(rootfs: &Path, before: &[SnapshotEntry], masks: &[PathBuf]) -> Result<Changes> {
+    let old: HashMap<PathBuf, &SnapshotEntry> = before.iter().map(|e| (e.path_buf(), e)).collect();
+    let mut changes = Changes::default();
+    let mut present = BTreeSet::new();
+    for path in tree_paths(rootfs)? {
+        present.insert(path.clone());
+        if masked(&path, masks) {
+            continue;
+        }
+        match old.get(&path) {
+            None => changes.added.push(path),
+            Some(was) => {
+                let now = snapshot::entry(rootfs, &path)?;
+                if now != **was {
+                    changes.changed.push(path);
+                }
+            }
+        }
+    }
+    let not_a_dir_now = |p: &Path| -> bool {
+        present.contains(p) && !std::fs::symlink_metadata(rootfs.join(p)).is_ok_and(|m| m.is_dir())
+    };
+    for entry in before {
+        let path = entry.path_buf();
+        if present.contains(&path) || masked(&path, masks) {
+            continue;
+        }
+        // One whiteout per deleted subtree; below a path that is now a file, the file
+        // entry already replaces the whole old directory.
+        let covered = path
+            .ancestors()
+            .skip(1)
+            .filter(|a| !a.as_os_str().is_empty())
+            .any(|a| !present.contains(a) || not_a_dir_now(a));
+        if !covered {
+            changes.deleted.push(path);
+        }
+    }
+    Ok(changes)
+}
+
+/// The layer's entries in tar order: every added or changed path with the directories above
+/// it, and a whiteout per deleted path, sorted by their names in the tar.
+fn layer_entries(rootfs: &Path, changes: &Changes) -> Result<Vec<(PathBuf, bool)>> {
+    let mut paths: BTreeSet<Vec<u8>> = BTreeSet::new();
+    let mut entries: Vec<(Vec<u8>, PathBuf, bool)> = Vec::new();
+    for path in changes.added.iter().chain(&changes.changed) {
+        for p in path.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+            let key = p.as_os_str().as_bytes().to_vec();
+            if paths.insert(key.clone()) {
+                entries.push((key, p.to_owned(), false));
+            }
+        }
+    }
+    for path in &changes.deleted {
+        let name = path.file_name().unwrap_or_default();
+        let mut wh = b".wh.".to_vec();
+        wh.extend_from_slice(name.as_bytes());
+        let key = path
+            .with_file_name(OsStr::from_bytes(&wh))
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
+        entries.push((key, path.clone(), true));
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if rootfs.join(parent).is_dir() {
+                let pkey = parent.as_os_str().as_bytes().to_vec();
+                if paths.insert(pkey.clone()) {
+                    entries.push((pkey, parent.to_owned(), false));
+                }
+            }
+        }
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(entries.into_iter().map(|(_, p, w)| (p, w)).collect())
+}

@@ -1,0 +1,69 @@
+//! `strata repack`.
+
+use std::path::PathBuf;
+
+use strata::bundle::repack::{repack, RepackOptions};
+use strata::layer::Compression;
+
+use super::build_args::{CompressArg, HistoryArgs};
+use super::output::Output;
+use super::{JsonArg, Status};
+
+/// Turn the changes made to an unpacked bundle's rootfs into a new layer on its image and
+/// move the tag (or write --tag). Unchanged files are never read.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A bundle made by strata unpack.
+    bundle: PathBuf,
+    /// Tag to write (default: the tag the bundle was unpacked from).
+    #[arg(long)]
+    tag: Option<String>,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
+    compress: CompressArg,
+    /// Leave changes under this image path out (repeatable).
+    #[arg(long, value_name = "PATH")]
+    mask_path: Vec<PathBuf>,
+    /// Include changes under the image's volumes (left out by default).
+    #[arg(long)]
+    no_mask_volumes: bool,
+    /// Afterwards, update the bundle so the next repack builds on the new image.
+    #[arg(long)]
+    refresh_bundle: bool,
+    #[command(flatten)]
+    history: HistoryArgs,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    let compression = match args.compress {
+        CompressArg::Auto => None,
+        other => Some(other.pick(Compression::Gzip)),
+    };
+    let report = repack(
+        &args.bundle,
+        &RepackOptions {
+            tag: args.tag.clone(),
+            compression,
+            mask_paths: args.mask_path.clone(),
+            no_mask_volumes: args.no_mask_volumes,
+            refresh_bundle: args.refresh_bundle,
+            history: args.history.options(),
+        },
+    )?;
+    if args.json.json {
+        out.json(&report)?;
+    } else {
+        out.print(&report.manifest)?;
+        out.info(format_args!(
+            "{} added, {} changed, {} deleted; layer {}; tag {}",
+            report.added,
+            report.changed,
+            report.deleted,
+            report.layer.as_deref().unwrap_or("none (no changes)"),
+            report.tag
+        ));
+    }
+    Ok(Status::Success)
+}
