@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod build;
+mod pgzip;
 mod root;
 pub mod write;
 

@@ -1,7 +1,8 @@
 //! Writing a layer blob: the tar a producer writes is cut into fixed-size chunks on its own
-//! thread, and this thread hashes them for the diff_id, compresses them and stores the blob.
-//! The compressor always sees the same chunks for the same bytes, so the output does not
-//! depend on how the producer sized its writes (zlib-rs's output does otherwise).
+//! thread, and this thread hashes them for the diff_id and compresses them (gzip on every
+//! core, see [`super::pgzip`]) into the blob. The compressor always sees the same chunks for
+//! the same bytes, so the output does not depend on how the producer sized its writes
+//! (zlib-rs's would) nor on the number of threads.
 
 use std::io::{self, Write};
 use std::sync::mpsc;
@@ -89,13 +90,13 @@ fn consume(
             out.finish()?
         }
         Compression::Gzip => {
-            let mut out =
-                flate2::GzBuilder::new().write(blob, flate2::Compression::new(GZIP_LEVEL));
-            for chunk in rx.iter() {
-                diff.update(&chunk);
-                out.write_all(&chunk).map_err(io_err)?;
-            }
-            out.finish().map_err(io_err)?.finish()?
+            let mut out = blob;
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            super::pgzip::compress(rx.iter(), &mut out, GZIP_LEVEL, threads, |chunk| {
+                diff.update(chunk)
+            })
+            .map_err(io_err)?;
+            out.finish()?
         }
         Compression::Zstd => {
             let mut out = zstd::stream::write::Encoder::new(blob, ZSTD_LEVEL).map_err(io_err)?;
