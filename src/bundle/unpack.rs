@@ -140,10 +140,25 @@ pub fn unpack(
             entries += apply_one(&layout, &mut applier, desc, *compression, diff_id, progress)?;
         }
         let warnings = applier.take_warnings();
-        if !options.rootfs_only {
+        if options.rootfs_only {
+            applier.finish()?;
+        } else {
             write_bundle_files(
                 dest, &rootfs, &layout, reference, &resolved, &config, options,
             )?;
+            // The tree is walked before a rootless unpack makes directories read-only (it
+            // could not be walked after), then corrected with their final status.
+            let mut snapshot = snapshot::take(&rootfs)?;
+            let finals: std::collections::HashMap<PathBuf, rustix::fs::Stat> =
+                applier.finish()?.into_iter().collect();
+            for entry in &mut snapshot {
+                if let Some(st) = finals.get(&entry.path_buf()) {
+                    entry.mode = st.st_mode & 0o7777;
+                    entry.ctime = st.st_ctime;
+                    entry.ctime_nsec = st.st_ctime_nsec as i64;
+                }
+            }
+            snapshot::write(&snapshot, &dest.join(SNAPSHOT_FILE))?;
         }
         Ok(UnpackReport {
             manifest: resolved.descriptor.digest.clone(),
@@ -425,7 +440,28 @@ fn prepare_destination(dest: &Path, rootfs_only: bool) -> Result<Made> {
     }
 }
 
+/// Makes every directory under `path` owner-accessible, so a rootless unpack can remove
+/// what it made even where a layer asked for mode 000.
+fn loosen(path: &Path) {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return;
+    };
+    if !meta.is_dir() {
+        return;
+    }
+    let _ = fs::set_permissions(
+        path,
+        fs::Permissions::from_mode(meta.permissions().mode() | 0o700),
+    );
+    if let Ok(entries) = fs::read_dir(path) {
+        for entry in entries.flatten() {
+            loosen(&entry.path());
+        }
+    }
+}
+
 fn discard(dest: &Path, made: Made) {
+    loosen(dest);
     match made {
         Made::Dir => {
             let _ = fs::remove_dir_all(dest);
@@ -478,8 +514,7 @@ fn write_bundle_files(
         gid_map: options.gid_map.clone(),
     };
     write_json(&dest.join(METADATA_FILE), &metadata)?;
-    let snapshot = snapshot::take(rootfs)?;
-    snapshot::write(&snapshot, &dest.join(SNAPSHOT_FILE))
+    Ok(())
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {

@@ -48,6 +48,8 @@ pub struct Applier {
     warned_xattr_unsupported: bool,
     /// Reused for file data: large writes, few syscalls.
     buffer: Vec<u8>,
+    /// Rootless: directory modes to set when the whole unpack is done.
+    final_modes: std::collections::BTreeMap<PathBuf, u32>,
 }
 
 /// Attributes of an entry, after id mapping.
@@ -85,6 +87,7 @@ impl Applier {
             warnings: Vec::new(),
             warned_xattr_unsupported: false,
             buffer: vec![0; 256 << 10],
+            final_modes: Default::default(),
         })
     }
 
@@ -208,6 +211,7 @@ impl Applier {
                         AtFlags::SYMLINK_NOFOLLOW,
                     )?;
                 }
+                self.set_xattrs_at(&pfd, &name, &meta)?;
                 set_times_at(&pfd, &name, &meta)?;
             }
             tar::EntryType::Link => {
@@ -376,11 +380,12 @@ impl Applier {
                 "{}: device node replaced by an empty file (rootless unpack cannot create devices)",
                 path.display()
             ));
+            // Writable until its xattrs are set: the ownership record needs write access.
             let fd = rfs::openat(
                 pfd,
                 name,
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
+                Mode::from_raw_mode(0o600),
             )?;
             let meta = Meta {
                 mode: 0,
@@ -400,12 +405,7 @@ impl Applier {
             Mode::from_raw_mode(0o600),
             rfs::makedev(major, minor),
         )?;
-        let fd = rfs::openat(
-            pfd,
-            name,
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
+
         if !self.options.rootless {
             rfs::chownat(
                 pfd,
@@ -416,8 +416,38 @@ impl Applier {
             )?;
         }
         rfs::chmodat(pfd, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())?;
+        self.set_xattrs_at(pfd, name, meta)?;
         set_times_at(pfd, name, meta)?;
-        drop(fd);
+        Ok(())
+    }
+
+    /// xattrs on what cannot be opened for writing (symlinks, devices, FIFOs): set through
+    /// the parent's descriptor in /proc, never following the last component.
+    fn set_xattrs_at(&mut self, pfd: &OwnedFd, name: &OsStr, meta: &Meta) -> EntryResult<()> {
+        if meta.xattrs.is_empty() {
+            return Ok(());
+        }
+        use std::os::fd::AsRawFd;
+        let path = PathBuf::from(format!("/proc/self/fd/{}", pfd.as_raw_fd())).join(name);
+        for (key, value) in &meta.xattrs {
+            match rfs::lsetxattr(&path, key.as_os_str(), value, XattrFlags::empty()) {
+                Ok(()) => {}
+                // The kernel allows only trusted.* and security.* on symlinks, and a
+                // rootless unpack may not set those.
+                Err(Errno::PERM) | Err(Errno::NOTSUP) | Err(Errno::ACCESS) => {
+                    self.warnings.push(format!(
+                        "{}: xattr {key:?} could not be set here; skipped",
+                        Path::new(name).display()
+                    ))
+                }
+                Err(e) => {
+                    return Err(EntryError::Io(io::Error::new(
+                        e.kind(),
+                        format!("setting xattr {key:?}: {e}"),
+                    )))
+                }
+            }
+        }
         Ok(())
     }
 
@@ -522,10 +552,65 @@ impl Applier {
                     Err(e) => return Err(e.into()),
                 }
             };
-            rfs::fchmod(&fd, Mode::from_raw_mode(meta.mode))?;
+            if self.options.rootless {
+                // Without privileges strata cannot write into a directory it made read-only:
+                // keep it writable for later layers and set the real mode at the very end.
+                rfs::fchmod(&fd, Mode::from_raw_mode(meta.mode | 0o700))?;
+                self.final_modes.insert(dir.clone(), meta.mode);
+            } else {
+                rfs::fchmod(&fd, Mode::from_raw_mode(meta.mode))?;
+            }
             rfs::futimens(&fd, &timestamps(meta))?;
         }
         Ok(())
+    }
+
+    /// Ends a rootless unpack: gives directories the modes their layers asked for (kept
+    /// owner-writable until now), deepest first. Returns each directory's status afterwards
+    /// (a snapshot taken before can be corrected with it; walking the tree again may be
+    /// impossible under a mode-000 directory).
+    pub fn finish(&mut self) -> Result<Vec<(PathBuf, rfs::Stat)>> {
+        let mut out = Vec::new();
+        let dirs: Vec<(PathBuf, u32)> = std::mem::take(&mut self.final_modes)
+            .into_iter()
+            .rev()
+            .collect();
+        for (dir, mode) in dirs {
+            let full = self.root.path().join(&dir);
+            let io = |e: io::Error| Error::Io {
+                path: full.clone(),
+                source: e,
+            };
+            if mode & 0o700 == 0o700 {
+                continue;
+            }
+            let (parent, name) = match (dir.parent(), dir.file_name()) {
+                (Some(p), Some(n)) => (p.to_owned(), n.to_owned()),
+                _ => {
+                    rfs::fchmod(self.root.fd(), Mode::from_raw_mode(mode))
+                        .map_err(|e| io(e.into()))?;
+                    out.push((
+                        dir.clone(),
+                        rfs::fstat(self.root.fd()).map_err(|e| io(e.into()))?,
+                    ));
+                    continue;
+                }
+            };
+            let Some(pfd) = self.root.existing_dir(&parent).map_err(io)? else {
+                continue;
+            };
+            let pfd = dup(pfd).map_err(io)?;
+            match stat_nofollow(&pfd, &name).map_err(io)? {
+                Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {}
+                _ => continue,
+            }
+            rfs::chmodat(&pfd, &name, Mode::from_raw_mode(mode), AtFlags::empty())
+                .map_err(|e| io(e.into()))?;
+            let st =
+                rfs::statat(&pfd, &name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| io(e.into()))?;
+            out.push((dir, st));
+        }
+        Ok(out)
     }
 
     fn meta<R: Read>(&self, entry: &mut tar::Entry<R>) -> EntryResult<Meta> {
@@ -644,7 +729,9 @@ impl Applier {
         };
         for name in buf[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
             let name = OsStr::from_bytes(name);
-            if xattr_allowed(&name.to_string_lossy()) {
+            let text = name.to_string_lossy();
+            // The directory takes the entry's attributes: an old ownership record goes too.
+            if xattr_allowed(&text) || text == ROOTLESS_XATTR {
                 let _ = rfs::fremovexattr(fd, name);
             }
         }

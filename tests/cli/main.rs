@@ -11,3 +11,4 @@ mod gc;
 mod interop;
 mod man;
 mod unpack;
+mod unpack_diff;
