@@ -75,26 +75,10 @@ impl SnapshotEntry {
 
 /// Walks `rootfs` (never following symlinks) and records every path, sorted by path bytes.
 pub fn take(rootfs: &Path) -> Result<Vec<SnapshotEntry>> {
-    let mut out = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = rootfs.join(&rel);
-        for name in fs::read_dir(&dir).at(&dir)? {
-            let rel_path = rel.join(name.at(&dir)?.file_name());
-            let entry = entry(rootfs, &rel_path)?;
-            if entry.kind == "dir" {
-                stack.push(rel_path);
-            }
-            out.push(entry);
-        }
-    }
-    out.sort_by(|a, b| {
-        a.path_buf()
-            .as_os_str()
-            .as_bytes()
-            .cmp(b.path_buf().as_os_str().as_bytes())
-    });
-    Ok(out)
+    crate::layer::build::tree_paths(rootfs)?
+        .iter()
+        .map(|rel| entry(rootfs, rel))
+        .collect()
 }
 
 /// The record of one path, `rootfs/rel`.

@@ -4,12 +4,9 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use strata::image::mutate::Draft;
 use strata::layer::write::write_layer;
-use strata::layout::reference::Reference;
-use strata::Layout;
 
-use super::build_args::{output_tag, CompressArg, HistoryArgs};
+use super::build_args::{edit_image, CompressArg, HistoryArgs};
 use super::output::Output;
 use super::{PlatformArg, Status};
 
@@ -34,16 +31,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    let reference = Reference::parse(&args.reference)?;
-    let tag = output_tag(&reference, args.tag.as_deref())?;
     check_tar(&args.layer)?;
-    let layout = Layout::open(&reference.layout)?;
-    let mut draft = Draft::load(
-        &layout,
-        &layout,
-        &reference.target,
-        &args.platform.resolve()?,
-    )?;
+    let (mut draft, tag) = edit_image(&args.reference, args.tag.as_deref(), &args.platform)?;
+    let layout = draft.layout().clone();
     let compression = args.compress.pick(draft.auto_compression());
     let path = args.layer.clone();
     let layer = write_layer(&layout, compression, move |w| {

@@ -166,3 +166,21 @@ pub fn output_tag(
         }
     }
 }
+
+/// The image a command edits, and the tag its result goes to (`--tag`, else REF's own).
+pub fn edit_image(
+    reference: &str,
+    tag: Option<&str>,
+    platform: &super::PlatformArg,
+) -> anyhow::Result<(strata::image::mutate::Draft, String)> {
+    let reference = strata::layout::reference::Reference::parse(reference)?;
+    let tag = output_tag(&reference, tag)?;
+    let layout = strata::Layout::open(&reference.layout)?;
+    let draft = strata::image::mutate::Draft::load(
+        &layout,
+        &layout,
+        &reference.target,
+        &platform.resolve()?,
+    )?;
+    Ok((draft, tag))
+}

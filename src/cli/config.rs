@@ -1,10 +1,6 @@
 //! `strata config`.
 
-use strata::image::mutate::Draft;
-use strata::layout::reference::Reference;
-use strata::Layout;
-
-use super::build_args::{output_tag, ConfigArgs, HistoryArgs};
+use super::build_args::{edit_image, ConfigArgs, HistoryArgs};
 use super::output::Output;
 use super::{PlatformArg, Status};
 
@@ -26,16 +22,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    let reference = Reference::parse(&args.reference)?;
-    let tag = output_tag(&reference, args.tag.as_deref())?;
     let edits = args.config.edits()?;
-    let layout = Layout::open(&reference.layout)?;
-    let mut draft = Draft::load(
-        &layout,
-        &layout,
-        &reference.target,
-        &args.platform.resolve()?,
-    )?;
+    let (mut draft, tag) = edit_image(&args.reference, args.tag.as_deref(), &args.platform)?;
     draft.edit_config(&edits)?;
     draft.note_empty_change(&args.history.options(), "strata config")?;
     let desc = draft.commit(&tag, edits.created.as_deref())?;

@@ -2,14 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use strata::image::mutate::Draft;
 use strata::image::time::source_date_epoch;
 use strata::layer::build::{tree_paths, TarOptions, TarWriter};
 use strata::layer::write::write_layer;
-use strata::layout::reference::Reference;
-use strata::Layout;
 
-use super::build_args::{output_tag, CompressArg, HistoryArgs};
+use super::build_args::{edit_image, CompressArg, HistoryArgs};
 use super::output::Output;
 use super::{PlatformArg, Status};
 
@@ -63,15 +60,8 @@ fn in_image(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    let reference = Reference::parse(&args.reference)?;
-    let tag = output_tag(&reference, args.tag.as_deref())?;
-    let layout = Layout::open(&reference.layout)?;
-    let mut draft = Draft::load(
-        &layout,
-        &layout,
-        &reference.target,
-        &args.platform.resolve()?,
-    )?;
+    let (mut draft, tag) = edit_image(&args.reference, args.tag.as_deref(), &args.platform)?;
+    let layout = draft.layout().clone();
     let compression = args.compress.pick(draft.auto_compression());
     let options = TarOptions {
         source_date_epoch: source_date_epoch()?,

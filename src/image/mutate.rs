@@ -206,6 +206,11 @@ impl Draft {
         })
     }
 
+    /// The layout the draft will be committed to.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
     /// The compression `auto` means: that of the last compressed layer, else gzip.
     pub fn auto_compression(&self) -> Compression {
         self.manifest

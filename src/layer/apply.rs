@@ -301,13 +301,7 @@ impl Applier {
         entry: &mut tar::Entry<R>,
         meta: &Meta,
     ) -> EntryResult<()> {
-        let fd = rfs::openat(
-            pfd,
-            name,
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )?;
-        let mut file = File::from(fd);
+        let mut file = File::from(create_file(pfd, name)?);
         let expected = entry.header().entry_size().map_err(EntryError::Io)?;
         let written = copy_with(entry, &mut file, &mut self.buffer)?;
         if written != expected {
@@ -380,13 +374,7 @@ impl Applier {
                 "{}: device node replaced by an empty file (rootless unpack cannot create devices)",
                 path.display()
             ));
-            // Writable until its xattrs are set: the ownership record needs write access.
-            let fd = rfs::openat(
-                pfd,
-                name,
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            )?;
+            let fd = create_file(pfd, name)?;
             let meta = Meta {
                 mode: 0,
                 ..meta.clone()
@@ -847,6 +835,18 @@ fn timestamps(meta: &Meta) -> Timestamps {
 
 fn set_times_at(dir: &OwnedFd, name: &OsStr, meta: &Meta) -> io::Result<()> {
     rfs::utimensat(dir, name, &timestamps(meta), AtFlags::SYMLINK_NOFOLLOW).map_err(Into::into)
+}
+
+/// A new regular file, never through a symlink and never over an existing one. It starts
+/// 0600 (writable, so the ownership record and xattrs can be set) and gets its real mode last.
+fn create_file(parent: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
+    rfs::openat(
+        parent,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(Into::into)
 }
 
 fn open_dir(parent: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
