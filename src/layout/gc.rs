@@ -60,6 +60,12 @@ struct ReferrerProbe {
     subject: Option<Descriptor>,
     #[serde(default)]
     manifests: Option<serde_json::Value>,
+    #[serde(rename = "artifactType", default)]
+    artifact_type: Option<String>,
+    #[serde(default)]
+    config: Option<Descriptor>,
+    #[serde(default)]
+    annotations: Option<BTreeMap<String, String>>,
 }
 
 /// Every blob file under `blobs/` named by a valid digest of a supported algorithm, with its
@@ -140,13 +146,13 @@ pub fn mark(
     stored: &BTreeMap<Digest, u64>,
 ) -> Result<Marked> {
     let mut live = reachable(layout, roots)?;
-    let subjects = referrer_candidates(layout, stored, &live)?;
+    let candidates = find_referrers(layout, stored, |d| live.contains_key(d))?;
     let mut referrers = Vec::new();
     loop {
-        let newly: Vec<Descriptor> = subjects
+        let newly: Vec<Descriptor> = candidates
             .iter()
-            .filter(|(d, (_, subject))| !live.contains_key(*d) && live.contains_key(subject))
-            .map(|(d, (mt, _))| Descriptor::new(mt, d, stored[d]))
+            .filter(|r| !live.contains_key(&r.digest) && live.contains_key(&r.subject))
+            .map(|r| Descriptor::new(&r.media_type, &r.digest, r.size))
             .collect();
         if newly.is_empty() {
             break;
@@ -158,17 +164,34 @@ pub fn mark(
     Ok(Marked { live, referrers })
 }
 
-/// Unreached blobs that are manifests or indexes with a `subject`: digest to (media type,
-/// subject digest). Only small blobs starting with `{` are read, so layers cost a stat and
-/// one small read at most.
-fn referrer_candidates(
+/// A stored manifest or index that names a `subject`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referrer {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its media type (from its content; a manifest when it does not say).
+    pub media_type: String,
+    /// Its artifactType, or its config's media type (the referrers API's rule).
+    pub artifact_type: Option<String>,
+    /// Its annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The digest of its subject.
+    pub subject: Digest,
+}
+
+/// Every stored blob that is a manifest or index with a `subject`, except those `skip`
+/// names. Only small blobs starting with `{` are read, so layers cost a stat and one small
+/// read at most; content that does not match its name is ignored.
+pub fn find_referrers(
     layout: &Layout,
     stored: &BTreeMap<Digest, u64>,
-    live: &BTreeMap<Digest, Reached>,
-) -> Result<BTreeMap<Digest, (String, Digest)>> {
-    let mut out = BTreeMap::new();
+    skip: impl Fn(&Digest) -> bool,
+) -> Result<Vec<Referrer>> {
+    let mut out = Vec::new();
     for (digest, &size) in stored {
-        if live.contains_key(digest) || !(2..=JSON_LIMIT).contains(&size) {
+        if skip(digest) || !(2..=JSON_LIMIT).contains(&size) {
             continue;
         }
         let path = layout.blob_path(digest);
@@ -196,7 +219,16 @@ fn referrer_candidates(
                 media_type::MANIFEST.to_owned()
             }
         });
-        out.insert(digest.clone(), (media_type, subject));
+        out.push(Referrer {
+            digest: digest.clone(),
+            size,
+            media_type,
+            artifact_type: probe
+                .artifact_type
+                .or_else(|| probe.config.map(|c| c.media_type)),
+            annotations: probe.annotations.unwrap_or_default(),
+            subject,
+        });
     }
     Ok(out)
 }
