@@ -85,6 +85,7 @@ pub fn read_metadata(bundle: &Path) -> Result<BundleMetadata> {
 
 /// Repacks `bundle` into a new image.
 pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
+    crate::image::mutate::check_inputs(options.tag.as_deref(), &options.history, None)?;
     let meta = read_metadata(bundle)?;
     let before = snapshot::read(&bundle.join(SNAPSHOT_FILE))?;
     let rootfs = bundle.join("rootfs");

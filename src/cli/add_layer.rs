@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use strata::layer::write::write_layer;
 
+use strata::image::mutate::check_inputs;
+
 use super::build_args::{edit_image, CompressArg, HistoryArgs};
 use super::output::Output;
 use super::{PlatformArg, Status};
@@ -31,6 +33,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    check_inputs(args.tag.as_deref(), &args.history.options(), None)?;
     check_tar(&args.layer)?;
     let (mut draft, tag) = edit_image(&args.reference, args.tag.as_deref(), &args.platform)?;
     let layout = draft.layout().clone();

@@ -2,11 +2,14 @@
 
 use std::path::PathBuf;
 
-use strata::image::mutate::Draft;
+use strata::image::mutate::{check_inputs, ConfigEdits, Draft};
 use strata::image::time::source_date_epoch;
+use strata::image::PlatformSpec;
 use strata::layer::build::{tree_paths, TarOptions, TarWriter};
 use strata::layer::write::write_layer;
+use strata::layer::write::WrittenLayer;
 use strata::layout::reference::Reference;
+use strata::spec::Descriptor;
 use strata::Layout;
 
 use super::build_args::{open_or_init, output_tag, CompressArg, ConfigArgs, HistoryArgs};
@@ -42,15 +45,42 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         anyhow::bail!("{}: not a directory", args.dir.display());
     }
     let edits = args.config.edits()?;
+    check_inputs(
+        Some(&tag),
+        &args.history.options(),
+        edits.created.as_deref(),
+    )?;
     let platform = args.platform.resolve()?;
+    let fresh = !reference.layout.exists();
     let layout = open_or_init(&reference)?;
+    let built = build(&args, &layout, &tag, &edits, &platform);
+    if built.is_err() && fresh {
+        // A layout this command created for a build that failed is removed again.
+        let _ = std::fs::remove_dir_all(layout.root());
+    }
+    let (desc, layer) = built?;
+    out.info(format_args!(
+        "layer {} ({} bytes, diff_id {})",
+        layer.blob.digest, layer.blob.size, layer.diff_id
+    ));
+    out.print(&desc.digest)?;
+    Ok(Status::Success)
+}
+
+fn build(
+    args: &Args,
+    layout: &Layout,
+    tag: &str,
+    edits: &ConfigEdits,
+    platform: &PlatformSpec,
+) -> anyhow::Result<(Descriptor, WrittenLayer)> {
     let mut draft = match &args.from {
         Some(base) => {
             let base = Reference::parse(base)?;
             let source = Layout::open(&base.layout)?;
-            Draft::load(&layout, &source, &base.target, &platform)?
+            Draft::load(layout, &source, &base.target, platform)?
         }
-        None => Draft::empty(&layout, &platform)?,
+        None => Draft::empty(layout, platform)?,
     };
     let compression = args.compress.pick(draft.auto_compression());
     let options = TarOptions {
@@ -59,7 +89,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     };
     let root = args.dir.clone();
     let paths = tree_paths(&root)?;
-    let layer = write_layer(&layout, compression, move |w| {
+    let layer = write_layer(layout, compression, move |w| {
         let mut tar = TarWriter::new(w, options);
         for p in &paths {
             tar.add(&root, p)?;
@@ -67,17 +97,10 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         tar.finish()?;
         Ok(())
     })?;
-    draft.append_layer(
-        &layer,
-        &args.history.options(),
-        &format!("strata build {}", args.dir.display()),
-    )?;
-    draft.edit_config(&edits)?;
-    let desc = draft.commit(&tag, edits.created.as_deref())?;
-    out.info(format_args!(
-        "layer {} ({} bytes, diff_id {})",
-        layer.blob.digest, layer.blob.size, layer.diff_id
-    ));
-    out.print(&desc.digest)?;
-    Ok(Status::Success)
+    // The directory's own name stays out of the history: the same tree built from another
+    // place gives the same image.
+    draft.append_layer(&layer, &args.history.options(), "strata build")?;
+    draft.edit_config(edits)?;
+    let desc = draft.commit(tag, edits.created.as_deref())?;
+    Ok((desc, layer))
 }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use strata::image::mutate::check_inputs;
 use strata::image::time::source_date_epoch;
 use strata::layer::build::{tree_paths, TarOptions, TarWriter};
 use strata::layer::write::write_layer;
@@ -60,6 +61,7 @@ fn in_image(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    check_inputs(args.tag.as_deref(), &args.history.options(), None)?;
     let (mut draft, tag) = edit_image(&args.reference, args.tag.as_deref(), &args.platform)?;
     let layout = draft.layout().clone();
     let compression = args.compress.pick(draft.auto_compression());

@@ -405,6 +405,22 @@ impl Draft {
     }
 }
 
+/// Checks a command's tag and times before anything is written, so a bad flag leaves no
+/// orphan blob behind.
+pub fn check_inputs(
+    tag: Option<&str>,
+    history: &HistoryOptions,
+    created: Option<&str>,
+) -> Result<()> {
+    if let Some(tag) = tag {
+        validate_tag(tag)?;
+    }
+    for time in [history.created.as_deref(), created].into_iter().flatten() {
+        validate_rfc3339(time)?;
+    }
+    Ok(())
+}
+
 /// Points `tag` at `desc` in `index.json` (in place of any entry that had it).
 pub fn set_tag(layout: &Layout, tag: &str, desc: &Descriptor) -> Result<()> {
     let mut entry = desc.clone();

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, Result};
 use crate::layer::Compression;
-use crate::layout::Layout;
+use crate::layout::{BlobWriter, Layout};
 use crate::spec::{media_type, BlobRef};
 
 /// Chunk size fed to the compressor (fixed: part of the reproducibility contract).
@@ -64,30 +64,36 @@ where
         let produced = producer
             .join()
             .expect("the tar-writing thread does not panic");
+        // A producer that failed wrote a partial tar: drop the temp file, publish nothing.
         produced?;
-        consumed
+        let (blob, diff_id) = consumed?;
+        Ok(WrittenLayer {
+            blob: blob.finish()?,
+            diff_id,
+            media_type: compression.media_type(),
+        })
     })
 }
 
-fn consume(
-    layout: &Layout,
+fn consume<'a>(
+    layout: &'a Layout,
     compression: Compression,
     rx: &mpsc::Receiver<Vec<u8>>,
-) -> Result<WrittenLayer> {
+) -> Result<(BlobWriter<'a>, Digest)> {
     let blob = layout.blob_writer(Algorithm::Sha256)?;
     let io_err = |e: io::Error| Error::Io {
         path: layout.root().join(crate::layout::TMP_DIR),
         source: e,
     };
     let mut diff = Algorithm::Sha256.hasher();
-    let blob_ref = match compression {
+    let writer = match compression {
         Compression::None => {
             let mut out = blob;
             for chunk in rx.iter() {
                 diff.update(&chunk);
                 out.write_all(&chunk).map_err(io_err)?;
             }
-            out.finish()?
+            out
         }
         Compression::Gzip => {
             let mut out = blob;
@@ -96,7 +102,7 @@ fn consume(
                 diff.update(chunk)
             })
             .map_err(io_err)?;
-            out.finish()?
+            out
         }
         Compression::Zstd => {
             let mut out = zstd::stream::write::Encoder::new(blob, ZSTD_LEVEL).map_err(io_err)?;
@@ -104,14 +110,10 @@ fn consume(
                 diff.update(&chunk);
                 out.write_all(&chunk).map_err(io_err)?;
             }
-            out.finish().map_err(io_err)?.finish()?
+            out.finish().map_err(io_err)?
         }
     };
-    Ok(WrittenLayer {
-        blob: blob_ref,
-        diff_id: diff.finish(),
-        media_type: compression.media_type(),
-    })
+    Ok((writer, diff.finish()))
 }
 
 /// Cuts what is written into [`CHUNK`]-sized pieces for the consuming thread.

@@ -5,10 +5,12 @@ mod util;
 
 mod bad_input;
 mod basics;
+mod build;
 mod concurrency;
 mod crash;
 mod gc;
 mod interop;
 mod man;
+mod repack;
 mod unpack;
 mod unpack_diff;
