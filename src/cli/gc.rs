@@ -45,10 +45,11 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         ))?;
     }
     out.print(format_args!(
-        "{verb} {} blobs, {} ({} bytes) and {} temp files; kept {} blobs ({} referrers)",
+        "{verb} {} blobs, {} ({} bytes), {} index.json entries and {} temp files; kept {} blobs ({} referrers)",
         report.removed.len(),
         human_size(report.bytes_freed),
         report.bytes_freed,
+        report.entries_removed,
         report.temp_files_removed,
         report.kept,
         report.referrers_kept.len()

@@ -1,8 +1,11 @@
 //! Images in a layout: resolving a reference to the index entry it names and, through
 //! indexes, to the manifest for a platform; summaries of what an image holds.
 
+pub mod artifact;
+pub mod multiplatform;
 pub mod mutate;
 mod platform;
+pub mod referrers;
 mod resolve;
 mod summary;
 mod tags;

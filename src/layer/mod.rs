@@ -4,7 +4,7 @@
 pub mod apply;
 pub mod build;
 mod pgzip;
-mod root;
+pub(crate) mod root;
 pub mod write;
 
 use std::io::{self, BufReader, Read};

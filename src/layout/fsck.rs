@@ -13,7 +13,7 @@ use base64::Engine as _;
 use serde::Serialize;
 
 use super::blob::AlignedBuffer;
-use super::gc::{list_blobs, mark, SweptBlob};
+use super::gc::{list_blobs, mark, roots, SweptBlob};
 use super::walk::{decode_config, decode_index, decode_manifest};
 use super::{Layout, JSON_LIMIT};
 use crate::digest::{Algorithm, Digest};
@@ -82,7 +82,8 @@ pub fn fsck(layout: &Layout, threads: usize) -> Result<FsckReport> {
     }
     problems.append(&mut checker.problems);
 
-    let (unreferenced, referrers) = match mark(layout, &index.manifests, &stored) {
+    let marked = roots(layout, &index).and_then(|roots| mark(layout, &roots, &stored));
+    let (unreferenced, referrers) = match marked {
         Ok(marked) => (
             stored
                 .iter()

@@ -47,6 +47,8 @@ pub struct GcReport {
     pub removed: Vec<SweptBlob>,
     /// Bytes freed by the removed blobs.
     pub bytes_freed: u64,
+    /// `index.json` entries removed: untagged referrers whose subject is gone.
+    pub entries_removed: usize,
     /// Stale temp files removed from `.strata-tmp`.
     pub temp_files_removed: usize,
 }
@@ -102,7 +104,7 @@ pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
     let _index_lock = layout.lock_index()?;
     let index = layout.read_index()?.index;
     let stored = list_blobs(layout)?;
-    let Marked { live, referrers } = mark(layout, &index.manifests, &stored)?;
+    let Marked { live, referrers } = mark(layout, &roots(layout, &index)?, &stored)?;
 
     let mut removed = Vec::new();
     for (digest, &size) in &stored {
@@ -118,15 +120,47 @@ pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
             size,
         });
     }
+    // Untagged referrers whose subject went are dropped from index.json with their blobs.
+    let kept_entries: Vec<Descriptor> = index
+        .manifests
+        .iter()
+        .filter(|d| d.digest().is_ok_and(|digest| live.contains_key(&digest)))
+        .cloned()
+        .collect();
+    let entries_removed = index.manifests.len() - kept_entries.len();
+    if entries_removed > 0 && !options.dry_run {
+        let mut index = index;
+        index.manifests = kept_entries;
+        // The index lock is held for the whole run, so this is the locked write.
+        layout.write_file_atomically("index.json", &crate::spec::to_canonical_json(&index))?;
+    }
     let temp_files_removed = sweep_temp(layout, options.dry_run)?;
     Ok(GcReport {
         dry_run: options.dry_run,
+        entries_removed,
         kept: stored.len() - removed.len(),
         referrers_kept: referrers,
         bytes_freed: removed.iter().map(|b| b.size).sum(),
         removed,
         temp_files_removed,
     })
+}
+
+/// The `index.json` entries gc starts from: all of them but untagged referrers (entries
+/// whose manifest has a `subject`). `strata artifact attach` and oras keep referrers in
+/// index.json so that peers see them, yet they live only as long as their subject.
+pub fn roots(layout: &Layout, index: &crate::spec::Index) -> Result<Vec<Descriptor>> {
+    let mut out = Vec::new();
+    for entry in &index.manifests {
+        let referrer = entry.ref_name().is_none()
+            && layout
+                .read_node(entry)?
+                .is_some_and(|(_, _, node)| node.subject().is_some());
+        if !referrer {
+            out.push(entry.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// The blobs gc keeps.

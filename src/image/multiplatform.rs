@@ -1,0 +1,119 @@
+//! Multi-platform image indexes built from images in the layout: each entry's platform is
+//! taken from its image's config.
+
+use std::collections::BTreeMap;
+
+use super::resolve::resolve_entry;
+use super::PlatformSpec;
+use crate::error::{Error, Result};
+use crate::layout::reference::Target;
+use crate::layout::walk::decode_index;
+use crate::layout::{Layout, JSON_LIMIT};
+use crate::spec::{media_type, to_canonical_json, Descriptor, Index, Kind, Platform};
+
+/// The descriptor of the image manifest `target` names, with its platform from its config.
+pub fn platform_entry(layout: &Layout, target: &Target) -> Result<Descriptor> {
+    let entry = resolve_entry(layout, target)?;
+    if Kind::of(&entry.media_type) != Kind::Manifest {
+        return Err(Error::Invalid {
+            what: format!("{} ({})", entry.digest, entry.media_type),
+            reason: "not an image manifest: an index entry must be one platform's image".into(),
+        });
+    }
+    let Some((blob, _, crate::layout::walk::Node::Manifest(manifest))) =
+        layout.read_node(&entry)?
+    else {
+        unreachable!("a manifest descriptor reads as a manifest node");
+    };
+    if Kind::of(&manifest.config.media_type) != Kind::Config {
+        return Err(Error::Invalid {
+            what: format!("manifest {}", blob.digest),
+            reason: "its config is not an image config, so it has no platform".into(),
+        });
+    }
+    let (_, config) = layout.read_config(&manifest.config)?;
+    let os_version = config
+        .extra
+        .get("os.version")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned);
+    let os_features = config
+        .extra
+        .get("os.features")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_owned))
+                .collect()
+        });
+    let mut desc = Descriptor::new(&entry.media_type, &blob.digest, blob.size);
+    desc.platform = Some(Platform {
+        architecture: config.architecture,
+        os: config.os,
+        os_version,
+        os_features,
+        variant: config.variant,
+        ..Platform::default()
+    });
+    Ok(desc)
+}
+
+/// Writes a new index over `entries` (with `annotations`) and returns its descriptor.
+pub fn write_index(
+    layout: &Layout,
+    entries: Vec<Descriptor>,
+    annotations: &BTreeMap<String, String>,
+) -> Result<Descriptor> {
+    let mut index = Index::empty();
+    index.manifests = entries;
+    if !annotations.is_empty() {
+        index.annotations = Some(annotations.clone());
+    }
+    store_index(layout, &index)
+}
+
+/// The index `target` names, parsed.
+pub fn read_index_at(layout: &Layout, target: &Target) -> Result<Index> {
+    let entry = resolve_entry(layout, target)?;
+    if Kind::of(&entry.media_type) != Kind::Index {
+        return Err(Error::Invalid {
+            what: format!("{} ({})", entry.digest, entry.media_type),
+            reason: "not an image index".into(),
+        });
+    }
+    let blob = crate::layout::walk::blob_ref(&entry, "index descriptor")?;
+    let raw = layout.read_blob(&blob, JSON_LIMIT, "index")?;
+    decode_index(&raw, &entry.media_type, &format!("index {}", blob.digest))
+}
+
+/// `index` with `entry` added, replacing an entry of the same platform (so the index never
+/// holds two images for one platform, where only the first would ever be picked).
+pub fn add_entry(mut index: Index, entry: Descriptor) -> Index {
+    let platform = entry.platform.clone();
+    index
+        .manifests
+        .retain(|d| d.platform.is_none() || d.platform != platform);
+    index.manifests.push(entry);
+    index
+}
+
+/// `index` without the entries matching `platform`; an error when none does.
+pub fn remove_platform(mut index: Index, platform: &PlatformSpec) -> Result<Index> {
+    let before = index.manifests.len();
+    index
+        .manifests
+        .retain(|d| !d.platform.as_ref().is_some_and(|p| platform.matches(p)));
+    if index.manifests.len() == before {
+        return Err(Error::Invalid {
+            what: format!("platform {platform}"),
+            reason: "no entry of the index has it".into(),
+        });
+    }
+    Ok(index)
+}
+
+/// Writes an index document as a blob (canonical JSON; unknown fields kept).
+pub fn store_index(layout: &Layout, index: &Index) -> Result<Descriptor> {
+    let blob = layout.put_blob(&to_canonical_json(index))?;
+    Ok(Descriptor::new(media_type::INDEX, &blob.digest, blob.size))
+}
