@@ -2,12 +2,14 @@
 //! and a `run` that only calls the library and the output layer.
 
 mod add_layer;
+mod artifact;
 mod build;
 mod build_args;
 mod completions;
 mod config;
 mod fsck;
 mod gc;
+mod index;
 mod init;
 mod insert;
 mod inspect;
@@ -15,6 +17,7 @@ mod ls;
 mod man;
 mod new;
 mod output;
+mod referrers;
 mod repack;
 mod tag;
 mod unpack;
@@ -71,6 +74,11 @@ enum Command {
     AddLayer(add_layer::Args),
     Insert(insert::Args),
     Repack(repack::Args),
+    #[command(subcommand)]
+    Artifact(artifact::Command),
+    Referrers(referrers::Args),
+    #[command(subcommand)]
+    Index(index::Command),
     Man(man::Args),
     Completions(completions::Args),
 }
@@ -93,6 +101,11 @@ pub struct PlatformArg {
 }
 
 impl PlatformArg {
+    /// The platform given on the command line, if any.
+    fn given(&self) -> anyhow::Result<Option<strata::image::PlatformSpec>> {
+        Ok(self.platform.as_deref().map(str::parse).transpose()?)
+    }
+
     fn resolve(&self) -> anyhow::Result<strata::image::PlatformSpec> {
         Ok(match &self.platform {
             Some(p) => p.parse()?,
@@ -125,6 +138,9 @@ pub fn main() -> ExitCode {
         Command::AddLayer(a) => add_layer::run(a, &out),
         Command::Insert(a) => insert::run(a, &out),
         Command::Repack(a) => repack::run(a, &out),
+        Command::Artifact(c) => artifact::run(c, &out),
+        Command::Referrers(a) => referrers::run(a, &out),
+        Command::Index(c) => index::run(c, &out),
         Command::Man(a) => man::run(a, &out),
         Command::Completions(a) => completions::run(a, &out),
     };

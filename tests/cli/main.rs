@@ -3,6 +3,7 @@
 
 mod util;
 
+mod artifacts;
 mod bad_input;
 mod basics;
 mod build;

@@ -1,0 +1,189 @@
+//! `strata artifact push|attach|pull`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use strata::image::artifact::{
+    add_untagged, parse_file_arg, pull, push, subject_of, ArtifactFile, ArtifactSpec,
+};
+use strata::image::mutate::set_tag;
+use strata::image::{resolve_entry, resolve_image};
+use strata::layout::reference::Reference;
+use strata::layout::LockMode;
+use strata::Layout;
+
+use super::build_args::{open_or_init, output_tag};
+use super::output::Output;
+use super::{JsonArg, PlatformArg, Status};
+
+/// OCI artifacts: files (signatures, SBOMs, charts, ...) stored as manifests with an
+/// artifactType, optionally referring to an image.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    Push(PushArgs),
+    Attach(AttachArgs),
+    Pull(PullArgs),
+}
+
+/// What `push` and `attach` share.
+#[derive(Debug, clap::Args)]
+pub struct Content {
+    /// The artifact type (a media type, e.g. application/vnd.example.sbom+json).
+    #[arg(long, value_name = "TYPE")]
+    artifact_type: String,
+    /// Files, each FILE[:MEDIATYPE] (default application/octet-stream); stored under their
+    /// file name as title annotation.
+    #[arg(value_name = "FILE[:MEDIATYPE]")]
+    files: Vec<String>,
+    /// A config file, FILE:MEDIATYPE (default: the empty descriptor).
+    #[arg(long, value_name = "FILE:MEDIATYPE")]
+    config: Option<String>,
+    /// Manifest annotation KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    annotation: Vec<String>,
+}
+
+impl Content {
+    fn spec(&self) -> anyhow::Result<ArtifactSpec> {
+        let config = match &self.config {
+            Some(c) => {
+                let f: ArtifactFile = parse_file_arg(c)?;
+                if f.media_type == strata::image::artifact::DEFAULT_FILE_TYPE && !c.contains(':') {
+                    anyhow::bail!("--config {c}: give FILE:MEDIATYPE");
+                }
+                Some(f)
+            }
+            None => None,
+        };
+        let mut annotations = BTreeMap::new();
+        for a in &self.annotation {
+            let (k, v) = a
+                .split_once('=')
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| anyhow::anyhow!("--annotation {a:?}: expected KEY=VALUE"))?;
+            annotations.insert(k.to_owned(), v.to_owned());
+        }
+        Ok(ArtifactSpec {
+            artifact_type: self.artifact_type.clone(),
+            files: self
+                .files
+                .iter()
+                .map(|f| parse_file_arg(f))
+                .collect::<Result<_, _>>()?,
+            config,
+            annotations,
+            subject: None,
+        })
+    }
+}
+
+/// Store files as an artifact manifest and tag it.
+#[derive(Debug, clap::Args)]
+pub struct PushArgs {
+    /// LAYOUT:TAG to write (the layout is created if missing).
+    reference: String,
+    #[command(flatten)]
+    content: Content,
+    /// Make it refer to this image (LAYOUT-relative reference in the same layout: :TAG or
+    /// @DIGEST form, or a full LAYOUT:TAG).
+    #[arg(long, value_name = "REF")]
+    subject: Option<String>,
+    #[command(flatten)]
+    platform: PlatformArg,
+}
+
+/// Store files as an artifact referring to an image; kept in index.json untagged.
+#[derive(Debug, clap::Args)]
+pub struct AttachArgs {
+    /// The image the artifact describes (LAYOUT:TAG or LAYOUT@DIGEST).
+    subject: String,
+    #[command(flatten)]
+    content: Content,
+    #[command(flatten)]
+    platform: PlatformArg,
+}
+
+/// Write an artifact's files into a directory by their titles, verified.
+#[derive(Debug, clap::Args)]
+pub struct PullArgs {
+    /// The artifact (LAYOUT:TAG or LAYOUT@DIGEST).
+    reference: String,
+    /// Directory to write into (created if missing).
+    dir: PathBuf,
+    #[command(flatten)]
+    platform: PlatformArg,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+/// Resolves `reference` in `layout` to the descriptor an artifact's subject points at:
+/// with --platform, the platform's manifest through an index, else the entry itself.
+fn subject_descriptor(
+    layout: &Layout,
+    reference: &Reference,
+    platform: &PlatformArg,
+) -> anyhow::Result<strata::spec::Descriptor> {
+    let desc = match platform.given()? {
+        Some(p) => resolve_image(layout, &reference.target, &p)?.descriptor,
+        None => resolve_entry(layout, &reference.target)?,
+    };
+    Ok(subject_of(&desc)?)
+}
+
+pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
+    match command {
+        Command::Push(args) => {
+            let reference = Reference::parse(&args.reference)?;
+            let tag = output_tag(&reference, None)?;
+            let mut spec = args.content.spec()?;
+            let layout = open_or_init(&reference)?;
+            let _lock = layout.lock_gc(LockMode::Shared)?;
+            if let Some(subject) = &args.subject {
+                let subject = Reference::parse(subject)?;
+                if subject.layout != reference.layout {
+                    anyhow::bail!(
+                        "--subject {}: the subject must be in {}",
+                        subject,
+                        reference.layout.display()
+                    );
+                }
+                spec.subject = Some(subject_descriptor(&layout, &subject, &args.platform)?);
+            }
+            let desc = push(&layout, &spec)?;
+            set_tag(&layout, &tag, &desc)?;
+            out.print(&desc.digest)?;
+        }
+        Command::Attach(args) => {
+            let subject = Reference::parse(&args.subject)?;
+            let mut spec = args.content.spec()?;
+            let layout = Layout::open(&subject.layout)?;
+            let _lock = layout.lock_gc(LockMode::Shared)?;
+            spec.subject = Some(subject_descriptor(&layout, &subject, &args.platform)?);
+            let desc = push(&layout, &spec)?;
+            add_untagged(&layout, &desc)?;
+            out.print(&desc.digest)?;
+        }
+        Command::Pull(args) => {
+            let reference = Reference::parse(&args.reference)?;
+            let layout = Layout::open(&reference.layout)?;
+            let resolved = resolve_image(&layout, &reference.target, &args.platform.resolve()?)?;
+            let files = pull(&layout, &resolved.manifest, &args.dir)?;
+            if args.json.json {
+                #[derive(serde::Serialize)]
+                struct Pulled<'a> {
+                    manifest: &'a str,
+                    files: &'a [strata::image::artifact::PulledFile],
+                }
+                out.json(&Pulled {
+                    manifest: &resolved.descriptor.digest,
+                    files: &files,
+                })?;
+            } else {
+                for f in &files {
+                    out.print(format_args!("{}  {}", f.digest, f.title))?;
+                }
+            }
+        }
+    }
+    Ok(Status::Success)
+}

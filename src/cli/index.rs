@@ -1,0 +1,127 @@
+//! `strata index create|add|remove`.
+
+use std::collections::BTreeMap;
+
+use strata::image::multiplatform::{
+    add_entry, platform_entry, read_index_at, remove_platform, store_index, write_index,
+};
+use strata::image::mutate::set_tag;
+use strata::layout::reference::Reference;
+use strata::layout::LockMode;
+use strata::Layout;
+
+use super::build_args::{open_or_init, output_tag};
+use super::output::Output;
+use super::Status;
+
+/// Multi-platform image indexes.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    Create(CreateArgs),
+    Add(AddArgs),
+    Remove(RemoveArgs),
+}
+
+/// Make an index over images of the layout (each entry's platform from its config), tagged
+/// REF.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// LAYOUT:TAG to write.
+    reference: String,
+    /// An image to include, in the same layout (LAYOUT:TAG or LAYOUT@DIGEST; repeatable).
+    #[arg(long = "manifest", value_name = "REF", required = true)]
+    manifests: Vec<String>,
+    /// Index annotation KEY=VALUE (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    annotation: Vec<String>,
+}
+
+/// Add an image to the index REF names (replacing the entry of the same platform).
+#[derive(Debug, clap::Args)]
+pub struct AddArgs {
+    /// The index, LAYOUT:TAG.
+    reference: String,
+    /// The image to add (LAYOUT:TAG or LAYOUT@DIGEST, same layout).
+    #[arg(long = "manifest", value_name = "REF")]
+    manifest: String,
+}
+
+/// Remove a platform's entries from the index REF names.
+#[derive(Debug, clap::Args)]
+pub struct RemoveArgs {
+    /// The index, LAYOUT:TAG.
+    reference: String,
+    /// The platform to remove, OS/ARCH[/VARIANT].
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: String,
+}
+
+/// Parses an image reference that must be in `layout`.
+fn same_layout(
+    layout: &Layout,
+    reference: &str,
+) -> anyhow::Result<strata::layout::reference::Target> {
+    let r = Reference::parse(reference)?;
+    let a = std::fs::canonicalize(&r.layout)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", r.layout.display()))?;
+    let b = std::fs::canonicalize(layout.root())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", layout.root().display()))?;
+    if a != b {
+        anyhow::bail!(
+            "{reference}: index entries must be images of {}",
+            layout.root().display()
+        );
+    }
+    Ok(r.target)
+}
+
+pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
+    let desc = match command {
+        Command::Create(args) => {
+            let reference = Reference::parse(&args.reference)?;
+            let tag = output_tag(&reference, None)?;
+            let mut annotations = BTreeMap::new();
+            for a in &args.annotation {
+                let (k, v) = a
+                    .split_once('=')
+                    .filter(|(k, _)| !k.is_empty())
+                    .ok_or_else(|| anyhow::anyhow!("--annotation {a:?}: expected KEY=VALUE"))?;
+                annotations.insert(k.to_owned(), v.to_owned());
+            }
+            let layout = open_or_init(&reference)?;
+            let _lock = layout.lock_gc(LockMode::Shared)?;
+            let entries = args
+                .manifests
+                .iter()
+                .map(|m| Ok(platform_entry(&layout, &same_layout(&layout, m)?)?))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let desc = write_index(&layout, entries, &annotations)?;
+            set_tag(&layout, &tag, &desc)?;
+            desc
+        }
+        Command::Add(args) => {
+            let reference = Reference::parse(&args.reference)?;
+            let tag = output_tag(&reference, None)?;
+            let layout = Layout::open(&reference.layout)?;
+            let _lock = layout.lock_gc(LockMode::Shared)?;
+            let index = read_index_at(&layout, &reference.target)?;
+            let entry = platform_entry(&layout, &same_layout(&layout, &args.manifest)?)?;
+            let desc = store_index(&layout, &add_entry(index, entry))?;
+            set_tag(&layout, &tag, &desc)?;
+            desc
+        }
+        Command::Remove(args) => {
+            let reference = Reference::parse(&args.reference)?;
+            let tag = output_tag(&reference, None)?;
+            let platform = args.platform.parse()?;
+            let layout = Layout::open(&reference.layout)?;
+            let _lock = layout.lock_gc(LockMode::Shared)?;
+            let index = read_index_at(&layout, &reference.target)?;
+            let desc = store_index(&layout, &remove_platform(index, &platform)?)?;
+            set_tag(&layout, &tag, &desc)?;
+            desc
+        }
+    };
+    out.print(&desc.digest)?;
+    Ok(Status::Success)
+}
