@@ -23,7 +23,10 @@ pub fn platform_entry(layout: &Layout, target: &Target) -> Result<Descriptor> {
     let Some((blob, _, crate::layout::walk::Node::Manifest(manifest))) =
         layout.read_node(&entry)?
     else {
-        unreachable!("a manifest descriptor reads as a manifest node");
+        return Err(Error::Invalid {
+            what: entry.digest.clone(),
+            reason: "could not be read as an image manifest".into(),
+        });
     };
     if Kind::of(&manifest.config.media_type) != Kind::Config {
         return Err(Error::Invalid {
