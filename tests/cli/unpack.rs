@@ -746,3 +746,55 @@ fn non_root_needs_rootless_and_rootless_records_ownership() {
     );
     assert_eq!(std::fs::metadata(root.join("owned")).unwrap().uid(), 65534);
 }
+
+#[test]
+fn config_json_reads_right_with_jq() {
+    if !peer("jq") {
+        return;
+    }
+    let dir = tempdir();
+    let layout = layout_at(dir.path());
+    let mut t = TarBuilder::new();
+    t.dir("etc", 0o755)
+        .file(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
+            0o644,
+        )
+        .file(
+            "etc/group",
+            b"root:x:0:\napp:x:1000:\nextra:x:2000:app\n",
+            0o644,
+        );
+    let config = serde_json::json!({"config": {
+        "Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo hi"], "User": "app",
+        "Env": ["PATH=/bin", "A=1"], "WorkingDir": "/srv",
+        "Volumes": {"/data": {}}, "Labels": {"org.opencontainers.image.os": "labelled", "x": "y"},
+        "StopSignal": "SIGINT"
+    }});
+    write_layered_image(&layout, "t", &[(t.finish(), Packing::Gzip)], config);
+    let bundle = dir.path().join("b");
+    unpack_ok(&layout, "t", &bundle);
+    let config = bundle.join("config.json");
+    for filter in [
+        r#".process.args == ["/bin/sh","-c","echo hi"]"#,
+        r#".process.user.uid == 1000 and .process.user.gid == 1000 and .process.user.additionalGids == [2000]"#,
+        r#".process.cwd == "/srv""#,
+        r#"(.process.env | index("A=1")) != null and (.process.env | map(select(startswith("HOME="))) == ["HOME=/home/app"])"#,
+        r#"[.mounts[] | select(.destination == "/data") | .type] == ["tmpfs"]"#,
+        r#".annotations["org.opencontainers.image.os"] == "labelled" and .annotations.x == "y" and .annotations["org.opencontainers.image.stopSignal"] == "SIGINT""#,
+        r#".root.path == "rootfs""#,
+    ] {
+        let out = std::process::Command::new("jq")
+            .args(["-e", filter])
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "jq -e '{filter}' failed on {}: {}",
+            config.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+}
