@@ -12,6 +12,7 @@ pub mod image;
 pub mod layer;
 pub mod layout;
 pub mod spec;
+pub mod transfer;
 
 pub use error::{Error, Result};
 pub use layout::Layout;

@@ -7,8 +7,11 @@ mod build;
 mod build_args;
 mod completions;
 mod config;
+mod copy;
+mod export;
 mod fsck;
 mod gc;
+mod import;
 mod index;
 mod init;
 mod insert;
@@ -74,6 +77,9 @@ enum Command {
     AddLayer(add_layer::Args),
     Insert(insert::Args),
     Repack(repack::Args),
+    Export(export::Args),
+    Import(import::Args),
+    Copy(copy::Args),
     #[command(subcommand)]
     Artifact(artifact::Command),
     Referrers(referrers::Args),
@@ -138,6 +144,9 @@ pub fn main() -> ExitCode {
         Command::AddLayer(a) => add_layer::run(a, &out),
         Command::Insert(a) => insert::run(a, &out),
         Command::Repack(a) => repack::run(a, &out),
+        Command::Export(a) => export::run(a, &out),
+        Command::Import(a) => import::run(a, &out),
+        Command::Copy(a) => copy::run(a, &out),
         Command::Artifact(c) => artifact::run(c, &out),
         Command::Referrers(a) => referrers::run(a, &out),
         Command::Index(c) => index::run(c, &out),

@@ -184,3 +184,60 @@ impl Progress {
         }
     }
 }
+
+/// A one-line progress display on stderr for transfers: bytes, rate and time left. Drawn
+/// only on a terminal and never with `-q`.
+pub struct TransferProgress {
+    enabled: bool,
+    label: &'static str,
+    start: std::time::Instant,
+    drawn: bool,
+}
+
+impl Output {
+    /// A transfer progress line (silent unless stderr is a terminal and not `--quiet`).
+    pub fn transfer_progress(&self, label: &'static str) -> TransferProgress {
+        use std::io::IsTerminal;
+        TransferProgress {
+            enabled: !self.quiet && io::stderr().is_terminal(),
+            label,
+            start: std::time::Instant::now(),
+            drawn: false,
+        }
+    }
+}
+
+impl TransferProgress {
+    pub fn update(&mut self, p: strata::transfer::Progress) {
+        if !self.enabled {
+            return;
+        }
+        let secs = self.start.elapsed().as_secs_f64();
+        let rate = if secs > 0.2 {
+            p.done as f64 / secs
+        } else {
+            0.0
+        };
+        let mut line = format!("{}  {}", self.label, human_size(p.done));
+        if let Some(total) = p.total {
+            let pct = (p.done * 100).checked_div(total).unwrap_or(100);
+            line.push_str(&format!(" / {} ({pct}%)", human_size(total)));
+            if rate > 0.0 && total > p.done {
+                let eta = ((total - p.done) as f64 / rate).ceil() as u64;
+                line.push_str(&format!("  ETA {}:{:02}", eta / 60, eta % 60));
+            }
+        }
+        if rate > 0.0 {
+            line.push_str(&format!("  {}/s", human_size(rate as u64)));
+        }
+        eprint!("\r\x1b[2K{line}");
+        self.drawn = true;
+    }
+
+    pub fn clear(&mut self) {
+        if self.drawn {
+            eprint!("\r\x1b[2K");
+            self.drawn = false;
+        }
+    }
+}

@@ -13,5 +13,6 @@ mod gc;
 mod interop;
 mod man;
 mod repack;
+mod transfer;
 mod unpack;
 mod unpack_diff;

@@ -1,0 +1,96 @@
+//! `strata copy`.
+
+use strata::layout::reference::{Reference, Target};
+use strata::transfer::copy::{copy, open_or_init, CopyOptions};
+use strata::transfer::{choose, Platforms, Progress};
+
+use super::import::undo_init;
+use super::output::{human_size, Output};
+use super::{JsonArg, PlatformArg, Status};
+
+/// Copy an image or index to another layout, linking blobs on one file system.
+///
+/// The destination is created if missing. Only the blobs it lacks are added, each verified;
+/// on one file system they are reflinked or hard-linked instead of copied. With
+/// --referrers, the manifests whose subject is the image come too.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The image: LAYOUT:TAG, LAYOUT@DIGEST or LAYOUT.
+    #[arg(value_name = "SRCREF")]
+    source: String,
+    /// The destination: LAYOUT:TAG, or LAYOUT to keep the source's tag.
+    #[arg(value_name = "DSTREF")]
+    dest: String,
+    #[command(flatten)]
+    platform: PlatformArg,
+    /// Copy every platform of a multi-platform index: the index goes as it is.
+    #[arg(long, conflicts_with = "platform")]
+    all_platforms: bool,
+    /// Also copy the manifests whose subject is the image (signatures, SBOMs).
+    #[arg(long)]
+    referrers: bool,
+    /// Move the destination tag if it names another image.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    let platforms = if args.all_platforms {
+        Platforms::All
+    } else {
+        Platforms::One(args.platform.resolve()?)
+    };
+    let source = choose(&Reference::parse(&args.source)?, &platforms)?;
+    let dest_ref = Reference::parse(&args.dest)?;
+    let tag = match &dest_ref.target {
+        Target::Tag(t) => Some(t.clone()),
+        Target::Default => None,
+        Target::Digest(_) => {
+            anyhow::bail!(
+                "{}: DSTREF is LAYOUT or LAYOUT:TAG, not a digest",
+                args.dest
+            )
+        }
+    };
+    let existed = dest_ref.layout.exists();
+    let (dest, created) = open_or_init(&dest_ref.layout)?;
+    let mut bar = out.transfer_progress("copy");
+    let mut progress = |p: Progress| bar.update(p);
+    let options = CopyOptions {
+        referrers: args.referrers,
+        force: args.force,
+    };
+    let result = copy(&source, &dest, tag.as_deref(), options, &mut progress);
+    bar.clear();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            undo_init(&dest_ref.layout, created, existed);
+            return Err(e.into());
+        }
+    };
+    if args.json.json {
+        out.json(&report)?;
+        return Ok(Status::Success);
+    }
+    for r in &report.referrers {
+        out.print(format_args!("{r} (referrer)"))?;
+    }
+    out.print(format_args!(
+        "{} {}",
+        report.digest,
+        report.tag.as_deref().unwrap_or("(untagged)")
+    ))?;
+    out.print(format_args!(
+        "copied to {}: {} blobs linked, {} reflinked, {} copied ({}), {} already present",
+        dest.root().display(),
+        report.blobs_linked,
+        report.blobs_reflinked,
+        report.blobs_copied,
+        human_size(report.bytes),
+        report.blobs_present
+    ))?;
+    Ok(Status::Success)
+}

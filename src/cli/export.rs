@@ -1,0 +1,185 @@
+//! `strata export`.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use strata::image::time::source_date_epoch;
+use strata::layout::reference::Reference;
+use strata::transfer::oci_archive::{ExportOptions, ExportReport};
+use strata::transfer::{choose, docker_archive, oci_archive, Platforms, Progress};
+use strata::Layout;
+
+use super::output::{human_size, Output};
+use super::{JsonArg, PlatformArg, Status};
+
+/// Write images to one archive: an OCI image layout as a tar, or the `docker save` format.
+///
+/// An OCI archive holds just the chosen images (tags kept), each blob once, in a fixed order
+/// with fixed headers: the same images always give the same bytes. Every blob is verified as
+/// it is read.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The images: LAYOUT:TAG, LAYOUT@DIGEST or LAYOUT (its only image), from any layouts.
+    #[arg(required = true, value_name = "REF")]
+    references: Vec<String>,
+    /// The archive to write (replaced only once it is complete), or - for stdout.
+    #[arg(short, long, value_name = "ARCHIVE|-")]
+    output: String,
+    /// oci: an OCI image layout as a tar, digests kept; docker: for `docker load` and
+    /// skopeo's docker-archive: (uncompressed layers, new digests on the other side).
+    #[arg(long, value_enum, default_value_t = Format::Oci)]
+    format: Format,
+    #[command(flatten)]
+    platform: PlatformArg,
+    /// Take every platform of a multi-platform index: the index goes as it is.
+    #[arg(long, conflicts_with = "platform")]
+    all_platforms: bool,
+    /// Leave out the blobs this layout has (the receiver's last known state): an incremental
+    /// archive, which imports only into a layout that has them (oci format only).
+    #[arg(long, value_name = "LAYOUT")]
+    exclude_present_in: Option<PathBuf>,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+/// The archive format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Oci,
+    Docker,
+}
+
+pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    let to_stdout = args.output == "-";
+    if to_stdout && std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "refusing to write an archive to a terminal: redirect stdout or use -o ARCHIVE"
+        );
+    }
+    if to_stdout && args.json.json {
+        anyhow::bail!("--json needs -o ARCHIVE: with -o - the archive itself goes to stdout");
+    }
+    if args.format == Format::Docker && args.all_platforms {
+        anyhow::bail!(
+            "--all-platforms needs --format oci: a docker archive holds single-platform images"
+        );
+    }
+    let platforms = if args.all_platforms {
+        Platforms::All
+    } else {
+        Platforms::One(args.platform.resolve()?)
+    };
+    let chosen = args
+        .references
+        .iter()
+        .map(|r| Ok(choose(&Reference::parse(r)?, &platforms)?))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let options = ExportOptions {
+        exclude_present_in: args
+            .exclude_present_in
+            .as_deref()
+            .map(Layout::open)
+            .transpose()?,
+        mtime: source_date_epoch()?.unwrap_or(0).max(0) as u64,
+    };
+    let mut bar = out.transfer_progress("export");
+    let mut progress = |p: Progress| bar.update(p);
+    let mut export = |w: &mut dyn Write| -> anyhow::Result<ExportReport> {
+        Ok(match args.format {
+            Format::Oci => oci_archive::export(&chosen, w, &options, &mut progress)?,
+            Format::Docker => docker_archive::export(&chosen, w, &options, &mut progress)?,
+        })
+    };
+    let report = if to_stdout {
+        let stdout = std::io::stdout();
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+        let report = export(&mut w)?;
+        w.flush().context("writing the archive to stdout")?;
+        report
+    } else {
+        write_atomically(Path::new(&args.output), export)?
+    };
+    bar.clear();
+    if args.json.json {
+        out.json(&report)?;
+        return Ok(Status::Success);
+    }
+    let summary = summary(&report, &args.output);
+    if to_stdout {
+        for image in &report.images {
+            out.info(format_args!(
+                "{} {}",
+                image.digest,
+                image.tag.as_deref().unwrap_or("")
+            ));
+        }
+        out.info(summary);
+    } else {
+        for image in &report.images {
+            out.print(format_args!(
+                "{} {}",
+                image.digest,
+                image.tag.as_deref().unwrap_or("(untagged)")
+            ))?;
+        }
+        out.print(summary)?;
+    }
+    Ok(Status::Success)
+}
+
+fn summary(report: &ExportReport, archive: &str) -> String {
+    let mut s = format!(
+        "wrote {} ({} archive): {} images, {} blobs, {}",
+        if archive == "-" { "stdout" } else { archive },
+        report.format,
+        report.images.len(),
+        report.blobs,
+        human_size(report.archive_bytes)
+    );
+    if report.excluded > 0 {
+        s.push_str(&format!(
+            "; left out {} blobs ({}) the receiver has",
+            report.excluded,
+            human_size(report.excluded_bytes)
+        ));
+    }
+    s
+}
+
+/// Writes `path` through a temp file beside it, renamed into place only when `write`
+/// succeeds, so a failed export leaves no partial archive behind.
+fn write_atomically<T>(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file name", path.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{}.", name.to_string_lossy()))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp);
+    let out = write(&mut w)?;
+    let tmp = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", path.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let file = tmp.as_file();
+        file.set_permissions(std::fs::Permissions::from_mode(0o644))
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(out)
+}

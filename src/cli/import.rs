@@ -1,0 +1,147 @@
+//! `strata import`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use strata::layer::Compression;
+use strata::transfer::copy::open_or_init;
+use strata::transfer::import::{import, ImportOptions, ImportReport};
+use strata::transfer::Progress;
+
+use super::output::{human_size, Output};
+use super::{JsonArg, Status};
+
+/// Import an OCI archive or a docker archive into a layout, verifying every blob.
+///
+/// An OCI archive is a tar of an image layout, plain or gzip/zstd-compressed; a docker
+/// archive is `docker save` output, legacy or OCI form. The archive is read as one stream,
+/// never unpacked anywhere; every blob is verified before it is published, tags appear only
+/// when all their blobs are in, and a failed import leaves the layout as it was.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The archive, or - for stdin.
+    #[arg(value_name = "ARCHIVE|-")]
+    archive: String,
+    /// The layout to import into (created if missing).
+    layout: PathBuf,
+    /// Tag the image NAME instead of with the archive's tags (the archive must hold one
+    /// image).
+    #[arg(long, value_name = "NAME")]
+    tag: Option<String>,
+    /// Move tags that already name other images in LAYOUT.
+    #[arg(long)]
+    force: bool,
+    /// How to store docker archive layers (uncompressed in the archive; diff_ids are kept).
+    /// An OCI archive's blobs are stored as they are, digests kept.
+    #[arg(long, value_enum, default_value_t = Compress::Gzip)]
+    compress: Compress,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Compress {
+    Gzip,
+    Zstd,
+    None,
+}
+
+pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    let existed = args.layout.exists();
+    let (layout, created) = open_or_init(&args.layout)?;
+    let options = ImportOptions {
+        tag: args.tag.clone(),
+        force: args.force,
+        compression: match args.compress {
+            Compress::Gzip => Compression::Gzip,
+            Compress::Zstd => Compression::Zstd,
+            Compress::None => Compression::None,
+        },
+        total: None,
+    };
+    let mut bar = out.transfer_progress("import");
+    let mut progress = |p: Progress| bar.update(p);
+    let result = if args.archive == "-" {
+        import(std::io::stdin().lock(), &layout, &options, &mut progress)
+    } else {
+        let path = Path::new(&args.archive);
+        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()));
+        match file {
+            Ok(file) => {
+                let total = file.metadata().ok().map(|m| m.len());
+                import(
+                    file,
+                    &layout,
+                    &ImportOptions { total, ..options },
+                    &mut progress,
+                )
+            }
+            Err(e) => {
+                undo_init(&args.layout, created, existed);
+                return Err(e);
+            }
+        }
+    };
+    bar.clear();
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            undo_init(&args.layout, created, existed);
+            return Err(e.into());
+        }
+    };
+    if args.json.json {
+        out.json(&report)?;
+        return Ok(Status::Success);
+    }
+    print(&report, out)?;
+    Ok(Status::Success)
+}
+
+/// A layout this command created is removed again when the import fails, so a failure
+/// leaves nothing behind (an empty directory it was given stays, emptied again).
+pub(super) fn undo_init(path: &Path, created: bool, existed: bool) {
+    if !created {
+        return;
+    }
+    if !existed {
+        let _ = std::fs::remove_dir_all(path);
+    } else if let Ok(entries) = std::fs::read_dir(path) {
+        for e in entries.flatten() {
+            let p = e.path();
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
+}
+
+fn print(report: &ImportReport, out: &Output) -> anyhow::Result<()> {
+    for image in &report.images {
+        out.print(format_args!(
+            "{} {}",
+            image.digest,
+            image.tag.as_deref().unwrap_or("(untagged)")
+        ))?;
+    }
+    for r in &report.referrers {
+        out.print(format_args!("{r} (referrer)"))?;
+    }
+    if !report.ignored.is_empty() {
+        out.info(format_args!(
+            "ignored archive members: {}",
+            report.ignored.join(", ")
+        ));
+    }
+    out.print(format_args!(
+        "imported {} images ({} archive): {} blobs written ({}), {} already present",
+        report.images.len(),
+        report.format,
+        report.blobs_written,
+        human_size(report.bytes_written),
+        report.blobs_present
+    ))?;
+    Ok(())
+}

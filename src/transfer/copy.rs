@@ -1,0 +1,212 @@
+//! Copying an image between layouts: only the blobs the destination lacks, each verified.
+//! On one file system a blob is reflinked (a copy-on-write clone) where the file system can,
+//! else hard-linked: blobs are content-addressed and never written in place, so sharing an
+//! inode is safe, and the linked file is hashed before it is renamed into `blobs/`, so a
+//! corrupt source blob is not passed on. Elsewhere bytes are copied through the store's
+//! verified reader and writer. With referrers, the manifests whose `subject` is the image
+//! (found as gc finds them) come too, with what they reach. The tag is written last.
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::error::{Error, Result};
+use super::graph::{add_referrers, holds, walk, Item, Walked};
+use super::import::{apply, clashes};
+use super::staging::{link_blob, Placed};
+use super::{Chosen, ProgressFn, Ticker};
+use crate::error::IoContext;
+use crate::layout::reference::validate_tag;
+use crate::layout::{sync_dir, Layout, LockMode};
+
+/// How to copy.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CopyOptions {
+    /// Also copy the manifests whose subject is the image (signatures, SBOMs).
+    pub referrers: bool,
+    /// Move a destination tag that names another image.
+    pub force: bool,
+}
+
+/// What a copy did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyReport {
+    /// The digest of the manifest or index copied.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// The tag it has in the destination.
+    pub tag: Option<String>,
+    /// Blobs cloned with a reflink.
+    pub blobs_reflinked: usize,
+    /// Blobs hard-linked.
+    pub blobs_linked: usize,
+    /// Blobs copied byte for byte.
+    pub blobs_copied: usize,
+    /// Blobs the destination had.
+    pub blobs_present: usize,
+    /// Bytes of the blobs added (linked or copied).
+    pub bytes: u64,
+    /// Referrers copied along.
+    pub referrers: Vec<String>,
+}
+
+/// Opens the layout at `path`, or creates it when `path` does not exist or is an empty
+/// directory. Returns whether it was created.
+pub fn open_or_init(path: &Path) -> crate::Result<(Layout, bool)> {
+    let empty_dir = path.is_dir() && std::fs::read_dir(path).at(path)?.next().is_none();
+    if !path.exists() || empty_dir {
+        return Ok((Layout::init(path)?, true));
+    }
+    Ok((Layout::open(path)?, false))
+}
+
+/// Copies the chosen image into `dest`, tagged `tag` (default: the tag it was chosen by;
+/// none for a digest). Holds both layouts' gc locks shared.
+pub fn copy(
+    source: &Chosen,
+    dest: &Layout,
+    tag: Option<&str>,
+    options: CopyOptions,
+    progress: ProgressFn<'_>,
+) -> Result<CopyReport> {
+    let tag = tag.or(source.tag()).map(str::to_owned);
+    if let Some(t) = &tag {
+        validate_tag(t)?;
+    }
+    let _src_lock = source.layout.lock_gc(LockMode::Shared)?;
+    let _dst_lock = dest.lock_gc(LockMode::Shared)?;
+    let mut root = source.entry.clone();
+    root.annotations = None;
+    let (mut seen, mut walked) = (HashSet::new(), Walked::default());
+    let stores = [&source.layout];
+    walk(&stores, std::slice::from_ref(&root), &mut seen, &mut walked)?;
+    let referrers = if options.referrers {
+        add_referrers(&stores, &source.layout, &mut seen, &mut walked)?
+    } else {
+        Vec::new()
+    };
+    if let Some(missing) = walked.missing.first() {
+        return Err(crate::Error::BlobNotFound {
+            digest: missing.digest.clone(),
+            path: source.layout.blob_path(&missing.digest),
+        }
+        .into());
+    }
+    let entries = vec![(source.entry.clone(), tag.clone())];
+    let clashing = clashes(&dest.read_index()?.index, &entries);
+    if !clashing.is_empty() && !options.force {
+        return Err(Error::TagsExist {
+            layout: dest.root().to_owned(),
+            clashes: clashing,
+        });
+    }
+
+    let needed: Vec<&Item> = walked
+        .items
+        .iter()
+        .filter(|i| !holds(dest, &i.blob))
+        .collect();
+    let total: u64 = needed.iter().map(|i| i.blob.size).sum();
+    let mut ticker = Ticker::new(progress, Some(total));
+    let mut report = CopyReport {
+        digest: source.entry.digest.clone(),
+        media_type: source.entry.media_type.clone(),
+        tag: tag.clone(),
+        blobs_reflinked: 0,
+        blobs_linked: 0,
+        blobs_copied: 0,
+        blobs_present: walked.items.len() - needed.len(),
+        bytes: 0,
+        referrers: referrers.iter().map(|d| d.digest.clone()).collect(),
+    };
+    let same_fs = same_file_system(&source.layout, dest);
+    let tmp_root = dest.tmp_dir()?;
+    let tmp = tempfile::Builder::new()
+        .prefix("copy-")
+        .tempdir_in(&tmp_root)
+        .at(&tmp_root)?;
+    let mut dirs = BTreeSet::new();
+    // Layers first, then the documents that name them, so that at every moment what is in
+    // the destination is whole from the bottom up.
+    for item in needed.iter().rev() {
+        let linked = if same_fs {
+            link_blob(&source.layout, dest, &item.blob, tmp.path(), &mut dirs)?
+        } else {
+            None
+        };
+        match linked {
+            Some(Placed::Present) => report.blobs_present += 1,
+            Some(how) => {
+                if how == Placed::Reflink {
+                    report.blobs_reflinked += 1;
+                } else {
+                    report.blobs_linked += 1;
+                }
+                report.bytes += item.blob.size;
+                ticker.advance(item.blob.size);
+            }
+            None => {
+                copy_bytes(&source.layout, dest, item, &mut ticker)?;
+                report.blobs_copied += 1;
+                report.bytes += item.blob.size;
+            }
+        }
+    }
+    for dir in &dirs {
+        sync_dir(dir)?;
+    }
+    drop(tmp);
+    ticker.finish();
+    let late = dest.update_index(|index| {
+        let clashing = clashes(index, &entries);
+        if !clashing.is_empty() && !options.force {
+            return Ok((false, clashing));
+        }
+        Ok((apply(index, &entries), Vec::new()))
+    })?;
+    if !late.is_empty() {
+        return Err(Error::TagsExist {
+            layout: dest.root().to_owned(),
+            clashes: late,
+        });
+    }
+    Ok(report)
+}
+
+/// True when both layouts' blobs live on one file system (a link is possible).
+fn same_file_system(a: &Layout, b: &Layout) -> bool {
+    match (
+        std::fs::metadata(a.blobs_dir()),
+        std::fs::metadata(b.blobs_dir()),
+    ) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev(),
+        _ => false,
+    }
+}
+
+/// Copies one blob through the verified reader and the store's writer.
+fn copy_bytes(source: &Layout, dest: &Layout, item: &Item, ticker: &mut Ticker<'_>) -> Result<()> {
+    let mut reader = source.open_blob(&item.blob)?;
+    let mut writer = dest.blob_writer(item.blob.digest.algorithm())?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(reader.explain(e).into()),
+        };
+        writer.write_all(&buf[..n]).map_err(|e| crate::Error::Io {
+            path: dest.root().join(crate::layout::TMP_DIR),
+            source: e,
+        })?;
+        ticker.advance(n as u64);
+    }
+    writer.finish_expecting(&item.blob)?;
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! Archive members as the importer sees them: names checked and normalised (a `../` or
+//! absolute name is refused outright), each member classified by its name and type, and the
+//! table of what was stored for each name. Links are never followed on disk: a symbolic or
+//! hard link whose target stays inside the archive is only an alias from one member name to
+//! another (skopeo's docker archives link `<id>/layer.tar` to `<diffid>.tar`); one that
+//! leaves the archive, or one in the place of a layout file or blob, is refused.
+
+use std::collections::HashMap;
+
+use super::error::{Error, Result};
+use crate::digest::{Algorithm, Digest};
+use crate::layer::write::WrittenLayer;
+use crate::spec::BlobRef;
+
+/// What a member is, by its name and type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum MemberKind {
+    /// A directory: nothing to do.
+    Dir,
+    /// `oci-layout`.
+    OciLayout,
+    /// `index.json`.
+    Index,
+    /// docker's `manifest.json`.
+    DockerManifest,
+    /// docker's `repositories` (legacy; read for nothing but accepted).
+    Repositories,
+    /// `blobs/<alg>/<hex>`.
+    Blob(Digest),
+    /// A top-level `*.json` other than the above: a docker image config.
+    DockerConfig,
+    /// A `*.tar` (`<hex>.tar`, `<id>/layer.tar`): a docker layer.
+    DockerLayer,
+    /// A link to another member (the normalised target).
+    Alias(String),
+    /// Anything else (legacy `<id>/json` and `<id>/VERSION`, stray files): read past.
+    Ignored,
+}
+
+/// Checks and normalises a member name: `./` prefixes and trailing slashes go; an absolute
+/// name, a `..` component, an empty or NUL-containing name are refused.
+pub(crate) fn normalize(raw: &[u8]) -> Result<String> {
+    let shown = String::from_utf8_lossy(raw).into_owned();
+    let name = std::str::from_utf8(raw).map_err(|_| Error::member(&shown, "name is not UTF-8"))?;
+    if name.starts_with('/') {
+        return Err(Error::member(
+            &shown,
+            "absolute names are refused: an archive member must stay inside the archive",
+        ));
+    }
+    let mut parts = Vec::new();
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                return Err(Error::member(
+                    &shown,
+                    "names with \"..\" are refused: an archive member must stay inside the archive",
+                ))
+            }
+            p if p.contains('\0') => return Err(Error::member(&shown, "name contains NUL")),
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return Ok(String::new());
+    }
+    Ok(parts.join("/"))
+}
+
+/// Resolves a link target lexically, as a name inside the archive: relative to the link's
+/// directory for a symbolic link, to the archive root for a hard link.
+fn link_target(member: &str, target: &[u8], symbolic: bool) -> Result<String> {
+    let target = std::str::from_utf8(target)
+        .map_err(|_| Error::member(member, "link target is not UTF-8"))?;
+    let escape = || {
+        Error::member(
+            member,
+            format!("a link to {target:?}, outside the archive, is refused"),
+        )
+    };
+    if target.starts_with('/') {
+        return Err(escape());
+    }
+    let mut parts: Vec<&str> = if symbolic {
+        member.split('/').collect()
+    } else {
+        vec![""]
+    };
+    parts.pop();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() {
+                    return Err(escape());
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.retain(|p| !p.is_empty());
+    if parts.is_empty() {
+        return Err(escape());
+    }
+    Ok(parts.join("/"))
+}
+
+/// Names whose content is read by name: a link cannot stand in for one.
+fn is_layout_name(name: &str) -> bool {
+    matches!(
+        name,
+        "oci-layout" | "index.json" | "manifest.json" | "repositories"
+    ) || name.starts_with("blobs/")
+}
+
+/// Classifies a member by its normalised name, header type and link target.
+pub(crate) fn classify(
+    name: &str,
+    kind: tar::EntryType,
+    link: Option<&[u8]>,
+) -> Result<MemberKind> {
+    use tar::EntryType as T;
+    match kind {
+        T::Directory => return Ok(MemberKind::Dir),
+        T::XGlobalHeader => return Ok(MemberKind::Ignored),
+        T::Symlink | T::Link => {
+            if is_layout_name(name) {
+                return Err(Error::member(
+                    name,
+                    "is a link; layout files and blobs must be regular files",
+                ));
+            }
+            let target = link.ok_or_else(|| Error::member(name, "link without a target"))?;
+            return Ok(MemberKind::Alias(link_target(
+                name,
+                target,
+                kind == T::Symlink,
+            )?));
+        }
+        T::Regular | T::Continuous => {}
+        other => {
+            return Err(Error::member(
+                name,
+                format!("member type {other:?} has no place in an image archive"),
+            ))
+        }
+    }
+    if name.is_empty() {
+        return Ok(MemberKind::Ignored);
+    }
+    Ok(match name {
+        "oci-layout" => MemberKind::OciLayout,
+        "index.json" => MemberKind::Index,
+        "manifest.json" => MemberKind::DockerManifest,
+        "repositories" => MemberKind::Repositories,
+        _ => {
+            if let Some(rest) = name.strip_prefix("blobs/") {
+                let (alg, hex) = rest.split_once('/').unwrap_or((rest, ""));
+                let algorithm = Algorithm::from_name(alg).ok_or_else(|| {
+                    Error::member(
+                        name,
+                        format!("blobs of algorithm {alg:?} are not supported"),
+                    )
+                })?;
+                let digest = Digest::new(algorithm, hex)
+                    .map_err(|e| Error::member(name, format!("not a blob name: {e}")))?;
+                MemberKind::Blob(digest)
+            } else if !name.contains('/') && name.ends_with(".json") {
+                MemberKind::DockerConfig
+            } else if name.ends_with(".tar") {
+                MemberKind::DockerLayer
+            } else {
+                MemberKind::Ignored
+            }
+        }
+    })
+}
+
+/// What the importer kept for a member.
+#[derive(Debug, Clone)]
+pub(crate) enum Stored {
+    /// A blob, staged or already in the destination.
+    Blob(BlobRef),
+    /// A small JSON document, in memory.
+    Json(Vec<u8>),
+    /// A docker layer, recompressed into the staging area.
+    Layer(WrittenLayer),
+}
+
+/// Every member kept, by normalised name, and the aliases.
+#[derive(Debug, Default)]
+pub(crate) struct Members {
+    pub files: HashMap<String, Stored>,
+    pub aliases: HashMap<String, String>,
+    /// Members read past without use.
+    pub ignored: Vec<String>,
+}
+
+impl Members {
+    /// What `name` stands for, following aliases (a chain of at most 8).
+    pub fn resolve(&self, name: &str) -> Option<&Stored> {
+        let mut name = normalize(name.as_bytes()).ok()?;
+        for _ in 0..8 {
+            if let Some(found) = self.files.get(&name) {
+                return Some(found);
+            }
+            name = self.aliases.get(&name)?.clone();
+        }
+        None
+    }
+
+    /// The bytes of a JSON member.
+    pub fn json(&self, name: &str) -> Option<&[u8]> {
+        match self.files.get(name)? {
+            Stored::Json(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(normalize(b"./blobs//sha256/x").unwrap(), "blobs/sha256/x");
+        assert_eq!(normalize(b"dir/").unwrap(), "dir");
+        assert!(normalize(b"../x").is_err());
+        assert!(normalize(b"a/../../x").is_err());
+        assert!(normalize(b"/etc/passwd").is_err());
+    }
+
+    #[test]
+    fn links_stay_inside() {
+        assert_eq!(
+            link_target("id/layer.tar", b"../abc.tar", true).unwrap(),
+            "abc.tar"
+        );
+        assert_eq!(link_target("x", b"abc.tar", false).unwrap(), "abc.tar");
+        assert!(link_target("id/layer.tar", b"../../etc/passwd", true).is_err());
+        assert!(link_target("x", b"/etc/passwd", true).is_err());
+        assert!(classify("blobs/sha256/aa", tar::EntryType::Symlink, Some(b"x")).is_err());
+    }
+
+    #[test]
+    fn kinds() {
+        let hex = "a".repeat(64);
+        let blob = format!("blobs/sha256/{hex}");
+        assert!(matches!(
+            classify(&blob, tar::EntryType::Regular, None).unwrap(),
+            MemberKind::Blob(_)
+        ));
+        assert!(classify("blobs/md5/abc", tar::EntryType::Regular, None).is_err());
+        assert_eq!(
+            classify("abc/layer.tar", tar::EntryType::Regular, None).unwrap(),
+            MemberKind::DockerLayer
+        );
+        assert_eq!(
+            classify("abc.json", tar::EntryType::Regular, None).unwrap(),
+            MemberKind::DockerConfig
+        );
+        assert_eq!(
+            classify("abc/json", tar::EntryType::Regular, None).unwrap(),
+            MemberKind::Ignored
+        );
+        assert!(classify("dev", tar::EntryType::Char, None).is_err());
+    }
+}

@@ -1,0 +1,91 @@
+//! Moving images between layouts and across an air gap: OCI archives, docker-archive,
+//! copies between layouts.
+//!
+//! - [`oci_archive`]: an OCI image layout as one tar, holding just the chosen images, each
+//!   blob once, in a fixed order with fixed headers (the same images give the same bytes);
+//!   optionally leaving out the blobs a receiver already has (an incremental archive).
+//! - [`docker_archive`]: the `docker save` format, written for `docker load` and skopeo's
+//!   `docker-archive:`; read in its legacy form and in the OCI-layout form newer docker
+//!   writes.
+//! - [`import`]: reads either kind of archive (plain or gzip-compressed) as one stream, from a
+//!   file or a pipe, without unpacking it anywhere first. The archive is hostile input: its
+//!   members are never written by their names, only through [`crate::layout::BlobWriter`]
+//!   into a staging area, verified; nothing reaches the layout until every image's graph is
+//!   complete, and tags come last.
+//! - [`copy`]: layout to layout, only the blobs the destination lacks, hard-linked on one
+//!   file system after verification, optionally with the image's referrers.
+//!
+//! Everything here reads through the layout store's verified readers; nothing prints.
+//! Progress is reported through a [`Progress`] callback.
+
+pub mod copy;
+pub mod docker_archive;
+mod error;
+mod graph;
+pub mod import;
+mod members;
+pub mod oci_archive;
+mod select;
+mod staging;
+mod tar_out;
+
+pub use error::{Error, Result};
+pub use select::{choose, Chosen, Platforms};
+
+/// A progress report: how many bytes of the work are done, out of how many when known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Bytes done so far.
+    pub done: u64,
+    /// Bytes in all, when known (an archive read from a pipe has no known size).
+    pub total: Option<u64>,
+}
+
+/// The callback type the transfer functions report progress through.
+pub type ProgressFn<'a> = &'a mut dyn FnMut(Progress);
+
+/// Calls a progress callback at most once per `STEP` bytes, so a fast copy is not slowed
+/// down by drawing.
+pub(crate) struct Ticker<'a> {
+    callback: ProgressFn<'a>,
+    total: Option<u64>,
+    done: u64,
+    reported: u64,
+}
+
+impl<'a> Ticker<'a> {
+    const STEP: u64 = 4 << 20;
+
+    pub(crate) fn new(callback: ProgressFn<'a>, total: Option<u64>) -> Ticker<'a> {
+        let t = Ticker {
+            callback,
+            total,
+            done: 0,
+            reported: 0,
+        };
+        (t.callback)(Progress { done: 0, total });
+        t
+    }
+
+    pub(crate) fn advance(&mut self, bytes: u64) {
+        self.set(self.done + bytes);
+    }
+
+    pub(crate) fn set(&mut self, done: u64) {
+        self.done = done;
+        if self.done - self.reported >= Self::STEP {
+            self.reported = self.done;
+            (self.callback)(Progress {
+                done: self.done,
+                total: self.total,
+            });
+        }
+    }
+
+    pub(crate) fn finish(&mut self) {
+        (self.callback)(Progress {
+            done: self.done,
+            total: self.total.or(Some(self.done)),
+        });
+    }
+}

@@ -1,0 +1,221 @@
+//! Getting blobs into a layout's `blobs/` by rename only, so the layout never holds anything
+//! unverified and a failed transfer leaves it as it was:
+//! - [`Staging`]: a private layout inside the destination's `.strata-tmp/`, where an import
+//!   writes every blob through [`crate::layout::BlobWriter`] (hashed, checked against its
+//!   name, fsynced); only when every image is complete are the blobs it needs renamed into
+//!   the destination. Dropping it removes what is left. gc cannot sweep it meanwhile: the
+//!   importer holds the destination's gc lock shared, and gc needs it exclusively.
+//! - [`link_blob`]: a blob of another layout on the same file system, reflinked or
+//!   hard-linked to a temp name, verified there, then renamed into place.
+//!
+//! A rename never replaces a blob that is already there (content-addressed: it is the same
+//! content), as in the store's own writer.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::digest::HashingReader;
+use crate::error::{Error, IoContext};
+use crate::layout::{sync_dir, Layout, TMP_DIR};
+use crate::spec::BlobRef;
+
+/// A staging layout inside a destination layout.
+pub(crate) struct Staging {
+    /// The staging layout (blobs are written here).
+    pub layout: Layout,
+    dir: Option<tempfile::TempDir>,
+    /// `.strata-tmp` did not exist before: remove it again if it is left empty.
+    created_tmp: Option<PathBuf>,
+}
+
+impl Staging {
+    /// Creates a staging layout in `dest`'s temp directory.
+    pub fn new(dest: &Layout) -> crate::Result<Staging> {
+        let tmp = dest.root().join(TMP_DIR);
+        let created_tmp = (!tmp.exists()).then(|| tmp.clone());
+        fs::create_dir_all(&tmp).at(&tmp)?;
+        let dir = tempfile::Builder::new()
+            .prefix("import-")
+            .tempdir_in(&tmp)
+            .at(&tmp)?;
+        let layout = Layout::init(&dir.path().join("layout"))?;
+        Ok(Staging {
+            layout,
+            dir: Some(dir),
+            created_tmp,
+        })
+    }
+
+    /// Moves the staged `blobs` into `dest` (each unless `dest` has it already), then makes
+    /// the renames durable. Returns how many were moved and their bytes.
+    pub fn publish(&self, dest: &Layout, blobs: &[BlobRef]) -> crate::Result<(usize, u64)> {
+        let mut dirs = BTreeSet::new();
+        let (mut count, mut bytes) = (0, 0);
+        for blob in blobs {
+            let from = self.layout.blob_path(&blob.digest);
+            if rename_into(dest, blob, &from, &mut dirs)? {
+                count += 1;
+                bytes += blob.size;
+            }
+        }
+        for dir in &dirs {
+            sync_dir(dir)?;
+        }
+        Ok((count, bytes))
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // Best effort: what is left is unreferenced, and gc removes stale temp files anyway.
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.close();
+        }
+        if let Some(tmp) = &self.created_tmp {
+            // Only if empty: another strata process may have started using it meanwhile.
+            let _ = fs::remove_dir(tmp);
+        }
+    }
+}
+
+/// Renames `from` (a verified file with `blob`'s content) to `blob`'s place in `dest`,
+/// unless a file of the right size is already there. Records the directory to fsync.
+fn rename_into(
+    dest: &Layout,
+    blob: &BlobRef,
+    from: &Path,
+    dirs: &mut BTreeSet<PathBuf>,
+) -> crate::Result<bool> {
+    if super::graph::holds(dest, blob) {
+        return Ok(false);
+    }
+    let target = dest.blob_path(&blob.digest);
+    let dir = target
+        .parent()
+        .expect("blob paths have a parent")
+        .to_owned();
+    fs::create_dir_all(&dir).at(&dir)?;
+    fs::rename(from, &target).at(&target)?;
+    dirs.insert(dir);
+    Ok(true)
+}
+
+/// How [`link_blob`] got a blob into place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placed {
+    /// The destination had it.
+    Present,
+    /// A reflink (a copy-on-write clone: independent of the source from now on).
+    Reflink,
+    /// A hard link (the same inode as the source's blob; blobs are never written in place).
+    HardLink,
+}
+
+/// Links `source`'s blob into `dest` through a temp name in `tmp` (a directory on `dest`'s
+/// file system), verifying the linked file's content before it is renamed into `blobs/`.
+/// Returns `None` when neither a reflink nor a hard link is possible (another file system,
+/// a file system without links): the caller copies instead.
+pub(crate) fn link_blob(
+    source: &Layout,
+    dest: &Layout,
+    blob: &BlobRef,
+    tmp: &Path,
+    dirs: &mut BTreeSet<PathBuf>,
+) -> crate::Result<Option<Placed>> {
+    if super::graph::holds(dest, blob) {
+        return Ok(Some(Placed::Present));
+    }
+    let from = source.blob_path(&blob.digest);
+    let temp = tmp.join(blob.digest.hex());
+    let how = if reflink(&from, &temp) {
+        Placed::Reflink
+    } else if fs::hard_link(&from, &temp).is_ok() {
+        Placed::HardLink
+    } else {
+        return Ok(None);
+    };
+    // Verify what is now linked (a source changed after a check would slip through).
+    if let Err(e) = verify_file(&temp, blob) {
+        let _ = fs::remove_file(&temp);
+        return Err(match e {
+            Error::DigestMismatch { digest, actual, .. } => Error::DigestMismatch {
+                digest,
+                actual,
+                path: from,
+            },
+            Error::SizeMismatch {
+                digest,
+                expected,
+                actual,
+                ..
+            } => Error::SizeMismatch {
+                digest,
+                expected,
+                actual,
+                path: from,
+            },
+            other => other,
+        });
+    }
+    if !rename_into(dest, blob, &temp, dirs)? {
+        let _ = fs::remove_file(&temp);
+        return Ok(Some(Placed::Present));
+    }
+    Ok(Some(how))
+}
+
+/// A copy-on-write clone of `from` at `to`; false (and nothing left at `to`) when the file
+/// system cannot (ext4, across file systems).
+fn reflink(from: &Path, to: &Path) -> bool {
+    let Ok(src) = fs::File::open(from) else {
+        return false;
+    };
+    let Ok(dst) = fs::OpenOptions::new().write(true).create_new(true).open(to) else {
+        return false;
+    };
+    if rustix::fs::ioctl_ficlone(&dst, &src).is_ok() {
+        use std::os::unix::fs::PermissionsExt;
+        return dst
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .and_then(|()| dst.sync_all())
+            .is_ok();
+    }
+    drop(dst);
+    let _ = fs::remove_file(to);
+    false
+}
+
+/// Hashes a file and checks it against `blob`.
+pub(crate) fn verify_file(path: &Path, blob: &BlobRef) -> crate::Result<()> {
+    let file = fs::File::open(path).at(path)?;
+    let size = file.metadata().at(path)?.len();
+    if size != blob.size {
+        return Err(Error::SizeMismatch {
+            digest: blob.digest.clone(),
+            expected: blob.size,
+            actual: size,
+            path: path.to_owned(),
+        });
+    }
+    let mut reader = HashingReader::new(file, blob.digest.algorithm());
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e).at(path),
+        }
+    }
+    let actual = reader.digest();
+    if actual != blob.digest {
+        return Err(Error::DigestMismatch {
+            digest: blob.digest.clone(),
+            actual,
+            path: path.to_owned(),
+        });
+    }
+    Ok(())
+}
