@@ -39,6 +39,10 @@ pub struct Args {
     /// archive, which imports only into a layout that has them (oci format only).
     #[arg(long, value_name = "LAYOUT")]
     exclude_present_in: Option<PathBuf>,
+    /// Leave the images' referrers (signatures, SBOMs) out; by default the oci format
+    /// carries them as untagged entries.
+    #[arg(long)]
+    no_referrers: bool,
     #[command(flatten)]
     json: JsonArg,
 }
@@ -82,6 +86,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             .map(Layout::open)
             .transpose()?,
         mtime: source_date_epoch()?.unwrap_or(0).max(0) as u64,
+        referrers: !args.no_referrers,
     };
     let mut bar = out.transfer_progress("export");
     let mut progress = |p: Progress| bar.update(p);

@@ -11,7 +11,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::error::{Error, Result};
-use super::graph::{holds, walk, Item, Role, Walked};
+use super::graph::{add_referrers, holds, walk, Item, Role, Walked};
 use super::tar_out::TarOut;
 use super::{Chosen, ProgressFn, Ticker};
 use crate::layout::walk::decode_index;
@@ -27,6 +27,8 @@ pub struct ExportOptions {
     /// The modification time of every member, seconds since the epoch (0, or
     /// `SOURCE_DATE_EPOCH`).
     pub mtime: u64,
+    /// Carry the images' referrers (signatures, SBOMs) along, as untagged entries.
+    pub referrers: bool,
 }
 
 /// An image written to an archive.
@@ -63,9 +65,16 @@ pub struct ExportReport {
 
 /// The blobs of the chosen images, each once, with the layout that holds it: the walk of
 /// each image in turn, in its own layout. A missing blob is an error naming it.
-pub(crate) fn collect(chosen: &[Chosen]) -> crate::Result<Vec<(usize, Item)>> {
+/// The blobs to export, each with the index of the chosen image whose layout holds it, and
+/// the referrer entries found.
+pub(crate) type Collected = (Vec<(usize, Item)>, Vec<Descriptor>);
+
+/// With `referrers`, the manifests whose `subject` an image reaches (signatures, SBOMs) come
+/// too, returned as untagged `index.json` entries, so that the receiver's gc keeps them.
+pub(crate) fn collect(chosen: &[Chosen], referrers: bool) -> crate::Result<Collected> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
+    let mut referrer_entries = Vec::new();
     for (i, c) in chosen.iter().enumerate() {
         let mut walked = Walked::default();
         walk(
@@ -80,9 +89,17 @@ pub(crate) fn collect(chosen: &[Chosen]) -> crate::Result<Vec<(usize, Item)>> {
                 path: c.layout.blob_path(&missing.digest),
             });
         }
+        if referrers {
+            referrer_entries.extend(add_referrers(
+                &[&c.layout],
+                &c.layout,
+                &mut seen,
+                &mut walked,
+            )?);
+        }
         out.extend(walked.items.into_iter().map(|item| (i, item)));
     }
-    Ok(out)
+    Ok((out, referrer_entries))
 }
 
 /// The `index.json` entries for the chosen images, in order, each distinct entry once. A
@@ -121,8 +138,9 @@ pub fn export<W: Write>(
         .iter()
         .map(|c| c.layout.lock_gc(LockMode::Shared))
         .collect::<crate::Result<Vec<_>>>()?;
-    let entries = entries(chosen)?;
-    let blobs = collect(chosen)?;
+    let mut entries = entries(chosen)?;
+    let (blobs, referrers) = collect(chosen, options.referrers)?;
+    entries.extend(referrers);
     // JSON documents first, so a reader learns the graph before the bulk of the bytes.
     let (mut write, mut excluded) = (Vec::new(), Vec::new());
     for json_pass in [true, false] {

@@ -503,3 +503,58 @@ fn peers_accept_artifacts_and_indexes() {
     }
     ok(&["fsck", s(&dir.path().join("copy"))]);
 }
+
+#[test]
+fn export_and_copy_carry_referrers() {
+    let dir = tempdir();
+    let l = lay(dir.path());
+    image(dir.path(), "app", "app", "linux/amd64");
+    let sig = ok(&[
+        "artifact",
+        "attach",
+        &format!("{l}:app"),
+        "--artifact-type",
+        "application/vnd.example.sig",
+        &file(dir.path(), "app.sig", "signed"),
+    ])
+    .trim()
+    .to_owned();
+    let archive = dir.path().join("app.tar");
+    ok(&["export", &format!("{l}:app"), "-o", s(&archive)]);
+    let received = dir.path().join("received");
+    ok(&["import", s(&archive), s(&received)]);
+    let found = referrer_digests(&["referrers", &format!("{}:app", s(&received)), "--json"]);
+    assert_eq!(found, std::slice::from_ref(&sig));
+    ok(&["gc", s(&received)]);
+    assert!(
+        stored_blobs(&received).contains(&sig),
+        "gc on the receiver dropped the signature"
+    );
+    ok(&["fsck", s(&received)]);
+
+    let copied = dir.path().join("copied");
+    ok(&[
+        "copy",
+        &format!("{l}:app"),
+        &format!("{}:app", s(&copied)),
+        "--referrers",
+    ]);
+    assert_eq!(
+        referrer_digests(&["referrers", &format!("{}:app", s(&copied)), "--json"]),
+        std::slice::from_ref(&sig)
+    );
+
+    let bare = dir.path().join("bare.tar");
+    ok(&[
+        "export",
+        &format!("{l}:app"),
+        "-o",
+        s(&bare),
+        "--no-referrers",
+    ]);
+    let received = dir.path().join("received-bare");
+    ok(&["import", s(&bare), s(&received)]);
+    assert!(
+        referrer_digests(&["referrers", &format!("{}:app", s(&received)), "--json"]).is_empty()
+    );
+}
