@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod digest;
 pub mod error;
 pub mod image;
+mod ioext;
 pub mod layer;
 pub mod layout;
 pub mod spec;

@@ -17,6 +17,7 @@ use super::snapshot;
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{resolve_image, PlatformSpec, Resolved};
+use crate::ioext::read_full;
 use crate::layer::apply::{Applier, ApplyOptions};
 use crate::layer::Compression;
 use crate::layout::reference::Reference;
@@ -322,20 +323,6 @@ fn apply_one(
         }
         Ok(entries)
     })
-}
-
-/// Reads until `buf` is full or the input ends.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// The consuming end of the pipeline, as a `Read`.

@@ -124,6 +124,9 @@ where
 /// One block as raw deflate, primed with `dictionary`, ended by a sync flush (or, for the
 /// last block, by the end-of-stream block).
 fn deflate_block(level: u32, dictionary: &[u8], data: &[u8], last: bool) -> io::Result<Vec<u8>> {
+    if looks_incompressible(data) {
+        return Ok(stored_blocks(data, last));
+    }
     let mut c = Compress::new(flate2::Compression::new(level), false);
     if !dictionary.is_empty() {
         c.set_dictionary(dictionary).map_err(io::Error::other)?;
@@ -150,6 +153,61 @@ fn deflate_block(level: u32, dictionary: &[u8], data: &[u8], last: bool) -> io::
             _ => {}
         }
     }
+}
+
+/// True for data deflate cannot shrink: bytes spread evenly (order-0 entropy above 7.9 bits
+/// per byte) and a fast deflate of a sample saving under 3% (compressed archives, media,
+/// encrypted blobs). Such blocks
+/// are stored as they are, which saves the match search that is most of gzip's time on them.
+/// A pure function of the bytes, so the output stays deterministic.
+fn looks_incompressible(data: &[u8]) -> bool {
+    if data.len() < 4096 {
+        return false;
+    }
+    let mut counts = [0u32; 256];
+    for &b in data {
+        counts[usize::from(b)] += 1;
+    }
+    let n = data.len() as f64;
+    let entropy: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum();
+    // Evenly spread bytes can still repeat (tables, sequences): a quick deflate of a sample
+    // decides.
+    entropy > 7.9 && {
+        let sample = &data[..data.len().min(16 << 10)];
+        let mut c = Compress::new(flate2::Compression::fast(), false);
+        let mut out = Vec::with_capacity(sample.len() + 1024);
+        c.compress_vec(sample, &mut out, FlushCompress::Finish)
+            .is_ok()
+            && out.len() * 100 >= sample.len() * 97
+    }
+}
+
+/// `data` as deflate stored blocks (at most 65,535 bytes each). The stream is byte-aligned
+/// here (the previous block ended with a sync flush), so each block is a header byte
+/// (BFINAL, BTYPE 00), LEN, NLEN and the bytes.
+fn stored_blocks(data: &[u8], last: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 65535 * 5 + 10);
+    let mut chunks = data.chunks(65535).peekable();
+    while let Some(chunk) = chunks.next() {
+        let final_block = last && chunks.peek().is_none();
+        out.push(u8::from(final_block));
+        let len = chunk.len() as u16;
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    if !last {
+        // What a sync flush ends with, so every block ends the same way whichever path made it.
+        out.extend_from_slice(&[0, 0, 0, 0xff, 0xff]);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -191,6 +249,45 @@ mod tests {
             .read_to_end(&mut empty)
             .unwrap();
         assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn incompressible_blocks_are_stored_and_read_back() {
+        // A xorshift stream: no byte value is favoured, so it is stored, not deflated.
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        let noise: Vec<u8> = (0..300_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 24) as u8
+            })
+            .collect();
+        assert!(looks_incompressible(&noise[..128 << 10]));
+        assert!(!looks_incompressible(&sample()[..128 << 10]));
+        let mut mixed = sample();
+        mixed.extend_from_slice(&noise);
+        mixed.extend_from_slice(&sample()[..1000]);
+        for data in [&noise[..], &mixed[..], &noise[..200_000]] {
+            let packed = gz(data, 128 << 10, 2);
+            let mut back = Vec::new();
+            flate2::read::GzDecoder::new(&packed[..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, data);
+            let out = std::process::Command::new("gzip")
+                .arg("-t")
+                .stdin(std::process::Stdio::piped())
+                .spawn();
+            if let Ok(mut child) = out {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(&packed).unwrap();
+                assert!(
+                    child.wait().unwrap().success(),
+                    "gzip -t refused the stream"
+                );
+            }
+        }
     }
 
     #[test]

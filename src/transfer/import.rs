@@ -21,6 +21,7 @@
 //! lock is held shared throughout, so gc cannot remove staged or published blobs before the
 //! tags that keep them are written.
 
+use crate::ioext::read_full;
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::io::{self, BufReader, Cursor, Read, Write};
@@ -344,20 +345,6 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// Reads up to `buf.len()` bytes, fewer only at end of stream.
-fn read_up_to(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
 /// The compression a stream starts with, by its magic number.
 fn sniff(head: &[u8]) -> Compression {
     if head.starts_with(&[0x1f, 0x8b]) {
@@ -372,7 +359,7 @@ fn sniff(head: &[u8]) -> Compression {
 /// The archive's tar stream: `input` decompressed if it is gzip or zstd, buffered.
 fn open_archive<'a, R: Read + 'a>(mut input: R) -> Result<Box<dyn Read + 'a>> {
     let mut head = [0u8; 4];
-    let n = read_up_to(&mut input, &mut head)
+    let n = read_full(&mut input, &mut head)
         .map_err(|e| Error::Archive(format!("reading the archive: {e}")))?;
     let stream = Cursor::new(head[..n].to_vec()).chain(input);
     let decoded = sniff(&head[..n])
@@ -553,7 +540,7 @@ fn stage_layer(
                     pos: 0,
                 };
                 let mut head = [0u8; 4];
-                let n = read_up_to(&mut input, &mut head).map_err(fail)?;
+                let n = read_full(&mut input, &mut head).map_err(fail)?;
                 let stream = Cursor::new(head[..n].to_vec()).chain(input);
                 let mut decoded = sniff(&head[..n]).decoder(stream).map_err(fail)?;
                 io::copy(&mut decoded, w).map_err(fail)?;
@@ -564,7 +551,7 @@ fn stage_layer(
         let mut read_error = None;
         loop {
             let mut buf = vec![0u8; 1 << 20];
-            let n = match read_up_to(entry, &mut buf) {
+            let n = match read_full(entry, &mut buf) {
                 Ok(n) => n,
                 Err(e) => {
                     read_error = Some(e);
