@@ -6,7 +6,8 @@
 # Must run as root: the rootless runs use setpriv to become nobody (65534).
 #
 # Environment (all optional):
-#   STRATA=path            strata binary to test (default: cargo build --release of this repo)
+#   STRATA=path            strata binary to test (default: target/release/strata of this repo,
+#                          built with cargo build --release only if missing)
 #   STRATA_BENCH_DIR=dir   work dir: cached input, scratch, results (/var/tmp/strata-bench)
 #   ROUNDS=n               pairs per minbase phase, A B B A ... (default 7, at least 3)
 #   BIG_ROUNDS=n           pairs per big-image phase (default 3, at least 3)
@@ -537,7 +538,8 @@ for phase in $PHASES; do
         printf '%-18s %5s %10.3f %10.3f %8.3f %12s %12s\n' "$phase" "$r" "$ts" "$tp" "$ratio" "$rs" "$rp" >&2
     done
 done
-purge "end of the timed runs" nowait
+# loop: unmount and delete the image. dir: delete, and record when (no wait: nothing timed).
+[[ $SCRATCH_FS == loop ]] || purge "end of the timed runs" nowait
 scratch_down
 
 # ---------------------------------------------------------------- 5. summary
