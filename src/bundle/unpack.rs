@@ -17,7 +17,7 @@ use super::snapshot;
 use crate::digest::{Digest, HashingReader};
 use crate::error::{Error, IoContext, Result};
 use crate::image::{resolve_image, PlatformSpec, Resolved};
-use crate::ioext::read_full;
+use crate::ioext::{read_full, ChannelReader};
 use crate::layer::apply::{Applier, ApplyOptions};
 use crate::layer::Compression;
 use crate::layout::reference::Reference;
@@ -293,11 +293,7 @@ fn apply_one(
             }
             Ok(actual)
         });
-        let input = ChannelReader {
-            rx,
-            chunk: Vec::new(),
-            pos: 0,
-        };
+        let input = ChannelReader::new(rx);
         let applied = applier.apply(
             ProgressReader {
                 inner: input,
@@ -323,31 +319,6 @@ fn apply_one(
         }
         Ok(entries)
     })
-}
-
-/// The consuming end of the pipeline, as a `Read`.
-struct ChannelReader {
-    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
-    chunk: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.chunk.len() {
-            match self.rx.recv() {
-                Ok(chunk) => {
-                    self.chunk = chunk?;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len() - self.pos);
-        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
 }
 
 /// Counts compressed bytes read, for progress.

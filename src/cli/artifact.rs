@@ -12,7 +12,7 @@ use strata::layout::reference::Reference;
 use strata::layout::LockMode;
 use strata::Layout;
 
-use super::build_args::{open_or_init, output_tag};
+use super::build_args::{open_or_init, output_tag, parse_pair};
 use super::output::Output;
 use super::{JsonArg, PlatformArg, Status};
 
@@ -39,8 +39,8 @@ pub struct Content {
     #[arg(long, value_name = "FILE:MEDIATYPE")]
     config: Option<String>,
     /// Manifest annotation KEY=VALUE (repeatable).
-    #[arg(long, value_name = "KEY=VALUE")]
-    annotation: Vec<String>,
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_pair)]
+    annotation: Vec<(String, String)>,
 }
 
 impl Content {
@@ -55,14 +55,7 @@ impl Content {
             }
             None => None,
         };
-        let mut annotations = BTreeMap::new();
-        for a in &self.annotation {
-            let (k, v) = a
-                .split_once('=')
-                .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| anyhow::anyhow!("--annotation {a:?}: expected KEY=VALUE"))?;
-            annotations.insert(k.to_owned(), v.to_owned());
-        }
+        let annotations: BTreeMap<String, String> = self.annotation.iter().cloned().collect();
         Ok(ArtifactSpec {
             artifact_type: self.artifact_type.clone(),
             files: self

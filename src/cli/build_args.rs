@@ -133,7 +133,7 @@ impl ConfigArgs {
     }
 }
 
-fn parse_pair(s: &str) -> Result<(String, String), String> {
+pub(super) fn parse_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got {s:?}")),

@@ -10,7 +10,7 @@ use strata::layout::reference::Reference;
 use strata::layout::LockMode;
 use strata::Layout;
 
-use super::build_args::{open_or_init, output_tag};
+use super::build_args::{open_or_init, output_tag, parse_pair};
 use super::output::Output;
 use super::Status;
 
@@ -32,8 +32,8 @@ pub struct CreateArgs {
     #[arg(long = "manifest", value_name = "REF", required = true)]
     manifests: Vec<String>,
     /// Index annotation KEY=VALUE (repeatable).
-    #[arg(long, value_name = "KEY=VALUE")]
-    annotation: Vec<String>,
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_pair)]
+    annotation: Vec<(String, String)>,
 }
 
 /// Add an image to the index REF names (replacing the entry of the same platform).
@@ -80,14 +80,7 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
         Command::Create(args) => {
             let reference = Reference::parse(&args.reference)?;
             let tag = output_tag(&reference, None)?;
-            let mut annotations = BTreeMap::new();
-            for a in &args.annotation {
-                let (k, v) = a
-                    .split_once('=')
-                    .filter(|(k, _)| !k.is_empty())
-                    .ok_or_else(|| anyhow::anyhow!("--annotation {a:?}: expected KEY=VALUE"))?;
-                annotations.insert(k.to_owned(), v.to_owned());
-            }
+            let annotations: BTreeMap<String, String> = args.annotation.iter().cloned().collect();
             let layout = open_or_init(&reference)?;
             let _lock = layout.lock_gc(LockMode::Shared)?;
             let entries = args

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::error::{Error, Result};
 use super::graph::{add_referrers, holds, walk, Item, Walked};
-use super::import::{apply, clashes};
+use super::import::{clashes, publish_entries};
 use super::staging::{link_blob, Placed};
 use super::{Chosen, ProgressFn, Ticker};
 use crate::error::IoContext;
@@ -162,19 +162,7 @@ pub fn copy(
     }
     drop(tmp);
     ticker.finish();
-    let late = dest.update_index(|index| {
-        let clashing = clashes(index, &entries);
-        if !clashing.is_empty() && !options.force {
-            return Ok((false, clashing));
-        }
-        Ok((apply(index, &entries), Vec::new()))
-    })?;
-    if !late.is_empty() {
-        return Err(Error::TagsExist {
-            layout: dest.root().to_owned(),
-            clashes: late,
-        });
-    }
+    publish_entries(dest, &entries, options.force)?;
     Ok(report)
 }
 

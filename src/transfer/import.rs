@@ -21,7 +21,7 @@
 //! lock is held shared throughout, so gc cannot remove staged or published blobs before the
 //! tags that keep them are written.
 
-use crate::ioext::read_full;
+use crate::ioext::{read_full, ChannelReader};
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::io::{self, BufReader, Cursor, Read, Write};
@@ -182,19 +182,7 @@ pub fn import<R: Read>(
         .collect();
     let (blobs_written, bytes_written) = staging.publish(dest, &staged)?;
     let blobs_present = walked.items.len() - blobs_written;
-    let late = dest.update_index(|index| {
-        let clashing = clashes(index, &entries);
-        if !clashing.is_empty() && !options.force {
-            return Ok((false, clashing));
-        }
-        Ok((apply(index, &entries), Vec::new()))
-    })?;
-    if !late.is_empty() {
-        return Err(Error::TagsExist {
-            layout: dest.root().to_owned(),
-            clashes: late,
-        });
-    }
+    publish_entries(dest, &entries, options.force)?;
     Ok(ImportReport {
         format,
         images: entries
@@ -265,6 +253,30 @@ fn entry(desc: &Descriptor, tag: Option<&str>) -> Descriptor {
     let mut e = desc.clone();
     e.set_annotation(ANNOTATION_REF_NAME, tag);
     e
+}
+
+/// Adds the entries to `index.json` in one locked update, refusing (unless `force`) to move
+/// a tag that names another image: the last check, done under the lock, so a tag written
+/// meanwhile by another process is not lost either.
+pub(crate) fn publish_entries(
+    dest: &Layout,
+    entries: &[(Descriptor, Option<String>)],
+    force: bool,
+) -> Result<()> {
+    let late = dest.update_index(|index| {
+        let clashing = clashes(index, entries);
+        if !clashing.is_empty() && !force {
+            return Ok((false, clashing));
+        }
+        Ok((apply(index, entries), Vec::new()))
+    })?;
+    if !late.is_empty() {
+        return Err(Error::TagsExist {
+            layout: dest.root().to_owned(),
+            clashes: late,
+        });
+    }
+    Ok(())
 }
 
 /// (tag, digest it names now, digest it would name) for every tag that would move.
@@ -525,7 +537,7 @@ fn stage_layer(
     compression: Compression,
     tick: &mut dyn FnMut(),
 ) -> Result<WrittenLayer> {
-    let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
+    let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
     let layer_name = name.to_owned();
     std::thread::scope(|scope| {
         let worker = scope.spawn(move || {
@@ -534,11 +546,7 @@ fn stage_layer(
                     layer: layer_name.clone(),
                     reason: e.to_string(),
                 };
-                let mut input = ChannelReader {
-                    rx,
-                    chunk: Vec::new(),
-                    pos: 0,
-                };
+                let mut input = ChannelReader::new(rx);
                 let mut head = [0u8; 4];
                 let n = read_full(&mut input, &mut head).map_err(fail)?;
                 let stream = Cursor::new(head[..n].to_vec()).chain(input);
@@ -564,7 +572,7 @@ fn stage_layer(
             buf.truncate(n);
             copied += n as u64;
             tick();
-            if tx.send(buf).is_err() {
+            if tx.send(Ok(buf)).is_err() {
                 break; // the writer stopped: its error says why
             }
         }
@@ -581,29 +589,4 @@ fn stage_layer(
         }
         Ok(written)
     })
-}
-
-/// Reads the chunks sent over a channel as one stream.
-struct ChannelReader {
-    rx: mpsc::Receiver<Vec<u8>>,
-    chunk: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.chunk.len() {
-            match self.rx.recv() {
-                Ok(chunk) => {
-                    self.chunk = chunk;
-                    self.pos = 0;
-                }
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.chunk.len() - self.pos);
-        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
 }
