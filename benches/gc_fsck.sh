@@ -47,6 +47,8 @@ TRASH=$W/trash
 
 # Move a path aside (deleted at the end): a large rm -rf slows file creation for ~30 s.
 aside() { if [[ -e $1 ]]; then mv "$1" "$TRASH/$(date +%s%N)-$(basename "$1")"; fi; }
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---------------------------------------------------------------- 1. strata binary
 if [[ -n ${STRATA:-} ]]; then
@@ -67,43 +69,7 @@ cp "$STRATA_SRC" "$STRATA"
 trap 'rm -f "$STRATA"' EXIT
 
 # ---------------------------------------------------------------- 2. input (cached)
-ROOTFS=$W/input/rootfs-$SUITE
-if [[ ${REBUILD_ROOTFS:-0} == 1 ]]; then
-    REBUILD_INPUT=1
-    say "REBUILD_ROOTFS=1: discarding the cached rootfs"
-    aside "$ROOTFS"; rm -f "$ROOTFS.done"
-fi
-if [[ ! -f $ROOTFS.done ]]; then
-    aside "$ROOTFS"; aside "$ROOTFS.tmp"
-    ok=0
-    if [[ $IS_ROOT == 1 ]] && command -v debootstrap >/dev/null 2>&1; then
-        say "debootstrap --variant=minbase $SUITE (a few minutes; log: $W/input/debootstrap.log)"
-        # shellcheck disable=SC2086
-        if debootstrap --variant=minbase "$SUITE" "$ROOTFS.tmp" $MIRROR >"$W/input/debootstrap.log" 2>&1; then
-            ok=1
-            # As in Debian's container images (and the reference image in BENCHMARKING.md:
-            # ~6,675 entries, 120 MB): no downloaded .debs, no apt lists.
-            rm -f "$ROOTFS.tmp"/var/cache/apt/archives/*.deb
-            rm -rf "$ROOTFS.tmp"/var/lib/apt/lists/*
-            echo "debootstrap --variant=minbase $SUITE, apt caches removed ($(find "$ROOTFS.tmp" | wc -l) entries, $(du -sh "$ROOTFS.tmp" | cut -f1))" >"$ROOTFS.source"
-        else
-            say "WARNING: debootstrap failed (mirror unreachable?), see $W/input/debootstrap.log"
-        fi
-    else
-        say "WARNING: debootstrap needs root and the debootstrap package"
-    fi
-    if [[ $ok == 0 ]]; then
-        aside "$ROOTFS.tmp"
-        say "WARNING: FALLING BACK to a copy of $FALLBACK_SRC as the source tree ($(du -sh "$FALLBACK_SRC" 2>/dev/null | cut -f1))"
-        mkdir -p "$ROOTFS.tmp"
-        cp -a "$FALLBACK_SRC" "$ROOTFS.tmp/" || die "copying $FALLBACK_SRC failed"
-        echo "FALLBACK: copy of $FALLBACK_SRC (debootstrap unavailable or failed)" >"$ROOTFS.source"
-    fi
-    mv "$ROOTFS.tmp" "$ROOTFS"
-    touch "$ROOTFS.done"
-fi
-SOURCE_DESC=$(cat "$ROOTFS.source")
-case $SOURCE_DESC in FALLBACK*) say "NOTE: source tree is a $SOURCE_DESC" ;; esac
+bench_rootfs
 
 LAYOUT=$W/input/layout-$SUITE-n$NIMAGES-u$NUNTAG
 if [[ ${REBUILD_INPUT:-0} == 1 || ! -f $LAYOUT.done ]]; then
