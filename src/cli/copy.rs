@@ -10,9 +10,12 @@ use super::{JsonArg, PlatformArg, Status};
 
 /// Copy an image or index to another layout, linking blobs on one file system.
 ///
-/// The destination is created if missing. Only the blobs it lacks are added, each verified;
-/// on one file system they are reflinked or hard-linked instead of copied. With
-/// --referrers, the manifests whose subject is the image come too.
+/// The destination is created if missing. Only the blobs it lacks are added. On one file
+/// system they are reflinked or hard-linked instead of copied: a linked blob must be a
+/// regular file of the right size, and its content is not re-read unless --verify is given
+/// (a link passes on the source's bytes unchanged; `strata fsck` checks the source).
+/// Copied bytes and every index, manifest and config are always hashed. With --referrers,
+/// the manifests whose subject is the image come too.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The image: LAYOUT:TAG, LAYOUT@DIGEST or LAYOUT.
@@ -32,6 +35,9 @@ pub struct Args {
     /// Move the destination tag if it names another image.
     #[arg(long)]
     force: bool,
+    /// Hash every linked blob before it is published, as copied ones are.
+    #[arg(long)]
+    verify: bool,
     #[command(flatten)]
     json: JsonArg,
 }
@@ -61,6 +67,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let options = CopyOptions {
         referrers: args.referrers,
         force: args.force,
+        verify: args.verify,
     };
     let result = copy(&source, &dest, tag.as_deref(), options, &mut progress);
     bar.clear();

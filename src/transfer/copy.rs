@@ -1,12 +1,14 @@
-//! Copying an image between layouts: only the blobs the destination lacks, each verified.
+//! Copying an image between layouts: only the blobs the destination lacks.
+//! Every document (index, manifest, config) is read and hashed to find what the image needs.
 //! On one file system a blob is reflinked (a copy-on-write clone) where the file system can,
 //! else hard-linked: blobs are content-addressed and never written in place, so sharing an
-//! inode is safe, and the linked file is hashed before it is renamed into `blobs/`, so a
-//! corrupt source blob is not passed on. Elsewhere bytes are copied through the store's
-//! verified reader and writer. With referrers, the manifests whose `subject` is the image
+//! inode is safe. A linked blob must be a regular file of the descriptor's size; its content
+//! is hashed only with [`CopyOptions::verify`], since a link carries the source's bytes
+//! unchanged and reading them all is what linking saves. Elsewhere bytes are copied through
+//! the store's verified reader and writer. With referrers, the manifests whose `subject` is the image
 //! (found as gc finds them) come too, with what they reach. The tag is written last.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -14,13 +16,14 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::error::{Error, Result};
-use super::graph::{add_referrers, holds, walk, Item, Walked};
+use super::graph::{add_referrers, holds, walk, Item, Role, Walked};
 use super::import::{clashes, publish_entries};
-use super::staging::{link_blob, Placed};
+use super::staging::{link_blob, Placed, Staging};
 use super::{Chosen, ProgressFn, Ticker};
 use crate::error::IoContext;
 use crate::layout::reference::validate_tag;
-use crate::layout::{sync_dir, Layout, LockMode};
+use crate::layout::{Layout, LockMode};
+use crate::spec::BlobRef;
 
 /// How to copy.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,6 +32,8 @@ pub struct CopyOptions {
     pub referrers: bool,
     /// Move a destination tag that names another image.
     pub force: bool,
+    /// Hash linked blobs too before publishing them (copied bytes are always hashed).
+    pub verify: bool,
 }
 
 /// What a copy did.
@@ -125,42 +130,41 @@ pub fn copy(
         referrers: referrers.iter().map(|d| d.digest.clone()).collect(),
     };
     let same_fs = same_file_system(&source.layout, dest);
-    let tmp_root = dest.tmp_dir()?;
-    let tmp = tempfile::Builder::new()
-        .prefix("copy-")
-        .tempdir_in(&tmp_root)
-        .at(&tmp_root)?;
-    let mut dirs = BTreeSet::new();
-    // Layers first, then the documents that name them, so that at every moment what is in
-    // the destination is whole from the bottom up.
-    for item in needed.iter().rev() {
+    // Everything goes to a staging layout first, so that a blob refused halfway through
+    // leaves the destination as it was.
+    let staging = Staging::new(dest)?;
+    for item in &needed {
         let linked = if same_fs {
-            link_blob(&source.layout, dest, &item.blob, tmp.path(), &mut dirs)?
+            link_blob(
+                &source.layout,
+                &staging.layout,
+                &item.blob,
+                // Configs are documents too: small, and what a runtime trusts.
+                options.verify || item.role == Role::Config,
+            )?
         } else {
             None
         };
         match linked {
-            Some(Placed::Present) => report.blobs_present += 1,
-            Some(how) => {
-                if how == Placed::Reflink {
-                    report.blobs_reflinked += 1;
-                } else {
-                    report.blobs_linked += 1;
-                }
-                report.bytes += item.blob.size;
-                ticker.advance(item.blob.size);
-            }
+            Some(Placed::Reflink) => report.blobs_reflinked += 1,
+            Some(Placed::HardLink) => report.blobs_linked += 1,
             None => {
-                copy_bytes(&source.layout, dest, item, &mut ticker)?;
+                copy_bytes(&source.layout, &staging.layout, item, &mut ticker)?;
                 report.blobs_copied += 1;
                 report.bytes += item.blob.size;
+                continue;
             }
         }
+        report.bytes += item.blob.size;
+        ticker.advance(item.blob.size);
     }
-    for dir in &dirs {
-        sync_dir(dir)?;
-    }
-    drop(tmp);
+    // Layers first, then the documents that name them, so that at every moment what is in
+    // the destination is whole from the bottom up.
+    let order: Vec<BlobRef> = needed.iter().rev().map(|i| i.blob.clone()).collect();
+    let (published, _) = staging.publish(dest, &order)?;
+    // A blob another process added meanwhile was not needed after all.
+    report.blobs_present += needed.len() - published;
+    drop(staging);
     ticker.finish();
     publish_entries(dest, &entries, options.force)?;
     Ok(report)

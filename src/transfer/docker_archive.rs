@@ -50,6 +50,19 @@ fn layer_name(diff_id: &Digest) -> String {
     format!("{}/layer.tar", diff_id.hex())
 }
 
+/// strata's own field in a `manifest.json` entry: `RepoTags` entry -> the layout tag it was
+/// made from, where docker's rules changed it (`app` -> `app:latest`), so that an import
+/// gives the tag back. docker and skopeo ignore fields they do not know.
+const LAYOUT_TAGS: &str = "StrataLayoutTags";
+
+/// A `manifest.json` entry being written.
+struct ManifestItem {
+    config: String,
+    repo_tags: Vec<String>,
+    layers: Vec<String>,
+    layout_tags: BTreeMap<String, String>,
+}
+
 /// The docker `RepoTags` entry for a tag: `NAME:TAG` as it is, a bare name as `NAME:latest`.
 /// docker refuses names with capitals and tags that are not `[A-Za-z0-9_][A-Za-z0-9_.-]*`.
 pub fn docker_repo_tag(tag: &str) -> Result<String> {
@@ -101,12 +114,18 @@ pub fn export<W: Write>(
         .collect::<crate::Result<Vec<_>>>()?;
     super::oci_archive::entries(chosen)?;
     let mut planned: Vec<Planned> = Vec::new();
-    let mut manifest_json: Vec<(String, Vec<String>, Vec<String>)> = Vec::new();
+    let mut manifest_json: Vec<ManifestItem> = Vec::new();
     let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut images = Vec::new();
     for (i, c) in chosen.iter().enumerate() {
         let plan = plan(i, c)?;
         let repo_tag = c.tag().map(docker_repo_tag).transpose()?;
+        // Where docker's rules changed the tag, the archive remembers the layout's own.
+        let renamed = c
+            .tag()
+            .zip(repo_tag.as_deref())
+            .filter(|(tag, rt)| tag != rt)
+            .map(|(tag, rt)| (rt.to_owned(), tag.to_owned()));
         images.push(ExportedImage {
             tag: repo_tag.clone(),
             digest: c.entry.digest.clone(),
@@ -119,29 +138,38 @@ pub fn export<W: Write>(
                 .or_default()
                 .insert(tag.to_owned(), layer_dir(&top.diff_id));
         }
-        match manifest_json
+        let item = match manifest_json
             .iter_mut()
-            .find(|(c, _, _)| *c == plan.config_name)
+            .find(|m| m.config == plan.config_name)
         {
-            Some((_, tags, _)) => tags.extend(repo_tag.filter(|t| !tags.contains(t))),
+            Some(item) => item,
             None => {
-                manifest_json.push((
-                    plan.config_name.clone(),
-                    repo_tag.into_iter().collect(),
-                    plan.layers.iter().map(|l| layer_name(&l.diff_id)).collect(),
-                ));
+                manifest_json.push(ManifestItem {
+                    config: plan.config_name.clone(),
+                    repo_tags: Vec::new(),
+                    layers: plan.layers.iter().map(|l| layer_name(&l.diff_id)).collect(),
+                    layout_tags: BTreeMap::new(),
+                });
                 planned.push(plan);
+                manifest_json.last_mut().expect("just pushed")
             }
-        }
+        };
+        item.repo_tags
+            .extend(repo_tag.filter(|t| !item.repo_tags.contains(t)));
+        item.layout_tags.extend(renamed);
     }
     let manifest_doc: Vec<serde_json::Value> = manifest_json
         .iter()
-        .map(|(config, tags, layers)| {
-            serde_json::json!({
-                "Config": config,
-                "RepoTags": if tags.is_empty() { serde_json::Value::Null } else { serde_json::json!(tags) },
-                "Layers": layers,
-            })
+        .map(|m| {
+            let mut doc = serde_json::json!({
+                "Config": m.config,
+                "RepoTags": if m.repo_tags.is_empty() { serde_json::Value::Null } else { serde_json::json!(m.repo_tags) },
+                "Layers": m.layers,
+            });
+            if !m.layout_tags.is_empty() {
+                doc[LAYOUT_TAGS] = serde_json::json!(m.layout_tags);
+            }
+            doc
         })
         .collect();
     let io = |e: io::Error| crate::Error::Io {
@@ -342,6 +370,8 @@ struct DockerEntry {
     repo_tags: Option<Vec<String>>,
     #[serde(rename = "Layers", default)]
     layers: Vec<String>,
+    #[serde(rename = "StrataLayoutTags", default)]
+    layout_tags: BTreeMap<String, String>,
 }
 
 /// An image assembled from a docker archive.
@@ -453,7 +483,12 @@ pub(crate) fn assemble(
         });
         out.push(DockerImage {
             manifest: desc,
-            tags: entry.repo_tags.clone().unwrap_or_default(),
+            tags: entry
+                .repo_tags
+                .iter()
+                .flatten()
+                .map(|rt| entry.layout_tags.get(rt).unwrap_or(rt).clone())
+                .collect(),
         });
     }
     Ok(out)

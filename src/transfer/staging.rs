@@ -1,12 +1,10 @@
 //! Getting blobs into a layout's `blobs/` by rename only, so the layout never holds anything
 //! unverified and a failed transfer leaves it as it was:
 //! - [`Staging`]: a private layout inside the destination's `.strata-tmp/`, where an import
-//!   writes every blob through [`crate::layout::BlobWriter`] (hashed, checked against its
-//!   name, fsynced); only when every image is complete are the blobs it needs renamed into
-//!   the destination. Dropping it removes what is left. gc cannot sweep it meanwhile: the
+//!   or a copy writes every blob through [`crate::layout::BlobWriter`] (hashed, checked
+//!   against its name, fsynced) or links it ([`link_blob`]); only when every image is
+//!   complete are the blobs it needs renamed into the destination. Dropping it removes what is left. gc cannot sweep it meanwhile: the
 //!   importer holds the destination's gc lock shared, and gc needs it exclusively.
-//! - [`link_blob`]: a blob of another layout on the same file system, reflinked or
-//!   hard-linked to a temp name, verified there, then renamed into place.
 //!
 //! A rename never replaces a blob that is already there (content-addressed: it is the same
 //! content), as in the store's own writer.
@@ -14,6 +12,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::digest::HashingReader;
@@ -37,7 +36,7 @@ impl Staging {
         let created_tmp = (!tmp.exists()).then(|| tmp.clone());
         fs::create_dir_all(&tmp).at(&tmp)?;
         let dir = tempfile::Builder::new()
-            .prefix("import-")
+            .prefix("stage-")
             .tempdir_in(&tmp)
             .at(&tmp)?;
         let layout = Layout::init(&dir.path().join("layout"))?;
@@ -105,71 +104,128 @@ fn rename_into(
 /// How [`link_blob`] got a blob into place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Placed {
-    /// The destination had it.
-    Present,
     /// A reflink (a copy-on-write clone: independent of the source from now on).
     Reflink,
     /// A hard link (the same inode as the source's blob; blobs are never written in place).
     HardLink,
 }
 
-/// Links `source`'s blob into `dest` through a temp name in `tmp` (a directory on `dest`'s
-/// file system), verifying the linked file's content before it is renamed into `blobs/`.
-/// Returns `None` when neither a reflink nor a hard link is possible (another file system,
-/// a file system without links): the caller copies instead.
+/// Links `source`'s blob into the staging layout `staging` (on the destination's file
+/// system). Returns `None` when neither a reflink nor a hard link is possible (another file
+/// system, a file system without links): the caller copies instead.
+///
+/// The source must be a regular file (never a symlink) of the descriptor's size, and the
+/// staged name must be that same file. Its content is hashed only when `verify` is set: a
+/// link passes on exactly the bytes the source holds, so no corruption can arise on the way,
+/// and re-reading them would only re-check the source (what `strata fsck` is for), at the
+/// cost of reading every byte that the link saves copying.
 pub(crate) fn link_blob(
     source: &Layout,
-    dest: &Layout,
+    staging: &Layout,
     blob: &BlobRef,
-    tmp: &Path,
-    dirs: &mut BTreeSet<PathBuf>,
+    verify: bool,
 ) -> crate::Result<Option<Placed>> {
-    if super::graph::holds(dest, blob) {
-        return Ok(Some(Placed::Present));
-    }
     let from = source.blob_path(&blob.digest);
-    let temp = tmp.join(blob.digest.hex());
-    let how = if reflink(&from, &temp) {
+    let checked = regular_blob_file(&from, blob)?;
+    let staged = staging.blob_path(&blob.digest);
+    let dir = staged.parent().expect("blob paths have a parent");
+    fs::create_dir_all(dir).at(dir)?;
+    let how = if reflink(&from, &staged) {
         Placed::Reflink
-    } else if fs::hard_link(&from, &temp).is_ok() {
+    } else if fs::hard_link(&from, &staged).is_ok() {
         Placed::HardLink
     } else {
         return Ok(None);
     };
-    // Verify what is now linked (a source changed after a check would slip through).
-    if let Err(e) = verify_file(&temp, blob) {
-        let _ = fs::remove_file(&temp);
-        return Err(match e {
-            Error::DigestMismatch { digest, actual, .. } => Error::DigestMismatch {
-                digest,
-                actual,
-                path: from,
-            },
-            Error::SizeMismatch {
-                digest,
-                expected,
-                actual,
-                ..
-            } => Error::SizeMismatch {
-                digest,
-                expected,
-                actual,
-                path: from,
-            },
-            other => other,
-        });
-    }
-    if !rename_into(dest, blob, &temp, dirs)? {
-        let _ = fs::remove_file(&temp);
-        return Ok(Some(Placed::Present));
+    let check = || -> crate::Result<()> {
+        let linked = regular_blob_file(&staged, blob)?;
+        if how == Placed::HardLink && (linked.dev(), linked.ino()) != (checked.dev(), checked.ino())
+        {
+            return Err(Error::Invalid {
+                what: from.display().to_string(),
+                reason: "replaced while it was being linked".into(),
+            });
+        }
+        if verify {
+            verify_file(&staged, blob)?;
+        }
+        Ok(())
+    };
+    if let Err(e) = check() {
+        let _ = fs::remove_file(&staged);
+        return Err(blame_source(e, &from));
     }
     Ok(Some(how))
+}
+
+/// The metadata of `path`, which must be a regular file (not followed if it is a symlink) of
+/// `blob`'s size.
+fn regular_blob_file(path: &Path, blob: &BlobRef) -> crate::Result<fs::Metadata> {
+    let meta = fs::symlink_metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::BlobNotFound {
+            digest: blob.digest.clone(),
+            path: path.to_owned(),
+        },
+        _ => Error::Io {
+            path: path.to_owned(),
+            source: e,
+        },
+    })?;
+    if !meta.file_type().is_file() {
+        return Err(Error::Invalid {
+            what: path.display().to_string(),
+            reason: format!("blob {} is not a regular file", blob.digest),
+        });
+    }
+    if meta.len() != blob.size {
+        return Err(Error::SizeMismatch {
+            digest: blob.digest.clone(),
+            expected: blob.size,
+            actual: meta.len(),
+            path: path.to_owned(),
+        });
+    }
+    Ok(meta)
+}
+
+/// An error about the linked temp file, told about the source blob it came from.
+fn blame_source(e: Error, from: &Path) -> Error {
+    let path = from.to_owned();
+    match e {
+        Error::DigestMismatch { digest, actual, .. } => Error::DigestMismatch {
+            digest,
+            actual,
+            path,
+        },
+        Error::SizeMismatch {
+            digest,
+            expected,
+            actual,
+            ..
+        } => Error::SizeMismatch {
+            digest,
+            expected,
+            actual,
+            path,
+        },
+        Error::Invalid { reason, .. } => Error::Invalid {
+            what: path.display().to_string(),
+            reason,
+        },
+        other => other,
+    }
 }
 
 /// A copy-on-write clone of `from` at `to`; false (and nothing left at `to`) when the file
 /// system cannot (ext4, across file systems).
 fn reflink(from: &Path, to: &Path) -> bool {
-    let Ok(src) = fs::File::open(from) else {
+    use std::os::unix::fs::OpenOptionsExt;
+    let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+    let Ok(src) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nofollow)
+        .open(from)
+    else {
         return false;
     };
     let Ok(dst) = fs::OpenOptions::new().write(true).create_new(true).open(to) else {

@@ -630,6 +630,11 @@ fn docker_round_trip_keeps_the_tree_and_the_diff_ids() {
     let manifest: Value =
         serde_json::from_slice(&bytes[m.offset as usize..(m.offset + m.size) as usize]).unwrap();
     assert_eq!(manifest[0]["RepoTags"], serde_json::json!(["app:latest"]));
+    // The layout's own tag travels beside docker's form of it, so it comes back on import.
+    assert_eq!(
+        manifest[0]["StrataLayoutTags"],
+        serde_json::json!({"app:latest": "app"})
+    );
     let src_diff_ids = diff_ids(&at(&src, "app"));
     let layers: Vec<String> = src_diff_ids
         .iter()
@@ -651,7 +656,12 @@ fn docker_round_trip_keeps_the_tree_and_the_diff_ids() {
     ] {
         let dst = dir.path().join(format!("dst-{compress}"));
         ok(&["import", s(&archive), s(&dst), "--compress", compress]);
-        let r = at(&dst, "app:latest");
+        assert_eq!(
+            entries(&dst).into_iter().map(|e| e.0).collect::<Vec<_>>(),
+            [Some("app".to_owned())],
+            "{compress}: the tag did not survive the round trip"
+        );
+        let r = at(&dst, "app");
         assert_eq!(diff_ids(&r), src_diff_ids, "{compress}");
         assert!(layer_media_types(&r).iter().all(|m| m == mt), "{compress}");
         fsck_ok(&dst);
@@ -665,8 +675,40 @@ fn docker_round_trip_keeps_the_tree_and_the_diff_ids() {
     let again = dir.path().join("again");
     ok(&["import", s(&archive), s(&again)]);
     assert_eq!(
-        tag_digest(&again, "app:latest"),
-        tag_digest(&dir.path().join("dst-gzip"), "app:latest")
+        tag_digest(&again, "app"),
+        tag_digest(&dir.path().join("dst-gzip"), "app")
+    );
+    // Without strata's field (an archive that docker save wrote), RepoTags are the tags.
+    let plain = dir.path().join("plain.tar");
+    let mut rewritten = Vec::new();
+    {
+        let mut builder = tar::Builder::new(&mut rewritten);
+        for m in &list {
+            let mut content = bytes[m.offset as usize..(m.offset + m.size) as usize].to_vec();
+            if m.name == "manifest.json" {
+                let mut doc = manifest.clone();
+                doc[0].as_object_mut().unwrap().remove("StrataLayoutTags");
+                content = serde_json::to_vec(&doc).unwrap();
+            }
+            let mut header = tar::Header::new_ustar();
+            header.set_size(content.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder
+                .append_data(&mut header, &m.name, &content[..])
+                .unwrap();
+        }
+        builder.finish().unwrap();
+    }
+    write(&plain, &rewritten);
+    let docker_named = dir.path().join("docker-named");
+    ok(&["import", s(&plain), s(&docker_named)]);
+    assert_eq!(
+        entries(&docker_named)
+            .into_iter()
+            .map(|e| e.0)
+            .collect::<Vec<_>>(),
+        [Some("app:latest".to_owned())]
     );
 }
 
@@ -1143,27 +1185,70 @@ fn copy_of_an_index_by_platform_and_whole() {
     fsck_ok(&one);
 }
 
+/// Copies `src:a` into a fresh clone of `dst` and expects a refusal that names `needle`,
+/// with the destination unchanged.
+fn copy_refused(src: &Path, dst: &Path, extra: &[&str], needle: &str) {
+    let before = snapshot(dst);
+    let source = at(src, "a");
+    let mut args = vec!["copy"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[&source, s(dst)]);
+    let err = fails(&args, 1);
+    assert!(err.contains(needle), "{args:?}: {err}");
+    assert!(
+        snapshot(dst) == before,
+        "{args:?}: a failed copy changed the layout"
+    );
+}
+
 #[test]
 fn corrupt_source_blobs_are_not_passed_on() {
     let dir = tempdir();
     let (src, images) = layout_with_images(dir.path(), "src", &["a"]);
-    let layer = src.blob_path(&images[0].layers[0]);
-    let mut bytes = read(&layer);
-    bytes[0] ^= 0xff;
-    write(&layer, &bytes);
-    // copy: refused, naming the blob, the destination unchanged.
     let (dst, _) = layout_with_images(dir.path(), "dst", &["x"]);
-    let before = snapshot(dst.root());
-    let err = fails(&["copy", &at(src.root(), "a"), s(dst.root())], 1);
-    assert!(err.contains(&images[0].layers[0].to_string()), "{err}");
-    assert!(
-        snapshot(dst.root()) == before,
-        "a failed copy changed the layout"
-    );
-    // export: refused, and no archive is left behind.
+    let layer_digest = images[0].layers[0].to_string();
+    let layer = src.blob_path(&images[0].layers[0]);
+    let good = read(&layer);
+    let mut flipped = good.clone();
+    flipped[0] ^= 0xff;
+    write(&layer, &flipped);
+
+    // --verify hashes linked blobs: refused, naming the blob.
+    copy_refused(src.root(), dst.root(), &["--verify"], &layer_digest);
+    // A wrong size is caught without reading the content.
+    write(&layer, &good[..good.len() - 1]);
+    copy_refused(src.root(), dst.root(), &[], &layer_digest);
+    // A symlink standing in for a blob is never linked, even to the right bytes.
+    let elsewhere = dir.path().join("elsewhere");
+    write(&elsewhere, &good);
+    std::fs::remove_file(&layer).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &layer).unwrap();
+    copy_refused(src.root(), dst.root(), &[], "not a regular file");
+    // Documents are always hashed: a corrupt config stops the copy.
+    std::fs::remove_file(&layer).unwrap();
+    write(&layer, &good);
+    let config = src.blob_path(&images[0].config);
+    let config_bytes = read(&config);
+    let mut bad_config = config_bytes.clone();
+    bad_config[0] ^= 0x01;
+    write(&config, &bad_config);
+    copy_refused(src.root(), dst.root(), &[], &images[0].config.to_string());
+    write(&config, &config_bytes);
+
+    // Without --verify a same-size corrupt layer is linked as it is (the link carries the
+    // source's bytes, no worse than they were), and fsck of either layout names it.
+    write(&layer, &flipped);
+    let plain = dir.path().join("plain");
+    ok(&["copy", &at(src.root(), "a"), s(&plain)]);
+    let r = run(&["fsck", s(&plain)]);
+    assert_ne!(r.code, 0, "fsck passed a corrupt linked blob");
+    let said = format!("{}{}", r.stdout, r.stderr);
+    assert!(said.contains(&layer_digest), "{said}");
+
+    // export reads every byte: refused, and no archive is left behind.
     let out = dir.path().join("a.tar");
     let err = fails(&["export", &at(src.root(), "a"), "-o", s(&out)], 1);
-    assert!(err.contains(&images[0].layers[0].to_string()), "{err}");
+    assert!(err.contains(&layer_digest), "{err}");
     assert!(!out.exists(), "a failed export left an archive");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
