@@ -207,29 +207,48 @@ impl Output {
     }
 }
 
+/// One transfer progress line: label, a bar and percentage when the total is known, bytes,
+/// rate and time left. The rate is shown only after a fifth of a second: before that it is
+/// noise.
+fn transfer_line(label: &str, p: strata::transfer::Progress, secs: f64) -> String {
+    const WIDTH: u64 = 24;
+    let rate = if secs > 0.2 {
+        p.done as f64 / secs
+    } else {
+        0.0
+    };
+    let mut line = label.to_owned();
+    match p.total {
+        Some(total) => {
+            let done = p.done.min(total);
+            let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
+            let pct = (done * 100).checked_div(total).unwrap_or(100);
+            line.push_str(&format!(
+                " [{}{}] {pct:>3}%  {} / {}",
+                "#".repeat(filled as usize),
+                "-".repeat((WIDTH - filled) as usize),
+                human_size(done),
+                human_size(total)
+            ));
+            if rate > 0.0 && total > done {
+                let eta = ((total - done) as f64 / rate).ceil() as u64;
+                line.push_str(&format!("  ETA {}:{:02}", eta / 60, eta % 60));
+            }
+        }
+        None => line.push_str(&format!("  {}", human_size(p.done))),
+    }
+    if rate > 0.0 {
+        line.push_str(&format!("  {}/s", human_size(rate as u64)));
+    }
+    line
+}
+
 impl TransferProgress {
     pub fn update(&mut self, p: strata::transfer::Progress) {
         if !self.enabled {
             return;
         }
-        let secs = self.start.elapsed().as_secs_f64();
-        let rate = if secs > 0.2 {
-            p.done as f64 / secs
-        } else {
-            0.0
-        };
-        let mut line = format!("{}  {}", self.label, human_size(p.done));
-        if let Some(total) = p.total {
-            let pct = (p.done * 100).checked_div(total).unwrap_or(100);
-            line.push_str(&format!(" / {} ({pct}%)", human_size(total)));
-            if rate > 0.0 && total > p.done {
-                let eta = ((total - p.done) as f64 / rate).ceil() as u64;
-                line.push_str(&format!("  ETA {}:{:02}", eta / 60, eta % 60));
-            }
-        }
-        if rate > 0.0 {
-            line.push_str(&format!("  {}/s", human_size(rate as u64)));
-        }
+        let line = transfer_line(self.label, p, self.start.elapsed().as_secs_f64());
         eprint!("\r\x1b[2K{line}");
         self.drawn = true;
     }
@@ -239,5 +258,49 @@ impl TransferProgress {
             eprint!("\r\x1b[2K");
             self.drawn = false;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata::transfer::Progress;
+
+    #[test]
+    fn transfer_line_shows_bar_bytes_rate_and_time_left() {
+        let mib = 1 << 20;
+        let p = Progress {
+            done: 25 * mib,
+            total: Some(100 * mib),
+        };
+        assert_eq!(
+            transfer_line("import", p, 5.0),
+            "import [######------------------]  25%  25.0 MiB / 100.0 MiB  ETA 0:15  5.0 MiB/s"
+        );
+        // No rate in the first moments, no time left once done, no bar without a total.
+        assert_eq!(
+            transfer_line("copy", p, 0.1),
+            "copy [######------------------]  25%  25.0 MiB / 100.0 MiB"
+        );
+        let done = Progress {
+            done: 100 * mib,
+            total: Some(100 * mib),
+        };
+        assert!(transfer_line("copy", done, 2.0).contains("[########################] 100%"));
+        assert!(!transfer_line("copy", done, 2.0).contains("ETA"));
+        let open = Progress {
+            done: 3 * mib,
+            total: None,
+        };
+        assert_eq!(
+            transfer_line("import", open, 1.0),
+            "import  3.0 MiB  3.0 MiB/s"
+        );
+        // An empty transfer is complete, not a division by zero.
+        let empty = Progress {
+            done: 0,
+            total: Some(0),
+        };
+        assert!(transfer_line("copy", empty, 1.0).contains("100%"));
     }
 }
