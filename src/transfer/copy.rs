@@ -17,8 +17,8 @@ use serde::Serialize;
 
 use super::error::{Error, Result};
 use super::graph::{add_referrers, holds, walk, Item, Role, Walked};
-use super::import::{clashes, publish_entries};
 use super::staging::{link_blob, Placed, Staging};
+use super::tags::{clashes, publish_entries};
 use super::{Chosen, ProgressFn, Ticker};
 use crate::error::IoContext;
 use crate::layout::reference::validate_tag;

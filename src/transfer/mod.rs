@@ -25,8 +25,10 @@ mod graph;
 pub mod import;
 mod members;
 pub mod oci_archive;
+mod read_archive;
 mod select;
 mod staging;
+mod tags;
 mod tar_out;
 
 pub use error::{Error, Result};
