@@ -492,3 +492,130 @@ fn leftover_temp_files_pass_fsck_and_gc_removes_them() {
     assert_eq!(tags["three"], images[0].manifest.digest);
     assert_eq!(tags["two"], images[1].manifest.digest);
 }
+
+#[test]
+fn killed_imports_and_copies_change_nothing_but_their_own_tags() {
+    const ITERATIONS: u64 = 24;
+    const SOURCES: usize = 6;
+    let dir = tempdir();
+    let (layout, _) = big_layout(dir.path());
+    let root: PathBuf = layout.root().to_owned();
+    let lay = s(&root).to_owned();
+    let names: Vec<String> = (0..SOURCES).map(|i| format!("src-{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let (source, images) = layout_with_images(dir.path(), "source", &names);
+    let archives: Vec<PathBuf> = names
+        .iter()
+        .map(|n| {
+            let a = dir.path().join(format!("{n}.tar"));
+            ok(&["export", &format!("{}:{n}", s(source.root())), "-o", s(&a)]);
+            a
+        })
+        .collect();
+
+    // Mid-stream: the archive's first half is in, the importer waits for the rest.
+    let bytes = std::fs::read(&archives[0]).expect("reading the archive");
+    let index_before = std::fs::read(root.join("index.json")).expect("index.json");
+    let blobs_before = stored_blobs(&root);
+    let mut child = strata(&["import", "-", &lay, "--tag", "half"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning strata import");
+    let mut stdin = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut stdin, &bytes[..bytes.len() / 2]).expect("feeding half");
+    let known = temp_files(&root);
+    let staged = new_temp_file(&root, known);
+    let end = run_and_kill(child, When::After(staged, Duration::from_millis(50)));
+    drop(stdin);
+    assert!(matches!(end, End::Killed), "import ended before the kill");
+    assert_eq!(
+        std::fs::read(root.join("index.json")).unwrap(),
+        index_before,
+        "a killed import changed index.json"
+    );
+    assert_eq!(
+        stored_blobs(&root),
+        blobs_before,
+        "a killed import published blobs"
+    );
+    let report = json(&["fsck", &lay, "--json"]);
+    assert_eq!(report["ok"], true, "{report}");
+
+    // At random moments, over an undisturbed run's length and a little more.
+    let import_time = time_of(
+        &["import", s(&archives[0]), &lay, "--tag", "calibrate"],
+        &|| {
+            ok(&["untag", &format!("{lay}:calibrate")]);
+        },
+    );
+    let (mut killed, mut exited, mut mid_work) = (0, 0, 0);
+    for it in 0..ITERATIONS {
+        let mut rng = Rng::new(1000 + it);
+        let k = rng.below(SOURCES as u64) as usize;
+        let tag = format!("moved-{it}");
+        let before = tag_map(&root);
+        let temps_before = temp_files(&root);
+        let expected_new = BTreeMap::from([(tag.clone(), images[k].manifest.digest.to_string())]);
+        let (what, args) = if it % 2 == 0 {
+            (
+                "import",
+                vec![
+                    "import".to_owned(),
+                    s(&archives[k]).to_owned(),
+                    lay.clone(),
+                    "--tag".into(),
+                    tag.clone(),
+                ],
+            )
+        } else {
+            (
+                "copy",
+                vec![
+                    "copy".to_owned(),
+                    format!("{}:{}", s(source.root()), names[k]),
+                    format!("{lay}:{tag}"),
+                ],
+            )
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let deadline = Instant::now()
+            + Duration::from_micros(rng.below(import_time.as_micros() as u64 * 5 / 4 + 200));
+        let end = run_and_kill(spawn(&args), When::At(deadline));
+        assert_exited_ok(&end, what);
+        match end {
+            End::Killed => {
+                killed += 1;
+                if temp_files(&root).iter().any(|n| !temps_before.contains(n)) {
+                    mid_work += 1;
+                }
+            }
+            End::Exited(_) => exited += 1,
+        }
+        check_after_kill(
+            &root,
+            &before,
+            None,
+            &expected_new,
+            &mut rng,
+            &format!("iteration {it} ({what})"),
+        );
+    }
+    eprintln!(
+        "{killed} imports and copies killed ({mid_work} with staging begun), {exited} exited on their own"
+    );
+    assert!(
+        killed >= ITERATIONS / 4 && mid_work >= 2,
+        "too few kills ({killed}, {mid_work} mid-work) to test anything"
+    );
+
+    // gc clears what the kills left; every tag still resolves.
+    let before = tag_map(&root);
+    ok(&["gc", &lay]);
+    assert_eq!(tag_map(&root), before);
+    let report = json(&["fsck", &lay, "--json"]);
+    assert_eq!(report["ok"], true, "{report}");
+    let left = temp_files(&root);
+    assert!(left.is_empty(), "gc left temp files: {left:?}");
+}
