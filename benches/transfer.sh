@@ -245,7 +245,7 @@ MAXRSS=$(awk -F'\t' 'NR > 1 && $3 == "strata" {if ($7 > m) m = $7} END {print m 
             echo "$IMG $phase strata/skopeo, median of ${NROUNDS[$IMG]} per-pair ratios: $r (per pair: $(paste -sd' ' "$RES/ratios-$IMG-$phase.txt"))   $(verdict "$r" "$(goal "$phase")")"
         done
     done
-    echo "strata peak RSS over all runs: $MAXRSS KB   goal < 102400 KB (100 MiB): $(verdict "$MAXRSS" 102399)"
+    echo "strata peak RSS over all runs: $MAXRSS KB   under 100 MiB: $(verdict "$MAXRSS" 102399)"
     echo "load average at start / end: $(grep -o 'start: [0-9. ]*' "$RES/environment.txt" | cut -d' ' -f2-4) / $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "every run's output was checked (runs.tsv, column 'check')"
     echo "raw results: $RES"
