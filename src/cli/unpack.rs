@@ -75,6 +75,10 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         Progress::Bytes(b) => progress.bytes(b),
     })?;
     progress.done();
+    out.info(format_args!(
+        "paths under the rootfs resolved by {}",
+        strata::layer::path_resolution()
+    ));
     for w in &report.warnings {
         out.warn(w);
     }

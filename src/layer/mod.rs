@@ -1,11 +1,13 @@
-//! Layers: their compression, and applying a layer's tar stream to a rootfs
-//! ([`apply`]). Building layers from trees and diffing belong here too, later.
+//! Layers: their compression, applying a layer's tar stream to a rootfs ([`apply`]), and
+//! building layers from trees ([`build`], [`write`]).
 
 pub mod apply;
 pub mod build;
 mod pgzip;
 pub(crate) mod root;
 pub mod write;
+
+pub use root::resolution as path_resolution;
 
 use std::io::{self, BufReader, Read};
 

@@ -3,11 +3,23 @@
 //! chroot; the last component is never followed (every call works on a parent directory fd
 //! and a single name). Missing parents are created, and a parent that is not a directory is
 //! replaced by one, as umoci does.
+//!
+//! Where `openat2` is missing (kernels before 5.6, seccomp profiles of older container
+//! runtimes that answer ENOSYS or EPERM), [`resolve_in_userspace`] gives the same answers: it
+//! only ever descends by one name with `O_NOFOLLOW`, reads each symlink itself, and takes
+//! `..` by dropping the last directory it holds, so the kernel never walks a `..` or a link
+//! for it. Unlike `openat2` it cannot notice a directory being moved out of the root while
+//! it walks, which needs someone else writing in the rootfs at the same time; a hostile
+//! image alone cannot. `STRATA_RESOLVE=userspace` forces it (for tests and for comparing).
 
-use std::ffi::OsStr;
+use std::collections::VecDeque;
+use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
@@ -60,13 +72,20 @@ impl Root {
         } else {
             dir
         };
-        loop {
-            match rfs::openat2(&self.fd, target, DIR_PATH, Mode::empty(), IN_ROOT) {
-                // The kernel asks for a retry when a rename raced the lookup.
-                Err(Errno::AGAIN) => continue,
-                other => return other.map_err(io::Error::from),
+        if !resolving_in_userspace() {
+            loop {
+                match rfs::openat2(&self.fd, target, DIR_PATH, Mode::empty(), IN_ROOT) {
+                    // The kernel asks for a retry when a rename raced the lookup.
+                    Err(Errno::AGAIN) => continue,
+                    Err(Errno::NOSYS | Errno::PERM) => {
+                        OPENAT2_MISSING.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    other => return other.map_err(io::Error::from),
+                }
             }
         }
+        resolve_in_userspace(&self.fd, target)
     }
 
     /// The directory `dir` (relative to the root) if it exists, following symlinks inside the
@@ -123,6 +142,91 @@ impl Root {
             }
         }
         Ok(current)
+    }
+}
+
+/// Set once `openat2` has answered that it is not there.
+static OPENAT2_MISSING: AtomicBool = AtomicBool::new(false);
+
+/// How paths under a rootfs are being resolved in this process: "openat2" or "userspace".
+pub fn resolution() -> &'static str {
+    if resolving_in_userspace() {
+        "userspace"
+    } else {
+        "openat2"
+    }
+}
+
+fn resolving_in_userspace() -> bool {
+    static FORCED: OnceLock<bool> = OnceLock::new();
+    *FORCED.get_or_init(|| std::env::var_os("STRATA_RESOLVE").is_some_and(|v| v == "userspace"))
+        || OPENAT2_MISSING.load(Ordering::Relaxed)
+}
+
+/// Symlinks followed in one resolution before giving up with ELOOP, as the kernel does.
+const MAX_SYMLINKS: usize = 40;
+
+/// The directory `path` under `root` as `openat2(RESOLVE_IN_ROOT)` would open it (an `O_PATH`
+/// handle): `..` never above `root`, absolute symlinks relative to it, every symlink on the
+/// way followed, the result a directory (else ENOTDIR), ENOENT for a missing component,
+/// ELOOP after [`MAX_SYMLINKS`] links.
+pub fn resolve_in_userspace(root: &OwnedFd, path: &Path) -> io::Result<OwnedFd> {
+    // The directories walked into below the root; `..` pops one.
+    let mut held: Vec<OwnedFd> = Vec::new();
+    let mut pending: VecDeque<OsString> = VecDeque::new();
+    push_front_components(&mut pending, path, &mut held);
+    let mut links = 0;
+    while let Some(name) = pending.pop_front() {
+        if name == ".." {
+            held.pop();
+            continue;
+        }
+        let here = held.last().unwrap_or(root);
+        let fd = rfs::openat(here, &*name, DIR_PATH_ANY | OFlags::NOFOLLOW, Mode::empty())?;
+        let kind = FileType::from_raw_mode(rfs::fstat(&fd)?.st_mode);
+        match kind {
+            FileType::Directory => held.push(fd),
+            FileType::Symlink => {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(Errno::LOOP.into());
+                }
+                // Read through the handle just opened, so the link read is the link checked.
+                let target = rfs::readlinkat(&fd, "", Vec::new())?;
+                if target.as_bytes().is_empty() {
+                    return Err(Errno::NOENT.into());
+                }
+                let target = Path::new(OsStr::from_bytes(target.as_bytes()));
+                push_front_components(&mut pending, target, &mut held);
+            }
+            _ => return Err(Errno::NOTDIR.into()),
+        }
+    }
+    match held.pop() {
+        Some(fd) => Ok(fd),
+        None => Ok(rfs::openat(root, ".", DIR_PATH, Mode::empty())?),
+    }
+}
+
+/// An `O_PATH` handle on anything (a symlink too, with `NOFOLLOW`), checked by the caller.
+const DIR_PATH_ANY: OFlags = OFlags::PATH.union(OFlags::CLOEXEC);
+
+/// Puts `path`'s components in front of `pending`; an absolute path starts again at the root.
+fn push_front_components(pending: &mut VecDeque<OsString>, path: &Path, held: &mut Vec<OwnedFd>) {
+    let mut names = Vec::new();
+    for component in path.components() {
+        match component {
+            Component::RootDir | Component::Prefix(_) => {
+                held.clear();
+                names.clear();
+            }
+            Component::CurDir => {}
+            Component::ParentDir => names.push(OsString::from("..")),
+            Component::Normal(n) => names.push(n.to_owned()),
+        }
+    }
+    for name in names.into_iter().rev() {
+        pending.push_front(name);
     }
 }
 
@@ -183,4 +287,152 @@ pub fn children(dir: &OwnedFd) -> io::Result<Vec<std::ffi::OsString>> {
         }
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A tree full of the links a hostile image plants, beside an `outside` directory that
+    /// must never be reached.
+    fn tricky_tree() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("a/b/c")).unwrap();
+        std::fs::create_dir_all(dir.path().join("outside/a/b/c")).unwrap();
+        std::fs::write(root.join("f"), b"file").unwrap();
+        let links: &[(&str, &str)] = &[
+            ("abs", "/a/b"),
+            ("rel", "a/b"),
+            ("up", "../../../.."),
+            ("upabs", "../outside/a"),
+            ("chain1", "chain2"),
+            ("chain2", "./a/"),
+            ("loop1", "loop2"),
+            ("loop2", "loop1"),
+            ("tofile", "f"),
+            ("dangling", "nowhere/else"),
+            ("a/b/back", "../.."),
+            ("a/b/rootlink", "/"),
+            ("a/b/hostabs", "/../../outside"),
+            ("selfdir", "."),
+        ];
+        for (name, target) in links {
+            symlink(target, root.join(name)).unwrap();
+        }
+        // Chains of exactly the kernel's limit and one more.
+        for (prefix, n) in [("ok", MAX_SYMLINKS), ("over", MAX_SYMLINKS + 1)] {
+            for i in 0..n {
+                let next = if i + 1 == n {
+                    "a".to_owned()
+                } else {
+                    format!("{prefix}{}", i + 1)
+                };
+                symlink(&next, root.join(format!("{prefix}{i}"))).unwrap();
+            }
+        }
+        (dir, root)
+    }
+
+    const PATHS: &[&str] = &[
+        ".",
+        "a",
+        "a/b",
+        "a/b/c",
+        "abs",
+        "abs/c",
+        "rel/c",
+        "up",
+        "up/a/b",
+        "upabs",
+        "chain1/b",
+        "loop1",
+        "loop1/x",
+        "tofile",
+        "f",
+        "f/x",
+        "dangling",
+        "a/b/back/a",
+        "a/b/rootlink/a/b/c",
+        "../a",
+        "/a/b",
+        "a/./b/../b/c",
+        "a/../../../a",
+        "missing",
+        "missing/x",
+        "a/b/hostabs",
+        "a/b/hostabs/a",
+        "selfdir/selfdir/a",
+        "ok0",
+        "ok0/b",
+        "over0",
+        "a/b/c/../../../../f/..",
+    ];
+
+    /// (device, inode) of the directory, or the errno.
+    fn outcome(r: io::Result<OwnedFd>) -> Result<(u64, u64), i32> {
+        match r {
+            Ok(fd) => {
+                let st = rfs::fstat(&fd).unwrap();
+                Ok((st.st_dev, st.st_ino))
+            }
+            Err(e) => Err(e.raw_os_error().unwrap()),
+        }
+    }
+
+    fn id(path: &Path) -> Result<(u64, u64), i32> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).unwrap();
+        Ok((m.dev(), m.ino()))
+    }
+
+    #[test]
+    fn userspace_resolution_stays_in_the_root() {
+        let (_dir, root_path) = tricky_tree();
+        let root = Root::open(&root_path).unwrap();
+        let us = |p: &str| outcome(resolve_in_userspace(&root.fd, Path::new(p)));
+        let enoent = Err(Errno::NOENT.raw_os_error());
+        let enotdir = Err(Errno::NOTDIR.raw_os_error());
+        let eloop = Err(Errno::LOOP.raw_os_error());
+        assert_eq!(us("."), id(&root_path));
+        assert_eq!(us("up"), id(&root_path));
+        assert_eq!(us("up/a/b"), id(&root_path.join("a/b")));
+        assert_eq!(us("../a"), id(&root_path.join("a")));
+        assert_eq!(us("a/b/rootlink/a/b/c"), id(&root_path.join("a/b/c")));
+        assert_eq!(us("a/b/hostabs/a"), enoent, "reached the host's outside/");
+        assert_eq!(us("upabs"), enoent, "reached the host's outside/a");
+        assert_eq!(us("abs/c"), id(&root_path.join("a/b/c")));
+        assert_eq!(us("chain1/b"), id(&root_path.join("a/b")));
+        assert_eq!(us("tofile"), enotdir);
+        assert_eq!(us("f/x"), enotdir);
+        assert_eq!(us("dangling"), enoent);
+        assert_eq!(us("loop1"), eloop);
+        assert_eq!(us("ok0/b"), id(&root_path.join("a/b")));
+        assert_eq!(us("over0"), eloop);
+    }
+
+    #[test]
+    fn userspace_resolution_answers_as_openat2_does() {
+        let (_dir, root_path) = tricky_tree();
+        let root = Root::open(&root_path).unwrap();
+        let kernel = |p: &str| {
+            outcome(
+                rfs::openat2(&root.fd, p, DIR_PATH, Mode::empty(), IN_ROOT)
+                    .map_err(io::Error::from),
+            )
+        };
+        if kernel(".") == Err(Errno::NOSYS.raw_os_error()) {
+            // Nothing to compare with on this kernel; the expectations above still ran.
+            eprintln!("openat2 is missing here: comparison skipped");
+            return;
+        }
+        for p in PATHS {
+            assert_eq!(
+                outcome(resolve_in_userspace(&root.fd, Path::new(p))),
+                kernel(p),
+                "{p}"
+            );
+        }
+    }
 }

@@ -154,45 +154,6 @@ fn gzip_layers() -> Vec<(Vec<u8>, Packing)> {
         .collect()
 }
 
-/// Path → (type, mode, owner, mtime, content or link target) of an unpacked rootfs.
-fn tree(root: &Path) -> BTreeMap<PathBuf, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read_dir") {
-            let path = entry.expect("entry").path();
-            let meta = std::fs::symlink_metadata(&path).expect("lstat");
-            let rel = path.strip_prefix(root).expect("under root").to_owned();
-            let what = if meta.is_dir() {
-                stack.push(path.clone());
-                "dir".to_owned()
-            } else if meta.file_type().is_symlink() {
-                format!(
-                    "link {}",
-                    std::fs::read_link(&path).expect("readlink").display()
-                )
-            } else {
-                format!(
-                    "file nlink={} {}",
-                    meta.nlink(),
-                    crate::util::sha256(&read(&path))
-                )
-            };
-            out.insert(
-                rel,
-                format!(
-                    "{what} mode={:o} {}:{} mtime={}",
-                    meta.mode() & 0o7777,
-                    meta.uid(),
-                    meta.gid(),
-                    meta.mtime()
-                ),
-            );
-        }
-    }
-    out
-}
-
 /// Unpacks `reference` into `dir/name` and returns its rootfs tree.
 fn unpacked(reference: &str, dir: &Path, name: &str) -> BTreeMap<PathBuf, String> {
     let bundle = dir.join(name);

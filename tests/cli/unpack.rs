@@ -368,34 +368,64 @@ fn hostile_layers_never_touch_anything_outside_the_bundle() {
         true,
     ));
 
+    // Every case twice: parents resolved by openat2, and by the userspace walk used where
+    // openat2 is missing. Both must keep the canary safe and give the same tree.
     for (name, layers, refused) in cases {
         let dir = tempdir();
         let layout = layout_at(dir.path());
         let packed: Vec<(Vec<u8>, Packing)> =
             layers.into_iter().map(|l| (l, Packing::Plain)).collect();
         write_layered_image(&layout, "t", &packed, serde_json::json!({}));
-        let bundle = dir.path().join("bundle");
-        let r = run(&["unpack", &format!("{}:t", s(layout.root())), s(&bundle)]);
-        canary.assert_untouched(name);
-        if refused {
-            assert_eq!(
-                r.code, 1,
-                "{name}: expected a refusal, got:\n{}{}",
-                r.stdout, r.stderr
-            );
-            assert!(
-                r.stderr.contains("layer sha256:") && r.stderr.contains("entry"),
-                "{name}: {}",
-                r.stderr
-            );
-            assert!(
-                !bundle.exists(),
-                "{name}: a failed unpack left the bundle behind"
-            );
-        } else {
-            assert!(r.code == 0 || r.code == 1, "{name}: {}", r.stderr);
-            assert!(!r.stderr.contains("panicked"), "{name}: {}", r.stderr);
+        let mut trees = Vec::new();
+        for resolve in ["kernel", "userspace"] {
+            let what = format!("{name} ({resolve})");
+            let bundle = dir.path().join(format!("bundle-{resolve}"));
+            let args = [
+                "unpack",
+                "-v",
+                &format!("{}:t", s(layout.root())),
+                s(&bundle),
+            ];
+            let r = run_with_env(&args, &[("STRATA_RESOLVE", resolve)]);
+            if r.code == 0 {
+                let mode = if resolve == "kernel" {
+                    "openat2"
+                } else {
+                    resolve
+                };
+                assert!(
+                    r.stderr.contains(&format!("resolved by {mode}")),
+                    "{what}: {}",
+                    r.stderr
+                );
+            }
+            canary.assert_untouched(&what);
+            if refused {
+                assert_eq!(
+                    r.code, 1,
+                    "{what}: expected a refusal, got:\n{}{}",
+                    r.stdout, r.stderr
+                );
+                assert!(
+                    r.stderr.contains("layer sha256:") && r.stderr.contains("entry"),
+                    "{what}: {}",
+                    r.stderr
+                );
+                assert!(
+                    !bundle.exists(),
+                    "{what}: a failed unpack left the bundle behind"
+                );
+            } else {
+                assert!(r.code == 0 || r.code == 1, "{what}: {}", r.stderr);
+                assert!(!r.stderr.contains("panicked"), "{what}: {}", r.stderr);
+            }
+            let rootfs = bundle.join("rootfs");
+            trees.push((r.code, rootfs.exists().then(|| tree(&rootfs))));
         }
+        assert_eq!(
+            trees[0], trees[1],
+            "{name}: openat2 and the userspace walk disagree"
+        );
     }
 }
 

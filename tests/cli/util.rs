@@ -53,6 +53,15 @@ pub fn run(args: &[&str]) -> Run {
     finish(args, out)
 }
 
+/// Runs strata with extra environment variables, whatever the exit code.
+pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = strata(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("running strata {args:?}: {e}"));
+    finish(args, out)
+}
+
 /// Runs strata, asserts exit 0, returns stdout.
 pub fn ok(args: &[&str]) -> String {
     let r = run(args);
@@ -566,4 +575,47 @@ impl Default for TarBuilder {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Path → (type, mode, owner, mtime, content, link target or device) of every entry under
+/// `root`, for comparing unpacked trees. Special files are never opened.
+pub fn tree(root: &Path) -> BTreeMap<PathBuf, String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("lstat");
+            let rel = path.strip_prefix(root).expect("under root").to_owned();
+            let kind = meta.file_type();
+            let what = if kind.is_dir() {
+                stack.push(path.clone());
+                "dir".to_owned()
+            } else if kind.is_symlink() {
+                format!(
+                    "link {}",
+                    std::fs::read_link(&path).expect("readlink").display()
+                )
+            } else if kind.is_file() {
+                let bytes = std::fs::read(&path).expect("read");
+                format!("file nlink={} {}", meta.nlink(), sha256(&bytes))
+            } else if kind.is_char_device() || kind.is_block_device() {
+                format!("device rdev={:x}", meta.rdev())
+            } else {
+                "fifo or socket".to_owned()
+            };
+            out.insert(
+                rel,
+                format!(
+                    "{what} mode={:o} {}:{} mtime={}",
+                    meta.mode() & 0o7777,
+                    meta.uid(),
+                    meta.gid(),
+                    meta.mtime()
+                ),
+            );
+        }
+    }
+    out
 }
