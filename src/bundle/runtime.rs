@@ -25,7 +25,7 @@
 //!   written ` alice` is not alice to umoci; glibc skips leading spaces).
 //! - A user spec with more than one `:` is refused (umoci ignores what follows the second).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
@@ -37,6 +37,7 @@ use serde_json::{json, Value};
 
 use crate::bundle::idmap::{IdMap, IdMapping};
 use crate::error::{Error, IoContext};
+use crate::layer::root::walk_in_root;
 use crate::spec::{ContainerConfig, ImageConfig};
 
 /// Options for the runtime config.
@@ -61,8 +62,6 @@ const HOSTNAME: &str = "strata";
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// The largest uid or gid accepted (ids are signed 32-bit in the kernel ABI; -1 is "none").
 const MAX_ID: u32 = i32::MAX as u32;
-/// Symlinks followed while resolving a path in the rootfs (Linux's own limit).
-const MAX_SYMLINKS: usize = 40;
 /// `/etc/passwd` or `/etc/group` larger than this is refused rather than read into memory.
 const MAX_DB_BYTES: u64 = 16 << 20;
 /// The default capability set (umoci's, which is runc's `spec` default).
@@ -608,81 +607,37 @@ fn read_db(root: &OwnedFd, rootfs: &Path, rel: &str) -> crate::Result<Option<Vec
     Ok(Some(data))
 }
 
-/// Splits a path into the components to walk (`.` and empty ones dropped, `..` kept).
-fn components(path: &[u8]) -> Vec<Vec<u8>> {
-    path.split(|&b| b == b'/')
-        .filter(|c| !c.is_empty() && *c != b".")
-        .map(<[u8]>::to_vec)
-        .collect()
-}
-
-/// Opens the regular file at `path` for reading, resolving it as if `root` were `/`: `..`
-/// stops at the root, absolute symlinks restart from it, at most [`MAX_SYMLINKS`] symlinks
-/// are followed. Each component is looked up with `O_NOFOLLOW` relative to a held directory
-/// fd, so a concurrent rename cannot move the walk outside the root either (`..` pops
-/// the held fds; it never asks the kernel for a parent). `Ok(None)` when the path does not
-/// exist or crosses a non-directory; an error for a symlink loop or a final component that
-/// is not a regular file.
+/// Opens the regular file at `path` for reading, resolving it as if `root` were `/` (see
+/// [`walk_in_root`]: no step ever leaves the root, whatever the links say). `Ok(None)` when
+/// the path does not exist or crosses a non-directory; an error for a symlink loop or a
+/// final component that is not a regular file.
 fn open_in_root(root: &OwnedFd, path: &str) -> io::Result<Option<File>> {
-    let mut pending: VecDeque<Vec<u8>> = components(path.as_bytes()).into();
-    // The directories walked into below the root; the current one is the last.
-    let mut dirs: Vec<OwnedFd> = Vec::new();
-    let mut hops = 0;
-    while let Some(name) = pending.pop_front() {
-        if name == b".." {
-            dirs.pop();
-            continue;
+    let reached = match walk_in_root(root, Path::new(path)) {
+        Ok(r) => r,
+        Err(e) if matches!(Errno::from_io_error(&e), Some(Errno::NOENT | Errno::NOTDIR)) => {
+            return Ok(None)
         }
-        let dir = dirs.last().unwrap_or(root);
-        let fd = match rfs::openat(
-            dir,
-            name.as_slice(),
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT | Errno::NOTDIR) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
-        let stat = rfs::fstat(&fd)?;
-        match FileType::from_raw_mode(stat.st_mode) {
-            FileType::Symlink => {
-                hops += 1;
-                if hops > MAX_SYMLINKS {
-                    return Err(Errno::LOOP.into());
-                }
-                let target = rfs::readlinkat(&fd, "", Vec::new())?.into_bytes();
-                if target.first() == Some(&b'/') {
-                    dirs.clear();
-                }
-                for component in components(&target).into_iter().rev() {
-                    pending.push_front(component);
-                }
-            }
-            FileType::Directory => dirs.push(fd),
-            FileType::RegularFile if pending.is_empty() => {
-                let file = rfs::openat(
-                    dir,
-                    name.as_slice(),
-                    OFlags::RDONLY
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC
-                        | OFlags::NONBLOCK
-                        | OFlags::NOCTTY,
-                    Mode::empty(),
-                )?;
-                let opened = rfs::fstat(&file)?;
-                if (opened.st_dev, opened.st_ino) != (stat.st_dev, stat.st_ino) {
-                    return Err(io::Error::other("replaced while being opened"));
-                }
-                return Ok(Some(File::from(file)));
-            }
-            _ if pending.is_empty() => return Err(io::Error::other("not a regular file")),
-            // A file where a directory should be: the path does not exist (ENOTDIR).
-            _ => return Ok(None),
-        }
+        Err(e) => return Err(e),
+    };
+    let kind = FileType::from_raw_mode(reached.stat.st_mode);
+    let (FileType::RegularFile, Some((dir, name))) = (kind, reached.entry) else {
+        return Err(io::Error::other(if kind == FileType::Directory {
+            "is a directory"
+        } else {
+            "not a regular file"
+        }));
+    };
+    let file = rfs::openat(
+        dir.as_ref().unwrap_or(root),
+        name.as_os_str(),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+        Mode::empty(),
+    )?;
+    let opened = rfs::fstat(&file)?;
+    if (opened.st_dev, opened.st_ino) != (reached.stat.st_dev, reached.stat.st_ino) {
+        return Err(io::Error::other("replaced while being opened"));
     }
-    Err(io::Error::other("is a directory"))
+    Ok(Some(File::from(file)))
 }
 
 #[cfg(test)]

@@ -164,13 +164,35 @@ fn resolving_in_userspace() -> bool {
 }
 
 /// Symlinks followed in one resolution before giving up with ELOOP, as the kernel does.
-const MAX_SYMLINKS: usize = 40;
+pub(crate) const MAX_SYMLINKS: usize = 40;
 
 /// The directory `path` under `root` as `openat2(RESOLVE_IN_ROOT)` would open it (an `O_PATH`
 /// handle): `..` never above `root`, absolute symlinks relative to it, every symlink on the
 /// way followed, the result a directory (else ENOTDIR), ENOENT for a missing component,
 /// ELOOP after [`MAX_SYMLINKS`] links.
 pub fn resolve_in_userspace(root: &OwnedFd, path: &Path) -> io::Result<OwnedFd> {
+    let reached = walk_in_root(root, path)?;
+    if FileType::from_raw_mode(reached.stat.st_mode) != FileType::Directory {
+        return Err(Errno::NOTDIR.into());
+    }
+    Ok(reached.fd)
+}
+
+/// What [`walk_in_root`] reached.
+pub(crate) struct Reached {
+    /// An `O_PATH` handle on it.
+    pub fd: OwnedFd,
+    /// Its metadata.
+    pub stat: rfs::Stat,
+    /// For anything but a directory: the directory it is in (`None`: the root) and its name
+    /// there, so that it can be opened for real by name, never following a link.
+    pub entry: Option<(Option<OwnedFd>, OsString)>,
+}
+
+/// Walks `path` under `root` with chroot semantics (see [`resolve_in_userspace`]), following
+/// every symlink, the last component's too. Components before the last must be
+/// directories (ENOTDIR); the last may be anything.
+pub(crate) fn walk_in_root(root: &OwnedFd, path: &Path) -> io::Result<Reached> {
     // The directories walked into below the root; `..` pops one.
     let mut held: Vec<OwnedFd> = Vec::new();
     let mut pending: VecDeque<OsString> = VecDeque::new();
@@ -183,8 +205,8 @@ pub fn resolve_in_userspace(root: &OwnedFd, path: &Path) -> io::Result<OwnedFd> 
         }
         let here = held.last().unwrap_or(root);
         let fd = rfs::openat(here, &*name, DIR_PATH_ANY | OFlags::NOFOLLOW, Mode::empty())?;
-        let kind = FileType::from_raw_mode(rfs::fstat(&fd)?.st_mode);
-        match kind {
+        let stat = rfs::fstat(&fd)?;
+        match FileType::from_raw_mode(stat.st_mode) {
             FileType::Directory => held.push(fd),
             FileType::Symlink => {
                 links += 1;
@@ -199,13 +221,26 @@ pub fn resolve_in_userspace(root: &OwnedFd, path: &Path) -> io::Result<OwnedFd> 
                 let target = Path::new(OsStr::from_bytes(target.as_bytes()));
                 push_front_components(&mut pending, target, &mut held);
             }
+            _ if pending.is_empty() => {
+                return Ok(Reached {
+                    fd,
+                    stat,
+                    entry: Some((held.pop(), name)),
+                })
+            }
             _ => return Err(Errno::NOTDIR.into()),
         }
     }
-    match held.pop() {
-        Some(fd) => Ok(fd),
-        None => Ok(rfs::openat(root, ".", DIR_PATH, Mode::empty())?),
-    }
+    let fd = match held.pop() {
+        Some(fd) => fd,
+        None => rfs::openat(root, ".", DIR_PATH, Mode::empty())?,
+    };
+    let stat = rfs::fstat(&fd)?;
+    Ok(Reached {
+        fd,
+        stat,
+        entry: None,
+    })
 }
 
 /// An `O_PATH` handle on anything (a symlink too, with `NOFOLLOW`), checked by the caller.
