@@ -3,7 +3,7 @@
 //! The library does the work; the `strata` binary parses arguments and prints. Data flows one
 //! way: [`image`] → [`layout`] → [`digest`]/[`spec`].
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod bundle;
 pub mod digest;

@@ -6,3 +6,4 @@ pub mod repack;
 pub mod runtime;
 pub mod snapshot;
 pub mod unpack;
+pub mod userns;

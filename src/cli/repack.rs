@@ -37,6 +37,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    // Before any thread exists: an unprivileged repack reads its own mode-000 entries there.
+    match strata::bundle::userns::enter_own_user_namespace() {
+        Ok(true) => out.info("reading the rootfs from a user namespace of this user's own"),
+        Ok(false) => {}
+        Err(e) => out.info(format_args!(
+            "no user namespace ({e}): entries this user cannot read will stop the repack"
+        )),
+    }
     let compression = match args.compress {
         CompressArg::Auto => None,
         other => Some(other.pick(Compression::Gzip)),

@@ -712,34 +712,117 @@ fn repack_reverses_id_maps() {
     refusals.finish();
 }
 
+/// A fixture that user nobody can reach and write to.
+fn nobody_fixture() -> Fixture {
+    let f = Fixture::new();
+    peer_ok("chmod", &["-R", "a+rwX", s(&f.layout)]);
+    std::fs::set_permissions(f.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    f
+}
+
+/// strata run as user nobody (uid 65534) from root.
+fn as_nobody(args: &[&str]) -> std::process::Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(strata_bin())
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SOURCE_DATE_EPOCH", SDE.to_string())
+        .output()
+        .expect("running strata as nobody")
+}
+
+fn as_nobody_ok(args: &[&str]) -> String {
+    let out = as_nobody(args);
+    assert!(
+        out.status.success(),
+        "strata {args:?} as nobody: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn rootless_repack_reads_what_its_owner_cannot_and_changes_no_mode() {
+    if !is_root() || !peer("setpriv") {
+        eprintln!("SKIPPED: runs strata as nobody from root");
+        return;
+    }
+    let f = nobody_fixture();
+    let bundle = f.path("bundle-sealed");
+    as_nobody_ok(&["unpack", "--rootless", &f.image("base"), s(&bundle)]);
+    let root = rootfs(&bundle);
+    // As an image would have them (Fedora's /etc/shadow is 000), owned by nobody.
+    let nobody = 65534;
+    Fs(&root)
+        .write("vault/inner/secret", "sealed\n", 0o000)
+        .chmod("vault/inner", 0o000)
+        .chmod("vault", 0o000)
+        .chown("vault", nobody, nobody)
+        .chown("vault/inner", nobody, nobody)
+        .chown("vault/inner/secret", nobody, nobody)
+        .write("etc/motd", "now unreadable\n", 0o000);
+    let ctime = |rel: &str| {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(root.join(rel)).unwrap();
+        (m.ctime(), m.ctime_nsec())
+    };
+    let ctimes_before: Vec<(i64, i64)> = ["vault", "vault/inner", "etc/motd"].map(ctime).to_vec();
+    // Can nobody have a user namespace here? (unshare(1) execs, so it only proves creation.)
+    let userns = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["unshare", "--user", "true"])
+        .status()
+        .is_ok_and(|st| st.success());
+    let out = as_nobody(&["repack", "-v", s(&bundle), "--tag", "sealed"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !userns {
+        // Without one, the repack stops at the first unreadable entry and says so.
+        assert!(!out.status.success());
+        assert!(
+            err.contains("no user namespace") && err.contains("vault"),
+            "{err}"
+        );
+        return;
+    }
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("user namespace"), "{err}");
+    // Nothing in the bundle was chmod-ed to be read (a chmod moves the ctime).
+    assert_eq!(
+        ["vault", "vault/inner", "etc/motd"].map(ctime).to_vec(),
+        ctimes_before
+    );
+    let entries: Vec<(String, u32, Option<u64>)> = f
+        .last_layer("sealed")
+        .iter()
+        .map(|e| (show(&e.name), e.mode, e.uid))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("etc/".to_owned(), 0o755, Some(0)),
+            ("etc/motd".to_owned(), 0, Some(0)),
+            ("vault/".to_owned(), 0, Some(0)),
+            ("vault/inner/".to_owned(), 0, Some(0)),
+            ("vault/inner/secret".to_owned(), 0, Some(0)),
+        ]
+    );
+    let check = f.unpack("sealed", "check-sealed");
+    let read = |rel: &str| std::fs::read_to_string(rootfs(&check).join(rel)).unwrap();
+    assert_eq!(read("vault/inner/secret"), "sealed\n");
+    assert_eq!(read("etc/motd"), "now unreadable\n");
+}
+
 #[test]
 fn repack_of_a_rootless_bundle_restores_recorded_owners() {
     if !is_root() || !peer("setpriv") {
         eprintln!("SKIPPED: runs strata as nobody from root");
         return;
     }
-    let f = Fixture::new();
-    // nobody needs to reach the layout and write to it.
-    peer_ok("chmod", &["-R", "a+rwX", s(&f.layout)]);
-    std::fs::set_permissions(f.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let as_nobody = |args: &[&str]| {
-        let out = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(strata_bin())
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("SOURCE_DATE_EPOCH", SDE.to_string())
-            .output()
-            .expect("running strata as nobody");
-        assert!(
-            out.status.success(),
-            "strata {args:?} as nobody: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let f = nobody_fixture();
     let bundle = f.path("bundle-rootless");
-    as_nobody(&["unpack", "--rootless", &f.image("base"), s(&bundle)]);
+    as_nobody_ok(&["unpack", "--rootless", &f.image("base"), s(&bundle)]);
     let root = rootfs(&bundle);
     // Changed as nobody would: a chmod keeps the file nobody's.
     std::fs::set_permissions(
@@ -748,7 +831,7 @@ fn repack_of_a_rootless_bundle_restores_recorded_owners() {
     )
     .unwrap();
     std::fs::write(root.join("etc/motd"), "rootless\n").unwrap();
-    as_nobody(&["repack", s(&bundle), "--tag", "rootless"]);
+    as_nobody_ok(&["repack", s(&bundle), "--tag", "rootless"]);
     let layer = f.last_layer("rootless");
     let owners: Vec<(String, Option<u64>, Option<u64>, u32)> = layer
         .iter()
