@@ -156,6 +156,16 @@ pub enum Error {
     InvalidPlatform(String),
 }
 
+impl Error {
+    /// For `map_err`: the JSON of `what` (a file or blob) did not parse.
+    pub(crate) fn bad_json(
+        what: impl std::fmt::Display,
+    ) -> impl FnOnce(serde_json::Error) -> Error {
+        let what = what.to_string();
+        move |source| Error::BadJson { what, source }
+    }
+}
+
 /// Shorthand for results with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

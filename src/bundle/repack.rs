@@ -77,10 +77,7 @@ pub fn read_metadata(bundle: &Path) -> Result<BundleMetadata> {
             format!("{source} (is this a bundle made by strata unpack?)"),
         ),
     })?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::BadJson {
-        what: path.display().to_string(),
-        source,
-    })
+    serde_json::from_slice(&bytes).map_err(Error::bad_json(path.display()))
 }
 
 /// Repacks `bundle` into a new image.
@@ -187,10 +184,8 @@ pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
             ..meta
         };
         let path = bundle.join(METADATA_FILE);
-        let bytes = serde_json::to_vec_pretty(&refreshed).map_err(|source| Error::BadJson {
-            what: path.display().to_string(),
-            source,
-        })?;
+        let bytes =
+            serde_json::to_vec_pretty(&refreshed).map_err(Error::bad_json(path.display()))?;
         std::fs::write(&path, bytes).at(&path)?;
     }
     Ok(RepackReport {

@@ -163,10 +163,7 @@ pub fn write(entries: &[SnapshotEntry], path: &Path) -> Result<()> {
     let file = fs::File::create(path).at(path)?;
     let mut out = BufWriter::new(file);
     for e in entries {
-        serde_json::to_writer(&mut out, e).map_err(|source| Error::BadJson {
-            what: path.display().to_string(),
-            source,
-        })?;
+        serde_json::to_writer(&mut out, e).map_err(Error::bad_json(path.display()))?;
         out.write_all(b"\n").at(path)?;
     }
     out.into_inner()
@@ -182,12 +179,11 @@ pub fn read(path: &Path) -> Result<Vec<SnapshotEntry>> {
     let mut out = Vec::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let line = line.at(path)?;
-        out.push(
-            serde_json::from_str(&line).map_err(|source| Error::BadJson {
-                what: format!("{} line {}", path.display(), i + 1),
-                source,
-            })?,
-        );
+        out.push(serde_json::from_str(&line).map_err(Error::bad_json(format!(
+            "{} line {}",
+            path.display(),
+            i + 1
+        )))?);
     }
     Ok(out)
 }

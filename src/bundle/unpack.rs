@@ -476,10 +476,7 @@ fn write_bundle_files(
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(|source| Error::BadJson {
-        what: path.display().to_string(),
-        source,
-    })?;
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(Error::bad_json(path.display()))?;
     bytes.push(b'\n');
     fs::write(path, bytes).at(path)
 }

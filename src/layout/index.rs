@@ -58,10 +58,7 @@ impl Layout {
 /// Parses an image index, refusing the shapes the spec forbids (a `config` or `layers` field:
 /// CVE-2021-41190's media-type confusion) and a wrong `schemaVersion` or `mediaType`.
 pub(crate) fn parse_index(raw: &[u8], what: &str) -> Result<Index> {
-    let index: Index = serde_json::from_slice(raw).map_err(|source| Error::BadJson {
-        what: what.to_owned(),
-        source,
-    })?;
+    let index: Index = serde_json::from_slice(raw).map_err(Error::bad_json(what))?;
     let invalid = |reason: String| Error::Invalid {
         what: what.to_owned(),
         reason,

@@ -97,10 +97,7 @@ impl Layout {
             Err(e) => return Err(e).at(path),
         };
         let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|source| Error::BadJson {
-                what: path.display().to_string(),
-                source,
-            })?;
+            serde_json::from_slice(&bytes).map_err(Error::bad_json(path.display()))?;
         match value.get("imageLayoutVersion").and_then(|v| v.as_str()) {
             Some(LAYOUT_VERSION) => Ok(()),
             Some(other) => Err(Error::BadLayout {

@@ -50,10 +50,7 @@ pub fn blob_ref(desc: &Descriptor, found_in: &str) -> Result<BlobRef> {
 /// `manifests` field, an embedded media type other than the descriptor's, or a wrong
 /// `schemaVersion`.
 pub fn decode_manifest(raw: &[u8], declared: &str, what: &str) -> Result<Manifest> {
-    let manifest: Manifest = serde_json::from_slice(raw).map_err(|source| Error::BadJson {
-        what: what.to_owned(),
-        source,
-    })?;
+    let manifest: Manifest = serde_json::from_slice(raw).map_err(Error::bad_json(what))?;
     let invalid = |reason: String| Error::Invalid {
         what: what.to_owned(),
         reason,
@@ -97,10 +94,7 @@ pub fn decode_index(raw: &[u8], declared: &str, what: &str) -> Result<Index> {
 
 /// Parses an image config.
 pub fn decode_config(raw: &[u8], what: &str) -> Result<ImageConfig> {
-    serde_json::from_slice(raw).map_err(|source| Error::BadJson {
-        what: what.to_owned(),
-        source,
-    })
+    serde_json::from_slice(raw).map_err(Error::bad_json(what))
 }
 
 impl Layout {
