@@ -24,18 +24,14 @@
 #   REBUILD_INPUT=1        rebuild the cached tree and layouts even if present
 #   REBUILD_ROOTFS=1       also redo debootstrap (implies REBUILD_INPUT=1)
 set -euo pipefail
-export LC_ALL=C
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-W=${STRATA_BENCH_DIR:-/var/tmp/strata-bench}
 ROUNDS=${ROUNDS:-7}
 BIG_ROUNDS=${BIG_ROUNDS:-3}
 PHASES=${PHASES:-touch-minbase touch-big add-tree build}
 TOUCH_FILE=${TOUCH_FILE:-etc/debian_version}
 SETTLE=${SETTLE:-65}
-SUITE=${SUITE:-bookworm}
-MIRROR=${MIRROR:-}
-FALLBACK_SRC=${FALLBACK_SRC:-/usr}
 # A touch repack's layer must hold the touched file and at most this many entries
 # (the file, its parents, and whatever else a tool thinks changed).
 TOUCH_MAX_ENTRIES=50
@@ -43,10 +39,6 @@ TOUCH_MAX_ENTRIES=50
 ADD_DIR=srv/strata-bench-added
 # Version of the synthetic tree: bump it when gen_tree changes, to rebuild the cached input.
 TREE_VERSION=1
-
-say() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'build_repack.sh: error: %s\n' "$*" >&2; exit 1; }
-need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found${2:+ ($2)}"; }
 
 [[ $(id -u) -eq 0 ]] || die "run as root (umoci unpack/repack as root; the trees hold device nodes)"
 need umoci "apt-get install umoci"
@@ -56,49 +48,22 @@ need gzip
 need tar
 need awk
 need comm
-[[ -x /usr/bin/time ]] || die "/usr/bin/time not found (apt-get install time)"
-[[ $ROUNDS -ge 3 ]] || die "ROUNDS must be at least 3 (got $ROUNDS)"
-[[ $BIG_ROUNDS -ge 3 ]] || die "BIG_ROUNDS must be at least 3 (got $BIG_ROUNDS)"
+need_time
+need_rounds ROUNDS BIG_ROUNDS
 for p in $PHASES; do
     case $p in touch-minbase | touch-big | add-tree | build) ;; *) die "unknown phase $p" ;; esac
 done
-case $W in *:*) die "work dir $W contains ':', which umoci's --image LAYOUT:TAG cannot take" ;; esac
+no_colon_in_w "umoci's --image LAYOUT:TAG"
 HAVE_PIGZ=0
 if command -v pigz >/dev/null 2>&1; then HAVE_PIGZ=1; else say "WARNING: pigz not found (apt-get install pigz): build is compared with gzip only"; fi
 
-mkdir -p "$W"/{input,scratch,trash,results}
-W=$(cd "$W" && pwd)
-# Our own trash subdirectory: gc_fsck.sh empties $W/trash when it ends.
-TRASH=$W/trash/build_repack.$$
-mkdir -p "$TRASH"
-# Move a path aside (deleted at the end, untimed): a large rm -rf slows file creation afterwards.
-aside() { if [[ -e $1 ]]; then mv "$1" "$TRASH/$(date +%s%N)-$(basename "$1")"; fi; }
-# shellcheck source=benches/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# Our own trash subdirectory (gc_fsck.sh empties $W/trash when it ends).
+bench_workdir build_repack
 
 # ---------------------------------------------------------------- 1. strata binary
-if [[ -n ${STRATA:-} ]]; then
-    [[ -x $STRATA ]] || die "STRATA=$STRATA is not an executable"
-    say "using STRATA=$STRATA"
-else
-    STRATA=${CARGO_TARGET_DIR:-$REPO/target}/release/strata
-    stale=
-    [[ -x $STRATA ]] && stale=$(find "$REPO/src" "$REPO/Cargo.toml" "$REPO/Cargo.lock" -newer "$STRATA" -type f -print -quit 2>/dev/null || true)
-    if [[ ! -x $STRATA || -n $stale ]]; then
-        need cargo
-        say "building strata (cargo build --release in $REPO${stale:+; $stale is newer than the binary})"
-        (cd "$REPO" && cargo build --release --quiet) || die "cargo build --release failed (set STRATA=path to test a given binary)"
-        [[ -x $STRATA ]] || die "built, but $STRATA is missing"
-    else
-        say "using the existing $STRATA (up to date with src/; set STRATA=path to test another binary)"
-    fi
-fi
-STRATA_SRC=$(cd "$(dirname "$STRATA")" && pwd)/$(basename "$STRATA")
-# Run a private copy, so a rebuild during the benchmark cannot swap binaries between runs.
-mkdir -p "$W/bin"
-STRATA=$W/bin/strata.$$
-cp "$STRATA_SRC" "$STRATA"
-chmod 0755 "$STRATA"
+# target/release/strata, built if missing or older than src/, unless STRATA is given.
+find_strata stale
+private_strata exec
 # On exit (also on an error), remove the copy, our moved-aside outputs and our scratch.
 SCR=
 trap 'rm -f "$STRATA"; rm -rf "${TRASH:?}" ${SCR:+"$SCR"}' EXIT
@@ -107,7 +72,6 @@ UMOCI=$(command -v umoci)
 # ---------------------------------------------------------------- 2. input (cached)
 # 2a. The Debian minbase rootfs (benches/lib.sh: one recipe and cache for every script).
 bench_rootfs
-
 
 TREE=$W/input/repack-tree-v$TREE_VERSION
 if [[ ${REBUILD_INPUT:-0} == 1 || ! -f $TREE.done ]]; then
@@ -138,23 +102,14 @@ build_layout() {
     BUILT_INPUT=1
     aside "$out"; aside "$L"; aside "$B"; rm -f "$out.done"
     say "building the $name layout (umoci init/new/unpack, copy $src into the rootfs, umoci repack)"
-    umoci init --layout "$L"
-    umoci new --image "$L:base"
-    umoci unpack --image "$L:base" "$B" >/dev/null
+    umoci_bundle "$L" "$B"
     cp -a "$src/." "$B/rootfs/"
     local entries
     entries=$(cd "$B/rootfs" && find . -mindepth 1 | wc -l)
-    umoci repack --image "$L:$tag" "$B"
-    umoci rm --image "$L:base"
-    umoci gc --layout "$L"
-    aside "$B"
-    local m layer
-    m=$(jq -r --arg t "$tag" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"]==$t) | .digest' "$L/index.json")
-    [[ $(jq '.layers | length' "$L/blobs/sha256/${m#sha256:}") == 1 ]] || die "$name: expected one layer"
-    layer=$(jq -r '.layers[0].digest' "$L/blobs/sha256/${m#sha256:}")
+    umoci_one_layer "$L" "$tag" "$B" "$name"
     {
         echo "tag=$tag"
-        echo "layer_bytes=$(stat -c %s "$L/blobs/sha256/${layer#sha256:}")"
+        echo "layer_bytes=$(stat -c %s "$L/blobs/sha256/$LAYER_HEX")"
         echo "entries=$entries"
         echo "tree_bytes=$(du -sb "$src" | cut -f1)"
     } >"$out.info"
@@ -177,23 +132,15 @@ done
 rm -rf "${TRASH:?}"/*
 
 # ---------------------------------------------------------------- 3. results, helpers
-STAMP=$(date +%Y%m%d-%H%M%S)
-RES=$W/results/build_repack-$STAMP
-mkdir -p "$RES"/{out,lists}
-LOG=$RES/runs.tsv
-printf 'phase\tround\ttool\twall_s\tuser_s\tsys_s\tmaxrss_kb\tcheck\n' >"$LOG"
+bench_results build_repack-
 SCR=$W/scratch/build_repack.$$
 aside "$SCR"
 mkdir -p "$SCR"
 
-mb() { awk -v b="$1" 'BEGIN {printf "%.1f MB", b / 1e6}'; }
 {
-    echo "date: $(date -Is)"
-    echo "host: $(uname -srm), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
-    echo "cpu: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+    env_host
     echo "file system: $(findmnt -no FSTYPE,OPTIONS -T "$W" 2>/dev/null || echo '?')"
-    echo "strata: $STRATA_SRC ($("$STRATA" --version 2>&1 | head -1), sha256 $(sha256sum "$STRATA" | cut -c1-16))"
-    echo "strata repo: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (dirty work tree)')"
+    env_strata
     echo "umoci: $(umoci --version); $(gzip --version | head -1); $( ((HAVE_PIGZ)) && pigz --version 2>&1 | head -1 || echo 'no pigz'); $(tar --version | head -1)"
     echo "source tree: $SOURCE_DESC"
     for img in minbase big; do
@@ -201,34 +148,17 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.1f MB", b / 1e6}'; }
     done
     echo "added/built tree: $TREE, $TREE_ENTRIES entries, $(mb "$TREE_BYTES") (du -sb), tar stream $(mb "$TAR_BYTES")"
     echo "phases: $PHASES; $ROUNDS pairs per touch phase, $BIG_ROUNDS pairs/rounds for add-tree and build; touched file: $TOUCH_FILE"
-    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on this machine disturb the timings)"
+    env_load
 } | tee "$RES/environment.txt" >&2
 
 # Warm the page cache (untimed): trees are read whole, with their metadata (tar reads every
 # file, lstat and xattrs; the pipe through cat stops GNU tar from skipping reads for /dev/null).
 warm_tree() { tar -cf - -C "$1" . 2>/dev/null | cat >/dev/null || true; }
-warm_layout() { cat "$1/index.json" "$1/oci-layout" "$1"/blobs/sha256/* >/dev/null; }
 warm_bins() { cat "$STRATA" "$UMOCI" >/dev/null; }
-
-# timed PHASE ROUND TOOL CMD...: one run under /usr/bin/time -v, wall time from bash's
-# clock around it. Sets WALL, USER_S, SYS_S, RSS.
-timed() {
-    local phase=$1 round=$2 tool=$3; shift 3
-    local tag=$phase-$round-$tool rc=0 t0 t1
-    t0=$EPOCHREALTIME
-    /usr/bin/time -v -o "$RES/out/$tag.time" "$@" >"$RES/out/$tag.stdout" 2>"$RES/out/$tag.stderr" || rc=$?
-    t1=$EPOCHREALTIME
-    [[ $rc -eq 0 ]] || die "$tool ($phase round $round) exited $rc; see $RES/out/$tag.stderr"
-    WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.6f", b - a}')
-    USER_S=$(awk -F': ' '/User time/ {print $2}' "$RES/out/$tag.time")
-    SYS_S=$(awk -F': ' '/System time/ {print $2}' "$RES/out/$tag.time")
-    RSS=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$RES/out/$tag.time")
-}
-record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$WALL" "$USER_S" "$SYS_S" "$RSS" "$CHECK" >>"$LOG"; }
 
 manifest_of() { # LAYOUT TAG -> manifest blob path
     local d
-    d=$(jq -r --arg t "$2" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"]==$t) | .digest' "$1/index.json")
+    d=$(tag_digest "$1" "$2")
     [[ -n $d && $(wc -l <<<"$d") == 1 ]] || return 1
     echo "$1/blobs/sha256/${d#sha256:}"
 }
@@ -270,10 +200,6 @@ check_repack() {
     if [[ $round != 1 && -f $RES/lists/$phase-1-$tool.list ]] &&
         [[ $(wc -l <"$RES/lists/$phase-1-$tool.list") == "$count" ]]; then rm -f "$list"; fi
 }
-
-median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) {print "nan"; exit} if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-col() { awk -F'\t' -v p="$1" -v t="$2" -v c="$3" '$1 == p && $3 == t {print $c}' "$LOG"; }
-maxcol() { col "$@" | sort -n | tail -1; }
 
 # ---------------------------------------------------------------- 4. phases
 # setup_bundles PHASE IMG: per tool, a private copy of the layout and a bundle unpacked from
@@ -334,7 +260,7 @@ repack_pairs() {
             run_repack "$phase" "$r" umoci; tu=$WALL ru=$RSS
             run_repack "$phase" "$r" strata; ts=$WALL rs=$RSS
         fi
-        ratio=$(awk -v s="$ts" -v u="$tu" 'BEGIN {printf "%.4f", s / u}')
+        ratio=$(pair_ratio "$ts" "$tu")
         echo "$ratio" >>"$RES/ratios-$phase.txt"
         printf '%-14s %5s %10.3f %10.3f %8.3f %12s %12s\n' "$phase" "$r" "$ts" "$tu" "$ratio" "$rs" "$ru" >&2
     done
@@ -429,15 +355,9 @@ phase_build() {
     aside "$SCR/build"
 }
 
-# A run that starts right after a large delete measures the file system's recovery
-# (ext4 skips recently deleted inodes; see README): wait after our input build, and after
-# another script's recent purge (unpack.sh records its purges in $W/trash/.last-purge).
-if [[ $BUILT_INPUT == 1 ]]; then
-    sync; say "inputs were just built: waiting ${SETTLE}s"; sleep "$SETTLE"
-elif [[ -f $W/trash/.last-purge ]]; then
-    left=$(($(cat "$W/trash/.last-purge") + SETTLE - $(date +%s)))
-    if ((left > 0)); then sync; say "a purge happened just now: waiting ${left}s"; sleep "$left"; fi
-fi
+# Wait after our input build, and after another script's recent purge (unpack.sh records
+# its purges in $W/trash/.last-purge).
+settle_wait "a purge happened just now"
 for phase in $PHASES; do
     case $phase in
         touch-*) phase_touch "$phase" ;;
@@ -448,7 +368,6 @@ done
 aside "$SCR"
 
 # ---------------------------------------------------------------- 5. summary
-verdict() { awk -v v="$1" -v lim="$2" 'BEGIN {print (v <= lim) ? "MET" : "NOT MET"}'; }
 mbps() { awk -v b="$TAR_BYTES" -v t="$1" 'BEGIN {printf "%.1f", b / 1e6 / t}'; }
 {
     echo
@@ -481,7 +400,7 @@ mbps() { awk -v b="$TAR_BYTES" -v t="$1" 'BEGIN {printf "%.1f", b / 1e6 / t}'; }
         [[ $phase == build ]] && continue
         q=$(median <"$RES/ratios-$phase.txt")
         goal=0.1; [[ $phase == add-tree ]] && goal=0.5
-        printf '  %-14s %7.3f   goal <= %-4s %-8s (pairs: %s)\n' "$phase" "$q" "$goal" "$(verdict "$q" "$goal")" \
+        printf '  %-14s %7.3f   goal <= %-4s %-8s (pairs: %s)\n' "$phase" "$q" "$goal" "$(met "$q" "$goal")" \
             "$(paste -sd' ' "$RES/ratios-$phase.txt")"
     done
     if [[ " $PHASES " == *" build "* ]]; then
@@ -506,9 +425,7 @@ mbps() { awk -v b="$TAR_BYTES" -v t="$1" 'BEGIN {printf "%.1f", b / 1e6 / t}'; }
     echo
     echo "strata peak RSS over all runs: $(awk -v k="$S_RSS" 'BEGIN {printf "%.1f MiB", k / 1024}')"
     echo "peak RSS of a tar|gzip pipeline is its largest process (GNU time on sh -c)"
-    echo "load average at start / end: $(grep -o 'start: [0-9. ]*' "$RES/environment.txt" | cut -d' ' -f2-4) / $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "every run's output was checked (runs.tsv, column 'check')"
-    echo "raw results: $RES"
+    summary_tail
 } | tee "$RES/summary.txt"
 
 # Deleting the moved-aside copies last, after all timing; recorded for the next script's wait.

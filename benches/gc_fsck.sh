@@ -14,58 +14,32 @@
 #   REBUILD_INPUT=1        rebuild the cached layout even if present
 #   REBUILD_ROOTFS=1       also redo debootstrap (implies REBUILD_INPUT=1)
 set -euo pipefail
-export LC_ALL=C
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-W=${STRATA_BENCH_DIR:-/var/tmp/strata-bench}
 ROUNDS=${ROUNDS:-7}
 FSCK_ROUNDS=${FSCK_ROUNDS:-7}
 NIMAGES=${NIMAGES:-50}
 NUNTAG=${NUNTAG:-10}
-SUITE=${SUITE:-bookworm}
-MIRROR=${MIRROR:-}
-FALLBACK_SRC=${FALLBACK_SRC:-/usr}
-
-say() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'gc_fsck.sh: error: %s\n' "$*" >&2; exit 1; }
-need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found${2:+ ($2)}"; }
 
 need umoci "apt-get install umoci"
 need jq "apt-get install jq"
 need awk
 need sha256sum
-[[ -x /usr/bin/time ]] || die "/usr/bin/time not found (apt-get install time)"
-[[ $ROUNDS -ge 3 ]] || die "ROUNDS must be at least 3 (got $ROUNDS)"
+need_time
+need_rounds ROUNDS
 [[ $NUNTAG -lt $NIMAGES ]] || die "NUNTAG ($NUNTAG) must be below NIMAGES ($NIMAGES)"
-case $W in *:*) die "work dir $W contains ':', which umoci's --image LAYOUT:TAG cannot take" ;; esac
+no_colon_in_w "umoci's --image LAYOUT:TAG"
 HAVE_OPENSSL=0; command -v openssl >/dev/null 2>&1 && HAVE_OPENSSL=1
 IS_ROOT=0; [[ $(id -u) -eq 0 ]] && IS_ROOT=1
 
-mkdir -p "$W"/{input,scratch,trash,results}
-W=$(cd "$W" && pwd)
-TRASH=$W/trash
-
-# Move a path aside (deleted at the end): a large rm -rf slows file creation for ~30 s.
-aside() { if [[ -e $1 ]]; then mv "$1" "$TRASH/$(date +%s%N)-$(basename "$1")"; fi; }
-# shellcheck source=benches/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# Old copies are moved aside into $W/trash, which is emptied at the end.
+bench_workdir
 
 # ---------------------------------------------------------------- 1. strata binary
-if [[ -n ${STRATA:-} ]]; then
-    [[ -x $STRATA ]] || die "STRATA=$STRATA is not an executable"
-    say "using STRATA=$STRATA"
-else
-    need cargo
-    say "building strata (cargo build --release in $REPO)"
-    (cd "$REPO" && cargo build --release --quiet) || die "cargo build --release failed"
-    STRATA=${CARGO_TARGET_DIR:-$REPO/target}/release/strata
-    [[ -x $STRATA ]] || die "built, but $STRATA is missing"
-fi
-STRATA_SRC=$(cd "$(dirname "$STRATA")" && pwd)/$(basename "$STRATA")
-# Run a private copy, so a rebuild during the benchmark cannot swap binaries between runs.
-mkdir -p "$W/bin"
-STRATA=$W/bin/strata.$$
-cp "$STRATA_SRC" "$STRATA"
+# cargo build --release unless STRATA is given.
+find_strata always
+private_strata
 trap 'rm -f "$STRATA"' EXIT
 
 # ---------------------------------------------------------------- 2. input (cached)
@@ -79,9 +53,7 @@ if [[ ${REBUILD_INPUT:-0} == 1 || ! -f $LAYOUT.done ]]; then
     aside "$B"
     UNPACK_OPTS=(); [[ $IS_ROOT == 1 ]] || UNPACK_OPTS=(--rootless)
     say "building the layout: $NIMAGES images, untagging $NUNTAG (a couple of minutes)"
-    umoci init --layout "$L"
-    umoci new --image "$L:base"
-    umoci unpack "${UNPACK_OPTS[@]}" --image "$L:base" "$B" >/dev/null
+    umoci_bundle "$L" "$B" "${UNPACK_OPTS[@]}"
     cp -a "$ROOTFS/." "$B/rootfs/"
     # img0: base + the whole tree; the bundle then refers to img0.
     umoci repack --refresh-bundle --image "$L:img0" "$B"
@@ -106,9 +78,9 @@ if [[ ${REBUILD_INPUT:-0} == 1 || ! -f $LAYOUT.done ]]; then
         echo "img$j" >>"$L.untagged"
     done
     # Sanity: img1 must be img0's layers plus one small layer.
-    m0=$(jq -r '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"]=="img0") | .digest' "$L/index.json")
+    m0=$(tag_digest "$L" img0)
     n0=$(jq '.layers | length' "$L/blobs/sha256/${m0#sha256:}")
-    mlast=$(jq -r --arg t "img$((NIMAGES - 1))" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"]==$t) | .digest' "$L/index.json")
+    mlast=$(tag_digest "$L" "img$((NIMAGES - 1))")
     nlast=$(jq '.layers | length' "$L/blobs/sha256/${mlast#sha256:}")
     [[ $nlast -eq $((n0 + 1)) ]] || die "layout check: img$((NIMAGES - 1)) has $nlast layers, img0 has $n0 (expected one more)"
     aside "$B"
@@ -127,59 +99,27 @@ expected_live() {
     done | sort -u
 }
 
-blob_bytes() { find "$1/blobs" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d\n", s}'; }
-warm() { cat "$1/index.json" "$1/oci-layout" "$1"/blobs/sha256/* >/dev/null; }
-
 N_BLOBS=$(find "$LAYOUT/blobs/sha256" -type f | wc -l)
 BYTES=$(blob_bytes "$LAYOUT")
 N_TAGS=$(jq '.manifests | length' "$LAYOUT/index.json")
 BIG=$(find "$LAYOUT/blobs/sha256" -type f -printf '%s\n' | sort -n | tail -1)
 
-STAMP=$(date +%Y%m%d-%H%M%S)
-RES=$W/results/$STAMP
-mkdir -p "$RES"/{out,lists}
-LOG=$RES/runs.tsv
-printf 'phase\tround\ttool\twall_s\tuser_s\tsys_s\tmaxrss_kb\tcheck\n' >"$LOG"
+bench_results ""
 EXPECTED=$RES/lists/expected-live.txt
 expected_live "$LAYOUT" >"$EXPECTED"
 N_LIVE=$(wc -l <"$EXPECTED")
 [[ $N_LIVE -lt $N_BLOBS ]] || die "the input has no garbage ($N_LIVE live of $N_BLOBS blobs)"
 
 {
-    echo "date: $(date -Is)"
-    echo "host: $(uname -srm), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
-    echo "cpu: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
-    echo "strata: $STRATA_SRC ($("$STRATA" --version 2>&1 | head -1), sha256 $(sha256sum "$STRATA" | cut -c1-16))"
-    echo "strata repo: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (dirty work tree)')"
+    env_host
+    env_strata
     echo "umoci: $(umoci --version)"
     echo "source tree: $SOURCE_DESC"
     echo "layout: $LAYOUT"
     echo "layout: $N_TAGS index entries, $N_BLOBS blobs, $BYTES bytes; largest blob $BIG bytes"
-    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on this machine disturb the timings)"
+    env_load
     echo "garbage: untagged $(paste -sd' ' "$LAYOUT.untagged"); gc must keep $N_LIVE blobs, remove $((N_BLOBS - N_LIVE))"
 } | tee "$RES/environment.txt" >&2
-
-# timed PHASE ROUND TOOL CHECKFN CMD...: one run under /usr/bin/time -v; wall time from
-# bash's clock around it. Appends to runs.tsv; echoes the wall time.
-timed() {
-    local phase=$1 round=$2 tool=$3 check=$4; shift 4
-    local tag=$phase-$round-$tool rc=0 t0 t1
-    t0=$EPOCHREALTIME
-    /usr/bin/time -v -o "$RES/out/$tag.time" "$@" >"$RES/out/$tag.stdout" 2>"$RES/out/$tag.stderr" || rc=$?
-    t1=$EPOCHREALTIME
-    [[ $rc -eq 0 ]] || die "$tool ($phase round $round) exited $rc; see $RES/out/$tag.stderr"
-    local wall user sys rss verdict
-    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.6f", b - a}')
-    user=$(awk -F': ' '/User time/ {print $2}' "$RES/out/$tag.time")
-    sys=$(awk -F': ' '/System time/ {print $2}' "$RES/out/$tag.time")
-    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$RES/out/$tag.time")
-    verdict=$("$check" "$tag") || die "output check failed for $tool ($phase round $round): $verdict"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$round" "$tool" "$wall" "$user" "$sys" "$rss" "$verdict" >>"$LOG"
-    printf '%s' "$wall"
-}
-
-median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) {print "nan"; exit} if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-col() { awk -F'\t' -v p="$1" -v t="$2" -v c="$3" '$1 == p && $3 == t {print $c}' "$LOG"; }
 
 # ---------------------------------------------------------------- 3. gc: strata vs umoci
 COPY=$W/scratch/layout
@@ -199,10 +139,10 @@ run_gc() {
     aside "$COPY"
     cp -a "$LAYOUT" "$COPY"
     sync
-    warm "$COPY"
+    warm_layout "$COPY"
     case $tool in
-        strata) timed gc "$round" strata check_gc "$STRATA" gc "$COPY" ;;
-        umoci) timed gc "$round" umoci check_gc umoci gc --layout "$COPY" ;;
+        strata) timed_check gc "$round" strata check_gc "$STRATA" gc "$COPY" ;;
+        umoci) timed_check gc "$round" umoci check_gc umoci gc --layout "$COPY" ;;
     esac
 }
 
@@ -216,7 +156,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     else
         tu=$(run_gc "$r" umoci); ts=$(run_gc "$r" strata)
     fi
-    ratio=$(awk -v s="$ts" -v u="$tu" 'BEGIN {printf "%.4f", s / u}')
+    ratio=$(pair_ratio "$ts" "$tu")
     echo "$ratio" >>"$RATIOS"
     printf '%-6s %12.4f %12.4f %10.3f\n' "$r" "$ts" "$tu" "$ratio" >&2
 done
@@ -258,11 +198,11 @@ check_openssl() {
 }
 run_hash() {
     local round=$1 tool=$2
-    warm "$FCOPY"
+    warm_layout "$FCOPY"
     case $tool in
-        strata) timed fsck "$round" strata check_fsck "$STRATA" fsck "$FCOPY" ;;
-        sha256sum) timed fsck "$round" sha256sum check_sha256sum sh -c 'cd "$1" && exec sha256sum blobs/sha256/*' sh "$FCOPY" ;;
-        openssl) timed fsck "$round" openssl check_openssl sh -c 'cd "$1" && exec openssl sha256 blobs/sha256/*' sh "$FCOPY" ;;
+        strata) timed_check fsck "$round" strata check_fsck "$STRATA" fsck "$FCOPY" ;;
+        sha256sum) timed_check fsck "$round" sha256sum check_sha256sum sh -c 'cd "$1" && exec sha256sum blobs/sha256/*' sh "$FCOPY" ;;
+        openssl) timed_check fsck "$round" openssl check_openssl sh -c 'cd "$1" && exec openssl sha256 blobs/sha256/*' sh "$FCOPY" ;;
     esac
 }
 HASHERS=(strata sha256sum)
@@ -283,16 +223,15 @@ aside "$FCOPY"
 # ---------------------------------------------------------------- 5. summary
 GC_RATIO=$(median <"$RATIOS")
 S_GC=$(col gc strata 4 | median); U_GC=$(col gc umoci 4 | median)
-S_GC_RSS=$(col gc strata 7 | sort -n | tail -1); U_GC_RSS=$(col gc umoci 7 | sort -n | tail -1)
+S_GC_RSS=$(maxcol gc strata 7); U_GC_RSS=$(maxcol gc umoci 7)
 F_S=$(col fsck strata 4 | median); F_SHA=$(col fsck sha256sum 4 | median)
-F_S_RSS=$(col fsck strata 7 | sort -n | tail -1); F_SHA_RSS=$(col fsck sha256sum 7 | sort -n | tail -1)
+F_S_RSS=$(maxcol fsck strata 7); F_SHA_RSS=$(maxcol fsck sha256sum 7)
 gbps() { awk -v b="$BYTES" -v t="$1" 'BEGIN {printf "%.3f", b / 1e9 / t}'; }
-verdict() { awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN {ok = (op == "le") ? v <= lim : v >= lim; print ok ? "MET" : "NOT MET"}'; }
 {
     echo
     echo "=== strata bench summary ($STAMP) ==="
     echo "source tree: $SOURCE_DESC"
-    echo "layout: $N_TAGS index entries, $N_BLOBS blobs, $(awk -v b="$BYTES" 'BEGIN {printf "%.1f MB", b / 1e6}'); gc removes $((N_BLOBS - N_LIVE))"
+    echo "layout: $N_TAGS index entries, $N_BLOBS blobs, $(mb "$BYTES"); gc removes $((N_BLOBS - N_LIVE))"
     echo
     printf '%-28s %12s %14s %16s\n' "measurement" "median s" "peak RSS (KB)" "note"
     printf '%-28s %12.4f %14s %16s\n' "strata gc" "$S_GC" "$S_GC_RSS" "$ROUNDS runs"
@@ -300,20 +239,18 @@ verdict() { awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN {ok = (op == "le") ? v <
     printf '%-28s %12.4f %14s %16s\n' "strata fsck" "$F_S" "$F_S_RSS" "$(gbps "$F_S") GB/s"
     printf '%-28s %12.4f %14s %16s\n' "sha256sum blobs/sha256/*" "$F_SHA" "$F_SHA_RSS" "$(gbps "$F_SHA") GB/s"
     if [[ $HAVE_OPENSSL == 1 ]]; then
-        F_O=$(col fsck openssl 4 | median); F_O_RSS=$(col fsck openssl 7 | sort -n | tail -1)
+        F_O=$(col fsck openssl 4 | median); F_O_RSS=$(maxcol fsck openssl 7)
         printf '%-28s %12.4f %14s %16s\n' "openssl sha256 blobs/sha256/*" "$F_O" "$F_O_RSS" "$(gbps "$F_O") GB/s"
     fi
     echo
     echo "gc ratio strata/umoci, median of $ROUNDS per-pair ratios: $GC_RATIO (per pair: $(paste -sd' ' "$RATIOS"))"
-    echo "   goal <= 0.5: $(verdict "$GC_RATIO" 0.5 le)"
-    echo "fsck throughput: $(gbps "$F_S") GB/s of blob data   goal >= 1 GB/s: $(verdict "$(gbps "$F_S")" 1 ge)"
+    echo "   goal <= 0.5: $(met "$GC_RATIO" 0.5 le)"
+    echo "fsck throughput: $(gbps "$F_S") GB/s of blob data   goal >= 1 GB/s: $(met "$(gbps "$F_S")" 1 ge)"
     echo "fsck time / sha256sum time: $(awk -v a="$F_S" -v b="$F_SHA" 'BEGIN {printf "%.3f", a / b}')"
     if [[ $HAVE_OPENSSL == 1 ]]; then
         echo "fsck time / openssl sha256 time: $(awk -v a="$F_S" -v b="$F_O" 'BEGIN {printf "%.3f", a / b}')"
     fi
-    echo "load average at start / end: $(grep -o 'start: [0-9. ]*' "$RES/environment.txt" | cut -d' ' -f2-4) / $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "every run's output was checked (runs.tsv, column 'check')"
-    echo "raw results: $RES"
+    summary_tail
 } | tee "$RES/summary.txt"
 
 # Deleting the moved-aside copies last, after all timing.

@@ -16,47 +16,27 @@
 #   IMAGES="minbase big"   which cached images to use
 #   PHASES="export import copy copy-verify"
 set -euo pipefail
-export LC_ALL=C
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-W=${STRATA_BENCH_DIR:-/var/tmp/strata-bench}
 ROUNDS=${ROUNDS:-7}
 BIG_ROUNDS=${BIG_ROUNDS:-3}
 IMAGES=${IMAGES:-minbase big}
 PHASES=${PHASES:-export import copy copy-verify}
 
-say() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'transfer.sh: error: %s\n' "$*" >&2; exit 1; }
-need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found${2:+ ($2)}"; }
-
 need skopeo "apt-get install skopeo"
 need jq "apt-get install jq"
 need awk
-[[ -x /usr/bin/time ]] || die "/usr/bin/time not found (apt-get install time)"
+need_time
 [[ $ROUNDS -ge 3 && $BIG_ROUNDS -ge 3 ]] || die "ROUNDS and BIG_ROUNDS must be at least 3"
-case $W in *:*) die "work dir $W contains ':', which skopeo's oci:PATH:TAG cannot take" ;; esac
-
-mkdir -p "$W"/{input,scratch,trash,results}
-W=$(cd "$W" && pwd)
-TRASH=$W/trash
-# Move a path aside (deleted at the end): a large rm -rf slows file creation for ~30 s.
-aside() { if [[ -e $1 ]]; then mv "$1" "$TRASH/$(date +%s%N)-$(basename "$1")"; fi; }
+no_colon_in_w "skopeo's oci:PATH:TAG"
+# Outputs are moved aside into $W/trash, deleted at the end.
+bench_workdir
 
 # ---------------------------------------------------------------- 1. strata binary
-if [[ -n ${STRATA:-} ]]; then
-    [[ -x $STRATA ]] || die "STRATA=$STRATA is not an executable"
-else
-    need cargo
-    say "building strata (cargo build --release in $REPO)"
-    (cd "$REPO" && cargo build --release --quiet) || die "cargo build --release failed"
-    STRATA=${CARGO_TARGET_DIR:-$REPO/target}/release/strata
-    [[ -x $STRATA ]] || die "built, but $STRATA is missing"
-fi
-STRATA_SRC=$(cd "$(dirname "$STRATA")" && pwd)/$(basename "$STRATA")
-# A private copy, so a rebuild during the benchmark cannot swap binaries between runs.
-mkdir -p "$W/bin"
-STRATA=$W/bin/strata.$$
-cp "$STRATA_SRC" "$STRATA"
+# cargo build --release unless STRATA is given (taken silently).
+find_strata always quiet
+private_strata
 trap 'rm -f "$STRATA"' EXIT
 
 # ---------------------------------------------------------------- 2. input (cached by unpack.sh)
@@ -70,57 +50,26 @@ for img in $IMAGES; do
     [[ -f $L.done && -f $L.info ]] || die "$L is not built: run benches/unpack.sh once (as root) to build the cached inputs"
     LAYOUT[$img]=$L
     TAG[$img]=$(sed -n 's/^tag=//p' "$L.info")
-    DIGEST[$img]=$(jq -r --arg t "${TAG[$img]}" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t) | .digest' "$L/index.json")
+    DIGEST[$img]=$(tag_digest "$L" "${TAG[$img]}")
     [[ -n ${DIGEST[$img]} ]] || die "no tag ${TAG[$img]} in $L"
     BLOBS[$img]=$(find "$L/blobs" -type f | wc -l)
-    BYTES[$img]=$(find "$L/blobs" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d", s}')
+    BYTES[$img]=$(blob_bytes "$L")
 done
 
-STAMP=$(date +%Y%m%d-%H%M%S)
-RES=$W/results/transfer-$STAMP
-mkdir -p "$RES"/{out,lists}
-LOG=$RES/runs.tsv
-printf 'phase\tround\ttool\twall_s\tuser_s\tsys_s\tmaxrss_kb\tcheck\n' >"$LOG"
+bench_results transfer-
 {
-    echo "date: $(date -Is)"
-    echo "host: $(uname -srm), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
-    echo "cpu: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+    env_host
     echo "file system of $W: $(df -T "$W" | awk 'NR == 2 {print $2}')"
-    echo "strata: $STRATA_SRC ($("$STRATA" --version 2>&1 | head -1), sha256 $(sha256sum "$STRATA" | cut -c1-16))"
-    echo "strata repo: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (dirty work tree)')"
+    env_strata
     echo "skopeo: $(skopeo --version)"
     for img in $IMAGES; do
         echo "image $img: ${LAYOUT[$img]}:${TAG[$img]} ${DIGEST[$img]}, ${BLOBS[$img]} blobs, ${BYTES[$img]} bytes"
     done
-    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on this machine disturb the timings)"
+    env_load
 } | tee "$RES/environment.txt" >&2
 
-# timed PHASE ROUND TOOL CHECKFN CMD...: one run under /usr/bin/time -v; wall time from
-# bash's clock around it. Appends to runs.tsv; echoes the wall time.
-timed() {
-    local phase=$1 round=$2 tool=$3 check=$4; shift 4
-    local tag=$phase-$round-$tool rc=0 t0 t1
-    t0=$EPOCHREALTIME
-    /usr/bin/time -v -o "$RES/out/$tag.time" "$@" >"$RES/out/$tag.stdout" 2>"$RES/out/$tag.stderr" || rc=$?
-    t1=$EPOCHREALTIME
-    [[ $rc -eq 0 ]] || die "$tool ($phase round $round) exited $rc; see $RES/out/$tag.stderr"
-    local wall user sys rss verdict
-    wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.6f", b - a}')
-    user=$(awk -F': ' '/User time/ {print $2}' "$RES/out/$tag.time")
-    sys=$(awk -F': ' '/System time/ {print $2}' "$RES/out/$tag.time")
-    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$RES/out/$tag.time")
-    verdict=$("$check" "$tag") || die "output check failed for $tool ($phase round $round): $verdict"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$round" "$tool" "$wall" "$user" "$sys" "$rss" "$verdict" >>"$LOG"
-    printf '%s' "$wall"
-}
-
-median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) {print "nan"; exit} if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-col() { awk -F'\t' -v p="$1" -v t="$2" -v c="$3" '$1 == p && $3 == t {print $c}' "$LOG"; }
-warm() { cat "$1/index.json" "$1/oci-layout" "$1"/blobs/sha256/* >/dev/null; }
-
-# The blob set and the tagged digest of a layout, for checks.
+# The blob set of a layout, for checks.
 blob_list() { (cd "$1/blobs/sha256" && ls) | sort; }
-tagged() { jq -r --arg t "$2" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"] == $t) | .digest' "$1/index.json"; }
 
 # Checks. Each sees $IMG, $OUT (the run's output path); prints a verdict or fails.
 # An archive: its index.json names the image by its digest, and it holds every blob.
@@ -135,7 +84,7 @@ check_archive() {
 # A layout: the tag names the same digest and the same blobs are there, and, for strata,
 # fsck passes (untimed).
 check_layout() {
-    [[ $(tagged "$OUT" "${TAG[$IMG]}") == "${DIGEST[$IMG]}" ]] || { echo "tag names another digest"; return 1; }
+    [[ $(tag_digest "$OUT" "${TAG[$IMG]}") == "${DIGEST[$IMG]}" ]] || { echo "tag names another digest"; return 1; }
     [[ $(blob_list "$OUT") == "$(blob_list "${LAYOUT[$IMG]}")" ]] || { echo "blob set differs"; return 1; }
     echo "same-digest-and-blobs"
 }
@@ -165,27 +114,27 @@ aside "$SCR"; mkdir -p "$SCR"
 run_one() {
     local phase=$1 round=$2 tool=$3 L=${LAYOUT[$IMG]} T=${TAG[$IMG]}
     sync
-    warm "$L"
+    warm_layout "$L"
     case $phase in
         export)
             OUT=$SCR/$IMG-export-$round-$tool.tar; aside "$OUT"
             case $tool in
-                strata) timed "$IMG-export" "$round" strata check_export "$STRATA" export "$L:$T" -o "$OUT" ;;
-                skopeo) timed "$IMG-export" "$round" skopeo check_export skopeo copy -q "oci:$L:$T" "oci-archive:$OUT:$T" ;;
+                strata) timed_check "$IMG-export" "$round" strata check_export "$STRATA" export "$L:$T" -o "$OUT" ;;
+                skopeo) timed_check "$IMG-export" "$round" skopeo check_export skopeo copy -q "oci:$L:$T" "oci-archive:$OUT:$T" ;;
             esac ;;
         import)
             cat "${ARCHIVE[$IMG]}" >/dev/null
             OUT=$SCR/$IMG-import-$round-$tool; aside "$OUT"
             case $tool in
-                strata) timed "$IMG-import" "$round" strata check_import "$STRATA" import "${ARCHIVE[$IMG]}" "$OUT" ;;
-                skopeo) timed "$IMG-import" "$round" skopeo check_import skopeo copy -q "oci-archive:${ARCHIVE[$IMG]}:$T" "oci:$OUT:$T" ;;
+                strata) timed_check "$IMG-import" "$round" strata check_import "$STRATA" import "${ARCHIVE[$IMG]}" "$OUT" ;;
+                skopeo) timed_check "$IMG-import" "$round" skopeo check_import skopeo copy -q "oci-archive:${ARCHIVE[$IMG]}:$T" "oci:$OUT:$T" ;;
             esac ;;
         copy | copy-verify)
             OUT=$SCR/$IMG-$phase-$round-$tool; aside "$OUT"
             local verify=(); [[ $phase == copy-verify ]] && verify=(--verify)
             case $tool in
-                strata) timed "$IMG-$phase" "$round" strata check_copy "$STRATA" copy "${verify[@]}" "$L:$T" "$OUT" ;;
-                skopeo) timed "$IMG-$phase" "$round" skopeo check_copy skopeo copy -q "oci:$L:$T" "oci:$OUT:$T" ;;
+                strata) timed_check "$IMG-$phase" "$round" strata check_copy "$STRATA" copy "${verify[@]}" "$L:$T" "$OUT" ;;
+                skopeo) timed_check "$IMG-$phase" "$round" skopeo check_copy skopeo copy -q "oci:$L:$T" "oci:$OUT:$T" ;;
             esac ;;
     esac
 }
@@ -206,7 +155,7 @@ for IMG in $IMAGES; do
             else
                 tk=$(run_one "$phase" "$r" skopeo); ts=$(run_one "$phase" "$r" strata)
             fi
-            ratio=$(awk -v s="$ts" -v k="$tk" 'BEGIN {printf "%.4f", s / k}')
+            ratio=$(pair_ratio "$ts" "$tk")
             echo "$ratio" >>"$RATIOS"
             printf '%-6s %12.4f %12.4f %10.3f\n' "$r" "$ts" "$tk" "$ratio" >&2
         done
@@ -221,7 +170,7 @@ done
 goal() { case $1 in copy) echo 0.1 ;; copy-verify) echo none ;; *) echo 0.7 ;; esac; }
 verdict() {
     [[ $2 == none ]] && { echo "no goal (--verify hashes every linked blob)"; return; }
-    awk -v v="$1" -v lim="$2" 'BEGIN {print "goal <= " lim ": " ((v <= lim) ? "MET" : "NOT MET")}'
+    echo "goal <= $2: $(met "$1" "$2")"
 }
 MAXRSS=$(awk -F'\t' 'NR > 1 && $3 == "strata" {if ($7 > m) m = $7} END {print m + 0}' "$LOG")
 {
@@ -234,7 +183,7 @@ MAXRSS=$(awk -F'\t' 'NR > 1 && $3 == "strata" {if ($7 > m) m = $7} END {print m 
                 p=$IMG-$phase
                 printf '%-20s %-8s %10.4f %10.2f %10.2f %12s %12s\n' "$p" "$tool" \
                     "$(col "$p" "$tool" 4 | median)" "$(col "$p" "$tool" 5 | median)" "$(col "$p" "$tool" 6 | median)" \
-                    "$(col "$p" "$tool" 7 | sort -n | tail -1)" "$(col "$p" "$tool" 8 | sort -u | paste -sd,)"
+                    "$(maxcol "$p" "$tool" 7)" "$(col "$p" "$tool" 8 | sort -u | paste -sd,)"
             done
         done
     done
@@ -246,9 +195,7 @@ MAXRSS=$(awk -F'\t' 'NR > 1 && $3 == "strata" {if ($7 > m) m = $7} END {print m 
         done
     done
     echo "strata peak RSS over all runs: $MAXRSS KB   under 100 MiB: $(verdict "$MAXRSS" 102399)"
-    echo "load average at start / end: $(grep -o 'start: [0-9. ]*' "$RES/environment.txt" | cut -d' ' -f2-4) / $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "every run's output was checked (runs.tsv, column 'check')"
-    echo "raw results: $RES"
+    summary_tail
 } | tee "$RES/summary.txt"
 
 aside "$SCR"

@@ -24,10 +24,9 @@
 #   REBUILD_INPUT=1        rebuild both cached layouts even if present
 #   REBUILD_ROOTFS=1       also redo debootstrap (implies REBUILD_INPUT=1)
 set -euo pipefail
-export LC_ALL=C
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-W=${STRATA_BENCH_DIR:-/var/tmp/strata-bench}
 ROUNDS=${ROUNDS:-7}
 BIG_ROUNDS=${BIG_ROUNDS:-3}
 PHASES=${PHASES:-minbase-root minbase-rootless minbase-tar big-root big-rootless}
@@ -35,16 +34,9 @@ SCRATCH_FS=${SCRATCH_FS:-loop}
 SCRATCH_GB=${SCRATCH_GB:-12}
 TRASH_MAX_GB=${TRASH_MAX_GB:-8}
 SETTLE=${SETTLE:-360}
-SUITE=${SUITE:-bookworm}
-MIRROR=${MIRROR:-}
-FALLBACK_SRC=${FALLBACK_SRC:-/usr}
 NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups --)
 # Version of the synthetic tree: bump it when gen_big changes, to rebuild the cached image.
 BIG_VERSION=1
-
-say() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'unpack.sh: error: %s\n' "$*" >&2; exit 1; }
-need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found${2:+ ($2)}"; }
 
 [[ $(id -u) -eq 0 ]] || die "run as root (rootless runs switch to nobody with setpriv; root runs need root)"
 need umoci "apt-get install umoci"
@@ -56,9 +48,8 @@ need gzip
 need tar
 need md5sum
 need awk
-[[ -x /usr/bin/time ]] || die "/usr/bin/time not found (apt-get install time)"
-[[ $ROUNDS -ge 3 ]] || die "ROUNDS must be at least 3 (got $ROUNDS)"
-[[ $BIG_ROUNDS -ge 3 ]] || die "BIG_ROUNDS must be at least 3 (got $BIG_ROUNDS)"
+need_time
+need_rounds ROUNDS BIG_ROUNDS
 case $SCRATCH_FS in
     loop) for c in losetup mkfs.ext4 mount umount truncate; do need "$c" "or SCRATCH_FS=dir"; done ;;
     dir) ;;
@@ -69,17 +60,10 @@ for p in $PHASES; do
         *) die "unknown phase $p" ;;
     esac
 done
-case $W in *:*) die "work dir $W contains ':', which umoci's --image LAYOUT:TAG cannot take" ;; esac
-
-mkdir -p "$W"/{input,scratch,trash,results}
-W=$(cd "$W" && pwd)
-# Our own trash subdirectory for the input builds: gc_fsck.sh empties $W/trash when it ends.
-TRASH=$W/trash/unpack.$$
-mkdir -p "$TRASH"
-# Move a path aside (deleted later, untimed): a large rm -rf slows file creation afterwards.
-aside() { if [[ -e $1 ]]; then mkdir -p "$TRASH"; mv "$1" "$TRASH/$(date +%s%N)-$(basename "$1")"; fi; }
-# shellcheck source=benches/lib.sh
-source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+no_colon_in_w "umoci's --image LAYOUT:TAG"
+# Our own trash subdirectory for the input builds, made again if gone (gc_fsck.sh empties
+# $W/trash when it ends).
+bench_workdir unpack remake
 
 # The timed runs write into SCR: root/, rootless/ (0777, for nobody), and trash/ where each
 # output is moved after its check. Deleting files is what disturbs later runs: the root
@@ -139,35 +123,16 @@ purge() {
 }
 
 # ---------------------------------------------------------------- 1. strata binary
-if [[ -n ${STRATA:-} ]]; then
-    [[ -x $STRATA ]] || die "STRATA=$STRATA is not an executable"
-    say "using STRATA=$STRATA"
-else
-    STRATA=${CARGO_TARGET_DIR:-$REPO/target}/release/strata
-    if [[ -x $STRATA ]]; then
-        say "using the existing $STRATA (set STRATA=path to test another binary)"
-    else
-        need cargo
-        say "building strata (cargo build --release in $REPO)"
-        (cd "$REPO" && cargo build --release --quiet) || die "cargo build --release failed"
-        [[ -x $STRATA ]] || die "built, but $STRATA is missing"
-    fi
-fi
-STRATA_SRC=$(cd "$(dirname "$STRATA")" && pwd)/$(basename "$STRATA")
-# Run a private copy, so a rebuild during the benchmark cannot swap binaries between runs.
-# World-readable and -executable: the rootless runs execute it as nobody.
-mkdir -p "$W/bin"
-chmod 0755 "$W/bin"
-STRATA=$W/bin/strata.$$
-cp "$STRATA_SRC" "$STRATA"
-chmod 0755 "$STRATA"
+# target/release/strata, built only if missing, unless STRATA is given. The private copy is
+# world-readable and -executable: the rootless runs execute it as nobody.
+find_strata missing
+private_strata shared
 trap 'rm -f "$STRATA"; scratch_down; rm -rf "${TRASH:?}"' EXIT
 UMOCI=$(command -v umoci)
 
 # ---------------------------------------------------------------- 2. input (cached)
 # 2a. The Debian minbase rootfs (benches/lib.sh: one recipe and cache for every script).
 bench_rootfs
-
 
 # build_layout NAME TAG FILLFN: layout $W/input/unpack-NAME with one image TAG, one gzip layer
 # made by umoci repack from a bundle whose rootfs FILLFN fills. Writes NAME.done, NAME.info.
@@ -178,30 +143,21 @@ build_layout() {
     BUILT_INPUT=1
     aside "$out"; aside "$L"; aside "$B"; rm -f "$out.done"
     say "building the $name layout (umoci init/new/unpack, fill the rootfs, umoci repack)"
-    umoci init --layout "$L"
-    umoci new --image "$L:base"
-    umoci unpack --image "$L:base" "$B" >/dev/null
+    umoci_bundle "$L" "$B"
     "$fill" "$B/rootfs"
     local entries bytes disk
     entries=$(cd "$B/rootfs" && find . -mindepth 1 | wc -l)
     bytes=$(du -sb "$B/rootfs" | cut -f1)
     disk=$(du -s -B1 "$B/rootfs" | cut -f1)
-    umoci repack --image "$L:$tag" "$B"
-    umoci rm --image "$L:base"
-    umoci gc --layout "$L"
-    aside "$B"
+    umoci_one_layer "$L" "$tag" "$B" "$name"
     # The rootless runs read the layout as nobody.
     chmod -R a+rX "$L"
-    local m layer
-    m=$(jq -r --arg t "$tag" '.manifests[] | select(.annotations["org.opencontainers.image.ref.name"]==$t) | .digest' "$L/index.json")
-    [[ $(jq '.layers | length' "$L/blobs/sha256/${m#sha256:}") == 1 ]] || die "$name: expected one layer"
-    layer=$(jq -r '.layers[0].digest' "$L/blobs/sha256/${m#sha256:}")
     # Device nodes in the layer: rootless unpacks write placeholders for them (see check).
-    gzip -dc "$L/blobs/sha256/${layer#sha256:}" | tar -tv | awk '$1 ~ /^[cb]/ {sub(/^\.\//, "", $NF); print $NF}' | sort >"$out.devices"
+    gzip -dc "$L/blobs/sha256/$LAYER_HEX" | tar -tv | awk '$1 ~ /^[cb]/ {sub(/^\.\//, "", $NF); print $NF}' | sort >"$out.devices"
     {
         echo "tag=$tag"
-        echo "layer=${layer#sha256:}"
-        echo "layer_bytes=$(stat -c %s "$L/blobs/sha256/${layer#sha256:}")"
+        echo "layer=$LAYER_HEX"
+        echo "layer_bytes=$(stat -c %s "$L/blobs/sha256/$LAYER_HEX")"
         echo "entries=$entries"
         echo "tree_bytes=$bytes"
         echo "tree_disk=$disk"
@@ -232,11 +188,7 @@ for img in minbase big; do
 done
 
 # ---------------------------------------------------------------- 3. results, helpers
-STAMP=$(date +%Y%m%d-%H%M%S)
-RES=$W/results/unpack-$STAMP
-mkdir -p "$RES"/{out,lists}
-LOG=$RES/runs.tsv
-printf 'phase\tround\ttool\twall_s\tuser_s\tsys_s\tmaxrss_kb\tcheck\n' >"$LOG"
+bench_results unpack-
 if [[ $SCRATCH_FS == loop ]]; then
     # Room for the trash budget plus the run in progress and the file system's own metadata.
     need_gb=$(((TRASH_MAX_GB * 1000000000 + TREE_DISK[big] + 2000000000) / 1073741824 + 1))
@@ -244,45 +196,26 @@ if [[ $SCRATCH_FS == loop ]]; then
 fi
 scratch_up
 
-mb() { awk -v b="$1" 'BEGIN {printf "%.1f MB", b / 1e6}'; }
 {
-    echo "date: $(date -Is)"
-    echo "host: $(uname -srm), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo)"
-    echo "cpu: $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+    env_host
     echo "work dir file system: $(findmnt -no FSTYPE,OPTIONS -T "$W" 2>/dev/null || echo '?')"
     if [[ $SCRATCH_FS == loop ]]; then
         echo "outputs: $SCR, a fresh loop-mounted ${SCRATCH_GB}G ext4 image ($(findmnt -no FSTYPE,OPTIONS -T "$SCR"); $(dumpe2fs -h "$IMG" 2>/dev/null | grep -o 'has_journal' || echo 'journal ?'))"
     else
         echo "outputs: $SCR, a directory on the work dir's file system (SETTLE=${SETTLE}s after purges)"
     fi
-    echo "strata: $STRATA_SRC ($("$STRATA" --version 2>&1 | head -1), sha256 $(sha256sum "$STRATA" | cut -c1-16))"
-    echo "strata repo: $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (dirty work tree)')"
+    env_strata
     echo "umoci: $(umoci --version); $(gzip --version | head -1); $(tar --version | head -1)"
     echo "source tree: $SOURCE_DESC"
     for img in minbase big; do
         echo "image $img: ${LAYOUT[$img]}:${TAG[$img]}, ${ENTRIES[$img]} entries, $(mb "${TREE_BYTES[$img]}") tree, $(mb "${LAYER_BYTES[$img]}") gzip layer, $(wc -l <"${DEVICES[$img]}") device nodes"
     done
     echo "phases: $PHASES; $ROUNDS pairs per minbase phase, $BIG_ROUNDS per big phase"
-    echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on this machine disturb the timings)"
+    env_load
 } | tee "$RES/environment.txt" >&2
 
 # Warm the page cache: the layout, the binaries.
 warm() { cat "$1/index.json" "$1/oci-layout" "$1"/blobs/sha256/* "$STRATA" "$UMOCI" >/dev/null; }
-
-# timed PHASE ROUND TOOL CMD...: one run under /usr/bin/time -v, wall time from bash's
-# clock around it. Sets WALL, USER_S, SYS_S, RSS.
-timed() {
-    local phase=$1 round=$2 tool=$3; shift 3
-    local tag=$phase-$round-$tool rc=0 t0 t1
-    t0=$EPOCHREALTIME
-    /usr/bin/time -v -o "$RES/out/$tag.time" "$@" >"$RES/out/$tag.stdout" 2>"$RES/out/$tag.stderr" || rc=$?
-    t1=$EPOCHREALTIME
-    [[ $rc -eq 0 ]] || die "$tool ($phase round $round) exited $rc; see $RES/out/$tag.stderr"
-    WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.6f", b - a}')
-    USER_S=$(awk -F': ' '/User time/ {print $2}' "$RES/out/$tag.time")
-    SYS_S=$(awk -F': ' '/System time/ {print $2}' "$RES/out/$tag.time")
-    RSS=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$RES/out/$tag.time")
-}
 
 # list_tree ROOTFS: one line per entry, tab-separated: path type size mode uid gid mtime
 # symlink-target. The rootfs root itself is listed without its mtime (a bundle detail).
@@ -382,25 +315,18 @@ run_one() {
         *) die "no command for $mode-$tool" ;;
     esac
     check "$phase" "$round" "$tool" "$rootfs"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$phase" "$round" "$tool" "$WALL" "$USER_S" "$SYS_S" "$RSS" "$CHECK" >>"$LOG"
+    record "$phase" "$round" "$tool"
     mv "$out" "$SCR/trash/"
     TRASH_RUNS_BYTES=$((TRASH_RUNS_BYTES + TREE_DISK[$img]))
 }
-
-median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) {print "nan"; exit} if (NR % 2) print v[(NR + 1) / 2]; else printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-col() { awk -F'\t' -v p="$1" -v t="$2" -v c="$3" '$1 == p && $3 == t {print $c}' "$LOG"; }
-maxcol() { col "$@" | sort -n | tail -1; }
 
 # ---------------------------------------------------------------- 4. timed phases
 # Each pair is strata and the peer, in the order A B B A ... (strata first in odd rounds).
 if [[ $SCRATCH_FS == loop ]]; then
     sync
-elif [[ $BUILT_INPUT == 1 ]]; then
-    sync; say "inputs were just built: waiting ${SETTLE}s"; sleep "$SETTLE"
-elif [[ -f $W/trash/.last-purge ]]; then
-    # A previous run of this script deleted its outputs moments ago: wait out the rest.
-    left=$(($(cat "$W/trash/.last-purge") + SETTLE - $(date +%s)))
-    if ((left > 0)); then sync; say "a previous run purged its outputs just now: waiting ${left}s"; sleep "$left"; fi
+else
+    # dir: wait after an input build, or out the rest after a previous run's purge.
+    settle_wait "a previous run purged its outputs just now"
 fi
 for phase in $PHASES; do
     img=${phase%%-*} mode=${phase#*-}
@@ -429,7 +355,7 @@ for phase in $PHASES; do
             run_one "$phase" "$r" "$peer"; tp=$WALL rp=$RSS
             run_one "$phase" "$r" strata; ts=$WALL rs=$RSS
         fi
-        ratio=$(awk -v s="$ts" -v u="$tp" 'BEGIN {printf "%.4f", s / u}')
+        ratio=$(pair_ratio "$ts" "$tp")
         echo "$ratio" >>"$RES/ratios-$phase.txt"
         printf '%-18s %5s %10.3f %10.3f %8.3f %12s %12s\n' "$phase" "$r" "$ts" "$tp" "$ratio" "$rs" "$rp" >&2
     done
@@ -439,7 +365,6 @@ done
 scratch_down
 
 # ---------------------------------------------------------------- 5. summary
-verdict() { awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN {ok = (op == "le") ? v <= lim : v < lim; print ok ? "MET" : "NOT MET"}'; }
 {
     echo
     echo "=== strata unpack bench summary ($STAMP) ==="
@@ -465,11 +390,11 @@ verdict() { awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN {ok = (op == "le") ? v <
         q=$(median <"$RES/ratios-$phase.txt")
         if [[ $phase == *-tar ]]; then what="strata/(gzip|tar)" goal=1.3; else what="strata/umoci" goal=0.5; fi
         printf '  %-18s %-18s %7.3f   goal <= %-4s %-8s (pairs: %s)\n' "$phase" "$what" "$q" "$goal" \
-            "$(verdict "$q" "$goal" le)" "$(paste -sd' ' "$RES/ratios-$phase.txt")"
+            "$(met "$q" "$goal" le)" "$(paste -sd' ' "$RES/ratios-$phase.txt")"
     done
     S_RSS=$(awk -F'\t' '$3 == "strata" {print $7}' "$LOG" | sort -n | tail -1)
     printf '  %-37s %7.1f MiB   goal < 100 MiB %s\n' "strata peak RSS, all runs" "$(awk -v k="$S_RSS" 'BEGIN {print k / 1024}')" \
-        "$(verdict "$(awk -v k="$S_RSS" 'BEGIN {print k / 1024}')" 100 lt)"
+        "$(met "$(awk -v k="$S_RSS" 'BEGIN {print k / 1024}')" 100 lt)"
     echo
     if [[ $PHASES == *-tar* ]]; then
         echo "peak RSS of 'gzip|tar' is the largest process of the pipeline (GNU time on sh -c)"
@@ -477,7 +402,5 @@ verdict() { awk -v v="$1" -v lim="$2" -v op="$3" 'BEGIN {ok = (op == "le") ? v <
     if [[ $PHASES == *rootless* ]]; then
         echo "rootless outputs: the mode of device placeholders is masked (strata 0, umoci the header's)"
     fi
-    echo "load average at start / end: $(grep -o 'start: [0-9. ]*' "$RES/environment.txt" | cut -d' ' -f2-4) / $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "every run's output was checked (runs.tsv, column 'check')"
-    echo "raw results: $RES"
+    summary_tail
 } | tee "$RES/summary.txt"
