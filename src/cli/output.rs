@@ -133,11 +133,13 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
-/// A one-line progress display on stderr, drawn only when stderr is a terminal.
+/// A one-line progress display on stderr for an unpack, layer by layer, drawn only when
+/// stderr is a terminal.
 pub struct Progress {
     enabled: bool,
     label: String,
     total: u64,
+    layer_start: std::time::Instant,
 }
 
 impl Output {
@@ -148,6 +150,7 @@ impl Output {
             enabled: !self.quiet && io::stderr().is_terminal(),
             label: String::new(),
             total: 0,
+            layer_start: std::time::Instant::now(),
         }
     }
 }
@@ -161,19 +164,19 @@ impl Progress {
             &digest[..digest.len().min(19)]
         );
         self.total = size;
+        self.layer_start = std::time::Instant::now();
         self.bytes(0);
     }
 
     /// Bytes of the current layer read so far.
     pub fn bytes(&mut self, done: u64) {
         if self.enabled {
-            let pct = (done * 100).checked_div(self.total).unwrap_or(100);
-            eprint!(
-                "\r\x1b[2K{}  {} / {} ({pct}%)",
-                self.label,
-                human_size(done),
-                human_size(self.total)
-            );
+            let p = strata::transfer::Progress {
+                done,
+                total: Some(self.total),
+            };
+            let line = transfer_line(&self.label, p, self.layer_start.elapsed().as_secs_f64());
+            eprint!("\r\x1b[2K{line}");
         }
     }
 
