@@ -30,6 +30,78 @@ fn file(dir: &Path, name: &str, body: &str) -> String {
     s(&p).to_owned()
 }
 
+/// `strata artifact attach`; the new referrer's digest.
+fn attach(subject: &str, artifact_type: &str, file: &str) -> String {
+    ok(&[
+        "artifact",
+        "attach",
+        subject,
+        "--artifact-type",
+        artifact_type,
+        file,
+    ])
+    .trim()
+    .to_owned()
+}
+
+/// The platforms `ls --json` gives the entry tagged `tag`.
+fn platforms(layout: &str, tag: &str) -> serde_json::Value {
+    let listed = json(&["ls", layout, "--json"]);
+    listed["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["tag"] == tag)
+        .unwrap_or_else(|| panic!("no {tag} in {listed:#}"))["platforms"]
+        .clone()
+}
+
+/// Tags, as `tag`, an artifact whose one layer is `payload` titled `title` (the name
+/// `artifact pull` writes it under).
+fn titled_artifact(
+    layout: &strata::Layout,
+    payload: &strata::spec::BlobRef,
+    empty: &strata::spec::BlobRef,
+    title: &str,
+    tag: &str,
+) {
+    use strata::spec::{media_type, to_canonical_json, Descriptor};
+    let mut layer = Descriptor::new("text/plain", &payload.digest, payload.size);
+    layer.set_annotation("org.opencontainers.image.title", Some(title));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::MANIFEST,
+        "artifactType": "application/x",
+        "config": Descriptor::new(media_type::EMPTY, &empty.digest, empty.size),
+        "layers": [layer],
+    });
+    let blob = layout.put_blob(&to_canonical_json(&manifest)).unwrap();
+    add_entry(
+        layout,
+        &Descriptor::new(media_type::MANIFEST, &blob.digest, blob.size),
+        Some(tag),
+    );
+}
+
+/// `strata index create LAYOUT:multi` over the images tagged `amd` and `arm`, with `extra`.
+fn create_multi(layout: &str, extra: &[&str]) {
+    let (multi, amd, arm) = (
+        format!("{layout}:multi"),
+        format!("{layout}:amd"),
+        format!("{layout}:arm"),
+    );
+    let args = [
+        "index",
+        "create",
+        &multi,
+        "--manifest",
+        &amd,
+        "--manifest",
+        &arm,
+    ];
+    ok(&[&args[..], extra].concat());
+}
+
 fn referrer_digests(args: &[&str]) -> Vec<String> {
     let j = json(args);
     j["manifests"]
@@ -46,39 +118,24 @@ fn signature_and_sbom_live_and_die_with_their_image() {
     let l = lay(dir.path());
     let img = image(dir.path(), "app", "app", "linux/amd64");
     image(dir.path(), "other", "other", "linux/amd64");
-    let sig = ok(&[
-        "artifact",
-        "attach",
+    let sig = attach(
         &format!("{l}:app"),
-        "--artifact-type",
         "application/vnd.example.sig",
         &file(dir.path(), "app.sig", "signed"),
-    ])
-    .trim()
-    .to_owned();
-    let sbom = ok(&[
-        "artifact",
-        "attach",
+    );
+    let sbom = attach(
         &format!("{l}:app"),
-        "--artifact-type",
         "application/spdx+json",
         &format!(
             "{}:application/spdx+json",
             file(dir.path(), "sbom.json", "{\"spdx\":true}")
         ),
-    ])
-    .trim()
-    .to_owned();
-    let sbom_sig = ok(&[
-        "artifact",
-        "attach",
+    );
+    let sbom_sig = attach(
         &format!("{l}@{sbom}"),
-        "--artifact-type",
         "application/vnd.example.sig",
         &file(dir.path(), "sbom.sig", "signed too"),
-    ])
-    .trim()
-    .to_owned();
+    );
 
     // Attached referrers are kept in index.json, untagged.
     let index: serde_json::Value =
@@ -149,10 +206,7 @@ fn push_follows_the_artifact_guidance_and_pull_gets_the_files_back() {
         "--annotation",
         "org.example=1",
     ]);
-    let raw = strata(&["inspect", &format!("{l}:files"), "--raw", "manifest"])
-        .output()
-        .unwrap()
-        .stdout;
+    let raw = ok_bytes(&["inspect", &format!("{l}:files"), "--raw", "manifest"]);
     let m: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(m["artifactType"], "application/vnd.example.bundle");
     assert_eq!(m["config"]["mediaType"], strata::spec::media_type::EMPTY);
@@ -183,10 +237,7 @@ fn push_follows_the_artifact_guidance_and_pull_gets_the_files_back() {
         "--artifact-type",
         "application/vnd.example.flag",
     ]);
-    let raw = strata(&["inspect", &format!("{l}:nothing"), "--raw", "manifest"])
-        .output()
-        .unwrap()
-        .stdout;
+    let raw = ok_bytes(&["inspect", &format!("{l}:nothing"), "--raw", "manifest"]);
     let m: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(m["layers"].as_array().unwrap().len(), 1);
     assert_eq!(m["layers"][0]["mediaType"], strata::spec::media_type::EMPTY);
@@ -200,57 +251,30 @@ fn bad_artifact_input_changes_nothing() {
     image(dir.path(), "app", "app", "linux/amd64");
     let f = file(dir.path(), "x.txt", "x");
     let root = dir.path().join("lay");
-    let cases: Vec<(Vec<String>, &str)> = vec![
+    let (nope, t) = (format!("{l}:nope"), format!("{l}:t"));
+    let outside = format!("{}/../x.txt", s(dir.path()));
+    let push = ["artifact", "push", &t, "--artifact-type"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec![
-                "artifact".into(),
-                "attach".into(),
-                format!("{l}:nope"),
-                "--artifact-type".into(),
-                "application/x".into(),
-                f.clone(),
+                "artifact",
+                "attach",
+                &nope,
+                "--artifact-type",
+                "application/x",
+                &f,
             ],
             "\"nope\"",
         ),
+        ([&push[..], &["application/x", &outside]].concat(), ".."),
+        ([&push[..], &["not a type", &f]].concat(), "not a type"),
         (
-            vec![
-                "artifact".into(),
-                "push".into(),
-                format!("{l}:t"),
-                "--artifact-type".into(),
-                "application/x".into(),
-                format!("{}/../x.txt", s(dir.path())),
-            ],
-            "..",
-        ),
-        (
-            vec![
-                "artifact".into(),
-                "push".into(),
-                format!("{l}:t"),
-                "--artifact-type".into(),
-                "not a type".into(),
-                f.clone(),
-            ],
-            "not a type",
-        ),
-        (
-            vec![
-                "artifact".into(),
-                "push".into(),
-                format!("{l}:t"),
-                "--artifact-type".into(),
-                "application/x".into(),
-                f.clone(),
-                "--subject".into(),
-                format!("{l}:nope"),
-            ],
+            [&push[..], &["application/x", &f, "--subject", &nope]].concat(),
             "\"nope\"",
         ),
     ];
     for (args, needle) in cases {
         let before = snapshot(&root);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let err = fails(&args, 1);
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(snapshot(&root) == before, "{args:?} changed the layout");
@@ -268,27 +292,7 @@ fn pull_never_writes_outside_the_directory() {
         ("abs", "/tmp/strata-escaped-by-title"),
         ("deep", "a/../../escaped"),
     ] {
-        let mut layer = strata::spec::Descriptor::new("text/plain", &payload.digest, payload.size);
-        layer.set_annotation("org.opencontainers.image.title", Some(title));
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": strata::spec::media_type::MANIFEST,
-            "artifactType": "application/x",
-            "config": strata::spec::Descriptor::new(strata::spec::media_type::EMPTY, &empty.digest, empty.size),
-            "layers": [layer],
-        });
-        let blob = layout
-            .put_blob(&strata::spec::to_canonical_json(&manifest))
-            .unwrap();
-        add_entry(
-            &layout,
-            &strata::spec::Descriptor::new(
-                strata::spec::media_type::MANIFEST,
-                &blob.digest,
-                blob.size,
-            ),
-            Some(tag),
-        );
+        titled_artifact(&layout, &payload, &empty, title, tag);
         let target = dir.path().join("target").join(tag);
         let err = fails(
             &[
@@ -310,21 +314,7 @@ fn pull_never_writes_outside_the_directory() {
     let outside = dir.path().join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, payload_dir.join("sub")).unwrap();
-    let mut layer = strata::spec::Descriptor::new("text/plain", &payload.digest, payload.size);
-    layer.set_annotation("org.opencontainers.image.title", Some("sub/file"));
-    let manifest = serde_json::json!({
-        "schemaVersion": 2, "mediaType": strata::spec::media_type::MANIFEST, "artifactType": "application/x",
-        "config": strata::spec::Descriptor::new(strata::spec::media_type::EMPTY, &empty.digest, empty.size),
-        "layers": [layer],
-    });
-    let blob = layout
-        .put_blob(&strata::spec::to_canonical_json(&manifest))
-        .unwrap();
-    add_entry(
-        &layout,
-        &strata::spec::Descriptor::new(strata::spec::media_type::MANIFEST, &blob.digest, blob.size),
-        Some("planted"),
-    );
+    titled_artifact(&layout, &payload, &empty, "sub/file", "planted");
     let _ = run(&[
         "artifact",
         "pull",
@@ -344,28 +334,15 @@ fn index_create_add_remove_and_unpack_by_platform() {
     let l = lay(dir.path());
     let amd = image(dir.path(), "amd", "amd64 tree", "linux/amd64");
     let arm = image(dir.path(), "arm", "arm64 tree", "linux/arm64/v8");
-    ok(&[
-        "index",
-        "create",
-        &format!("{l}:multi"),
-        "--manifest",
-        &format!("{l}:amd"),
-        "--manifest",
-        &format!("{l}:arm"),
-        "--annotation",
-        "org.example=multi",
-    ]);
-    let raw = strata(&[
+    create_multi(&l, &["--annotation", "org.example=multi"]);
+    let raw = ok_bytes(&[
         "inspect",
         &format!("{l}:multi"),
         "--raw",
         "index",
         "--platform",
         "linux/amd64",
-    ])
-    .output()
-    .unwrap()
-    .stdout;
+    ]);
     let index: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(index["manifests"][0]["digest"], amd);
     assert_eq!(index["manifests"][0]["platform"]["architecture"], "amd64");
@@ -392,15 +369,10 @@ fn index_create_add_remove_and_unpack_by_platform() {
         "--platform",
         "linux/amd64",
     ]);
-    let j = json(&["ls", &l, "--json"]);
-    let multi = j["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["tag"] == "multi")
-        .unwrap()
-        .clone();
-    assert_eq!(multi["platforms"], serde_json::json!(["linux/arm64/v8"]));
+    assert_eq!(
+        platforms(&l, "multi"),
+        serde_json::json!(["linux/arm64/v8"])
+    );
     ok(&[
         "index",
         "add",
@@ -408,16 +380,8 @@ fn index_create_add_remove_and_unpack_by_platform() {
         "--manifest",
         &format!("{l}:amd"),
     ]);
-    let j = json(&["ls", &l, "--json"]);
-    let multi = j["images"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["tag"] == "multi")
-        .unwrap()
-        .clone();
     assert_eq!(
-        multi["platforms"],
+        platforms(&l, "multi"),
         serde_json::json!(["linux/arm64/v8", "linux/amd64"])
     );
     let err = fails(
@@ -455,15 +419,7 @@ fn peers_accept_artifacts_and_indexes() {
     let l = lay(dir.path());
     image(dir.path(), "amd", "a", "linux/amd64");
     image(dir.path(), "arm", "b", "linux/arm64");
-    ok(&[
-        "index",
-        "create",
-        &format!("{l}:multi"),
-        "--manifest",
-        &format!("{l}:amd"),
-        "--manifest",
-        &format!("{l}:arm"),
-    ]);
+    create_multi(&l, &[]);
     ok(&[
         "artifact",
         "push",
@@ -488,17 +444,14 @@ fn peers_accept_artifacts_and_indexes() {
         );
         let raw = peer_ok("skopeo", &["inspect", "--raw", &format!("oci:{l}:{tag}")]);
         let what = if tag == "multi" { "index" } else { "manifest" };
-        let ours = strata(&[
+        let ours = ok_bytes(&[
             "inspect",
             &format!("{l}:{tag}"),
             "--raw",
             what,
             "--platform",
             "linux/amd64",
-        ])
-        .output()
-        .unwrap()
-        .stdout;
+        ]);
         assert_eq!(raw.as_bytes(), &ours[..], "{tag}");
     }
     ok(&["fsck", s(&dir.path().join("copy"))]);
@@ -509,16 +462,11 @@ fn export_and_copy_carry_referrers() {
     let dir = tempdir();
     let l = lay(dir.path());
     image(dir.path(), "app", "app", "linux/amd64");
-    let sig = ok(&[
-        "artifact",
-        "attach",
+    let sig = attach(
         &format!("{l}:app"),
-        "--artifact-type",
         "application/vnd.example.sig",
         &file(dir.path(), "app.sig", "signed"),
-    ])
-    .trim()
-    .to_owned();
+    );
     let archive = dir.path().join("app.tar");
     ok(&["export", &format!("{l}:app"), "-o", s(&archive)]);
     let received = dir.path().join("received");

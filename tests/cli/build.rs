@@ -5,25 +5,24 @@
 //! unpacked (by strata, and by umoci and skopeo where they are installed) and compared with
 //! the tree they were built from, entry by entry.
 //!
-//! The helpers here (tree editing, tree scans and comparisons, layer listings) are shared
+//! The helpers here (tree editing, tree comparisons, layer listings) are shared
 //! with `repack.rs`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rustix::fs::{self as rfs, AtFlags, Mode, Timespec, Timestamps, XattrFlags, CWD};
 use serde_json::{json, Value};
-use sha2::{Digest as _, Sha256};
 use strata::spec::media_type;
 
 use crate::util::{
-    json, ok, peer, peer_ok, s, sha256, snapshot, strata_bin, tempdir, write_layered_image,
-    Packing, Run, TarBuilder,
+    json, ok, peer, peer_ok, s, scan, sha256, show, snapshot, strata_bin, tempdir,
+    write_layered_image, Packing, Run, TarBuilder, Tree,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -396,146 +395,6 @@ pub(crate) fn rich_tree(root: &Path) {
             .write("locked/secret", "s\n", 0o600)
             .chmod("locked", 0o000);
     }
-}
-
-/// One entry's attributes, field name to a printable value.
-pub(crate) type Fields = BTreeMap<String, String>;
-/// A tree: path bytes (relative, the root itself left out) to attributes.
-pub(crate) type Tree = BTreeMap<Vec<u8>, Fields>;
-
-/// Bytes as text when they are printable UTF-8, else hex.
-pub(crate) fn show(b: &[u8]) -> String {
-    match std::str::from_utf8(b) {
-        Ok(t) if t.chars().all(|c| !c.is_control()) => t.to_owned(),
-        _ => format!(
-            "0x{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        ),
-    }
-}
-
-fn sha256_file(path: &Path) -> String {
-    let mut f =
-        std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf).expect("reading");
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    h.finalize().iter().map(|x| format!("{x:02x}")).collect()
-}
-
-pub(crate) fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let len = match rfs::llistxattr_query(path) {
-        Ok(n) => n,
-        Err(rustix::io::Errno::NOTSUP) => return Vec::new(),
-        Err(e) => panic!("llistxattr {}: {e}", path.display()),
-    };
-    let mut names = vec![0u8; len];
-    let n = rfs::llistxattr(path, &mut names[..]).expect("llistxattr");
-    let mut out = Vec::new();
-    for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let name = String::from_utf8_lossy(name).into_owned();
-        let size = rfs::lgetxattr_query(path, name.as_str()).expect("lgetxattr size");
-        let mut value = vec![0u8; size];
-        let got = rfs::lgetxattr(path, name.as_str(), &mut value[..]).expect("lgetxattr");
-        value.truncate(got);
-        out.push((name, value));
-    }
-    out
-}
-
-/// Every entry under `root` with its type, mode, owner, mtime (seconds), size and content
-/// hash, link target, device number, xattrs and the other names of its inode.
-pub(crate) fn scan(root: &Path) -> Tree {
-    let mut tree = Tree::new();
-    let mut inodes: HashMap<(u64, u64), Vec<Vec<u8>>> = HashMap::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in
-            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-        {
-            let path = entry.expect("dir entry").path();
-            let rel = path
-                .strip_prefix(root)
-                .expect("under root")
-                .as_os_str()
-                .as_bytes()
-                .to_vec();
-            let meta = std::fs::symlink_metadata(&path)
-                .unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
-            let ft = meta.file_type();
-            let mut f = Fields::new();
-            let kind = if ft.is_dir() {
-                "dir"
-            } else if ft.is_file() {
-                "file"
-            } else if ft.is_symlink() {
-                "symlink"
-            } else if ft.is_char_device() {
-                "char"
-            } else if ft.is_block_device() {
-                "block"
-            } else if ft.is_fifo() {
-                "fifo"
-            } else {
-                "socket"
-            };
-            f.insert("type".into(), kind.into());
-            if !ft.is_symlink() {
-                f.insert("mode".into(), format!("{:04o}", meta.mode() & 0o7777));
-            }
-            f.insert("uid".into(), meta.uid().to_string());
-            f.insert("gid".into(), meta.gid().to_string());
-            f.insert("mtime".into(), meta.mtime().to_string());
-            if ft.is_file() {
-                f.insert("size".into(), meta.len().to_string());
-                f.insert("sha256".into(), sha256_file(&path));
-            }
-            if ft.is_symlink() {
-                let target = std::fs::read_link(&path).expect("readlink");
-                f.insert("target".into(), show(target.as_os_str().as_bytes()));
-            }
-            if ft.is_char_device() || ft.is_block_device() {
-                let dev = meta.rdev();
-                f.insert(
-                    "rdev".into(),
-                    format!("{}:{}", rfs::major(dev), rfs::minor(dev)),
-                );
-            }
-            for (k, v) in xattrs(&path) {
-                f.insert(format!("xattr {k}"), show(&v));
-            }
-            if !ft.is_dir() && meta.nlink() > 1 {
-                inodes
-                    .entry((meta.dev(), meta.ino()))
-                    .or_default()
-                    .push(rel.clone());
-            }
-            tree.insert(rel, f);
-            if ft.is_dir() {
-                stack.push(path);
-            }
-        }
-    }
-    for group in inodes.values() {
-        for member in group {
-            let mut others: Vec<String> = group
-                .iter()
-                .filter(|p| *p != member)
-                .map(|p| show(p))
-                .collect();
-            others.sort_unstable();
-            tree.get_mut(member)
-                .expect("scanned")
-                .insert("links".into(), others.join(", "));
-        }
-    }
-    tree
 }
 
 /// mtimes newer than `epoch` become `epoch` (what a layer built with it holds).
@@ -1345,8 +1204,8 @@ fn add_layer_appends_a_tar_verbatim_and_refuses_what_is_not_one() {
     let history = raw_config(&layout, "gz")["history"].clone();
     assert_eq!(history.as_array().unwrap().len(), 3, "{history}");
     let tree = strata_unpacked(&at(&layout, "gz"), &dir.path().join("b"));
-    assert_eq!(tree[&b"data/link"[..]]["target"], "file");
-    assert_eq!(tree[&b"data/x"[..]]["xattr user.k"], "v");
+    assert_eq!(tree[&b"data/link"[..]]["target"], "\"file\"");
+    assert_eq!(tree[&b"data/x"[..]]["xattr user.k"], "\"v\"");
     assert_eq!(tree[&b"data/file"[..]]["mode"], "0640");
     ok(&["fsck", s(&layout)]);
 

@@ -14,7 +14,7 @@ use strata::spec::{media_type, Descriptor};
 use strata::Layout;
 
 use crate::util::{
-    add_entry, fails, json, ok, peer, peer_ok, s, stored_blobs, strata, tempdir, write_image,
+    add_entry, fails, json, ok, ok_bytes, peer, peer_ok, s, stored_blobs, tempdir, write_image,
     write_index, write_referrer,
 };
 
@@ -50,11 +50,37 @@ fn umoci_repack(image: &str, bundle: &Path) {
     umoci(&["repack", "--image", image, s(bundle)]);
 }
 
-/// Writes `body` at `rel` under the bundle's rootfs, creating parents.
-fn put(bundle: &Path, rel: &str, body: &str) {
-    let path = bundle.join("rootfs").join(rel);
-    std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir -p");
-    std::fs::write(&path, body).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+/// A new umoci layout at `dir/name` holding `base`, umoci's image with no layers.
+fn umoci_init(dir: &Path, name: &str) -> PathBuf {
+    let layout = dir.join(name);
+    umoci(&["init", "--layout", s(&layout)]);
+    umoci(&["new", "--image", &at(&layout, "base")]);
+    layout
+}
+
+/// Unpacks `from` with umoci into `bundle`, writes each (path, body) in `put` under its
+/// rootfs and removes each path in `remove`, then repacks it as `to`. `bundle` must be fresh:
+/// umoci 0.4.7's repack does not move a bundle's base forward.
+fn umoci_derive(
+    layout: &Path,
+    from: &str,
+    to: &str,
+    bundle: &Path,
+    put: &[(&str, &str)],
+    remove: &[&str],
+) {
+    umoci_unpack(&at(layout, from), bundle);
+    let rootfs = bundle.join("rootfs");
+    for (rel, body) in put {
+        let path = rootfs.join(rel);
+        std::fs::create_dir_all(path.parent().expect("has a parent")).expect("mkdir -p");
+        std::fs::write(&path, body).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+    }
+    for rel in remove {
+        let path = rootfs.join(rel);
+        std::fs::remove_file(&path).unwrap_or_else(|e| panic!("removing {}: {e}", path.display()));
+    }
+    umoci_repack(&at(layout, to), bundle);
 }
 
 /// `image` as `LAYOUT:TAG`.
@@ -72,27 +98,36 @@ fn at(layout: &Path, tag: &str) -> String {
 /// umoci 0.4.7's repack does not move a bundle's base forward, so each version is unpacked
 /// from the previous tag into a fresh bundle.
 fn umoci_layout(dir: &Path, name: &str) -> PathBuf {
-    let layout = dir.join(name);
-    umoci(&["init", "--layout", s(&layout)]);
-    umoci(&["new", "--image", &at(&layout, "base")]);
-
-    let b1 = dir.join(format!("{name}-b1"));
-    umoci_unpack(&at(&layout, "base"), &b1);
-    put(&b1, "etc/greeting", "hello\n");
-    put(&b1, "etc/other", "bye\n");
-    put(&b1, "usr/share/doc/readme", "v1\n");
-    umoci_repack(&at(&layout, "v1"), &b1);
-
-    let b2 = dir.join(format!("{name}-b2"));
-    umoci_unpack(&at(&layout, "v1"), &b2);
-    put(&b2, "etc/greeting", "modified\n");
-    std::fs::remove_file(b2.join("rootfs/etc/other")).expect("removing etc/other");
-    umoci_repack(&at(&layout, "v2"), &b2);
-
-    let b3 = dir.join(format!("{name}-b3"));
-    umoci_unpack(&at(&layout, "v2"), &b3);
-    put(&b3, "opt/app/data", "v3 data\n");
-    umoci_repack(&at(&layout, "v3"), &b3);
+    let layout = umoci_init(dir, name);
+    let bundle = |n: u8| dir.join(format!("{name}-b{n}"));
+    umoci_derive(
+        &layout,
+        "base",
+        "v1",
+        &bundle(1),
+        &[
+            ("etc/greeting", "hello\n"),
+            ("etc/other", "bye\n"),
+            ("usr/share/doc/readme", "v1\n"),
+        ],
+        &[],
+    );
+    umoci_derive(
+        &layout,
+        "v1",
+        "v2",
+        &bundle(2),
+        &[("etc/greeting", "modified\n")],
+        &["etc/other"],
+    );
+    umoci_derive(
+        &layout,
+        "v2",
+        "v3",
+        &bundle(3),
+        &[("opt/app/data", "v3 data\n")],
+        &[],
+    );
     umoci(&[
         "config",
         "--image",
@@ -121,6 +156,12 @@ fn blob_path(layout: &Path, digest: &str) -> PathBuf {
 
 fn blob_json(layout: &Path, digest: &str) -> Value {
     read_json(&blob_path(layout, digest))
+}
+
+fn config_digest(manifest: &Value) -> &str {
+    manifest["config"]["digest"]
+        .as_str()
+        .expect("config digest")
 }
 
 /// index.json's entries, straight from the file.
@@ -152,17 +193,6 @@ fn tags(layout: &Path) -> BTreeSet<String> {
         .filter_map(ref_name)
         .map(str::to_owned)
         .collect()
-}
-
-/// strata's exact stdout bytes (asserting exit 0).
-fn raw(args: &[&str]) -> Vec<u8> {
-    let out = strata(args).output().expect("running strata");
-    assert!(
-        out.status.success(),
-        "strata {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 /// A peer's exact stdout bytes (asserting success).
@@ -218,6 +248,16 @@ fn reachable_by_hand(layout: &Path) -> BTreeSet<String> {
     out
 }
 
+/// The digests a `gc --json` report removed (or, in a dry run, would remove).
+fn removed(report: &Value) -> BTreeSet<String> {
+    report["removed"]
+        .as_array()
+        .expect("removed")
+        .iter()
+        .map(|b| b["digest"].as_str().expect("digest").to_owned())
+        .collect()
+}
+
 /// `cp -a from to`: an identical copy for a peer to work on.
 fn copy_layout(from: &Path, to: &Path) {
     let out = Command::new("cp")
@@ -255,12 +295,7 @@ fn check_strata_reads(layout: &Path) {
         );
         // The platform comes from the config (umoci writes the host's GOOS/GOARCH).
         let manifest = blob_json(layout, entry["digest"].as_str().expect("digest"));
-        let config = blob_json(
-            layout,
-            manifest["config"]["digest"]
-                .as_str()
-                .expect("config digest"),
-        );
+        let config = blob_json(layout, config_digest(&manifest));
         let platform = format!(
             "{}/{}",
             config["os"].as_str().unwrap(),
@@ -318,12 +353,7 @@ fn check_strata_reads(layout: &Path) {
             .map(|l| (&l["digest"], &l["size"], &l["mediaType"]))
             .collect();
         assert_eq!(got_layers, want_layers, "{reference}: {summary:#}");
-        let config = blob_json(
-            layout,
-            manifest["config"]["digest"]
-                .as_str()
-                .expect("config digest"),
-        );
+        let config = blob_json(layout, config_digest(&manifest));
         let diff_ids: Vec<&Value> = summary["layers"]
             .as_array()
             .expect("layers")
@@ -339,23 +369,20 @@ fn check_strata_reads(layout: &Path) {
 
         let manifest_bytes = std::fs::read(&manifest_path).expect("reading the manifest blob");
         assert_eq!(
-            raw(&["inspect", &reference, "--raw", "manifest"]),
+            ok_bytes(&["inspect", &reference, "--raw", "manifest"]),
             manifest_bytes,
             "{reference}"
         );
-        let config_bytes = std::fs::read(blob_path(
-            layout,
-            manifest["config"]["digest"].as_str().unwrap(),
-        ))
-        .expect("reading the config blob");
+        let config_bytes = std::fs::read(blob_path(layout, config_digest(&manifest)))
+            .expect("reading the config blob");
         assert_eq!(
-            raw(&["inspect", &reference, "--raw", "config"]),
+            ok_bytes(&["inspect", &reference, "--raw", "config"]),
             config_bytes,
             "{reference}"
         );
         // By digest too.
         assert_eq!(
-            raw(&["inspect", &format!("{l}@{digest}"), "--raw", "manifest"]),
+            ok_bytes(&["inspect", &format!("{l}@{digest}"), "--raw", "manifest"]),
             manifest_bytes
         );
     }
@@ -597,26 +624,15 @@ fn gc_keeps_exactly_the_reachable_blobs_like_umoci() {
     }
     let dir = tempdir();
     let d = dir.path();
-    let layout = d.join("shared");
+    let layout = umoci_init(d, "shared");
     let l = s(&layout);
-    umoci(&["init", "--layout", l]);
-    umoci(&["new", "--image", &at(&layout, "base")]);
     // a: the common base layer.
-    let ba = d.join("ba");
-    umoci_unpack(&at(&layout, "base"), &ba);
-    put(&ba, "shared/one", "one\n");
-    put(&ba, "shared/two", "two\n");
-    umoci_repack(&at(&layout, "a"), &ba);
+    let two = [("shared/one", "one\n"), ("shared/two", "two\n")];
+    umoci_derive(&layout, "base", "a", &d.join("ba"), &two, &[]);
     // b and c: two images on top of a.
-    let bb = d.join("bb");
-    umoci_unpack(&at(&layout, "a"), &bb);
-    put(&bb, "b/file", "b\n");
-    umoci_repack(&at(&layout, "b"), &bb);
-    let bc = d.join("bc");
-    umoci_unpack(&at(&layout, "a"), &bc);
-    put(&bc, "c/file", "c\n");
-    std::fs::remove_file(bc.join("rootfs/shared/two")).expect("rm");
-    umoci_repack(&at(&layout, "c"), &bc);
+    umoci_derive(&layout, "a", "b", &d.join("bb"), &[("b/file", "b\n")], &[]);
+    let (put, remove) = ([("c/file", "c\n")], ["shared/two"]);
+    umoci_derive(&layout, "a", "c", &d.join("bc"), &put, &remove);
     // d: b with another config (same layers); c's config changed in place (orphans).
     umoci(&[
         "config",
@@ -666,22 +682,10 @@ fn gc_keeps_exactly_the_reachable_blobs_like_umoci() {
     // A dry run changes nothing but reports the same set.
     let dry = json(&["gc", l, "--dry-run", "--json"]);
     assert_eq!(stored_blobs(&layout), before);
-    let dry_removed: BTreeSet<String> = dry["removed"]
-        .as_array()
-        .expect("removed")
-        .iter()
-        .map(|b| b["digest"].as_str().expect("digest").to_owned())
-        .collect();
-    assert_eq!(dry_removed, doomed, "{dry:#}");
+    assert_eq!(removed(&dry), doomed, "{dry:#}");
 
     let report = json(&["gc", l, "--json"]);
-    let removed: BTreeSet<String> = report["removed"]
-        .as_array()
-        .expect("removed")
-        .iter()
-        .map(|b| b["digest"].as_str().expect("digest").to_owned())
-        .collect();
-    assert_eq!(removed, doomed, "{report:#}");
+    assert_eq!(removed(&report), doomed, "{report:#}");
     assert_eq!(report["kept"], expected.len(), "{report:#}");
     assert_eq!(report["referrersKept"], serde_json::json!([]), "{report:#}");
     assert_eq!(stored_blobs(&layout), expected);
@@ -711,18 +715,12 @@ fn gc_keeps_referrers_of_kept_images_unlike_umoci() {
     }
     let dir = tempdir();
     let d = dir.path();
-    let layout = d.join("signed");
+    let layout = umoci_init(d, "signed");
     let l = s(&layout);
-    umoci(&["init", "--layout", l]);
-    umoci(&["new", "--image", &at(&layout, "base")]);
-    let b1 = d.join("b1");
-    umoci_unpack(&at(&layout, "base"), &b1);
-    put(&b1, "etc/greeting", "hello\n");
-    umoci_repack(&at(&layout, "v1"), &b1);
-    let b2 = d.join("b2");
-    umoci_unpack(&at(&layout, "v1"), &b2);
-    put(&b2, "etc/signed", "yes\n");
-    umoci_repack(&at(&layout, "v2"), &b2);
+    let greeting = [("etc/greeting", "hello\n")];
+    umoci_derive(&layout, "base", "v1", &d.join("b1"), &greeting, &[]);
+    let signed = [("etc/signed", "yes\n")];
+    umoci_derive(&layout, "v1", "v2", &d.join("b2"), &signed, &[]);
 
     let lib = Layout::open(&layout).expect("opening umoci's layout");
     let entry = lib
@@ -889,66 +887,47 @@ fn multi_platform_index_reads_like_skopeo() {
         );
     }
 
-    let index_bytes = std::fs::read(blob_path(&layout, &index.digest)).expect("index blob");
-    assert_eq!(
-        raw(&[
+    let arm_raw = |what| {
+        ok_bytes(&[
             "inspect",
             &reference,
             "--platform",
             "linux/arm64",
             "--raw",
-            "index"
-        ]),
-        index_bytes
-    );
+            what,
+        ])
+    };
+    let index_bytes = std::fs::read(blob_path(&layout, &index.digest)).expect("index blob");
+    assert_eq!(arm_raw("index"), index_bytes);
     let arm_bytes =
         std::fs::read(blob_path(&layout, &arm.manifest.digest)).expect("arm64 manifest blob");
-    assert_eq!(
-        raw(&[
-            "inspect",
-            &reference,
-            "--platform",
-            "linux/arm64",
-            "--raw",
-            "manifest"
-        ]),
-        arm_bytes
-    );
+    assert_eq!(arm_raw("manifest"), arm_bytes);
 
     // skopeo returns the index's exact bytes, and picks the same manifest per platform.
     assert_eq!(
         peer_raw("skopeo", &["inspect", "--raw", &format!("oci:{l}:multi")]),
         index_bytes
     );
-    let skopeo_arm = peer_raw(
-        "skopeo",
-        &[
+    let skopeo_arm = |what| {
+        let args = [
             "--override-arch",
             "arm64",
             "--override-os",
             "linux",
             "inspect",
-            "--raw",
-            &format!("oci:{l}:multi"),
-        ],
-    );
+        ];
+        peer_raw(
+            "skopeo",
+            &[&args[..], &[what, &format!("oci:{l}:multi")]].concat(),
+        )
+    };
     assert_eq!(
-        skopeo_arm, index_bytes,
+        skopeo_arm("--raw"),
+        index_bytes,
         "skopeo inspect --raw does not descend into the index"
     );
-    let skopeo_config: Value = serde_json::from_slice(&peer_raw(
-        "skopeo",
-        &[
-            "--override-arch",
-            "arm64",
-            "--override-os",
-            "linux",
-            "inspect",
-            "--config",
-            &format!("oci:{l}:multi"),
-        ],
-    ))
-    .expect("skopeo --config JSON");
+    let skopeo_config: Value =
+        serde_json::from_slice(&skopeo_arm("--config")).expect("skopeo --config JSON");
     assert_eq!(skopeo_config["architecture"], "arm64", "{skopeo_config:#}");
     assert_eq!(
         skopeo_config["rootfs"]["diff_ids"][0],

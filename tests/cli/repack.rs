@@ -16,11 +16,12 @@ use strata::spec::media_type;
 
 use crate::build::{
     assert_trees, at, clamp, inspect, is_root, layer_tar, layers, manifest_digest, names,
-    raw_config, run_restricted, scan, set_all_mtimes, show, strata_unpack, strata_unpacked,
-    tar_entries, umoci_unpack, Fs, Refusals, TarEntry, Tree, OLD, SDE,
+    raw_config, run_restricted, set_all_mtimes, strata_unpack, strata_unpacked, tar_entries,
+    umoci_unpack, Fs, Refusals, TarEntry, OLD, SDE,
 };
 use crate::util::{
-    json, ok, peer, peer_ok, s, strata_bin, tempdir, write_layered_image, Packing, TarBuilder,
+    json, ok, peer, peer_ok, s, scan, show, strata_bin, tempdir, write_layered_image, Packing,
+    TarBuilder, Tree,
 };
 
 // ---------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 //! and multi-platform archives, tag collisions, incremental archives, hostile archives, and
 //! copies between layouts with links and referrers.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -79,6 +78,50 @@ fn members(archive: &[u8]) -> Vec<Member> {
         .collect()
 }
 
+impl Member {
+    /// The member's content in `archive`, the tar it was listed from.
+    fn content<'a>(&self, archive: &'a [u8]) -> &'a [u8] {
+        &archive[self.offset as usize..(self.offset + self.size) as usize]
+    }
+}
+
+/// The member of `archive` named `name`.
+fn member(archive: &[u8], name: &str) -> Member {
+    members(archive)
+        .into_iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| panic!("no member {name}"))
+}
+
+fn member_names(archive: &[u8]) -> Vec<String> {
+    members(archive).into_iter().map(|m| m.name).collect()
+}
+
+/// Appends to `t` every regular member of `archive` that `keep` accepts, as it is.
+fn add_regular(t: &mut TarBuilder, archive: &[u8], keep: impl Fn(&Member) -> bool) {
+    for m in members(archive) {
+        if m.kind == tar::EntryType::Regular && keep(&m) {
+            t.file(&m.name, m.content(archive), 0o644);
+        }
+    }
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// `strata export --format docker REFERENCE -o OUT`.
+fn export_docker(reference: &str, out: &Path) {
+    ok(&["export", "--format", "docker", reference, "-o", s(out)]);
+}
+
+/// `skopeo copy FROM TO`.
+fn skopeo_copy(from: &str, to: &str) {
+    peer_ok("skopeo", &["copy", from, to]);
+}
+
 fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
@@ -102,6 +145,11 @@ fn entries(layout: &Path) -> Vec<(Option<String>, String)> {
             )
         })
         .collect()
+}
+
+/// index.json's tags, in order (`None` for an untagged entry).
+fn tags(layout: &Path) -> Vec<Option<String>> {
+    entries(layout).into_iter().map(|e| e.0).collect()
 }
 
 fn tag_digest(layout: &Path, tag: &str) -> String {
@@ -155,56 +203,62 @@ fn gzip_layers() -> Vec<(Vec<u8>, Packing)> {
 }
 
 /// Unpacks `reference` into `dir/name` and returns its rootfs tree.
-fn unpacked(reference: &str, dir: &Path, name: &str) -> BTreeMap<PathBuf, String> {
+fn unpacked(reference: &str, dir: &Path, name: &str) -> Tree {
     let bundle = dir.join(name);
     ok(&["unpack", reference, s(&bundle)]);
-    tree(&bundle.join("rootfs"))
+    scan(&bundle.join("rootfs"))
+}
+
+/// One field of each layer `inspect --json` lists.
+fn layer_field(reference: &str, field: &str) -> Vec<String> {
+    let report = json(&["inspect", reference, "--json"]);
+    report["layers"]
+        .as_array()
+        .expect("layers")
+        .iter()
+        .map(|l| l[field].as_str().expect(field).to_owned())
+        .collect()
 }
 
 /// The config diff_ids of an image.
 fn diff_ids(reference: &str) -> Vec<String> {
-    let report = json(&["inspect", reference, "--json"]);
-    report["layers"]
-        .as_array()
-        .expect("layers")
-        .iter()
-        .map(|l| l["diffId"].as_str().expect("diffId").to_owned())
-        .collect()
+    layer_field(reference, "diffId")
 }
 
-fn layer_media_types(reference: &str) -> Vec<String> {
-    let report = json(&["inspect", reference, "--json"]);
-    report["layers"]
-        .as_array()
-        .expect("layers")
-        .iter()
-        .map(|l| l["mediaType"].as_str().expect("mediaType").to_owned())
-        .collect()
+/// A new layout at `dir/name` with an image of `layers` tagged `app`.
+fn app_layout(
+    dir: &Path,
+    name: &str,
+    layers: &[(Vec<u8>, Packing)],
+    config: Value,
+) -> (PathBuf, Image) {
+    let path = dir.join(name);
+    let layout = Layout::init(&path).expect("init");
+    let image = write_layered_image(&layout, "app", layers, config);
+    (path, image)
 }
 
 /// A layout with a rich three-layer image tagged `app`.
 fn rich_layout(dir: &Path, name: &str) -> (PathBuf, Image) {
-    let path = dir.join(name);
-    let layout = Layout::init(&path).expect("init");
-    let image = write_layered_image(
-        &layout,
-        "app",
-        &rich_layers(),
-        serde_json::json!({"config": {"Env": ["A=1"], "Cmd": ["/usr/bin/tool"]}}),
-    );
-    (path, image)
+    let config = serde_json::json!({"config": {"Env": ["A=1"], "Cmd": ["/usr/bin/tool"]}});
+    app_layout(dir, name, &rich_layers(), config)
 }
 
+/// [`rich_layout`] in the form every peer reads.
 fn peer_layout(dir: &Path, name: &str) -> (PathBuf, Image) {
-    let path = dir.join(name);
-    let layout = Layout::init(&path).expect("init");
-    let image = write_layered_image(
-        &layout,
-        "app",
-        &gzip_layers(),
-        serde_json::json!({"config": {"Cmd": ["/usr/bin/tool"]}}),
-    );
-    (path, image)
+    let config = serde_json::json!({"config": {"Cmd": ["/usr/bin/tool"]}});
+    app_layout(dir, name, &gzip_layers(), config)
+}
+
+/// A layout at `dir/src` with an index tagged `multi` over an amd64 and an arm64 image.
+fn multi_platform_layout(dir: &Path) -> (PathBuf, Image, Image, Descriptor) {
+    let path = dir.join("src");
+    let layout = Layout::init(&path).unwrap();
+    let amd = write_image(&layout, &["amd"], "amd64");
+    let arm = write_image(&layout, &["arm"], "arm64");
+    let index = write_index(&layout, &[&amd, &arm]);
+    add_entry(&layout, &index, Some("multi"));
+    (path, amd, arm, index)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -285,10 +339,7 @@ fn oci_export_is_deterministic_with_fixed_headers_and_each_blob_once() {
     assert!(members(&r.stdout).iter().all(|m| m.mtime == 0));
 
     // index.json lists the three entries with their tags.
-    let index: Value = {
-        let m = &list[1];
-        serde_json::from_slice(&bytes[m.offset as usize..(m.offset + m.size) as usize]).unwrap()
-    };
+    let index: Value = serde_json::from_slice(list[1].content(&bytes)).unwrap();
     let tags: Vec<&str> = index["manifests"]
         .as_array()
         .unwrap()
@@ -336,9 +387,7 @@ fn oci_round_trip_keeps_digests_through_a_file_and_a_gzip_pipe() {
     let (code, tar_bytes, err) = run_piped(&["export", &at(&src, "app"), "-o", "-"], b"");
     assert_eq!(code, 0, "{err}");
     assert_eq!(tar_bytes, read(&archive), "stdout and file exports differ");
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&tar_bytes).unwrap();
-    let gz = gz.finish().unwrap();
+    let gz = gzip(&tar_bytes);
     let piped = dir.path().join("piped");
     let (code, _, err) = run_piped(&["import", "-", s(&piped)], &gz);
     assert_eq!(code, 0, "{err}");
@@ -379,12 +428,8 @@ fn import_tag_option_renames_a_single_image() {
 #[test]
 fn multi_image_and_multi_platform_archives() {
     let dir = tempdir();
-    let path = dir.path().join("src");
-    let layout = Layout::init(&path).unwrap();
-    let amd = write_image(&layout, &["amd"], "amd64");
-    let arm = write_image(&layout, &["arm"], "arm64");
-    let index = write_index(&layout, &[&amd, &arm]);
-    add_entry(&layout, &index, Some("multi"));
+    let (path, amd, arm, index) = multi_platform_layout(dir.path());
+    let layout = Layout::open(&path).unwrap();
     let single = write_image(&layout, &["single"], "amd64");
     add_entry(&layout, &single.manifest, Some("single"));
 
@@ -419,10 +464,7 @@ fn multi_image_and_multi_platform_archives() {
         "-o",
         s(&arm_only),
     ]);
-    let names: Vec<String> = members(&read(&arm_only))
-        .into_iter()
-        .map(|m| m.name)
-        .collect();
+    let names = member_names(&read(&arm_only));
     assert!(
         !names.contains(&format!("blobs/sha256/{}", amd.layers[0].hex())),
         "{names:?}"
@@ -522,10 +564,7 @@ fn an_incremental_archive_imports_into_its_receiver_and_nowhere_else() {
         report["excluded"], 1,
         "the shared base layer is left out: {report:#}"
     );
-    let names: Vec<String> = members(&read(&archive))
-        .into_iter()
-        .map(|m| m.name)
-        .collect();
+    let names = member_names(&read(&archive));
     assert!(!names.contains(&format!("blobs/sha256/{}", v1.layers[0].hex())));
 
     // A layout without v1 refuses it, naming the missing blob, and is unchanged.
@@ -575,21 +614,12 @@ fn docker_round_trip_keeps_the_tree_and_the_diff_ids() {
     let dir = tempdir();
     let (src, _) = rich_layout(dir.path(), "src");
     let archive = dir.path().join("d.tar");
-    ok(&[
-        "export",
-        "--format",
-        "docker",
-        &at(&src, "app"),
-        "-o",
-        s(&archive),
-    ]);
+    export_docker(&at(&src, "app"), &archive);
     let list = members(&read(&archive));
     let names: Vec<&str> = list.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(&names[..2], ["manifest.json", "repositories"]);
     let bytes = read(&archive);
-    let m = &list[0];
-    let manifest: Value =
-        serde_json::from_slice(&bytes[m.offset as usize..(m.offset + m.size) as usize]).unwrap();
+    let manifest: Value = serde_json::from_slice(list[0].content(&bytes)).unwrap();
     assert_eq!(manifest[0]["RepoTags"], serde_json::json!(["app:latest"]));
     // The layout's own tag travels beside docker's form of it, so it comes back on import.
     assert_eq!(
@@ -604,8 +634,7 @@ fn docker_round_trip_keeps_the_tree_and_the_diff_ids() {
     assert_eq!(manifest[0]["Layers"], serde_json::json!(layers));
     // Layers are stored uncompressed: each member hashes to its diff_id.
     for (name, diff_id) in layers.iter().zip(&src_diff_ids) {
-        let m = list.iter().find(|m| &m.name == name).expect("layer member");
-        let content = &bytes[m.offset as usize..(m.offset + m.size) as usize];
+        let content = member(&bytes, name).content(&bytes);
         assert_eq!(&crate::util::sha256(content).to_string(), diff_id);
     }
 
@@ -618,13 +647,16 @@ fn docker_round_trip_keeps_the_tree_and_the_diff_ids() {
         let dst = dir.path().join(format!("dst-{compress}"));
         ok(&["import", s(&archive), s(&dst), "--compress", compress]);
         assert_eq!(
-            entries(&dst).into_iter().map(|e| e.0).collect::<Vec<_>>(),
+            tags(&dst),
             [Some("app".to_owned())],
             "{compress}: the tag did not survive the round trip"
         );
         let r = at(&dst, "app");
         assert_eq!(diff_ids(&r), src_diff_ids, "{compress}");
-        assert!(layer_media_types(&r).iter().all(|m| m == mt), "{compress}");
+        assert!(
+            layer_field(&r, "mediaType").iter().all(|m| m == mt),
+            "{compress}"
+        );
         fsck_ok(&dst);
         assert_eq!(
             unpacked(&r, dir.path(), &format!("b-{compress}")),
@@ -645,7 +677,7 @@ fn docker_round_trip_keeps_the_tree_and_the_diff_ids() {
     {
         let mut builder = tar::Builder::new(&mut rewritten);
         for m in &list {
-            let mut content = bytes[m.offset as usize..(m.offset + m.size) as usize].to_vec();
+            let mut content = m.content(&bytes).to_vec();
             if m.name == "manifest.json" {
                 let mut doc = manifest.clone();
                 doc[0].as_object_mut().unwrap().remove("StrataLayoutTags");
@@ -664,13 +696,7 @@ fn docker_round_trip_keeps_the_tree_and_the_diff_ids() {
     write(&plain, &rewritten);
     let docker_named = dir.path().join("docker-named");
     ok(&["import", s(&plain), s(&docker_named)]);
-    assert_eq!(
-        entries(&docker_named)
-            .into_iter()
-            .map(|e| e.0)
-            .collect::<Vec<_>>(),
-        [Some("app:latest".to_owned())]
-    );
+    assert_eq!(tags(&docker_named), [Some("app:latest".to_owned())]);
 }
 
 #[test]
@@ -733,35 +759,20 @@ fn skopeo_reads_strata_oci_and_docker_archives() {
     let archive = dir.path().join("a.tar");
     ok(&["export", &at(&src, "app"), "-o", s(&archive)]);
     let y = dir.path().join("y");
-    peer_ok(
-        "skopeo",
-        &[
-            "copy",
-            &format!("oci-archive:{}:app", s(&archive)),
-            &format!("oci:{}:app", s(&y)),
-        ],
+    skopeo_copy(
+        &format!("oci-archive:{}:app", s(&archive)),
+        &format!("oci:{}:app", s(&y)),
     );
     assert_eq!(tag_digest(&y, "app"), image.manifest.digest);
     fsck_ok(&y);
 
     // docker-archive: skopeo reads it, the diff_ids and the unpacked tree are the same.
     let d = dir.path().join("d.tar");
-    ok(&[
-        "export",
-        "--format",
-        "docker",
-        &at(&src, "app"),
-        "-o",
-        s(&d),
-    ]);
+    export_docker(&at(&src, "app"), &d);
     let z = dir.path().join("z");
-    peer_ok(
-        "skopeo",
-        &[
-            "copy",
-            &format!("docker-archive:{}", s(&d)),
-            &format!("oci:{}:app", s(&z)),
-        ],
+    skopeo_copy(
+        &format!("docker-archive:{}", s(&d)),
+        &format!("oci:{}:app", s(&z)),
     );
     assert_eq!(diff_ids(&at(&z, "app")), diff_ids(&at(&src, "app")));
     assert_eq!(
@@ -786,13 +797,9 @@ fn strata_imports_skopeo_oci_and_docker_archives() {
     let (src, image) = peer_layout(dir.path(), "src");
     // oci-archive written by skopeo: digests kept both ways.
     let archive = dir.path().join("sk.tar");
-    peer_ok(
-        "skopeo",
-        &[
-            "copy",
-            &format!("oci:{}:app", s(&src)),
-            &format!("oci-archive:{}:app", s(&archive)),
-        ],
+    skopeo_copy(
+        &format!("oci:{}:app", s(&src)),
+        &format!("oci-archive:{}:app", s(&archive)),
     );
     let dst = dir.path().join("dst");
     ok(&["import", s(&archive), s(&dst)]);
@@ -802,13 +809,9 @@ fn strata_imports_skopeo_oci_and_docker_archives() {
     // docker-archive written by skopeo (with its <id>/layer.tar symlinks): the tree is the
     // same after the round trip.
     let d = dir.path().join("skd.tar");
-    peer_ok(
-        "skopeo",
-        &[
-            "copy",
-            &format!("oci:{}:app", s(&src)),
-            &format!("docker-archive:{}:example/app:v1", s(&d)),
-        ],
+    skopeo_copy(
+        &format!("oci:{}:app", s(&src)),
+        &format!("docker-archive:{}:example/app:v1", s(&d)),
     );
     assert!(
         members(&read(&d))
@@ -892,10 +895,7 @@ fn a_truncated_archive_is_refused() {
     let dir = tempdir();
     let (bytes, image) = valid_archive(dir.path());
     let layer = format!("blobs/sha256/{}", image.layers[0].hex());
-    let m = members(&bytes)
-        .into_iter()
-        .find(|m| m.name == layer)
-        .expect("layer member");
+    let m = member(&bytes, &layer);
     // Cut in the middle of the layer, and at a member boundary just before it.
     refused(
         &bytes[..(m.offset + m.size / 2) as usize],
@@ -906,9 +906,7 @@ fn a_truncated_archive_is_refused() {
         &["lacks", &image.layers[0].to_string()],
     );
     // A gzip stream cut short.
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&bytes).unwrap();
-    let gz = gz.finish().unwrap();
+    let gz = gzip(&bytes);
     refused(&gz[..gz.len() * 2 / 3], &["archive"]);
     refused(b"", &["empty"]);
     refused(&[7u8; 2048], &["damaged"]);
@@ -919,10 +917,7 @@ fn a_blob_whose_content_does_not_match_is_refused() {
     let dir = tempdir();
     let (mut bytes, image) = valid_archive(dir.path());
     let layer = format!("blobs/sha256/{}", image.layers[0].hex());
-    let m = members(&bytes)
-        .into_iter()
-        .find(|m| m.name == layer)
-        .expect("layer member");
+    let m = member(&bytes, &layer);
     bytes[(m.offset + 1000) as usize] ^= 0xff;
     refused(&bytes, &[&image.layers[0].to_string(), "corrupt"]);
 }
@@ -932,17 +927,11 @@ fn hostile_names_and_links_are_refused() {
     let dir = tempdir();
     let (bytes, image) = valid_archive(dir.path());
     let hex = image.layers[0].hex().to_owned();
-    // The valid archive's members, followed by one hostile member.
+    // One hostile member ahead of the valid archive's members.
     let with = |add: &dyn Fn(&mut TarBuilder)| -> Vec<u8> {
         let mut t = TarBuilder::new();
         add(&mut t);
-        let list = members(&bytes);
-        for m in &list {
-            if m.kind == tar::EntryType::Regular {
-                let content = &bytes[m.offset as usize..(m.offset + m.size) as usize];
-                t.file(&m.name, content, 0o644);
-            }
-        }
+        add_regular(&mut t, &bytes, |_| true);
         t.finish()
     };
     refused(
@@ -966,15 +955,7 @@ fn hostile_names_and_links_are_refused() {
     // A symlink in the place of a blob, pointing out of the archive.
     let mut t = TarBuilder::new();
     t.symlink(&format!("blobs/sha256/{hex}"), "/etc/passwd");
-    for m in members(&bytes) {
-        if m.kind == tar::EntryType::Regular && !m.name.ends_with(&hex) {
-            t.file(
-                &m.name,
-                &bytes[m.offset as usize..(m.offset + m.size) as usize],
-                0o644,
-            );
-        }
-    }
+    add_regular(&mut t, &bytes, |m| !m.name.ends_with(&hex));
     refused(&t.finish(), &[&hex, "link"]);
     // A docker layer that is a symlink out of the archive, and a hard link to a host file.
     refused(
@@ -1003,14 +984,7 @@ fn a_docker_manifest_naming_missing_files_is_refused() {
     let dir = tempdir();
     let (src, _) = rich_layout(dir.path(), "src");
     let archive = dir.path().join("d.tar");
-    ok(&[
-        "export",
-        "--format",
-        "docker",
-        &at(&src, "app"),
-        "-o",
-        s(&archive),
-    ]);
+    export_docker(&at(&src, "app"), &archive);
     let bytes = read(&archive);
     let list = members(&bytes);
     // Leave out the second layer.
@@ -1022,15 +996,7 @@ fn a_docker_manifest_naming_missing_files_is_refused() {
         .name
         .clone();
     let mut t = TarBuilder::new();
-    for m in &list {
-        if m.kind == tar::EntryType::Regular && m.name != dropped {
-            t.file(
-                &m.name,
-                &bytes[m.offset as usize..(m.offset + m.size) as usize],
-                0o644,
-            );
-        }
-    }
+    add_regular(&mut t, &bytes, |m| m.name != dropped);
     refused(&t.finish(), &["manifest.json", &dropped, "no such file"]);
     // And a manifest.json naming a config that is not there.
     let mut t = TarBuilder::new();
@@ -1121,12 +1087,7 @@ fn copy_links_only_the_missing_blobs_and_takes_referrers_when_asked() {
 #[test]
 fn copy_of_an_index_by_platform_and_whole() {
     let dir = tempdir();
-    let path = dir.path().join("src");
-    let layout = Layout::init(&path).unwrap();
-    let amd = write_image(&layout, &["amd"], "amd64");
-    let arm = write_image(&layout, &["arm"], "arm64");
-    let index = write_index(&layout, &[&amd, &arm]);
-    add_entry(&layout, &index, Some("multi"));
+    let (path, _, arm, index) = multi_platform_layout(dir.path());
     let dst = dir.path().join("dst");
     ok(&["copy", "--all-platforms", &at(&path, "multi"), s(&dst)]);
     assert_eq!(tag_digest(&dst, "multi"), index.digest);
@@ -1289,15 +1250,7 @@ fn referrers_in_an_archive_come_along_only_when_complete() {
     // whole and once without the referrer's payload.
     let build = |blobs: &[strata::digest::Digest]| -> Vec<u8> {
         let mut t = TarBuilder::new();
-        for m in members(&bytes) {
-            if m.kind == tar::EntryType::Regular {
-                t.file(
-                    &m.name,
-                    &bytes[m.offset as usize..(m.offset + m.size) as usize],
-                    0o644,
-                );
-            }
-        }
+        add_regular(&mut t, &bytes, |_| true);
         for d in blobs {
             t.file(
                 &format!("blobs/sha256/{}", d.hex()),

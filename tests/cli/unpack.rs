@@ -10,6 +10,11 @@ fn layout_at(dir: &Path) -> strata::Layout {
     strata::Layout::init(&dir.join("lay")).expect("init")
 }
 
+/// Tags, as `tag`, an image whose one layer is `t`.
+fn one_layer(layout: &strata::Layout, tag: &str, t: TarBuilder, packing: Packing) -> Image {
+    write_layered_image(layout, tag, &[(t.finish(), packing)], serde_json::json!({}))
+}
+
 fn unpack_ok(layout: &strata::Layout, tag: &str, bundle: &Path) {
     ok(&["unpack", &format!("{}:{tag}", s(layout.root())), s(bundle)]);
 }
@@ -136,12 +141,7 @@ fn links_devices_xattrs_and_long_names() {
         None,
         b"iso",
     );
-    write_layered_image(
-        &layout,
-        "t",
-        &[(t.finish(), Packing::Plain)],
-        serde_json::json!({}),
-    );
+    one_layer(&layout, "t", t, Packing::Plain);
     let bundle = dir.path().join("b");
     unpack_ok(&layout, "t", &bundle);
     let root = bundle.join("rootfs");
@@ -420,7 +420,7 @@ fn hostile_layers_never_touch_anything_outside_the_bundle() {
                 assert!(!r.stderr.contains("panicked"), "{what}: {}", r.stderr);
             }
             let rootfs = bundle.join("rootfs");
-            trees.push((r.code, rootfs.exists().then(|| tree(&rootfs))));
+            trees.push((r.code, rootfs.exists().then(|| scan(&rootfs))));
         }
         assert_eq!(
             trees[0], trees[1],
@@ -435,12 +435,7 @@ fn corrupt_case(mutate: impl FnOnce(&strata::Layout, &Image), needle: &str) {
     let mut t = TarBuilder::new();
     t.file("a", &vec![b'a'; 100_000], 0o644)
         .file("b", b"b", 0o644);
-    let image = write_layered_image(
-        &layout,
-        "t",
-        &[(t.finish(), Packing::Gzip)],
-        serde_json::json!({}),
-    );
+    let image = one_layer(&layout, "t", t, Packing::Gzip);
     mutate(&layout, &image);
     let bundle = dir.path().join("bundle");
     let err = fails(
@@ -478,16 +473,31 @@ fn rewrite_manifest(
     write(&path, text.as_bytes());
 }
 
+/// Stores `bytes` and points the manifest's descriptor at `pointer` (`/config`,
+/// `/layers/0`) to them, so that the blob itself verifies.
+fn repoint(layout: &strata::Layout, image: &Image, pointer: &str, bytes: &[u8]) {
+    let blob = layout.put_blob(bytes).unwrap();
+    rewrite_manifest(layout, image, |m| {
+        let desc = m.pointer_mut(pointer).expect("a descriptor");
+        desc["digest"] = blob.digest.to_string().into();
+        desc["size"] = blob.size.into();
+    });
+}
+
+/// The stored bytes of the image's first layer.
+fn first_layer(layout: &strata::Layout, image: &Image) -> Vec<u8> {
+    std::fs::read(layout.blob_path(&image.layers[0])).unwrap()
+}
+
 #[test]
 fn corrupt_layers_fail_and_name_the_layer() {
     // A flipped byte in the blob.
     corrupt_case(
         |layout, image| {
-            let p = layout.blob_path(&image.layers[0]);
-            let mut b = std::fs::read(&p).unwrap();
+            let mut b = first_layer(layout, image);
             let i = b.len() / 2;
             b[i] ^= 0x40;
-            write(&p, &b);
+            write(&layout.blob_path(&image.layers[0]), &b);
         },
         "sha256:",
     );
@@ -499,23 +509,15 @@ fn corrupt_layers_fail_and_name_the_layer() {
             let cfg: serde_json::Value = serde_json::from_str(&text).unwrap();
             let old = cfg["rootfs"]["diff_ids"][0].as_str().unwrap().to_owned();
             let fixed = text.replace(&old, &format!("sha256:{}", "1".repeat(64)));
-            let blob = layout.put_blob(fixed.as_bytes()).unwrap();
-            rewrite_manifest(layout, image, |m| {
-                m["config"]["digest"] = blob.digest.to_string().into();
-                m["config"]["size"] = blob.size.into();
-            });
+            repoint(layout, image, "/config", fixed.as_bytes());
         },
         "diff_id",
     );
-    // A truncated gzip stream (descriptor updated so the blob itself verifies).
+    // A truncated gzip stream.
     corrupt_case(
         |layout, image| {
-            let b = std::fs::read(layout.blob_path(&image.layers[0])).unwrap();
-            let cut = layout.put_blob(&b[..b.len() / 2]).unwrap();
-            rewrite_manifest(layout, image, |m| {
-                m["layers"][0]["digest"] = cut.digest.to_string().into();
-                m["layers"][0]["size"] = cut.size.into();
-            });
+            let b = first_layer(layout, image);
+            repoint(layout, image, "/layers/0", &b[..b.len() / 2]);
         },
         "layer sha256:",
     );
@@ -523,18 +525,14 @@ fn corrupt_layers_fail_and_name_the_layer() {
     // longer matches.
     corrupt_case(
         |layout, image| {
-            let b = std::fs::read(layout.blob_path(&image.layers[0])).unwrap();
+            let b = first_layer(layout, image);
             let mut tar = Vec::new();
             std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&b[..]), &mut tar)
                 .unwrap();
             tar.extend_from_slice(b"garbage after the end of the archive");
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
             std::io::Write::write_all(&mut enc, &tar).unwrap();
-            let blob = layout.put_blob(&enc.finish().unwrap()).unwrap();
-            rewrite_manifest(layout, image, |m| {
-                m["layers"][0]["digest"] = blob.digest.to_string().into();
-                m["layers"][0]["size"] = blob.size.into();
-            });
+            repoint(layout, image, "/layers/0", &enc.finish().unwrap());
         },
         "diff_id",
     );
@@ -554,12 +552,7 @@ fn corrupt_layers_fail_and_name_the_layer() {
 fn unknown_layer_media_type_is_refused_before_writing() {
     let dir = tempdir();
     let layout = layout_at(dir.path());
-    let image = write_layered_image(
-        &layout,
-        "t",
-        &[(TarBuilder::new().finish(), Packing::Plain)],
-        serde_json::json!({}),
-    );
+    let image = one_layer(&layout, "t", TarBuilder::new(), Packing::Plain);
     rewrite_manifest(&layout, &image, |m| {
         m["layers"][0]["mediaType"] = "application/x-squashfs".into()
     });
@@ -578,12 +571,7 @@ fn rootfs_only_and_destination_rules() {
     let layout = layout_at(dir.path());
     let mut t = TarBuilder::new();
     t.file("hello", b"hi", 0o644);
-    write_layered_image(
-        &layout,
-        "t",
-        &[(t.finish(), Packing::Gzip)],
-        serde_json::json!({}),
-    );
+    one_layer(&layout, "t", t, Packing::Gzip);
     let r = format!("{}:t", s(layout.root()));
     let target = dir.path().join("rootfs");
     std::fs::create_dir(&target).unwrap();
@@ -656,12 +644,7 @@ fn id_maps_shift_ownership() {
     let mut t = TarBuilder::new();
     t.owned_file("root-owned", b"r", 0o644, 0, 0)
         .owned_file("user-owned", b"u", 0o640, 1000, 100);
-    write_layered_image(
-        &layout,
-        "t",
-        &[(t.finish(), Packing::Plain)],
-        serde_json::json!({}),
-    );
+    one_layer(&layout, "t", t, Packing::Plain);
     let bundle = dir.path().join("b");
     ok(&[
         "unpack",
@@ -694,12 +677,7 @@ fn id_maps_shift_ownership() {
     // An id outside the map is an error naming the entry.
     let mut t = TarBuilder::new();
     t.owned_file("far", b"f", 0o644, 70000, 0);
-    write_layered_image(
-        &layout,
-        "far",
-        &[(t.finish(), Packing::Plain)],
-        serde_json::json!({}),
-    );
+    one_layer(&layout, "far", t, Packing::Plain);
     let err = fails(
         &[
             "unpack",
@@ -725,12 +703,7 @@ fn non_root_needs_rootless_and_rootless_records_ownership() {
     t.owned_file("owned", b"o", 0o644, 1000, 50)
         .device("dev-null", tar::EntryType::Char, 1, 3)
         .file("plain", b"p", 0o4755);
-    write_layered_image(
-        &layout,
-        "t",
-        &[(t.finish(), Packing::Gzip)],
-        serde_json::json!({}),
-    );
+    one_layer(&layout, "t", t, Packing::Gzip);
     let r = format!("{}:t", s(layout.root()));
     let as_nobody = |extra: &[&str], bundle: &Path| {
         let mut cmd = std::process::Command::new("setpriv");

@@ -24,18 +24,19 @@
 //! When the tests run as root, "rootless" runs both tools through
 //! `setpriv --reuid=65534 --regid=65534 --clear-groups`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
+use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use rustix::fs::{self as rfs, AtFlags, Mode, Timespec, Timestamps, XattrFlags, CWD};
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 
-use crate::util::{peer, peer_ok, s, strata_bin, tempdir, write_layered_image, Packing};
+use crate::util::{
+    peer, peer_ok, s, scan_with, show, strata_bin, tempdir, write_layered_image, Packing,
+    ScanOptions, Tree,
+};
 
 // ---------------------------------------------------------------------------------------
 // Running the two tools
@@ -196,151 +197,8 @@ fn unpack_both(work: &Path, layout: &Path, tag: &str, how: How<'_>) -> Result<Un
 }
 
 // ---------------------------------------------------------------------------------------
-// Scanning and comparing trees
+// Comparing trees
 // ---------------------------------------------------------------------------------------
-
-/// One entry's attributes, field name to a printable value.
-type Fields = BTreeMap<String, String>;
-/// A rootfs: relative path (`/` for the root itself) to its attributes.
-type Tree = BTreeMap<String, Fields>;
-
-fn show_bytes(b: &[u8]) -> String {
-    match std::str::from_utf8(b) {
-        Ok(t) if t.chars().all(|c| !c.is_control()) => format!("{t:?}"),
-        _ => format!(
-            "0x{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        ),
-    }
-}
-
-fn sha256_file(path: &Path) -> String {
-    let mut f =
-        std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf).expect("reading");
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    h.finalize().iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
-    let len = match rfs::llistxattr_query(path) {
-        Ok(n) => n,
-        Err(rustix::io::Errno::NOTSUP) => return Vec::new(),
-        Err(e) => panic!("llistxattr {}: {e}", path.display()),
-    };
-    let mut names = vec![0u8; len];
-    let n = rfs::llistxattr(path, &mut names[..]).expect("llistxattr");
-    let mut out = Vec::new();
-    for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let name = String::from_utf8_lossy(name).into_owned();
-        let size = rfs::lgetxattr_query(path, name.as_str()).expect("lgetxattr size");
-        let mut value = vec![0u8; size];
-        let got = rfs::lgetxattr(path, name.as_str(), &mut value[..]).expect("lgetxattr");
-        value.truncate(got);
-        out.push((name, value));
-    }
-    out
-}
-
-/// Every entry under `root` (which is included as `/`), with its attributes.
-fn scan(root: &Path) -> Tree {
-    let mut tree = Tree::new();
-    let mut inodes: HashMap<(u64, u64), Vec<String>> = HashMap::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(path) = stack.pop() {
-        let rel = path.strip_prefix(root).expect("under root");
-        let name = if rel.as_os_str().is_empty() {
-            "/".to_owned()
-        } else {
-            String::from_utf8_lossy(rel.as_os_str().as_bytes()).into_owned()
-        };
-        let meta = std::fs::symlink_metadata(&path)
-            .unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
-        let ft = meta.file_type();
-        let mut f = Fields::new();
-        let kind = if ft.is_dir() {
-            "dir"
-        } else if ft.is_file() {
-            "file"
-        } else if ft.is_symlink() {
-            "symlink"
-        } else if ft.is_char_device() {
-            "char"
-        } else if ft.is_block_device() {
-            "block"
-        } else if ft.is_fifo() {
-            "fifo"
-        } else {
-            "socket"
-        };
-        f.insert("type".into(), kind.into());
-        if !ft.is_symlink() {
-            f.insert("mode".into(), format!("{:04o}", meta.mode() & 0o7777));
-        }
-        f.insert("uid".into(), meta.uid().to_string());
-        f.insert("gid".into(), meta.gid().to_string());
-        f.insert(
-            "mtime".into(),
-            format!("{}.{:09}", meta.mtime(), meta.mtime_nsec()),
-        );
-        if ft.is_file() {
-            f.insert("size".into(), meta.len().to_string());
-            f.insert("sha256".into(), sha256_file(&path));
-        }
-        if ft.is_symlink() {
-            let target = std::fs::read_link(&path).expect("readlink");
-            f.insert("target".into(), show_bytes(target.as_os_str().as_bytes()));
-        }
-        if ft.is_char_device() || ft.is_block_device() {
-            let dev = meta.rdev();
-            f.insert(
-                "rdev".into(),
-                format!("{}:{}", rfs::major(dev), rfs::minor(dev)),
-            );
-        }
-        for (k, v) in xattrs(&path) {
-            f.insert(format!("xattr {k}"), show_bytes(&v));
-        }
-        if !ft.is_dir() && meta.nlink() > 1 {
-            inodes
-                .entry((meta.dev(), meta.ino()))
-                .or_default()
-                .push(name.clone());
-        }
-        tree.insert(name, f);
-        if ft.is_dir() {
-            for entry in std::fs::read_dir(&path)
-                .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-            {
-                stack.push(entry.expect("dir entry").path());
-            }
-        }
-    }
-    // Hardlink structure: each member of an inode group lists the others.
-    for group in inodes.values() {
-        for member in group {
-            let mut peers: Vec<&str> = group
-                .iter()
-                .filter(|p| *p != member)
-                .map(String::as_str)
-                .collect();
-            peers.sort_unstable();
-            if !peers.is_empty() {
-                tree.get_mut(member)
-                    .expect("scanned")
-                    .insert("hardlinked with".into(), peers.join(", "));
-            }
-        }
-    }
-    tree
-}
 
 /// A difference between the tools that is understood: umoci is wrong by the spec, or the
 /// spec leaves the matter open. strata's value must be `strata` (`*`: any value, for
@@ -356,12 +214,13 @@ struct Known {
 fn diff_trees(strata: &Tree, umoci: &Tree, known: &[Known]) -> Vec<String> {
     let mut out = Vec::new();
     let none = String::from("-");
-    for path in strata
+    for key in strata
         .keys()
         .chain(umoci.keys())
         .collect::<std::collections::BTreeSet<_>>()
     {
-        let (a, b) = match (strata.get(path), umoci.get(path)) {
+        let path = show(key);
+        let (a, b) = match (strata.get(key), umoci.get(key)) {
             (Some(a), Some(b)) => (a, b),
             (Some(a), None) => {
                 out.push(format!("{path}: only strata has it ({})", a["type"]));
@@ -383,7 +242,9 @@ fn diff_trees(strata: &Tree, umoci: &Tree, known: &[Known]) -> Vec<String> {
             if x == y {
                 continue;
             }
-            let explained = known.iter().find(|k| k.path == path && k.field == field);
+            let explained = known
+                .iter()
+                .find(|k| k.path.as_bytes() == key.as_slice() && k.field == field);
             match explained {
                 Some(k) if k.strata == "*" || k.strata == x => {}
                 Some(k) => out.push(format!(
@@ -427,8 +288,13 @@ fn compare(work: &Path, layout: &Path, tag: &str, how: How<'_>, known: &[Known])
         Ok(u) => u,
         Err(e) => return format!("{tag} ({mode}): umoci unpacks it, strata does not: {e}"),
     };
-    let strata_tree = scan(&u.strata.join("rootfs"));
-    let umoci_tree = scan(&u.umoci.join("rootfs"));
+    // Both trees come from unpacks of one image, so the root and nanoseconds count too.
+    let opts = ScanOptions {
+        root: true,
+        nanoseconds: true,
+    };
+    let strata_tree = scan_with(&u.strata.join("rootfs"), opts);
+    let umoci_tree = scan_with(&u.umoci.join("rootfs"), opts);
     assert!(strata_tree.len() > 1, "{tag}: empty rootfs");
     eprintln!("{tag} ({mode}): {} entries compared", strata_tree.len());
     let mut problems = diff_trees(&strata_tree, &umoci_tree, known);

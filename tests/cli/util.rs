@@ -73,6 +73,19 @@ pub fn ok(args: &[&str]) -> String {
     r.stdout
 }
 
+/// Runs strata, asserts exit 0, returns stdout's exact bytes.
+pub fn ok_bytes(args: &[&str]) -> Vec<u8> {
+    let out = strata(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running strata {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "strata {args:?} failed:\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// Runs strata, asserts exit `code`, returns stderr.
 pub fn fails(args: &[&str], code: i32) -> String {
     let r = run(args);
@@ -189,23 +202,7 @@ pub fn write_image(layout: &Layout, seeds: &[&str], arch: &str) -> Image {
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
         "history": seeds.iter().map(|s| serde_json::json!({"created_by": format!("add {s}")})).collect::<Vec<_>>(),
     });
-    let config_blob = layout
-        .put_blob(&to_canonical_json(&config))
-        .expect("writing a config");
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": media_type::MANIFEST,
-        "config": Descriptor::new(media_type::CONFIG, &config_blob.digest, config_blob.size),
-        "layers": layer_descs,
-    });
-    let manifest_blob = layout
-        .put_blob(&to_canonical_json(&manifest))
-        .expect("writing a manifest");
-    let mut desc = Descriptor::new(
-        media_type::MANIFEST,
-        &manifest_blob.digest,
-        manifest_blob.size,
-    );
+    let (config, mut desc) = write_manifest(layout, &config, &layer_descs);
     desc.platform = Some(Platform {
         architecture: arch.into(),
         os: "linux".into(),
@@ -213,9 +210,34 @@ pub fn write_image(layout: &Layout, seeds: &[&str], arch: &str) -> Image {
     });
     Image {
         manifest: desc,
-        config: config_blob.digest,
+        config,
         layers,
     }
+}
+
+/// Writes `config` and an image manifest over it and `layers`; returns the config's digest
+/// and the manifest's descriptor.
+fn write_manifest(
+    layout: &Layout,
+    config: &serde_json::Value,
+    layers: &[Descriptor],
+) -> (Digest, Descriptor) {
+    let config = layout
+        .put_blob(&to_canonical_json(config))
+        .expect("writing a config");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::MANIFEST,
+        "config": Descriptor::new(media_type::CONFIG, &config.digest, config.size),
+        "layers": layers,
+    });
+    let blob = layout
+        .put_blob(&to_canonical_json(&manifest))
+        .expect("writing a manifest");
+    (
+        config.digest,
+        Descriptor::new(media_type::MANIFEST, &blob.digest, blob.size),
+    )
 }
 
 /// Writes an index over `images` and returns its descriptor.
@@ -399,23 +421,11 @@ pub fn write_layered_image(
             config[k] = v;
         }
     }
-    let config_blob = layout
-        .put_blob(&to_canonical_json(&config))
-        .expect("writing a config");
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": media_type::MANIFEST,
-        "config": Descriptor::new(media_type::CONFIG, &config_blob.digest, config_blob.size),
-        "layers": descs,
-    });
-    let blob = layout
-        .put_blob(&to_canonical_json(&manifest))
-        .expect("writing a manifest");
-    let desc = Descriptor::new(media_type::MANIFEST, &blob.digest, blob.size);
+    let (config, desc) = write_manifest(layout, &config, &descs);
     add_entry(layout, &desc, Some(tag));
     Image {
         manifest: desc,
-        config: config_blob.digest,
+        config,
         layers: digests,
     }
 }
@@ -496,31 +506,28 @@ impl TarBuilder {
         self.raw(h, name.as_bytes(), None, data)
     }
 
+    /// An entry without content.
+    fn bare(
+        &mut self,
+        kind: tar::EntryType,
+        mode: u32,
+        name: &str,
+        link: Option<&str>,
+    ) -> &mut Self {
+        let h = Self::header(kind, mode, 0);
+        self.raw(h, name.as_bytes(), link.map(str::as_bytes), b"")
+    }
+
     pub fn dir(&mut self, name: &str, mode: u32) -> &mut Self {
-        self.raw(
-            Self::header(tar::EntryType::Directory, mode, 0),
-            name.as_bytes(),
-            None,
-            b"",
-        )
+        self.bare(tar::EntryType::Directory, mode, name, None)
     }
 
     pub fn symlink(&mut self, name: &str, target: &str) -> &mut Self {
-        self.raw(
-            Self::header(tar::EntryType::Symlink, 0o777, 0),
-            name.as_bytes(),
-            Some(target.as_bytes()),
-            b"",
-        )
+        self.bare(tar::EntryType::Symlink, 0o777, name, Some(target))
     }
 
     pub fn hardlink(&mut self, name: &str, target: &str) -> &mut Self {
-        self.raw(
-            Self::header(tar::EntryType::Link, 0o644, 0),
-            name.as_bytes(),
-            Some(target.as_bytes()),
-            b"",
-        )
+        self.bare(tar::EntryType::Link, 0o644, name, Some(target))
     }
 
     pub fn whiteout(&mut self, dir: &str, name: &str) -> &mut Self {
@@ -577,45 +584,186 @@ impl Default for TarBuilder {
     }
 }
 
-/// Path → (type, mode, owner, mtime, content, link target or device) of every entry under
-/// `root`, for comparing unpacked trees. Special files are never opened.
-pub fn tree(root: &Path) -> BTreeMap<PathBuf, String> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_owned()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).expect("read_dir") {
-            let path = entry.expect("entry").path();
-            let meta = std::fs::symlink_metadata(&path).expect("lstat");
-            let rel = path.strip_prefix(root).expect("under root").to_owned();
-            let kind = meta.file_type();
-            let what = if kind.is_dir() {
-                stack.push(path.clone());
-                "dir".to_owned()
-            } else if kind.is_symlink() {
-                format!(
-                    "link {}",
-                    std::fs::read_link(&path).expect("readlink").display()
-                )
-            } else if kind.is_file() {
-                let bytes = std::fs::read(&path).expect("read");
-                format!("file nlink={} {}", meta.nlink(), sha256(&bytes))
-            } else if kind.is_char_device() || kind.is_block_device() {
-                format!("device rdev={:x}", meta.rdev())
-            } else {
-                "fifo or socket".to_owned()
-            };
-            out.insert(
-                rel,
-                format!(
-                    "{what} mode={:o} {}:{} mtime={}",
-                    meta.mode() & 0o7777,
-                    meta.uid(),
-                    meta.gid(),
-                    meta.mtime()
-                ),
-            );
+/// One entry's attributes, field name to a printable value.
+pub type Fields = BTreeMap<String, String>;
+/// A scanned tree: relative path bytes to attributes (the root itself, when kept, is `/`).
+pub type Tree = BTreeMap<Vec<u8>, Fields>;
+
+/// Bytes as text when they are printable UTF-8, else hex.
+pub fn show(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(t) if t.chars().all(|c| !c.is_control()) => t.to_owned(),
+        _ => hex(b),
+    }
+}
+
+/// A field value: printable UTF-8 is quoted, so that no text can read like the hex form of
+/// other bytes.
+fn value(b: &[u8]) -> String {
+    match std::str::from_utf8(b) {
+        Ok(t) if t.chars().all(|c| !c.is_control()) => format!("{t:?}"),
+        _ => hex(b),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    format!(
+        "0x{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+}
+
+/// The sha256 of a file's content, in hex, read in chunks (unpacked files can be large).
+fn sha256_file(path: &Path) -> String {
+    use sha2::Digest as _;
+    use std::io::Read;
+    let mut f =
+        std::fs::File::open(path).unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).expect("reading");
+        if n == 0 {
+            break;
         }
+        h.update(&buf[..n]);
+    }
+    h.finalize().iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Every xattr of `path` (not following a symlink); none where the filesystem has none.
+fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
+    use rustix::fs as rfs;
+    let len = match rfs::llistxattr_query(path) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NOTSUP) => return Vec::new(),
+        Err(e) => panic!("llistxattr {}: {e}", path.display()),
+    };
+    let mut names = vec![0u8; len];
+    let n = rfs::llistxattr(path, &mut names[..]).expect("llistxattr");
+    let mut out = Vec::new();
+    for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let name = String::from_utf8_lossy(name).into_owned();
+        let size = rfs::lgetxattr_query(path, name.as_str()).expect("lgetxattr size");
+        let mut value = vec![0u8; size];
+        let got = rfs::lgetxattr(path, name.as_str(), &mut value[..]).expect("lgetxattr");
+        value.truncate(got);
+        out.push((name, value));
     }
     out
+}
+
+/// How [`scan_with`] records a tree.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScanOptions {
+    /// The root directory is an entry too, under `/`.
+    pub root: bool,
+    /// mtimes to the nanosecond (`seconds.nanoseconds`), not whole seconds: layers strata
+    /// builds hold whole seconds, so only comparisons of two unpacks can ask for more.
+    pub nanoseconds: bool,
+}
+
+/// [`scan_with`] in whole seconds, the root left out.
+pub fn scan(root: &Path) -> Tree {
+    scan_with(root, ScanOptions::default())
+}
+
+/// Every entry under `root` with its type, mode (but a symlink's, which Linux fixes at
+/// 0777), owner, mtime, size and content hash, link target, device number, xattrs, link
+/// count and the other names of its inode in the tree. Special files are never opened.
+pub fn scan_with(root: &Path, opts: ScanOptions) -> Tree {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let mut tree = Tree::new();
+    let mut inodes: BTreeMap<(u64, u64), Vec<Vec<u8>>> = BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path)
+            .unwrap_or_else(|e| panic!("lstat {}: {e}", path.display()));
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            for entry in std::fs::read_dir(&path)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+            {
+                stack.push(entry.expect("dir entry").path());
+            }
+        }
+        let rel = path.strip_prefix(root).expect("under root").as_os_str();
+        let name = match (rel.is_empty(), opts.root) {
+            (false, _) => rel.as_bytes().to_vec(),
+            (true, true) => b"/".to_vec(),
+            (true, false) => continue,
+        };
+        let mut f = Fields::new();
+        let kind = if ft.is_dir() {
+            "dir"
+        } else if ft.is_file() {
+            "file"
+        } else if ft.is_symlink() {
+            "symlink"
+        } else if ft.is_char_device() {
+            "char"
+        } else if ft.is_block_device() {
+            "block"
+        } else if ft.is_fifo() {
+            "fifo"
+        } else {
+            "socket"
+        };
+        f.insert("type".into(), kind.into());
+        if !ft.is_symlink() {
+            f.insert("mode".into(), format!("{:04o}", meta.mode() & 0o7777));
+        }
+        f.insert("uid".into(), meta.uid().to_string());
+        f.insert("gid".into(), meta.gid().to_string());
+        let mtime = if opts.nanoseconds {
+            format!("{}.{:09}", meta.mtime(), meta.mtime_nsec())
+        } else {
+            meta.mtime().to_string()
+        };
+        f.insert("mtime".into(), mtime);
+        if ft.is_file() {
+            f.insert("size".into(), meta.len().to_string());
+            f.insert("sha256".into(), sha256_file(&path));
+        }
+        if ft.is_symlink() {
+            let target = std::fs::read_link(&path).expect("readlink");
+            f.insert("target".into(), value(target.as_os_str().as_bytes()));
+        }
+        if ft.is_char_device() || ft.is_block_device() {
+            let dev = meta.rdev();
+            f.insert(
+                "rdev".into(),
+                format!("{}:{}", rustix::fs::major(dev), rustix::fs::minor(dev)),
+            );
+        }
+        for (k, v) in xattrs(&path) {
+            f.insert(format!("xattr {k}"), value(&v));
+        }
+        // A directory's link count is its number of subdirectories, already in the tree.
+        if !ft.is_dir() && meta.nlink() > 1 {
+            f.insert("nlink".into(), meta.nlink().to_string());
+            inodes
+                .entry((meta.dev(), meta.ino()))
+                .or_default()
+                .push(name.clone());
+        }
+        tree.insert(name, f);
+    }
+    for group in inodes.values() {
+        for member in group {
+            let mut others: Vec<String> = group
+                .iter()
+                .filter(|p| *p != member)
+                .map(|p| show(p))
+                .collect();
+            others.sort_unstable();
+            if !others.is_empty() {
+                tree.get_mut(member)
+                    .expect("scanned")
+                    .insert("links".into(), others.join(", "));
+            }
+        }
+    }
+    tree
 }
