@@ -1282,3 +1282,122 @@ fn referrers_in_an_archive_come_along_only_when_complete() {
     assert!(!stored_blobs(&dst2).contains(&sig.manifest.digest));
     fsck_ok(&dst2);
 }
+
+/// A directory on another file system than the test's temp dir (tmpfs at /dev/shm), where
+/// no link can reach.
+fn other_file_system(near: &Path) -> Option<tempfile::TempDir> {
+    let shm = Path::new("/dev/shm");
+    let dev = |p: &Path| std::fs::metadata(p).ok().map(|m| m.dev());
+    if dev(shm).is_none() || dev(shm) == dev(near) {
+        return None;
+    }
+    Some(
+        tempfile::Builder::new()
+            .prefix("strata-test-")
+            .tempdir_in(shm)
+            .expect("a temp dir in /dev/shm"),
+    )
+}
+
+#[test]
+fn copy_to_another_file_system_copies_and_hashes_every_byte() {
+    let dir = tempdir();
+    let Some(far) = other_file_system(dir.path()) else {
+        // Every machine this runs on has a tmpfs at /dev/shm; say so loudly if one does not.
+        panic!("no second file system at /dev/shm to copy across");
+    };
+    let (src, images) = layout_with_images(dir.path(), "src", &["a"]);
+    let dst = far.path().join("dst");
+    let report = json(&["copy", &at(src.root(), "a"), s(&dst), "--json"]);
+    assert_eq!(report["blobsCopied"], 3, "{report:#}");
+    assert_eq!(report["blobsLinked"], 0, "{report:#}");
+    assert_eq!(tag_digest(&dst, "a"), images[0].manifest.digest);
+    fsck_ok(&dst);
+
+    // A same-size corrupt layer: linking would pass it on, copying hashes it and refuses.
+    let layer = src.blob_path(&images[0].layers[0]);
+    let mut bytes = read(&layer);
+    bytes[0] ^= 0xff;
+    write(&layer, &bytes);
+    let other = far.path().join("other");
+    let err = fails(&["copy", &at(src.root(), "a"), s(&other)], 1);
+    assert!(err.contains(&images[0].layers[0].to_string()), "{err}");
+    assert!(!other.exists(), "a refused copy left a new layout behind");
+}
+
+#[test]
+fn mangled_archives_are_refused_cleanly_and_change_nothing() {
+    // A few hundred deterministic mutations of an OCI and a docker archive: flipped bytes
+    // (headers and JSON are near the front, so half of them land there), cuts, overwritten
+    // runs. Each import either succeeds with a sound layout or exits 1 with the destination
+    // byte-for-byte as it was; never a panic or another exit code.
+    let dir = tempdir();
+    let (oci, _) = valid_archive(dir.path());
+    let docker_path = dir.path().join("d.tar");
+    export_docker(&at(&dir.path().join("src"), "img"), &docker_path);
+    let docker = read(&docker_path);
+    let (dest, _) = layout_with_images(dir.path(), "dest", &["keep"]);
+    let before = snapshot(dest.root());
+    let index_before = read(&dest.root().join("index.json"));
+    let mangled = dir.path().join("m.tar");
+    let mut state: u64 = 0x5eed;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n.max(1) as u64) as usize
+    };
+    let (mut refused, mut imported) = (0, 0);
+    for (name, original) in [("oci", &oci), ("docker", &docker)] {
+        for round in 0..120 {
+            let mut bytes = original.clone();
+            match round % 4 {
+                0 => {
+                    for _ in 0..1 + next(6) {
+                        let i = next(bytes.len());
+                        bytes[i] = next(256) as u8;
+                    }
+                }
+                1 => {
+                    let i = next(bytes.len().min(8192));
+                    bytes[i] ^= 1 << next(8);
+                }
+                2 => bytes.truncate(next(bytes.len())),
+                _ => {
+                    let start = next(bytes.len());
+                    let end = (start + 1 + next(600)).min(bytes.len());
+                    for b in &mut bytes[start..end] {
+                        *b = next(256) as u8;
+                    }
+                }
+            }
+            write(&mangled, &bytes);
+            let what = format!("{name} round {round}");
+            let r = run(&["import", s(&mangled), s(dest.root()), "--force"]);
+            assert!(!r.stderr.contains("panicked"), "{what}: {}", r.stderr);
+            match r.code {
+                0 => {
+                    imported += 1;
+                    fsck_ok(dest.root());
+                    // Back to the starting state for the next round, whatever was tagged.
+                    write(&dest.root().join("index.json"), &index_before);
+                    ok(&["gc", s(dest.root())]);
+                }
+                1 => {
+                    refused += 1;
+                    assert!(!r.stderr.trim().is_empty(), "{what}: exit 1 without a word");
+                }
+                code => panic!("{what}: exit {code}: {}", r.stderr),
+            }
+            assert!(
+                snapshot(dest.root()) == before,
+                "{what}: the destination is not as it was"
+            );
+        }
+    }
+    eprintln!("{refused} mangled archives refused, {imported} imported intact");
+    assert!(
+        refused >= 120,
+        "too few refusals ({refused}) to test anything"
+    );
+}
