@@ -5,8 +5,9 @@
 //! inode is safe. A linked blob must be a regular file of the descriptor's size; its content
 //! is hashed only with [`CopyOptions::verify`], since a link carries the source's bytes
 //! unchanged and reading them all is what linking saves. Elsewhere bytes are copied through
-//! the store's verified reader and writer. With referrers, the manifests whose `subject` is the image
-//! (found as gc finds them) come too, with what they reach. The tag is written last.
+//! the store's verified reader and writer. Everything is staged first and renamed into place
+//! when all is in. With referrers, the manifests whose `subject` is the image (found as gc
+//! finds them) come too, with what they reach. The tag is written last.
 
 use std::collections::HashSet;
 use std::io::{Read, Write};

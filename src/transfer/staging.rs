@@ -3,8 +3,9 @@
 //! - [`Staging`]: a private layout inside the destination's `.strata-tmp/`, where an import
 //!   or a copy writes every blob through [`crate::layout::BlobWriter`] (hashed, checked
 //!   against its name, fsynced) or links it ([`link_blob`]); only when every image is
-//!   complete are the blobs it needs renamed into the destination. Dropping it removes what is left. gc cannot sweep it meanwhile: the
-//!   importer holds the destination's gc lock shared, and gc needs it exclusively.
+//!   complete are the blobs it needs renamed into the destination. Dropping it removes what
+//!   is left. gc cannot sweep it meanwhile: the importer or copier holds the destination's
+//!   gc lock shared, and gc needs it exclusively.
 //!
 //! A rename never replaces a blob that is already there (content-addressed: it is the same
 //! content), as in the store's own writer.
