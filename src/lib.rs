@@ -13,6 +13,7 @@ mod ioext;
 pub mod layer;
 pub mod layout;
 pub mod spec;
+pub mod threads;
 pub mod transfer;
 
 pub use error::{Error, Result};

@@ -14,9 +14,6 @@ use super::{JsonArg, Status};
 pub struct Args {
     /// The layout.
     layout: PathBuf,
-    /// Threads hashing blobs (default: one per CPU).
-    #[arg(long, value_name = "N")]
-    threads: Option<usize>,
     #[command(flatten)]
     json: JsonArg,
 }
@@ -28,10 +25,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             "blobs/{alg}: algorithm strata cannot verify; its blobs are not checked"
         ));
     }
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let report = fsck(&layout, threads)?;
+    let report = fsck(&layout, strata::threads::get())?;
     if args.json.json {
         #[derive(serde::Serialize)]
         struct Json<'a> {

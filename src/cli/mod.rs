@@ -59,6 +59,10 @@ pub struct GlobalArgs {
     /// Print nothing but results and errors.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Threads for compressing layers and hashing blobs (default: one per CPU). Outputs are
+    /// the same whatever the number.
+    #[arg(long, global = true, value_name = "N", env = "STRATA_THREADS")]
+    threads: Option<std::num::NonZeroUsize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +133,7 @@ pub fn command() -> clap::Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = output::Output::new(cli.global.verbose, cli.global.quiet);
+    strata::threads::set(cli.global.threads);
     let result = match cli.command {
         Command::Init(a) => init::run(a, &out),
         Command::Ls(a) => ls::run(a, &out),

@@ -99,10 +99,13 @@ fn consume<'a>(
         }
         Compression::Gzip => {
             let mut out = blob;
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-            super::pgzip::compress(rx.iter(), &mut out, GZIP_LEVEL, threads, |chunk| {
-                diff.update(chunk)
-            })
+            super::pgzip::compress(
+                rx.iter(),
+                &mut out,
+                GZIP_LEVEL,
+                crate::threads::get(),
+                |chunk| diff.update(chunk),
+            )
             .map_err(io_err)?;
             out
         }

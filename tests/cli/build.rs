@@ -640,16 +640,26 @@ fn builds_are_reproducible_and_clamp_mtimes() {
         ("zstd", media_type::LAYER_TAR_ZSTD),
         ("none", media_type::LAYER_TAR),
     ] {
-        let build = |cwd: &Path, prefix: &[&str], layout: &Path, tag: &str| {
-            let r = run_in(
-                Some(cwd),
-                prefix,
-                &["build", "tree", &at(layout, tag), "--compress", comp],
-            );
+        let build_with = |cwd: &Path, prefix: &[&str], layout: &Path, tag: &str, extra: &[&str]| {
+            let reference = at(layout, tag);
+            let mut args = vec!["build", "tree", &reference, "--compress", comp];
+            args.extend_from_slice(extra);
+            let r = run_in(Some(cwd), prefix, &args);
             assert_eq!(r.code, 0, "build {comp}: {}", r.stderr);
             inspect(layout, tag)
         };
+        let build = |cwd: &Path, prefix: &[&str], layout: &Path, tag: &str| {
+            build_with(cwd, prefix, layout, tag, &[])
+        };
         let mut images = vec![build(&a, &[], &one, comp), build(&b, &[], &two, comp)];
+        // More compressing threads than this machine has cores: the same bytes.
+        images.push(build_with(
+            &a,
+            &[],
+            &two,
+            &format!("{comp}-5threads"),
+            &["--threads", "5"],
+        ));
         if single_cpu {
             // On one CPU (the tar writer and the compressor share it).
             images.push(build(
