@@ -6,4 +6,5 @@ pub mod repack;
 pub mod runtime;
 pub mod snapshot;
 pub mod unpack;
+mod user;
 pub mod userns;
