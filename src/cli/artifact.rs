@@ -4,12 +4,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use strata::image::artifact::{
-    add_untagged, parse_file_arg, pull, push, subject_of, ArtifactFile, ArtifactSpec,
+    parse_file_arg, pull, push, subject_of, ArtifactFile, ArtifactSpec, Placement,
 };
-use strata::image::mutate::set_tag;
 use strata::image::{resolve_entry, resolve_image};
 use strata::layout::reference::Reference;
-use strata::layout::LockMode;
 use strata::Layout;
 
 use super::build_args::{open_or_init, output_tag, parse_pair};
@@ -130,7 +128,6 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
             let tag = output_tag(&reference, None)?;
             let mut spec = args.content.spec()?;
             let layout = open_or_init(&reference)?;
-            let _lock = layout.lock_gc(LockMode::Shared)?;
             if let Some(subject) = &args.subject {
                 let subject = Reference::parse(subject)?;
                 if subject.layout != reference.layout {
@@ -142,18 +139,15 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
                 }
                 spec.subject = Some(subject_descriptor(&layout, &subject, &args.platform)?);
             }
-            let desc = push(&layout, &spec)?;
-            set_tag(&layout, &tag, &desc)?;
+            let desc = push(&layout, &spec, &Placement::Tag(tag))?;
             out.print(&desc.digest)?;
         }
         Command::Attach(args) => {
             let subject = Reference::parse(&args.subject)?;
             let mut spec = args.content.spec()?;
             let layout = Layout::open(&subject.layout)?;
-            let _lock = layout.lock_gc(LockMode::Shared)?;
             spec.subject = Some(subject_descriptor(&layout, &subject, &args.platform)?);
-            let desc = push(&layout, &spec)?;
-            add_untagged(&layout, &desc)?;
+            let desc = push(&layout, &spec, &Placement::Untagged)?;
             out.print(&desc.digest)?;
         }
         Command::Pull(args) => {

@@ -2,12 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use strata::image::multiplatform::{
-    add_entry, platform_entry, read_index_at, remove_platform, store_index, write_index,
-};
-use strata::image::mutate::set_tag;
+use strata::image::multiplatform::{add, create, remove};
 use strata::layout::reference::Reference;
-use strata::layout::LockMode;
 use strata::Layout;
 
 use super::build_args::{open_or_init, output_tag, parse_pair};
@@ -82,37 +78,26 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
             let tag = output_tag(&reference, None)?;
             let annotations: BTreeMap<String, String> = args.annotation.iter().cloned().collect();
             let layout = open_or_init(&reference)?;
-            let _lock = layout.lock_gc(LockMode::Shared)?;
-            let entries = args
+            let members = args
                 .manifests
                 .iter()
-                .map(|m| Ok(platform_entry(&layout, &same_layout(&layout, m)?)?))
+                .map(|m| same_layout(&layout, m))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let desc = write_index(&layout, entries, &annotations)?;
-            set_tag(&layout, &tag, &desc)?;
-            desc
+            create(&layout, &members, &annotations, &tag)?
         }
         Command::Add(args) => {
             let reference = Reference::parse(&args.reference)?;
             let tag = output_tag(&reference, None)?;
             let layout = Layout::open(&reference.layout)?;
-            let _lock = layout.lock_gc(LockMode::Shared)?;
-            let index = read_index_at(&layout, &reference.target)?;
-            let entry = platform_entry(&layout, &same_layout(&layout, &args.manifest)?)?;
-            let desc = store_index(&layout, &add_entry(index, entry))?;
-            set_tag(&layout, &tag, &desc)?;
-            desc
+            let member = same_layout(&layout, &args.manifest)?;
+            add(&layout, &reference.target, &member, &tag)?
         }
         Command::Remove(args) => {
             let reference = Reference::parse(&args.reference)?;
             let tag = output_tag(&reference, None)?;
             let platform = args.platform.parse()?;
             let layout = Layout::open(&reference.layout)?;
-            let _lock = layout.lock_gc(LockMode::Shared)?;
-            let index = read_index_at(&layout, &reference.target)?;
-            let desc = store_index(&layout, &remove_platform(index, &platform)?)?;
-            set_tag(&layout, &tag, &desc)?;
-            desc
+            remove(&layout, &reference.target, &platform, &tag)?
         }
     };
     out.print(&desc.digest)?;

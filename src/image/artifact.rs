@@ -10,7 +10,9 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::digest::Algorithm;
 use crate::error::{Error, IoContext, Result};
+use crate::image::mutate::set_tag;
 use crate::layer::root::Root;
+use crate::layout::reference::validate_tag;
 use crate::layout::walk::blob_ref;
 use crate::layout::{Layout, LockMode};
 use crate::spec::{is_valid_media_type, media_type, to_canonical_json, Descriptor, Manifest};
@@ -80,9 +82,34 @@ fn put_file(layout: &Layout, file: &ArtifactFile) -> Result<Descriptor> {
     Ok(Descriptor::new(&file.media_type, &blob.digest, blob.size))
 }
 
-/// Writes an artifact manifest (and its blobs) into `layout`; returns its descriptor (with
-/// `artifactType` set), untagged. Holds the gc lock shared until the caller tags it.
-pub fn push(layout: &Layout, spec: &ArtifactSpec) -> Result<Descriptor> {
+/// Where [`push`] records an artifact in `index.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Under this tag (moved from any image that had it).
+    Tag(String),
+    /// Without a tag, as oras keeps attached referrers: it lives as long as its subject.
+    Untagged,
+}
+
+/// Writes an artifact manifest (and its blobs) into `layout` and records it as `placement`
+/// says; returns its descriptor (with `artifactType` set). The gc lock is held shared from
+/// the first blob written to the update of `index.json`, so a gc running meanwhile cannot
+/// sweep blobs that nothing references yet.
+pub fn push(layout: &Layout, spec: &ArtifactSpec, placement: &Placement) -> Result<Descriptor> {
+    if let Placement::Tag(tag) = placement {
+        validate_tag(tag)?;
+    }
+    let _lock = layout.lock_gc(LockMode::Shared)?;
+    let desc = write_artifact(layout, spec)?;
+    match placement {
+        Placement::Tag(tag) => set_tag(layout, tag, &desc)?,
+        Placement::Untagged => add_untagged(layout, &desc)?,
+    }
+    Ok(desc)
+}
+
+/// Writes the artifact's blobs and manifest; untagged (the caller holds the gc lock).
+fn write_artifact(layout: &Layout, spec: &ArtifactSpec) -> Result<Descriptor> {
     if !is_valid_media_type(&spec.artifact_type) {
         return Err(Error::Invalid {
             what: format!("artifact type {:?}", spec.artifact_type),
@@ -140,7 +167,7 @@ pub fn push(layout: &Layout, spec: &ArtifactSpec) -> Result<Descriptor> {
 
 /// Adds `desc` to `index.json` without a tag (as oras keeps attached referrers), unless
 /// an entry with its digest is there already.
-pub fn add_untagged(layout: &Layout, desc: &Descriptor) -> Result<()> {
+fn add_untagged(layout: &Layout, desc: &Descriptor) -> Result<()> {
     layout.update_index(|index| {
         if index.manifests.iter().any(|d| d.digest == desc.digest) {
             return Ok((false, ()));

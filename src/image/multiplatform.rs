@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 
+use super::mutate::set_tag;
 use super::resolve::resolve_entry;
 use super::PlatformSpec;
 use crate::error::{Error, Result};
-use crate::layout::reference::Target;
+use crate::layout::reference::{validate_tag, Target};
 use crate::layout::walk::decode_index;
-use crate::layout::{Layout, JSON_LIMIT};
+use crate::layout::{Layout, LockMode, JSON_LIMIT};
 use crate::spec::{media_type, to_canonical_json, Descriptor, Index, Kind, Platform};
 
 /// The descriptor of the image manifest `target` names, with its platform from its config.
@@ -61,8 +62,64 @@ pub fn platform_entry(layout: &Layout, target: &Target) -> Result<Descriptor> {
     Ok(desc)
 }
 
+/// Writes an index over the images `members` name in `layout` (each entry's platform from
+/// its image's config), with `annotations`, and tags it `tag`.
+pub fn create(
+    layout: &Layout,
+    members: &[Target],
+    annotations: &BTreeMap<String, String>,
+    tag: &str,
+) -> Result<Descriptor> {
+    store_tagged(layout, tag, || {
+        let entries = members
+            .iter()
+            .map(|m| platform_entry(layout, m))
+            .collect::<Result<Vec<_>>>()?;
+        write_index(layout, entries, annotations)
+    })
+}
+
+/// Adds the image `member` names to the index `index` names (replacing the entry of the
+/// same platform) and tags the new index `tag`.
+pub fn add(layout: &Layout, index: &Target, member: &Target, tag: &str) -> Result<Descriptor> {
+    store_tagged(layout, tag, || {
+        let entry = platform_entry(layout, member)?;
+        store_index(layout, &add_entry(read_index_at(layout, index)?, entry))
+    })
+}
+
+/// Removes the entries of `platform` from the index `index` names and tags the new index
+/// `tag`; an error when no entry has that platform.
+pub fn remove(
+    layout: &Layout,
+    index: &Target,
+    platform: &PlatformSpec,
+    tag: &str,
+) -> Result<Descriptor> {
+    store_tagged(layout, tag, || {
+        store_index(
+            layout,
+            &remove_platform(read_index_at(layout, index)?, platform)?,
+        )
+    })
+}
+
+/// Runs `write` (which stores an index) and tags what it wrote, holding the gc lock shared
+/// from the first blob to the tag, so a gc meanwhile cannot sweep the new index.
+fn store_tagged(
+    layout: &Layout,
+    tag: &str,
+    write: impl FnOnce() -> Result<Descriptor>,
+) -> Result<Descriptor> {
+    validate_tag(tag)?;
+    let _lock = layout.lock_gc(LockMode::Shared)?;
+    let desc = write()?;
+    set_tag(layout, tag, &desc)?;
+    Ok(desc)
+}
+
 /// Writes a new index over `entries` (with `annotations`) and returns its descriptor.
-pub fn write_index(
+fn write_index(
     layout: &Layout,
     entries: Vec<Descriptor>,
     annotations: &BTreeMap<String, String>,
@@ -76,7 +133,7 @@ pub fn write_index(
 }
 
 /// The index `target` names, parsed.
-pub fn read_index_at(layout: &Layout, target: &Target) -> Result<Index> {
+fn read_index_at(layout: &Layout, target: &Target) -> Result<Index> {
     let entry = resolve_entry(layout, target)?;
     if Kind::of(&entry.media_type) != Kind::Index {
         return Err(Error::Invalid {
@@ -91,7 +148,7 @@ pub fn read_index_at(layout: &Layout, target: &Target) -> Result<Index> {
 
 /// `index` with `entry` added, replacing an entry of the same platform (so the index never
 /// holds two images for one platform, where only the first would ever be picked).
-pub fn add_entry(mut index: Index, entry: Descriptor) -> Index {
+fn add_entry(mut index: Index, entry: Descriptor) -> Index {
     let platform = entry.platform.clone();
     index
         .manifests
@@ -101,7 +158,7 @@ pub fn add_entry(mut index: Index, entry: Descriptor) -> Index {
 }
 
 /// `index` without the entries matching `platform`; an error when none does.
-pub fn remove_platform(mut index: Index, platform: &PlatformSpec) -> Result<Index> {
+fn remove_platform(mut index: Index, platform: &PlatformSpec) -> Result<Index> {
     let before = index.manifests.len();
     index
         .manifests
@@ -116,7 +173,7 @@ pub fn remove_platform(mut index: Index, platform: &PlatformSpec) -> Result<Inde
 }
 
 /// Writes an index document as a blob (canonical JSON; unknown fields kept).
-pub fn store_index(layout: &Layout, index: &Index) -> Result<Descriptor> {
+fn store_index(layout: &Layout, index: &Index) -> Result<Descriptor> {
     let blob = layout.put_blob(&to_canonical_json(index))?;
     Ok(Descriptor::new(media_type::INDEX, &blob.digest, blob.size))
 }

@@ -51,8 +51,12 @@ pub struct BlobWriter<'a> {
     out: HashingWriter<BufWriter<NamedTempFile>>,
 }
 
+/// Writing blobs directly: nothing references a new blob until a tag or an index entry
+/// does, and `gc` sweeps unreferenced blobs, so hold [`Layout::lock_gc`] shared from the first
+/// blob written until `index.json` names what was written (as [`crate::image::mutate::Draft`],
+/// `image::artifact::push`, `image::multiplatform` and `transfer` do).
 impl Layout {
-    /// Starts writing a blob hashed with `algorithm`.
+    /// Starts writing a blob hashed with `algorithm` (see the note on the gc lock above).
     pub fn blob_writer(&self, algorithm: Algorithm) -> Result<BlobWriter<'_>> {
         let dir = self.tmp_dir()?;
         let tmp = tempfile::Builder::new()
@@ -65,7 +69,8 @@ impl Layout {
         })
     }
 
-    /// Writes `bytes` as a sha256 blob and returns its digest and size.
+    /// Writes `bytes` as a sha256 blob and returns its digest and size (see the note on the
+    /// gc lock above).
     pub fn put_blob(&self, bytes: &[u8]) -> Result<BlobRef> {
         let mut w = self.blob_writer(Algorithm::Sha256)?;
         w.write_all(bytes).map_err(|source| Error::Io {
