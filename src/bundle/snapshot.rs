@@ -173,7 +173,7 @@ pub fn write(entries: &[SnapshotEntry], path: &Path) -> Result<()> {
         .at(path)
 }
 
-/// Reads a snapshot written by [`write`].
+/// Reads a snapshot written by [`write()`].
 pub fn read(path: &Path) -> Result<Vec<SnapshotEntry>> {
     let file = fs::File::open(path).at(path)?;
     let mut out = Vec::new();

@@ -2,7 +2,7 @@
 //! only lower layers, an opaque whiteout applies before its siblings wherever it appears,
 //! anything but directory-over-directory is unlinked and recreated, directory modes and times
 //! are set once the layer is done. Every path is resolved inside the root (see
-//! [`super::root`]), and entries that try to leave it are refused with an error naming the
+//! `layer::root`), and entries that try to leave it are refused with an error naming the
 //! layer and the entry.
 
 use std::collections::{HashMap, HashSet};

@@ -1,5 +1,5 @@
 //! Layers: their compression, applying a layer's tar stream to a rootfs ([`apply`]), and
-//! building layers from trees ([`build`], [`write`]).
+//! building layers from trees ([`build`], [`mod@write`]).
 
 pub mod apply;
 pub mod build;

@@ -1,6 +1,6 @@
 //! Writing a layer blob: the tar a producer writes is cut into fixed-size chunks on its own
 //! thread, and this thread hashes them for the diff_id and compresses them (gzip on every
-//! core, see [`super::pgzip`]) into the blob. The compressor always sees the same chunks for
+//! core, see `layer::pgzip`) into the blob. The compressor always sees the same chunks for
 //! the same bytes, so the output does not depend on how the producer sized its writes
 //! (zlib-rs's would) nor on the number of threads.
 

@@ -1,7 +1,7 @@
 //! Importing an archive into a layout, as one pass over a stream (a file or a pipe, plain,
 //! gzip- or zstd-compressed), never unpacking it anywhere:
 //!
-//! 1. Every member is checked ([`super::members`]) and then either buffered (the small JSON
+//! 1. Every member is checked (`transfer::members`) and then either buffered (the small JSON
 //!    files: `oci-layout`, `index.json`, docker's `manifest.json` and configs, each capped),
 //!    streamed into a staging layout through [`crate::layout::BlobWriter`] and verified
 //!    against its name (`blobs/<alg>/<hex>`), or, for a docker layer, decompressed if need

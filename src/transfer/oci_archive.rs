@@ -1,7 +1,7 @@
 //! OCI archives: an image layout as one tar. Export writes just the chosen images: the
 //! `oci-layout` file, a new `index.json` listing them (tags kept), then every blob they
 //! reach once, JSON documents (indexes, manifests, configs) before layers, each group in
-//! walk order. Headers are fixed ([`super::tar_out`]), so the same images give the same
+//! walk order. Headers are fixed (`transfer::tar_out`), so the same images give the same
 //! bytes. Reading one is [`super::import`]'s job; what is specific to this format there
 //! (`oci-layout`, `index.json`) is checked here.
 
