@@ -17,12 +17,16 @@ use super::{JsonArg, Status};
 /// archive is `docker save` output, legacy or OCI form. The archive is read as one stream,
 /// never unpacked anywhere; every blob is verified before it is published, tags appear only
 /// when all their blobs are in, and a failed import leaves the layout as it was.
+///
+/// With --dry-run, the whole import happens but for publishing: an archive can be checked
+/// before it is carried over (against the receiver's last known state, or an empty layout).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The archive, or - for stdin.
     #[arg(value_name = "ARCHIVE|-")]
     archive: String,
-    /// The layout to import into (created if missing).
+    /// The layout to import into (created if missing; with --dry-run, a missing layout
+    /// stands for an empty one and is not created).
     layout: PathBuf,
     /// Tag the image NAME instead of with the archive's tags (the archive must hold one
     /// image).
@@ -35,6 +39,9 @@ pub struct Args {
     /// An OCI archive's blobs are stored as they are, digests kept.
     #[arg(long, value_enum, default_value_t = Compress::Gzip)]
     compress: Compress,
+    /// Read, verify and check everything, publish nothing: LAYOUT is left as it was.
+    #[arg(long)]
+    dry_run: bool,
     #[command(flatten)]
     json: JsonArg,
 }
@@ -58,6 +65,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             Compress::None => Compression::None,
         },
         total: None,
+        dry_run: args.dry_run,
     };
     let mut bar = out.transfer_progress("import");
     let mut progress = |p: Progress| bar.update(p);
@@ -83,13 +91,11 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         }
     };
     bar.clear();
-    let report = match result {
-        Ok(r) => r,
-        Err(e) => {
-            undo_init(&args.layout, created, existed);
-            return Err(e.into());
-        }
-    };
+    // A layout made only to be checked against goes again, as after a failure.
+    if result.is_err() || args.dry_run {
+        undo_init(&args.layout, created, existed);
+    }
+    let report = result?;
     if args.json.json {
         out.json(&report)?;
         return Ok(Status::Success);
@@ -136,10 +142,20 @@ fn print(report: &ImportReport, out: &Output) -> anyhow::Result<()> {
         ));
     }
     out.print(format_args!(
-        "imported {} images ({} archive): {} blobs written ({}), {} already present",
+        "{} {} images ({} archive): {} blobs {} ({}), {} already present",
+        if report.dry_run {
+            "dry run: would import"
+        } else {
+            "imported"
+        },
         report.images.len(),
         report.format,
         report.blobs_written,
+        if report.dry_run {
+            "to write"
+        } else {
+            "written"
+        },
         human_size(report.bytes_written),
         report.blobs_present
     ))?;

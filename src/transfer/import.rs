@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use super::docker_archive;
 use super::error::{Error, Result};
-use super::graph::{add_referrers, walk, Walked};
+use super::graph::{add_referrers, holds, walk, Walked};
 use super::members::Members;
 use super::oci_archive;
 use super::read_archive;
@@ -59,6 +59,9 @@ pub struct ImportOptions {
     pub compression: Compression,
     /// The archive's size, when known, for progress.
     pub total: Option<u64>,
+    /// Do everything but publish: every blob read and verified, graphs checked against the
+    /// destination, tags checked for clashes; the destination is left as it was.
+    pub dry_run: bool,
 }
 
 /// An image the import tagged (or added untagged).
@@ -79,6 +82,8 @@ pub struct ImportedImage {
 pub struct ImportReport {
     /// `oci` or `docker`.
     pub format: &'static str,
+    /// Nothing was published: the counts say what an import would write.
+    pub dry_run: bool,
     /// The `index.json` entries, as now in the layout.
     pub images: Vec<ImportedImage>,
     /// Blobs added to the layout.
@@ -167,11 +172,19 @@ pub fn import<R: Read>(
         .filter(|i| i.store == 0)
         .map(|i| i.blob.clone())
         .collect();
-    let (blobs_written, bytes_written) = staging.publish(dest, &staged)?;
+    let (blobs_written, bytes_written) = if options.dry_run {
+        let absent = staged.iter().filter(|b| !holds(dest, b));
+        absent.fold((0, 0), |(n, bytes), b| (n + 1, bytes + b.size))
+    } else {
+        staging.publish(dest, &staged)?
+    };
     let blobs_present = walked.items.len() - blobs_written;
-    publish_entries(dest, &entries, options.force)?;
+    if !options.dry_run {
+        publish_entries(dest, &entries, options.force)?;
+    }
     Ok(ImportReport {
         format,
+        dry_run: options.dry_run,
         images: entries
             .iter()
             .map(|(d, t)| ImportedImage {

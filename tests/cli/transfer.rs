@@ -1401,3 +1401,69 @@ fn mangled_archives_are_refused_cleanly_and_change_nothing() {
         "too few refusals ({refused}) to test anything"
     );
 }
+
+#[test]
+fn a_dry_run_import_checks_everything_and_publishes_nothing() {
+    let dir = tempdir();
+    let src_path = dir.path().join("src");
+    let src = Layout::init(&src_path).unwrap();
+    let v1 = write_image(&src, &["base"], "amd64");
+    add_entry(&src, &v1.manifest, Some("v1"));
+    let v2 = write_image(&src, &["base", "app"], "amd64");
+    add_entry(&src, &v2.manifest, Some("v2"));
+    let receiver = dir.path().join("receiver");
+    ok(&["copy", &at(&src_path, "v1"), &at(&receiver, "v1")]);
+    let full = dir.path().join("full.tar");
+    ok(&["export", &at(&src_path, "v2"), "-o", s(&full)]);
+    let inc = dir.path().join("inc.tar");
+    let exclude = ["--exclude-present-in", s(&receiver)];
+    ok(&[
+        &["export", &at(&src_path, "v2"), "-o", s(&inc)][..],
+        &exclude[..],
+    ]
+    .concat());
+
+    // Into the receiver: what an import would write, and the receiver untouched.
+    let before = snapshot(&receiver);
+    let report = json(&["import", "--dry-run", s(&inc), s(&receiver), "--json"]);
+    assert_eq!(report["dryRun"], true);
+    assert_eq!(report["images"][0]["tag"], "v2");
+    assert_eq!(
+        report["blobsWritten"], 3,
+        "v2's manifest, config, app layer: {report:#}"
+    );
+    assert_eq!(report["blobsPresent"], 1, "the base layer: {report:#}");
+    assert!(
+        snapshot(&receiver) == before,
+        "a dry run changed the layout"
+    );
+    // A real import then writes exactly that.
+    let real = json(&["import", s(&inc), s(&receiver), "--json"]);
+    assert_eq!(real["dryRun"], false);
+    assert_eq!(real["blobsWritten"], report["blobsWritten"]);
+    assert_eq!(tag_digest(&receiver, "v2"), v2.manifest.digest);
+
+    // A missing layout stands for an empty one and is not created: the full archive
+    // passes, the incremental one fails naming what the empty receiver lacks.
+    let nowhere = dir.path().join("nowhere");
+    let out = ok(&["import", "--dry-run", s(&full), s(&nowhere)]);
+    assert!(out.contains("dry run: would import 1 images"), "{out}");
+    assert!(!nowhere.exists(), "a dry run created the layout");
+    let err = fails(&["import", "--dry-run", s(&inc), s(&nowhere)], 1);
+    assert!(err.contains(&v1.layers[0].to_string()), "{err}");
+    assert!(!nowhere.exists());
+
+    // A corrupt blob is found as in a real import.
+    let mut bytes = read(&full);
+    let layer = v2.layers[1].hex().to_owned();
+    let list = members(&bytes);
+    let m = list
+        .iter()
+        .find(|m| m.name.ends_with(&layer))
+        .expect("the app layer in the archive");
+    bytes[m.offset as usize] ^= 0xff;
+    write(&full, &bytes);
+    let err = fails(&["import", "--dry-run", s(&full), s(&nowhere)], 1);
+    assert!(err.contains(&layer), "{err}");
+    assert!(!nowhere.exists());
+}
