@@ -537,18 +537,24 @@ fn fsck_ok_or_unreferenced(layout: &Path) {
     assert_eq!(report["ok"], true, "{report:#}");
 }
 
-#[test]
-fn an_incremental_archive_imports_into_its_receiver_and_nowhere_else() {
-    let dir = tempdir();
-    let src_path = dir.path().join("src");
+/// A layout `src` with `v1` and `v2` (v1 plus a layer), and a `receiver` that has v1: it
+/// needs only v2's new blobs.
+fn two_versions(dir: &Path) -> (PathBuf, Image, Image, PathBuf) {
+    let src_path = dir.join("src");
     let src = Layout::init(&src_path).unwrap();
-    // v2 is v1 plus a layer: the receiver, which has v1, needs only v2's new blobs.
     let v1 = write_image(&src, &["base"], "amd64");
     add_entry(&src, &v1.manifest, Some("v1"));
     let v2 = write_image(&src, &["base", "app"], "amd64");
     add_entry(&src, &v2.manifest, Some("v2"));
-    let receiver = dir.path().join("receiver");
+    let receiver = dir.join("receiver");
     ok(&["copy", &at(&src_path, "v1"), &at(&receiver, "v1")]);
+    (src_path, v1, v2, receiver)
+}
+
+#[test]
+fn an_incremental_archive_imports_into_its_receiver_and_nowhere_else() {
+    let dir = tempdir();
+    let (src_path, v1, v2, receiver) = two_versions(dir.path());
 
     let archive = dir.path().join("inc.tar");
     let report = json(&[
@@ -1405,14 +1411,7 @@ fn mangled_archives_are_refused_cleanly_and_change_nothing() {
 #[test]
 fn a_dry_run_import_checks_everything_and_publishes_nothing() {
     let dir = tempdir();
-    let src_path = dir.path().join("src");
-    let src = Layout::init(&src_path).unwrap();
-    let v1 = write_image(&src, &["base"], "amd64");
-    add_entry(&src, &v1.manifest, Some("v1"));
-    let v2 = write_image(&src, &["base", "app"], "amd64");
-    add_entry(&src, &v2.manifest, Some("v2"));
-    let receiver = dir.path().join("receiver");
-    ok(&["copy", &at(&src_path, "v1"), &at(&receiver, "v1")]);
+    let (src_path, v1, v2, receiver) = two_versions(dir.path());
     let full = dir.path().join("full.tar");
     ok(&["export", &at(&src_path, "v2"), "-o", s(&full)]);
     let inc = dir.path().join("inc.tar");
