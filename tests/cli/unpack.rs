@@ -801,3 +801,106 @@ fn config_json_reads_right_with_jq() {
         );
     }
 }
+
+#[test]
+fn mangled_layers_never_panic_nor_write_outside_the_bundle() {
+    // Layers full of every entry kind, mangled a few hundred ways before the image is written
+    // (so the diff_ids match and every mangled entry is really applied): each unpack exits 0
+    // or 1, never panics, and touches nothing but its bundle.
+    let canary = Canary::new();
+    let c = s(canary.path()).to_owned();
+    let mut one = TarBuilder::new();
+    one.dir("etc", 0o755)
+        .file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n", 0o644)
+        .symlink("abs", &c)
+        .symlink("rel", "../../../../../../..")
+        .symlink("inside", "etc")
+        .hardlink("etc/again", "etc/passwd")
+        .file_with_xattrs("x", b"x", &[("user.a", b"1")])
+        .device("dev-null", tar::EntryType::Char, 1, 3)
+        .file(
+            &format!("{}/{}", "d".repeat(120), "e".repeat(120)),
+            b"long",
+            0o600,
+        )
+        .dir("locked", 0o000)
+        .file("a/b/c", b"deep", 0o644);
+    let mut two = TarBuilder::new();
+    two.whiteout("etc", "passwd")
+        .opaque("a")
+        .file("a/new", b"n", 0o644)
+        .file("inside/through", b"t", 0o644)
+        .file("abs/escape", b"e", 0o644)
+        .file("rel/escape", b"e", 0o644)
+        .dir("etc", 0o700);
+    let originals = [one.finish(), two.finish()];
+    let dir = tempdir();
+    let layout = layout_at(dir.path());
+    let mut state: u64 = 0x1a7e5;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n.max(1) as u64) as usize
+    };
+    let (mut applied, mut refused) = (0, 0);
+    for round in 0..160 {
+        let mut layers = originals.clone();
+        let which = next(2);
+        let layer = &mut layers[which];
+        for _ in 0..1 + next(4) {
+            // Mostly header bytes: the first 512 of a block, where names, modes, sizes,
+            // types and link names live.
+            let block = next(layer.len() / 512);
+            let at = block * 512 + if next(4) == 0 { next(512) } else { next(345) };
+            layer[at] = match next(3) {
+                0 => next(256) as u8,
+                1 => b'/',
+                _ => b'.',
+            };
+        }
+        let tag = format!("m{round}");
+        let packed: Vec<(Vec<u8>, Packing)> =
+            layers.into_iter().map(|l| (l, Packing::Plain)).collect();
+        write_layered_image(&layout, &tag, &packed, serde_json::json!({}));
+        let bundle = dir.path().join(format!("b{round}"));
+        let r = run(&[
+            "unpack",
+            "--rootless",
+            &format!("{}:{tag}", s(layout.root())),
+            s(&bundle),
+        ]);
+        let what = format!("round {round} (layer {which})");
+        assert!(!r.stderr.contains("panicked"), "{what}: {}", r.stderr);
+        match r.code {
+            0 => applied += 1,
+            1 => {
+                refused += 1;
+                assert!(!bundle.exists(), "{what}: a failed unpack left its bundle");
+            }
+            code => panic!("{what}: exit {code}: {}", r.stderr),
+        }
+        canary.assert_untouched(&what);
+        if bundle.exists() {
+            // Removable whatever modes the layer set (rootless keeps them as they were).
+            let _ = std::process::Command::new("chmod")
+                .args(["-R", "u+rwx", s(&bundle)])
+                .status();
+            std::fs::remove_dir_all(&bundle).unwrap();
+        }
+        let beside: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            beside.len(),
+            1,
+            "{what}: something appeared beside the layout: {beside:?}"
+        );
+    }
+    eprintln!("{applied} mangled images unpacked, {refused} refused");
+    assert!(
+        applied >= 10 && refused >= 20,
+        "{applied} applied, {refused} refused"
+    );
+}
