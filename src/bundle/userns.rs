@@ -23,7 +23,11 @@ pub fn enter_own_user_namespace() -> io::Result<bool> {
     }
     // Once unshared there is no way back, and a namespace without maps leaves the process
     // unable to create files: make sure the maps can be written before.
-    for map in ["/proc/self/uid_map", "/proc/self/gid_map", "/proc/self/setgroups"] {
+    for map in [
+        "/proc/self/uid_map",
+        "/proc/self/gid_map",
+        "/proc/self/setgroups",
+    ] {
         std::fs::metadata(map)?;
     }
     // The crate's one unsafe call. SAFETY: rustix marks unshare unsafe for FILES, which

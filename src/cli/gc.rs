@@ -16,6 +16,11 @@ pub struct Args {
     /// Report what would be removed; remove nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Keep unreferenced blobs changed less than this long ago (e.g. 30m, 2h, 7d; plain
+    /// numbers are seconds): for layouts that skopeo or umoci may be writing to meanwhile,
+    /// whose new blobs are unreferenced until they finish.
+    #[arg(long, value_name = "AGE", value_parser = parse_age)]
+    min_age: Option<std::time::Duration>,
     #[command(flatten)]
     json: JsonArg,
 }
@@ -26,6 +31,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         &layout,
         GcOptions {
             dry_run: args.dry_run,
+            min_age: args.min_age,
         },
     )?;
     if args.json.json {
@@ -54,5 +60,32 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         report.kept,
         report.referrers_kept.len()
     ))?;
+    if !report.kept_recent.is_empty() {
+        out.print(format_args!(
+            "kept {} unreferenced blobs younger than --min-age",
+            report.kept_recent.len()
+        ))?;
+    }
     Ok(Status::Success)
+}
+
+/// `30`, `30s`, `10m`, `2h`, `7d`.
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number and s, m, h or d, e.g. 2h"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("{text:?}: the unit is s, m, h or d")),
+    };
+    n.checked_mul(seconds)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{text:?}: too long"))
 }

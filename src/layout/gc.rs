@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::io::Read;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +22,10 @@ use crate::spec::{media_type, Descriptor};
 pub struct GcOptions {
     /// Report what would be removed, remove nothing.
     pub dry_run: bool,
+    /// Keep unreferenced blobs written or linked more recently than this (the newer of
+    /// mtime and ctime). Tools other than strata (skopeo, umoci) do not take strata's lock:
+    /// a blob they just wrote is unreferenced until they write `index.json`.
+    pub min_age: Option<std::time::Duration>,
 }
 
 /// A blob gc removed (or would remove).
@@ -45,6 +50,8 @@ pub struct GcReport {
     pub referrers_kept: Vec<Digest>,
     /// Blobs removed, by digest.
     pub removed: Vec<SweptBlob>,
+    /// Unreferenced blobs kept because they are younger than the minimum age.
+    pub kept_recent: Vec<Digest>,
     /// Bytes freed by the removed blobs.
     pub bytes_freed: u64,
     /// `index.json` entries removed: untagged referrers whose subject is gone.
@@ -107,12 +114,20 @@ pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
     let Marked { live, referrers } = mark(layout, &roots(layout, &index)?, &stored)?;
 
     let mut removed = Vec::new();
+    let mut kept_recent = Vec::new();
+    let now = std::time::SystemTime::now();
     for (digest, &size) in &stored {
         if live.contains_key(digest) {
             continue;
         }
+        let path = layout.blob_path(digest);
+        if let Some(min_age) = options.min_age {
+            if changed_within(&path, now, min_age)? {
+                kept_recent.push(digest.clone());
+                continue;
+            }
+        }
         if !options.dry_run {
-            let path = layout.blob_path(digest);
             fs::remove_file(&path).at(&path)?;
         }
         removed.push(SweptBlob {
@@ -139,11 +154,29 @@ pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
         dry_run: options.dry_run,
         entries_removed,
         kept: stored.len() - removed.len(),
+        kept_recent,
         referrers_kept: referrers,
         bytes_freed: removed.iter().map(|b| b.size).sum(),
         removed,
         temp_files_removed,
     })
+}
+
+/// True when `path` was written, linked, renamed or had its metadata changed (the newer of
+/// mtime and ctime) less than `age` before `now`. A time in the future counts as recent.
+fn changed_within(
+    path: &Path,
+    now: std::time::SystemTime,
+    age: std::time::Duration,
+) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path).at(path)?;
+    let newest = meta.mtime().max(meta.ctime());
+    let cutoff = now
+        .checked_sub(age)
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs() as i64);
+    Ok(newest >= cutoff)
 }
 
 /// The `index.json` entries gc starts from: all of them but untagged referrers (entries

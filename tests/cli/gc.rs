@@ -126,3 +126,41 @@ fn gc_refuses_to_guess_when_a_manifest_is_missing() {
         "nothing swept after an error"
     );
 }
+
+#[test]
+fn gc_min_age_keeps_blobs_another_tool_may_still_be_writing() {
+    let dir = tempdir();
+    let (layout, images) = layout_with_images(dir.path(), "lay", &["a"]);
+    // As skopeo would leave them mid-copy: blobs in place, index.json not written yet.
+    let fresh = layout
+        .put_blob(b"a layer someone is still copying")
+        .unwrap();
+    let lay = s(layout.root());
+    let report = json(&["gc", lay, "--min-age", "1h", "--json"]);
+    assert_eq!(report["removed"], serde_json::json!([]), "{report:#}");
+    assert_eq!(
+        report["keptRecent"],
+        serde_json::json!([fresh.digest.to_string()]),
+        "{report:#}"
+    );
+    assert!(stored_blobs(layout.root()).contains(&fresh.digest.to_string()));
+    // Once older than the minimum age, it goes; the image's blobs stay.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let report = json(&["gc", lay, "--min-age", "1s", "--json"]);
+    assert_eq!(
+        report["removed"][0]["digest"],
+        fresh.digest.to_string(),
+        "{report:#}"
+    );
+    assert_eq!(report["keptRecent"], serde_json::json!([]));
+    let left = stored_blobs(layout.root());
+    assert!(!left.contains(&fresh.digest.to_string()));
+    for blob in images[0].blobs() {
+        assert!(left.contains(&blob.to_string()), "{blob} went");
+    }
+    // Ages are checked as they are typed.
+    for bad in ["1y", "h", "5 m", "99999999999999999d"] {
+        let err = fails(&["gc", lay, "--min-age", bad], 2);
+        assert!(err.contains("--min-age"), "{bad}: {err}");
+    }
+}
