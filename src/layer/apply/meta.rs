@@ -1,0 +1,113 @@
+//! What an entry asks for, read from its tar header and PAX records before anything is
+//! written: mode, owner (mapped to host ids unless rootless), times and the xattrs a layer
+//! may set.
+
+use std::ffi::OsString;
+use std::io::Read;
+
+use rustix::fs::{Timespec, Timestamps};
+
+use super::error::{EntryError, EntryResult};
+use super::xattrs::xattr_allowed;
+use super::Applier;
+
+/// Attributes of an entry, after id mapping.
+#[derive(Debug, Clone)]
+pub(super) struct Meta {
+    pub(super) mode: u32,
+    pub(super) uid: u32,
+    pub(super) gid: u32,
+    pub(super) times: (Timespec, Timespec),
+    pub(super) xattrs: Vec<(OsString, Vec<u8>)>,
+}
+
+impl Applier {
+    pub(super) fn meta<R: Read>(&self, entry: &mut tar::Entry<R>) -> EntryResult<Meta> {
+        let header = entry.header();
+        let mode = header.mode().map_err(EntryError::Io)? & 0o7777;
+        let container_uid = u32::try_from(header.uid().map_err(EntryError::Io)?)
+            .map_err(|_| EntryError::Refused("uid does not fit 32 bits".into()))?;
+        let container_gid = u32::try_from(header.gid().map_err(EntryError::Io)?)
+            .map_err(|_| EntryError::Refused("gid does not fit 32 bits".into()))?;
+        let mut mtime = Timespec {
+            tv_sec: header.mtime().map_err(EntryError::Io)? as i64,
+            tv_nsec: 0,
+        };
+        let mut atime = None;
+        let mut xattrs = Vec::new();
+        if let Some(pax) = entry.pax_extensions().map_err(EntryError::Io)? {
+            for ext in pax {
+                let ext = ext.map_err(EntryError::Io)?;
+                let Ok(key) = ext.key() else { continue };
+                if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                    if xattr_allowed(name) {
+                        xattrs.push((OsString::from(name), ext.value_bytes().to_vec()));
+                    }
+                } else if key == "mtime" {
+                    if let Some(t) = parse_pax_time(ext.value_bytes()) {
+                        mtime = t;
+                    }
+                } else if key == "atime" {
+                    atime = parse_pax_time(ext.value_bytes());
+                }
+            }
+        }
+        let (uid, gid) = if self.options.rootless {
+            (container_uid, container_gid)
+        } else {
+            let uid = self.options.uid_map.to_host(container_uid).ok_or_else(|| {
+                EntryError::Refused(format!(
+                    "uid {container_uid} is outside the --uid-map ranges"
+                ))
+            })?;
+            let gid = self.options.gid_map.to_host(container_gid).ok_or_else(|| {
+                EntryError::Refused(format!(
+                    "gid {container_gid} is outside the --gid-map ranges"
+                ))
+            })?;
+            (uid, gid)
+        };
+        Ok(Meta {
+            mode,
+            uid,
+            gid,
+            times: (atime.unwrap_or(mtime), mtime),
+            xattrs,
+        })
+    }
+}
+
+fn parse_pax_time(value: &[u8]) -> Option<Timespec> {
+    let s = std::str::from_utf8(value).ok()?;
+    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
+    let tv_sec: i64 = secs.parse().ok()?;
+    let digits: String = frac.chars().take(9).collect();
+    let tv_nsec = if digits.is_empty() {
+        0
+    } else {
+        digits.parse::<i64>().ok()? * 10i64.pow(9 - digits.len() as u32)
+    };
+    Some(Timespec {
+        tv_sec,
+        tv_nsec: tv_nsec as _,
+    })
+}
+
+pub(super) fn timestamps(meta: &Meta) -> Timestamps {
+    Timestamps {
+        last_access: meta.times.0,
+        last_modification: meta.times.1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_times() {
+        let t = parse_pax_time(b"1700000000.5").unwrap();
+        assert_eq!((t.tv_sec, t.tv_nsec), (1_700_000_000, 500_000_000));
+        assert!(parse_pax_time(b"x").is_none());
+    }
+}

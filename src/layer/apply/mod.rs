@@ -1,0 +1,478 @@
+//! Applying a layer (a tar stream) to a rootfs, as image-spec layer.md says: whiteouts hide
+//! only lower layers, an opaque whiteout applies before its siblings wherever it appears,
+//! anything but directory-over-directory is unlinked and recreated, directory modes and times
+//! are set once the layer is done. Every path is resolved inside the root (see
+//! `layer::root`), and entries that try to leave it are refused with an error naming the
+//! layer and the entry.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timestamps};
+
+use super::root::{remove_all, stat_nofollow, Root};
+use crate::bundle::idmap::IdMap;
+use crate::error::{Error, Result};
+
+mod error;
+mod finish;
+mod meta;
+mod rootless;
+mod whiteout;
+mod xattrs;
+
+use error::{layer_error, EntryError, EntryResult};
+use meta::{timestamps, Meta};
+pub use rootless::{rootless_xattr, ROOTLESS_XATTR};
+use whiteout::mark_upper;
+
+/// How to apply layers.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Running without privileges: ownership is recorded in [`ROOTLESS_XATTR`] instead of
+    /// set, and device nodes become empty files.
+    pub rootless: bool,
+    /// Container uid to host uid.
+    pub uid_map: IdMap,
+    /// Container gid to host gid.
+    pub gid_map: IdMap,
+    /// Keep a symlink where a layer has a directory, when the link leads to a directory
+    /// inside the root (`/lib64 -> usr/lib64`).
+    pub keep_dirlinks: bool,
+}
+
+/// Applies layers, one after another, to one rootfs.
+pub struct Applier {
+    root: Root,
+    options: ApplyOptions,
+    warnings: Vec<String>,
+    warned_xattr_unsupported: bool,
+    /// Reused for file data: large writes, few syscalls.
+    buffer: Vec<u8>,
+    /// Rootless: directory modes to set when the whole unpack is done.
+    final_modes: std::collections::BTreeMap<PathBuf, u32>,
+}
+
+/// What one layer's application has to remember until the layer ends.
+#[derive(Default)]
+struct LayerState {
+    /// Paths written by this layer and all their ancestors: whiteouts must not touch them.
+    upper: HashSet<PathBuf>,
+    /// Directories with an entry in this layer: attributes applied at the end.
+    dirs: Vec<(PathBuf, Meta)>,
+    /// Directories whose content changed, with their times before: restored at the end
+    /// unless the layer sets them.
+    touched: HashMap<PathBuf, Timestamps>,
+}
+
+impl Applier {
+    /// Prepares to apply layers to the existing directory `rootfs`.
+    pub fn new(rootfs: &Path, options: ApplyOptions) -> Result<Applier> {
+        let root = Root::open(rootfs).map_err(|source| Error::Io {
+            path: rootfs.to_owned(),
+            source,
+        })?;
+        Ok(Applier {
+            root,
+            options,
+            warnings: Vec::new(),
+            warned_xattr_unsupported: false,
+            buffer: vec![0; 256 << 10],
+            final_modes: Default::default(),
+        })
+    }
+
+    /// Warnings collected so far (e.g. device nodes replaced by files in rootless mode).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Applies one layer's uncompressed tar stream. `layer` names it in errors. The stream
+    /// is read only up to the tar's end marker; the caller drains the rest (and verifies).
+    pub fn apply(&mut self, tar: impl Read, layer: &str) -> Result<u64> {
+        let mut archive = tar::Archive::new(tar);
+        let mut state = LayerState::default();
+        let mut count = 0;
+        let entries = archive
+            .entries()
+            .map_err(|e| layer_error(layer, "", format!("reading the tar: {e}")))?;
+        for entry in entries {
+            let mut entry =
+                entry.map_err(|e| layer_error(layer, "", format!("reading the tar: {e}")))?;
+            let raw_path = entry.path_bytes().into_owned();
+            let shown = String::from_utf8_lossy(&raw_path).into_owned();
+            self.entry(&mut entry, &raw_path, &mut state)
+                .map_err(|e| match e {
+                    EntryError::Refused(reason) => layer_error(layer, &shown, reason),
+                    EntryError::Io(err) => layer_error(layer, &shown, err.to_string()),
+                })?;
+            count += 1;
+        }
+        self.finish_layer(state)
+            .map_err(|e| layer_error(layer, "", e.to_string()))?;
+        Ok(count)
+    }
+
+    fn entry<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<R>,
+        raw_path: &[u8],
+        state: &mut LayerState,
+    ) -> EntryResult<()> {
+        let kind = entry.header().entry_type();
+        if kind == tar::EntryType::XGlobalHeader {
+            return Ok(());
+        }
+        let Some(path) = clean_path(raw_path)? else {
+            // The root itself: only a directory may describe it (CVE-2021-29136: a layer
+            // that turned the root into a symlink would send later layers anywhere).
+            if !kind.is_dir() {
+                return Err(EntryError::Refused(
+                    "refusing to replace the root directory with a non-directory".into(),
+                ));
+            }
+            let meta = self.meta(entry)?;
+            let root = dup(self.root.fd())?;
+            self.set_owner_and_xattrs(root.as_fd(), &meta)?;
+            state.dirs.push((PathBuf::new(), meta));
+            return Ok(());
+        };
+        let name = path
+            .file_name()
+            .expect("a cleaned path has a last component")
+            .to_owned();
+        let parent = path.parent().unwrap_or(Path::new("")).to_owned();
+        let name_bytes = name.as_bytes();
+        if let Some(target) = name_bytes.strip_prefix(b".wh.") {
+            return self.whiteout(&parent, target, state);
+        }
+        let meta = self.meta(entry)?;
+        let mut created = Vec::new();
+        let pfd = self.root.dir(&parent, &mut created)?;
+        let pfd = dup(pfd)?;
+        self.touch(&parent, &pfd, state, &created)?;
+        let existing = stat_nofollow(&pfd, &name)?;
+        let existing_type = existing
+            .as_ref()
+            .map(|st| FileType::from_raw_mode(st.st_mode));
+
+        match kind {
+            tar::EntryType::Directory => {
+                match existing_type {
+                    Some(FileType::Directory) => {
+                        // Directory over directory: keep it, take the new attributes.
+                        let fd = open_dir(&pfd, &name)?;
+                        self.clear_xattrs(&fd)?;
+                        self.set_owner_and_xattrs(fd.as_fd(), &meta)?;
+                    }
+                    Some(FileType::Symlink)
+                        if self.options.keep_dirlinks && self.links_to_dir(&path)? =>
+                    {
+                        mark_upper(state, &path);
+                        return Ok(());
+                    }
+                    other => {
+                        if other.is_some() {
+                            self.remove(&pfd, &name)?;
+                        }
+                        rfs::mkdirat(&pfd, &name, Mode::from_raw_mode(0o700))?;
+                        let fd = open_dir(&pfd, &name)?;
+                        self.set_owner_and_xattrs(fd.as_fd(), &meta)?;
+                    }
+                }
+                state.dirs.push((path.clone(), meta));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                self.replace(&pfd, &name, existing_type)?;
+                self.write_file(&pfd, &name, entry, &meta)?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| EntryError::Refused("symlink without a target".into()))?
+                    .into_owned();
+                self.replace(&pfd, &name, existing_type)?;
+                rfs::symlinkat(OsStr::from_bytes(&target), &pfd, &name)?;
+                if !self.options.rootless {
+                    rfs::chownat(
+                        &pfd,
+                        &name,
+                        Some(uid(meta.uid)),
+                        Some(gid(meta.gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )?;
+                }
+                self.set_xattrs_at(&pfd, &name, &meta)?;
+                set_times_at(&pfd, &name, &meta)?;
+            }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| EntryError::Refused("hardlink without a target".into()))?
+                    .into_owned();
+                self.hardlink(&pfd, &name, &target, existing.as_ref())?;
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                self.replace(&pfd, &name, existing_type)?;
+                self.special(&pfd, &name, entry, kind, &meta, &path)?;
+            }
+            tar::EntryType::GNUSparse => {
+                return Err(EntryError::Refused(
+                    "sparse files are not supported in layers (layer.md: SHOULD NOT be used)"
+                        .into(),
+                ))
+            }
+            other => {
+                return Err(EntryError::Refused(format!(
+                    "unsupported tar entry type {other:?}"
+                )))
+            }
+        }
+        mark_upper(state, &path);
+        Ok(())
+    }
+
+    /// Unlinks what is at `name` unless nothing is there (the entry is a non-directory).
+    fn replace(
+        &mut self,
+        pfd: &OwnedFd,
+        name: &OsStr,
+        existing: Option<FileType>,
+    ) -> EntryResult<()> {
+        if existing.is_some() {
+            self.remove(pfd, name)?;
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, pfd: &OwnedFd, name: &OsStr) -> EntryResult<()> {
+        remove_all(pfd, name)?;
+        self.root.invalidate();
+        Ok(())
+    }
+
+    fn links_to_dir(&mut self, path: &Path) -> EntryResult<bool> {
+        Ok(self.root.existing_dir(path)?.is_some())
+    }
+
+    fn write_file<R: Read>(
+        &mut self,
+        pfd: &OwnedFd,
+        name: &OsStr,
+        entry: &mut tar::Entry<R>,
+        meta: &Meta,
+    ) -> EntryResult<()> {
+        let mut file = File::from(create_file(pfd, name)?);
+        let expected = entry.header().entry_size().map_err(EntryError::Io)?;
+        let written = copy_with(entry, &mut file, &mut self.buffer)?;
+        if written != expected {
+            return Err(EntryError::Refused(format!(
+                "file data is short: {written} of {expected} bytes"
+            )));
+        }
+        self.set_owner_and_xattrs(file.as_fd(), meta)?;
+        rfs::fchmod(&file, Mode::from_raw_mode(meta.mode))?;
+        rfs::futimens(&file, &timestamps(meta))?;
+        Ok(())
+    }
+
+    fn hardlink(
+        &mut self,
+        pfd: &OwnedFd,
+        name: &OsStr,
+        target: &[u8],
+        existing: Option<&rfs::Stat>,
+    ) -> EntryResult<()> {
+        let target_path = clean_path(target)?
+            .ok_or_else(|| EntryError::Refused("hardlink to the root directory".into()))?;
+        let target_name = target_path.file_name().expect("cleaned").to_owned();
+        let target_parent = target_path.parent().unwrap_or(Path::new(""));
+        let tfd = match self.root.existing_dir(target_parent)? {
+            Some(fd) => dup(fd)?,
+            None => {
+                return Err(EntryError::Refused(format!(
+                    "hardlink target {:?} does not exist",
+                    target_path
+                )))
+            }
+        };
+        let Some(target_stat) = stat_nofollow(&tfd, &target_name)? else {
+            return Err(EntryError::Refused(format!(
+                "hardlink target {:?} does not exist (yet)",
+                target_path
+            )));
+        };
+        if FileType::from_raw_mode(target_stat.st_mode) == FileType::Directory {
+            return Err(EntryError::Refused("hardlink to a directory".into()));
+        }
+        if let Some(st) = existing {
+            if st.st_ino == target_stat.st_ino && st.st_dev == target_stat.st_dev {
+                return Ok(());
+            }
+            self.remove(pfd, name)?;
+        }
+        rfs::linkat(&tfd, &target_name, pfd, name, AtFlags::empty())?;
+        Ok(())
+    }
+
+    fn special<R: Read>(
+        &mut self,
+        pfd: &OwnedFd,
+        name: &OsStr,
+        entry: &tar::Entry<R>,
+        kind: tar::EntryType,
+        meta: &Meta,
+        path: &Path,
+    ) -> EntryResult<()> {
+        let header = entry.header();
+        let file_type = match kind {
+            tar::EntryType::Char => FileType::CharacterDevice,
+            tar::EntryType::Block => FileType::BlockDevice,
+            _ => FileType::Fifo,
+        };
+        if self.options.rootless && file_type != FileType::Fifo {
+            self.warnings.push(format!(
+                "{}: device node replaced by an empty file (rootless unpack cannot create devices)",
+                path.display()
+            ));
+            let fd = create_file(pfd, name)?;
+            let meta = Meta {
+                mode: 0,
+                ..meta.clone()
+            };
+            self.set_owner_and_xattrs(fd.as_fd(), &meta)?;
+            rfs::fchmod(&fd, Mode::empty())?;
+            rfs::futimens(&fd, &timestamps(&meta))?;
+            return Ok(());
+        }
+        let major = header.device_major().ok().flatten().unwrap_or(0);
+        let minor = header.device_minor().ok().flatten().unwrap_or(0);
+        rfs::mknodat(
+            pfd,
+            name,
+            file_type,
+            Mode::from_raw_mode(0o600),
+            rfs::makedev(major, minor),
+        )?;
+
+        if !self.options.rootless {
+            rfs::chownat(
+                pfd,
+                name,
+                Some(uid(meta.uid)),
+                Some(gid(meta.gid)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )?;
+        }
+        rfs::chmodat(pfd, name, Mode::from_raw_mode(meta.mode), AtFlags::empty())?;
+        self.set_xattrs_at(pfd, name, meta)?;
+        set_times_at(pfd, name, meta)?;
+        Ok(())
+    }
+}
+
+/// Copies `from` into `to` through `buffer`, returning the bytes copied.
+fn copy_with(from: &mut impl Read, to: &mut impl io::Write, buffer: &mut [u8]) -> io::Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = match from.read(buffer) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buffer[..n])?;
+        total += n as u64;
+    }
+}
+
+/// Normalises a tar path: strips `./` and trailing `/`; `None` for the root itself. `..`
+/// components and absolute names are refused: nothing in a layer may name a path outside it.
+fn clean_path(raw: &[u8]) -> EntryResult<Option<PathBuf>> {
+    if raw.contains(&0) {
+        return Err(EntryError::Refused("path contains a NUL byte".into()));
+    }
+    let path = Path::new(OsStr::from_bytes(raw));
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::Normal(c) => out.push(c),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(EntryError::Refused(
+                    "path has a \"..\" component: refusing to leave the rootfs".into(),
+                ))
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(EntryError::Refused(
+                    "absolute path: refusing to write outside the rootfs".into(),
+                ))
+            }
+        }
+    }
+    Ok(if out.as_os_str().is_empty() {
+        None
+    } else {
+        Some(out)
+    })
+}
+
+fn set_times_at(dir: &OwnedFd, name: &OsStr, meta: &Meta) -> io::Result<()> {
+    rfs::utimensat(dir, name, &timestamps(meta), AtFlags::SYMLINK_NOFOLLOW).map_err(Into::into)
+}
+
+/// A new regular file, never through a symlink and never over an existing one. It starts
+/// 0600 (writable, so the ownership record and xattrs can be set) and gets its real mode last.
+fn create_file(parent: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
+    rfs::openat(
+        parent,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(Into::into)
+}
+
+fn open_dir(parent: &OwnedFd, name: &OsStr) -> io::Result<OwnedFd> {
+    rfs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(Into::into)
+}
+
+fn dup(fd: impl AsFd) -> io::Result<OwnedFd> {
+    fd.as_fd().try_clone_to_owned()
+}
+
+fn uid(id: u32) -> rustix::fs::Uid {
+    rustix::fs::Uid::from_raw(id)
+}
+
+fn gid(id: u32) -> rustix::fs::Gid {
+    rustix::fs::Gid::from_raw(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleans_paths_and_refuses_escapes() {
+        assert_eq!(
+            clean_path(b"./a/b/").ok().flatten(),
+            Some(PathBuf::from("a/b"))
+        );
+        assert_eq!(clean_path(b"./").ok().flatten(), None);
+        assert!(clean_path(b"a/../../etc").is_err());
+        assert!(clean_path(b"/etc/passwd").is_err());
+        assert!(clean_path(b"a/\0b").is_err());
+    }
+}
