@@ -138,24 +138,18 @@ pub fn entry(rootfs: &Path, rel: &Path) -> Result<SnapshotEntry> {
     })
 }
 
+/// The entry's xattrs, values in base64 (the snapshot is JSON lines); values this user
+/// cannot read are left out.
 fn xattrs(path: &Path) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    let mut names = vec![0u8; 4096];
-    let len = match rustix::fs::llistxattr(path, &mut names[..]) {
-        Ok(n) => n,
-        Err(rustix::io::Errno::NOTSUP) | Err(rustix::io::Errno::RANGE) => return Ok(out),
-        Err(e) => return Err(std::io::Error::from(e)).at(path),
-    };
-    for name in names[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let mut value = vec![0u8; 65536];
-        if let Ok(n) = rustix::fs::lgetxattr(path, OsStr::from_bytes(name), &mut value[..]) {
-            out.insert(
-                String::from_utf8_lossy(name).into_owned(),
-                base64::engine::general_purpose::STANDARD.encode(&value[..n]),
-            );
-        }
-    }
-    Ok(out)
+    Ok(crate::layer::build::read_xattrs(path, true)?
+        .into_iter()
+        .map(|(name, value)| {
+            (
+                name,
+                base64::engine::general_purpose::STANDARD.encode(value),
+            )
+        })
+        .collect())
 }
 
 /// Writes a snapshot as JSON lines.

@@ -89,7 +89,7 @@ impl<W: Write> TarWriter<W> {
         let meta = fs::symlink_metadata(source).at(source)?;
         let ft = meta.file_type();
         let name_bytes = name_bytes(name, ft.is_dir());
-        let xattrs = read_xattrs(source)?;
+        let xattrs = read_xattrs(source, false)?;
         let (uid, gid) = self.owner(&meta, &xattrs, source)?;
         let mut header = tar::Header::new_ustar();
         header.set_mode(meta.mode() & 0o7777);
@@ -315,7 +315,11 @@ fn set_name(
     }
 }
 
-fn read_xattrs(path: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
+/// Every xattr of `path` (not followed), by name. The buffers are the kernel's limits
+/// (XATTR_LIST_MAX, XATTR_SIZE_MAX), so no list or value is ever cut short. With
+/// `skip_unreadable`, a value that cannot be read (a `user.*` xattr of a mode-000 file its
+/// owner reads without privileges) is left out instead of failing.
+pub(crate) fn read_xattrs(path: &Path, skip_unreadable: bool) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut out = BTreeMap::new();
     let mut names = vec![0u8; 64 << 10];
     let len = match rustix::fs::llistxattr(path, &mut names[..]) {
@@ -325,9 +329,11 @@ fn read_xattrs(path: &Path) -> Result<BTreeMap<String, Vec<u8>>> {
     };
     for name in names[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let mut value = vec![0u8; 64 << 10];
-        let n = rustix::fs::lgetxattr(path, OsStr::from_bytes(name), &mut value[..])
-            .map_err(io::Error::from)
-            .at(path)?;
+        let n = match rustix::fs::lgetxattr(path, OsStr::from_bytes(name), &mut value[..]) {
+            Ok(n) => n,
+            Err(_) if skip_unreadable => continue,
+            Err(e) => return Err(io::Error::from(e)).at(path),
+        };
         value.truncate(n);
         out.insert(String::from_utf8_lossy(name).into_owned(), value);
     }

@@ -904,3 +904,50 @@ fn mangled_layers_never_panic_nor_write_outside_the_bundle() {
         "{applied} applied, {refused} refused"
     );
 }
+
+#[test]
+fn a_directory_over_a_directory_sheds_even_a_long_list_of_lower_xattrs() {
+    // More xattr names than fit in 4 KiB (tmpfs holds them; ext4 without ea_inode cannot).
+    let names: Vec<(String, Vec<u8>)> = (0..200)
+        .map(|i| (format!("user.attribute-name-number-{i:03}"), b"v".to_vec()))
+        .collect();
+    let mut lower = TarBuilder::new();
+    lower.dir_with_xattrs("d", 0o755, &names);
+    let mut upper = TarBuilder::new();
+    upper.dir("d", 0o700);
+    let dir = tempfile::Builder::new()
+        .prefix("strata-test-")
+        .tempdir_in("/dev/shm")
+        .expect("a temp dir on tmpfs");
+    let layout = layout_at(dir.path());
+    write_layered_image(
+        &layout,
+        "t",
+        &[
+            (lower.finish(), Packing::Plain),
+            (upper.finish(), Packing::Plain),
+        ],
+        serde_json::json!({}),
+    );
+    let bundle = dir.path().join("bundle");
+    unpack_ok(&layout, "t", &bundle);
+    let d = bundle.join("rootfs/d");
+    let mut buf = vec![0u8; 65536];
+    let n = rustix::fs::llistxattr(&d, &mut buf[..]).expect("listing xattrs");
+    let left: Vec<String> = buf[..n]
+        .split(|b| *b == 0)
+        .filter(|n| n.starts_with(b"user.attribute"))
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "{} lower xattrs survived, e.g. {:?}",
+        left.len(),
+        left.first()
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&d).unwrap().permissions().mode() & 0o7777,
+        0o700
+    );
+}

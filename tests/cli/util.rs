@@ -573,6 +573,23 @@ impl TarBuilder {
         self.file(name, data, 0o644)
     }
 
+    /// A directory with PAX xattrs.
+    pub fn dir_with_xattrs(
+        &mut self,
+        name: &str,
+        mode: u32,
+        xattrs: &[(String, Vec<u8>)],
+    ) -> &mut Self {
+        let records: Vec<(String, &[u8])> = xattrs
+            .iter()
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.as_slice()))
+            .collect();
+        self.out
+            .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+            .expect("tar in memory");
+        self.dir(name, mode)
+    }
+
     pub fn finish(self) -> Vec<u8> {
         self.out.into_inner().expect("tar in memory")
     }

@@ -71,19 +71,21 @@ impl Applier {
     }
 
     pub(super) fn clear_xattrs(&mut self, fd: &OwnedFd) -> EntryResult<()> {
-        let mut buf = vec![0u8; 4096];
-        let len = match rfs::flistxattr(fd, &mut buf[..]) {
-            Ok(n) => n,
-            Err(Errno::NOTSUP) => return Ok(()),
-            Err(Errno::RANGE) => return Ok(()),
-            Err(e) => return Err(EntryError::Io(e.into())),
+        let Some(names) = list_xattrs(fd)? else {
+            return Ok(());
         };
-        for name in buf[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        for name in names.split(|b| *b == 0).filter(|n| !n.is_empty()) {
             let name = OsStr::from_bytes(name);
             let text = name.to_string_lossy();
             // The directory takes the entry's attributes: an old ownership record goes too.
             if xattr_allowed(&text) || text == ROOTLESS_XATTR {
-                let _ = rfs::fremovexattr(fd, name);
+                match rfs::fremovexattr(fd, name) {
+                    Ok(()) | Err(Errno::NODATA) => {}
+                    Err(e) => self.warnings.push(format!(
+                        "could not remove the lower layer's xattr {text:?} from a directory \
+                         the layer replaces: {e}"
+                    )),
+                }
             }
         }
         Ok(())
@@ -133,4 +135,27 @@ pub(super) fn xattr_allowed(name: &str) -> bool {
         || name.starts_with("trusted.overlay.")
         || name.starts_with("user.overlay.")
         || name == ROOTLESS_XATTR)
+}
+
+/// The names of `fd`'s xattrs (NUL-separated), however long the list; `None` where the
+/// filesystem has none.
+fn list_xattrs(fd: &OwnedFd) -> EntryResult<Option<Vec<u8>>> {
+    loop {
+        let size = match rfs::flistxattr_query(fd) {
+            Ok(n) => n,
+            Err(Errno::NOTSUP) => return Ok(None),
+            Err(e) => return Err(EntryError::Io(e.into())),
+        };
+        let mut buf = vec![0u8; size];
+        match rfs::flistxattr(fd, &mut buf[..]) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(Some(buf));
+            }
+            // The list grew between the two calls.
+            Err(Errno::RANGE) => continue,
+            Err(Errno::NOTSUP) => return Ok(None),
+            Err(e) => return Err(EntryError::Io(e.into())),
+        }
+    }
 }
