@@ -6,11 +6,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use strata::layer::write::write_layer;
 
-use strata::image::mutate::check_inputs;
-
-use super::build_args::{edit_image, CompressArg, HistoryArgs};
+use super::build_args::LayerEditArgs;
 use super::output::Output;
-use super::{PlatformArg, Status};
+use super::Status;
 
 /// Append an existing uncompressed tar as a new layer, byte for byte (its diff_id is the
 /// digest of the tar).
@@ -20,24 +18,14 @@ pub struct Args {
     reference: String,
     /// The uncompressed tar.
     layer: PathBuf,
-    /// Tag the result with this tag instead of moving REF's.
-    #[arg(long)]
-    tag: Option<String>,
-    /// Layer compression.
-    #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
-    compress: CompressArg,
     #[command(flatten)]
-    platform: PlatformArg,
-    #[command(flatten)]
-    history: HistoryArgs,
+    edit: LayerEditArgs,
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    check_inputs(args.tag.as_deref(), &args.history.options(), None)?;
     check_tar(&args.layer)?;
-    let (mut draft, tag) = edit_image(&args.reference, args.tag.as_deref(), &args.platform)?;
+    let (mut draft, tag, compression) = args.edit.open(&args.reference)?;
     let layout = draft.layout().clone();
-    let compression = args.compress.pick(draft.auto_compression());
     let path = args.layer.clone();
     let layer = write_layer(&layout, compression, move |w| {
         let mut file = std::fs::File::open(&path).map_err(|source| strata::Error::Io {
@@ -52,7 +40,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     })?;
     draft.append_layer(
         &layer,
-        &args.history.options(),
+        &args.edit.history.options(),
         &format!("strata add-layer {}", args.layer.display()),
     )?;
     let desc = draft.commit(&tag, None)?;

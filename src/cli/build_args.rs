@@ -167,6 +167,35 @@ pub fn output_tag(
     }
 }
 
+/// The flags of the commands that add one layer to an image (add-layer, insert).
+#[derive(Debug, clap::Args)]
+pub struct LayerEditArgs {
+    /// Tag the result with this tag instead of moving REF's.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
+    pub compress: CompressArg,
+    #[command(flatten)]
+    pub platform: super::PlatformArg,
+    #[command(flatten)]
+    pub history: HistoryArgs,
+}
+
+impl LayerEditArgs {
+    /// Checks the inputs, then loads the image `reference` names: the draft, the tag the
+    /// result goes to and the compression for the new layer.
+    pub fn open(
+        &self,
+        reference: &str,
+    ) -> anyhow::Result<(strata::image::mutate::Draft, String, Compression)> {
+        strata::image::mutate::check_inputs(self.tag.as_deref(), &self.history.options(), None)?;
+        let (draft, tag) = edit_image(reference, self.tag.as_deref(), &self.platform)?;
+        let compression = self.compress.pick(draft.auto_compression());
+        Ok((draft, tag, compression))
+    }
+}
+
 /// The image a command edits, and the tag its result goes to (`--tag`, else REF's own).
 pub fn edit_image(
     reference: &str,

@@ -2,14 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use strata::image::mutate::check_inputs;
 use strata::image::time::source_date_epoch;
 use strata::layer::build::{tree_paths, TarOptions, TarWriter};
 use strata::layer::write::write_layer;
 
-use super::build_args::{edit_image, CompressArg, HistoryArgs};
+use super::build_args::LayerEditArgs;
 use super::output::Output;
-use super::{PlatformArg, Status};
+use super::Status;
 
 /// Add one layer holding SRC (a file or a tree) at DEST in the image, or, with
 /// --whiteout, deleting PATH.
@@ -29,16 +28,8 @@ pub struct Args {
     /// Hide what lower layers have under DEST (an opaque whiteout first).
     #[arg(long)]
     opaque: bool,
-    /// Tag the result with this tag instead of moving REF's.
-    #[arg(long)]
-    tag: Option<String>,
-    /// Layer compression.
-    #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
-    compress: CompressArg,
     #[command(flatten)]
-    platform: PlatformArg,
-    #[command(flatten)]
-    history: HistoryArgs,
+    edit: LayerEditArgs,
 }
 
 /// An image path as a relative layer path; `/` itself is refused.
@@ -61,10 +52,8 @@ fn in_image(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    check_inputs(args.tag.as_deref(), &args.history.options(), None)?;
-    let (mut draft, tag) = edit_image(&args.reference, args.tag.as_deref(), &args.platform)?;
+    let (mut draft, tag, compression) = args.edit.open(&args.reference)?;
     let layout = draft.layout().clone();
-    let compression = args.compress.pick(draft.auto_compression());
     let options = TarOptions {
         source_date_epoch: source_date_epoch()?,
         ..TarOptions::default()
@@ -106,7 +95,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             Ok(())
         })?
     };
-    draft.append_layer(&layer, &args.history.options(), &created_by)?;
+    draft.append_layer(&layer, &args.edit.history.options(), &created_by)?;
     let desc = draft.commit(&tag, None)?;
     out.print(&desc.digest)?;
     Ok(Status::Success)
