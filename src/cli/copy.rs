@@ -5,7 +5,7 @@ use strata::transfer::copy::{copy, open_or_init, CopyOptions};
 use strata::transfer::{choose, Platforms, Progress};
 
 use super::import::undo_init;
-use super::output::{human_size, Output};
+use super::output::{human_size, image_line, Output};
 use super::{JsonArg, PlatformArg, Status};
 
 /// Copy an image or index to another layout, linking blobs on one file system.
@@ -85,11 +85,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     for r in &report.referrers {
         out.print(format_args!("{r} (referrer)"))?;
     }
-    out.print(format_args!(
-        "{} {}",
-        report.digest,
-        report.tag.as_deref().unwrap_or("(untagged)")
-    ))?;
+    out.print(image_line(&report.digest, report.tag.as_deref()))?;
     out.print(format_args!(
         "copied to {}: {} blobs linked, {} reflinked, {} copied ({}), {} already present",
         dest.root().display(),

@@ -10,7 +10,7 @@ use strata::transfer::oci_archive::{ExportOptions, ExportReport};
 use strata::transfer::{choose, docker_archive, oci_archive, Platforms, Progress};
 use strata::Layout;
 
-use super::output::{human_size, Output};
+use super::output::{human_size, image_line, Output};
 use super::{JsonArg, PlatformArg, Status};
 
 /// Write images to one archive: an OCI image layout as a tar, or the `docker save` format.
@@ -122,11 +122,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         out.info(summary);
     } else {
         for image in &report.images {
-            out.print(format_args!(
-                "{} {}",
-                image.digest,
-                image.tag.as_deref().unwrap_or("(untagged)")
-            ))?;
+            out.print(image_line(&image.digest, image.tag.as_deref()))?;
         }
         out.print(summary)?;
     }

@@ -8,7 +8,7 @@ use strata::transfer::copy::open_or_init;
 use strata::transfer::import::{import, ImportOptions, ImportReport};
 use strata::transfer::Progress;
 
-use super::output::{human_size, Output};
+use super::output::{human_size, image_line, Output};
 use super::{JsonArg, Status};
 
 /// Import an OCI archive or a docker archive into a layout, verifying every blob.
@@ -126,11 +126,7 @@ pub(super) fn undo_init(path: &Path, created: bool, existed: bool) {
 
 fn print(report: &ImportReport, out: &Output) -> anyhow::Result<()> {
     for image in &report.images {
-        out.print(format_args!(
-            "{} {}",
-            image.digest,
-            image.tag.as_deref().unwrap_or("(untagged)")
-        ))?;
+        out.print(image_line(&image.digest, image.tag.as_deref()))?;
     }
     for r in &report.referrers {
         out.print(format_args!("{r} (referrer)"))?;

@@ -117,6 +117,11 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// An image as the transfer commands list it: digest, then tag or `(untagged)`.
+pub fn image_line(digest: &str, tag: Option<&str>) -> String {
+    format!("{digest} {}", tag.unwrap_or("(untagged)"))
+}
+
 /// Human-readable byte counts.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
