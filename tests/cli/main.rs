@@ -9,6 +9,7 @@ mod basics;
 mod build;
 mod concurrency;
 mod crash;
+mod fuzz_corpus;
 mod gc;
 mod interop;
 mod man;
