@@ -116,7 +116,10 @@ pub fn apply_layers(data: &[u8]) {
         }
     }
     let after = tree(base.path(), Some(&rootfs));
-    assert_eq!(before, after, "applying the layers changed the root's surroundings");
+    assert_eq!(
+        before, after,
+        "applying the layers changed the root's surroundings"
+    );
     make_removable(&rootfs);
 }
 
@@ -140,10 +143,7 @@ fn make_removable(root: &Path) {
 fn split<'a>(data: &'a [u8], separator: &[u8]) -> Vec<&'a [u8]> {
     let mut parts = Vec::new();
     let mut rest = data;
-    while let Some(i) = rest
-        .windows(separator.len())
-        .position(|w| w == separator)
-    {
+    while let Some(i) = rest.windows(separator.len()).position(|w| w == separator) {
         parts.push(&rest[..i]);
         rest = &rest[i + separator.len()..];
     }
@@ -211,16 +211,25 @@ pub fn documents(data: &[u8]) {
         return;
     };
     if let Ok(digest) = Digest::from_str(text) {
-        assert_eq!(digest.to_string(), text, "a digest does not print as it parsed");
+        assert_eq!(
+            digest.to_string(),
+            text,
+            "a digest does not print as it parsed"
+        );
     }
     if let Ok(platform) = PlatformSpec::from_str(text) {
-        assert_eq!(platform.to_string(), text, "a platform does not print as it parsed");
+        assert_eq!(
+            platform.to_string(),
+            text,
+            "a platform does not print as it parsed"
+        );
     }
     // Tags become file names in archives and lines in listings: never a path that climbs,
     // never a control character.
     if validate_tag(text).is_ok() {
         assert!(
-            text.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+            text.split('/')
+                .all(|c| !c.is_empty() && c != "." && c != "..")
                 && text.bytes().all(|b| b.is_ascii_graphic()),
             "validate_tag accepted {text:?}"
         );
@@ -229,7 +238,10 @@ pub fn documents(data: &[u8]) {
     // one here, so the grammar alone decides.
     if let Ok(reference) = Reference::parse(text) {
         if let Target::Tag(tag) = &reference.target {
-            assert!(validate_tag(tag).is_ok(), "a parsed reference has a bad tag {tag:?}");
+            assert!(
+                validate_tag(tag).is_ok(),
+                "a parsed reference has a bad tag {tag:?}"
+            );
         }
     }
 }

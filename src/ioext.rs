@@ -53,3 +53,33 @@ impl Read for ChannelReader {
         Ok(n)
     }
 }
+
+/// Replaces the file `path` with what `write` produces: a temp file beside it, fsynced, then
+/// renamed over it and the directory fsynced, so a reader (or a process killed midway) sees
+/// the old content or the new, never a mix. The new file is mode 0644.
+pub(crate) fn replace_file(
+    path: &std::path::Path,
+    write: impl FnOnce(&mut dyn io::Write) -> crate::Result<()>,
+) -> crate::Result<()> {
+    use crate::error::IoContext;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .at(dir)?;
+    let mut out = io::BufWriter::new(tmp);
+    write(&mut out)?;
+    let tmp = out.into_inner().map_err(|e| e.into_error()).at(path)?;
+    let file = tmp.as_file();
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .and_then(|()| file.sync_all())
+        .at(path)?;
+    tmp.persist(path).map_err(|e| e.error).at(path)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}

@@ -176,8 +176,12 @@ pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
         };
     let desc = draft.commit(&tag, None)?;
     if options.refresh_bundle {
+        // The metadata (which image the bundle now stands for) is replaced before the
+        // snapshot (what that image holds). Killed between the two, the next repack diffs
+        // against the old snapshot and repeats the change on the new image: a redundant
+        // layer, never a lost one. The other order would make it record nothing over the old
+        // image, and move the tag off the change.
         let snapshot = snapshot::take(&rootfs)?;
-        snapshot::write(&snapshot, &bundle.join(SNAPSHOT_FILE))?;
         let refreshed = BundleMetadata {
             reference: format!("{}:{tag}", layout.root().display()),
             descriptor_path: vec![desc.clone()],
@@ -186,7 +190,8 @@ pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
         let path = bundle.join(METADATA_FILE);
         let bytes =
             serde_json::to_vec_pretty(&refreshed).map_err(Error::bad_json(path.display()))?;
-        std::fs::write(&path, bytes).at(&path)?;
+        crate::ioext::replace_file(&path, |out| out.write_all(&bytes).at(&path))?;
+        snapshot::write(&snapshot, &bundle.join(SNAPSHOT_FILE))?;
     }
     Ok(RepackReport {
         manifest: desc.digest,

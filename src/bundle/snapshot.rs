@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -154,17 +154,15 @@ fn xattrs(path: &Path) -> Result<BTreeMap<String, String>> {
 
 /// Writes a snapshot as JSON lines.
 pub fn write(entries: &[SnapshotEntry], path: &Path) -> Result<()> {
-    let file = fs::File::create(path).at(path)?;
-    let mut out = BufWriter::new(file);
-    for e in entries {
-        serde_json::to_writer(&mut out, e).map_err(Error::bad_json(path.display()))?;
-        out.write_all(b"\n").at(path)?;
-    }
-    out.into_inner()
-        .map_err(|e| e.into_error())
-        .at(path)?
-        .sync_all()
-        .at(path)
+    // Replaced whole: a repack killed while writing must not leave half a snapshot, which
+    // would make the next repack see every missing line's file as added.
+    crate::ioext::replace_file(path, |out| {
+        for e in entries {
+            serde_json::to_writer(&mut *out, e).map_err(Error::bad_json(path.display()))?;
+            out.write_all(b"\n").at(path)?;
+        }
+        Ok(())
+    })
 }
 
 /// Reads a snapshot written by [`write()`].

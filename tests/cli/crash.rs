@@ -63,7 +63,7 @@ fn big_layout(dir: &Path) -> (Layout, Vec<Image>) {
 }
 
 /// Tag → digest from index.json, which must parse.
-fn tag_map(layout: &Path) -> BTreeMap<String, String> {
+pub(crate) fn tag_map(layout: &Path) -> BTreeMap<String, String> {
     let raw = std::fs::read(layout.join("index.json")).expect("reading index.json");
     let index: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_else(|e| {
         panic!(

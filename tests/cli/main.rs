@@ -9,6 +9,7 @@ mod basics;
 mod build;
 mod concurrency;
 mod crash;
+mod crash_matrix;
 mod fuzz_corpus;
 mod gc;
 mod interop;
