@@ -41,6 +41,7 @@ impl Staging {
     /// Creates a staging layout in `dest`'s temp directory.
     pub fn new(dest: &Layout) -> crate::Result<Staging> {
         let tmp = dest.root().join(TMP_DIR);
+        refuse_link(&tmp)?;
         let created_tmp = (!tmp.exists()).then(|| tmp.clone());
         fs::create_dir_all(&tmp).at(&tmp)?;
         let dir = tempfile::Builder::new()
@@ -104,6 +105,8 @@ fn rename_into(
         .parent()
         .expect("blob paths have a parent")
         .to_owned();
+    refuse_link(&dest.blobs_dir())?;
+    refuse_link(&dir)?;
     fs::create_dir_all(&dir).at(&dir)?;
     fs::rename(from, &target).at(&target)?;
     dirs.insert(dir);
@@ -127,6 +130,23 @@ fn verify_file_nofollow(path: &Path, blob: &BlobRef) -> bool {
         return false;
     };
     file.metadata().is_ok_and(|m| m.is_file()) && verify_reader(file, path, blob).is_ok()
+}
+
+/// Refuses a directory of the destination that is a symlink (or not a directory): a hostile
+/// layout could point `.strata-tmp` or `blobs/sha256` anywhere, and a rename through it
+/// would write there. A missing one is fine: it is created as a real directory.
+fn refuse_link(dir: &Path) -> crate::Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::Invalid {
+            what: dir.display().to_string(),
+            reason: "is a symlink or not a directory: refusing to write through it, outside \
+                     the layout"
+                .into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).at(dir),
+    }
 }
 
 /// How [`link_blob`] got a blob into place.

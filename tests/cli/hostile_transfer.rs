@@ -467,3 +467,63 @@ fn export_refuses_a_docker_archive_giving_one_repo_tag_to_two_images() {
         s(&out),
     ]);
 }
+
+// ---------------------------------------------------------------------------------------
+// A destination whose strata directories are symlinks out of it
+// ---------------------------------------------------------------------------------------
+
+/// Like `snapshot`, but a symlink is recorded by its target, never followed.
+fn snapshot_links(root: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let what = if meta.is_symlink() {
+                format!("-> {}", std::fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                "dir".into()
+            } else {
+                format!("{:?}", read(&path))
+            };
+            out.push((path, what));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn import_and_copy_never_write_through_a_symlinked_temp_or_blobs_dir() {
+    let dir = tempdir();
+    let (src, _, archive) = source_and_archive(dir.path());
+    let outside = dir.path().join("outside");
+    for linked in [".strata-tmp", "blobs/sha256"] {
+        let _ = std::fs::remove_dir_all(&outside);
+        std::fs::create_dir(&outside).unwrap();
+        let (dest, _) = layout_with_images(dir.path(), "dest", &["keep"]);
+        let at_link = dest.root().join(linked);
+        if at_link.exists() {
+            // The layout's own blobs move out, reached through the link.
+            for e in std::fs::read_dir(&at_link).unwrap() {
+                let e = e.unwrap();
+                std::fs::rename(e.path(), outside.join(e.file_name())).unwrap();
+            }
+            std::fs::remove_dir(&at_link).unwrap();
+        }
+        std::os::unix::fs::symlink(&outside, &at_link).unwrap();
+        let (before, outside_before) = (snapshot_links(dest.root()), snapshot(&outside));
+        let err = fails(&["import", s(&archive), s(dest.root())], 1);
+        assert!(err.contains(linked), "{linked}: {err}");
+        let err = fails(&["copy", &at(src.root(), "app"), s(dest.root())], 1);
+        assert!(err.contains(linked), "{linked}: {err}");
+        assert!(snapshot_links(dest.root()) == before, "{linked}");
+        assert!(
+            snapshot(&outside) == outside_before,
+            "{linked}: written outside"
+        );
+        std::fs::remove_dir_all(dest.root()).unwrap();
+    }
+}
