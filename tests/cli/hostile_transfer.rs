@@ -527,3 +527,35 @@ fn import_and_copy_never_write_through_a_symlinked_temp_or_blobs_dir() {
         std::fs::remove_dir_all(dest.root()).unwrap();
     }
 }
+
+#[test]
+fn export_refuses_two_images_an_importer_would_tag_alike_by_their_containerd_name() {
+    let dir = tempdir();
+    let src = Layout::init(&dir.path().join("src")).unwrap();
+    let mut digests = Vec::new();
+    for tag in ["one", "two"] {
+        let image = write_image(&src, &[tag], "amd64");
+        let mut desc = image.manifest.clone();
+        // What containerd and docker 25+ write: the full name, read before ref.name.
+        desc.set_annotation("io.containerd.image.name", Some("docker.io/library/app:1"));
+        add_entry(&src, &desc, Some(tag));
+        digests.push(image.manifest.digest);
+    }
+    let out = dir.path().join("a.tar");
+    let err = fails(
+        &[
+            "export",
+            &at(src.root(), "one"),
+            &at(src.root(), "two"),
+            "-o",
+            s(&out),
+        ],
+        1,
+    );
+    assert!(err.contains("docker.io/library/app:1"), "{err}");
+    assert!(
+        err.contains(&digests[0]) && err.contains(&digests[1]),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
