@@ -1,10 +1,10 @@
 //! `strata copy`.
 
 use strata::layout::reference::{Reference, Target};
-use strata::transfer::copy::{copy, open_or_init, CopyOptions};
+use strata::transfer::copy::{copy, CopyOptions};
+use strata::transfer::destination::Destination;
 use strata::transfer::{choose, Platforms, Progress};
 
-use super::import::undo_init;
 use super::output::{human_size, image_line, Output};
 use super::{JsonArg, PlatformArg, Status};
 
@@ -35,7 +35,8 @@ pub struct Args {
     /// Move the destination tag if it names another image.
     #[arg(long)]
     force: bool,
-    /// Hash every linked blob before it is published, as copied ones are.
+    /// Hash every linked blob before it is published, as copied ones are, and every blob the
+    /// destination already has, replacing any that is damaged.
     #[arg(long)]
     verify: bool,
     #[command(flatten)]
@@ -60,8 +61,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             )
         }
     };
-    let existed = dest_ref.layout.exists();
-    let (dest, created) = open_or_init(&dest_ref.layout)?;
+    let dest = Destination::open_or_create(&dest_ref.layout)?;
     let mut bar = out.transfer_progress("copy");
     let mut progress = |p: Progress| bar.update(p);
     let options = CopyOptions {
@@ -69,12 +69,18 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         force: args.force,
         verify: args.verify,
     };
-    let result = copy(&source, &dest, tag.as_deref(), options, &mut progress);
+    let result = copy(
+        &source,
+        dest.layout(),
+        tag.as_deref(),
+        options,
+        &mut progress,
+    );
     bar.clear();
     let report = match result {
         Ok(r) => r,
         Err(e) => {
-            undo_init(&dest_ref.layout, created, existed);
+            dest.discard();
             return Err(e.into());
         }
     };
@@ -88,7 +94,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     out.print(image_line(&report.digest, report.tag.as_deref()))?;
     out.print(format_args!(
         "copied to {}: {} blobs linked, {} reflinked, {} copied ({}), {} already present",
-        dest.root().display(),
+        dest.layout().root().display(),
         report.blobs_linked,
         report.blobs_reflinked,
         report.blobs_copied,

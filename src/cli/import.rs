@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use strata::layer::Compression;
-use strata::transfer::copy::open_or_init;
+use strata::transfer::destination::Destination;
 use strata::transfer::import::{import, ImportOptions, ImportReport};
 use strata::transfer::Progress;
 
@@ -16,7 +16,9 @@ use super::{JsonArg, Status};
 /// An OCI archive is a tar of an image layout, plain or gzip/zstd-compressed; a docker
 /// archive is `docker save` output, legacy or OCI form. The archive is read as one stream,
 /// never unpacked anywhere; every blob is verified before it is published, tags appear only
-/// when all their blobs are in, and a failed import leaves the layout as it was.
+/// when all their blobs are in, and a failed import leaves the layout as it was. A blob
+/// the archive carries that LAYOUT already has is hashed there, and replaced if damaged. An
+/// archive that gives one tag to two images is refused.
 ///
 /// With --dry-run, the whole import happens but for publishing: an archive can be checked
 /// before it is carried over (against the receiver's last known state, or an empty layout).
@@ -54,8 +56,6 @@ enum Compress {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    let existed = args.layout.exists();
-    let (layout, created) = open_or_init(&args.layout)?;
     let options = ImportOptions {
         tag: args.tag.clone(),
         force: args.force,
@@ -67,33 +67,33 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         total: None,
         dry_run: args.dry_run,
     };
-    let mut bar = out.transfer_progress("import");
-    let mut progress = |p: Progress| bar.update(p);
-    let result = if args.archive == "-" {
-        import(std::io::stdin().lock(), &layout, &options, &mut progress)
+    // Opened before the layout is created, so an unreadable archive creates nothing.
+    let file = if args.archive == "-" {
+        None
     } else {
         let path = Path::new(&args.archive);
-        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()));
-        match file {
-            Ok(file) => {
-                let total = file.metadata().ok().map(|m| m.len());
-                import(
-                    file,
-                    &layout,
-                    &ImportOptions { total, ..options },
-                    &mut progress,
-                )
-            }
-            Err(e) => {
-                undo_init(&args.layout, created, existed);
-                return Err(e);
-            }
+        Some(std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?)
+    };
+    let dest = Destination::open_or_create(&args.layout)?;
+    let mut bar = out.transfer_progress("import");
+    let mut progress = |p: Progress| bar.update(p);
+    let result = match file {
+        None => import(
+            std::io::stdin().lock(),
+            dest.layout(),
+            &options,
+            &mut progress,
+        ),
+        Some(file) => {
+            let total = file.metadata().ok().map(|m| m.len());
+            let options = ImportOptions { total, ..options };
+            import(file, dest.layout(), &options, &mut progress)
         }
     };
     bar.clear();
     // A layout made only to be checked against goes again, as after a failure.
     if result.is_err() || args.dry_run {
-        undo_init(&args.layout, created, existed);
+        dest.discard();
     }
     let report = result?;
     if args.json.json {
@@ -102,26 +102,6 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     }
     print(&report, out)?;
     Ok(Status::Success)
-}
-
-/// A layout this command created is removed again when the import fails, so a failure
-/// leaves nothing behind (an empty directory it was given stays, emptied again).
-pub(super) fn undo_init(path: &Path, created: bool, existed: bool) {
-    if !created {
-        return;
-    }
-    if !existed {
-        let _ = std::fs::remove_dir_all(path);
-    } else if let Ok(entries) = std::fs::read_dir(path) {
-        for e in entries.flatten() {
-            let p = e.path();
-            let _ = if p.is_dir() {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-        }
-    }
 }
 
 fn print(report: &ImportReport, out: &Output) -> anyhow::Result<()> {

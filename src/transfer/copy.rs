@@ -6,22 +6,21 @@
 //! is hashed only with [`CopyOptions::verify`], since a link carries the source's bytes
 //! unchanged and reading them all is what linking saves. Elsewhere bytes are copied through
 //! the store's verified reader and writer. Everything is staged first and renamed into place
-//! when all is in. With referrers, the manifests whose `subject` is the image (found as gc
+//! when all is in. A blob the destination has (a file of the right size) is not copied;
+//! with [`CopyOptions::verify`] it is hashed, and replaced if damaged. With referrers, the manifests whose `subject` is the image (found as gc
 //! finds them) come too, with what they reach. The tag is written last.
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 
 use serde::Serialize;
 
 use super::error::{Error, Result};
 use super::graph::{add_referrers, holds, walk, Item, Role, Walked};
-use super::staging::{link_blob, Placed, Staging};
+use super::staging::{holds_sound, link_blob, Placed, Staging};
 use super::tags::{clashes, publish_entries};
 use super::{Chosen, ProgressFn, Ticker};
-use crate::error::IoContext;
 use crate::layout::reference::validate_tag;
 use crate::layout::{Layout, LockMode};
 use crate::spec::BlobRef;
@@ -33,7 +32,8 @@ pub struct CopyOptions {
     pub referrers: bool,
     /// Move a destination tag that names another image.
     pub force: bool,
-    /// Hash linked blobs too before publishing them (copied bytes are always hashed).
+    /// Hash linked blobs too before publishing them (copied bytes are always hashed), and
+    /// the blobs the destination already has, replacing any that are damaged.
     pub verify: bool,
 }
 
@@ -59,16 +59,6 @@ pub struct CopyReport {
     pub bytes: u64,
     /// Referrers copied along.
     pub referrers: Vec<String>,
-}
-
-/// Opens the layout at `path`, or creates it when `path` does not exist or is an empty
-/// directory. Returns whether it was created.
-pub fn open_or_init(path: &Path) -> crate::Result<(Layout, bool)> {
-    let empty_dir = path.is_dir() && std::fs::read_dir(path).at(path)?.next().is_none();
-    if !path.exists() || empty_dir {
-        return Ok((Layout::init(path)?, true));
-    }
-    Ok((Layout::open(path)?, false))
 }
 
 /// Copies the chosen image into `dest`, tagged `tag` (default: the tag it was chosen by;
@@ -112,10 +102,17 @@ pub fn copy(
         });
     }
 
+    // With --verify a present blob is hashed too, so a damaged one is replaced.
     let needed: Vec<&Item> = walked
         .items
         .iter()
-        .filter(|i| !holds(dest, &i.blob))
+        .filter(|i| {
+            if options.verify {
+                !holds_sound(dest, &i.blob)
+            } else {
+                !holds(dest, &i.blob)
+            }
+        })
         .collect();
     let total: u64 = needed.iter().map(|i| i.blob.size).sum();
     let mut ticker = Ticker::new(progress, Some(total));

@@ -117,9 +117,31 @@ pub fn export<W: Write>(
     let mut manifest_json: Vec<ManifestItem> = Vec::new();
     let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut images = Vec::new();
+    // RepoTag -> (layout tag, image digest, config name) of the image that has it.
+    let mut given: BTreeMap<String, (&str, &str, String)> = BTreeMap::new();
     for (i, c) in chosen.iter().enumerate() {
         let plan = plan(i, c)?;
         let repo_tag = c.tag().map(docker_repo_tag).transpose()?;
+        if let (Some(rt), Some(tag)) = (&repo_tag, c.tag()) {
+            match given.get(rt) {
+                // One image (one config) under two tags docker spells alike is one image.
+                Some((other_tag, other, config)) if *config != plan.config_name => {
+                    return Err(Error::Unsupported(format!(
+                        "tags {other_tag:?} ({other}) and {tag:?} ({}) are both {rt:?} to \
+                         docker: the archive would give one tag to two images; export one \
+                         of them under another tag",
+                        c.entry.digest
+                    )));
+                }
+                Some(_) => {}
+                None => {
+                    given.insert(
+                        rt.clone(),
+                        (tag, c.entry.digest.as_str(), plan.config_name.clone()),
+                    );
+                }
+            }
+        }
         // Where docker's rules changed the tag, the archive remembers the layout's own.
         let renamed = c
             .tag()
@@ -381,6 +403,8 @@ pub(crate) struct DockerImage {
     pub manifest: Descriptor,
     /// Its `RepoTags`.
     pub tags: Vec<String>,
+    /// Its config's name in the archive, as `manifest.json` gives it.
+    pub config: String,
 }
 
 /// Builds an OCI manifest in `staging` for every `manifest.json` entry: the config stored
@@ -489,6 +513,7 @@ pub(crate) fn assemble(
                 .flatten()
                 .map(|rt| entry.layout_tags.get(rt).unwrap_or(rt).clone())
                 .collect(),
+            config: entry.config.clone(),
         });
     }
     Ok(out)

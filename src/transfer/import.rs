@@ -15,6 +15,14 @@
 //! 4. Only then are the blobs the images need renamed from staging into the destination,
 //!    and the tags written, in one locked update of `index.json`.
 //!
+//! A blob the archive carries and the destination already has is hashed there (a read of
+//! the destination's copy, instead of a write of the archive's): a sound copy stays (and so
+//! do the links or reflinks it may share with other layouts), a damaged one, even of the
+//! right size, is replaced by the archive's verified bytes. A blob the archive does not carry
+//! (an incremental archive) is the destination's own: indexes, manifests and configs are
+//! hashed when the graph is walked, layers are trusted as the destination holds them (`strata
+//! fsck` checks them).
+//!
 //! Any failure before step 4 leaves the destination exactly as it was (the staging layout is
 //! removed). If `index.json` changes between steps 3 and 4 so that a tag now clashes, the
 //! import fails with the published blobs left unreferenced, for gc. The destination's gc
@@ -28,21 +36,17 @@ use serde::Serialize;
 
 use super::docker_archive;
 use super::error::{Error, Result};
-use super::graph::{add_referrers, holds, walk, Walked};
+use super::graph::{add_referrers, walk, Walked};
 use super::members::Members;
 use super::oci_archive;
 use super::read_archive;
-use super::staging::Staging;
-use super::tags::{clashes, publish_entries};
+use super::staging::{holds_sound, Staging};
+use super::tags::{archive_tag, clashes, given_twice, publish_entries};
 use super::{ProgressFn, Ticker};
 use crate::layer::Compression;
 use crate::layout::reference::validate_tag;
 use crate::layout::{Layout, LockMode};
 use crate::spec::{BlobRef, Descriptor};
-
-/// The annotation containerd (and docker 25+) put the full image name in; `ref.name` then
-/// holds only the tag part.
-const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
 /// `index.json` entries to add, each with its tag (or none).
 type Tagged = Vec<(Descriptor, Option<String>)>;
@@ -173,7 +177,7 @@ pub fn import<R: Read>(
         .map(|i| i.blob.clone())
         .collect();
     let (blobs_written, bytes_written) = if options.dry_run {
-        let absent = staged.iter().filter(|b| !holds(dest, b));
+        let absent = staged.iter().filter(|b| !holds_sound(dest, b));
         absent.fold((0, 0), |(n, bytes), b| (n + 1, bytes + b.size))
     } else {
         staging.publish(dest, &staged)?
@@ -214,18 +218,24 @@ fn plan(members: &Members, staging: &Layout, dest: &Layout) -> Result<(&'static 
                 reason: "lists no images".into(),
             });
         }
-        let entries = index
+        let entries: Tagged = index
             .manifests
             .into_iter()
             .map(|d| {
-                let tag = d
-                    .annotation(CONTAINERD_NAME)
-                    .filter(|n| validate_tag(n).is_ok())
-                    .or(d.ref_name())
-                    .map(str::to_owned);
+                let tag = archive_tag(&d);
                 (d, tag)
             })
             .collect();
+        if let Some((tag, i, j)) = given_twice(&entries) {
+            return Err(Error::BadArchive {
+                what: "index.json".into(),
+                reason: format!(
+                    "gives tag {tag:?} to two images, {} and {}: refusing to guess which one \
+                     it names",
+                    entries[i].0.digest, entries[j].0.digest
+                ),
+            });
+        }
         return Ok(("oci", entries));
     }
     let Some(manifest_json) = members.json("manifest.json") else {
@@ -236,14 +246,26 @@ fn plan(members: &Members, staging: &Layout, dest: &Layout) -> Result<(&'static 
         ));
     };
     let images = docker_archive::assemble(manifest_json, members, staging, dest)?;
-    let mut entries = Vec::new();
+    let (mut entries, mut configs) = (Vec::new(), Vec::new());
     for image in images {
         if image.tags.is_empty() {
             entries.push((image.manifest.clone(), None));
+            configs.push(image.config.clone());
         }
         for tag in image.tags {
             entries.push((image.manifest.clone(), Some(tag)));
+            configs.push(image.config.clone());
         }
+    }
+    if let Some((tag, i, j)) = given_twice(&entries) {
+        return Err(Error::BadArchive {
+            what: "manifest.json".into(),
+            reason: format!(
+                "gives tag {tag:?} to two images, the one with config {} and the one with \
+                 config {}: refusing to guess which one it names",
+                configs[i], configs[j]
+            ),
+        });
     }
     Ok(("docker", entries))
 }

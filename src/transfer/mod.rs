@@ -15,10 +15,14 @@
 //! - [`copy`]: layout to layout, only the blobs the destination lacks, hard-linked on one
 //!   file system after verification, optionally with the image's referrers.
 //!
+//! - [`destination`]: the layout an import or a copy writes into, created so that neither a
+//!   failure nor a kill leaves a directory later commands refuse.
+//!
 //! Everything here reads through the layout store's verified readers; nothing prints.
 //! Progress is reported through a [`Progress`] callback.
 
 pub mod copy;
+pub mod destination;
 pub mod docker_archive;
 mod error;
 mod graph;

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::error::{Error, Result};
 use super::graph::{add_referrers, holds, walk, Item, Role, Walked};
+use super::tags::{archive_tag, given_twice};
 use super::tar_out::TarOut;
 use super::{Chosen, ProgressFn, Ticker};
 use crate::layout::walk::decode_index;
@@ -121,6 +122,16 @@ pub(crate) fn entries(chosen: &[Chosen]) -> Result<Vec<Descriptor>> {
         if !out.contains(&c.entry) {
             out.push(c.entry.clone());
         }
+    }
+    // An importer reads containerd's full name before ref.name: two entries may clash there.
+    let tagged: Vec<(Descriptor, Option<String>)> =
+        out.iter().map(|d| (d.clone(), archive_tag(d))).collect();
+    if let Some((tag, i, j)) = given_twice(&tagged) {
+        return Err(Error::Unsupported(format!(
+            "tag {tag:?} is given to two images ({} and {}): export one of them under \
+             another tag",
+            out[i].digest, out[j].digest
+        )));
     }
     Ok(out)
 }

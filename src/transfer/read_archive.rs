@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use super::error::{Error, Result};
 use super::graph::holds;
 use super::members::{classify, normalize, MemberKind, Members, Stored};
+use super::staging::holds_sound;
 use crate::ioext::{read_full, ChannelReader};
 use crate::layer::write::{write_layer, WrittenLayer};
 use crate::layer::Compression;
@@ -25,7 +26,8 @@ const LAYOUT_FILE_LIMIT: u64 = 64 << 10;
 const BUFFERED_LIMIT: u64 = 4 * JSON_LIMIT;
 
 /// Reads the archive `input` (plain, gzip- or zstd-compressed) to its end: blobs and docker
-/// layers staged in `staging` (those `dest` already holds read past), JSON files buffered.
+/// layers staged in `staging` (those `dest` already holds, sound, read past), JSON files
+/// buffered.
 /// `progress` is told the bytes read so far from `input`, before decompression, since only
 /// that can be set against the archive's size.
 pub(crate) fn read<R: Read>(
@@ -149,9 +151,12 @@ fn read_members(
             }
             MemberKind::Blob(digest) => {
                 let blob = BlobRef { digest, size };
-                if members.files.contains_key(&name) || holds(dest, &blob) || holds(staging, &blob)
+                if members.files.contains_key(&name)
+                    || holds(staging, &blob)
+                    || holds_sound(dest, &blob)
                 {
-                    // Already here: the archive's copy is not needed.
+                    // Already here and sound: the archive's copy is not needed. A damaged
+                    // copy in the destination is hashed to tell, then replaced by this one.
                     copy_member(&mut entry, &mut io::sink(), &name, size, tick)?;
                 } else {
                     stage_blob(&mut entry, &name, &blob, staging, tick)?;

@@ -7,8 +7,15 @@
 //!   is left. gc cannot sweep it meanwhile: the importer or copier holds the destination's
 //!   gc lock shared, and gc needs it exclusively.
 //!
-//! A rename never replaces a blob that is already there (content-addressed: it is the same
-//! content), as in the store's own writer.
+//! A rename never replaces a sound blob that is already there (content-addressed: it is the
+//! same content). One that is not sound (a file of the wrong size, a symlink, a file whose
+//! bytes were damaged in place) is replaced by the staged, verified one: that is the only way
+//! a transfer can repair it, and nothing is lost, since the staged file holds exactly the
+//! content the digest names. Telling a damaged file of the right size from a sound one means
+//! hashing it, so [`Staging::publish`] does that for the staged blobs the destination already
+//! has a file for; the callers stage a blob the destination has only when they found its
+//! copy there damaged (or could not know its digest before writing it, as for a recompressed
+//! docker layer), so a healthy destination costs no extra reads.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -34,6 +41,7 @@ impl Staging {
     /// Creates a staging layout in `dest`'s temp directory.
     pub fn new(dest: &Layout) -> crate::Result<Staging> {
         let tmp = dest.root().join(TMP_DIR);
+        refuse_link(&tmp)?;
         let created_tmp = (!tmp.exists()).then(|| tmp.clone());
         fs::create_dir_all(&tmp).at(&tmp)?;
         let dir = tempfile::Builder::new()
@@ -48,8 +56,9 @@ impl Staging {
         })
     }
 
-    /// Moves the staged `blobs` into `dest` (each unless `dest` has it already), then makes
-    /// the renames durable. Returns how many were moved and their bytes.
+    /// Moves the staged `blobs` into `dest` (each unless `dest` has a sound copy already:
+    /// a damaged one is replaced), then makes the renames durable. Returns how many were
+    /// moved and their bytes.
     pub fn publish(&self, dest: &Layout, blobs: &[BlobRef]) -> crate::Result<(usize, u64)> {
         let mut dirs = BTreeSet::new();
         let (mut count, mut bytes) = (0, 0);
@@ -80,15 +89,15 @@ impl Drop for Staging {
     }
 }
 
-/// Renames `from` (a verified file with `blob`'s content) to `blob`'s place in `dest`,
-/// unless a file of the right size is already there. Records the directory to fsync.
+/// Renames `from` (a file with `blob`'s content) to `blob`'s place in `dest`, unless a sound
+/// copy is already there; a damaged one is replaced. Records the directory to fsync.
 fn rename_into(
     dest: &Layout,
     blob: &BlobRef,
     from: &Path,
     dirs: &mut BTreeSet<PathBuf>,
 ) -> crate::Result<bool> {
-    if super::graph::holds(dest, blob) {
+    if holds_sound(dest, blob) {
         return Ok(false);
     }
     let target = dest.blob_path(&blob.digest);
@@ -96,10 +105,48 @@ fn rename_into(
         .parent()
         .expect("blob paths have a parent")
         .to_owned();
+    refuse_link(&dest.blobs_dir())?;
+    refuse_link(&dir)?;
     fs::create_dir_all(&dir).at(&dir)?;
     fs::rename(from, &target).at(&target)?;
     dirs.insert(dir);
     Ok(true)
+}
+
+/// True when `layout` holds `blob` as a regular file (not a symlink) of the right size whose
+/// content hashes to its digest. Reads the whole file; anything unreadable counts as damaged.
+pub(crate) fn holds_sound(layout: &Layout, blob: &BlobRef) -> bool {
+    super::graph::holds(layout, blob) && verify_file_nofollow(&layout.blob_path(&blob.digest), blob)
+}
+
+fn verify_file_nofollow(path: &Path, blob: &BlobRef) -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+    let Ok(file) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nofollow)
+        .open(path)
+    else {
+        return false;
+    };
+    file.metadata().is_ok_and(|m| m.is_file()) && verify_reader(file, path, blob).is_ok()
+}
+
+/// Refuses a directory of the destination that is a symlink (or not a directory): a hostile
+/// layout could point `.strata-tmp` or `blobs/sha256` anywhere, and a rename through it
+/// would write there. A missing one is fine: it is created as a real directory.
+fn refuse_link(dir: &Path) -> crate::Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::Invalid {
+            what: dir.display().to_string(),
+            reason: "is a symlink or not a directory: refusing to write through it, outside \
+                     the layout"
+                .into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).at(dir),
+    }
 }
 
 /// How [`link_blob`] got a blob into place.
@@ -246,7 +293,10 @@ fn reflink(from: &Path, to: &Path) -> bool {
 
 /// Hashes a file and checks it against `blob`.
 pub(crate) fn verify_file(path: &Path, blob: &BlobRef) -> crate::Result<()> {
-    let file = fs::File::open(path).at(path)?;
+    verify_reader(fs::File::open(path).at(path)?, path, blob)
+}
+
+fn verify_reader(file: fs::File, path: &Path, blob: &BlobRef) -> crate::Result<()> {
     let size = file.metadata().at(path)?.len();
     if size != blob.size {
         return Err(Error::SizeMismatch {

@@ -37,6 +37,36 @@ pub(crate) fn publish_entries(
     Ok(())
 }
 
+/// The annotation containerd (and docker 25+) put the full image name in; `ref.name` then
+/// holds only the tag part.
+const CONTAINERD_NAME: &str = "io.containerd.image.name";
+
+/// The tag an archive's `index.json` entry gives its image on import: containerd's full name
+/// when it is a valid tag, else `ref.name`.
+pub(crate) fn archive_tag(desc: &Descriptor) -> Option<String> {
+    desc.annotation(CONTAINERD_NAME)
+        .filter(|n| crate::layout::reference::validate_tag(n).is_ok())
+        .or(desc.ref_name())
+        .map(str::to_owned)
+}
+
+/// The first tag `entries` give to two different images: the tag and the two entries'
+/// positions. Publishing both would keep whichever came last, so callers refuse instead.
+pub(crate) fn given_twice(
+    entries: &[(Descriptor, Option<String>)],
+) -> Option<(String, usize, usize)> {
+    for (j, (desc, tag)) in entries.iter().enumerate() {
+        let Some(tag) = tag else { continue };
+        let earlier = entries[..j]
+            .iter()
+            .position(|(d, t)| t.as_ref() == Some(tag) && d.digest != desc.digest);
+        if let Some(i) = earlier {
+            return Some((tag.clone(), i, j));
+        }
+    }
+    None
+}
+
 /// (tag, digest it names now, digest it would name) for every tag that would move.
 pub(crate) fn clashes(
     index: &Index,
