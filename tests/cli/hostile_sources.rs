@@ -2,8 +2,144 @@
 //! hold the user's files, and dates no peer can parse. Nothing outside what a command was
 //! given may be read, replaced or deleted, and a refusal leaves everything as it was.
 
-use crate::build::{at, raw_config, strata_unpack, Fs, Refusals};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::build::{at, layer_tar, layers, raw_config, strata_unpack, Fs, Refusals};
 use crate::util::{ok, run, run_with_env, s, tar_layer, tempdir};
+
+// ---------------------------------------------------------------------------------------
+// Build and repack read the tree through directory handles, never through a swapped link
+// ---------------------------------------------------------------------------------------
+
+/// What no layer may ever hold.
+const SECRET: &[u8] = b"TOP-SECRET-outside-the-tree-7f3a9c";
+const VICTIMS: usize = 24;
+
+/// A tree of `VICTIMS` harmless files and a directory `d/` (holding `f`), and in `spare/` a
+/// symlink for each to the secret outside (or to a directory holding it), same names.
+fn racy_tree(dir: &Path, tree: &Path) -> PathBuf {
+    let outside = dir.join("outside");
+    std::fs::create_dir_all(outside.join("d")).unwrap();
+    std::fs::write(outside.join("secret"), SECRET).unwrap();
+    std::fs::write(outside.join("d/f"), SECRET).unwrap();
+    let spare = dir.join("spare");
+    std::fs::create_dir_all(&spare).unwrap();
+    std::fs::create_dir_all(tree.join("d")).unwrap();
+    std::fs::write(tree.join("d/f"), "harmless d/f\n").unwrap();
+    std::os::unix::fs::symlink(outside.join("d"), spare.join("d")).unwrap();
+    for i in 0..VICTIMS {
+        let name = format!("victim{i:02}");
+        std::fs::write(tree.join(&name), format!("harmless {i}\n")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), spare.join(&name)).unwrap();
+    }
+    spare
+}
+
+/// Exchanges (atomically: the name always exists) each victim in `tree` with its symlink
+/// in `spare`, over and over, until stopped.
+fn swapper(tree: PathBuf, spare: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut names: Vec<String> = (0..VICTIMS).map(|i| format!("victim{i:02}")).collect();
+        names.push("d".into());
+        while !stop.load(Ordering::Relaxed) {
+            for name in &names {
+                // Fails only once the test is over and its directory gone.
+                let _ = rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    tree.join(name),
+                    rustix::fs::CWD,
+                    spare.join(name),
+                    rustix::fs::RenameFlags::EXCHANGE,
+                );
+            }
+        }
+    })
+}
+
+/// Asserts that no layer of `tag` holds the secret; true when it has a layer.
+fn assert_no_secret(layout: &Path, tag: &str, what: &str) {
+    for layer in layers(layout, tag) {
+        let tar = layer_tar(layout, &layer);
+        assert!(
+            !tar.windows(SECRET.len()).any(|w| w == SECRET),
+            "{what}: a layer holds the content of a file outside the tree"
+        );
+    }
+}
+
+#[test]
+fn build_and_repack_never_follow_a_symlink_swapped_in_mid_walk() {
+    let dir = tempdir();
+    let tree = dir.path().join("tree");
+    let spare = racy_tree(dir.path(), &tree);
+    let layout = dir.path().join("l");
+    ok(&["new", &at(&layout, "keep")]);
+
+    // A bundle whose rootfs gets the same treatment (as a running container could).
+    ok(&[
+        "build",
+        s(&tree),
+        &at(&layout, "base"),
+        "--compress",
+        "none",
+    ]);
+    let bundle = dir.path().join("bundle");
+    strata_unpack(&at(&layout, "base"), &bundle);
+    let rootfs = bundle.join("rootfs");
+    let bundle_spare = dir.path().join("bundle-spare");
+    std::fs::create_dir_all(&bundle_spare).unwrap();
+    for entry in std::fs::read_dir(&spare).unwrap() {
+        let entry = entry.unwrap();
+        let target = std::fs::read_link(entry.path()).unwrap();
+        std::os::unix::fs::symlink(target, bundle_spare.join(entry.file_name())).unwrap();
+    }
+
+    let budget = Duration::from_secs(5);
+    let (mut built, mut repacked) = (0, 0);
+    for (what, source, spare) in [
+        ("build", tree.clone(), spare.clone()),
+        ("repack", rootfs.clone(), bundle_spare.clone()),
+    ] {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = swapper(source.clone(), spare.clone(), stop.clone());
+        let start = Instant::now();
+        let mut i = 0;
+        while start.elapsed() < budget && i < 60 {
+            i += 1;
+            let tag = format!("{what}{i}");
+            let r = if what == "build" {
+                run(&[
+                    "build",
+                    s(&source),
+                    &at(&layout, &tag),
+                    "--compress",
+                    "none",
+                ])
+            } else {
+                run(&["repack", s(&bundle), "--tag", &tag, "--compress", "none"])
+            };
+            assert!(!r.stderr.contains("panicked"), "{what}: {}", r.stderr);
+            if r.code == 0 {
+                assert_no_secret(&layout, &tag, &format!("{what} #{i}"));
+                if what == "build" {
+                    built += 1;
+                } else {
+                    repacked += 1;
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        handle.join().unwrap();
+    }
+    // Races may fail a run (a type changed while it was read), but not every run.
+    assert!(
+        built > 0 && repacked > 0,
+        "built {built}, repacked {repacked}"
+    );
+}
 
 // ---------------------------------------------------------------------------------------
 // Dates: RFC 3339 with a four-digit year, or a clear error before any blob is written
