@@ -2,13 +2,55 @@
 //! hold the user's files, and dates no peer can parse. Nothing outside what a command was
 //! given may be read, replaced or deleted, and a refusal leaves everything as it was.
 
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::build::{at, layer_tar, layers, raw_config, strata_unpack, Fs, Refusals};
-use crate::util::{ok, run, run_with_env, s, tar_layer, tempdir};
+use crate::util::{add_entry, fails, ok, run, run_with_env, s, tar_layer, tempdir};
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// What a path is, exactly: kind, mode, and bytes or link target (unlike
+/// `util::snapshot`, a symlink is recorded as a link and never read through).
+#[derive(Debug, PartialEq, Eq)]
+enum Node {
+    Dir(u32),
+    File(u32, Vec<u8>),
+    Link(PathBuf),
+    Other(u32),
+}
+
+/// Every path under `root`, exactly (see [`Node`]).
+fn exact(root: &Path) -> BTreeMap<PathBuf, Node> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().to_owned();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let mode = meta.mode() & 0o7777;
+            let node = if meta.is_symlink() {
+                Node::Link(std::fs::read_link(&path).unwrap())
+            } else if meta.is_dir() {
+                stack.push(path);
+                Node::Dir(mode)
+            } else if meta.is_file() {
+                Node::File(mode, std::fs::read(&path).unwrap())
+            } else {
+                Node::Other(mode)
+            };
+            out.insert(rel, node);
+        }
+    }
+    out
+}
 
 // ---------------------------------------------------------------------------------------
 // Build and repack read the tree through directory handles, never through a swapped link
@@ -138,6 +180,159 @@ fn build_and_repack_never_follow_a_symlink_swapped_in_mid_walk() {
     assert!(
         built > 0 && repacked > 0,
         "built {built}, repacked {repacked}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// artifact pull never replaces or follows what is already in the directory
+// ---------------------------------------------------------------------------------------
+
+/// Tags, as `tag`, an artifact with one layer per `(title, content)`.
+fn artifact(layout: &strata::Layout, tag: &str, files: &[(&str, &str)]) {
+    use strata::spec::{media_type, to_canonical_json, Descriptor};
+    let empty = layout.put_blob(b"{}").unwrap();
+    let layers: Vec<Descriptor> = files
+        .iter()
+        .map(|(title, content)| {
+            let blob = layout.put_blob(content.as_bytes()).unwrap();
+            let mut d = Descriptor::new("text/plain", &blob.digest, blob.size);
+            d.set_annotation("org.opencontainers.image.title", Some(title));
+            d
+        })
+        .collect();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::MANIFEST,
+        "artifactType": "application/x",
+        "config": Descriptor::new(media_type::EMPTY, &empty.digest, empty.size),
+        "layers": layers,
+    });
+    let blob = layout.put_blob(&to_canonical_json(&manifest)).unwrap();
+    add_entry(
+        layout,
+        &Descriptor::new(media_type::MANIFEST, &blob.digest, blob.size),
+        Some(tag),
+    );
+}
+
+/// A pull directory holding the user's things: a file, a directory, a symlink to a file
+/// outside and one to a directory outside (both beside `dir`, under `top`).
+fn user_dir(top: &Path) -> PathBuf {
+    let dir = top.join("pull");
+    let outside = top.join("outside");
+    std::fs::create_dir_all(outside.join("etc")).unwrap();
+    std::fs::write(outside.join("precious"), "outside file\n").unwrap();
+    std::fs::create_dir_all(dir.join("adir")).unwrap();
+    std::fs::write(dir.join("adir/keep"), "kept\n").unwrap();
+    std::fs::write(dir.join("userfile"), "the user's file\n").unwrap();
+    std::fs::write(dir.join("existing"), "old content\n").unwrap();
+    std::fs::set_permissions(dir.join("existing"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink(outside.join("precious"), dir.join("link")).unwrap();
+    std::os::unix::fs::symlink(outside.join("etc"), dir.join("sub")).unwrap();
+    dir
+}
+
+#[test]
+fn artifact_pull_replaces_deletes_and_follows_nothing_already_there() {
+    let top = tempdir();
+    let layout = strata::Layout::init(&top.path().join("lay")).unwrap();
+    let l = s(layout.root()).to_owned();
+    let dir = user_dir(top.path());
+    // (tag, its (title, content) files, what the refusal must name)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let cases: &[Case] = &[
+        ("under-file", &[("userfile/child", "payload")], "userfile"),
+        ("on-file", &[("existing", "payload")], "existing"),
+        ("on-link", &[("link", "payload")], "link"),
+        ("through-link", &[("sub/x", "payload")], "sub"),
+        ("on-dir", &[("adir", "payload")], "adir"),
+        (
+            "late-conflict",
+            &[("fresh/one", "payload"), ("userfile/child", "payload")],
+            "userfile",
+        ),
+        (
+            "self-conflict",
+            &[("new/x", "payload"), ("new/x/y", "payload")],
+            "new/x",
+        ),
+        (
+            "duplicate",
+            &[("twice", "payload"), ("twice", "other")],
+            "twice",
+        ),
+    ];
+    for (tag, files, _) in cases {
+        artifact(&layout, tag, files);
+    }
+    for overwrite in [false, true] {
+        for (tag, _, needle) in cases {
+            if overwrite && *tag == "on-file" {
+                continue;
+            }
+            let before = exact(top.path());
+            let mut args = vec!["artifact", "pull"];
+            let reference = format!("{l}:{tag}");
+            args.extend([reference.as_str(), s(&dir)]);
+            if overwrite {
+                args.push("--overwrite");
+            }
+            let err = fails(&args, 1);
+            assert!(err.contains(needle), "{args:?}: {err}");
+            assert!(!err.contains("panicked"), "{args:?}: {err}");
+            assert!(
+                exact(top.path()) == before,
+                "{args:?} changed the directory or its surroundings"
+            );
+        }
+    }
+
+    // --overwrite replaces a regular file at exactly a title's path, and nothing else.
+    let before = exact(top.path());
+    ok(&[
+        "artifact",
+        "pull",
+        &format!("{l}:on-file"),
+        s(&dir),
+        "--overwrite",
+    ]);
+    let mut after = exact(top.path());
+    let replaced = after.remove(Path::new("pull/existing"));
+    assert!(
+        matches!(&replaced, Some(Node::File(_, body)) if body == b"payload"),
+        "{replaced:?}"
+    );
+    let mut expected = before;
+    expected.remove(Path::new("pull/existing"));
+    assert!(
+        after == expected,
+        "--overwrite changed more than the title's file"
+    );
+
+    // A fresh directory (and its parents) is made; a refused pull leaves none behind.
+    ok(&[
+        "artifact",
+        "pull",
+        &format!("{l}:late-conflict"),
+        s(&top.path().join("new-dir")),
+    ]);
+    assert_eq!(
+        std::fs::read(top.path().join("new-dir/userfile/child")).unwrap(),
+        b"payload"
+    );
+    let before = exact(top.path());
+    fails(
+        &[
+            "artifact",
+            "pull",
+            &format!("{l}:self-conflict"),
+            s(&top.path().join("never")),
+        ],
+        1,
+    );
+    assert!(
+        exact(top.path()) == before,
+        "a refused pull left a directory"
     );
 }
 
