@@ -4,7 +4,7 @@
 //! unless it goes into the layer. New and changed paths are written with their parent
 //! directories; deleted paths become whiteouts, one per deleted subtree.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -18,7 +18,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::image::mutate::{Draft, HistoryOptions};
 use crate::image::time::source_date_epoch;
 use crate::image::PlatformSpec;
-use crate::layer::build::{tree_paths, TarOptions, TarWriter};
+use crate::layer::build::{TarOptions, TarWriter};
+use crate::layer::source::SourceTree;
 use crate::layer::write::write_layer;
 use crate::layer::Compression;
 use crate::layout::reference::{Reference, Target};
@@ -137,7 +138,11 @@ pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
                 .map(|v| image_path(Path::new(v))),
         );
     }
-    let changes = diff(&rootfs, &before, &masks)?;
+    // The rootfs is read through directory handles, never following a link: a container
+    // still running can swap anything for a symlink meanwhile.
+    let tree = SourceTree::open(&rootfs, false)?;
+    let present: BTreeMap<PathBuf, bool> = tree.walk()?.into_iter().collect();
+    let changes = diff(&tree, &present, &before, &masks)?;
     let report_counts = (
         changes.added.len(),
         changes.changed.len(),
@@ -157,15 +162,16 @@ pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
                 gid_map: meta.gid_map.clone(),
                 rootless: meta.rootless,
             };
-            let entries = layer_entries(&rootfs, &changes)?;
-            let root = rootfs.clone();
+            let entries = layer_entries(&present, &changes);
+            let tree = &tree;
             let layer = write_layer(&layout, compression, move |w| {
                 let mut tar = TarWriter::new(w, tar_options);
+                let mut cursor = tree.cursor();
                 for (path, whiteout) in &entries {
                     if *whiteout {
                         tar.add_whiteout(path)?;
                     } else {
-                        tar.add(&root, path)?;
+                        tar.add(&mut cursor, path)?;
                     }
                 }
                 tar.finish()?;
@@ -214,31 +220,33 @@ fn masked(path: &Path, masks: &[PathBuf]) -> bool {
     masks.iter().any(|m| path.starts_with(m))
 }
 
-fn diff(rootfs: &Path, before: &[SnapshotEntry], masks: &[PathBuf]) -> Result<Changes> {
+fn diff(
+    tree: &SourceTree,
+    present: &BTreeMap<PathBuf, bool>,
+    before: &[SnapshotEntry],
+    masks: &[PathBuf],
+) -> Result<Changes> {
     let old: HashMap<PathBuf, &SnapshotEntry> = before.iter().map(|e| (e.path_buf(), e)).collect();
     let mut changes = Changes::default();
-    let mut present = BTreeSet::new();
-    for path in tree_paths(rootfs)? {
-        present.insert(path.clone());
-        if masked(&path, masks) {
+    let mut cursor = tree.cursor();
+    for path in present.keys() {
+        if masked(path, masks) {
             continue;
         }
-        match old.get(&path) {
-            None => changes.added.push(path),
+        match old.get(path) {
+            None => changes.added.push(path.clone()),
             Some(was) => {
-                let now = snapshot::entry(rootfs, &path)?;
+                let now = snapshot::entry(&mut cursor, path)?;
                 if now != **was {
-                    changes.changed.push(path);
+                    changes.changed.push(path.clone());
                 }
             }
         }
     }
-    let not_a_dir_now = |p: &Path| -> bool {
-        present.contains(p) && !std::fs::symlink_metadata(rootfs.join(p)).is_ok_and(|m| m.is_dir())
-    };
+    let not_a_dir_now = |p: &Path| -> bool { present.get(p) == Some(&false) };
     for entry in before {
         let path = entry.path_buf();
-        if present.contains(&path) || masked(&path, masks) {
+        if present.contains_key(&path) || masked(&path, masks) {
             continue;
         }
         // One whiteout per deleted subtree; below a path that is now a file, the file
@@ -247,7 +255,7 @@ fn diff(rootfs: &Path, before: &[SnapshotEntry], masks: &[PathBuf]) -> Result<Ch
             .ancestors()
             .skip(1)
             .filter(|a| !a.as_os_str().is_empty())
-            .any(|a| !present.contains(a) || not_a_dir_now(a));
+            .any(|a| !present.contains_key(a) || not_a_dir_now(a));
         if !covered {
             changes.deleted.push(path);
         }
@@ -257,7 +265,7 @@ fn diff(rootfs: &Path, before: &[SnapshotEntry], masks: &[PathBuf]) -> Result<Ch
 
 /// The layer's entries in tar order: every added or changed path with the directories above
 /// it, and a whiteout per deleted path, sorted by their names in the tar.
-fn layer_entries(rootfs: &Path, changes: &Changes) -> Result<Vec<(PathBuf, bool)>> {
+fn layer_entries(present: &BTreeMap<PathBuf, bool>, changes: &Changes) -> Vec<(PathBuf, bool)> {
     let mut paths: BTreeSet<Vec<u8>> = BTreeSet::new();
     let mut entries: Vec<(Vec<u8>, PathBuf, bool)> = Vec::new();
     for path in changes.added.iter().chain(&changes.changed) {
@@ -279,7 +287,7 @@ fn layer_entries(rootfs: &Path, changes: &Changes) -> Result<Vec<(PathBuf, bool)
             .to_vec();
         entries.push((key, path.clone(), true));
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if rootfs.join(parent).is_dir() {
+            if present.get(parent) == Some(&true) {
                 let pkey = parent.as_os_str().as_bytes().to_vec();
                 if paths.insert(pkey.clone()) {
                     entries.push((pkey, parent.to_owned(), false));
@@ -288,5 +296,5 @@ fn layer_entries(rootfs: &Path, changes: &Changes) -> Result<Vec<(PathBuf, bool)
         }
     }
     entries.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(entries.into_iter().map(|(_, p, w)| (p, w)).collect())
+    entries.into_iter().map(|(_, p, w)| (p, w)).collect()
 }

@@ -7,13 +7,15 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use rustix::fs::FileType;
+
 use crate::error::{Error, IoContext, Result};
+use crate::layer::source::{Cursor, SourceTree};
 
 /// One path of the tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,41 +75,31 @@ impl SnapshotEntry {
     }
 }
 
-/// Walks `rootfs` (never following symlinks) and records every path, sorted by path bytes.
+/// Walks `rootfs` (never following symlinks, see [`SourceTree`]) and records every path,
+/// sorted by path bytes.
 pub fn take(rootfs: &Path) -> Result<Vec<SnapshotEntry>> {
-    crate::layer::build::tree_paths(rootfs)?
+    let tree = SourceTree::open(rootfs, false)?;
+    let mut cursor = tree.cursor();
+    tree.walk()?
         .iter()
-        .map(|rel| entry(rootfs, rel))
+        .map(|(rel, _)| entry(&mut cursor, rel))
         .collect()
 }
 
-/// The record of one path, `rootfs/rel`.
-pub fn entry(rootfs: &Path, rel: &Path) -> Result<SnapshotEntry> {
-    let full = rootfs.join(rel);
-    let meta = fs::symlink_metadata(&full).at(&full)?;
-    let ft = meta.file_type();
-    let kind = if ft.is_dir() {
-        "dir"
-    } else if ft.is_symlink() {
-        "symlink"
-    } else if ft.is_char_device() {
-        "char"
-    } else if ft.is_block_device() {
-        "block"
-    } else if ft.is_fifo() {
-        "fifo"
-    } else if ft.is_socket() {
-        "socket"
-    } else {
-        "file"
+/// The record of one path of the cursor's tree, read relative to its parent directory.
+pub fn entry(cursor: &mut Cursor<'_>, rel: &Path) -> Result<SnapshotEntry> {
+    let meta = cursor.lstat(rel)?;
+    let kind = match meta.kind {
+        FileType::Directory => "dir",
+        FileType::Symlink => "symlink",
+        FileType::CharacterDevice => "char",
+        FileType::BlockDevice => "block",
+        FileType::Fifo => "fifo",
+        FileType::Socket => "socket",
+        _ => "file",
     };
-    let link = if ft.is_symlink() {
-        Some(
-            fs::read_link(&full)
-                .at(&full)?
-                .to_string_lossy()
-                .into_owned(),
-        )
+    let link = if meta.kind == FileType::Symlink {
+        Some(String::from_utf8_lossy(&cursor.read_link(rel)?).into_owned())
     } else {
         None
     };
@@ -119,37 +111,38 @@ pub fn entry(rootfs: &Path, rel: &Path) -> Result<SnapshotEntry> {
             Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
         ),
     };
+    let is_device = matches!(meta.kind, FileType::CharacterDevice | FileType::BlockDevice);
     Ok(SnapshotEntry {
         path,
         path_b64,
         kind: kind.to_owned(),
-        mode: meta.mode() & 0o7777,
-        uid: meta.uid(),
-        gid: meta.gid(),
-        size: if ft.is_file() { meta.len() } else { 0 },
-        mtime: meta.mtime(),
-        mtime_nsec: meta.mtime_nsec(),
-        ctime: meta.ctime(),
-        ctime_nsec: meta.ctime_nsec(),
-        ino: meta.ino(),
+        mode: meta.mode,
+        uid: meta.uid,
+        gid: meta.gid,
+        size: if meta.kind == FileType::RegularFile {
+            meta.size
+        } else {
+            0
+        },
+        mtime: meta.mtime,
+        mtime_nsec: meta.mtime_nsec,
+        ctime: meta.ctime,
+        ctime_nsec: meta.ctime_nsec,
+        ino: meta.ino,
         link,
-        rdev: (ft.is_char_device() || ft.is_block_device()).then(|| meta.rdev()),
-        xattrs: xattrs(&full)?,
+        rdev: is_device.then_some(meta.rdev),
+        // Values this user cannot read are left out (the snapshot is JSON lines: base64).
+        xattrs: cursor
+            .xattrs(rel, true)?
+            .into_iter()
+            .map(|(name, value)| {
+                (
+                    name,
+                    base64::engine::general_purpose::STANDARD.encode(value),
+                )
+            })
+            .collect(),
     })
-}
-
-/// The entry's xattrs, values in base64 (the snapshot is JSON lines); values this user
-/// cannot read are left out.
-fn xattrs(path: &Path) -> Result<BTreeMap<String, String>> {
-    Ok(crate::layer::build::read_xattrs(path, true)?
-        .into_iter()
-        .map(|(name, value)| {
-            (
-                name,
-                base64::engine::general_purpose::STANDARD.encode(value),
-            )
-        })
-        .collect())
 }
 
 /// Writes a snapshot as JSON lines.

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use strata::image::artifact::{
-    parse_file_arg, pull, push, subject_of, ArtifactFile, ArtifactSpec, Placement,
+    parse_file_arg, pull, push, subject_of, ArtifactFile, ArtifactSpec, Placement, PullOptions,
 };
 use strata::image::{resolve_entry, resolve_image};
 use strata::layout::reference::Reference;
@@ -101,6 +101,10 @@ pub struct PullArgs {
     reference: String,
     /// Directory to write into (created if missing).
     dir: PathBuf,
+    /// Replace regular files at exactly the titles' paths (nothing else is ever replaced,
+    /// deleted or followed).
+    #[arg(long)]
+    overwrite: bool,
     #[command(flatten)]
     platform: PlatformArg,
     #[command(flatten)]
@@ -154,7 +158,10 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
             let reference = Reference::parse(&args.reference)?;
             let layout = Layout::open(&reference.layout)?;
             let resolved = resolve_image(&layout, &reference.target, &args.platform.resolve()?)?;
-            let files = pull(&layout, &resolved.manifest, &args.dir)?;
+            let options = PullOptions {
+                overwrite: args.overwrite,
+            };
+            let files = pull(&layout, &resolved.manifest, &args.dir, options)?;
             if args.json.json {
                 #[derive(serde::Serialize)]
                 struct Pulled<'a> {

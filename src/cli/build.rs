@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use strata::image::mutate::{check_inputs, ConfigEdits, Draft};
 use strata::image::time::source_date_epoch;
 use strata::image::PlatformSpec;
-use strata::layer::build::{tree_paths, TarOptions, TarWriter};
+use strata::layer::build::{TarOptions, TarWriter};
+use strata::layer::source::SourceTree;
 use strata::layer::write::write_layer;
 use strata::layer::write::WrittenLayer;
 use strata::layout::reference::Reference;
@@ -87,13 +88,10 @@ fn build(
         source_date_epoch: source_date_epoch()?,
         ..TarOptions::default()
     };
-    let root = args.dir.clone();
-    let paths = tree_paths(&root)?;
+    let tree = SourceTree::open(&args.dir, true)?;
     let layer = write_layer(layout, compression, move |w| {
         let mut tar = TarWriter::new(w, options);
-        for p in &paths {
-            tar.add(&root, p)?;
-        }
+        tar.add_tree(&tree)?;
         tar.finish()?;
         Ok(())
     })?;

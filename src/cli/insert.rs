@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use strata::image::time::source_date_epoch;
-use strata::layer::build::{tree_paths, TarOptions, TarWriter};
+use strata::layer::build::{TarOptions, TarWriter};
+use strata::layer::source::SourceTree;
 use strata::layer::write::write_layer;
 
 use super::build_args::LayerEditArgs;
@@ -71,25 +72,40 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     } else {
         let src = args.src.clone().expect("clap requires SRC");
         let dest = in_image(args.dest.as_deref().expect("clap requires DEST"))?;
-        std::fs::symlink_metadata(&src).map_err(|source| strata::Error::Io {
+        let meta = std::fs::symlink_metadata(&src).map_err(|source| strata::Error::Io {
             path: src.clone(),
             source,
         })?;
         created_by = format!("strata insert {} /{}", src.display(), dest.display());
         let opaque = args.opaque;
-        let inner = if src.is_dir() && !src.is_symlink() {
-            tree_paths(&src)?
+        // A directory is read as a tree of its own; anything else (a symlink too, which is
+        // stored as it is) as one name in its parent.
+        let (tree, rel) = if meta.is_dir() {
+            (SourceTree::open(&src, false)?, PathBuf::new())
+        } else {
+            let name = src
+                .file_name()
+                .ok_or_else(|| anyhow::anyhow!("{}: names no file", src.display()))?;
+            let parent = src.parent().filter(|p| !p.as_os_str().is_empty());
+            (
+                SourceTree::open(parent.unwrap_or(Path::new(".")), true)?,
+                PathBuf::from(name),
+            )
+        };
+        let inner = if meta.is_dir() {
+            tree.walk()?
         } else {
             Vec::new()
         };
         write_layer(&layout, compression, move |w| {
             let mut tar = TarWriter::new(w, options);
-            tar.add_as(&src, &dest)?;
+            let mut cursor = tree.cursor();
+            tar.add_as(&mut cursor, &rel, &dest)?;
             if opaque {
                 tar.add_opaque(&dest)?;
             }
-            for rel in &inner {
-                tar.add_as(&src.join(rel), &dest.join(rel))?;
+            for (inner, _) in &inner {
+                tar.add_as(&mut cursor, inner, &dest.join(inner))?;
             }
             tar.finish()?;
             Ok(())

@@ -1,6 +1,6 @@
 //! `strata new`.
 
-use strata::image::mutate::Draft;
+use strata::image::mutate::{check_inputs, Draft, HistoryOptions};
 use strata::layout::reference::Reference;
 
 use super::build_args::{open_or_init, output_tag};
@@ -19,6 +19,7 @@ pub struct Args {
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let reference = Reference::parse(&args.reference)?;
     let tag = output_tag(&reference, None)?;
+    check_inputs(Some(&tag), &HistoryOptions::default(), None)?;
     let layout = open_or_init(&reference)?;
     let draft = Draft::empty(&layout, &args.platform.resolve()?)?;
     let desc = draft.commit(&tag, None)?;

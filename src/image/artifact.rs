@@ -3,15 +3,18 @@
 //! optional `subject` tying them to the image they describe.
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
+use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, RenameFlags};
+use rustix::io::Errno;
 
 use crate::digest::Algorithm;
 use crate::error::{Error, IoContext, Result};
 use crate::image::mutate::set_tag;
-use crate::layer::root::Root;
 use crate::layout::reference::validate_tag;
 use crate::layout::walk::blob_ref;
 use crate::layout::{Layout, LockMode};
@@ -194,10 +197,27 @@ pub struct PulledFile {
     pub size: i64,
 }
 
+/// How [`pull`] treats what is already in the directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PullOptions {
+    /// Replace regular files at exactly the titles' paths (nothing else is ever replaced).
+    pub overwrite: bool,
+}
+
 /// Writes the files of the artifact `manifest` into `dir` by their title annotations,
-/// verified, never outside `dir` (titles with `..` or absolute ones are refused; parents are
-/// resolved inside `dir`). Layers without a title are skipped.
-pub fn pull(layout: &Layout, manifest: &Manifest, dir: &Path) -> Result<Vec<PulledFile>> {
+/// verified, never outside `dir` (titles with `..` or absolute ones are refused). Nothing
+/// already in `dir` is deleted, replaced or followed: every name is opened relative to its
+/// parent's handle without following links, a file, symlink or anything else in the way
+/// of a title's directories is an error, and so is anything at a title's own path, except
+/// a regular file with `overwrite`. Every check is made before the first write, files are
+/// written under temporary names and renamed into place once all are verified, so a
+/// refused or failed pull leaves `dir` as it was. Layers without a title are skipped.
+pub fn pull(
+    layout: &Layout,
+    manifest: &Manifest,
+    dir: &Path,
+    options: PullOptions,
+) -> Result<Vec<PulledFile>> {
     let _lock = layout.lock_gc(LockMode::Shared)?;
     let mut titled = Vec::new();
     for layer in &manifest.layers {
@@ -205,52 +225,282 @@ pub fn pull(layout: &Layout, manifest: &Manifest, dir: &Path) -> Result<Vec<Pull
             continue;
         };
         let rel = safe_title(title)?;
-        titled.push((layer, title.to_owned(), rel));
-    }
-    std::fs::create_dir_all(dir).at(dir)?;
-    let mut root = Root::open(dir).at(dir)?;
-    let mut out = Vec::new();
-    for (layer, title, rel) in titled {
         let blob = blob_ref(layer, &format!("layer {}", layer.digest))?;
-        let parent = rel.parent().unwrap_or(Path::new(""));
-        let name = rel
-            .file_name()
-            .expect("a checked title has a name")
-            .to_owned();
-        let mut created = Vec::new();
-        let pfd = root
-            .dir(parent, &mut created)
-            .at(dir.join(parent))?
-            .try_clone()
-            .at(dir)?;
-        let target = dir.join(&rel);
-        let _ = rustix::fs::unlinkat(&pfd, &name, rustix::fs::AtFlags::empty());
-        let fd = rustix::fs::openat(
-            &pfd,
-            &name,
-            rustix::fs::OFlags::WRONLY
-                | rustix::fs::OFlags::CREATE
-                | rustix::fs::OFlags::EXCL
-                | rustix::fs::OFlags::NOFOLLOW
-                | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::from_raw_mode(0o644),
-        )
-        .map_err(io::Error::from)
-        .at(&target)?;
-        let mut file = File::from(fd);
-        let mut reader = layout.open_blob(&blob)?;
-        let copied = io::copy(&mut reader, &mut file);
-        if let Err(e) = copied {
-            let _ = rustix::fs::unlinkat(&pfd, &name, rustix::fs::AtFlags::empty());
-            return Err(reader.explain(e));
+        titled.push((layer, title.to_owned(), rel, blob));
+    }
+    check_titles(
+        titled
+            .iter()
+            .map(|(_, title, rel, _)| (title.as_str(), rel.as_path())),
+    )?;
+    let made = make_dir(dir)?;
+    let pulled = pull_into(layout, &titled, dir, options);
+    if pulled.is_err() {
+        // Only directories this pull made, and only if empty (nothing else was put there).
+        for d in made.iter().rev() {
+            let _ = std::fs::remove_dir(d);
         }
-        out.push(PulledFile {
-            title,
+    }
+    pulled
+}
+
+type Titled<'a> = (&'a Descriptor, String, PathBuf, crate::spec::BlobRef);
+
+fn pull_into(
+    layout: &Layout,
+    titled: &[Titled<'_>],
+    dir: &Path,
+    options: PullOptions,
+) -> Result<Vec<PulledFile>> {
+    let root = rfs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io::Error::from)
+    .at(dir)?;
+    for (_, _, rel, _) in titled {
+        check_target(&root, dir, rel, options)?;
+    }
+    let mut staged = Staged {
+        made_dirs: Vec::new(),
+        files: Vec::new(),
+    };
+    let result = (|| {
+        for (_, _, rel, blob) in titled {
+            staged.stage(layout, &root, dir, rel, blob)?;
+        }
+        staged.commit(options)
+    })();
+    if result.is_err() {
+        staged.undo();
+    }
+    result?;
+    Ok(titled
+        .iter()
+        .map(|(layer, title, _, _)| PulledFile {
+            title: title.clone(),
             digest: layer.digest.clone(),
             size: layer.size,
-        });
+        })
+        .collect())
+}
+
+/// Refuses titles that collide: the same path twice, or one title under another (which
+/// would have to be a file and a directory at once).
+fn check_titles<'a>(titles: impl Iterator<Item = (&'a str, &'a Path)>) -> Result<()> {
+    let mut seen: BTreeMap<&Path, &str> = BTreeMap::new();
+    let titles: Vec<(&str, &Path)> = titles.collect();
+    for (title, rel) in &titles {
+        if let Some(first) = seen.insert(rel, title) {
+            return Err(Error::Invalid {
+                what: format!("title annotation {title:?}"),
+                reason: format!("{first:?} names the same file: pull would write it twice"),
+            });
+        }
     }
-    Ok(out)
+    for (title, rel) in &titles {
+        for parent in rel.ancestors().skip(1) {
+            if let Some(file) = seen.get(parent) {
+                return Err(Error::Invalid {
+                    what: format!("title annotation {title:?}"),
+                    reason: format!("it needs a directory where the title {file:?} is a file"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates `dir` and missing parents; returns those made, outermost first.
+fn make_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.as_os_str().is_empty() && std::fs::symlink_metadata(at).is_err() {
+        missing.push(at.to_owned());
+        match at.parent() {
+            Some(p) => at = p,
+            None => break,
+        }
+    }
+    missing.reverse();
+    for (i, d) in missing.iter().enumerate() {
+        if let Err(e) = std::fs::create_dir(d) {
+            for made in missing[..i].iter().rev() {
+                let _ = std::fs::remove_dir(made);
+            }
+            return Err(e).at(d);
+        }
+    }
+    Ok(missing)
+}
+
+const DIR_PATH: OFlags = OFlags::PATH
+    .union(OFlags::DIRECTORY)
+    .union(OFlags::NOFOLLOW)
+    .union(OFlags::CLOEXEC);
+
+/// What is in the way of `rel`'s directories or at `rel` itself, as an error; checked
+/// before anything is written.
+fn check_target(root: &OwnedFd, dir: &Path, rel: &Path, options: PullOptions) -> Result<()> {
+    let names: Vec<&OsStr> = rel.iter().collect();
+    let (name, parents) = names.split_last().expect("a checked title has a name");
+    let mut here: Option<OwnedFd> = None;
+    let mut host = dir.to_owned();
+    for part in parents {
+        host.push(part);
+        let at = here.as_ref().unwrap_or(root);
+        match stat_nofollow(at, part).at(&host)? {
+            None => return Ok(()),
+            Some(FileType::Directory) => {
+                here = Some(
+                    rfs::openat(at, *part, DIR_PATH, Mode::empty())
+                        .map_err(io::Error::from)
+                        .at(&host)?,
+                );
+            }
+            Some(kind) => return Err(in_the_way(&host, kind, "directory")),
+        }
+    }
+    host.push(name);
+    let at = here.as_ref().unwrap_or(root);
+    match stat_nofollow(at, name).at(&host)? {
+        None => Ok(()),
+        Some(FileType::RegularFile) if options.overwrite => Ok(()),
+        Some(FileType::RegularFile) => Err(Error::Invalid {
+            what: host.display().to_string(),
+            reason: "it exists: pull replaces nothing unless --overwrite says so".into(),
+        }),
+        Some(kind) => Err(in_the_way(&host, kind, "regular file")),
+    }
+}
+
+fn in_the_way(host: &Path, kind: FileType, wanted: &str) -> Error {
+    let what = match kind {
+        FileType::Symlink => "a symlink (never followed)",
+        FileType::Directory => "a directory",
+        FileType::RegularFile => "a file",
+        _ => "a special file",
+    };
+    Error::Invalid {
+        what: host.display().to_string(),
+        reason: format!("it is {what} where the artifact needs a {wanted}: pull never replaces it"),
+    }
+}
+
+fn stat_nofollow(dir: &OwnedFd, name: &OsStr) -> io::Result<Option<FileType>> {
+    match rfs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(FileType::from_raw_mode(st.st_mode))),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Files written under temporary names, and the directories made for them.
+struct Staged {
+    /// (parent handle, name) of each directory made, in order.
+    made_dirs: Vec<(OwnedFd, OsString)>,
+    /// (parent handle, temporary name, final name, final path).
+    files: Vec<(OwnedFd, OsString, OsString, PathBuf)>,
+}
+
+impl Staged {
+    /// Writes the blob into a temporary file beside `rel`, making missing directories on
+    /// the way (one name at a time, never following a link).
+    fn stage(
+        &mut self,
+        layout: &Layout,
+        root: &OwnedFd,
+        dir: &Path,
+        rel: &Path,
+        blob: &crate::spec::BlobRef,
+    ) -> Result<()> {
+        let names: Vec<&OsStr> = rel.iter().collect();
+        let (name, parents) = names.split_last().expect("a checked title has a name");
+        let mut here = rfs::openat(root, ".", DIR_PATH, Mode::empty())
+            .map_err(io::Error::from)
+            .at(dir)?;
+        let mut host = dir.to_owned();
+        for part in parents {
+            host.push(part);
+            let next = match rfs::openat(&here, *part, DIR_PATH, Mode::empty()) {
+                Err(Errno::NOENT) => {
+                    rfs::mkdirat(&here, *part, Mode::from_raw_mode(0o755))
+                        .map_err(io::Error::from)
+                        .at(&host)?;
+                    let parent = here.try_clone().at(&host)?;
+                    self.made_dirs.push((parent, part.to_os_string()));
+                    rfs::openat(&here, *part, DIR_PATH, Mode::empty())
+                }
+                other => other,
+            };
+            here = match next {
+                Ok(fd) => fd,
+                Err(Errno::LOOP | Errno::NOTDIR) => {
+                    return Err(in_the_way(&host, FileType::Symlink, "directory"))
+                }
+                Err(e) => return Err(io::Error::from(e)).at(&host),
+            };
+        }
+        host.push(name);
+        let temp = OsString::from(format!(
+            ".strata-pull-{}-{}",
+            std::process::id(),
+            self.files.len()
+        ));
+        let fd = rfs::openat(
+            &here,
+            &temp,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        )
+        .map_err(io::Error::from)
+        .at(&host)?;
+        self.files
+            .push((here, temp, name.to_os_string(), host.clone()));
+        let mut file = File::from(fd);
+        let mut reader = layout.open_blob(blob)?;
+        io::copy(&mut reader, &mut file).map_err(|e| reader.explain(e))?;
+        file.sync_all().at(&host)
+    }
+
+    /// Renames every staged file into place: with `overwrite`, over a regular file (checked
+    /// again), else only where nothing is.
+    fn commit(&mut self, options: PullOptions) -> Result<()> {
+        while let Some((parent, temp, name, host)) = self.files.first() {
+            if options.overwrite {
+                match stat_nofollow(parent, name).at(host)? {
+                    None | Some(FileType::RegularFile) => {}
+                    Some(kind) => return Err(in_the_way(host, kind, "regular file")),
+                }
+                rfs::renameat(parent, temp, parent, name)
+            } else {
+                rfs::renameat_with(parent, temp, parent, name, RenameFlags::NOREPLACE)
+            }
+            .map_err(|e| match e {
+                Errno::EXIST => Error::Invalid {
+                    what: host.display().to_string(),
+                    reason: "it appeared while the artifact was pulled: it is left as it is".into(),
+                },
+                e => Error::Io {
+                    path: host.clone(),
+                    source: e.into(),
+                },
+            })?;
+            self.files.remove(0);
+        }
+        Ok(())
+    }
+
+    /// Removes what was staged and not committed, and the directories made (if empty).
+    fn undo(&mut self) {
+        for (parent, temp, _, _) in self.files.drain(..) {
+            let _ = rfs::unlinkat(&parent, &temp, AtFlags::empty());
+        }
+        for (parent, name) in self.made_dirs.drain(..).rev() {
+            let _ = rfs::unlinkat(&parent, &name, AtFlags::REMOVEDIR);
+        }
+    }
 }
 
 /// A title as a relative path that stays inside the pull directory.

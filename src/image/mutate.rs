@@ -122,8 +122,8 @@ pub struct Draft {
 impl Draft {
     /// A new image with no layers, for `platform`.
     pub fn empty(layout: &Layout, platform: &PlatformSpec) -> Result<Draft> {
-        let lock = layout.lock_gc(LockMode::Shared)?;
         let time = build_time()?;
+        let lock = layout.lock_gc(LockMode::Shared)?;
         let config = ImageConfig {
             architecture: platform.architecture.clone(),
             os: platform.os.clone(),
@@ -171,6 +171,8 @@ impl Draft {
         target: &Target,
         platform: &PlatformSpec,
     ) -> Result<Draft> {
+        // The time is checked before anything (the base's blobs) is copied into `layout`.
+        let time = build_time()?;
         let lock = layout.lock_gc(LockMode::Shared)?;
         let resolved = resolve_image(source, target, platform)?;
         let mut manifest = resolved.manifest;
@@ -202,7 +204,7 @@ impl Draft {
             _lock: lock,
             manifest,
             config,
-            time: build_time()?,
+            time,
         })
     }
 
@@ -405,8 +407,8 @@ impl Draft {
     }
 }
 
-/// Checks a command's tag and times before anything is written, so a bad flag leaves no
-/// orphan blob behind.
+/// Checks a command's tag and times (`SOURCE_DATE_EPOCH` too) before anything is written,
+/// so a bad flag leaves no orphan blob or new layout behind.
 pub fn check_inputs(
     tag: Option<&str>,
     history: &HistoryOptions,
@@ -415,6 +417,7 @@ pub fn check_inputs(
     if let Some(tag) = tag {
         validate_tag(tag)?;
     }
+    build_time()?;
     for time in [history.created.as_deref(), created].into_iter().flatten() {
         validate_rfc3339(time)?;
     }

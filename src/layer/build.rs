@@ -7,13 +7,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Write};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::bundle::idmap::IdMap;
 use crate::error::{Error, IoContext, Result};
 use crate::layer::apply::ROOTLESS_XATTR;
+use crate::layer::source::{Cursor, Meta, SourceTree};
+use rustix::fs::FileType;
 
 /// How tree metadata becomes tar headers.
 #[derive(Debug, Clone, Default)]
@@ -38,23 +40,13 @@ pub struct TarWriter<W: Write> {
 }
 
 /// Every path under `root` (not `root` itself), sorted by bytes so parents come before their
-/// children. Symlinks are listed, never followed.
+/// children. Symlinks are listed, never followed (see [`SourceTree::walk`]).
 pub fn tree_paths(root: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let dir = root.join(&rel);
-        for entry in fs::read_dir(&dir).at(&dir)? {
-            let entry = entry.at(&dir)?;
-            let path = rel.join(entry.file_name());
-            if entry.file_type().at(entry.path())?.is_dir() {
-                stack.push(path.clone());
-            }
-            out.push(path);
-        }
-    }
-    out.sort_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
-    Ok(out)
+    Ok(SourceTree::open(root, true)?
+        .walk()?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect())
 }
 
 impl<W: Write> TarWriter<W> {
@@ -69,13 +61,24 @@ impl<W: Write> TarWriter<W> {
         }
     }
 
-    /// Adds `root/rel` with its metadata and content, as `rel` (with `prefix` in front).
-    pub fn add(&mut self, root: &Path, rel: &Path) -> Result<()> {
-        self.add_as(&root.join(rel), rel)
+    /// Adds every entry of `tree` (not its root), in sorted order.
+    pub fn add_tree(&mut self, tree: &SourceTree) -> Result<()> {
+        let mut cursor = tree.cursor();
+        for (rel, _) in tree.walk()? {
+            self.add(&mut cursor, &rel)?;
+        }
+        Ok(())
     }
 
-    /// Adds the file at `source` under the name `name`.
-    pub fn add_as(&mut self, source: &Path, name: &Path) -> Result<()> {
+    /// Adds `rel` of the cursor's tree with its metadata and content, as `rel`.
+    pub fn add(&mut self, cursor: &mut Cursor<'_>, rel: &Path) -> Result<()> {
+        self.add_as(cursor, rel, rel)
+    }
+
+    /// Adds `rel` of the cursor's tree under the name `name`. A regular file's header is
+    /// what `fstat` says of the handle its bytes are read from.
+    pub fn add_as(&mut self, cursor: &mut Cursor<'_>, rel: &Path, name: &Path) -> Result<()> {
+        let source = cursor.tree().host_path(rel);
         let invalid = |reason: String| Error::Invalid {
             what: source.display().to_string(),
             reason,
@@ -86,16 +89,30 @@ impl<W: Write> TarWriter<W> {
                 "a name starting with .wh. cannot be stored in a layer (it would read as a whiteout)".into(),
             ));
         }
-        let meta = fs::symlink_metadata(source).at(source)?;
-        let ft = meta.file_type();
-        let name_bytes = name_bytes(name, ft.is_dir());
-        let xattrs = read_xattrs(source, false)?;
-        let (uid, gid) = self.owner(&meta, &xattrs, source)?;
+        let mut meta = cursor.lstat(rel)?;
+        let mut file = None;
+        let mut target = None;
+        match meta.kind {
+            FileType::RegularFile => {
+                let (f, m) = cursor.open_file(rel)?;
+                meta = m;
+                file = Some(f);
+            }
+            FileType::Symlink => target = Some(cursor.read_link(rel)?),
+            _ => {}
+        }
+        let xattrs = match &file {
+            Some(f) => read_fd_xattrs(f, &source, false)?,
+            None => cursor.xattrs(rel, false)?,
+        };
+        let ft = meta.kind;
+        let name_bytes = name_bytes(name, ft == FileType::Directory);
+        let (uid, gid) = self.owner(&meta, &xattrs, &source)?;
         let mut header = tar::Header::new_ustar();
-        header.set_mode(meta.mode() & 0o7777);
+        header.set_mode(meta.mode);
         header.set_uid(u64::from(uid));
         header.set_gid(u64::from(gid));
-        header.set_mtime(self.mtime(meta.mtime()));
+        header.set_mtime(self.mtime(meta.mtime));
         header.set_size(0);
         let mut pax: BTreeMap<String, Vec<u8>> = xattrs
             .into_iter()
@@ -103,48 +120,44 @@ impl<W: Write> TarWriter<W> {
             .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v))
             .collect();
         let mut link_name: Option<Vec<u8>> = None;
-        let mut file = None;
-        if ft.is_file() && meta.nlink() > 1 {
-            if let Some(first) = self.links.get(&(meta.dev(), meta.ino())) {
+        if ft == FileType::RegularFile && meta.nlink > 1 {
+            if let Some(first) = self.links.get(&(meta.dev, meta.ino)) {
                 header.set_entry_type(tar::EntryType::Link);
                 link_name = Some(first.clone());
+                file = None;
             } else {
-                self.links
-                    .insert((meta.dev(), meta.ino()), name_bytes.clone());
+                self.links.insert((meta.dev, meta.ino), name_bytes.clone());
             }
         }
         if link_name.is_none() {
-            if ft.is_dir() {
-                header.set_entry_type(tar::EntryType::Directory);
-            } else if ft.is_symlink() {
-                header.set_entry_type(tar::EntryType::Symlink);
-                link_name = Some(
-                    fs::read_link(source)
-                        .at(source)?
-                        .as_os_str()
-                        .as_bytes()
-                        .to_vec(),
-                );
-            } else if ft.is_file() {
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_size(meta.len());
-                if meta.len() >= 8 << 30 {
-                    pax.insert("size".into(), meta.len().to_string().into_bytes());
+            match ft {
+                FileType::Directory => header.set_entry_type(tar::EntryType::Directory),
+                FileType::Symlink => {
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    link_name = target;
                 }
-                file = Some(fs::File::open(source).at(source)?);
-            } else if ft.is_char_device() || ft.is_block_device() {
-                header.set_entry_type(if ft.is_char_device() {
-                    tar::EntryType::Char
-                } else {
-                    tar::EntryType::Block
-                });
-                let dev = meta.rdev();
-                header.set_device_major(rustix::fs::major(dev)).at(source)?;
-                header.set_device_minor(rustix::fs::minor(dev)).at(source)?;
-            } else if ft.is_fifo() {
-                header.set_entry_type(tar::EntryType::Fifo);
-            } else {
-                return Err(invalid("sockets cannot be stored in a layer".into()));
+                FileType::RegularFile => {
+                    header.set_entry_type(tar::EntryType::Regular);
+                    header.set_size(meta.size);
+                    if meta.size >= 8 << 30 {
+                        pax.insert("size".into(), meta.size.to_string().into_bytes());
+                    }
+                }
+                FileType::CharacterDevice | FileType::BlockDevice => {
+                    header.set_entry_type(if ft == FileType::CharacterDevice {
+                        tar::EntryType::Char
+                    } else {
+                        tar::EntryType::Block
+                    });
+                    header
+                        .set_device_major(rustix::fs::major(meta.rdev))
+                        .at(&source)?;
+                    header
+                        .set_device_minor(rustix::fs::minor(meta.rdev))
+                        .at(&source)?;
+                }
+                FileType::Fifo => header.set_entry_type(tar::EntryType::Fifo),
+                _ => return Err(invalid("sockets cannot be stored in a layer".into())),
             }
         }
         set_name(&mut header, &mut pax, "path", &name_bytes, |h| {
@@ -158,26 +171,31 @@ impl<W: Write> TarWriter<W> {
         if !pax.is_empty() {
             self.out
                 .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
-                .at(source)?;
+                .at(&source)?;
         }
         header.set_cksum();
         match file {
-            Some(f) => {
-                let expected = meta.len();
-                let mut limited = io::Read::take(f, expected);
-                self.out
-                    .append(
-                        &header,
-                        &mut ExactReader {
-                            inner: &mut limited,
-                            left: expected,
-                        },
-                    )
-                    .at(source)?;
-            }
-            None => self.out.append(&header, io::empty()).at(source)?,
+            Some(f) => self.append_exact(&header, f, &source)?,
+            None => self.out.append(&header, io::empty()).at(&source)?,
         }
         Ok(())
+    }
+
+    /// Appends `header` and exactly its size of bytes from `file`: the size fstat gave, so
+    /// a file that grows meanwhile is cut there, and one that shrinks fails (the header
+    /// already promised the bytes; padding them would make up content).
+    fn append_exact(&mut self, header: &tar::Header, file: fs::File, source: &Path) -> Result<()> {
+        let expected = header.size().at(source)?;
+        let mut limited = io::Read::take(file, expected);
+        self.out
+            .append(
+                header,
+                &mut ExactReader {
+                    inner: &mut limited,
+                    left: expected,
+                },
+            )
+            .at(source)
     }
 
     /// Adds a whiteout for `rel` (which must not exist in the new tree).
@@ -238,7 +256,7 @@ impl<W: Write> TarWriter<W> {
 
     fn owner(
         &self,
-        meta: &fs::Metadata,
+        meta: &Meta,
         xattrs: &BTreeMap<String, Vec<u8>>,
         source: &Path,
     ) -> Result<(u32, u32)> {
@@ -252,18 +270,18 @@ impl<W: Write> TarWriter<W> {
         let uid = self
             .options
             .uid_map
-            .to_container(meta.uid())
+            .to_container(meta.uid)
             .ok_or_else(|| Error::Invalid {
                 what: source.display().to_string(),
-                reason: format!("owner uid {} is outside the uid map", meta.uid()),
+                reason: format!("owner uid {} is outside the uid map", meta.uid),
             })?;
         let gid = self
             .options
             .gid_map
-            .to_container(meta.gid())
+            .to_container(meta.gid)
             .ok_or_else(|| Error::Invalid {
                 what: source.display().to_string(),
-                reason: format!("group gid {} is outside the gid map", meta.gid()),
+                reason: format!("group gid {} is outside the gid map", meta.gid),
             })?;
         Ok((uid, gid))
     }
@@ -340,6 +358,33 @@ pub(crate) fn read_xattrs(path: &Path, skip_unreadable: bool) -> Result<BTreeMap
     Ok(out)
 }
 
+/// Every xattr of the open file `fd` (at `path`, for messages); see [`read_xattrs`].
+pub(crate) fn read_fd_xattrs(
+    fd: impl AsFd,
+    path: &Path,
+    skip_unreadable: bool,
+) -> Result<BTreeMap<String, Vec<u8>>> {
+    let fd = fd.as_fd();
+    let mut out = BTreeMap::new();
+    let mut names = vec![0u8; 64 << 10];
+    let len = match rustix::fs::flistxattr(fd, &mut names[..]) {
+        Ok(n) => n,
+        Err(rustix::io::Errno::NOTSUP) => return Ok(out),
+        Err(e) => return Err(io::Error::from(e)).at(path),
+    };
+    for name in names[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
+        let mut value = vec![0u8; 64 << 10];
+        let n = match rustix::fs::fgetxattr(fd, OsStr::from_bytes(name), &mut value[..]) {
+            Ok(n) => n,
+            Err(_) if skip_unreadable => continue,
+            Err(e) => return Err(io::Error::from(e)).at(path),
+        };
+        value.truncate(n);
+        out.insert(String::from_utf8_lossy(name).into_owned(), value);
+    }
+    Ok(out)
+}
+
 /// Decodes the rootless ownership record (see [`crate::layer::apply::rootless_xattr`]).
 pub fn decode_rootless(bytes: &[u8]) -> (Option<u32>, Option<u32>) {
     let mut uid = None;
@@ -396,9 +441,7 @@ mod tests {
                     ..Default::default()
                 },
             );
-            for p in tree_paths(root).unwrap() {
-                w.add(root, &p).unwrap();
-            }
+            w.add_tree(&SourceTree::open(root, false).unwrap()).unwrap();
             w.finish().unwrap()
         };
         let one = build();
@@ -426,7 +469,53 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(".wh.x"), b"").unwrap();
         let mut w = TarWriter::new(Vec::new(), TarOptions::default());
-        let err = w.add(dir.path(), Path::new(".wh.x")).unwrap_err();
+        let tree = SourceTree::open(dir.path(), false).unwrap();
+        let err = w.add(&mut tree.cursor(), Path::new(".wh.x")).unwrap_err();
         assert!(err.to_string().contains(".wh."), "{err}");
+    }
+
+    #[test]
+    fn a_file_changing_size_gives_exactly_its_fstat_size_or_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, b"0123456789").unwrap();
+        let tree = SourceTree::open(dir.path(), false).unwrap();
+        let (file, meta) = tree.cursor().open_file(Path::new("f")).unwrap();
+        let mut header = tar::Header::new_ustar();
+        header.set_path("f").unwrap();
+        header.set_size(meta.size);
+        header.set_cksum();
+        // Grown after fstat: the entry holds the first 10 bytes, and the tar stays whole.
+        fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"more")
+            .unwrap();
+        let mut w = TarWriter::new(Vec::new(), TarOptions::default());
+        w.append_exact(&header, file, &path).unwrap();
+        let bytes = w.finish().unwrap();
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let mut entries = archive.entries().unwrap();
+        let mut entry = entries.next().unwrap().unwrap();
+        let mut body = Vec::new();
+        io::Read::read_to_end(&mut entry, &mut body).unwrap();
+        assert_eq!(body, b"0123456789");
+        drop(entry);
+        assert!(entries.next().is_none());
+        // Shrunk after fstat: an error naming the file, not zeros.
+        let (file, _) = tree.cursor().open_file(Path::new("f")).unwrap();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(3)
+            .unwrap();
+        let mut w = TarWriter::new(Vec::new(), TarOptions::default());
+        let err = w
+            .append_exact(&header, file, &path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("shrank") && err.contains("/f"), "{err}");
     }
 }

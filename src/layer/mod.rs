@@ -5,6 +5,7 @@ pub mod apply;
 pub mod build;
 mod pgzip;
 pub(crate) mod root;
+pub mod source;
 pub mod write;
 
 pub use root::resolution as path_resolution;
