@@ -47,7 +47,7 @@ pub fn list(layout: &Layout) -> Result<Vec<ListEntry>> {
             error: None,
         };
         let facts = reachable(layout, std::slice::from_ref(desc)).and_then(|blobs| {
-            let size = blobs.values().map(|b| b.size).sum();
+            let size = blobs.values().map(|b| b.blob.size).sum();
             Ok((size, platforms_of(layout, desc)?))
         });
         match facts {

@@ -109,6 +109,7 @@ pub fn fsck(layout: &Layout, threads: usize) -> Result<FsckReport> {
     })
 }
 
+/// Blob files whose names are not digests, and digest names that are not regular files.
 fn misnamed_blob_files(layout: &Layout) -> Result<Vec<Problem>> {
     let mut out = Vec::new();
     for alg in Algorithm::ALL {
@@ -119,8 +120,19 @@ fn misnamed_blob_files(layout: &Layout) -> Result<Vec<Problem>> {
         for entry in entries {
             let entry = entry.at(&dir)?;
             let name = entry.file_name();
-            let valid = name.to_str().is_some_and(|n| Digest::new(alg, n).is_ok());
-            if !valid {
+            let digest = name.to_str().and_then(|n| Digest::new(alg, n).ok());
+            if let Some(digest) = &digest {
+                // list_blobs skips these; say what they are rather than "missing".
+                if !entry.file_type().at(entry.path())?.is_file() {
+                    if let Err(e) = layout.open_blob_file(digest) {
+                        out.push(Problem {
+                            subject: digest.to_string(),
+                            rule: format!("{e}: a blob MUST be a regular file (image-layout.md)"),
+                        });
+                    }
+                }
+            }
+            if digest.is_none() {
                 out.push(Problem {
                     subject: entry.path().display().to_string(),
                     rule: "file name is not a valid digest: blob names MUST follow the digest grammar (image-layout.md)"
@@ -176,7 +188,7 @@ fn hash_all(
 
 fn hash_file(layout: &Layout, digest: &Digest, buf: &mut [u8]) -> Result<Digest> {
     let path = layout.blob_path(digest);
-    let mut file = fs::File::open(&path).at(&path)?;
+    let mut file = layout.open_blob_file(digest)?;
     let mut hasher = digest.algorithm().hasher();
     loop {
         let n = file.read(buf).at(&path)?;
@@ -246,6 +258,9 @@ impl Checker<'_> {
             if role == Role::Subject {
                 return; // a weak link: referrers may point at content held elsewhere
             }
+            if fs::symlink_metadata(self.layout.blob_path(&digest)).is_ok() {
+                return; // not a regular file: reported with what it is, by misnamed_blob_files
+            }
             return self.problem(
                 &digest,
                 format!("referenced from {parent} but missing from blobs/"),
@@ -283,10 +298,14 @@ impl Checker<'_> {
             );
         }
         let path = self.layout.blob_path(&digest);
-        let raw = match fs::read(&path) {
-            Ok(r) => r,
-            Err(e) => return self.problem(&digest, format!("cannot read {}: {e}", path.display())),
-        };
+        let mut raw = Vec::new();
+        let read = self
+            .layout
+            .open_blob_file(&digest)
+            .and_then(|mut f| f.read_to_end(&mut raw).at(&path));
+        if let Err(e) = read {
+            return self.problem(&digest, format!("cannot read: {e}"));
+        }
         let what = format!("blob {digest}");
         match kind {
             Kind::Index => match decode_index(&raw, &desc.media_type, &what) {

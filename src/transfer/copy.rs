@@ -9,7 +9,6 @@
 //! when all is in. With referrers, the manifests whose `subject` is the image (found as gc
 //! finds them) come too, with what they reach. The tag is written last.
 
-use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -17,7 +16,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::error::{Error, Result};
-use super::graph::{add_referrers, holds, walk, Item, Role, Walked};
+use super::graph::{add_referrers, check_complete, holds, Item, Role, Walker};
 use super::staging::{link_blob, Placed, Staging};
 use super::tags::{clashes, publish_entries};
 use super::{Chosen, ProgressFn, Ticker};
@@ -88,21 +87,15 @@ pub fn copy(
     let _dst_lock = dest.lock_gc(LockMode::Shared)?;
     let mut root = source.entry.clone();
     root.annotations = None;
-    let (mut seen, mut walked) = (HashSet::new(), Walked::default());
-    let stores = [&source.layout];
-    walk(&stores, std::slice::from_ref(&root), &mut seen, &mut walked)?;
+    let mut walker = Walker::new(&[&source.layout]);
+    walker.walk(std::slice::from_ref(&root))?;
     let referrers = if options.referrers {
-        add_referrers(&stores, &source.layout, &mut seen, &mut walked)?
+        add_referrers(&mut walker, &source.layout)?
     } else {
         Vec::new()
     };
-    if let Some(missing) = walked.missing.first() {
-        return Err(crate::Error::BlobNotFound {
-            digest: missing.digest.clone(),
-            path: source.layout.blob_path(&missing.digest),
-        }
-        .into());
-    }
+    check_complete(&walker, &source.layout)?;
+    let items = walker.into_items();
     let entries = vec![(source.entry.clone(), tag.clone())];
     let clashing = clashes(&dest.read_index()?.index, &entries);
     if !clashing.is_empty() && !options.force {
@@ -112,11 +105,7 @@ pub fn copy(
         });
     }
 
-    let needed: Vec<&Item> = walked
-        .items
-        .iter()
-        .filter(|i| !holds(dest, &i.blob))
-        .collect();
+    let needed: Vec<&Item> = items.iter().filter(|i| !holds(dest, &i.blob)).collect();
     let total: u64 = needed.iter().map(|i| i.blob.size).sum();
     let mut ticker = Ticker::new(progress, Some(total));
     let mut report = CopyReport {
@@ -126,7 +115,7 @@ pub fn copy(
         blobs_reflinked: 0,
         blobs_linked: 0,
         blobs_copied: 0,
-        blobs_present: walked.items.len() - needed.len(),
+        blobs_present: items.len() - needed.len(),
         bytes: 0,
         referrers: referrers.iter().map(|d| d.digest.clone()).collect(),
     };
