@@ -98,6 +98,13 @@ impl Layout {
                 path,
             },
             Refused::Io(path, source) => Error::Io { path, source },
+            Refused::Symlink(link) if link == path => Error::BlobRefused {
+                digest: digest.clone(),
+                reason: "is a symbolic link, not a regular file (strata never follows links \
+                         inside a layout)"
+                    .into(),
+                path,
+            },
             other => Error::BlobRefused {
                 digest: digest.clone(),
                 reason: other.reason(),
