@@ -219,13 +219,27 @@ impl<'a> Walker<'a> {
 
     /// Walks from `roots` (each an index, a manifest or, taken as a leaf, anything else).
     pub fn walk(&mut self, roots: &[Descriptor]) -> Result<()> {
-        // (descriptor, role, reached through a `subject`)
-        let mut stack: Vec<(Descriptor, Role, bool)> = roots
+        self.walk_with(roots, &mut Plain)
+    }
+
+    /// [`Walker::walk`], telling `visitor` about every edge and node on the way (fsck
+    /// checks the spec's rules there).
+    pub fn walk_with(&mut self, roots: &[Descriptor], visitor: &mut dyn Visitor) -> Result<()> {
+        // (descriptor, role, reached through a `subject`, where it was found)
+        let mut stack: Vec<(Descriptor, Role, bool, String)> = roots
             .iter()
             .rev()
-            .map(|d| (d.clone(), Role::Node, false))
+            .map(|d| (d.clone(), Role::Node, false, "index.json".to_owned()))
             .collect();
-        while let Some((desc, role, via_subject)) = stack.pop() {
+        while let Some((desc, role, via_subject, found_in)) = stack.pop() {
+            let edge = Edge {
+                role,
+                via_subject,
+                found_in: &found_in,
+            };
+            if !visitor.edge(&desc, &edge) {
+                continue;
+            }
             let blob = blob_ref(&desc, "a descriptor in the image graph")?;
             let kind = Kind::of(&desc.media_type);
             let is_node = matches!(kind, Kind::Index | Kind::Manifest);
@@ -259,21 +273,36 @@ impl<'a> Walker<'a> {
             if role != Role::Node {
                 continue;
             }
-            let Some((_, _, node)) = self.stores[store].read_node(&desc)? else {
-                continue;
+            let node = match self.stores[store].read_node(&desc) {
+                Ok(Some((_, _, node))) => node,
+                Ok(None) => continue,
+                Err(e) => {
+                    visitor.bad_node(&blob, e)?;
+                    continue;
+                }
             };
-            let mut children: Vec<(Descriptor, Role, bool)> = Vec::new();
+            visitor.node(&blob, &node);
+            let here = format!("blob {}", blob.digest);
+            let mut children: Vec<(Descriptor, Role, bool, String)> = Vec::new();
             match &node {
                 Node::Index(i) => {
-                    children.extend(i.manifests.iter().map(|d| (d.clone(), Role::Node, false)));
+                    children.extend(
+                        i.manifests
+                            .iter()
+                            .map(|d| (d.clone(), Role::Node, false, here.clone())),
+                    );
                 }
                 Node::Manifest(m) => {
-                    children.push((m.config.clone(), Role::Config, false));
-                    children.extend(m.layers.iter().map(|d| (d.clone(), Role::Leaf, false)));
+                    children.push((m.config.clone(), Role::Config, false, here.clone()));
+                    children.extend(
+                        m.layers
+                            .iter()
+                            .map(|d| (d.clone(), Role::Leaf, false, here.clone())),
+                    );
                 }
             }
             if let Some(s) = node.subject() {
-                children.push((s.clone(), Role::Node, true));
+                children.push((s.clone(), Role::Node, true, here));
             }
             stack.extend(children.into_iter().rev());
         }
@@ -376,6 +405,41 @@ impl<'a> Walker<'a> {
         }
     }
 }
+
+/// How a walk met a descriptor.
+#[derive(Debug, Clone, Copy)]
+pub struct Edge<'s> {
+    /// The role the parent gives it (a root, index entry or subject is a [`Role::Node`]
+    /// until its media type says otherwise).
+    pub role: Role,
+    /// Reached through a `subject`: a weak link, which may dangle.
+    pub via_subject: bool,
+    /// Where it was found: `index.json` or `blob <digest>`.
+    pub found_in: &'s str,
+}
+
+/// What a [`Walker::walk_with`] tells its caller. The defaults walk as gc does.
+pub trait Visitor {
+    /// Every descriptor met, before its blob is looked at; false: do not follow it (it is
+    /// unusable, and the visitor has said why).
+    fn edge(&mut self, _desc: &Descriptor, _edge: &Edge<'_>) -> bool {
+        true
+    }
+
+    /// A node (index or manifest) that could not be read or decoded: return the error to
+    /// stop the walk, or Ok to go on without its children.
+    fn bad_node(&mut self, _blob: &BlobRef, error: Error) -> Result<()> {
+        Err(error)
+    }
+
+    /// A node read and decoded, before its children are walked.
+    fn node(&mut self, _blob: &BlobRef, _node: &Node) {}
+}
+
+/// The visitor that only walks.
+struct Plain;
+
+impl Visitor for Plain {}
 
 /// True when `layout` holds a regular file of the right size for `blob` (content is
 /// verified when it is read). A link under the blob's name is not a blob.
