@@ -8,7 +8,8 @@ use super::platform::PlatformSpec;
 use super::resolve::resolve_image;
 use crate::error::Result;
 use crate::layout::reference::Reference;
-use crate::layout::walk::{reachable, Node};
+use crate::layout::walk::Node;
+use crate::layout::walker::reachable;
 use crate::layout::Layout;
 use crate::spec::{History, Kind};
 

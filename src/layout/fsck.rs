@@ -14,7 +14,8 @@ use serde::Serialize;
 
 use super::blob::AlignedBuffer;
 use super::gc::{list_blobs, mark, roots, SweptBlob};
-use super::walk::{decode_config, Edge, Node, Role, Visitor, Walker};
+use super::walk::{decode_config, Node};
+use super::walker::{Edge, Role, Visitor, Walker};
 use super::{Layout, JSON_LIMIT};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, Result};

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::walk::{Reached, Walker};
+use super::walker::{Reached, Walker};
 use super::{Layout, LockMode, JSON_LIMIT, TMP_DIR};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, Result};

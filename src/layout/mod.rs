@@ -11,6 +11,7 @@ mod lock;
 mod nofollow;
 pub mod reference;
 pub mod walk;
+pub mod walker;
 
 use std::fs;
 use std::io::Write;

@@ -1,5 +1,5 @@
 //! The blobs an image consists of, found by the store's one walker
-//! ([`crate::layout::walk::Walker`]) across one or more layouts (a source and a destination,
+//! ([`crate::layout::walker::Walker`]) across one or more layouts (a source and a destination,
 //! or a staging area and a destination). What transfers add: referrers are taken only when
 //! their whole graph is at hand, and a missing blob is explained (a link, a FIFO, a wrong
 //! size) rather than just "not found".
@@ -7,7 +7,7 @@
 use crate::layout::Layout;
 use crate::spec::{BlobRef, Descriptor};
 
-pub(crate) use crate::layout::walk::{holds, Reached as Item, Role, Walker};
+pub(crate) use crate::layout::walker::{holds, Reached as Item, Role, Walker};
 
 /// Adds to a walk every manifest or index stored in `layout` whose `subject` the walk
 /// reached (signatures, SBOMs), with what they reach, until nothing changes. A referrer
