@@ -342,3 +342,70 @@ pub fn reachable(layout: &Layout, roots: &[Descriptor]) -> Result<BTreeMap<Diges
     walker.check_nodes()?;
     Ok(walker.into_map())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{media_type, to_canonical_json};
+
+    fn put(layout: &Layout, media_type: &str, bytes: &[u8]) -> Descriptor {
+        let blob = layout.put_blob(bytes).unwrap();
+        Descriptor::new(media_type, &blob.digest, blob.size)
+    }
+
+    fn json(value: serde_json::Value) -> Vec<u8> {
+        to_canonical_json(&value)
+    }
+
+    #[test]
+    fn a_manifest_met_first_as_a_layer_is_still_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::init(&dir.path().join("lay")).unwrap();
+        let layer = put(&layout, media_type::LAYER_TAR, b"layer bytes");
+        let config = put(
+            &layout,
+            media_type::CONFIG,
+            &json(serde_json::json!({"architecture": "amd64", "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": [layer.digest]}})),
+        );
+        let manifest = put(
+            &layout,
+            media_type::MANIFEST,
+            &json(
+                serde_json::json!({"schemaVersion": 2, "mediaType": media_type::MANIFEST,
+                "config": config, "layers": [layer]}),
+            ),
+        );
+        let empty = put(&layout, media_type::EMPTY, b"{}");
+        let mut carried = manifest.clone();
+        carried.media_type = "application/octet-stream".into();
+        let artifact = put(
+            &layout,
+            media_type::MANIFEST,
+            &json(
+                serde_json::json!({"schemaVersion": 2, "mediaType": media_type::MANIFEST,
+                "artifactType": "application/x.test", "config": empty, "layers": [carried]}),
+            ),
+        );
+        let index = put(
+            &layout,
+            media_type::INDEX,
+            &json(
+                serde_json::json!({"schemaVersion": 2, "mediaType": media_type::INDEX,
+                "manifests": [artifact, manifest]}),
+            ),
+        );
+        let mut walker = Walker::new(&[&layout]);
+        walker.walk(&[index]).unwrap();
+        let roles: BTreeMap<String, Role> = walker
+            .items()
+            .iter()
+            .map(|r| (r.blob.digest.to_string(), r.role))
+            .collect();
+        assert_eq!(roles.len(), 6, "{roles:?}");
+        assert_eq!(roles[&manifest.digest], Role::Node);
+        assert_eq!(roles[&config.digest], Role::Config);
+        assert_eq!(roles[&layer.digest], Role::Leaf);
+        assert!(walker.missing().is_empty());
+    }
+}
