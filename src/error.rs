@@ -154,6 +154,17 @@ pub enum Error {
     /// A platform string that is not `os/arch[/variant]`.
     #[error("invalid platform {0:?}: expected OS/ARCH[/VARIANT], e.g. linux/arm64/v8")]
     InvalidPlatform(String),
+    /// A blob's name is taken by something strata will not read (a symbolic link, a FIFO,
+    /// a device), or by a file it may not read.
+    #[error("blob {digest}: {path} {reason}")]
+    BlobRefused {
+        /// The digest.
+        digest: Digest,
+        /// The file.
+        path: PathBuf,
+        /// What the file is, or why it cannot be read.
+        reason: String,
+    },
 }
 
 impl Error {

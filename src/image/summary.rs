@@ -8,7 +8,8 @@ use super::platform::PlatformSpec;
 use super::resolve::resolve_image;
 use crate::error::Result;
 use crate::layout::reference::Reference;
-use crate::layout::walk::{reachable, Node};
+use crate::layout::walk::Node;
+use crate::layout::walker::reachable;
 use crate::layout::Layout;
 use crate::spec::{History, Kind};
 
@@ -47,7 +48,7 @@ pub fn list(layout: &Layout) -> Result<Vec<ListEntry>> {
             error: None,
         };
         let facts = reachable(layout, std::slice::from_ref(desc)).and_then(|blobs| {
-            let size = blobs.values().map(|b| b.size).sum();
+            let size = blobs.values().map(|b| b.blob.size).sum();
             Ok((size, platforms_of(layout, desc)?))
         });
         match facts {

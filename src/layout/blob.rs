@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use tempfile::NamedTempFile;
 
+use super::nofollow::{open_file, Refused};
 use super::{set_readable, sync_dir, Layout};
 use crate::digest::{Algorithm, Digest, HashingReader, HashingWriter};
 use crate::error::{Error, IoContext, Result};
@@ -80,24 +81,54 @@ impl Layout {
         w.finish()
     }
 
-    /// True when the blob file exists.
+    /// True when the blob is a regular file (a link or a FIFO under its name is no blob).
     pub fn has_blob(&self, digest: &Digest) -> bool {
-        self.blob_path(digest).is_file()
+        fs::symlink_metadata(self.blob_path(digest)).is_ok_and(|m| m.is_file())
+    }
+
+    /// Opens a blob's file for reading, refusing to follow a link anywhere below the layout
+    /// and refusing anything but a regular file, with an error that says which it is.
+    pub(crate) fn open_blob_file(&self, digest: &Digest) -> Result<File> {
+        let path = self.blob_path(digest);
+        let hex = digest.hex();
+        let components = ["blobs", digest.algorithm().name(), hex];
+        open_file(&self.root, &components).map_err(|refused| match refused {
+            Refused::Missing(_) => Error::BlobNotFound {
+                digest: digest.clone(),
+                path,
+            },
+            Refused::Io(path, source) => Error::Io { path, source },
+            Refused::Symlink(link) if link == path => Error::BlobRefused {
+                digest: digest.clone(),
+                reason: "is a symbolic link, not a regular file (strata never follows links \
+                         inside a layout)"
+                    .into(),
+                path,
+            },
+            other => Error::BlobRefused {
+                digest: digest.clone(),
+                reason: other.reason(),
+                path: other.path().to_owned(),
+            },
+        })
+    }
+
+    /// The error that explains why `blob` cannot be read from this layout: what opening it
+    /// says (a link, a FIFO, permission denied, a wrong size), else "not found".
+    pub fn blob_error(&self, blob: &BlobRef) -> Error {
+        match self.open_blob(blob) {
+            Err(e) => e,
+            Ok(_) => Error::BlobNotFound {
+                digest: blob.digest.clone(),
+                path: self.blob_path(&blob.digest),
+            },
+        }
     }
 
     /// Opens a blob for a verified read against `expected` (digest and size).
     pub fn open_blob(&self, expected: &BlobRef) -> Result<BlobReader> {
         let path = self.blob_path(&expected.digest);
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(Error::BlobNotFound {
-                    digest: expected.digest.clone(),
-                    path,
-                })
-            }
-            Err(e) => return Err(e).at(path),
-        };
+        let file = self.open_blob_file(&expected.digest)?;
         // The file length is known up front: refuse a wrong size before hashing anything.
         let actual = file.metadata().at(&path)?.len();
         if actual != expected.size {
@@ -198,7 +229,8 @@ impl BlobWriter<'_> {
             .expect("blob paths have a parent")
             .to_owned();
         fs::create_dir_all(&dir).at(&dir)?;
-        match fs::metadata(&target) {
+        // Not following a link: a link under this name is replaced, not trusted.
+        match fs::symlink_metadata(&target) {
             // Content-addressed: a file of the right size under this name is this content
             // (fsck checks the rest); keep it, so concurrent writers of one blob agree.
             Ok(meta) if meta.is_file() && meta.len() == size => {

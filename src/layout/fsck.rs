@@ -14,11 +14,12 @@ use serde::Serialize;
 
 use super::blob::AlignedBuffer;
 use super::gc::{list_blobs, mark, roots, SweptBlob};
-use super::walk::{decode_config, decode_index, decode_manifest};
+use super::walk::{decode_config, Node};
+use super::walker::{Edge, Role, Visitor, Walker};
 use super::{Layout, JSON_LIMIT};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, Result};
-use crate::spec::{is_valid_media_type, media_type, Descriptor, Kind, Manifest};
+use crate::spec::{is_valid_media_type, media_type, BlobRef, Descriptor, Kind, Manifest};
 
 /// One broken rule.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -75,11 +76,10 @@ pub fn fsck(layout: &Layout, threads: usize) -> Result<FsckReport> {
         stored: &stored,
         corrupt: &corrupt,
         problems: Vec::new(),
-        visited: HashSet::new(),
+        contents_checked: HashSet::new(),
     };
-    for desc in &index.manifests {
-        checker.descriptor(desc, "index.json", Role::Entry);
-    }
+    // Every entry, referrers too: each must follow the rules, whatever keeps it.
+    Walker::new(&[layout]).walk_with(&index.manifests, &mut checker)?;
     problems.append(&mut checker.problems);
 
     let marked = roots(layout, &index).and_then(|roots| mark(layout, &roots, &stored));
@@ -109,6 +109,7 @@ pub fn fsck(layout: &Layout, threads: usize) -> Result<FsckReport> {
     })
 }
 
+/// Blob files whose names are not digests, and digest names that are not regular files.
 fn misnamed_blob_files(layout: &Layout) -> Result<Vec<Problem>> {
     let mut out = Vec::new();
     for alg in Algorithm::ALL {
@@ -119,8 +120,19 @@ fn misnamed_blob_files(layout: &Layout) -> Result<Vec<Problem>> {
         for entry in entries {
             let entry = entry.at(&dir)?;
             let name = entry.file_name();
-            let valid = name.to_str().is_some_and(|n| Digest::new(alg, n).is_ok());
-            if !valid {
+            let digest = name.to_str().and_then(|n| Digest::new(alg, n).ok());
+            if let Some(digest) = &digest {
+                // list_blobs skips these; say what they are rather than "missing".
+                if !entry.file_type().at(entry.path())?.is_file() {
+                    if let Err(e) = layout.open_blob_file(digest) {
+                        out.push(Problem {
+                            subject: digest.to_string(),
+                            rule: format!("{e}: a blob MUST be a regular file (image-layout.md)"),
+                        });
+                    }
+                }
+            }
+            if digest.is_none() {
                 out.push(Problem {
                     subject: entry.path().display().to_string(),
                     rule: "file name is not a valid digest: blob names MUST follow the digest grammar (image-layout.md)"
@@ -176,7 +188,7 @@ fn hash_all(
 
 fn hash_file(layout: &Layout, digest: &Digest, buf: &mut [u8]) -> Result<Digest> {
     let path = layout.blob_path(digest);
-    let mut file = fs::File::open(&path).at(&path)?;
+    let mut file = layout.open_blob_file(digest)?;
     let mut hasher = digest.algorithm().hasher();
     loop {
         let n = file.read(buf).at(&path)?;
@@ -187,32 +199,20 @@ fn hash_file(layout: &Layout, digest: &Digest, buf: &mut [u8]) -> Result<Digest>
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    Entry,
-    Config,
-    Layer,
-    Subject,
-}
-
+/// The spec's rules, checked on the walk every other command takes: each descriptor as it
+/// is met, each index and manifest once it is decoded.
 struct Checker<'a> {
     layout: &'a Layout,
     stored: &'a BTreeMap<Digest, u64>,
     corrupt: &'a BTreeMap<Digest, Digest>,
     problems: Vec<Problem>,
-    visited: HashSet<(Digest, String)>,
+    /// Leaves whose content has a rule (the empty descriptor, configs outside a manifest).
+    contents_checked: HashSet<(Digest, String)>,
 }
 
-impl Checker<'_> {
-    fn problem(&mut self, subject: impl ToString, rule: impl Into<String>) {
-        self.problems.push(Problem {
-            subject: subject.to_string(),
-            rule: rule.into(),
-        });
-    }
-
-    /// Checks one descriptor found in `parent`, then the blob it points at.
-    fn descriptor(&mut self, desc: &Descriptor, parent: &str, role: Role) {
+impl Visitor for Checker<'_> {
+    fn edge(&mut self, desc: &Descriptor, edge: &Edge<'_>) -> bool {
+        let parent = edge.found_in;
         let subject = format!("{} (in {parent})", desc.digest);
         if !is_valid_media_type(&desc.media_type) {
             self.problem(
@@ -233,97 +233,119 @@ impl Checker<'_> {
         }
         let digest = match desc.digest() {
             Ok(d) => d,
-            Err(e) => return self.problem(&subject, format!("{e} (descriptor.md)")),
+            Err(e) => {
+                self.problem(&subject, format!("{e} (descriptor.md)"));
+                return false;
+            }
         };
         if desc.size < 0 {
-            return self.problem(
+            self.problem(
                 &subject,
                 format!("size {} MUST NOT be negative (descriptor.md)", desc.size),
             );
+            return false;
         }
         let size = desc.size as u64;
         let Some(&stored_size) = self.stored.get(&digest) else {
-            if role == Role::Subject {
-                return; // a weak link: referrers may point at content held elsewhere
+            // A subject is a weak link: referrers may point at content held elsewhere. A
+            // name that is there but not a regular file is reported with what it is.
+            let present = fs::symlink_metadata(self.layout.blob_path(&digest)).is_ok();
+            if !edge.via_subject && !present {
+                self.problem(
+                    &digest,
+                    format!("referenced from {parent} but missing from blobs/"),
+                );
             }
-            return self.problem(
-                &digest,
-                format!("referenced from {parent} but missing from blobs/"),
-            );
+            return false;
         };
         if stored_size != size {
-            return self.problem(
+            self.problem(
                 &digest,
                 format!("blob has {stored_size} bytes, descriptor in {parent} says {size} (descriptor.md)"),
             );
+            return false;
         }
         if let Some(data) = &desc.data {
             self.embedded_data(&digest, data, parent);
         }
-        if self.corrupt.contains_key(&digest)
-            || !self
-                .visited
-                .insert((digest.clone(), desc.media_type.clone()))
-        {
-            return;
+        if self.corrupt.contains_key(&digest) {
+            return false;
         }
         let kind = Kind::of(&desc.media_type);
-        let json_type = matches!(kind, Kind::Index | Kind::Manifest | Kind::Config)
-            || desc.media_type == media_type::EMPTY;
-        if !json_type {
-            return;
+        let content_rule = desc.media_type == media_type::EMPTY
+            // A manifest's config is checked with the manifest (its layer count matters).
+            || (kind == Kind::Config && edge.role != Role::Config);
+        if content_rule
+            && self
+                .contents_checked
+                .insert((digest.clone(), desc.media_type.clone()))
+        {
+            self.contents(&digest, desc, size);
         }
+        true
+    }
+
+    fn bad_node(&mut self, blob: &BlobRef, error: crate::Error) -> Result<()> {
+        let what = format!("blob {}: ", blob.digest);
+        self.problem(&blob.digest, error.to_string().replacen(&what, "", 1));
+        Ok(())
+    }
+
+    fn node(&mut self, blob: &BlobRef, node: &Node) {
+        let digest = &blob.digest;
+        match node {
+            Node::Index(index) => {
+                for (i, entry) in index.manifests.iter().enumerate() {
+                    if let Some(p) = &entry.platform {
+                        if p.os.is_empty() || p.architecture.is_empty() {
+                            self.problem(digest, format!("manifests[{i}].platform needs os and architecture (image-index.md)"));
+                        }
+                    }
+                }
+            }
+            Node::Manifest(manifest) => self.manifest(digest, manifest),
+        }
+    }
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, subject: impl ToString, rule: impl Into<String>) {
+        self.problems.push(Problem {
+            subject: subject.to_string(),
+            rule: rule.into(),
+        });
+    }
+
+    /// Checks the content of a leaf whose media type has rules (the empty descriptor, an
+    /// image config).
+    fn contents(&mut self, digest: &Digest, desc: &Descriptor, size: u64) {
         if size > JSON_LIMIT {
             return self.problem(
-                &digest,
+                digest,
                 format!(
                     "a {} of {size} bytes is over strata's {JSON_LIMIT}-byte limit",
                     desc.media_type
                 ),
             );
         }
-        let path = self.layout.blob_path(&digest);
-        let raw = match fs::read(&path) {
-            Ok(r) => r,
-            Err(e) => return self.problem(&digest, format!("cannot read {}: {e}", path.display())),
+        let blob = crate::spec::BlobRef {
+            digest: digest.clone(),
+            size,
         };
-        let what = format!("blob {digest}");
-        match kind {
-            Kind::Index => match decode_index(&raw, &desc.media_type, &what) {
-                Ok(index) => {
-                    for (i, entry) in index.manifests.iter().enumerate() {
-                        if let Some(p) = &entry.platform {
-                            if p.os.is_empty() || p.architecture.is_empty() {
-                                self.problem(&digest, format!("manifests[{i}].platform needs os and architecture (image-index.md)"));
-                            }
-                        }
-                        self.descriptor(entry, &what, Role::Entry);
-                    }
-                    if let Some(s) = &index.subject {
-                        self.descriptor(s, &what, Role::Subject);
-                    }
-                }
-                Err(e) => {
-                    self.problem(&digest, e.to_string().replacen(&format!("{what}: "), "", 1))
-                }
-            },
-            Kind::Manifest => match decode_manifest(&raw, &desc.media_type, &what) {
-                Ok(manifest) => self.manifest(&digest, &what, &manifest),
-                Err(e) => {
-                    self.problem(&digest, e.to_string().replacen(&format!("{what}: "), "", 1))
-                }
-            },
-            Kind::Config => self.config(&digest, &raw, None),
-            Kind::Opaque => {
-                if raw != b"{}" {
-                    self.problem(
-                        &digest,
-                        "the empty descriptor's content MUST be {} (manifest.md)",
-                    );
-                }
+        let raw = match self.layout.read_blob(&blob, JSON_LIMIT, "document") {
+            Ok(raw) => raw,
+            Err(e) => return self.problem(digest, format!("cannot read: {e}")),
+        };
+        if desc.media_type == media_type::EMPTY {
+            if raw != b"{}" {
+                self.problem(
+                    digest,
+                    "the empty descriptor's content MUST be {} (manifest.md)",
+                );
             }
+        } else {
+            self.config(digest, &raw, None);
         }
-        let _ = role;
     }
 
     fn embedded_data(&mut self, digest: &Digest, data: &str, parent: &str) {
@@ -340,34 +362,31 @@ impl Checker<'_> {
         }
     }
 
-    fn manifest(&mut self, digest: &Digest, what: &str, manifest: &Manifest) {
+    fn manifest(&mut self, digest: &Digest, manifest: &Manifest) {
         if manifest.config.media_type == media_type::EMPTY && manifest.artifact_type.is_none() {
             self.problem(
                 digest,
                 "artifactType MUST be set when config.mediaType is the empty type (manifest.md)",
             );
         }
-        self.descriptor(&manifest.config, what, Role::Config);
-        for layer in &manifest.layers {
-            self.descriptor(layer, what, Role::Layer);
+        if Kind::of(&manifest.config.media_type) != Kind::Config {
+            return;
         }
-        if let Some(s) = &manifest.subject {
-            self.descriptor(s, what, Role::Subject);
+        let Ok(cd) = manifest.config.digest() else {
+            return; // reported on the edge
+        };
+        // Only a config that is there, whole and of the right size (the edge reports the rest).
+        let size = manifest.config.size.max(0) as u64;
+        if self.stored.get(&cd) != Some(&size) || self.corrupt.contains_key(&cd) {
+            return;
         }
-        let is_image_config = Kind::of(&manifest.config.media_type) == Kind::Config;
-        if is_image_config {
-            if let Ok(cd) = manifest.config.digest() {
-                if let Ok(raw) = self.layout.read_blob(
-                    &crate::spec::BlobRef {
-                        digest: cd.clone(),
-                        size: manifest.config.size.max(0) as u64,
-                    },
-                    JSON_LIMIT,
-                    "config",
-                ) {
-                    self.config(&cd, &raw, Some(manifest.layers.len()));
-                }
-            }
+        let blob = crate::spec::BlobRef {
+            digest: cd.clone(),
+            size,
+        };
+        match self.layout.read_blob(&blob, JSON_LIMIT, "config") {
+            Ok(raw) => self.config(&cd, &raw, Some(manifest.layers.len())),
+            Err(e) => self.problem(&cd, format!("cannot read: {e}")),
         }
     }
 

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::walk::{reachable, Reached};
+use super::walker::{Reached, Walker};
 use super::{Layout, LockMode, JSON_LIMIT, TMP_DIR};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, Result};
@@ -105,13 +105,32 @@ pub fn list_blobs(layout: &Layout) -> Result<BTreeMap<Digest, u64>> {
     Ok(out)
 }
 
-/// Runs gc on `layout`.
+/// Runs gc on `layout`. `index.json` is rewritten before any blob is deleted, so a gc
+/// killed at any instant leaves a layout whose every reference resolves, with at most some
+/// unreferenced blobs for the next run.
 pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
     let _gc_lock = layout.lock_gc(LockMode::Exclusive)?;
     let _index_lock = layout.lock_index()?;
+    // Again under the lock: gc deletes, and must not delete through a link planted since open.
+    layout.check_structure()?;
     let index = layout.read_index()?.index;
     let stored = list_blobs(layout)?;
     let Marked { live, referrers } = mark(layout, &roots(layout, &index)?, &stored)?;
+
+    // Untagged referrers whose subject went are dropped from index.json, before their blobs.
+    let kept_entries: Vec<Descriptor> = index
+        .manifests
+        .iter()
+        .filter(|d| d.digest().is_ok_and(|digest| live.contains_key(&digest)))
+        .cloned()
+        .collect();
+    let entries_removed = index.manifests.len() - kept_entries.len();
+    if entries_removed > 0 && !options.dry_run {
+        let mut index = index;
+        index.manifests = kept_entries;
+        // The index lock is held for the whole run, so this is the locked write.
+        layout.write_file_atomically("index.json", &crate::spec::to_canonical_json(&index))?;
+    }
 
     let mut removed = Vec::new();
     let mut kept_recent = Vec::new();
@@ -128,26 +147,13 @@ pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
             }
         }
         if !options.dry_run {
+            // unlink: removes the name, never what a link would point at.
             fs::remove_file(&path).at(&path)?;
         }
         removed.push(SweptBlob {
             digest: digest.clone(),
             size,
         });
-    }
-    // Untagged referrers whose subject went are dropped from index.json with their blobs.
-    let kept_entries: Vec<Descriptor> = index
-        .manifests
-        .iter()
-        .filter(|d| d.digest().is_ok_and(|digest| live.contains_key(&digest)))
-        .cloned()
-        .collect();
-    let entries_removed = index.manifests.len() - kept_entries.len();
-    if entries_removed > 0 && !options.dry_run {
-        let mut index = index;
-        index.manifests = kept_entries;
-        // The index lock is held for the whole run, so this is the locked write.
-        layout.write_file_atomically("index.json", &crate::spec::to_canonical_json(&index))?;
     }
     let temp_files_removed = sweep_temp(layout, options.dry_run)?;
     Ok(GcReport {
@@ -206,29 +212,23 @@ pub struct Marked {
 }
 
 /// Marks what is reachable from `roots`, then adds, until nothing changes, every stored
-/// manifest or index whose `subject` is marked, with everything it reaches.
+/// manifest or index whose `subject` is marked, with everything it reaches. A missing
+/// index or manifest is an error: what it would keep cannot be known.
 pub fn mark(
     layout: &Layout,
     roots: &[Descriptor],
     stored: &BTreeMap<Digest, u64>,
 ) -> Result<Marked> {
-    let mut live = reachable(layout, roots)?;
-    let candidates = find_referrers(layout, stored, |d| live.contains_key(d))?;
-    let mut referrers = Vec::new();
-    loop {
-        let newly: Vec<Descriptor> = candidates
-            .iter()
-            .filter(|r| !live.contains_key(&r.digest) && live.contains_key(&r.subject))
-            .map(|r| Descriptor::new(&r.media_type, &r.digest, r.size))
-            .collect();
-        if newly.is_empty() {
-            break;
-        }
-        referrers.extend(newly.iter().filter_map(|d| d.digest().ok()));
-        live.extend(reachable(layout, &newly)?);
-    }
+    let mut walker = Walker::new(&[layout]);
+    walker.walk(roots)?;
+    let added = walker.add_referrers(layout, stored, false)?;
+    walker.check_nodes()?;
+    let mut referrers: Vec<Digest> = added.iter().filter_map(|d| d.digest().ok()).collect();
     referrers.sort();
-    Ok(Marked { live, referrers })
+    Ok(Marked {
+        live: walker.into_map(),
+        referrers,
+    })
 }
 
 /// A stored manifest or index that names a `subject`.
@@ -262,7 +262,7 @@ pub fn find_referrers(
             continue;
         }
         let path = layout.blob_path(digest);
-        let mut file = fs::File::open(&path).at(&path)?;
+        let mut file = layout.open_blob_file(digest)?;
         let mut first = [0u8; 1];
         if file.read(&mut first).at(&path)? != 1 || first[0] != b'{' {
             continue;
@@ -315,7 +315,9 @@ fn sweep_temp(layout: &Layout, dry_run: bool) -> Result<usize> {
     }
     if !dry_run {
         for path in &names {
-            let result = if path.is_dir() {
+            // Not following links: a link in the temp dir is removed, never what it names.
+            let is_dir = fs::symlink_metadata(path).at(path)?.is_dir();
+            let result = if is_dir {
                 fs::remove_dir_all(path)
             } else {
                 fs::remove_file(path)

@@ -1,10 +1,8 @@
 //! `index.json`: read with its exact bytes kept, and updated only under the index lock with an
 //! atomic replace, so concurrent taggers never lose each other's entries.
 
-use std::fs;
-
 use super::Layout;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::spec::{media_type, to_canonical_json, Index};
 
 /// `index.json` as read: the parsed index and the exact bytes it came from.
@@ -20,15 +18,15 @@ impl Layout {
     /// Reads and checks `index.json`.
     pub fn read_index(&self) -> Result<IndexFile> {
         let path = self.index_path();
-        let raw = match fs::read(&path) {
+        let raw = match self.read_own_file("index.json") {
             Ok(raw) => raw,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(super::nofollow::Refused::Missing(_)) => {
                 return Err(Error::BadLayout {
                     path,
                     reason: "missing: an OCI layout must have an index.json".into(),
                 })
             }
-            Err(e) => return Err(e).at(path),
+            Err(refused) => return Err(refused.into_layout_error()),
         };
         let what = path.display().to_string();
         let index = parse_index(&raw, &what)?;

@@ -8,8 +8,10 @@ pub mod fsck;
 pub mod gc;
 mod index;
 mod lock;
+mod nofollow;
 pub mod reference;
 pub mod walk;
+pub mod walker;
 
 use std::fs;
 use std::io::Write;
@@ -80,21 +82,57 @@ impl Layout {
                 reason: "missing: an OCI layout must have a blobs/ directory".into(),
             });
         }
+        layout.check_structure()?;
         layout.read_index()?;
         Ok(layout)
     }
 
+    /// Refuses a layout whose own files or directories are symbolic links (or of the wrong
+    /// type): following one would let a layout's author point strata's reads, writes and
+    /// gc's deletions at anything the user can reach. The layout directory itself may be a
+    /// link: the user named it.
+    pub fn check_structure(&self) -> Result<()> {
+        use rustix::fs::FileType;
+        let mut parts = vec![
+            (self.root.join("oci-layout"), FileType::RegularFile),
+            (self.index_path(), FileType::RegularFile),
+            (self.blobs_dir(), FileType::Directory),
+        ];
+        for alg in crate::digest::Algorithm::ALL {
+            parts.push((self.blobs_dir().join(alg.name()), FileType::Directory));
+        }
+        parts.push((self.root.join(TMP_DIR), FileType::Directory));
+        for (path, kind) in parts {
+            match nofollow::check_type(&path, kind) {
+                // Only oci-layout, index.json and blobs/ are required; open checks those.
+                Ok(()) | Err(nofollow::Refused::Missing(_)) => {}
+                Err(refused) => return Err(refused.into_layout_error()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a file of the layout's structure without following links.
+    fn read_own_file(&self, name: &str) -> std::result::Result<Vec<u8>, nofollow::Refused> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        nofollow::open_file(&self.root, &[name])?
+            .read_to_end(&mut bytes)
+            .map_err(|e| nofollow::Refused::Io(self.root.join(name), e))?;
+        Ok(bytes)
+    }
+
     fn check_layout_file(&self) -> Result<()> {
         let path = self.root.join("oci-layout");
-        let bytes = match fs::read(&path) {
+        let bytes = match self.read_own_file("oci-layout") {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(nofollow::Refused::Missing(_)) => {
                 return Err(Error::BadLayout {
                     path,
                     reason: "missing: not an OCI image layout".into(),
                 })
             }
-            Err(e) => return Err(e).at(path),
+            Err(refused) => return Err(refused.into_layout_error()),
         };
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(Error::bad_json(path.display()))?;
@@ -135,8 +173,11 @@ impl Layout {
             .join(digest.hex())
     }
 
-    /// `LAYOUT/.strata-tmp`, created on demand.
+    /// `LAYOUT/.strata-tmp`, created on demand. Every writer comes here first, so the
+    /// layout's structure is checked again here: a link planted since it was opened is
+    /// refused before anything is written through it.
     pub(crate) fn tmp_dir(&self) -> Result<PathBuf> {
+        self.check_structure()?;
         let dir = self.root.join(TMP_DIR);
         fs::create_dir_all(&dir).at(&dir)?;
         Ok(dir)

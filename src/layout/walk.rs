@@ -1,12 +1,10 @@
-//! The content graph: decoding the JSON nodes (indexes, manifests) that point at other blobs,
-//! and walking from descriptors to everything they reach. Children are named explicitly per
-//! node kind (entries, config, layers, subject); blobs of other media types are leaves.
-
-use std::collections::{BTreeMap, HashSet};
+//! The content graph's nodes: reading and decoding the JSON documents (indexes, manifests,
+//! configs) that point at other blobs. Children are named explicitly per node kind
+//! (entries, config, layers, subject); blobs of other media types are leaves. Walking from
+//! descriptors to everything they reach is [`super::walker`]'s job.
 
 use super::index::parse_index;
 use super::Layout;
-use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::spec::{BlobRef, Descriptor, ImageConfig, Index, Kind, Manifest};
 
@@ -121,48 +119,4 @@ impl Layout {
         let config = decode_config(&raw, &format!("config {}", blob.digest))?;
         Ok((raw, config))
     }
-}
-
-/// A blob reached by a walk, with the media type it was first reached under.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reached {
-    /// Its size.
-    pub size: u64,
-    /// The media type of the first descriptor that reached it.
-    pub media_type: String,
-}
-
-/// Everything reachable from `roots` (descriptors), following indexes and manifests. Every
-/// node on the way is read and verified; a node that is missing or cannot be decoded aborts
-/// the walk with an error naming it, because its children cannot be known.
-pub fn reachable(layout: &Layout, roots: &[Descriptor]) -> Result<BTreeMap<Digest, Reached>> {
-    let mut out = BTreeMap::new();
-    let mut seen = HashSet::new();
-    // (descriptor, reached through a `subject`): a subject is a weak link, and a referrer
-    // whose subject is absent from this layout is legal, so only that edge may dangle.
-    let mut stack: Vec<(Descriptor, bool)> =
-        roots.iter().rev().map(|d| (d.clone(), false)).collect();
-    while let Some((desc, via_subject)) = stack.pop() {
-        let blob = blob_ref(&desc, "a descriptor reached from index.json")?;
-        if !seen.insert(blob.digest.clone()) {
-            continue;
-        }
-        if via_subject && !layout.has_blob(&blob.digest) {
-            continue;
-        }
-        out.insert(
-            blob.digest.clone(),
-            Reached {
-                size: blob.size,
-                media_type: desc.media_type.clone(),
-            },
-        );
-        if let Some((_, _, node)) = layout.read_node(&desc)? {
-            let links = node.links().into_iter().map(|c| (c.clone(), false));
-            let subject = node.subject().map(|s| (s.clone(), true));
-            let children: Vec<_> = links.chain(subject).collect();
-            stack.extend(children.into_iter().rev());
-        }
-    }
-    Ok(out)
 }

@@ -7,17 +7,17 @@
 //! unchanged and reading them all is what linking saves. Elsewhere bytes are copied through
 //! the store's verified reader and writer. Everything is staged first and renamed into place
 //! when all is in. A blob the destination has (a file of the right size) is not copied;
-//! with [`CopyOptions::verify`] it is hashed, and replaced if damaged. With referrers, the manifests whose `subject` is the image (found as gc
-//! finds them) come too, with what they reach. The tag is written last.
+//! with [`CopyOptions::verify`] it is hashed, and replaced if damaged. With referrers, the
+//! manifests whose `subject` is the image (found as gc finds them) come too, with what they
+//! reach. The tag is written last.
 
-use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 
 use serde::Serialize;
 
 use super::error::{Error, Result};
-use super::graph::{add_referrers, holds, walk, Item, Role, Walked};
+use super::graph::{add_referrers, check_complete, holds, Item, Role, Walker};
 use super::staging::{holds_sound, link_blob, Placed, Staging};
 use super::tags::{clashes, publish_entries};
 use super::{Chosen, ProgressFn, Ticker};
@@ -78,21 +78,15 @@ pub fn copy(
     let _dst_lock = dest.lock_gc(LockMode::Shared)?;
     let mut root = source.entry.clone();
     root.annotations = None;
-    let (mut seen, mut walked) = (HashSet::new(), Walked::default());
-    let stores = [&source.layout];
-    walk(&stores, std::slice::from_ref(&root), &mut seen, &mut walked)?;
+    let mut walker = Walker::new(&[&source.layout]);
+    walker.walk(std::slice::from_ref(&root))?;
     let referrers = if options.referrers {
-        add_referrers(&stores, &source.layout, &mut seen, &mut walked)?
+        add_referrers(&mut walker, &source.layout)?
     } else {
         Vec::new()
     };
-    if let Some(missing) = walked.missing.first() {
-        return Err(crate::Error::BlobNotFound {
-            digest: missing.digest.clone(),
-            path: source.layout.blob_path(&missing.digest),
-        }
-        .into());
-    }
+    check_complete(&walker, &source.layout)?;
+    let items = walker.into_items();
     let entries = vec![(source.entry.clone(), tag.clone())];
     let clashing = clashes(&dest.read_index()?.index, &entries);
     if !clashing.is_empty() && !options.force {
@@ -103,8 +97,7 @@ pub fn copy(
     }
 
     // With --verify a present blob is hashed too, so a damaged one is replaced.
-    let needed: Vec<&Item> = walked
-        .items
+    let needed: Vec<&Item> = items
         .iter()
         .filter(|i| {
             if options.verify {
@@ -123,7 +116,7 @@ pub fn copy(
         blobs_reflinked: 0,
         blobs_linked: 0,
         blobs_copied: 0,
-        blobs_present: walked.items.len() - needed.len(),
+        blobs_present: items.len() - needed.len(),
         bytes: 0,
         referrers: referrers.iter().map(|d| d.digest.clone()).collect(),
     };

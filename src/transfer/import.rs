@@ -36,7 +36,7 @@ use serde::Serialize;
 
 use super::docker_archive;
 use super::error::{Error, Result};
-use super::graph::{add_referrers, walk, Walked};
+use super::graph::{add_referrers, missing, Walker};
 use super::members::Members;
 use super::oci_archive;
 use super::read_archive;
@@ -152,16 +152,17 @@ pub fn import<R: Read>(
             roots.push(root);
         }
     }
-    let (mut seen, mut walked) = (HashSet::new(), Walked::default());
-    walk(&stores, &roots, &mut seen, &mut walked)?;
-    if !walked.missing.is_empty() {
+    let mut walker = Walker::new(&stores);
+    walker.walk(&roots)?;
+    if !walker.missing().is_empty() {
         return Err(Error::MissingBlobs {
             layout: dest.root().to_owned(),
             from: "the archive".into(),
-            blobs: walked.missing,
+            blobs: missing(&walker),
         });
     }
-    let referrers = add_referrers(&stores, &staging.layout, &mut seen, &mut walked)?;
+    let referrers = add_referrers(&mut walker, &staging.layout)?;
+    let items = walker.into_items();
 
     let clashing = clashes(&dest.read_index()?.index, &entries);
     if !clashing.is_empty() && !options.force {
@@ -170,8 +171,7 @@ pub fn import<R: Read>(
             clashes: clashing,
         });
     }
-    let staged: Vec<BlobRef> = walked
-        .items
+    let staged: Vec<BlobRef> = items
         .iter()
         .filter(|i| i.store == 0)
         .map(|i| i.blob.clone())
@@ -182,7 +182,7 @@ pub fn import<R: Read>(
     } else {
         staging.publish(dest, &staged)?
     };
-    let blobs_present = walked.items.len() - blobs_written;
+    let blobs_present = items.len() - blobs_written;
     if !options.dry_run {
         publish_entries(dest, &entries, options.force)?;
     }

@@ -11,7 +11,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use super::error::{Error, Result};
-use super::graph::{add_referrers, holds, walk, Item, Role, Walked};
+use super::graph::{add_referrers, check_complete, holds, Item, Role, Walker};
 use super::tags::{archive_tag, given_twice};
 use super::tar_out::TarOut;
 use super::{Chosen, ProgressFn, Ticker};
@@ -75,30 +75,25 @@ pub(crate) type Collected = (Vec<(usize, Item)>, Vec<Descriptor>);
 pub(crate) fn collect(chosen: &[Chosen], referrers: bool) -> crate::Result<Collected> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    let mut referrer_entries = Vec::new();
+    let mut referrer_entries: Vec<Descriptor> = Vec::new();
     for (i, c) in chosen.iter().enumerate() {
-        let mut walked = Walked::default();
-        walk(
-            &[&c.layout],
-            std::slice::from_ref(&c.entry),
-            &mut seen,
-            &mut walked,
-        )?;
-        if let Some(missing) = walked.missing.first() {
-            return Err(crate::Error::BlobNotFound {
-                digest: missing.digest.clone(),
-                path: c.layout.blob_path(&missing.digest),
-            });
-        }
+        // A walk per image, in the image's own layout; blobs shared with an earlier image
+        // are written once.
+        let mut walker = Walker::new(&[&c.layout]);
+        walker.walk(std::slice::from_ref(&c.entry))?;
+        check_complete(&walker, &c.layout)?;
         if referrers {
-            referrer_entries.extend(add_referrers(
-                &[&c.layout],
-                &c.layout,
-                &mut seen,
-                &mut walked,
-            )?);
+            for r in add_referrers(&mut walker, &c.layout)? {
+                if !referrer_entries.iter().any(|e| e.digest == r.digest) {
+                    referrer_entries.push(r);
+                }
+            }
         }
-        out.extend(walked.items.into_iter().map(|item| (i, item)));
+        for item in walker.into_items() {
+            if seen.insert(item.blob.digest.clone()) {
+                out.push((i, item));
+            }
+        }
     }
     Ok((out, referrer_entries))
 }
