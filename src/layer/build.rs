@@ -338,24 +338,12 @@ fn set_name(
 /// `skip_unreadable`, a value that cannot be read (a `user.*` xattr of a mode-000 file its
 /// owner reads without privileges) is left out instead of failing.
 pub(crate) fn read_xattrs(path: &Path, skip_unreadable: bool) -> Result<BTreeMap<String, Vec<u8>>> {
-    let mut out = BTreeMap::new();
-    let mut names = vec![0u8; 64 << 10];
-    let len = match rustix::fs::llistxattr(path, &mut names[..]) {
-        Ok(n) => n,
-        Err(rustix::io::Errno::NOTSUP) => return Ok(out),
-        Err(e) => return Err(io::Error::from(e)).at(path),
-    };
-    for name in names[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        let mut value = vec![0u8; 64 << 10];
-        let n = match rustix::fs::lgetxattr(path, OsStr::from_bytes(name), &mut value[..]) {
-            Ok(n) => n,
-            Err(_) if skip_unreadable => continue,
-            Err(e) => return Err(io::Error::from(e)).at(path),
-        };
-        value.truncate(n);
-        out.insert(String::from_utf8_lossy(name).into_owned(), value);
-    }
-    Ok(out)
+    collect_xattrs(
+        path,
+        skip_unreadable,
+        |names| rustix::fs::llistxattr(path, names),
+        |name, value| rustix::fs::lgetxattr(path, name, value),
+    )
 }
 
 /// Every xattr of the open file `fd` (at `path`, for messages); see [`read_xattrs`].
@@ -365,16 +353,30 @@ pub(crate) fn read_fd_xattrs(
     skip_unreadable: bool,
 ) -> Result<BTreeMap<String, Vec<u8>>> {
     let fd = fd.as_fd();
+    collect_xattrs(
+        path,
+        skip_unreadable,
+        |names| rustix::fs::flistxattr(fd, names),
+        |name, value| rustix::fs::fgetxattr(fd, name, value),
+    )
+}
+
+fn collect_xattrs(
+    path: &Path,
+    skip_unreadable: bool,
+    list: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+    get: impl Fn(&OsStr, &mut [u8]) -> rustix::io::Result<usize>,
+) -> Result<BTreeMap<String, Vec<u8>>> {
     let mut out = BTreeMap::new();
     let mut names = vec![0u8; 64 << 10];
-    let len = match rustix::fs::flistxattr(fd, &mut names[..]) {
+    let len = match list(&mut names[..]) {
         Ok(n) => n,
         Err(rustix::io::Errno::NOTSUP) => return Ok(out),
         Err(e) => return Err(io::Error::from(e)).at(path),
     };
     for name in names[..len].split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let mut value = vec![0u8; 64 << 10];
-        let n = match rustix::fs::fgetxattr(fd, OsStr::from_bytes(name), &mut value[..]) {
+        let n = match get(OsStr::from_bytes(name), &mut value[..]) {
             Ok(n) => n,
             Err(_) if skip_unreadable => continue,
             Err(e) => return Err(io::Error::from(e)).at(path),
