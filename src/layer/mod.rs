@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod build;
+pub mod names;
 mod pgzip;
 pub(crate) mod root;
 pub mod write;

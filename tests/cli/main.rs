@@ -10,6 +10,7 @@ mod build;
 mod concurrency;
 mod crash;
 mod gc;
+mod hostile_apply;
 mod interop;
 mod man;
 mod repack;

@@ -11,10 +11,11 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timestamps};
 
+use super::names::{self, EntryName};
 use super::root::{remove_all, stat_nofollow, Root};
 use crate::bundle::idmap::IdMap;
 use crate::error::{Error, Result};
@@ -147,9 +148,10 @@ impl Applier {
             .expect("a cleaned path has a last component")
             .to_owned();
         let parent = path.parent().unwrap_or(Path::new("")).to_owned();
-        let name_bytes = name.as_bytes();
-        if let Some(target) = name_bytes.strip_prefix(b".wh.") {
-            return self.whiteout(&parent, target, state);
+        match names::entry_name(&path).map_err(EntryError::Refused)? {
+            EntryName::Plain => {}
+            EntryName::Whiteout(target) => return self.whiteout(&parent, target, state),
+            EntryName::Opaque => return self.opaque_whiteout(&parent, state),
         }
         let meta = self.meta(entry)?;
         let mut created = Vec::new();
@@ -391,35 +393,9 @@ fn copy_with(from: &mut impl Read, to: &mut impl io::Write, buffer: &mut [u8]) -
     }
 }
 
-/// Normalises a tar path: strips `./` and trailing `/`; `None` for the root itself. `..`
-/// components and absolute names are refused: nothing in a layer may name a path outside it.
+/// A checked entry path (see `layer::names`); `None` for the root itself.
 fn clean_path(raw: &[u8]) -> EntryResult<Option<PathBuf>> {
-    if raw.contains(&0) {
-        return Err(EntryError::Refused("path contains a NUL byte".into()));
-    }
-    let path = Path::new(OsStr::from_bytes(raw));
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::Normal(c) => out.push(c),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                return Err(EntryError::Refused(
-                    "path has a \"..\" component: refusing to leave the rootfs".into(),
-                ))
-            }
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(EntryError::Refused(
-                    "absolute path: refusing to write outside the rootfs".into(),
-                ))
-            }
-        }
-    }
-    Ok(if out.as_os_str().is_empty() {
-        None
-    } else {
-        Some(out)
-    })
+    names::layer_path(raw).map_err(EntryError::Refused)
 }
 
 fn set_times_at(dir: &OwnedFd, name: &OsStr, meta: &Meta) -> io::Result<()> {

@@ -1,0 +1,320 @@
+//! Hostile layers against layer application: names that are not plain paths, ids the kernel
+//! reads as "unchanged", PAX records with binary values, whiteouts among same-layer
+//! entries, and `insert --whiteout` writing only what unpack accepts. Whatever is refused
+//! leaves everything beside the bundle (or the `--rootfs-only` target) byte for byte as it
+//! was.
+
+use std::path::{Path, PathBuf};
+
+use crate::util::*;
+
+/// A header as the test layers use (GNU, root-owned, fixed mtime).
+fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_mtime(MTIME);
+    h.set_uid(0);
+    h.set_gid(0);
+    h
+}
+
+/// A lower layer with something to lose everywhere.
+fn base_layer() -> Vec<u8> {
+    let mut t = TarBuilder::new();
+    t.dir("a", 0o755)
+        .file("a/keep", b"a/keep", 0o644)
+        .dir("a/sub", 0o755)
+        .file("a/sub/deep", b"deep", 0o644)
+        .file("top", b"top", 0o644);
+    t.finish()
+}
+
+/// The place a test unpacks into: canaries beside the bundle and a layout elsewhere.
+struct Scene {
+    _dir: tempfile::TempDir,
+    layout: strata::Layout,
+    /// The bundle's (or target's) parent, holding canaries: compared byte for byte.
+    work: PathBuf,
+}
+
+impl Scene {
+    fn new(layers: Vec<Vec<u8>>) -> Scene {
+        let dir = tempdir();
+        let layout = strata::Layout::init(&dir.path().join("lay")).expect("init");
+        let layers: Vec<(Vec<u8>, Packing)> =
+            layers.into_iter().map(|l| (l, Packing::Plain)).collect();
+        write_layered_image(&layout, "t", &layers, serde_json::json!({}));
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(work.join("sibling/inner")).unwrap();
+        write(&work.join("canary"), b"canary");
+        write(&work.join("sibling/inner/canary"), b"deep canary");
+        Scene {
+            _dir: dir,
+            layout,
+            work,
+        }
+    }
+
+    fn reference(&self) -> String {
+        format!("{}:t", s(self.layout.root()))
+    }
+
+    /// Args to unpack into `work/dest`, normally or `--rootfs-only` (the target made
+    /// empty first), rootless or not; and the rootfs.
+    fn unpack_args(&self, rootfs_only: bool, rootless: bool) -> (Vec<String>, PathBuf) {
+        let dest = self.work.join("dest");
+        let mut args = vec!["unpack".to_owned(), self.reference(), s(&dest).to_owned()];
+        let rootfs = if rootfs_only {
+            std::fs::create_dir(&dest).unwrap();
+            args.push("--rootfs-only".into());
+            dest
+        } else {
+            dest.join("rootfs")
+        };
+        if rootless {
+            args.push("--rootless".into());
+        }
+        (args, rootfs)
+    }
+
+    /// Unpacks in both modes and expects a refusal naming `needle` and the layer each time,
+    /// with the surroundings byte for byte as they were (the `--rootfs-only` target empty).
+    fn refused(&self, needle: &str) {
+        for rootfs_only in [false, true] {
+            let (args, _) = self.unpack_args(rootfs_only, false);
+            let before = snapshot(&self.work);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let err = fails(&args, 1);
+            assert!(err.contains(needle), "rootfs_only={rootfs_only}: {err}");
+            assert!(err.contains("layer sha256:"), "names the layer: {err}");
+            assert_eq!(snapshot(&self.work), before, "rootfs_only={rootfs_only}");
+            if rootfs_only {
+                std::fs::remove_dir(self.work.join("dest")).unwrap();
+            }
+        }
+    }
+
+    /// Unpacks (normally, as root) and returns the rootfs.
+    fn unpacked(&self) -> PathBuf {
+        let (args, rootfs) = self.unpack_args(false, false);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&args);
+        rootfs
+    }
+}
+
+/// A layer whose only entry is an empty file called `name` (raw bytes).
+fn lone_file(name: &[u8]) -> Vec<u8> {
+    let mut t = TarBuilder::new();
+    t.raw(header(tar::EntryType::Regular, 0o644, 0), name, None, b"");
+    t.finish()
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+// ---- 1. names that are not plain paths ----
+
+#[test]
+fn whiteout_of_dot_dot_is_refused_and_touches_nothing() {
+    for name in [&b".wh..."[..], b"a/.wh...", b"./.wh...", b"a/sub/.wh..."] {
+        let scene = Scene::new(vec![base_layer(), lone_file(name)]);
+        scene.refused(&format!("{:?}", String::from_utf8_lossy(name)));
+    }
+}
+
+#[test]
+fn whiteout_of_dot_and_empty_whiteouts_are_refused() {
+    for name in [&b".wh.."[..], b"a/.wh..", b".wh.", b"a/.wh."] {
+        let scene = Scene::new(vec![base_layer(), lone_file(name)]);
+        scene.refused(&format!("{:?}", String::from_utf8_lossy(name)));
+    }
+}
+
+#[test]
+fn unknown_opaque_variants_are_refused() {
+    for name in [
+        &b".wh..wh.."[..],
+        b"a/.wh..wh..opqx",
+        b"a/.wh..wh..wh..opq",
+        b"a/.wh..wh.",
+    ] {
+        let scene = Scene::new(vec![base_layer(), lone_file(name)]);
+        scene.refused("whiteout");
+    }
+}
+
+#[test]
+fn names_with_dot_dot_empty_or_dot_components_are_refused() {
+    for name in [
+        &b"a/../b"[..],
+        b"a/../../canary",
+        b"./../canary",
+        b"a//b",
+        b"a/./b",
+        b"/etc/evil",
+        b"..",
+        b".wh.x/y",
+    ] {
+        let scene = Scene::new(vec![base_layer(), lone_file(name)]);
+        scene.refused(&format!("{:?}", String::from_utf8_lossy(name)));
+    }
+}
+
+#[test]
+fn hardlink_targets_with_dot_dot_are_refused() {
+    for target in ["../canary", "a/../../canary", "a/../top", "./a//keep"] {
+        let mut t = TarBuilder::new();
+        t.hardlink("h", target);
+        let scene = Scene::new(vec![base_layer(), t.finish()]);
+        scene.refused("\"h\"");
+    }
+}
+
+#[test]
+fn a_bad_entry_after_good_ones_still_leaves_everything_as_it_was() {
+    let mut t = TarBuilder::new();
+    t.file("new", b"new", 0o644).whiteout("a", "keep").raw(
+        header(tar::EntryType::Regular, 0o644, 0),
+        b".wh...",
+        None,
+        b"",
+    );
+    let scene = Scene::new(vec![base_layer(), t.finish()]);
+    scene.refused("\".wh...\"");
+}
+
+#[test]
+fn real_world_spellings_still_unpack() {
+    // What docker, buildkit, GNU tar and bsdtar write: `./` prefixes, trailing slashes,
+    // the root as `./` or `/`, whiteouts and opaque whiteouts with and without `./`.
+    let mut lower = TarBuilder::new();
+    lower
+        .dir("./", 0o755)
+        .dir("./a/", 0o755)
+        .file("./a/b", b"b", 0o644)
+        .file("./a/c", b"c", 0o644)
+        .file("x", b"x", 0o644)
+        .dir("d", 0o755)
+        .file("d/lower", b"lower", 0o644)
+        .file("..dots", b"dots", 0o644);
+    let mut upper = TarBuilder::new();
+    upper
+        .dir("/", 0o755)
+        .file("./a/.wh.b", b"", 0o644)
+        .file("./.wh.x", b"", 0o644)
+        .dir("./d/", 0o755)
+        .file("./d/.wh..wh..opq", b"", 0o644)
+        .file("./d/upper", b"upper", 0o644)
+        .hardlink("./a/c2", "./a/c")
+        .file(".wh...dots", b"", 0o644);
+    let scene = Scene::new(vec![lower.finish(), upper.finish()]);
+    let rootfs = scene.unpacked();
+    assert_eq!(names(&rootfs), ["a", "d"]);
+    assert_eq!(names(&rootfs.join("a")), ["c", "c2"]);
+    assert_eq!(names(&rootfs.join("d")), ["upper"]);
+}
+
+// ---- 4. whiteouts among the same layer's entries ----
+
+fn lower_w() -> Vec<u8> {
+    let mut t = TarBuilder::new();
+    t.dir("w", 0o755)
+        .file("w/old", b"old", 0o644)
+        .dir("w/d", 0o755)
+        .file("w/d/olddeep", b"old", 0o644);
+    t.finish()
+}
+
+#[test]
+fn a_whiteout_after_a_same_layer_child_hides_only_the_lower_content() {
+    let mut t = TarBuilder::new();
+    t.file("w/new", b"new", 0o644)
+        .file("w/d/newdeep", b"new", 0o644)
+        .whiteout("", "w");
+    let scene = Scene::new(vec![lower_w(), t.finish()]);
+    let rootfs = scene.unpacked();
+    assert_eq!(names(&rootfs.join("w")), ["d", "new"]);
+    assert_eq!(names(&rootfs.join("w/d")), ["newdeep"]);
+}
+
+#[test]
+fn a_whiteout_after_a_same_layer_directory_hides_only_the_lower_content() {
+    let mut t = TarBuilder::new();
+    t.dir("w", 0o700)
+        .file("w/new", b"new", 0o644)
+        .whiteout("", "w");
+    let scene = Scene::new(vec![lower_w(), t.finish()]);
+    let rootfs = scene.unpacked();
+    assert_eq!(names(&rootfs.join("w")), ["new"]);
+}
+
+#[test]
+fn a_whiteout_before_a_same_layer_child_hides_only_the_lower_content() {
+    let mut t = TarBuilder::new();
+    t.whiteout("", "w").file("w/new", b"new", 0o644);
+    let scene = Scene::new(vec![lower_w(), t.finish()]);
+    let rootfs = scene.unpacked();
+    assert_eq!(names(&rootfs.join("w")), ["new"]);
+}
+
+#[test]
+fn an_opaque_whiteout_after_a_same_layer_child_keeps_it() {
+    let mut t = TarBuilder::new();
+    t.file("w/d/newdeep", b"new", 0o644)
+        .file("w/new", b"new", 0o644)
+        .opaque("w");
+    let scene = Scene::new(vec![lower_w(), t.finish()]);
+    let rootfs = scene.unpacked();
+    assert_eq!(names(&rootfs.join("w")), ["d", "new"]);
+    assert_eq!(names(&rootfs.join("w/d")), ["newdeep"]);
+}
+
+#[test]
+fn a_whiteout_of_a_file_the_same_layer_wrote_keeps_it() {
+    let mut t = TarBuilder::new();
+    t.file("w", b"now a file", 0o644).whiteout("", "w");
+    let scene = Scene::new(vec![lower_w(), t.finish()]);
+    let rootfs = scene.unpacked();
+    assert_eq!(std::fs::read(rootfs.join("w")).unwrap(), b"now a file");
+}
+
+// ---- 5. insert --whiteout ----
+
+#[test]
+fn insert_whiteout_refuses_what_unpack_would_refuse() {
+    let scene = Scene::new(vec![base_layer()]);
+    let parent = scene.layout.root().parent().unwrap().to_owned();
+    for bad in [
+        ".wh.x",
+        "/a/.wh.x",
+        ".wh..opq",
+        "/a/.wh..opq",
+        "/a/..",
+        "/a/../top",
+        "/",
+        "/a/.",
+    ] {
+        let before = snapshot(&parent);
+        let r = run(&["insert", &scene.reference(), "--whiteout", bad]);
+        assert_ne!(r.code, 0, "{bad}: {}", r.stdout);
+        assert!(
+            r.stderr.contains(bad.trim_start_matches('/')),
+            "{bad}: {}",
+            r.stderr
+        );
+        assert_eq!(snapshot(&parent), before, "{bad}");
+    }
+    // A plain path still works, and unpacks.
+    ok(&["insert", &scene.reference(), "--whiteout", "/a/keep"]);
+    let rootfs = scene.unpacked();
+    assert_eq!(names(&rootfs.join("a")), ["sub"]);
+}
