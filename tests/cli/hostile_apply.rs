@@ -223,6 +223,54 @@ fn real_world_spellings_still_unpack() {
     assert_eq!(names(&rootfs.join("d")), ["upper"]);
 }
 
+// ---- 2. ids the kernel reads as "unchanged" ----
+
+#[test]
+fn ids_that_mean_unchanged_are_refused() {
+    for (uid, gid) in [(4294967295u64, 0u64), (0, 4294967295)] {
+        let mut t = TarBuilder::new();
+        t.owned_file("suid", b"#!/bin/sh\n", 0o4755, uid, gid);
+        let scene = Scene::new(vec![base_layer(), t.finish()]);
+        scene.refused("4294967295");
+        // Rootless: the ownership record would read "leave alone" too.
+        let before = snapshot(&scene.work);
+        let (args, _) = scene.unpack_args(false, true);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = fails(&args, 1);
+        assert!(err.contains("4294967295"), "{err}");
+        assert_eq!(snapshot(&scene.work), before);
+    }
+}
+
+#[test]
+fn id_maps_that_reach_the_unchanged_id_are_refused() {
+    let scene = Scene::new(vec![base_layer()]);
+    for (flag, map) in [
+        ("--uid-map", "0:4294967295:1"),
+        ("--gid-map", "0:4294967295:1"),
+        ("--uid-map", "0:4294967200:96"),
+        ("--uid-map", "4294967295:0:1"),
+        ("--gid-map", "4294967200:0:96"),
+    ] {
+        let before = snapshot(&scene.work);
+        let dest = scene.work.join("dest");
+        let err = fails(&["unpack", &scene.reference(), s(&dest), flag, map], 2);
+        assert!(err.contains("4294967295"), "{flag} {map}: {err}");
+        assert_eq!(snapshot(&scene.work), before);
+    }
+    // The largest map that stays clear of it is fine.
+    let dest = scene.work.join("dest");
+    ok(&[
+        "unpack",
+        &scene.reference(),
+        s(&dest),
+        "--uid-map",
+        "0:4294901759:65536",
+        "--gid-map",
+        "0:4294901759:65536",
+    ]);
+}
+
 // ---- 4. whiteouts among the same layer's entries ----
 
 fn lower_w() -> Vec<u8> {

@@ -10,6 +10,7 @@ use rustix::fs::{Timespec, Timestamps};
 use super::error::{EntryError, EntryResult};
 use super::xattrs::xattr_allowed;
 use super::Applier;
+use crate::bundle::idmap::UNCHANGED_ID;
 
 /// Attributes of an entry, after id mapping.
 #[derive(Debug, Clone)]
@@ -29,6 +30,14 @@ impl Applier {
             .map_err(|_| EntryError::Refused("uid does not fit 32 bits".into()))?;
         let container_gid = u32::try_from(header.gid().map_err(EntryError::Io)?)
             .map_err(|_| EntryError::Refused("gid does not fit 32 bits".into()))?;
+        for (what, id) in [("uid", container_uid), ("gid", container_gid)] {
+            if id == UNCHANGED_ID {
+                return Err(EntryError::Refused(format!(
+                    "{what} {id} is chown's \"leave unchanged\": the entry would keep the \
+                     unpacking user's {what} (setuid bits included)"
+                )));
+            }
+        }
         let mut mtime = Timespec {
             tv_sec: header.mtime().map_err(EntryError::Io)? as i64,
             tv_nsec: 0,
