@@ -4,8 +4,10 @@
 pub mod apply;
 pub mod build;
 pub mod names;
+pub mod pax;
 mod pgzip;
 pub(crate) mod root;
+pub mod tarstream;
 pub mod write;
 
 pub use root::resolution as path_resolution;

@@ -271,6 +271,141 @@ fn id_maps_that_reach_the_unchanged_id_are_refused() {
     ]);
 }
 
+// ---- 3. PAX records with binary values ----
+
+/// A file whose entry is preceded by the given raw PAX extension data.
+fn with_pax(t: &mut TarBuilder, name: &str, data: &[u8], pax: &[u8]) {
+    t.raw(
+        header(tar::EntryType::XHeader, 0o644, pax.len() as u64),
+        b"PaxHeader",
+        None,
+        pax,
+    );
+    t.raw(
+        header(tar::EntryType::Regular, 0o644, data.len() as u64),
+        name.as_bytes(),
+        None,
+        data,
+    );
+}
+
+/// One PAX record, its length prefix counting itself.
+fn record(key: &str, value: &[u8]) -> Vec<u8> {
+    let body = 1 + key.len() + 1 + value.len() + 1;
+    let mut len = body + 1;
+    while len != body + len.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    let mut out = format!("{len} {key}=").into_bytes();
+    out.extend_from_slice(value);
+    out.push(b'\n');
+    out
+}
+
+fn xattr(path: &Path, name: &str) -> Vec<u8> {
+    let mut buf = vec![0u8; 65536];
+    let n = rustix::fs::lgetxattr(path, name, &mut buf[..])
+        .unwrap_or_else(|e| panic!("{}: {name}: {e}", path.display()));
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn xattr_values_of_every_byte_survive() {
+    let every: Vec<u8> = (0..=255u8).collect();
+    let newline_first = b"\n12 path=evil\n".to_vec();
+    let mut t = TarBuilder::new();
+    t.file_with_xattrs(
+        "every",
+        b"data",
+        &[("user.every", &every[..]), ("user.nl", &newline_first[..])],
+    );
+    // A record whose value looks like more records: one value, not a `path` override.
+    let mut pax = record("SCHILY.xattr.user.tricky", b"x\n13 path=evil\n");
+    pax.extend(record("mtime", b"1700000001.25"));
+    with_pax(&mut t, "tricky", b"tricky", &pax);
+    let scene = Scene::new(vec![base_layer(), t.finish()]);
+    let rootfs = scene.unpacked();
+    assert_eq!(xattr(&rootfs.join("every"), "user.every"), every);
+    assert_eq!(xattr(&rootfs.join("every"), "user.nl"), newline_first);
+    assert_eq!(
+        xattr(&rootfs.join("tricky"), "user.tricky"),
+        b"x\n13 path=evil\n"
+    );
+    assert_eq!(std::fs::read(rootfs.join("tricky")).unwrap(), b"tricky");
+    assert!(!rootfs.join("evil").exists());
+}
+
+/// A layer whose file `big` has its size only in a PAX record that follows a value holding
+/// newlines (a parser that splits at newlines misses it and reads the data as headers),
+/// then a file `after`; and `big`'s data.
+fn size_after_binary_record() -> (Vec<u8>, Vec<u8>) {
+    let data = vec![b'z'; 1500];
+    let mut pax = record("SCHILY.xattr.user.acl", b"\x02\0\0\0\n\0\n");
+    pax.extend(record("size", data.len().to_string().as_bytes()));
+    let mut t = TarBuilder::new();
+    t.raw(
+        header(tar::EntryType::XHeader, 0o644, pax.len() as u64),
+        b"PaxHeader",
+        None,
+        &pax,
+    );
+    // The header says 0 bytes, as Go's archive/tar writes when only PAX can hold the size.
+    let mut h = header(tar::EntryType::Regular, 0o644, 0);
+    h.as_old_mut().name[..3].copy_from_slice(b"big");
+    h.set_cksum();
+    let mut raw = t.finish();
+    raw.truncate(raw.len() - 1024);
+    raw.extend_from_slice(h.as_bytes());
+    raw.extend_from_slice(&data);
+    raw.resize(raw.len().div_ceil(512) * 512, 0);
+    let mut after = TarBuilder::new();
+    after.file("after", b"after", 0o644);
+    raw.extend(after.finish());
+    (raw, data)
+}
+
+#[test]
+fn a_binary_record_before_the_size_record_keeps_the_stream_in_step() {
+    let (raw, data) = size_after_binary_record();
+    let scene = Scene::new(vec![raw]);
+    let rootfs = scene.unpacked();
+    assert_eq!(std::fs::read(rootfs.join("big")).unwrap(), data);
+    assert_eq!(std::fs::read(rootfs.join("after")).unwrap(), b"after");
+}
+
+#[test]
+fn add_layer_reads_binary_pax_records_as_unpack_does() {
+    let (raw, data) = size_after_binary_record();
+    let scene = Scene::new(vec![base_layer()]);
+    let tar_path = scene.work.join("layer.tar");
+    write(&tar_path, &raw);
+    ok(&["add-layer", &scene.reference(), s(&tar_path)]);
+    let rootfs = scene.unpacked();
+    assert_eq!(std::fs::read(rootfs.join("big")).unwrap(), data);
+    assert_eq!(std::fs::read(rootfs.join("after")).unwrap(), b"after");
+}
+
+#[test]
+fn malformed_pax_records_are_clear_errors() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"99 path=a\n", "PAX"),
+        (b"5 path=a\n", "PAX"),
+        (b"x1 path=a\n", "PAX"),
+        (b"11 patha12\n", "PAX"),
+        (b"10 path=ab", "PAX"),
+        (b"0 \n", "PAX"),
+        (b"18446744073709551617 a=b\n", "PAX"),
+        (b"10 path=a\0", "PAX"),
+    ];
+    for (pax, needle) in cases {
+        let mut t = TarBuilder::new();
+        with_pax(&mut t, "f", b"f", pax);
+        let scene = Scene::new(vec![base_layer(), t.finish()]);
+        scene.refused(needle);
+    }
+}
+
 // ---- 4. whiteouts among the same layer's entries ----
 
 fn lower_w() -> Vec<u8> {

@@ -17,6 +17,7 @@ use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timestamps};
 
 use super::names::{self, EntryName};
 use super::root::{remove_all, stat_nofollow, Root};
+use super::tarstream::{TarEntry, TarStream};
 use crate::bundle::idmap::IdMap;
 use crate::error::{Error, Result};
 
@@ -96,22 +97,28 @@ impl Applier {
     /// Applies one layer's uncompressed tar stream. `layer` names it in errors. The stream
     /// is read only up to the tar's end marker; the caller drains the rest (and verifies).
     pub fn apply(&mut self, tar: impl Read, layer: &str) -> Result<u64> {
-        let mut archive = tar::Archive::new(tar);
+        let mut stream = TarStream::new(tar);
         let mut state = LayerState::default();
         let mut count = 0;
-        let entries = archive
-            .entries()
-            .map_err(|e| layer_error(layer, "", format!("reading the tar: {e}")))?;
-        for entry in entries {
-            let mut entry =
-                entry.map_err(|e| layer_error(layer, "", format!("reading the tar: {e}")))?;
-            let raw_path = entry.path_bytes().into_owned();
+        let mut last = String::new();
+        loop {
+            let next = stream.next_entry().map_err(|e| {
+                let after = if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(" after entry {last:?}")
+                };
+                layer_error(layer, "", format!("reading the tar{after}: {e}"))
+            })?;
+            let Some(mut entry) = next else { break };
+            let raw_path = entry.path_bytes().to_vec();
             let shown = String::from_utf8_lossy(&raw_path).into_owned();
             self.entry(&mut entry, &raw_path, &mut state)
                 .map_err(|e| match e {
                     EntryError::Refused(reason) => layer_error(layer, &shown, reason),
                     EntryError::Io(err) => layer_error(layer, &shown, err.to_string()),
                 })?;
+            last = shown;
             count += 1;
         }
         self.finish_layer(state)
@@ -121,14 +128,11 @@ impl Applier {
 
     fn entry<R: Read>(
         &mut self,
-        entry: &mut tar::Entry<R>,
+        entry: &mut TarEntry<'_, R>,
         raw_path: &[u8],
         state: &mut LayerState,
     ) -> EntryResult<()> {
         let kind = entry.header().entry_type();
-        if kind == tar::EntryType::XGlobalHeader {
-            return Ok(());
-        }
         let Some(path) = clean_path(raw_path)? else {
             // The root itself: only a directory may describe it (CVE-2021-29136: a layer
             // that turned the root into a symlink would send later layers anywhere).
@@ -197,7 +201,7 @@ impl Applier {
                 let target = entry
                     .link_name_bytes()
                     .ok_or_else(|| EntryError::Refused("symlink without a target".into()))?
-                    .into_owned();
+                    .to_vec();
                 self.replace(&pfd, &name, existing_type)?;
                 rfs::symlinkat(OsStr::from_bytes(&target), &pfd, &name)?;
                 if !self.options.rootless {
@@ -216,7 +220,7 @@ impl Applier {
                 let target = entry
                     .link_name_bytes()
                     .ok_or_else(|| EntryError::Refused("hardlink without a target".into()))?
-                    .into_owned();
+                    .to_vec();
                 self.hardlink(&pfd, &name, &target, existing.as_ref())?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
@@ -266,11 +270,11 @@ impl Applier {
         &mut self,
         pfd: &OwnedFd,
         name: &OsStr,
-        entry: &mut tar::Entry<R>,
+        entry: &mut TarEntry<'_, R>,
         meta: &Meta,
     ) -> EntryResult<()> {
         let mut file = File::from(create_file(pfd, name)?);
-        let expected = entry.header().entry_size().map_err(EntryError::Io)?;
+        let expected = entry.size();
         let written = copy_with(entry, &mut file, &mut self.buffer)?;
         if written != expected {
             return Err(EntryError::Refused(format!(
@@ -326,7 +330,7 @@ impl Applier {
         &mut self,
         pfd: &OwnedFd,
         name: &OsStr,
-        entry: &tar::Entry<R>,
+        entry: &TarEntry<'_, R>,
         kind: tar::EntryType,
         meta: &Meta,
         path: &Path,
