@@ -157,6 +157,24 @@ impl Applier {
             EntryName::Whiteout(target) => return self.whiteout(&parent, target, state),
             EntryName::Opaque => return self.opaque_whiteout(&parent, state),
         }
+        // A hardlink's target obeys the same rules, checked before anything is written.
+        let link_target = if kind == tar::EntryType::Link {
+            let raw = entry
+                .link_name_bytes()
+                .ok_or_else(|| EntryError::Refused("hardlink without a target".into()))?;
+            let target = clean_path(raw)
+                .map_err(|e| match e {
+                    EntryError::Refused(why) => EntryError::Refused(format!(
+                        "hardlink target {:?}: {why}",
+                        String::from_utf8_lossy(raw)
+                    )),
+                    other => other,
+                })?
+                .ok_or_else(|| EntryError::Refused("hardlink to the root directory".into()))?;
+            Some(target)
+        } else {
+            None
+        };
         let meta = self.meta(entry)?;
         let mut created = Vec::new();
         let pfd = self.root.dir(&parent, &mut created)?;
@@ -217,10 +235,7 @@ impl Applier {
                 set_times_at(&pfd, &name, &meta)?;
             }
             tar::EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| EntryError::Refused("hardlink without a target".into()))?
-                    .to_vec();
+                let target = link_target.expect("checked before anything was written");
                 self.hardlink(&pfd, &name, &target, existing.as_ref())?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
@@ -291,11 +306,9 @@ impl Applier {
         &mut self,
         pfd: &OwnedFd,
         name: &OsStr,
-        target: &[u8],
+        target_path: &Path,
         existing: Option<&rfs::Stat>,
     ) -> EntryResult<()> {
-        let target_path = clean_path(target)?
-            .ok_or_else(|| EntryError::Refused("hardlink to the root directory".into()))?;
         let target_name = target_path.file_name().expect("cleaned").to_owned();
         let target_parent = target_path.parent().unwrap_or(Path::new(""));
         let tfd = match self.root.existing_dir(target_parent)? {
@@ -454,5 +467,38 @@ mod tests {
         assert!(clean_path(b"a/../../etc").is_err());
         assert!(clean_path(b"/etc/passwd").is_err());
         assert!(clean_path(b"a/\0b").is_err());
+    }
+
+    /// A tar of one hardlink entry, names raw.
+    fn hardlink_tar(name: &[u8], target: &[u8]) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_mode(0o644);
+        h.set_size(0);
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.as_old_mut().linkname[..target.len()].copy_from_slice(target);
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&h, &b""[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_bad_hardlink_target_is_refused_before_its_directory_is_made() {
+        for target in [&b"../x"[..], b"a//b", b"/etc/passwd", b"./"] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut applier = Applier::new(
+                dir.path(),
+                ApplyOptions {
+                    rootless: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let tar = hardlink_tar(b"newdir/h", target);
+            let err = applier.apply(&tar[..], "test").unwrap_err().to_string();
+            assert!(err.contains("hardlink"), "{err}");
+            assert!(!dir.path().join("newdir").exists(), "{target:?}");
+        }
     }
 }
