@@ -366,6 +366,28 @@ fn size_after_binary_record() -> (Vec<u8>, Vec<u8>) {
 }
 
 #[test]
+fn a_posix_acl_for_uid_10_survives() {
+    // uid 10 is a newline byte in the ACL's binary form.
+    let mut acl = vec![2, 0, 0, 0];
+    for (tag, perm, id) in [
+        (0x01u16, 6u16, u32::MAX),
+        (0x02, 4, 10),
+        (0x04, 4, u32::MAX),
+        (0x10, 4, u32::MAX),
+        (0x20, 4, u32::MAX),
+    ] {
+        acl.extend(tag.to_le_bytes());
+        acl.extend(perm.to_le_bytes());
+        acl.extend(id.to_le_bytes());
+    }
+    let mut t = TarBuilder::new();
+    t.file_with_xattrs("acl", b"acl", &[("system.posix_acl_access", &acl[..])]);
+    let scene = Scene::new(vec![t.finish()]);
+    let rootfs = scene.unpacked();
+    assert_eq!(xattr(&rootfs.join("acl"), "system.posix_acl_access"), acl);
+}
+
+#[test]
 fn a_binary_record_before_the_size_record_keeps_the_stream_in_step() {
     let (raw, data) = size_after_binary_record();
     let scene = Scene::new(vec![raw]);
