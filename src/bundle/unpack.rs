@@ -356,12 +356,53 @@ impl<R: Read> Read for ProgressReader<'_, '_, R> {
 }
 
 /// What the destination looked like before, so a failure can put it back.
-#[derive(Clone, Copy)]
 enum Made {
     /// strata created the directory: remove it.
     Dir,
-    /// It existed (empty): empty it again.
-    Contents,
+    /// It existed (empty): empty it again and give it back what the unpack changed (a
+    /// `--rootfs-only` target is the rootfs, whose owner and mode a layer's root entry sets;
+    /// a bundle directory was made 0700).
+    Contents(Original),
+}
+
+/// An existing destination's owner, mode and times.
+struct Original {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    times: rustix::fs::Timestamps,
+}
+
+impl Original {
+    fn of(meta: &fs::Metadata) -> Original {
+        use std::os::unix::fs::MetadataExt;
+        let time = |sec, nsec| rustix::fs::Timespec {
+            tv_sec: sec,
+            tv_nsec: nsec as _,
+        };
+        Original {
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mode: meta.mode() & 0o7777,
+            times: rustix::fs::Timestamps {
+                last_access: time(meta.atime(), meta.atime_nsec()),
+                last_modification: time(meta.mtime(), meta.mtime_nsec()),
+            },
+        }
+    }
+
+    /// Best effort: the unpack already failed, and this is its cleanup. Owner before mode,
+    /// as chown clears setuid bits; times last, as the others change them.
+    fn restore(&self, dest: &Path) {
+        let _ = std::os::unix::fs::lchown(dest, Some(self.uid), Some(self.gid));
+        let _ = fs::set_permissions(dest, fs::Permissions::from_mode(self.mode));
+        let _ = rustix::fs::utimensat(
+            rustix::fs::CWD,
+            dest,
+            &self.times,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        );
+    }
 }
 
 fn prepare_destination(dest: &Path, rootfs_only: bool) -> Result<Made> {
@@ -373,10 +414,11 @@ fn prepare_destination(dest: &Path, rootfs_only: bool) -> Result<Made> {
                     reason: "the destination exists and is not empty".into(),
                 });
             }
+            let original = Original::of(&meta);
             if !rootfs_only {
                 fs::set_permissions(dest, fs::Permissions::from_mode(0o700)).at(dest)?;
             }
-            Ok(Made::Contents)
+            Ok(Made::Contents(original))
         }
         Ok(_) => Err(Error::Invalid {
             what: dest.display().to_string(),
@@ -424,7 +466,7 @@ fn discard(dest: &Path, made: Made) {
         Made::Dir => {
             let _ = fs::remove_dir_all(dest);
         }
-        Made::Contents => {
+        Made::Contents(original) => {
             if let Ok(entries) = fs::read_dir(dest) {
                 for entry in entries.flatten() {
                     let path = entry.path();
@@ -435,6 +477,7 @@ fn discard(dest: &Path, made: Made) {
                     };
                 }
             }
+            original.restore(dest);
         }
     }
 }

@@ -193,6 +193,52 @@ fn a_bad_entry_after_good_ones_still_leaves_everything_as_it_was() {
 }
 
 #[test]
+fn a_refused_unpack_gives_an_existing_target_back_its_owner_mode_and_times() {
+    use std::os::unix::fs::MetadataExt;
+    // The first layer takes the root over (owner, mode); the second is refused.
+    let mut root = TarBuilder::new();
+    let mut h = header(tar::EntryType::Directory, 0o700, 0);
+    h.set_uid(1000);
+    h.set_gid(1000);
+    root.raw(h, b"./", None, b"").file("f", b"f", 0o644);
+    let scene = Scene::new(vec![root.finish(), lone_file(b".wh...")]);
+    for rootfs_only in [true, false] {
+        let dest = scene.work.join("dest");
+        std::fs::create_dir(&dest).unwrap();
+        std::fs::set_permissions(&dest, std::os::unix::fs::PermissionsExt::from_mode(0o751))
+            .unwrap();
+        let times = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: 1_600_000_000,
+                tv_nsec: 0,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: 1_600_000_001,
+                tv_nsec: 0,
+            },
+        };
+        rustix::fs::utimensat(rustix::fs::CWD, &dest, &times, rustix::fs::AtFlags::empty())
+            .unwrap();
+        let before = std::fs::metadata(&dest).unwrap();
+        let reference = scene.reference();
+        let mut args = vec!["unpack", &reference, s(&dest)];
+        if rootfs_only {
+            args.push("--rootfs-only");
+        }
+        fails(&args, 1);
+        let after = std::fs::metadata(&dest).unwrap();
+        let what = format!("rootfs_only={rootfs_only}");
+        assert_eq!(std::fs::read_dir(&dest).unwrap().count(), 0, "{what}");
+        assert_eq!(
+            (after.uid(), after.gid(), after.mode(), after.mtime()),
+            (before.uid(), before.gid(), before.mode(), before.mtime()),
+            "{what}"
+        );
+        std::fs::remove_dir(&dest).unwrap();
+    }
+}
+
+#[test]
 fn real_world_spellings_still_unpack() {
     // What docker, buildkit, GNU tar and bsdtar write: `./` prefixes, trailing slashes,
     // the root as `./` or `/`, whiteouts and opaque whiteouts with and without `./`.
