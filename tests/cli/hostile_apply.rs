@@ -569,3 +569,21 @@ fn insert_whiteout_refuses_what_unpack_would_refuse() {
     let rootfs = scene.unpacked();
     assert_eq!(names(&rootfs.join("a")), ["sub"]);
 }
+
+// ---- the same image gives the same tree ----
+
+#[test]
+fn directories_a_layer_implies_take_its_entry_s_time_not_the_clock() {
+    use std::os::unix::fs::MetadataExt;
+    let mut lower = TarBuilder::new();
+    lower.dir("d", 0o755).file("d/f", b"f", 0o644);
+    let mut upper = TarBuilder::new();
+    // Neither d/x, d/x/y nor p is listed: they are made on the way.
+    upper.file("d/x/y/z", b"z", 0o644).file("p/q", b"q", 0o644);
+    let scene = Scene::new(vec![lower.finish(), upper.finish()]);
+    let rootfs = scene.unpacked();
+    for dir in ["d", "d/x", "d/x/y", "p"] {
+        let meta = std::fs::metadata(rootfs.join(dir)).unwrap();
+        assert_eq!(meta.mtime(), MTIME as i64, "{dir}");
+    }
+}

@@ -70,6 +70,10 @@ struct LayerState {
     /// Directories whose content changed, with their times before: restored at the end
     /// unless the layer sets them.
     touched: HashMap<PathBuf, Timestamps>,
+    /// Directories made because an entry needed them and the layer did not list them, with
+    /// that entry's mtime: they take it at the end, so the same image always gives the same
+    /// tree (the clock would differ from one unpack to the next).
+    implied: Vec<(PathBuf, rustix::fs::Timespec)>,
 }
 
 impl Applier {
@@ -176,10 +180,14 @@ impl Applier {
             None
         };
         let meta = self.meta(entry)?;
+        self.touch_nearest_existing(&parent, state)?;
         let mut created = Vec::new();
         let pfd = self.root.dir(&parent, &mut created)?;
         let pfd = dup(pfd)?;
         self.touch(&parent, &pfd, state, &created)?;
+        state
+            .implied
+            .extend(created.iter().map(|dir| (dir.clone(), meta.times.1)));
         let existing = stat_nofollow(&pfd, &name)?;
         let existing_type = existing
             .as_ref()
