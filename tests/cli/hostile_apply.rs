@@ -239,6 +239,23 @@ fn a_refused_unpack_gives_an_existing_target_back_its_owner_mode_and_times() {
 }
 
 #[test]
+fn a_refused_unpack_takes_the_xattrs_a_root_entry_gave_a_target_back() {
+    let mut root = TarBuilder::new();
+    root.dir_with_xattrs("./", 0o755, &[("user.image".into(), b"set".to_vec())])
+        .file("f", b"f", 0o644);
+    let scene = Scene::new(vec![root.finish(), lone_file(b".wh...")]);
+    let dest = scene.work.join("dest");
+    std::fs::create_dir(&dest).unwrap();
+    rustix::fs::lsetxattr(&dest, "user.mine", b"kept", rustix::fs::XattrFlags::empty()).unwrap();
+    let reference = scene.reference();
+    fails(&["unpack", &reference, s(&dest), "--rootfs-only"], 1);
+    assert_eq!(xattr(&dest, "user.mine"), b"kept");
+    let mut names = vec![0u8; 4096];
+    let n = rustix::fs::llistxattr(&dest, &mut names[..]).unwrap();
+    assert_eq!(&names[..n], b"user.mine\0");
+}
+
+#[test]
 fn real_world_spellings_still_unpack() {
     // What docker, buildkit, GNU tar and bsdtar write: `./` prefixes, trailing slashes,
     // the root as `./` or `/`, whiteouts and opaque whiteouts with and without `./`.
