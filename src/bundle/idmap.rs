@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
+/// The id `chown(2)` reads as "no change" (`(uid_t)-1`): never a real owner, so it is
+/// refused wherever an id comes from a layer or a mapping.
+pub const UNCHANGED_ID: u32 = u32::MAX;
+
 /// One contiguous range of a mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -40,11 +44,18 @@ impl FromStr for IdMapping {
             host_id: num(h)?,
             size: num(n)?,
         };
-        if m.size == 0
-            || m.container_id.checked_add(m.size - 1).is_none()
-            || m.host_id.checked_add(m.size - 1).is_none()
-        {
+        if m.size == 0 {
             return Err(bad());
+        }
+        if m.container_id.checked_add(m.size).is_none() || m.host_id.checked_add(m.size).is_none() {
+            return Err(Error::Invalid {
+                what: format!("id mapping {s:?}"),
+                reason: format!(
+                    "a range may not reach id {UNCHANGED_ID}: chown and the kernel read it as \
+                     \"leave the owner unchanged\", so files would keep the unpacking user's \
+                     ids (root's) instead of the ones asked for"
+                ),
+            });
         }
         Ok(m)
     }
@@ -62,26 +73,39 @@ pub struct IdMap(pub Vec<IdMapping>);
 
 impl IdMap {
     /// The host id for a container id; identity when the map is empty, `None` when the id
-    /// is outside every range.
+    /// is outside every range. [`UNCHANGED_ID`] is never an answer (a map read from a
+    /// bundle's metadata was not checked by parsing).
     pub fn to_host(&self, id: u32) -> Option<u32> {
+        if id == UNCHANGED_ID {
+            return None;
+        }
         if self.0.is_empty() {
             return Some(id);
         }
-        self.0.iter().find_map(|m| {
-            let offset = id.checked_sub(m.container_id)?;
-            (offset < m.size).then(|| m.host_id + offset)
-        })
+        self.0
+            .iter()
+            .find_map(|m| {
+                let offset = id.checked_sub(m.container_id)?;
+                (offset < m.size).then(|| m.host_id.checked_add(offset))?
+            })
+            .filter(|h| *h != UNCHANGED_ID)
     }
 
     /// The container id for a host id (the inverse of [`IdMap::to_host`]).
     pub fn to_container(&self, id: u32) -> Option<u32> {
+        if id == UNCHANGED_ID {
+            return None;
+        }
         if self.0.is_empty() {
             return Some(id);
         }
-        self.0.iter().find_map(|m| {
-            let offset = id.checked_sub(m.host_id)?;
-            (offset < m.size).then(|| m.container_id + offset)
-        })
+        self.0
+            .iter()
+            .find_map(|m| {
+                let offset = id.checked_sub(m.host_id)?;
+                (offset < m.size).then(|| m.container_id.checked_add(offset))?
+            })
+            .filter(|c| *c != UNCHANGED_ID)
     }
 
     /// True when no mapping is set.
@@ -104,9 +128,31 @@ mod tests {
         assert_eq!(map.to_host(70009), Some(5009));
         assert_eq!(map.to_container(100042), Some(42));
         assert_eq!(IdMap::default().to_host(7), Some(7));
-        for bad in ["0:1", "a:1:1", "0:0:0", "1:2:3:4", "4294967295:0:2"] {
+        for bad in [
+            "0:1",
+            "a:1:1",
+            "0:0:0",
+            "1:2:3:4",
+            "4294967295:0:2",
+            "4294967295:0:1",
+            "0:4294967295:1",
+            "4294967200:0:96",
+            "0:4294967200:96",
+        ] {
             assert!(bad.parse::<IdMapping>().is_err(), "{bad}");
         }
+        assert!("4294967200:0:95".parse::<IdMapping>().is_ok());
+        assert_eq!(IdMap::default().to_host(UNCHANGED_ID), None);
+        assert_eq!(IdMap::default().to_container(UNCHANGED_ID), None);
+        // Unchecked ranges (as deserialised) still never produce it.
+        let raw = IdMap(vec![IdMapping {
+            container_id: 0,
+            host_id: u32::MAX - 1,
+            size: 5,
+        }]);
+        assert_eq!(raw.to_host(1), None);
+        assert_eq!(raw.to_host(2), None);
+        assert_eq!(raw.to_host(0), Some(u32::MAX - 1));
         assert_eq!(m.to_string(), "0:100000:65536");
     }
 }

@@ -2,8 +2,10 @@
 //! uncompressed `diff_id`) and applied in order to `BUNDLE/rootfs`, then the runtime
 //! `config.json` and strata's metadata. A failed unpack removes what it made.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -356,12 +358,89 @@ impl<R: Read> Read for ProgressReader<'_, '_, R> {
 }
 
 /// What the destination looked like before, so a failure can put it back.
-#[derive(Clone, Copy)]
 enum Made {
     /// strata created the directory: remove it.
     Dir,
-    /// It existed (empty): empty it again.
-    Contents,
+    /// It existed (empty): empty it again and give it back what the unpack changed (a
+    /// `--rootfs-only` target is the rootfs, whose owner and mode a layer's root entry sets;
+    /// a bundle directory was made 0700).
+    Contents(Original),
+}
+
+/// An existing destination's owner, mode, times and xattrs.
+struct Original {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    times: rustix::fs::Timestamps,
+    /// `None` where they could not be read: then they are left alone.
+    xattrs: Option<Vec<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl Original {
+    fn of(dest: &Path, meta: &fs::Metadata) -> Original {
+        use std::os::unix::fs::MetadataExt;
+        let time = |sec, nsec| rustix::fs::Timespec {
+            tv_sec: sec,
+            tv_nsec: nsec as _,
+        };
+        Original {
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mode: meta.mode() & 0o7777,
+            times: rustix::fs::Timestamps {
+                last_access: time(meta.atime(), meta.atime_nsec()),
+                last_modification: time(meta.mtime(), meta.mtime_nsec()),
+            },
+            xattrs: xattrs_of(dest),
+        }
+    }
+
+    /// Best effort: the unpack already failed, and this is its cleanup. Owner before mode,
+    /// as chown clears setuid bits; times last, as the others change them.
+    fn restore(&self, dest: &Path) {
+        use rustix::fs::{lremovexattr, lsetxattr, XattrFlags};
+        let _ = std::os::unix::fs::lchown(dest, Some(self.uid), Some(self.gid));
+        if let (Some(before), Some(now)) = (&self.xattrs, xattrs_of(dest)) {
+            for (name, value) in &now {
+                match before.iter().find(|(n, _)| n == name) {
+                    None => {
+                        let _ = lremovexattr(dest, OsStr::from_bytes(name));
+                    }
+                    Some((_, old)) if old != value => {
+                        let _ = lsetxattr(dest, OsStr::from_bytes(name), old, XattrFlags::empty());
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let _ = fs::set_permissions(dest, fs::Permissions::from_mode(self.mode));
+        let _ = rustix::fs::utimensat(
+            rustix::fs::CWD,
+            dest,
+            &self.times,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        );
+    }
+}
+
+/// `path`'s xattrs, names and values; `None` when they cannot be read.
+fn xattrs_of(path: &Path) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+    use rustix::fs::{lgetxattr, lgetxattr_query, llistxattr, llistxattr_query};
+    let mut names = vec![0u8; llistxattr_query(path).ok()?];
+    let n = llistxattr(path, &mut names[..]).ok()?;
+    names.truncate(n);
+    names
+        .split(|b| *b == 0)
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            let key = OsStr::from_bytes(name);
+            let mut value = vec![0u8; lgetxattr_query(path, key).ok()?];
+            let n = lgetxattr(path, key, &mut value[..]).ok()?;
+            value.truncate(n);
+            Some((name.to_vec(), value))
+        })
+        .collect()
 }
 
 fn prepare_destination(dest: &Path, rootfs_only: bool) -> Result<Made> {
@@ -373,10 +452,11 @@ fn prepare_destination(dest: &Path, rootfs_only: bool) -> Result<Made> {
                     reason: "the destination exists and is not empty".into(),
                 });
             }
+            let original = Original::of(dest, &meta);
             if !rootfs_only {
                 fs::set_permissions(dest, fs::Permissions::from_mode(0o700)).at(dest)?;
             }
-            Ok(Made::Contents)
+            Ok(Made::Contents(original))
         }
         Ok(_) => Err(Error::Invalid {
             what: dest.display().to_string(),
@@ -424,7 +504,7 @@ fn discard(dest: &Path, made: Made) {
         Made::Dir => {
             let _ = fs::remove_dir_all(dest);
         }
-        Made::Contents => {
+        Made::Contents(original) => {
             if let Ok(entries) = fs::read_dir(dest) {
                 for entry in entries.flatten() {
                     let path = entry.path();
@@ -435,6 +515,7 @@ fn discard(dest: &Path, made: Made) {
                     };
                 }
             }
+            original.restore(dest);
         }
     }
 }

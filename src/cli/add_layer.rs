@@ -1,6 +1,5 @@
 //! `strata add-layer`.
 
-use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -51,13 +50,13 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
 /// Refuses a file that is not a readable tar before anything is written.
 fn check_tar(path: &std::path::Path) -> anyhow::Result<()> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut archive = tar::Archive::new(file);
-    for entry in archive
-        .entries()
-        .with_context(|| format!("{}: not a tar", path.display()))?
+    // strata's reader, as unpack reads it: PAX records by their length, binary values too.
+    let mut stream = strata::layer::tarstream::TarStream::new(std::io::BufReader::new(file));
+    while let Some(mut entry) = stream
+        .next_entry()
+        .with_context(|| format!("{}: not a valid tar", path.display()))?
     {
-        let mut entry = entry.with_context(|| format!("{}: not a valid tar", path.display()))?;
-        std::io::copy(&mut entry.by_ref(), &mut std::io::sink())
+        std::io::copy(&mut entry, &mut std::io::sink())
             .with_context(|| format!("{}: truncated tar", path.display()))?;
     }
     Ok(())

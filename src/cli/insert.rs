@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use strata::image::time::source_date_epoch;
 use strata::layer::build::{TarOptions, TarWriter};
+use strata::layer::names::whiteout_entry;
 use strata::layer::source::SourceTree;
 use strata::layer::write::write_layer;
 
@@ -53,6 +54,14 @@ fn in_image(path: &Path) -> anyhow::Result<PathBuf> {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    if let Some(target) = &args.whiteout {
+        // By the rules unpack applies (strata must not write a layer it refuses), before
+        // the layout is opened.
+        whiteout_entry(target).map_err(|reason| strata::Error::Invalid {
+            what: format!("--whiteout {}", target.display()),
+            reason,
+        })?;
+    }
     let (mut draft, tag, compression) = args.edit.open(&args.reference)?;
     let layout = draft.layout().clone();
     let options = TarOptions {

@@ -39,16 +39,6 @@ pub struct TarWriter<W: Write> {
     links: HashMap<(u64, u64), Vec<u8>>,
 }
 
-/// Every path under `root` (not `root` itself), sorted by bytes so parents come before their
-/// children. Symlinks are listed, never followed (see [`SourceTree::walk`]).
-pub fn tree_paths(root: &Path) -> Result<Vec<PathBuf>> {
-    Ok(SourceTree::open(root, true)?
-        .walk()?
-        .into_iter()
-        .map(|(p, _)| p)
-        .collect())
-}
-
 impl<W: Write> TarWriter<W> {
     /// A writer into `out`.
     pub fn new(out: W, options: TarOptions) -> Self {

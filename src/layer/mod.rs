@@ -3,9 +3,12 @@
 
 pub mod apply;
 pub mod build;
+pub mod names;
+pub mod pax;
 mod pgzip;
 pub(crate) mod root;
 pub mod source;
+pub mod tarstream;
 pub mod write;
 
 pub use root::resolution as path_resolution;

@@ -12,6 +12,7 @@ mod crash;
 mod crash_matrix;
 mod fuzz_corpus;
 mod gc;
+mod hostile_apply;
 mod hostile_layout;
 mod hostile_sources;
 mod hostile_transfer;

@@ -48,6 +48,25 @@ impl Applier {
         Ok(())
     }
 
+    /// When `dir` is missing and will be made, records the times of the directory it will
+    /// be made in (the nearest that exists) before that changes them.
+    pub(super) fn touch_nearest_existing(
+        &mut self,
+        dir: &Path,
+        state: &mut LayerState,
+    ) -> EntryResult<()> {
+        if self.root.existing_dir(dir)?.is_some() {
+            return Ok(());
+        }
+        for ancestor in dir.ancestors().skip(1) {
+            if let Some(fd) = self.root.existing_dir(ancestor)? {
+                let fd = dup(fd)?;
+                return self.touch(ancestor, &fd, state, &[]);
+            }
+        }
+        Ok(())
+    }
+
     /// Directory attributes last (a read-only directory can then still be filled), and the
     /// times of directories whose content changed restored.
     pub(super) fn finish_layer(&mut self, state: LayerState) -> io::Result<()> {
@@ -65,6 +84,24 @@ impl Applier {
                     Mode::empty(),
                 )?;
                 rfs::futimens(&fd, times)?;
+            }
+        }
+        for (dir, mtime) in &state.implied {
+            if explicit.contains(dir) {
+                continue;
+            }
+            if let Some(path_fd) = self.root.existing_dir(dir)? {
+                let fd = rfs::openat(
+                    path_fd,
+                    ".",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let times = Timestamps {
+                    last_access: *mtime,
+                    last_modification: *mtime,
+                };
+                rfs::futimens(&fd, &times)?;
             }
         }
         for (dir, meta) in state.dirs.iter().rev() {

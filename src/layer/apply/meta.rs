@@ -10,6 +10,8 @@ use rustix::fs::{Timespec, Timestamps};
 use super::error::{EntryError, EntryResult};
 use super::xattrs::xattr_allowed;
 use super::Applier;
+use crate::bundle::idmap::UNCHANGED_ID;
+use crate::layer::tarstream::TarEntry;
 
 /// Attributes of an entry, after id mapping.
 #[derive(Debug, Clone)]
@@ -22,34 +24,42 @@ pub(super) struct Meta {
 }
 
 impl Applier {
-    pub(super) fn meta<R: Read>(&self, entry: &mut tar::Entry<R>) -> EntryResult<Meta> {
+    pub(super) fn meta<R: Read>(&self, entry: &TarEntry<'_, R>) -> EntryResult<Meta> {
         let header = entry.header();
         let mode = header.mode().map_err(EntryError::Io)? & 0o7777;
-        let container_uid = u32::try_from(header.uid().map_err(EntryError::Io)?)
+        let container_uid = u32::try_from(entry.uid().map_err(EntryError::Io)?)
             .map_err(|_| EntryError::Refused("uid does not fit 32 bits".into()))?;
-        let container_gid = u32::try_from(header.gid().map_err(EntryError::Io)?)
+        let container_gid = u32::try_from(entry.gid().map_err(EntryError::Io)?)
             .map_err(|_| EntryError::Refused("gid does not fit 32 bits".into()))?;
+        for (what, id) in [("uid", container_uid), ("gid", container_gid)] {
+            if id == UNCHANGED_ID {
+                return Err(EntryError::Refused(format!(
+                    "{what} {id} is chown's \"leave unchanged\": the entry would keep the \
+                     unpacking user's {what} (setuid bits included)"
+                )));
+            }
+        }
         let mut mtime = Timespec {
             tv_sec: header.mtime().map_err(EntryError::Io)? as i64,
             tv_nsec: 0,
         };
         let mut atime = None;
         let mut xattrs = Vec::new();
-        if let Some(pax) = entry.pax_extensions().map_err(EntryError::Io)? {
-            for ext in pax {
-                let ext = ext.map_err(EntryError::Io)?;
-                let Ok(key) = ext.key() else { continue };
-                if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
-                    if xattr_allowed(name) {
-                        xattrs.push((OsString::from(name), ext.value_bytes().to_vec()));
-                    }
-                } else if key == "mtime" {
-                    if let Some(t) = parse_pax_time(ext.value_bytes()) {
-                        mtime = t;
-                    }
-                } else if key == "atime" {
-                    atime = parse_pax_time(ext.value_bytes());
+        for (key, value) in entry.pax().iter() {
+            if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+                // xattr names are strings to the kernel: one with a NUL cannot be set.
+                let Ok(name) = std::str::from_utf8(name) else {
+                    continue;
+                };
+                if xattr_allowed(name) && !name.contains('\0') {
+                    xattrs.push((OsString::from(name), value.to_vec()));
                 }
+            } else if key == b"mtime" {
+                if let Some(t) = parse_pax_time(value) {
+                    mtime = t;
+                }
+            } else if key == b"atime" {
+                atime = parse_pax_time(value);
             }
         }
         let (uid, gid) = if self.options.rootless {

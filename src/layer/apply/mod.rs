@@ -11,11 +11,13 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timestamps};
 
+use super::names::{self, EntryName};
 use super::root::{remove_all, stat_nofollow, Root};
+use super::tarstream::{TarEntry, TarStream};
 use crate::bundle::idmap::IdMap;
 use crate::error::{Error, Result};
 
@@ -68,6 +70,10 @@ struct LayerState {
     /// Directories whose content changed, with their times before: restored at the end
     /// unless the layer sets them.
     touched: HashMap<PathBuf, Timestamps>,
+    /// Directories made because an entry needed them and the layer did not list them, with
+    /// that entry's mtime: they take it at the end, so the same image always gives the same
+    /// tree (the clock would differ from one unpack to the next).
+    implied: Vec<(PathBuf, rustix::fs::Timespec)>,
 }
 
 impl Applier {
@@ -95,22 +101,28 @@ impl Applier {
     /// Applies one layer's uncompressed tar stream. `layer` names it in errors. The stream
     /// is read only up to the tar's end marker; the caller drains the rest (and verifies).
     pub fn apply(&mut self, tar: impl Read, layer: &str) -> Result<u64> {
-        let mut archive = tar::Archive::new(tar);
+        let mut stream = TarStream::new(tar);
         let mut state = LayerState::default();
         let mut count = 0;
-        let entries = archive
-            .entries()
-            .map_err(|e| layer_error(layer, "", format!("reading the tar: {e}")))?;
-        for entry in entries {
-            let mut entry =
-                entry.map_err(|e| layer_error(layer, "", format!("reading the tar: {e}")))?;
-            let raw_path = entry.path_bytes().into_owned();
+        let mut last = String::new();
+        loop {
+            let next = stream.next_entry().map_err(|e| {
+                let after = if last.is_empty() {
+                    String::new()
+                } else {
+                    format!(" after entry {last:?}")
+                };
+                layer_error(layer, "", format!("reading the tar{after}: {e}"))
+            })?;
+            let Some(mut entry) = next else { break };
+            let raw_path = entry.path_bytes().to_vec();
             let shown = String::from_utf8_lossy(&raw_path).into_owned();
             self.entry(&mut entry, &raw_path, &mut state)
                 .map_err(|e| match e {
                     EntryError::Refused(reason) => layer_error(layer, &shown, reason),
                     EntryError::Io(err) => layer_error(layer, &shown, err.to_string()),
                 })?;
+            last = shown;
             count += 1;
         }
         self.finish_layer(state)
@@ -120,14 +132,11 @@ impl Applier {
 
     fn entry<R: Read>(
         &mut self,
-        entry: &mut tar::Entry<R>,
+        entry: &mut TarEntry<'_, R>,
         raw_path: &[u8],
         state: &mut LayerState,
     ) -> EntryResult<()> {
         let kind = entry.header().entry_type();
-        if kind == tar::EntryType::XGlobalHeader {
-            return Ok(());
-        }
         let Some(path) = clean_path(raw_path)? else {
             // The root itself: only a directory may describe it (CVE-2021-29136: a layer
             // that turned the root into a symlink would send later layers anywhere).
@@ -147,15 +156,38 @@ impl Applier {
             .expect("a cleaned path has a last component")
             .to_owned();
         let parent = path.parent().unwrap_or(Path::new("")).to_owned();
-        let name_bytes = name.as_bytes();
-        if let Some(target) = name_bytes.strip_prefix(b".wh.") {
-            return self.whiteout(&parent, target, state);
+        match names::entry_name(&path).map_err(EntryError::Refused)? {
+            EntryName::Plain => {}
+            EntryName::Whiteout(target) => return self.whiteout(&parent, target, state),
+            EntryName::Opaque => return self.opaque_whiteout(&parent, state),
         }
+        // A hardlink's target obeys the same rules, checked before anything is written.
+        let link_target = if kind == tar::EntryType::Link {
+            let raw = entry
+                .link_name_bytes()
+                .ok_or_else(|| EntryError::Refused("hardlink without a target".into()))?;
+            let target = clean_path(raw)
+                .map_err(|e| match e {
+                    EntryError::Refused(why) => EntryError::Refused(format!(
+                        "hardlink target {:?}: {why}",
+                        String::from_utf8_lossy(raw)
+                    )),
+                    other => other,
+                })?
+                .ok_or_else(|| EntryError::Refused("hardlink to the root directory".into()))?;
+            Some(target)
+        } else {
+            None
+        };
         let meta = self.meta(entry)?;
+        self.touch_nearest_existing(&parent, state)?;
         let mut created = Vec::new();
         let pfd = self.root.dir(&parent, &mut created)?;
         let pfd = dup(pfd)?;
         self.touch(&parent, &pfd, state, &created)?;
+        state
+            .implied
+            .extend(created.iter().map(|dir| (dir.clone(), meta.times.1)));
         let existing = stat_nofollow(&pfd, &name)?;
         let existing_type = existing
             .as_ref()
@@ -195,7 +227,7 @@ impl Applier {
                 let target = entry
                     .link_name_bytes()
                     .ok_or_else(|| EntryError::Refused("symlink without a target".into()))?
-                    .into_owned();
+                    .to_vec();
                 self.replace(&pfd, &name, existing_type)?;
                 rfs::symlinkat(OsStr::from_bytes(&target), &pfd, &name)?;
                 if !self.options.rootless {
@@ -211,10 +243,7 @@ impl Applier {
                 set_times_at(&pfd, &name, &meta)?;
             }
             tar::EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| EntryError::Refused("hardlink without a target".into()))?
-                    .into_owned();
+                let target = link_target.expect("checked before anything was written");
                 self.hardlink(&pfd, &name, &target, existing.as_ref())?;
             }
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
@@ -264,11 +293,11 @@ impl Applier {
         &mut self,
         pfd: &OwnedFd,
         name: &OsStr,
-        entry: &mut tar::Entry<R>,
+        entry: &mut TarEntry<'_, R>,
         meta: &Meta,
     ) -> EntryResult<()> {
         let mut file = File::from(create_file(pfd, name)?);
-        let expected = entry.header().entry_size().map_err(EntryError::Io)?;
+        let expected = entry.size();
         let written = copy_with(entry, &mut file, &mut self.buffer)?;
         if written != expected {
             return Err(EntryError::Refused(format!(
@@ -285,11 +314,9 @@ impl Applier {
         &mut self,
         pfd: &OwnedFd,
         name: &OsStr,
-        target: &[u8],
+        target_path: &Path,
         existing: Option<&rfs::Stat>,
     ) -> EntryResult<()> {
-        let target_path = clean_path(target)?
-            .ok_or_else(|| EntryError::Refused("hardlink to the root directory".into()))?;
         let target_name = target_path.file_name().expect("cleaned").to_owned();
         let target_parent = target_path.parent().unwrap_or(Path::new(""));
         let tfd = match self.root.existing_dir(target_parent)? {
@@ -324,7 +351,7 @@ impl Applier {
         &mut self,
         pfd: &OwnedFd,
         name: &OsStr,
-        entry: &tar::Entry<R>,
+        entry: &TarEntry<'_, R>,
         kind: tar::EntryType,
         meta: &Meta,
         path: &Path,
@@ -391,35 +418,9 @@ fn copy_with(from: &mut impl Read, to: &mut impl io::Write, buffer: &mut [u8]) -
     }
 }
 
-/// Normalises a tar path: strips `./` and trailing `/`; `None` for the root itself. `..`
-/// components and absolute names are refused: nothing in a layer may name a path outside it.
+/// A checked entry path (see `layer::names`); `None` for the root itself.
 fn clean_path(raw: &[u8]) -> EntryResult<Option<PathBuf>> {
-    if raw.contains(&0) {
-        return Err(EntryError::Refused("path contains a NUL byte".into()));
-    }
-    let path = Path::new(OsStr::from_bytes(raw));
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            Component::Normal(c) => out.push(c),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                return Err(EntryError::Refused(
-                    "path has a \"..\" component: refusing to leave the rootfs".into(),
-                ))
-            }
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(EntryError::Refused(
-                    "absolute path: refusing to write outside the rootfs".into(),
-                ))
-            }
-        }
-    }
-    Ok(if out.as_os_str().is_empty() {
-        None
-    } else {
-        Some(out)
-    })
+    names::layer_path(raw).map_err(EntryError::Refused)
 }
 
 fn set_times_at(dir: &OwnedFd, name: &OsStr, meta: &Meta) -> io::Result<()> {
@@ -474,5 +475,38 @@ mod tests {
         assert!(clean_path(b"a/../../etc").is_err());
         assert!(clean_path(b"/etc/passwd").is_err());
         assert!(clean_path(b"a/\0b").is_err());
+    }
+
+    /// A tar of one hardlink entry, names raw.
+    fn hardlink_tar(name: &[u8], target: &[u8]) -> Vec<u8> {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Link);
+        h.set_mode(0o644);
+        h.set_size(0);
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.as_old_mut().linkname[..target.len()].copy_from_slice(target);
+        h.set_cksum();
+        let mut b = tar::Builder::new(Vec::new());
+        b.append(&h, &b""[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_bad_hardlink_target_is_refused_before_its_directory_is_made() {
+        for target in [&b"../x"[..], b"a//b", b"/etc/passwd", b"./"] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut applier = Applier::new(
+                dir.path(),
+                ApplyOptions {
+                    rootless: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let tar = hardlink_tar(b"newdir/h", target);
+            let err = applier.apply(&tar[..], "test").unwrap_err().to_string();
+            assert!(err.contains("hardlink"), "{err}");
+            assert!(!dir.path().join("newdir").exists(), "{target:?}");
+        }
     }
 }

@@ -4,51 +4,60 @@
 
 use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{self as rfs, FileType, Mode, OFlags};
 
-use super::error::{EntryError, EntryResult};
+use super::error::EntryResult;
 use super::{dup, open_dir, Applier, LayerState};
 use crate::layer::root::{children, remove_all, stat_nofollow};
 
 impl Applier {
-    /// `.wh.NAME` removes NAME from lower layers; `.wh..wh..opq` empties its directory of
-    /// lower content. Neither touches what this layer wrote.
+    /// `.wh.NAME` removes what lower layers have at NAME. What this layer wrote there,
+    /// before the whiteout or after it, stays: a file it wrote already replaced the lower
+    /// one, and a directory it wrote into (or that holds what it wrote) keeps only this
+    /// layer's content. `target` is a normal name (checked by `layer::names`).
     pub(super) fn whiteout(
         &mut self,
         parent: &Path,
-        target: &[u8],
+        target: &OsStr,
         state: &mut LayerState,
     ) -> EntryResult<()> {
-        if target.is_empty() {
-            return Err(EntryError::Refused(
-                "a bare \".wh.\" whiteout names nothing (layer.md: invalid)".into(),
-            ));
-        }
         // Whiteouts under a path this layer made a non-directory concern only lower layers,
         // which that path already hides (umoci 0.4.7 writes these).
         let Some(pfd) = self.root.existing_dir(parent)? else {
             return Ok(());
         };
         let pfd = dup(pfd)?;
-        if target == b".wh..opq" {
-            self.touch(parent, &pfd, state, &[])?;
-            self.opaque(parent, &pfd, state)?;
+        let path = parent.join(target);
+        let Some(st) = stat_nofollow(&pfd, target)? else {
             return Ok(());
-        }
-        if target.starts_with(b".wh.") {
-            return Err(EntryError::Refused("unknown whiteout form".into()));
-        }
-        let name = OsStr::from_bytes(target);
-        let path = parent.join(name);
-        if state.upper.contains(&path) || stat_nofollow(&pfd, name)?.is_none() {
+        };
+        if state.upper.contains(&path) {
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                let dir = open_dir(&pfd, target)?;
+                self.touch(&path, &dir, state, &[])?;
+                self.opaque(&path, &dir, state)?;
+            }
             return Ok(());
         }
         self.touch(parent, &pfd, state, &[])?;
-        self.remove(&pfd, name)?;
+        self.remove(&pfd, target)?;
         Ok(())
+    }
+
+    /// `.wh..wh..opq` in `parent`: empties it of lower content.
+    pub(super) fn opaque_whiteout(
+        &mut self,
+        parent: &Path,
+        state: &mut LayerState,
+    ) -> EntryResult<()> {
+        let Some(pfd) = self.root.existing_dir(parent)? else {
+            return Ok(());
+        };
+        let pfd = dup(pfd)?;
+        self.touch(parent, &pfd, state, &[])?;
+        self.opaque(parent, &pfd, state)
     }
 
     /// Removes everything below `dir` that this layer did not write, recursing into

@@ -1,0 +1,212 @@
+//! What a name in a layer may be. One place decides it for unpack (every entry's path, every
+//! hardlink target, the name every whiteout points at) and for `insert --whiteout`, so that
+//! strata never writes a layer it would itself refuse.
+//!
+//! A path is a list of normal components: not empty, not `.`, not `..`. Real tars add
+//! decorations that are accepted: one leading `./` (`tar -C dir .`, buildkit's `./`-less
+//! names too), one trailing `/` on directories, and the root written as `.`, `./` or `/`.
+//! Anything else (`a/../b`, `a//b`, `a/./b`, absolute names) is refused rather than
+//! normalised: a layer that spells a path oddly was not written by a tool anyone trusts,
+//! and guessing what it meant is how `.wh...` came to remove the rootfs's parent.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// The prefix of whiteout names (image-spec layer.md).
+pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
+/// The opaque whiteout's full name.
+pub const OPAQUE_WHITEOUT: &[u8] = b".wh..wh..opq";
+
+/// What an entry's last component means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryName<'a> {
+    /// A plain name: the entry is a file, directory, link...
+    Plain,
+    /// `.wh.NAME`: removes NAME (a normal component) from lower layers.
+    Whiteout(&'a OsStr),
+    /// `.wh..wh..opq`: hides everything lower layers have in its directory.
+    Opaque,
+}
+
+/// A layer path, checked: `None` for the root itself, else the relative path. The error
+/// says which rule the name breaks.
+pub fn layer_path(raw: &[u8]) -> Result<Option<PathBuf>, String> {
+    if raw.contains(&0) {
+        return Err("the name contains a NUL byte".into());
+    }
+    if matches!(raw, b"." | b"./" | b"/") {
+        return Ok(None);
+    }
+    if raw.is_empty() {
+        return Err("the name is empty".into());
+    }
+    if raw.starts_with(b"/") {
+        return Err("absolute name: refusing to write outside the rootfs".into());
+    }
+    let rest = raw.strip_prefix(b"./").unwrap_or(raw);
+    let rest = rest.strip_suffix(b"/").unwrap_or(rest);
+    let mut out = PathBuf::new();
+    for component in rest.split(|b| *b == b'/') {
+        check_component(component)?;
+        out.push(OsStr::from_bytes(component));
+    }
+    Ok(Some(out))
+}
+
+/// One name component: refused unless it names an entry of its own directory.
+pub fn check_component(c: &[u8]) -> Result<(), String> {
+    match c {
+        b"" => Err("the name has an empty component (\"//\")".into()),
+        b"." => Err("the name has a \".\" component".into()),
+        b".." => Err("the name has a \"..\" component: refusing to leave the rootfs".into()),
+        _ if c.contains(&b'/') || c.contains(&0) => Err(format!(
+            "{:?} is not a single name",
+            String::from_utf8_lossy(c)
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What a checked path's last component means, with the rules on whiteouts: the name a
+/// whiteout points at must itself be a normal component (`.wh.`, `.wh..`, `.wh...` name
+/// nothing, the directory itself or its parent), the only `.wh..wh.` form is the opaque
+/// one, and no directory on the way may be a whiteout.
+pub fn entry_name(path: &Path) -> Result<EntryName<'_>, String> {
+    let mut components = path.iter().peekable();
+    while let Some(c) = components.next() {
+        let bytes = c.as_bytes();
+        let Some(target) = bytes.strip_prefix(WHITEOUT_PREFIX) else {
+            continue;
+        };
+        if components.peek().is_some() {
+            return Err("a whiteout name (\".wh.\") can only be the last component".into());
+        }
+        if bytes == OPAQUE_WHITEOUT {
+            return Ok(EntryName::Opaque);
+        }
+        if target.starts_with(WHITEOUT_PREFIX) {
+            return Err("unknown whiteout form (only \".wh..wh..opq\" is defined)".into());
+        }
+        return match target {
+            b"" => Err("the whiteout \".wh.\" names nothing".into()),
+            b"." | b".." => Err(format!(
+                "the whiteout names {:?}, not an entry of its directory",
+                String::from_utf8_lossy(target)
+            )),
+            _ => Ok(EntryName::Whiteout(OsStr::from_bytes(target))),
+        };
+    }
+    Ok(EntryName::Plain)
+}
+
+/// The entry that deletes `image_path` (`/a/b` -> `a/.wh.b`), for `insert --whiteout`:
+/// checked by the rules unpack applies, and refused when it would mean anything but
+/// deleting that one path (`--whiteout /x/.wh..opq` would be an opaque whiteout).
+pub fn whiteout_entry(image_path: &Path) -> Result<PathBuf, String> {
+    let bytes = image_path.as_os_str().as_bytes();
+    let relative = bytes.strip_prefix(b"/").unwrap_or(bytes);
+    let relative = relative.strip_suffix(b"/").unwrap_or(relative);
+    let path = layer_path(relative)?.ok_or("the image root cannot be deleted")?;
+    let name = path
+        .file_name()
+        .expect("a checked path has a last component");
+    if name.as_bytes().starts_with(WHITEOUT_PREFIX) {
+        return Err("names starting with \".wh.\" cannot be stored in a layer".into());
+    }
+    let mut whiteout = WHITEOUT_PREFIX.to_vec();
+    whiteout.extend_from_slice(name.as_bytes());
+    let entry = path.with_file_name(OsStr::from_bytes(&whiteout));
+    match entry_name(&entry)? {
+        EntryName::Whiteout(target) if target == name => Ok(entry),
+        _ => Err("this would not be a whiteout of that path".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(raw: &str) -> Option<PathBuf> {
+        layer_path(raw.as_bytes()).unwrap_or_else(|e| panic!("{raw:?}: {e}"))
+    }
+
+    #[test]
+    fn real_world_names_are_accepted() {
+        assert_eq!(ok("./a/b"), Some(PathBuf::from("a/b")));
+        assert_eq!(ok("./a/b/"), Some(PathBuf::from("a/b")));
+        assert_eq!(ok("a/b"), Some(PathBuf::from("a/b")));
+        assert_eq!(ok("usr/"), Some(PathBuf::from("usr")));
+        assert_eq!(ok("..a/b..c/...d"), Some(PathBuf::from("..a/b..c/...d")));
+        for root in [".", "./", "/"] {
+            assert_eq!(ok(root), None, "{root}");
+        }
+    }
+
+    #[test]
+    fn odd_names_are_refused() {
+        for bad in [
+            "",
+            "a/../b",
+            "../a",
+            "..",
+            "a/..",
+            "a//b",
+            "a/./b",
+            ".//a",
+            "././a",
+            "/etc/passwd",
+            "//",
+            "a/\0b",
+            "a//",
+        ] {
+            assert!(layer_path(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn whiteouts_must_name_one_entry() {
+        let name = |p: &str| entry_name(Path::new(p)).map(|n| format!("{n:?}"));
+        assert_eq!(name("a/.wh.b").unwrap(), "Whiteout(\"b\")");
+        assert_eq!(name("a/.wh..wh..opq").unwrap(), "Opaque");
+        assert_eq!(name("a/b").unwrap(), "Plain");
+        assert_eq!(name(".wh..b").unwrap(), "Whiteout(\".b\")");
+        for bad in [
+            ".wh.",
+            ".wh..",
+            ".wh...",
+            "a/.wh...",
+            ".wh..wh.",
+            ".wh..wh..opqx",
+            ".wh..wh..",
+            ".wh.a/b",
+        ] {
+            assert!(name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn insert_whiteouts_are_checked_like_unpack() {
+        assert_eq!(
+            whiteout_entry(Path::new("/a/b")).unwrap(),
+            PathBuf::from("a/.wh.b")
+        );
+        assert_eq!(
+            whiteout_entry(Path::new("x")).unwrap(),
+            PathBuf::from(".wh.x")
+        );
+        for bad in [
+            "/",
+            "/.wh.x",
+            "/a/.wh..opq",
+            ".wh..opq",
+            "/a/..",
+            "/a/../b",
+            "/a/.",
+            "",
+            "/a//b",
+        ] {
+            assert!(whiteout_entry(Path::new(bad)).is_err(), "{bad:?}");
+        }
+    }
+}
