@@ -48,6 +48,8 @@ struct Case {
     args: &'static [&'static str],
     /// Once a first run's effect is complete, a second may fail (untag: the tag is gone).
     rerun_fails_when_done: bool,
+    /// What the command may change beside the layout (`W/lay`): prefixes of paths under `W`.
+    writes: &'static [&'static str],
     /// A tag whose image a rerun may make anew (repack adds a layer each time): it must
     /// then hold the same files as after a complete run, not the same digest.
     same_files: Option<&'static str>,
@@ -220,6 +222,17 @@ fn matrix(case: Case) {
     let lay = work.join("lay");
     let args = args_in(&case, &work);
     let before = tag_map(&lay);
+    // Everything beside the layout, but what the command writes: byte for byte the same
+    // after every kill and rerun.
+    let beside = |root: &Path| {
+        let mut tree = snapshot(root);
+        tree.retain(|path, _| {
+            let path = path.to_string_lossy();
+            !path.starts_with("lay") && !case.writes.iter().any(|w| path.starts_with(w))
+        });
+        tree
+    };
+    let surroundings = beside(&template);
 
     let log = dir.path().join("strace.log");
     let calls: Vec<String> = METADATA_CALLS
@@ -268,6 +281,10 @@ fn matrix(case: Case) {
             }
             kills += 1;
             check_sound(&lay, &[&before, &complete], &what);
+            assert!(
+                beside(&work) == surroundings,
+                "{what}: something beside the layout changed"
+            );
             let done = tag_map(&lay) == complete;
             let again = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
             if again.code != 0 {
@@ -294,6 +311,10 @@ fn matrix(case: Case) {
                 complete.clone()
             };
             check_sound(&lay, &[&sound_after], &format!("{what}, then run again"));
+            assert!(
+                beside(&work) == surroundings,
+                "{what}: a rerun changed something beside the layout"
+            );
         }
     }
     eprintln!(
@@ -309,13 +330,13 @@ fn matrix(case: Case) {
 }
 
 macro_rules! crash_case {
-    ($name:ident, [$($arg:expr),+] $(, $field:ident: $value:expr)?) => {
+    ($name:ident, [$($arg:expr),+] $(, $field:ident: $value:expr)*) => {
         #[test]
         fn $name() {
             #[allow(clippy::needless_update)]
             matrix(Case {
                 args: &[$($arg),+],
-                $($field: $value,)?
+                $($field: $value,)*
                 ..Case::default()
             });
         }
@@ -337,7 +358,9 @@ crash_case!(
 crash_case!(
     repack_refreshing_the_bundle_killed_at_every_write,
     ["repack", "W/bundle", "--tag", "repacked", "--refresh-bundle"],
-    same_files: Some("repacked")
+    same_files: Some("repacked"),
+    // The two files, and a temp file beside each when killed before its rename.
+    writes: &["bundle/strata.json", "bundle/strata-snapshot.jsonl", "bundle/.strata"]
 );
 crash_case!(
     import_killed_at_every_write,

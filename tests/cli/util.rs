@@ -117,8 +117,8 @@ pub fn s(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }
 
-/// Every file under `root` (relative path → bytes), directories as empty markers, for
-/// byte-for-byte comparisons.
+/// Every file under `root` (relative path → bytes), directories as empty markers, symlinks
+/// as a NUL and their target (never followed), for byte-for-byte comparisons.
 pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_owned()];
@@ -132,6 +132,12 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
             if meta.is_dir() {
                 out.insert(rel, None);
                 stack.push(path);
+            } else if meta.file_type().is_symlink() {
+                use std::os::unix::ffi::OsStrExt;
+                let target = std::fs::read_link(&path).expect("readlink");
+                let mut marked = vec![0];
+                marked.extend_from_slice(target.as_os_str().as_bytes());
+                out.insert(rel, Some(marked));
             } else {
                 out.insert(
                     rel,
