@@ -47,17 +47,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     Ok(Status::Success)
 }
 
-/// Refuses a file that is not a readable tar before anything is written.
+/// Refuses, before anything is written, a file that is not a tar unpack would take.
 fn check_tar(path: &std::path::Path) -> anyhow::Result<()> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    // strata's reader, as unpack reads it: PAX records by their length, binary values too.
-    let mut stream = strata::layer::tarstream::TarStream::new(std::io::BufReader::new(file));
-    while let Some(mut entry) = stream
-        .next_entry()
-        .with_context(|| format!("{}: not a valid tar", path.display()))?
-    {
-        std::io::copy(&mut entry, &mut std::io::sink())
-            .with_context(|| format!("{}: truncated tar", path.display()))?;
-    }
+    strata::layer::verify::check_layer(file, &path.display().to_string())?;
     Ok(())
 }

@@ -9,6 +9,7 @@ mod pgzip;
 pub(crate) mod root;
 pub mod source;
 pub mod tarstream;
+pub mod verify;
 pub mod write;
 
 pub use root::resolution as path_resolution;

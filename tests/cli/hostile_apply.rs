@@ -604,3 +604,44 @@ fn directories_a_layer_implies_take_its_entry_s_time_not_the_clock() {
         assert_eq!(meta.mtime(), MTIME as i64, "{dir}");
     }
 }
+
+#[test]
+fn add_layer_refuses_what_unpack_would_refuse() {
+    let layers: Vec<(&str, Vec<u8>)> = vec![
+        ("a whiteout of ..", {
+            let mut t = TarBuilder::new();
+            t.whiteout("", "..");
+            t.finish()
+        }),
+        ("a .. component", {
+            let mut t = TarBuilder::new();
+            t.file("a/../escape", b"x", 0o644);
+            t.finish()
+        }),
+        ("a hardlink out", {
+            let mut t = TarBuilder::new();
+            t.hardlink("link", "../../etc/passwd");
+            t.finish()
+        }),
+        ("an unknown whiteout form", {
+            let mut t = TarBuilder::new();
+            t.whiteout("a", ".wh.x");
+            t.finish()
+        }),
+        ("uid -1", {
+            let mut t = TarBuilder::new();
+            t.owned_file("suid", b"x", 0o4755, 4_294_967_295, 0);
+            t.finish()
+        }),
+    ];
+    for (what, layer) in layers {
+        let scene = Scene::new(vec![base_layer()]);
+        let tar_path = scene.work.join("layer.tar");
+        write(&tar_path, &layer);
+        let parent = scene.layout.root().parent().unwrap().to_owned();
+        let before = snapshot(&parent);
+        let err = fails(&["add-layer", &scene.reference(), s(&tar_path)], 1);
+        assert!(err.contains("layer.tar"), "{what}: the error names no file: {err}");
+        assert_eq!(snapshot(&parent), before, "{what}: add-layer changed something");
+    }
+}
