@@ -641,7 +641,14 @@ fn add_layer_refuses_what_unpack_would_refuse() {
         let parent = scene.layout.root().parent().unwrap().to_owned();
         let before = snapshot(&parent);
         let err = fails(&["add-layer", &scene.reference(), s(&tar_path)], 1);
-        assert!(err.contains("layer.tar"), "{what}: the error names no file: {err}");
-        assert_eq!(snapshot(&parent), before, "{what}: add-layer changed something");
+        assert!(
+            err.contains("layer.tar"),
+            "{what}: the error names no file: {err}"
+        );
+        assert_eq!(
+            snapshot(&parent),
+            before,
+            "{what}: add-layer changed something"
+        );
     }
 }
