@@ -141,6 +141,16 @@ pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
     // The rootfs is read through directory handles, never following a link: a container
     // still running can swap anything for a symlink meanwhile.
     let tree = SourceTree::open(&rootfs, false)?;
+    // The bundle's next snapshot is taken before the tree is compared and read, never
+    // after: a change the container makes once a file is in the layer must show as a change
+    // next time. Any change after this walk has a newer ctime than recorded, so the next
+    // repack writes it again (at worst redundantly); a snapshot taken after the commit
+    // would record it as already in the image, and it would be lost.
+    let fresh = if options.refresh_bundle {
+        Some(snapshot::take(&rootfs)?)
+    } else {
+        None
+    };
     let present: BTreeMap<PathBuf, bool> = tree.walk()?.into_iter().collect();
     let changes = diff(&tree, &present, &before, &masks)?;
     let report_counts = (
@@ -181,13 +191,12 @@ pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
             Some(layer)
         };
     let desc = draft.commit(&tag, None)?;
-    if options.refresh_bundle {
+    if let Some(snapshot) = fresh {
         // The metadata (which image the bundle now stands for) is replaced before the
         // snapshot (what that image holds). Killed between the two, the next repack diffs
         // against the old snapshot and repeats the change on the new image: a redundant
         // layer, never a lost one. The other order would make it record nothing over the old
         // image, and move the tag off the change.
-        let snapshot = snapshot::take(&rootfs)?;
         let refreshed = BundleMetadata {
             reference: format!("{}:{tag}", layout.root().display()),
             descriptor_path: vec![desc.clone()],

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use strata::image::time::source_date_epoch;
-use strata::layer::build::{TarOptions, TarWriter};
+use strata::layer::build::{check_whiteout_target, TarOptions, TarWriter};
 use strata::layer::source::SourceTree;
 use strata::layer::write::write_layer;
 
@@ -62,6 +62,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let created_by;
     let layer = if let Some(target) = &args.whiteout {
         let target = in_image(target)?;
+        check_whiteout_target(&target)?;
         created_by = format!("strata insert --whiteout /{}", target.display());
         write_layer(&layout, compression, move |w| {
             let mut tar = TarWriter::new(w, options);
@@ -76,6 +77,14 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             path: src.clone(),
             source,
         })?;
+        // The opaque marker goes below DEST: an entry under a file or symlink is no tree.
+        if args.opaque && !meta.is_dir() {
+            anyhow::bail!(
+                "{}: --opaque needs a directory to insert (this is not one; a symlink is \
+                 stored as a symlink, not followed)",
+                src.display()
+            );
+        }
         created_by = format!("strata insert {} /{}", src.display(), dest.display());
         let opaque = args.opaque;
         // A directory is read as a tree of its own; anything else (a symlink too, which is

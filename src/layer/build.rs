@@ -83,11 +83,18 @@ impl<W: Write> TarWriter<W> {
             what: source.display().to_string(),
             reason,
         };
-        let base = name.file_name().map(OsStr::as_bytes).unwrap_or_default();
-        if base.starts_with(b".wh.") {
-            return Err(invalid(
-                "a name starting with .wh. cannot be stored in a layer (it would read as a whiteout)".into(),
-            ));
+        // Every name, not just the last: `insert SRC /a/.wh.b/c` would otherwise put an
+        // entry below a whiteout's name.
+        if name
+            .as_os_str()
+            .as_bytes()
+            .split(|b| *b == b'/')
+            .any(|n| n.starts_with(b".wh."))
+        {
+            return Err(invalid(format!(
+                "{}: a name starting with .wh. cannot be stored in a layer (it would read as a whiteout)",
+                name.display()
+            )));
         }
         let mut meta = cursor.lstat(rel)?;
         let mut file = None;
@@ -200,6 +207,7 @@ impl<W: Write> TarWriter<W> {
 
     /// Adds a whiteout for `rel` (which must not exist in the new tree).
     pub fn add_whiteout(&mut self, rel: &Path) -> Result<()> {
+        check_whiteout_target(rel)?;
         let name = rel.file_name().unwrap_or_default();
         let mut wh = b".wh.".to_vec();
         wh.extend_from_slice(name.as_bytes());
@@ -306,6 +314,34 @@ impl<R: io::Read> io::Read for ExactReader<'_, R> {
         self.left -= n as u64;
         Ok(n)
     }
+}
+
+/// Refuses what a whiteout cannot delete: `rel` must be a plain relative path (`..`, `.`,
+/// `/` or nothing would give `../.wh.x` or `.wh.`, a name outside the layer's tree or one
+/// some appliers read as the directory itself), and no name in it may start with `.wh.`,
+/// since no such name exists in an image: `.wh..opq` would become `.wh..wh..opq`, the
+/// opaque marker that hides everything lower layers have in the directory.
+pub fn check_whiteout_target(rel: &Path) -> Result<()> {
+    let bytes = rel.as_os_str().as_bytes();
+    let plain = !bytes.is_empty()
+        && bytes
+            .split(|b| *b == b'/')
+            .all(|name| !name.is_empty() && name != b"." && name != b"..");
+    let reason = if !plain {
+        "a whiteout needs a plain relative path inside the image"
+    } else if bytes
+        .split(|b| *b == b'/')
+        .any(|name| name.starts_with(b".wh."))
+    {
+        "no path in an image has a name starting with .wh. (a whiteout of it would be \
+         another whiteout, or the opaque marker hiding the whole directory)"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Invalid {
+        what: format!("whiteout of {:?}", rel),
+        reason: reason.into(),
+    })
 }
 
 fn name_bytes(name: &Path, is_dir: bool) -> Vec<u8> {

@@ -1,0 +1,241 @@
+//! Attacks on the commands that read local trees and write files, each one a hole found
+//! and closed: a hostile bundle snapshot, whiteout names that mean something else, an
+//! opaque marker under a file, and a bundle refreshed after the running container changed
+//! it again.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::build::{at, layer_tar, layers, strata_unpack};
+use crate::util::{ok, peer, run, s, snapshot, strata_bin, tempdir};
+
+/// A layout with image `base` built from a small tree, and a bundle unpacked from it.
+fn bundle_of_base(dir: &Path) -> (PathBuf, PathBuf) {
+    let tree = dir.join("tree");
+    std::fs::create_dir_all(tree.join("a/b")).unwrap();
+    std::fs::write(tree.join("a/b/f"), b"f\n").unwrap();
+    std::fs::write(tree.join("top"), b"top\n").unwrap();
+    let layout = dir.join("l");
+    ok(&[
+        "build",
+        s(&tree),
+        &at(&layout, "base"),
+        "--compress",
+        "none",
+    ]);
+    let bundle = dir.join("bundle");
+    strata_unpack(&at(&layout, "base"), &bundle);
+    (layout, bundle)
+}
+
+/// Runs strata, asserting it fails cleanly (no panic) with `needle` in its message and
+/// leaves `layout` byte for byte as it was.
+fn refused(args: &[&str], layout: &Path, needle: &str) {
+    let before = snapshot(layout);
+    let r = run(args);
+    assert!(
+        r.code != 0 && !r.stderr.contains("panicked"),
+        "strata {args:?} should fail cleanly ({}):\n{}\n{}",
+        r.code,
+        r.stdout,
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(needle),
+        "strata {args:?}: {needle:?} not in: {}",
+        r.stderr
+    );
+    assert!(
+        snapshot(layout) == before,
+        "strata {args:?} changed the layout"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// A hostile snapshot file cannot put `..` or empty names in a layer
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn repack_refuses_a_snapshot_whose_paths_are_not_plain_relative_paths() {
+    let dir = tempdir();
+    let (layout, bundle) = bundle_of_base(dir.path());
+    let snap = bundle.join("strata-snapshot.jsonl");
+    let good = std::fs::read_to_string(&snap).unwrap();
+    // Each line records a path that cannot be in a rootfs; as a "deleted" path it became a
+    // whiteout named `../.wh.`, `a/../.wh.` or `.wh.` (the directory itself, to some
+    // appliers: everything).
+    for bad in [
+        r#"{"path":"..","type":"file","mode":420,"uid":0,"gid":0,"size":0,"mtime":0,"mtime_nsec":0,"ctime":0,"ctime_nsec":0,"ino":1}"#,
+        r#"{"path":"a/..","type":"dir","mode":493,"uid":0,"gid":0,"size":0,"mtime":0,"mtime_nsec":0,"ctime":0,"ctime_nsec":0,"ino":1}"#,
+        r#"{"path":"","type":"dir","mode":493,"uid":0,"gid":0,"size":0,"mtime":0,"mtime_nsec":0,"ctime":0,"ctime_nsec":0,"ino":1}"#,
+        r#"{"pathB64":"!!not base64!!","type":"file","mode":420,"uid":0,"gid":0,"size":0,"mtime":0,"mtime_nsec":0,"ctime":0,"ctime_nsec":0,"ino":1}"#,
+        r#"{"type":"file","mode":420,"uid":0,"gid":0,"size":0,"mtime":0,"mtime_nsec":0,"ctime":0,"ctime_nsec":0,"ino":1}"#,
+        r#"{"path":"/etc/passwd","type":"file","mode":420,"uid":0,"gid":0,"size":0,"mtime":0,"mtime_nsec":0,"ctime":0,"ctime_nsec":0,"ino":1}"#,
+        r#"{"path":"a/./b","type":"dir","mode":493,"uid":0,"gid":0,"size":0,"mtime":0,"mtime_nsec":0,"ctime":0,"ctime_nsec":0,"ino":1}"#,
+    ] {
+        std::fs::write(&snap, format!("{good}{bad}\n")).unwrap();
+        refused(
+            &["repack", s(&bundle), "--tag", "x", "--compress", "none"],
+            &layout,
+            "strata-snapshot.jsonl",
+        );
+    }
+    // The untouched snapshot still repacks.
+    std::fs::write(&snap, &good).unwrap();
+    ok(&["repack", s(&bundle), "--tag", "x", "--compress", "none"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// insert: whiteout names and opaque markers that mean something else
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn insert_whiteout_refuses_names_that_would_be_whiteouts_themselves() {
+    let dir = tempdir();
+    let (layout, _) = bundle_of_base(dir.path());
+    // `--whiteout /a/.wh..opq` wrote `a/.wh..wh..opq`: an opaque marker, hiding all of /a,
+    // not the deletion of one (impossible) name.
+    for bad in ["/a/.wh..opq", "/a/.wh.b", "/.wh..wh..opq"] {
+        refused(
+            &[
+                "insert",
+                &at(&layout, "base"),
+                "--whiteout",
+                bad,
+                "--tag",
+                "x",
+            ],
+            &layout,
+            ".wh.",
+        );
+    }
+    ok(&[
+        "insert",
+        &at(&layout, "base"),
+        "--whiteout",
+        "/a/b",
+        "--tag",
+        "x",
+    ]);
+}
+
+#[test]
+fn insert_opaque_needs_a_directory() {
+    let dir = tempdir();
+    let (layout, _) = bundle_of_base(dir.path());
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").unwrap();
+    // A file at /a with `a/.wh..wh..opq` after it: an entry under a regular file.
+    refused(
+        &[
+            "insert",
+            &at(&layout, "base"),
+            s(&file),
+            "/a",
+            "--opaque",
+            "--tag",
+            "x",
+        ],
+        &layout,
+        "--opaque",
+    );
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(dir.path().join("tree"), &link).unwrap();
+    refused(
+        &[
+            "insert",
+            &at(&layout, "base"),
+            s(&link),
+            "/a",
+            "--opaque",
+            "--tag",
+            "x",
+        ],
+        &layout,
+        "--opaque",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// --refresh-bundle never records a change the layer does not hold
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn refresh_bundle_keeps_a_change_made_after_the_layer_was_written() {
+    if !peer("strace") {
+        eprintln!("SKIPPED: needs strace");
+        return;
+    }
+    let dir = tempdir();
+    let (layout, bundle) = bundle_of_base(dir.path());
+    let rootfs = bundle.join("rootfs");
+    std::fs::write(rootfs.join("top"), b"first change\n").unwrap();
+    // Every rename is held for a while once done: once index.json names the new tag, the
+    // layer is written and the tag moved, and the "container" changes a file again before
+    // the bundle is refreshed.
+    let child = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg("inject=rename,renameat,renameat2:delay_exit=1500000")
+        .arg("--")
+        .arg(strata_bin())
+        .args([
+            "repack",
+            s(&bundle),
+            "--refresh-bundle",
+            "--tag",
+            "x",
+            "--compress",
+            "none",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running strace");
+    let start = Instant::now();
+    while !std::fs::read_to_string(layout.join("index.json"))
+        .unwrap()
+        .contains("\"x\"")
+    {
+        assert!(start.elapsed() < Duration::from_secs(60), "no tag x");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(rootfs.join("top"), b"second change, after the layer\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The next repack must carry the second change: the refreshed snapshot may not have
+    // recorded it as already in the image.
+    ok(&[
+        "repack",
+        s(&bundle),
+        "--tag",
+        "y",
+        "--compress",
+        "none",
+        "--refresh-bundle",
+    ]);
+    let all = layers(&layout, "y");
+    let tar = layer_tar(&layout, all.last().unwrap());
+    let mut archive = tar::Archive::new(&tar[..]);
+    let mut top = None;
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if &*entry.path_bytes() == b"top" {
+            let mut body = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut body).unwrap();
+            top = Some(body);
+        }
+    }
+    assert_eq!(
+        top.as_deref(),
+        Some(&b"second change, after the layer\n"[..]),
+        "the change made after the first layer was written is lost"
+    );
+}
