@@ -396,6 +396,13 @@ fn stat_nofollow(dir: &OwnedFd, name: &OsStr) -> io::Result<Option<FileType>> {
     }
 }
 
+/// A staged file renamed into place: its index in [`Staged::files`], and whether it was
+/// swapped with a file that was there (which now has its temporary name).
+struct Placed {
+    index: usize,
+    swapped: bool,
+}
+
 /// Files written under temporary names, and the directories made for them.
 struct Staged {
     /// (parent handle, name) of each directory made, in order.
@@ -465,29 +472,86 @@ impl Staged {
     }
 
     /// Renames every staged file into place: with `overwrite`, over a regular file (checked
-    /// again), else only where nothing is.
+    /// again), else only where nothing is. All or nothing: a file that replaced another is
+    /// swapped with it (`RENAME_EXCHANGE`), so the old one waits under the temporary name
+    /// until every file is in place; if one cannot be placed (something appeared at its
+    /// title meanwhile), the files already placed are taken back out and the old ones
+    /// swapped back, and the directory is as it was.
     fn commit(&mut self, options: PullOptions) -> Result<()> {
-        while let Some((parent, temp, name, host)) = self.files.first() {
-            if options.overwrite {
-                match stat_nofollow(parent, name).at(host)? {
-                    None | Some(FileType::RegularFile) => {}
-                    Some(kind) => return Err(in_the_way(host, kind, "regular file")),
+        let mut placed: Vec<Placed> = Vec::new();
+        let result = self.place_all(options, &mut placed);
+        match result {
+            Ok(()) => {
+                // Now the old contents, under the temporary names, can go.
+                for p in placed.iter().filter(|p| p.swapped) {
+                    let (parent, temp, _, _) = &self.files[p.index];
+                    let _ = rfs::unlinkat(parent, temp, AtFlags::empty());
                 }
-                rfs::renameat(parent, temp, parent, name)
-            } else {
-                rfs::renameat_with(parent, temp, parent, name, RenameFlags::NOREPLACE)
+                self.files.clear();
+                Ok(())
             }
-            .map_err(|e| match e {
-                Errno::EXIST => Error::Invalid {
+            Err(e) => {
+                for p in placed.iter().rev() {
+                    let (parent, temp, name, _) = &self.files[p.index];
+                    if p.swapped {
+                        // The new file goes back to the temporary name (removed by undo).
+                        let _ =
+                            rfs::renameat_with(parent, temp, parent, name, RenameFlags::EXCHANGE);
+                    } else {
+                        let _ =
+                            rfs::renameat_with(parent, name, parent, temp, RenameFlags::NOREPLACE);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn place_all(&self, options: PullOptions, placed: &mut Vec<Placed>) -> Result<()> {
+        for (index, (parent, temp, name, host)) in self.files.iter().enumerate() {
+            let existing = stat_nofollow(parent, name).at(host)?;
+            let swapped = match existing {
+                None => false,
+                Some(FileType::RegularFile) if options.overwrite => true,
+                Some(FileType::RegularFile) => {
+                    return Err(Error::Invalid {
+                        what: host.display().to_string(),
+                        reason: "it appeared while the artifact was pulled: it is left as it is"
+                            .into(),
+                    })
+                }
+                Some(kind) => return Err(in_the_way(host, kind, "regular file")),
+            };
+            let flags = if swapped {
+                RenameFlags::EXCHANGE
+            } else {
+                RenameFlags::NOREPLACE
+            };
+            rfs::renameat_with(parent, temp, parent, name, flags).map_err(|e| match e {
+                Errno::EXIST | Errno::NOENT => Error::Invalid {
                     what: host.display().to_string(),
-                    reason: "it appeared while the artifact was pulled: it is left as it is".into(),
+                    reason: "it appeared or changed while the artifact was pulled: it is left \
+                             as it is"
+                        .into(),
                 },
                 e => Error::Io {
                     path: host.clone(),
                     source: e.into(),
                 },
             })?;
-            self.files.remove(0);
+            placed.push(Placed { index, swapped });
+            if swapped {
+                // What was swapped out must have been the regular file seen a moment ago;
+                // anything else swapped in meanwhile is put back.
+                let was = stat_nofollow(parent, temp).at(host)?;
+                if was != Some(FileType::RegularFile) {
+                    return Err(in_the_way(
+                        host,
+                        was.unwrap_or(FileType::Unknown),
+                        "regular file",
+                    ));
+                }
+            }
         }
         Ok(())
     }

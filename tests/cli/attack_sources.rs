@@ -323,3 +323,134 @@ fn a_tree_thousands_of_directories_deep_builds_or_fails_cleanly() {
         "a failed build changed the layout"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// artifact pull: a failure while files are renamed into place undoes the ones placed
+// ---------------------------------------------------------------------------------------
+
+/// Tags, as `tag`, an artifact with one layer per `(title, content)`.
+fn artifact(layout: &strata::Layout, tag: &str, files: &[(&str, &str)]) {
+    use strata::spec::{media_type, to_canonical_json, Descriptor};
+    let empty = layout.put_blob(b"{}").unwrap();
+    let layers: Vec<Descriptor> = files
+        .iter()
+        .map(|(title, content)| {
+            let blob = layout.put_blob(content.as_bytes()).unwrap();
+            let mut d = Descriptor::new("text/plain", &blob.digest, blob.size);
+            d.set_annotation("org.opencontainers.image.title", Some(title));
+            d
+        })
+        .collect();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::MANIFEST,
+        "artifactType": "application/x",
+        "config": Descriptor::new(media_type::EMPTY, &empty.digest, empty.size),
+        "layers": layers,
+    });
+    let blob = layout.put_blob(&to_canonical_json(&manifest)).unwrap();
+    crate::util::add_entry(
+        layout,
+        &Descriptor::new(media_type::MANIFEST, &blob.digest, blob.size),
+        Some(tag),
+    );
+}
+
+/// Pulls `reference` into `dir` under strace, each rename held 1.5 s once done; when
+/// `first` has its pulled content, runs `meanwhile`. Returns strata's exit code and stderr.
+fn pull_with_a_change_between_renames(
+    reference: &str,
+    dir: &Path,
+    extra: &[&str],
+    first: &str,
+    meanwhile: impl FnOnce(),
+) -> (i32, String) {
+    let child = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e"])
+        .arg("inject=rename,renameat,renameat2:delay_exit=1500000")
+        .arg("--")
+        .arg(strata_bin())
+        .args(["artifact", "pull", reference, s(dir)])
+        .args(extra)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running strace");
+    let start = Instant::now();
+    while std::fs::read(dir.join(first)).ok().as_deref() != Some(b"pulled a\n") {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{first} never came"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    meanwhile();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The names in `dir` (no temporary file may be left).
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn artifact_pull_failing_midway_leaves_the_directory_as_it_was() {
+    if !peer("strace") {
+        eprintln!("SKIPPED: needs strace");
+        return;
+    }
+    let top = tempdir();
+    let layout = strata::Layout::init(&top.path().join("lay")).unwrap();
+    artifact(&layout, "two", &[("a", "pulled a\n"), ("b", "pulled b\n")]);
+    let reference = at(layout.root(), "two");
+
+    // Without --overwrite: `b` appears once `a` is in place; the pull fails, and `a`,
+    // which it put there, was left behind.
+    let dir = top.path().join("fresh");
+    std::fs::create_dir(&dir).unwrap();
+    let (code, stderr) = pull_with_a_change_between_renames(&reference, &dir, &[], "a", || {
+        std::fs::write(dir.join("b"), "the user's b\n").unwrap()
+    });
+    assert!(code != 0 && stderr.contains("appeared"), "{code}: {stderr}");
+    assert_eq!(names_in(&dir), ["b"], "{stderr}");
+    assert_eq!(std::fs::read(dir.join("b")).unwrap(), b"the user's b\n");
+
+    // With --overwrite: `a` replaced, then `b` turns into a directory; the pull fails, and
+    // the user's old `a` was gone for good.
+    let dir = top.path().join("old");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("a"), "old a\n").unwrap();
+    std::fs::write(dir.join("b"), "old b\n").unwrap();
+    let (code, stderr) =
+        pull_with_a_change_between_renames(&reference, &dir, &["--overwrite"], "a", || {
+            std::fs::remove_file(dir.join("b")).unwrap();
+            std::fs::create_dir(dir.join("b")).unwrap();
+        });
+    assert!(code != 0 && stderr.contains("/b"), "{code}: {stderr}");
+    assert_eq!(names_in(&dir), ["a", "b"], "{stderr}");
+    assert_eq!(
+        std::fs::read(dir.join("a")).unwrap(),
+        b"old a\n",
+        "{stderr}"
+    );
+    assert!(dir.join("b").is_dir());
+
+    // Undisturbed, --overwrite replaces both and leaves nothing else.
+    std::fs::remove_dir(dir.join("b")).unwrap();
+    std::fs::write(dir.join("b"), "old b\n").unwrap();
+    ok(&["artifact", "pull", &reference, s(&dir), "--overwrite"]);
+    assert_eq!(std::fs::read(dir.join("a")).unwrap(), b"pulled a\n");
+    assert_eq!(std::fs::read(dir.join("b")).unwrap(), b"pulled b\n");
+    assert_eq!(names_in(&dir), ["a", "b"]);
+}
