@@ -389,9 +389,27 @@ pub(crate) fn read_xattrs(path: &Path, skip_unreadable: bool) -> Result<BTreeMap
             Err(e) => return Err(io::Error::from(e)).at(path),
         };
         value.truncate(n);
-        out.insert(String::from_utf8_lossy(name).into_owned(), value);
+        out.insert(xattr_name(name, path, skip_unreadable)?, value);
     }
     Ok(out)
+}
+
+/// An xattr name as text. A layer stores xattrs as PAX records, whose keys are UTF-8: a
+/// name that is not (the kernel allows any bytes) is refused rather than stored under a
+/// lossy look-alike, which would set another xattr where the layer is unpacked. With
+/// `lossy` (a snapshot, which only compares), the look-alike is good enough.
+fn xattr_name(name: &[u8], path: &Path, lossy: bool) -> Result<String> {
+    match std::str::from_utf8(name) {
+        Ok(name) => Ok(name.to_owned()),
+        Err(_) if lossy => Ok(String::from_utf8_lossy(name).into_owned()),
+        Err(_) => Err(Error::Invalid {
+            what: path.display().to_string(),
+            reason: format!(
+                "its xattr {:?} has a name that is not UTF-8, which a layer cannot store",
+                String::from_utf8_lossy(name)
+            ),
+        }),
+    }
 }
 
 /// Every xattr of the open file `fd` (at `path`, for messages); see [`read_xattrs`].
@@ -416,7 +434,7 @@ pub(crate) fn read_fd_xattrs(
             Err(e) => return Err(io::Error::from(e)).at(path),
         };
         value.truncate(n);
-        out.insert(String::from_utf8_lossy(name).into_owned(), value);
+        out.insert(xattr_name(name, path, skip_unreadable)?, value);
     }
     Ok(out)
 }

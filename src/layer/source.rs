@@ -309,8 +309,13 @@ impl Cursor<'_> {
             }
             None => host.clone(),
         };
+        // Errors name the entry, not its /proc alias.
         super::build::read_xattrs(&path, skip_unreadable).map_err(|e| match e {
             Error::Io { source, .. } => Error::Io { path: host, source },
+            Error::Invalid { reason, .. } => Error::Invalid {
+                what: host.display().to_string(),
+                reason,
+            },
             other => other,
         })
     }

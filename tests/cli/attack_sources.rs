@@ -454,3 +454,46 @@ fn artifact_pull_failing_midway_leaves_the_directory_as_it_was() {
     assert_eq!(std::fs::read(dir.join("b")).unwrap(), b"pulled b\n");
     assert_eq!(names_in(&dir), ["a", "b"]);
 }
+
+// ---------------------------------------------------------------------------------------
+// An xattr whose name is not UTF-8
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn an_xattr_name_that_is_not_utf8_is_refused_not_renamed() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempdir();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("sub/file"), b"x").unwrap();
+    let name = OsStr::from_bytes(b"user.caf\xe9");
+    for entry in ["sub", "sub/file"] {
+        if rustix::fs::lsetxattr(
+            tree.join(entry),
+            name,
+            b"1",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .is_err()
+        {
+            eprintln!("SKIPPED: no user xattrs here");
+            return;
+        }
+        let layout = dir.path().join(format!("l-{}", entry.replace('/', "-")));
+        ok(&["new", &at(&layout, "keep")]);
+        // It went into the layer as `user.caf\u{fffd}`: another xattr than the tree has.
+        refused(
+            &["build", s(&tree), &at(&layout, "t"), "--compress", "none"],
+            &layout,
+            "not UTF-8",
+        );
+        let r = run(&["build", s(&tree), &at(&layout, "t"), "--compress", "none"]);
+        assert!(
+            r.stderr.contains(s(&tree.join(entry))),
+            "the error names the entry: {}",
+            r.stderr
+        );
+        rustix::fs::lremovexattr(tree.join(entry), name).unwrap();
+    }
+}
