@@ -124,18 +124,36 @@ pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
         variant: None,
     };
     let mut draft = Draft::load(&layout, &layout, &Target::Digest(manifest_digest), &any)?;
-    let mut masks: Vec<PathBuf> = options.mask_paths.iter().map(|p| image_path(p)).collect();
+    let mut masks = Vec::new();
+    for p in &options.mask_paths {
+        let mask = image_path(p);
+        if mask.as_os_str().is_empty()
+            || p.components().any(|c| c == std::path::Component::ParentDir)
+        {
+            return Err(Error::Invalid {
+                what: format!("mask path {}", p.display()),
+                reason: "give a plain path below / in the image (no ..): the root would leave \
+                         out every change"
+                    .into(),
+            });
+        }
+        masks.push(mask);
+    }
     if !options.no_mask_volumes {
         let volumes = draft
             .config
             .config
             .as_ref()
             .and_then(|c| c.volumes.as_ref());
+        // The image's own config says what its volumes are: one that is the root (`/`,
+        // `/..`, `.`) would mask every change and the repack would silently record nothing,
+        // so it masks nothing.
         masks.extend(
             volumes
                 .into_iter()
                 .flat_map(|v| v.keys())
-                .map(|v| image_path(Path::new(v))),
+                .map(|v| image_path(Path::new(v)))
+                .filter(|m| !m.as_os_str().is_empty()),
         );
     }
     // The rootfs is read through directory handles, never following a link: a container
@@ -218,11 +236,20 @@ pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
     })
 }
 
-/// `/a/b` (as an image path) to `a/b`.
+/// `/a/b` (as an image path) to `a/b`, with `..` resolved as the image's runtime cleans a
+/// volume path (`/a/../b` is `b`, not `a/b`); empty for the root itself.
 fn image_path(p: &Path) -> PathBuf {
-    p.components()
-        .filter(|c| matches!(c, std::path::Component::Normal(_)))
-        .collect()
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 fn masked(path: &Path, masks: &[PathBuf]) -> bool {

@@ -497,3 +497,50 @@ fn an_xattr_name_that_is_not_utf8_is_refused_not_renamed() {
         rustix::fs::lremovexattr(tree.join(entry), name).unwrap();
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Masks that are the root leave out every change
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn repack_never_masks_the_whole_rootfs() {
+    let dir = tempdir();
+    let (layout, _) = bundle_of_base(dir.path());
+    // An image whose config declares `/` (or `/..`) a volume: every change was masked, and
+    // the repack reported 0 added and wrote no layer.
+    ok(&[
+        "config",
+        &at(&layout, "base"),
+        "--volume",
+        "/",
+        "--volume",
+        "/..",
+    ]);
+    ok(&["config", &at(&layout, "base"), "--volume", "/a/../data"]);
+    let bundle = dir.path().join("bundle-vol");
+    strata_unpack(&at(&layout, "base"), &bundle);
+    std::fs::write(bundle.join("rootfs/new"), b"new\n").unwrap();
+    std::fs::create_dir_all(bundle.join("rootfs/a/data")).unwrap();
+    std::fs::write(bundle.join("rootfs/a/data/kept"), b"kept\n").unwrap();
+    std::fs::create_dir_all(bundle.join("rootfs/data")).unwrap();
+    std::fs::write(bundle.join("rootfs/data/masked"), b"masked\n").unwrap();
+    let report = crate::util::json(&[
+        "repack",
+        s(&bundle),
+        "--tag",
+        "x",
+        "--compress",
+        "none",
+        "--json",
+    ]);
+    // `new`, and `a/data/kept` with its directory (`/a/../data` is `/data`, not `/a/data`).
+    assert_eq!(report["added"], 3, "{report}");
+    // A mask the user gives that is the root, or climbs, is refused.
+    for bad in ["/", "..", "/x/../..", "/a/../b"] {
+        refused(
+            &["repack", s(&bundle), "--tag", "y", "--mask-path", bad],
+            &layout,
+            "mask path",
+        );
+    }
+}
