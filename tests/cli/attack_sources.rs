@@ -544,3 +544,53 @@ fn repack_never_masks_the_whole_rootfs() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// artifact pull: odd titles are refused cleanly and change nothing
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn artifact_pull_odd_titles_fail_cleanly_or_stay_inside() {
+    let top = tempdir();
+    let layout = strata::Layout::init(&top.path().join("lay")).unwrap();
+    let long = "x".repeat(300);
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("nul", vec![("a\0b", "1")]),
+        ("long", vec![(long.as_str(), "1")]),
+        ("dot", vec![(".", "1")]),
+        ("empty", vec![("", "1")]),
+        ("slash", vec![("/", "1")]),
+        ("climb", vec![("a/../../x", "1")]),
+        ("twice", vec![("a/", "1"), ("./a", "2")]),
+        ("late", vec![("ok", "1"), ("a\0b", "2")]),
+    ];
+    for (tag, files) in &cases {
+        artifact(&layout, tag, files);
+    }
+    let dir = top.path().join("pull");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("keep"), "mine\n").unwrap();
+    for (tag, _) in &cases {
+        let before = snapshot(top.path());
+        let r = run(&["artifact", "pull", &at(layout.root(), tag), s(&dir)]);
+        assert!(
+            r.code != 0 && !r.stderr.contains("panicked") && r.stderr.contains("strata: error"),
+            "{tag}: {} {}",
+            r.code,
+            r.stderr
+        );
+        assert!(snapshot(top.path()) == before, "{tag} changed something");
+    }
+    // Newline and unicode names are just names.
+    artifact(
+        &layout,
+        "names",
+        &[
+            ("line\nbreak", "1"),
+            ("caf\u{e9}", "2"),
+            ("cafe\u{301}", "3"),
+        ],
+    );
+    ok(&["artifact", "pull", &at(layout.root(), "names"), s(&dir)]);
+    assert_eq!(names_in(&dir).len(), 4);
+}
