@@ -69,7 +69,9 @@ impl IdMap {
         }
         self.0.iter().find_map(|m| {
             let offset = id.checked_sub(m.container_id)?;
-            (offset < m.size).then(|| m.host_id + offset)
+            // Checked: a map read from a bundle's strata.json was not validated as one
+            // given with --uid-map is, and a range past u32::MAX must not wrap to root.
+            (offset < m.size).then(|| m.host_id.checked_add(offset))?
         })
     }
 
@@ -80,7 +82,7 @@ impl IdMap {
         }
         self.0.iter().find_map(|m| {
             let offset = id.checked_sub(m.host_id)?;
-            (offset < m.size).then(|| m.container_id + offset)
+            (offset < m.size).then(|| m.container_id.checked_add(offset))?
         })
     }
 

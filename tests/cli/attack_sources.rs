@@ -594,3 +594,32 @@ fn artifact_pull_odd_titles_fail_cleanly_or_stay_inside() {
     ok(&["artifact", "pull", &at(layout.root(), "names"), s(&dir)]);
     assert_eq!(names_in(&dir).len(), 4);
 }
+
+// ---------------------------------------------------------------------------------------
+// A bundle's strata.json with an id map past u32::MAX
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn repack_with_an_id_map_past_the_last_id_fails_cleanly() {
+    if !crate::build::is_root() {
+        eprintln!("SKIPPED: needs root to own a file as uid 1");
+        return;
+    }
+    let dir = tempdir();
+    let (layout, bundle) = bundle_of_base(dir.path());
+    let rootfs = bundle.join("rootfs");
+    std::fs::write(rootfs.join("owned"), b"x").unwrap();
+    std::os::unix::fs::lchown(rootfs.join("owned"), Some(1), Some(1)).unwrap();
+    // Host uid 1 is container uid 4294967295 + 1: it panicked (debug) or wrapped to 0, a
+    // file of uid 1 made root's (release).
+    let meta_path = bundle.join("strata.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta["uidMap"] = serde_json::json!([{"containerID": 4294967295u32, "hostID": 0, "size": 10}]);
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    refused(
+        &["repack", s(&bundle), "--tag", "x", "--compress", "none"],
+        &layout,
+        "outside the uid map",
+    );
+}
