@@ -78,7 +78,23 @@ fn empty_descriptor(layout: &Layout) -> Result<Descriptor> {
 }
 
 fn put_file(layout: &Layout, file: &ArtifactFile) -> Result<Descriptor> {
-    let mut source = File::open(&file.path).at(&file.path)?;
+    // The check in write_artifact was of the path, a moment ago: a FIFO or tty swapped in
+    // since must neither block the open nor become the controlling terminal, and what the
+    // handle is decides (the path itself may be a symlink: the user named it).
+    let mut source = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags((OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32)
+            .open(&file.path)
+            .at(&file.path)?
+    };
+    if !source.metadata().at(&file.path)?.is_file() {
+        return Err(Error::Invalid {
+            what: file.path.display().to_string(),
+            reason: "not a regular file (it changed since it was checked)".into(),
+        });
+    }
     let mut writer = layout.blob_writer(Algorithm::Sha256)?;
     io::copy(&mut source, &mut writer).at(&file.path)?;
     let blob = writer.finish()?;

@@ -623,3 +623,87 @@ fn repack_with_an_id_map_past_the_last_id_fails_cleanly() {
         "outside the uid map",
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// artifact push: a file swapped for a FIFO after it was checked
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn artifact_push_of_a_file_swapped_for_a_fifo_does_not_hang() {
+    if !peer("strace") {
+        eprintln!("SKIPPED: needs strace");
+        return;
+    }
+    let dir = tempdir();
+    let layout = dir.path().join("lay");
+    ok(&["init", s(&layout)]);
+    let file = dir.path().join("payload");
+    std::fs::write(&file, b"payload\n").unwrap();
+    let log = dir.path().join("strace.log");
+    // Only the calls on `payload` are traced: its check (a stat) is held once done, and the
+    // file becomes a FIFO before strata opens it.
+    let mut child = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-o",
+            s(&log),
+            "-P",
+            s(&file),
+            "-e",
+            "trace=statx",
+        ])
+        .arg("-e")
+        .arg("inject=statx:delay_exit=1000000")
+        .arg("--")
+        .arg(strata_bin())
+        .args(["artifact", "push", &at(&layout, "a"), "--artifact-type"])
+        .args(["application/x", s(&file)])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running strace");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("DELAYED")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no stat of the file"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::fs::remove_file(&file).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &file,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let start = Instant::now();
+    let mut hung = false;
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(10) {
+            // Blocked opening the FIFO: a writer lets it go on (and read nothing).
+            hung = true;
+            drop(std::fs::OpenOptions::new().write(true).open(&file));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !hung,
+        "strata blocked opening a FIFO swapped in for the file"
+    );
+    assert!(
+        !out.status.success() && stderr.contains("payload") && stderr.contains("regular file"),
+        "{stderr}"
+    );
+}
