@@ -77,24 +77,26 @@ fn empty_descriptor(layout: &Layout) -> Result<Descriptor> {
     Ok(d)
 }
 
-fn put_file(layout: &Layout, file: &ArtifactFile) -> Result<Descriptor> {
-    // The check in write_artifact was of the path, a moment ago: a FIFO or tty swapped in
-    // since must neither block the open nor become the controlling terminal, and what the
-    // handle is decides (the path itself may be a symlink: the user named it).
-    let mut source = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags((OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32)
-            .open(&file.path)
-            .at(&file.path)?
-    };
-    if !source.metadata().at(&file.path)?.is_file() {
+/// Opens `path` for reading as a regular file. It is checked through the handle: a FIFO
+/// or tty in its place must neither block the open nor become the controlling terminal.
+/// The path itself may be a symlink (the user named it).
+fn open_regular(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let source = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32)
+        .open(path)
+        .at(path)?;
+    if !source.metadata().at(path)?.is_file() {
         return Err(Error::Invalid {
-            what: file.path.display().to_string(),
-            reason: "not a regular file (it changed since it was checked)".into(),
+            what: path.display().to_string(),
+            reason: "not a regular file".into(),
         });
     }
+    Ok(source)
+}
+
+fn put_file(layout: &Layout, mut source: File, file: &ArtifactFile) -> Result<Descriptor> {
     let mut writer = layout.blob_writer(Algorithm::Sha256)?;
     io::copy(&mut source, &mut writer).at(&file.path)?;
     let blob = writer.finish()?;
@@ -118,8 +120,11 @@ pub fn push(layout: &Layout, spec: &ArtifactSpec, placement: &Placement) -> Resu
     if let Placement::Tag(tag) = placement {
         validate_tag(tag)?;
     }
+    // Everything that can be refused is, before the first blob is written: a refused push
+    // leaves the layout as it was, without orphan blobs.
+    let sources = open_sources(spec)?;
     let _lock = layout.lock_gc(LockMode::Shared)?;
-    let desc = write_artifact(layout, spec)?;
+    let desc = write_artifact(layout, spec, sources)?;
     match placement {
         Placement::Tag(tag) => set_tag(layout, tag, &desc)?,
         Placement::Untagged => add_untagged(layout, &desc)?,
@@ -127,25 +132,24 @@ pub fn push(layout: &Layout, spec: &ArtifactSpec, placement: &Placement) -> Resu
     Ok(desc)
 }
 
-/// Writes the artifact's blobs and manifest; untagged (the caller holds the gc lock).
-fn write_artifact(layout: &Layout, spec: &ArtifactSpec) -> Result<Descriptor> {
+/// The files of an artifact, opened, with their titles; the config file, opened.
+struct Sources {
+    files: Vec<(File, String)>,
+    config: Option<File>,
+}
+
+/// Checks the artifact type, the titles (UTF-8 file names, each once: pull writes a file
+/// by its title) and opens every file (see [`open_regular`]).
+fn open_sources(spec: &ArtifactSpec) -> Result<Sources> {
     if !is_valid_media_type(&spec.artifact_type) {
         return Err(Error::Invalid {
             what: format!("artifact type {:?}", spec.artifact_type),
             reason: "not a media type (type/subtype, RFC 6838)".into(),
         });
     }
-    for f in spec.files.iter().chain(&spec.config) {
-        if !f.path.is_file() {
-            return Err(Error::Invalid {
-                what: f.path.display().to_string(),
-                reason: "not a regular file".into(),
-            });
-        }
-    }
-    let mut layers = Vec::new();
+    let mut files = Vec::new();
+    let mut titles = BTreeMap::new();
     for file in &spec.files {
-        let mut desc = put_file(layout, file)?;
         let title = file
             .path
             .file_name()
@@ -154,16 +158,41 @@ fn write_artifact(layout: &Layout, spec: &ArtifactSpec) -> Result<Descriptor> {
                 what: file.path.display().to_string(),
                 reason: "the file name is not UTF-8, so it cannot be a title annotation".into(),
             })?;
-        desc.set_annotation(ANNOTATION_TITLE, Some(title));
+        if let Some(first) = titles.insert(title.to_owned(), &file.path) {
+            return Err(Error::Invalid {
+                what: file.path.display().to_string(),
+                reason: format!(
+                    "{} has the same name: both would be titled {title:?}, and a pull could \
+                     write only one",
+                    first.display()
+                ),
+            });
+        }
+        files.push((open_regular(&file.path)?, title.to_owned()));
+    }
+    let config = spec
+        .config
+        .as_ref()
+        .map(|c| open_regular(&c.path))
+        .transpose()?;
+    Ok(Sources { files, config })
+}
+
+/// Writes the artifact's blobs and manifest; untagged (the caller holds the gc lock).
+fn write_artifact(layout: &Layout, spec: &ArtifactSpec, sources: Sources) -> Result<Descriptor> {
+    let mut layers = Vec::new();
+    for ((source, title), file) in sources.files.into_iter().zip(&spec.files) {
+        let mut desc = put_file(layout, source, file)?;
+        desc.set_annotation(ANNOTATION_TITLE, Some(&title));
         layers.push(desc);
     }
     if layers.is_empty() {
         // The spec's guidance: an artifact without files has one empty layer.
         layers.push(empty_descriptor(layout)?);
     }
-    let config = match &spec.config {
-        Some(file) => put_file(layout, file)?,
-        None => empty_descriptor(layout)?,
+    let config = match (sources.config, &spec.config) {
+        (Some(source), Some(file)) => put_file(layout, source, file)?,
+        _ => empty_descriptor(layout)?,
     };
     let manifest = Manifest {
         schema_version: 2,

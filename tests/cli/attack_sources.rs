@@ -702,8 +702,64 @@ fn artifact_push_of_a_file_swapped_for_a_fifo_does_not_hang() {
         !hung,
         "strata blocked opening a FIFO swapped in for the file"
     );
+    // Read through the handle opened before the swap, or refused; never blocked.
     assert!(
-        !out.status.success() && stderr.contains("payload") && stderr.contains("regular file"),
+        out.status.success() || (stderr.contains("payload") && stderr.contains("regular file")),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_refused_artifact_push_leaves_no_blob_behind() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempdir();
+    let layout = dir.path().join("lay");
+    ok(&["init", s(&layout)]);
+    ok(&["new", &at(&layout, "keep")]);
+    let good = dir.path().join("good");
+    std::fs::write(&good, b"good\n").unwrap();
+    let latin1 = dir.path().join(OsStr::from_bytes(b"caf\xe9"));
+    std::fs::write(&latin1, b"not a title\n").unwrap();
+    std::fs::create_dir(dir.path().join("other")).unwrap();
+    let same = dir.path().join("other/good");
+    std::fs::write(&same, b"same name\n").unwrap();
+    let push = |files: &[&str]| -> Vec<String> {
+        let mut args = vec!["artifact", "push", "--artifact-type", "application/x"];
+        args.extend_from_slice(files);
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.insert(2, at(&layout, "a"));
+        args
+    };
+    // The good file's blob was written before the bad name was found, and stayed.
+    let before = snapshot(&layout);
+    let args = push(&[s(&good)]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = crate::util::strata(&args).arg(&latin1).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("UTF-8"),
+        "{stderr}"
+    );
+    assert!(
+        snapshot(&layout) == before,
+        "a refused push left blobs behind"
+    );
+    // Two files titled alike: an artifact no pull could write.
+    let args = push(&[s(&good), s(&same)]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    refused(&args, &layout, "same name");
+    // A FIFO in the list, after a good file.
+    let fifo = dir.path().join("fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let args = push(&[s(&good), s(&fifo)]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    refused(&args, &layout, "not a regular file");
 }
