@@ -82,6 +82,8 @@ impl IdMap {
         if self.0.is_empty() {
             return Some(id);
         }
+        // Checked: a map read from a bundle's strata.json was not validated as one given
+        // with --uid-map is, and a range past u32::MAX must not wrap to root.
         self.0
             .iter()
             .find_map(|m| {

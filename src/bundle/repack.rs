@@ -124,23 +124,51 @@ pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
         variant: None,
     };
     let mut draft = Draft::load(&layout, &layout, &Target::Digest(manifest_digest), &any)?;
-    let mut masks: Vec<PathBuf> = options.mask_paths.iter().map(|p| image_path(p)).collect();
+    let mut masks = Vec::new();
+    for p in &options.mask_paths {
+        let mask = image_path(p);
+        if mask.as_os_str().is_empty()
+            || p.components().any(|c| c == std::path::Component::ParentDir)
+        {
+            return Err(Error::Invalid {
+                what: format!("mask path {}", p.display()),
+                reason: "give a plain path below / in the image (no ..): the root would leave \
+                         out every change"
+                    .into(),
+            });
+        }
+        masks.push(mask);
+    }
     if !options.no_mask_volumes {
         let volumes = draft
             .config
             .config
             .as_ref()
             .and_then(|c| c.volumes.as_ref());
+        // The image's own config says what its volumes are: one that is the root (`/`,
+        // `/..`, `.`) would mask every change and the repack would silently record nothing,
+        // so it masks nothing.
         masks.extend(
             volumes
                 .into_iter()
                 .flat_map(|v| v.keys())
-                .map(|v| image_path(Path::new(v))),
+                .map(|v| image_path(Path::new(v)))
+                .filter(|m| !m.as_os_str().is_empty()),
         );
     }
     // The rootfs is read through directory handles, never following a link: a container
     // still running can swap anything for a symlink meanwhile.
     let tree = SourceTree::open(&rootfs, false)?;
+    // The bundle's next snapshot is taken before the tree is compared and read, never
+    // after: a change the container makes once a file is in the layer must show as a change
+    // next time. Any change after this walk has a newer ctime than recorded, so the next
+    // repack writes it again (at worst redundantly); a snapshot taken after the commit
+    // would record it as already in the image, and it would be lost.
+    let fresh = if options.refresh_bundle {
+        Some(snapshot::take(&rootfs)?)
+    } else {
+        None
+    };
     let present: BTreeMap<PathBuf, bool> = tree.walk()?.into_iter().collect();
     let changes = diff(&tree, &present, &before, &masks)?;
     let report_counts = (
@@ -181,13 +209,12 @@ pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
             Some(layer)
         };
     let desc = draft.commit(&tag, None)?;
-    if options.refresh_bundle {
+    if let Some(snapshot) = fresh {
         // The metadata (which image the bundle now stands for) is replaced before the
         // snapshot (what that image holds). Killed between the two, the next repack diffs
         // against the old snapshot and repeats the change on the new image: a redundant
         // layer, never a lost one. The other order would make it record nothing over the old
         // image, and move the tag off the change.
-        let snapshot = snapshot::take(&rootfs)?;
         let refreshed = BundleMetadata {
             reference: format!("{}:{tag}", layout.root().display()),
             descriptor_path: vec![desc.clone()],
@@ -209,11 +236,20 @@ pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
     })
 }
 
-/// `/a/b` (as an image path) to `a/b`.
+/// `/a/b` (as an image path) to `a/b`, with `..` resolved as the image's runtime cleans a
+/// volume path (`/a/../b` is `b`, not `a/b`); empty for the root itself.
 fn image_path(p: &Path) -> PathBuf {
-    p.components()
-        .filter(|c| matches!(c, std::path::Component::Normal(_)))
-        .collect()
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 fn masked(path: &Path, masks: &[PathBuf]) -> bool {

@@ -61,6 +61,29 @@ pub struct SnapshotEntry {
 }
 
 impl SnapshotEntry {
+    /// The path's bytes, if it is a plain relative path (see [`read`]); else why not.
+    fn checked_path(&self) -> std::result::Result<Vec<u8>, String> {
+        let bytes = match (&self.path, &self.path_b64) {
+            (Some(p), _) => p.as_bytes().to_vec(),
+            (None, Some(b)) => base64::engine::general_purpose::STANDARD
+                .decode(b)
+                .map_err(|e| format!("pathB64 is not base64 ({e})"))?,
+            (None, None) => return Err("it records no path".into()),
+        };
+        let plain = !bytes.is_empty()
+            && !bytes.contains(&0)
+            && bytes
+                .split(|b| *b == b'/')
+                .all(|name| !name.is_empty() && name != b"." && name != b"..");
+        if !plain {
+            return Err(format!(
+                "path {:?} is not a plain relative path inside the rootfs",
+                String::from_utf8_lossy(&bytes)
+            ));
+        }
+        Ok(bytes)
+    }
+
     /// The path as bytes-faithful `PathBuf`.
     pub fn path_buf(&self) -> PathBuf {
         match (&self.path, &self.path_b64) {
@@ -158,17 +181,31 @@ pub fn write(entries: &[SnapshotEntry], path: &Path) -> Result<()> {
     })
 }
 
-/// Reads a snapshot written by [`write()`].
+/// Reads a snapshot written by [`write()`]. Every path must be one [`take`] can record: a
+/// plain relative path (names joined by single `/`, none empty, `.` or `..`), each once.
+/// Repack writes a whiteout for every recorded path that is gone, so a crafted line such as
+/// `..` or `a/..` would otherwise put `../.wh.` in the layer, and an empty path `.wh.`,
+/// which some appliers read as the deletion of the directory itself.
 pub fn read(path: &Path) -> Result<Vec<SnapshotEntry>> {
     let file = fs::File::open(path).at(path)?;
     let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (i, line) in BufReader::new(file).lines().enumerate() {
         let line = line.at(path)?;
-        out.push(serde_json::from_str(&line).map_err(Error::bad_json(format!(
-            "{} line {}",
-            path.display(),
-            i + 1
-        )))?);
+        let what = format!("{} line {}", path.display(), i + 1);
+        let entry: SnapshotEntry =
+            serde_json::from_str(&line).map_err(Error::bad_json(what.clone()))?;
+        let rel = entry.checked_path().map_err(|reason| Error::Invalid {
+            what: what.clone(),
+            reason,
+        })?;
+        if !seen.insert(rel) {
+            return Err(Error::Invalid {
+                what,
+                reason: "the path is recorded twice".into(),
+            });
+        }
+        out.push(entry);
     }
     Ok(out)
 }

@@ -85,6 +85,14 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             path: src.clone(),
             source,
         })?;
+        // The opaque marker goes below DEST: an entry under a file or symlink is no tree.
+        if args.opaque && !meta.is_dir() {
+            anyhow::bail!(
+                "{}: --opaque needs a directory to insert (this is not one; a symlink is \
+                 stored as a symlink, not followed)",
+                src.display()
+            );
+        }
         created_by = format!("strata insert {} /{}", src.display(), dest.display());
         let opaque = args.opaque;
         // A directory is read as a tree of its own; anything else (a symlink too, which is

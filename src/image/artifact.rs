@@ -77,8 +77,26 @@ fn empty_descriptor(layout: &Layout) -> Result<Descriptor> {
     Ok(d)
 }
 
-fn put_file(layout: &Layout, file: &ArtifactFile) -> Result<Descriptor> {
-    let mut source = File::open(&file.path).at(&file.path)?;
+/// Opens `path` for reading as a regular file. It is checked through the handle: a FIFO
+/// or tty in its place must neither block the open nor become the controlling terminal.
+/// The path itself may be a symlink (the user named it).
+fn open_regular(path: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let source = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlags::NONBLOCK | OFlags::NOCTTY).bits() as i32)
+        .open(path)
+        .at(path)?;
+    if !source.metadata().at(path)?.is_file() {
+        return Err(Error::Invalid {
+            what: path.display().to_string(),
+            reason: "not a regular file".into(),
+        });
+    }
+    Ok(source)
+}
+
+fn put_file(layout: &Layout, mut source: File, file: &ArtifactFile) -> Result<Descriptor> {
     let mut writer = layout.blob_writer(Algorithm::Sha256)?;
     io::copy(&mut source, &mut writer).at(&file.path)?;
     let blob = writer.finish()?;
@@ -102,8 +120,11 @@ pub fn push(layout: &Layout, spec: &ArtifactSpec, placement: &Placement) -> Resu
     if let Placement::Tag(tag) = placement {
         validate_tag(tag)?;
     }
+    // Everything that can be refused is, before the first blob is written: a refused push
+    // leaves the layout as it was, without orphan blobs.
+    let sources = open_sources(spec)?;
     let _lock = layout.lock_gc(LockMode::Shared)?;
-    let desc = write_artifact(layout, spec)?;
+    let desc = write_artifact(layout, spec, sources)?;
     match placement {
         Placement::Tag(tag) => set_tag(layout, tag, &desc)?,
         Placement::Untagged => add_untagged(layout, &desc)?,
@@ -111,25 +132,24 @@ pub fn push(layout: &Layout, spec: &ArtifactSpec, placement: &Placement) -> Resu
     Ok(desc)
 }
 
-/// Writes the artifact's blobs and manifest; untagged (the caller holds the gc lock).
-fn write_artifact(layout: &Layout, spec: &ArtifactSpec) -> Result<Descriptor> {
+/// The files of an artifact, opened, with their titles; the config file, opened.
+struct Sources {
+    files: Vec<(File, String)>,
+    config: Option<File>,
+}
+
+/// Checks the artifact type, the titles (UTF-8 file names, each once: pull writes a file
+/// by its title) and opens every file (see [`open_regular`]).
+fn open_sources(spec: &ArtifactSpec) -> Result<Sources> {
     if !is_valid_media_type(&spec.artifact_type) {
         return Err(Error::Invalid {
             what: format!("artifact type {:?}", spec.artifact_type),
             reason: "not a media type (type/subtype, RFC 6838)".into(),
         });
     }
-    for f in spec.files.iter().chain(&spec.config) {
-        if !f.path.is_file() {
-            return Err(Error::Invalid {
-                what: f.path.display().to_string(),
-                reason: "not a regular file".into(),
-            });
-        }
-    }
-    let mut layers = Vec::new();
+    let mut files = Vec::new();
+    let mut titles = BTreeMap::new();
     for file in &spec.files {
-        let mut desc = put_file(layout, file)?;
         let title = file
             .path
             .file_name()
@@ -138,16 +158,41 @@ fn write_artifact(layout: &Layout, spec: &ArtifactSpec) -> Result<Descriptor> {
                 what: file.path.display().to_string(),
                 reason: "the file name is not UTF-8, so it cannot be a title annotation".into(),
             })?;
-        desc.set_annotation(ANNOTATION_TITLE, Some(title));
+        if let Some(first) = titles.insert(title.to_owned(), &file.path) {
+            return Err(Error::Invalid {
+                what: file.path.display().to_string(),
+                reason: format!(
+                    "{} has the same name: both would be titled {title:?}, and a pull could \
+                     write only one",
+                    first.display()
+                ),
+            });
+        }
+        files.push((open_regular(&file.path)?, title.to_owned()));
+    }
+    let config = spec
+        .config
+        .as_ref()
+        .map(|c| open_regular(&c.path))
+        .transpose()?;
+    Ok(Sources { files, config })
+}
+
+/// Writes the artifact's blobs and manifest; untagged (the caller holds the gc lock).
+fn write_artifact(layout: &Layout, spec: &ArtifactSpec, sources: Sources) -> Result<Descriptor> {
+    let mut layers = Vec::new();
+    for ((source, title), file) in sources.files.into_iter().zip(&spec.files) {
+        let mut desc = put_file(layout, source, file)?;
+        desc.set_annotation(ANNOTATION_TITLE, Some(&title));
         layers.push(desc);
     }
     if layers.is_empty() {
         // The spec's guidance: an artifact without files has one empty layer.
         layers.push(empty_descriptor(layout)?);
     }
-    let config = match &spec.config {
-        Some(file) => put_file(layout, file)?,
-        None => empty_descriptor(layout)?,
+    let config = match (sources.config, &spec.config) {
+        (Some(source), Some(file)) => put_file(layout, source, file)?,
+        _ => empty_descriptor(layout)?,
     };
     let manifest = Manifest {
         schema_version: 2,
@@ -396,6 +441,13 @@ fn stat_nofollow(dir: &OwnedFd, name: &OsStr) -> io::Result<Option<FileType>> {
     }
 }
 
+/// A staged file renamed into place: its index in [`Staged::files`], and whether it was
+/// swapped with a file that was there (which now has its temporary name).
+struct Placed {
+    index: usize,
+    swapped: bool,
+}
+
 /// Files written under temporary names, and the directories made for them.
 struct Staged {
     /// (parent handle, name) of each directory made, in order.
@@ -465,29 +517,86 @@ impl Staged {
     }
 
     /// Renames every staged file into place: with `overwrite`, over a regular file (checked
-    /// again), else only where nothing is.
+    /// again), else only where nothing is. All or nothing: a file that replaced another is
+    /// swapped with it (`RENAME_EXCHANGE`), so the old one waits under the temporary name
+    /// until every file is in place; if one cannot be placed (something appeared at its
+    /// title meanwhile), the files already placed are taken back out and the old ones
+    /// swapped back, and the directory is as it was.
     fn commit(&mut self, options: PullOptions) -> Result<()> {
-        while let Some((parent, temp, name, host)) = self.files.first() {
-            if options.overwrite {
-                match stat_nofollow(parent, name).at(host)? {
-                    None | Some(FileType::RegularFile) => {}
-                    Some(kind) => return Err(in_the_way(host, kind, "regular file")),
+        let mut placed: Vec<Placed> = Vec::new();
+        let result = self.place_all(options, &mut placed);
+        match result {
+            Ok(()) => {
+                // Now the old contents, under the temporary names, can go.
+                for p in placed.iter().filter(|p| p.swapped) {
+                    let (parent, temp, _, _) = &self.files[p.index];
+                    let _ = rfs::unlinkat(parent, temp, AtFlags::empty());
                 }
-                rfs::renameat(parent, temp, parent, name)
-            } else {
-                rfs::renameat_with(parent, temp, parent, name, RenameFlags::NOREPLACE)
+                self.files.clear();
+                Ok(())
             }
-            .map_err(|e| match e {
-                Errno::EXIST => Error::Invalid {
+            Err(e) => {
+                for p in placed.iter().rev() {
+                    let (parent, temp, name, _) = &self.files[p.index];
+                    if p.swapped {
+                        // The new file goes back to the temporary name (removed by undo).
+                        let _ =
+                            rfs::renameat_with(parent, temp, parent, name, RenameFlags::EXCHANGE);
+                    } else {
+                        let _ =
+                            rfs::renameat_with(parent, name, parent, temp, RenameFlags::NOREPLACE);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn place_all(&self, options: PullOptions, placed: &mut Vec<Placed>) -> Result<()> {
+        for (index, (parent, temp, name, host)) in self.files.iter().enumerate() {
+            let existing = stat_nofollow(parent, name).at(host)?;
+            let swapped = match existing {
+                None => false,
+                Some(FileType::RegularFile) if options.overwrite => true,
+                Some(FileType::RegularFile) => {
+                    return Err(Error::Invalid {
+                        what: host.display().to_string(),
+                        reason: "it appeared while the artifact was pulled: it is left as it is"
+                            .into(),
+                    })
+                }
+                Some(kind) => return Err(in_the_way(host, kind, "regular file")),
+            };
+            let flags = if swapped {
+                RenameFlags::EXCHANGE
+            } else {
+                RenameFlags::NOREPLACE
+            };
+            rfs::renameat_with(parent, temp, parent, name, flags).map_err(|e| match e {
+                Errno::EXIST | Errno::NOENT => Error::Invalid {
                     what: host.display().to_string(),
-                    reason: "it appeared while the artifact was pulled: it is left as it is".into(),
+                    reason: "it appeared or changed while the artifact was pulled: it is left \
+                             as it is"
+                        .into(),
                 },
                 e => Error::Io {
                     path: host.clone(),
                     source: e.into(),
                 },
             })?;
-            self.files.remove(0);
+            placed.push(Placed { index, swapped });
+            if swapped {
+                // What was swapped out must have been the regular file seen a moment ago;
+                // anything else swapped in meanwhile is put back.
+                let was = stat_nofollow(parent, temp).at(host)?;
+                if was != Some(FileType::RegularFile) {
+                    return Err(in_the_way(
+                        host,
+                        was.unwrap_or(FileType::Unknown),
+                        "regular file",
+                    ));
+                }
+            }
         }
         Ok(())
     }

@@ -73,11 +73,18 @@ impl<W: Write> TarWriter<W> {
             what: source.display().to_string(),
             reason,
         };
-        let base = name.file_name().map(OsStr::as_bytes).unwrap_or_default();
-        if base.starts_with(b".wh.") {
-            return Err(invalid(
-                "a name starting with .wh. cannot be stored in a layer (it would read as a whiteout)".into(),
-            ));
+        // Every name, not just the last: `insert SRC /a/.wh.b/c` would otherwise put an
+        // entry below a whiteout's name.
+        if name
+            .as_os_str()
+            .as_bytes()
+            .split(|b| *b == b'/')
+            .any(|n| n.starts_with(b".wh."))
+        {
+            return Err(invalid(format!(
+                "{}: a name starting with .wh. cannot be stored in a layer (it would read as a whiteout)",
+                name.display()
+            )));
         }
         let mut meta = cursor.lstat(rel)?;
         let mut file = None;
@@ -190,6 +197,7 @@ impl<W: Write> TarWriter<W> {
 
     /// Adds a whiteout for `rel` (which must not exist in the new tree).
     pub fn add_whiteout(&mut self, rel: &Path) -> Result<()> {
+        check_whiteout_target(rel)?;
         let name = rel.file_name().unwrap_or_default();
         let mut wh = b".wh.".to_vec();
         wh.extend_from_slice(name.as_bytes());
@@ -298,6 +306,18 @@ impl<R: io::Read> io::Read for ExactReader<'_, R> {
     }
 }
 
+/// Refuses what a whiteout cannot delete (see [`super::names::whiteout_entry`]: the rules
+/// unpack applies): `..`, `.`, the root, and names starting with `.wh.`, whose whiteout would
+/// be another whiteout or the opaque marker hiding the whole directory.
+pub fn check_whiteout_target(rel: &Path) -> Result<()> {
+    super::names::whiteout_entry(rel)
+        .map(|_| ())
+        .map_err(|reason| Error::Invalid {
+            what: format!("whiteout of {rel:?}"),
+            reason,
+        })
+}
+
 fn name_bytes(name: &Path, is_dir: bool) -> Vec<u8> {
     let mut bytes = name.as_os_str().as_bytes().to_vec();
     if is_dir {
@@ -336,6 +356,24 @@ pub(crate) fn read_xattrs(path: &Path, skip_unreadable: bool) -> Result<BTreeMap
     )
 }
 
+/// An xattr name as text. A layer stores xattrs as PAX records, whose keys are UTF-8: a
+/// name that is not (the kernel allows any bytes) is refused rather than stored under a
+/// lossy look-alike, which would set another xattr where the layer is unpacked. With
+/// `lossy` (a snapshot, which only compares), the look-alike is good enough.
+fn xattr_name(name: &[u8], path: &Path, lossy: bool) -> Result<String> {
+    match std::str::from_utf8(name) {
+        Ok(name) => Ok(name.to_owned()),
+        Err(_) if lossy => Ok(String::from_utf8_lossy(name).into_owned()),
+        Err(_) => Err(Error::Invalid {
+            what: path.display().to_string(),
+            reason: format!(
+                "its xattr {:?} has a name that is not UTF-8, which a layer cannot store",
+                String::from_utf8_lossy(name)
+            ),
+        }),
+    }
+}
+
 /// Every xattr of the open file `fd` (at `path`, for messages); see [`read_xattrs`].
 pub(crate) fn read_fd_xattrs(
     fd: impl AsFd,
@@ -372,7 +410,7 @@ fn collect_xattrs(
             Err(e) => return Err(io::Error::from(e)).at(path),
         };
         value.truncate(n);
-        out.insert(String::from_utf8_lossy(name).into_owned(), value);
+        out.insert(xattr_name(name, path, skip_unreadable)?, value);
     }
     Ok(out)
 }

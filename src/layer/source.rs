@@ -129,12 +129,42 @@ impl SourceTree {
     /// listed without children (what it is now is for the reader to find out).
     pub fn walk(&self) -> Result<Vec<(PathBuf, bool)>> {
         let mut out = Vec::new();
-        self.walk_dir(&self.root, &PathBuf::new(), &mut out)?;
+        // Depth first with a stack of its own, not by recursion: a container can make a
+        // tree thousands of directories deep, which would overflow the thread's stack (an
+        // abort, not an error). One handle is held per level, so a tree deeper than the
+        // open file limit fails with EMFILE naming the directory.
+        let mut stack: Vec<(OwnedFd, PathBuf, Vec<OsString>)> = Vec::new();
+        let subdirs = self.list_dir(&self.root, Path::new(""), &mut out)?;
+        let root = rfs::openat(&self.root, ".", DIR_READ, Mode::empty())
+            .map_err(io::Error::from)
+            .at(&self.path)?;
+        stack.push((root, PathBuf::new(), subdirs));
+        while let Some((dir, rel, subdirs)) = stack.last_mut() {
+            let Some(name) = subdirs.pop() else {
+                stack.pop();
+                continue;
+            };
+            let child = rel.join(&name);
+            match rfs::openat(&*dir, &name, DIR_READ, Mode::empty()) {
+                Ok(fd) => {
+                    let subdirs = self.list_dir(&fd, &child, &mut out)?;
+                    stack.push((fd, child, subdirs));
+                }
+                Err(Errno::LOOP | Errno::NOTDIR | Errno::NOENT) => {}
+                Err(e) => return Err(io::Error::from(e)).at(self.host_path(&child)),
+            }
+        }
         out.sort_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
         Ok(out)
     }
 
-    fn walk_dir(&self, dir: &OwnedFd, rel: &Path, out: &mut Vec<(PathBuf, bool)>) -> Result<()> {
+    /// Lists `dir` (at `rel`) into `out`; returns the names of its subdirectories.
+    fn list_dir(
+        &self,
+        dir: &OwnedFd,
+        rel: &Path,
+        out: &mut Vec<(PathBuf, bool)>,
+    ) -> Result<Vec<OsString>> {
         let host = self.host_path(rel);
         let mut subdirs = Vec::new();
         let mut reader = rfs::Dir::read_from(dir)
@@ -159,16 +189,7 @@ impl SourceTree {
             }
             out.push((rel.join(name), is_dir));
         }
-        drop(reader);
-        for name in subdirs {
-            let child = rel.join(&name);
-            match rfs::openat(dir, &name, DIR_READ, Mode::empty()) {
-                Ok(fd) => self.walk_dir(&fd, &child, out)?,
-                Err(Errno::LOOP | Errno::NOTDIR | Errno::NOENT) => {}
-                Err(e) => return Err(io::Error::from(e)).at(self.host_path(&child)),
-            }
-        }
-        Ok(())
+        Ok(subdirs)
     }
 
     /// A reader of entries, best used in [`walk`](Self::walk)'s order.
@@ -288,8 +309,13 @@ impl Cursor<'_> {
             }
             None => host.clone(),
         };
+        // Errors name the entry, not its /proc alias.
         super::build::read_xattrs(&path, skip_unreadable).map_err(|e| match e {
             Error::Io { source, .. } => Error::Io { path: host, source },
+            Error::Invalid { reason, .. } => Error::Invalid {
+                what: host.display().to_string(),
+                reason,
+            },
             other => other,
         })
     }
