@@ -234,7 +234,7 @@ impl<R> TarEntry<'_, R> {
     pub fn uid(&self) -> io::Result<u64> {
         match self.pax.number("uid").map_err(invalid)? {
             Some(id) => Ok(id),
-            None => self.header.uid(),
+            None => blank_is_zero(&self.header.as_old().uid, || self.header.uid()),
         }
     }
 
@@ -242,8 +242,18 @@ impl<R> TarEntry<'_, R> {
     pub fn gid(&self) -> io::Result<u64> {
         match self.pax.number("gid").map_err(invalid)? {
             Some(id) => Ok(id),
-            None => self.header.gid(),
+            None => blank_is_zero(&self.header.as_old().gid, || self.header.gid()),
         }
+    }
+}
+
+/// A numeric header field of only NULs and spaces is 0, as Go's archive/tar and GNU tar read
+/// it (some writers leave ids blank); anything else is parsed by the tar crate.
+fn blank_is_zero(field: &[u8], parse: impl FnOnce() -> io::Result<u64>) -> io::Result<u64> {
+    if field.iter().all(|b| *b == 0 || *b == b' ') {
+        Ok(0)
+    } else {
+        parse()
     }
 }
 

@@ -652,3 +652,22 @@ fn add_layer_refuses_what_unpack_would_refuse() {
         );
     }
 }
+
+/// util::tar_layer writes ustar headers with the uid and gid fields left blank, as some
+/// writers do; Go's archive/tar and GNU tar read blank as 0.
+#[test]
+fn blank_numeric_id_fields_read_as_zero() {
+    let dir = tempdir();
+    let (layout, _) = layout_with_images(dir.path(), "lay", &["blank"]);
+    let bundle = dir.path().join("b");
+    ok(&[
+        "unpack",
+        "--rootless",
+        &format!("{}:blank", s(layout.root())),
+        s(&bundle),
+    ]);
+    assert_eq!(
+        std::fs::read(bundle.join("rootfs/files/blank.txt")).unwrap(),
+        b"content of blank\n"
+    );
+}
