@@ -77,10 +77,21 @@ pub fn tree(root: &Path, skip: Option<&Path>) -> BTreeMap<PathBuf, Seen> {
     out
 }
 
+/// A temp dir on tmpfs where there is one: every input makes a layout or a root, and fsync
+/// on a disk would make the replay (and the fuzzer) crawl.
+fn scratch() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    match shm.is_dir() {
+        true => tempfile::tempdir_in(shm).or_else(|_| tempfile::tempdir()),
+        false => tempfile::tempdir(),
+    }
+    .expect("temp dir")
+}
+
 /// A scratch directory with things an escaping layer would touch: a canary file, a
 /// sibling directory, a symlink to it, and a bundle whose `rootfs` is the root.
 fn surroundings() -> (tempfile::TempDir, PathBuf) {
-    let base = tempfile::tempdir().expect("temp dir");
+    let base = scratch();
     let b = base.path();
     std::fs::write(b.join("canary"), b"canary").unwrap();
     std::fs::create_dir(b.join("sibling")).unwrap();
@@ -194,7 +205,7 @@ pub fn import_archive(data: &[u8]) {
     let Some((&flags, archive)) = data.split_first() else {
         return;
     };
-    let base = tempfile::tempdir().expect("temp dir");
+    let base = scratch();
     std::fs::write(base.path().join("canary"), b"canary").unwrap();
     let path = base.path().join("layout");
     let layout = Layout::init(&path).expect("layout");
