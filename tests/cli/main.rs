@@ -4,6 +4,7 @@
 mod util;
 
 mod artifacts;
+mod attack_transfer;
 mod bad_input;
 mod basics;
 mod build;

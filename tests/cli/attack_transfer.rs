@@ -1,0 +1,179 @@
+//! Attacks on the transfer commands: archives crafted to exhaust memory through the tar
+//! format's own extensions, and the oddities legitimate writers use that a defence must not
+//! break.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::util::*;
+
+/// A gzip stream (several members, as pigz writes) of `head` followed by `zeros` MiB of zero
+/// bytes: a few KB on disk, however large `zeros`.
+fn gzip_bomb(head: &[u8], zeros: usize) -> Vec<u8> {
+    let gz = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let mut out = gz(head);
+    let mib = gz(&vec![0u8; 1 << 20]);
+    for _ in 0..zeros {
+        out.extend_from_slice(&mib);
+    }
+    out
+}
+
+/// A GNU header of `kind` for `name` declaring `size` bytes.
+fn header(kind: tar::EntryType, name: &str, size: u64) -> [u8; 512] {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(0o644);
+    h.set_size(size);
+    h.set_mtime(MTIME);
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_cksum();
+    *h.as_bytes()
+}
+
+fn pax_record(key: &str, value: &str) -> Vec<u8> {
+    // The record's length counts its own digits.
+    let body = format!(" {key}={value}\n");
+    let mut len = body.len() + 1;
+    while body.len() + len.to_string().len() != len {
+        len = body.len() + len.to_string().len();
+    }
+    format!("{len}{body}").into_bytes()
+}
+
+fn padded(data: &[u8]) -> Vec<u8> {
+    let mut v = data.to_vec();
+    v.resize(data.len().div_ceil(512) * 512, 0);
+    v
+}
+
+/// The import fails with exit 1, naming `needles`, and leaves `dest` unmade.
+fn refused(dir: &Path, archive: &[u8], needles: &[&str]) {
+    let path = dir.join("bomb.tar.gz");
+    write(&path, archive);
+    let dest = dir.join("dest");
+    let started = std::time::Instant::now();
+    let err = fails(&["import", s(&path), s(&dest)], 1);
+    for needle in needles {
+        assert!(err.contains(needle), "{needle:?} not in: {err}");
+    }
+    assert!(!dest.exists(), "a refused import left {}", dest.display());
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "refusing took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_gzip_bomb_declaring_a_huge_gnu_long_name_is_refused_before_it_is_read() {
+    // The tar crate reads a long name whole into memory: 64 MiB here, 10 GB as easily.
+    let dir = tempdir();
+    let head = header(tar::EntryType::GNULongName, "././@LongLink", 64 << 20);
+    refused(
+        dir.path(),
+        &gzip_bomb(&head, 64),
+        &["././@LongLink", "long name", "limit"],
+    );
+}
+
+#[test]
+fn a_gzip_bomb_declaring_a_huge_pax_header_is_refused_before_it_is_read() {
+    let dir = tempdir();
+    let head = header(tar::EntryType::XHeader, "PaxHeaders/x", 64 << 20);
+    refused(
+        dir.path(),
+        &gzip_bomb(&head, 64),
+        &["PaxHeaders/x", "PAX header", "limit"],
+    );
+}
+
+#[test]
+fn an_archive_of_endless_long_member_names_is_refused_before_memory_fills() {
+    // Each name is kept until the stream ends (ignored members are reported): 1100 names of
+    // 60 KiB, 64 MiB in all, from a small gzip stream.
+    let dir = tempdir();
+    let mut tar = Vec::new();
+    for i in 0..1100 {
+        let name = format!("{i:08}{}", "x".repeat(60 << 10));
+        let mut body = name.into_bytes();
+        body.push(0);
+        tar.extend_from_slice(&header(
+            tar::EntryType::GNULongName,
+            "././@LongLink",
+            body.len() as u64,
+        ));
+        tar.extend_from_slice(&padded(&body));
+        tar.extend_from_slice(&header(tar::EntryType::Regular, "stray", 0));
+    }
+    tar.extend_from_slice(&[0; 1024]);
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(&tar).unwrap();
+    refused(dir.path(), &e.finish().unwrap(), &["member names add up"]);
+}
+
+/// An OCI archive of `src`'s `app`, every member rewritten as PAX does for a large file: a
+/// PAX header giving its size (and a long path), the ustar header's own size field zero.
+fn pax_sized(archive: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut a = tar::Archive::new(archive);
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+        let kind = e.header().entry_type();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        let mut pax = pax_record("size", &data.len().to_string());
+        pax.extend(pax_record("path", &format!("./{name}")));
+        pax.extend(pax_record("mtime", "1700000000.5"));
+        let mut xh = tar::Header::new_ustar();
+        xh.set_entry_type(tar::EntryType::XHeader);
+        xh.set_size(pax.len() as u64);
+        xh.set_mode(0o644);
+        xh.as_old_mut().name[..6].copy_from_slice(b"paxhdr");
+        xh.set_cksum();
+        out.extend_from_slice(xh.as_bytes());
+        out.extend(padded(&pax));
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_size(0);
+        let short = &name[..name.len().min(100)];
+        h.as_old_mut().name[..short.len()].copy_from_slice(short.as_bytes());
+        h.set_cksum();
+        out.extend_from_slice(h.as_bytes());
+        out.extend(padded(&data));
+    }
+    out.extend_from_slice(&[0; 1024]);
+    out
+}
+
+#[test]
+fn an_archive_whose_sizes_come_from_pax_headers_imports() {
+    // The header guard must find headers where the tar crate does: a PAX `size` overrides
+    // the ustar header's. Plain and gzip-compressed, since the guard sits after the decoder.
+    let dir = tempdir();
+    let (_, _) = layout_with_images(dir.path(), "src", &["app"]);
+    let src = dir.path().join("src");
+    let archive = dir.path().join("app.tar");
+    ok(&["export", &format!("{}:app", s(&src)), "-o", s(&archive)]);
+    let pax = pax_sized(&std::fs::read(&archive).unwrap());
+    let plain = dir.path().join("pax.tar");
+    write(&plain, &pax);
+    let gz = dir.path().join("pax.tar.gz");
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(&pax).unwrap();
+    write(&gz, &e.finish().unwrap());
+    for (i, input) in [&plain, &gz].into_iter().enumerate() {
+        let dest = dir.path().join(format!("dest{i}"));
+        ok(&["import", s(input), s(&dest)]);
+        ok(&["inspect", &format!("{}:app", s(&dest))]);
+        let report = json(&["fsck", s(&dest), "--json"]);
+        assert_eq!(report["ok"], true, "{report:#}");
+    }
+}
