@@ -95,3 +95,36 @@ impl<'a> Ticker<'a> {
         });
     }
 }
+
+/// Refuses an archive path inside one of `layouts` (the layouts an export reads): the
+/// archive, renamed into place when complete, would replace a blob or `index.json` of a
+/// layout being read, corrupting it without a word. The path's directory is resolved through
+/// symbolic links; the path itself is not (a symbolic link there is replaced, never written
+/// through).
+pub fn check_archive_path(
+    path: &std::path::Path,
+    layouts: &[&crate::layout::Layout],
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    // A directory that does not resolve cannot be inside a layout: the write fails there.
+    let Ok(dir) = dir.canonicalize() else {
+        return Ok(());
+    };
+    for layout in layouts {
+        let Ok(root) = layout.root().canonicalize() else {
+            continue;
+        };
+        if dir.starts_with(&root) {
+            return Err(Error::Unsupported(format!(
+                "refusing to write the archive {} inside the layout {} it reads: it would \
+                 replace that layout's files; choose a path outside it",
+                path.display(),
+                layout.root().display()
+            )));
+        }
+    }
+    Ok(())
+}

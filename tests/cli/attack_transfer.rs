@@ -177,3 +177,54 @@ fn an_archive_whose_sizes_come_from_pax_headers_imports() {
         assert_eq!(report["ok"], true, "{report:#}");
     }
 }
+
+#[test]
+fn export_refuses_to_write_its_archive_over_a_layout_it_reads() {
+    // `-o` naming a blob (or index.json) of the source layout renamed the finished archive
+    // over it: exit 0 and a corrupt layout.
+    let dir = tempdir();
+    let (_, images) = layout_with_images(dir.path(), "src", &["app"]);
+    let (_, _) = layout_with_images(dir.path(), "have", &["base"]);
+    let src = dir.path().join("src");
+    let have = dir.path().join("have");
+    let blob = src.join("blobs/sha256").join(images[0].layers[0].hex());
+    let elsewhere = tempdir();
+    let via_link = elsewhere.path().join("link");
+    std::os::unix::fs::symlink(src.join("blobs"), &via_link).unwrap();
+    let before = snapshot(dir.path());
+    let app = format!("{}:app", s(&src));
+    for target in [
+        blob.clone(),
+        src.join("index.json"),
+        src.join("oci-layout"),
+        via_link.join("sha256").join(images[0].config.hex()),
+    ] {
+        for format in ["oci", "docker"] {
+            let err = fails(&["export", &app, "--format", format, "-o", s(&target)], 1);
+            assert!(err.contains("inside the layout"), "{err}");
+            assert!(
+                snapshot(dir.path()) == before,
+                "export -o {} changed files",
+                target.display()
+            );
+        }
+    }
+    // The layout an incremental archive leaves blobs out for is read too.
+    let err = fails(
+        &[
+            "export",
+            &app,
+            "--exclude-present-in",
+            s(&have),
+            "-o",
+            s(&have.join("index.json")),
+        ],
+        1,
+    );
+    assert!(err.contains("inside the layout"), "{err}");
+    assert!(snapshot(dir.path()) == before);
+    // Beside the layout is fine.
+    ok(&["export", &app, "-o", s(&dir.path().join("app.tar"))]);
+    let report = json(&["fsck", s(&src), "--json"]);
+    assert_eq!(report["ok"], true, "{report:#}");
+}
