@@ -228,3 +228,111 @@ fn export_refuses_to_write_its_archive_over_a_layout_it_reads() {
     let report = json(&["fsck", s(&src), "--json"]);
     assert_eq!(report["ok"], true, "{report:#}");
 }
+
+/// `archive`'s regular members, `edit` given each (name, content) to change or keep.
+fn rewritten(archive: &Path, edit: impl Fn(&str, Vec<u8>) -> Vec<u8>) -> Vec<u8> {
+    use std::io::Read;
+    let bytes = std::fs::read(archive).unwrap();
+    let mut a = tar::Archive::new(&bytes[..]);
+    let mut t = TarBuilder::new();
+    for e in a.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let name = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        t.file(&name, &edit(&name, data), 0o644);
+    }
+    t.finish()
+}
+
+/// A layout `src` with `app`, and its archive in `format`.
+fn exported(dir: &Path, format: &str) -> std::path::PathBuf {
+    layout_with_images(dir, "src", &["app"]);
+    let archive = dir.join(format!("app.{format}.tar"));
+    let app = format!("{}:app", s(&dir.join("src")));
+    ok(&["export", &app, "--format", format, "-o", s(&archive)]);
+    archive
+}
+
+#[test]
+fn an_oci_archive_listing_one_image_under_endless_tags_is_refused_quickly() {
+    // Checking tags against each other and the destination's index is quadratic: 20000
+    // entries (a 5 MB index.json) took minutes, a million would never end.
+    let dir = tempdir();
+    let archive = exported(dir.path(), "oci");
+    let tar = rewritten(&archive, |name, data| {
+        if name != "index.json" {
+            return data;
+        }
+        let mut index: serde_json::Value = serde_json::from_slice(&data).unwrap();
+        let entry = index["manifests"][0].clone();
+        let many: Vec<_> = (0..20_000)
+            .map(|i| {
+                let mut e = entry.clone();
+                e["annotations"]["org.opencontainers.image.ref.name"] = format!("t{i}").into();
+                e
+            })
+            .collect();
+        index["manifests"] = many.into();
+        serde_json::to_vec(&index).unwrap()
+    });
+    refused(dir.path(), &tar, &["index.json", "20000 entries", "limit"]);
+}
+
+#[test]
+fn a_docker_archive_giving_one_image_endless_repo_tags_is_refused_quickly() {
+    let dir = tempdir();
+    let archive = exported(dir.path(), "docker");
+    let tar = rewritten(&archive, |name, data| {
+        if name != "manifest.json" {
+            return data;
+        }
+        let mut m: serde_json::Value = serde_json::from_slice(&data).unwrap();
+        let tags: Vec<_> = (0..20_000).map(|i| format!("t{i}:latest")).collect();
+        m[0]["RepoTags"] = tags.into();
+        m[0].as_object_mut().unwrap().remove("StrataLayoutTags");
+        serde_json::to_vec(&m).unwrap()
+    });
+    refused(dir.path(), &tar, &["manifest.json", "tags", "limit"]);
+}
+
+#[test]
+fn a_docker_archive_whose_entries_share_one_huge_config_is_refused() {
+    // Each entry's config is read and parsed anew: nine entries naming one 30 MB config
+    // parse 270 MB, and a 64 MB manifest.json could name it a million times.
+    let dir = tempdir();
+    let archive = exported(dir.path(), "docker");
+    let config_name = std::cell::RefCell::new(String::new());
+    let tar = rewritten(&archive, |name, data| {
+        if name == "manifest.json" {
+            let m: serde_json::Value = serde_json::from_slice(&data).unwrap();
+            *config_name.borrow_mut() = m[0]["Config"].as_str().unwrap().to_owned();
+            let mut entry = m[0].clone();
+            entry.as_object_mut().unwrap().remove("StrataLayoutTags");
+            entry["RepoTags"] = serde_json::json!([]);
+            return serde_json::to_vec(&vec![entry; 9]).unwrap();
+        }
+        data
+    });
+    // The config is the member named in manifest.json: grow it with a 30 MB label.
+    let config = config_name.borrow().clone();
+    let tar = rewritten_bytes(&tar, |name, data| {
+        if name != config {
+            return data;
+        }
+        let mut c: serde_json::Value = serde_json::from_slice(&data).unwrap();
+        c["config"]["Labels"] = serde_json::json!({ "pad": "x".repeat(30 << 20) });
+        serde_json::to_vec(&c).unwrap()
+    });
+    refused(dir.path(), &tar, &["manifest.json", "configs add up"]);
+}
+
+fn rewritten_bytes(tar: &[u8], edit: impl Fn(&str, Vec<u8>) -> Vec<u8>) -> Vec<u8> {
+    let path = tempdir();
+    let file = path.path().join("a.tar");
+    write(&file, tar);
+    rewritten(&file, edit)
+}
