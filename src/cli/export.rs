@@ -88,6 +88,11 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         mtime: source_date_epoch()?.unwrap_or(0).max(0) as u64,
         referrers: !args.no_referrers,
     };
+    if !to_stdout {
+        let mut read: Vec<&Layout> = chosen.iter().map(|c| &c.layout).collect();
+        read.extend(options.exclude_present_in.as_ref());
+        strata::transfer::check_archive_path(Path::new(&args.output), &read)?;
+    }
     let mut bar = out.transfer_progress("export");
     let mut progress = |p: Progress| bar.update(p);
     let mut export = |w: &mut dyn Write| -> anyhow::Result<ExportReport> {

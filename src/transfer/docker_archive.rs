@@ -425,6 +425,16 @@ pub(crate) fn assemble(
     if entries.is_empty() {
         return Err(bad("lists no images".into()));
     }
+    if entries.len() > super::import::MAX_ENTRIES {
+        return Err(bad(format!(
+            "lists {} images, over the limit of {} for one archive",
+            entries.len(),
+            super::import::MAX_ENTRIES
+        )));
+    }
+    // Every entry's config is parsed, and entries may share one: a 64 MB manifest.json
+    // naming a 64 MB config in each entry would parse it without end. Real configs are KBs.
+    let mut parsed = 0u64;
     let mut out = Vec::new();
     for (n, entry) in entries.iter().enumerate() {
         let image = format!("image {} ({})", n + 1, entry.config);
@@ -447,6 +457,13 @@ pub(crate) fn assemble(
             }
             None => return Err(missing(&entry.config, "the config")),
         };
+        parsed += config_raw.len() as u64;
+        if parsed > 4 * JSON_LIMIT {
+            return Err(bad(format!(
+                "its images' configs add up to over {} bytes (at {image})",
+                4 * JSON_LIMIT
+            )));
+        }
         let config = decode_config(
             &config_raw,
             &format!("config {} in the archive", entry.config),

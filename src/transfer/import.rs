@@ -48,6 +48,12 @@ use crate::layout::reference::validate_tag;
 use crate::layout::{Layout, LockMode};
 use crate::spec::{BlobRef, Descriptor};
 
+/// The most `index.json` entries (image, tag pairs) one archive may bring. Checking tags
+/// against each other and against the destination's index is quadratic in the count, so an
+/// `index.json` or `manifest.json` of a few MB listing one image under a million tags would
+/// hang the import; real archives hold a few hundred at most.
+pub(crate) const MAX_ENTRIES: usize = 10_000;
+
 /// `index.json` entries to add, each with its tag (or none).
 type Tagged = Vec<(Descriptor, Option<String>)>;
 
@@ -218,6 +224,15 @@ fn plan(members: &Members, staging: &Layout, dest: &Layout) -> Result<(&'static 
                 reason: "lists no images".into(),
             });
         }
+        if index.manifests.len() > MAX_ENTRIES {
+            return Err(Error::BadArchive {
+                what: "index.json".into(),
+                reason: format!(
+                    "lists {} entries, over the limit of {MAX_ENTRIES} for one archive",
+                    index.manifests.len()
+                ),
+            });
+        }
         let entries: Tagged = index
             .manifests
             .into_iter()
@@ -255,6 +270,14 @@ fn plan(members: &Members, staging: &Layout, dest: &Layout) -> Result<(&'static 
         for tag in image.tags {
             entries.push((image.manifest.clone(), Some(tag)));
             configs.push(image.config.clone());
+        }
+        if entries.len() > MAX_ENTRIES {
+            return Err(Error::BadArchive {
+                what: "manifest.json".into(),
+                reason: format!(
+                    "gives its images over {MAX_ENTRIES} tags, the limit for one archive"
+                ),
+            });
         }
     }
     if let Some((tag, i, j)) = given_twice(&entries) {

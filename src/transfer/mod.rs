@@ -95,3 +95,51 @@ impl<'a> Ticker<'a> {
         });
     }
 }
+
+/// Refuses an archive path that would replace a file of one of `layouts` (the layouts an
+/// export reads): `oci-layout`, `index.json`, anything under `blobs/`, or strata's own hidden
+/// files (locks, temp files). The archive, renamed into place when complete, would corrupt
+/// a layout being read without a word. An archive elsewhere in the layout's directory (a
+/// stray `out.tar`) harms nothing and stays allowed. The path's directory is resolved
+/// through symbolic links; the path itself is not (a symbolic link there is replaced, never
+/// written through).
+pub fn check_archive_path(
+    path: &std::path::Path,
+    layouts: &[&crate::layout::Layout],
+) -> Result<()> {
+    use std::path::Component;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let Some(name) = path.file_name() else {
+        return Ok(()); // not a file name: the write refuses it
+    };
+    // A directory that does not resolve cannot be inside a layout: the write fails there.
+    let Ok(dir) = dir.canonicalize() else {
+        return Ok(());
+    };
+    for layout in layouts {
+        let Ok(root) = layout.root().canonicalize() else {
+            continue;
+        };
+        let Ok(within) = dir.strip_prefix(&root) else {
+            continue;
+        };
+        // The first name below the layout's root the archive would be written at or under.
+        let first = match within.components().next() {
+            Some(Component::Normal(c)) => c,
+            _ => name,
+        };
+        let first = first.to_string_lossy();
+        if matches!(&*first, "oci-layout" | "index.json" | "blobs") || first.starts_with('.') {
+            return Err(Error::Unsupported(format!(
+                "refusing to write the archive {} over the files of the layout {} it reads: \
+                 choose a path outside the layout's oci-layout, index.json and blobs/",
+                path.display(),
+                layout.root().display()
+            )));
+        }
+    }
+    Ok(())
+}

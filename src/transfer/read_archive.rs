@@ -24,6 +24,11 @@ const LAYOUT_FILE_LIMIT: u64 = 64 << 10;
 /// The most JSON held in memory at once, all members together (a hostile archive could
 /// hold many configs just under the limit for one).
 const BUFFERED_LIMIT: u64 = 4 * JSON_LIMIT;
+/// The most bytes of member names (and link targets) kept, all members together: every
+/// member's name is held until the stream ends, and a compressed archive of millions of
+/// tiny members with long names would otherwise fill memory. Real archives hold a few
+/// hundred names.
+const NAMES_LIMIT: u64 = 16 << 20;
 
 /// Reads the archive `input` (plain, gzip- or zstd-compressed) to its end: blobs and docker
 /// layers staged in `staging` (those `dest` already holds, sound, read past), JSON files
@@ -85,7 +90,10 @@ fn open_archive<'a, R: Read + 'a>(mut input: R) -> Result<Box<dyn Read + 'a>> {
     let decoded = sniff(&head[..n])
         .decoder(stream)
         .map_err(|e| Error::Archive(format!("reading the archive: {e}")))?;
-    Ok(Box::new(BufReader::with_capacity(1 << 20, decoded)))
+    Ok(Box::new(BufReader::with_capacity(
+        1 << 20,
+        HeaderGuard::new(decoded),
+    )))
 }
 
 /// Reads every member of the archive, keeping what an image layout needs (module docs).
@@ -102,11 +110,22 @@ fn read_members(
     let mut members = Members::default();
     let mut any = false;
     let mut buffered = 0u64;
+    let mut names = 0u64;
     for entry in archive.entries().map_err(damaged)? {
         let mut entry = entry.map_err(damaged)?;
         any = true;
         let name = normalize(&entry.path_bytes())?;
         let link = entry.link_name_bytes().map(|l| l.into_owned());
+        names += (name.len() + link.as_ref().map_or(0, |l| l.len())) as u64;
+        if names > NAMES_LIMIT {
+            return Err(Error::member(
+                &name,
+                format!(
+                    "the archive's member names add up to over {NAMES_LIMIT} bytes: \
+                     not an image archive"
+                ),
+            ));
+        }
         let size = entry.size();
         let kind = classify(&name, entry.header().entry_type(), link.as_deref())?;
         match kind {
@@ -300,4 +319,193 @@ fn stage_layer(
         }
         Ok(written)
     })
+}
+
+/// The longest GNU long name or long link target read (`PATH_MAX` is 4096; no image archive
+/// comes near this).
+const LONG_NAME_LIMIT: u64 = 64 << 10;
+/// The largest PAX extended header read (names, times, xattrs of one member).
+const PAX_LIMIT: u64 = 1 << 20;
+
+/// Follows the tar stream's headers ahead of the `tar` crate, refusing a GNU long name, long
+/// link or PAX header whose declared size is over its limit: the crate reads those whole into
+/// memory before it hands out the member, so a compressed archive declaring a 10 GB long name
+/// (a few MB of gzip) would exhaust memory before any check of ours could run. Headers are
+/// located exactly as the crate does (a PAX `size` overrides the next member's header);
+/// anything the crate itself refuses (a bad checksum) or that ends the archive (a zero block)
+/// turns the guard into a plain pass-through.
+struct HeaderGuard<R> {
+    inner: R,
+    state: GuardState,
+    header: [u8; 512],
+    /// A PAX header's bytes, while being read.
+    pax: Vec<u8>,
+    /// The size the last PAX header gave the next member.
+    pax_size: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GuardState {
+    /// This many bytes of the next header are in `header`.
+    Header(usize),
+    /// A member's content: `left` bytes, then `pad` to the block; `pax` if kept for its size.
+    Data { left: u64, pad: u64, pax: bool },
+    /// The stream is past what the guard follows.
+    Through,
+}
+
+impl<R: Read> HeaderGuard<R> {
+    fn new(inner: R) -> Self {
+        HeaderGuard {
+            inner,
+            state: GuardState::Header(0),
+            header: [0; 512],
+            pax: Vec::new(),
+            pax_size: None,
+        }
+    }
+
+    /// Advances over `bytes`, just read from the stream.
+    fn follow(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while !bytes.is_empty() {
+            match self.state {
+                GuardState::Through => return Ok(()),
+                GuardState::Header(filled) => {
+                    let n = (512 - filled).min(bytes.len());
+                    self.header[filled..filled + n].copy_from_slice(&bytes[..n]);
+                    bytes = &bytes[n..];
+                    self.state = GuardState::Header(filled + n);
+                    if filled + n == 512 {
+                        self.state = self.next_member()?;
+                    }
+                }
+                GuardState::Data { left, pad, pax } => {
+                    let n = (left + pad).min(bytes.len() as u64);
+                    if pax && left > 0 {
+                        let data = n.min(left) as usize;
+                        self.pax.extend_from_slice(&bytes[..data]);
+                    }
+                    bytes = &bytes[n as usize..];
+                    let (left, pad) = if n <= left {
+                        (left - n, pad)
+                    } else {
+                        (0, pad - (n - left))
+                    };
+                    self.state = GuardState::Data { left, pad, pax };
+                    if pax && left == 0 {
+                        self.pax_size = pax_size(&self.pax);
+                        self.pax.clear();
+                        self.state = GuardState::Data {
+                            left,
+                            pad,
+                            pax: false,
+                        };
+                    }
+                    if left == 0 && pad == 0 {
+                        self.state = GuardState::Header(0);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The state after a whole header, as the `tar` crate reads it.
+    fn next_member(&mut self) -> io::Result<GuardState> {
+        if self.header.iter().all(|&b| b == 0) {
+            return Ok(GuardState::Through); // the end of the archive
+        }
+        let header = tar::Header::from_byte_slice(&self.header);
+        let sum = self.header[..148]
+            .iter()
+            .chain(&self.header[156..])
+            .fold(8 * 32u32, |a, &b| a + b as u32);
+        let Ok(size) = header.entry_size() else {
+            return Ok(GuardState::Through);
+        };
+        if header.cksum().ok() != Some(sum) {
+            return Ok(GuardState::Through);
+        }
+        let kind = header.entry_type();
+        let recognised = header.as_gnu().is_some() || header.as_ustar().is_some();
+        let refuse = |what: &str, limit: u64| {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "member {:?} declares a {size}-byte {what}, over the {limit}-byte limit",
+                    String::from_utf8_lossy(&header.path_bytes())
+                ),
+            ))
+        };
+        if kind.is_gnu_longname() || kind.is_gnu_longlink() {
+            if size > LONG_NAME_LIMIT {
+                return refuse("long name", LONG_NAME_LIMIT);
+            }
+        } else if kind.is_pax_local_extensions() {
+            if size > PAX_LIMIT {
+                return refuse("PAX header", PAX_LIMIT);
+            }
+        } else if kind.is_gnu_sparse() {
+            // The crate reads a sparse member's extension blocks itself; no image archive
+            // has one (they are refused as members anyway).
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "member {:?} is a GNU sparse file, which has no place in an image archive",
+                    String::from_utf8_lossy(&header.path_bytes())
+                ),
+            ));
+        }
+        let pax = recognised && kind.is_pax_local_extensions();
+        let extension = kind.is_gnu_longname()
+            || kind.is_gnu_longlink()
+            || kind.is_pax_local_extensions()
+            || kind.is_pax_global_extensions();
+        let mut size = size;
+        if !extension {
+            if let Some(pax_size) = self.pax_size {
+                size = pax_size;
+            }
+        }
+        // The crate keeps a PAX header for the next member it hands out (long names and
+        // further PAX headers are read past on the way).
+        let handed_out = !(recognised && (kind.is_gnu_longname() || kind.is_gnu_longlink() || pax));
+        if handed_out {
+            self.pax_size = None;
+        }
+        let Some(rounded) = size.checked_add(511) else {
+            return Ok(GuardState::Through); // the crate refuses it
+        };
+        let pad = (rounded & !511) - size;
+        Ok(if size == 0 && pad == 0 {
+            GuardState::Header(0)
+        } else {
+            GuardState::Data {
+                left: size,
+                pad,
+                pax,
+            }
+        })
+    }
+}
+
+/// The `size` a PAX header gives its member, read as the `tar` crate reads it (the first
+/// `size` record; a malformed one means none).
+fn pax_size(pax: &[u8]) -> Option<u64> {
+    for record in tar::PaxExtensions::new(pax) {
+        let record = record.ok()?;
+        if record.key() != Ok("size") {
+            continue;
+        }
+        return record.value().ok()?.parse().ok();
+    }
+    None
+}
+
+impl<R: Read> Read for HeaderGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.follow(&buf[..n])?;
+        Ok(n)
+    }
 }

@@ -5,6 +5,7 @@ mod util;
 
 mod artifacts;
 mod attack_sources;
+mod attack_transfer;
 mod bad_input;
 mod basics;
 mod build;
