@@ -120,7 +120,15 @@ impl Creation {
         match &self.made {
             Made::Nothing => {}
             Made::Dir(top) => {
-                let _ = fs::remove_dir_all(top);
+                let root = self.layout.root();
+                let _ = fs::remove_dir_all(root);
+                // The parents it made only while empty: another process may have put
+                // something of its own beside the layout meanwhile.
+                for dir in root.ancestors().skip(1) {
+                    if !dir.starts_with(top) || fs::remove_dir(dir).is_err() {
+                        break;
+                    }
+                }
             }
             Made::Files => clear(self.layout.root()),
         }
@@ -454,6 +462,21 @@ mod tests {
         fs::remove_file(dir.path().join("blobs/sha256/x")).unwrap();
         fs::write(dir.path().join("mine"), b"x").unwrap();
         assert!(!is_skeleton(dir.path()).unwrap());
+    }
+
+    #[test]
+    fn discard_takes_back_the_made_parents_but_not_what_appeared_beside_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = Layout::open_or_create(&dir.path().join("a/b/lay")).unwrap();
+        assert!(made.created());
+        fs::write(dir.path().join("a/theirs"), b"x").unwrap();
+        made.discard();
+        assert!(!dir.path().join("a/b").exists());
+        assert!(dir.path().join("a/theirs").exists());
+
+        let made = Layout::create(&dir.path().join("c/d/lay")).unwrap();
+        made.discard();
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]
