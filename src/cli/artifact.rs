@@ -10,7 +10,7 @@ use strata::image::{resolve_entry, resolve_image};
 use strata::layout::reference::Reference;
 use strata::Layout;
 
-use super::build_args::{open_or_init, output_tag, parse_pair};
+use super::build_args::{in_layout, output_tag, parse_pair};
 use super::output::Output;
 use super::{JsonArg, PlatformArg, Status};
 
@@ -131,9 +131,8 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
             let reference = Reference::parse(&args.reference)?;
             let tag = output_tag(&reference, None)?;
             let mut spec = args.content.spec()?;
-            let layout = open_or_init(&reference)?;
-            if let Some(subject) = &args.subject {
-                let subject = Reference::parse(subject)?;
+            let subject = args.subject.as_deref().map(Reference::parse).transpose()?;
+            if let Some(subject) = &subject {
                 if subject.layout != reference.layout {
                     anyhow::bail!(
                         "--subject {}: the subject must be in {}",
@@ -141,9 +140,13 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
                         reference.layout.display()
                     );
                 }
-                spec.subject = Some(subject_descriptor(&layout, &subject, &args.platform)?);
             }
-            let desc = push(&layout, &spec, &Placement::Tag(tag))?;
+            let desc = in_layout(&reference, |layout| {
+                if let Some(subject) = &subject {
+                    spec.subject = Some(subject_descriptor(layout, subject, &args.platform)?);
+                }
+                Ok(push(layout, &spec, &Placement::Tag(tag))?)
+            })?;
             out.print(&desc.digest)?;
         }
         Command::Attach(args) => {

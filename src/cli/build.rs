@@ -13,7 +13,7 @@ use strata::layout::reference::Reference;
 use strata::spec::Descriptor;
 use strata::Layout;
 
-use super::build_args::{open_or_init, output_tag, CompressArg, ConfigArgs, HistoryArgs};
+use super::build_args::{in_layout, output_tag, CompressArg, ConfigArgs, HistoryArgs};
 use super::output::Output;
 use super::{PlatformArg, Status};
 
@@ -52,14 +52,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         edits.created.as_deref(),
     )?;
     let platform = args.platform.resolve()?;
-    let fresh = !reference.layout.exists();
-    let layout = open_or_init(&reference)?;
-    let built = build(&args, &layout, &tag, &edits, &platform);
-    if built.is_err() && fresh {
-        // A layout this command created for a build that failed is removed again.
-        let _ = std::fs::remove_dir_all(layout.root());
-    }
-    let (desc, layer) = built?;
+    let (desc, layer) = in_layout(&reference, |layout| {
+        build(&args, layout, &tag, &edits, &platform)
+    })?;
     out.info(format_args!(
         "layer {} ({} bytes, diff_id {})",
         layer.blob.digest, layer.blob.size, layer.diff_id

@@ -140,16 +140,16 @@ pub(super) fn parse_pair(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// Opens the layout of `reference`, creating it when it does not exist yet.
-pub fn open_or_init(
+/// Runs `work` on the layout of `reference`, created when it does not exist yet; when
+/// `work` fails, a layout created for it is taken back, so a failed command leaves the file
+/// system as it found it.
+pub fn in_layout<T>(
     reference: &strata::layout::reference::Reference,
-) -> anyhow::Result<strata::Layout> {
-    let path = &reference.layout;
-    if path.exists() {
-        Ok(strata::Layout::open(path)?)
-    } else {
-        Ok(strata::Layout::init(path)?)
-    }
+    work: impl FnOnce(&strata::Layout) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let creation = strata::Layout::open_or_create(&reference.layout)?;
+    let result = work(creation.layout());
+    creation.settle(result)
 }
 
 /// The tag a command writes: `--tag` when given, else the reference's own tag.

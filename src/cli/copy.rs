@@ -2,7 +2,6 @@
 
 use strata::layout::reference::{Reference, Target};
 use strata::transfer::copy::{copy, CopyOptions};
-use strata::transfer::destination::Destination;
 use strata::transfer::{choose, Platforms, Progress};
 
 use super::output::{human_size, image_line, Output};
@@ -61,7 +60,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             )
         }
     };
-    let dest = Destination::open_or_create(&dest_ref.layout)?;
+    let dest = strata::Layout::open_or_create(&dest_ref.layout)?;
     let mut bar = out.transfer_progress("copy");
     let mut progress = |p: Progress| bar.update(p);
     let options = CopyOptions {

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use strata::layer::Compression;
-use strata::transfer::destination::Destination;
 use strata::transfer::import::{import, ImportOptions, ImportReport};
 use strata::transfer::Progress;
 
@@ -74,7 +73,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         let path = Path::new(&args.archive);
         Some(std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?)
     };
-    let dest = Destination::open_or_create(&args.layout)?;
+    let dest = strata::Layout::open_or_create(&args.layout)?;
     let mut bar = out.transfer_progress("import");
     let mut progress = |p: Progress| bar.update(p);
     let result = match file {

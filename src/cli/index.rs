@@ -6,7 +6,7 @@ use strata::image::multiplatform::{add, create, remove};
 use strata::layout::reference::Reference;
 use strata::Layout;
 
-use super::build_args::{open_or_init, output_tag, parse_pair};
+use super::build_args::{in_layout, output_tag, parse_pair};
 use super::output::Output;
 use super::Status;
 
@@ -77,13 +77,14 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
             let reference = Reference::parse(&args.reference)?;
             let tag = output_tag(&reference, None)?;
             let annotations: BTreeMap<String, String> = args.annotation.iter().cloned().collect();
-            let layout = open_or_init(&reference)?;
-            let members = args
-                .manifests
-                .iter()
-                .map(|m| same_layout(&layout, m))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            create(&layout, &members, &annotations, &tag)?
+            in_layout(&reference, |layout| {
+                let members = args
+                    .manifests
+                    .iter()
+                    .map(|m| same_layout(layout, m))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                Ok(create(layout, &members, &annotations, &tag)?)
+            })?
         }
         Command::Add(args) => {
             let reference = Reference::parse(&args.reference)?;

@@ -10,12 +10,19 @@ use super::Status;
 /// Create an empty OCI image layout.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Directory to create (parents too); must not exist or be empty.
+    /// Directory to create (parents too); must not exist, be empty, or be an empty layout.
     layout: PathBuf,
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    Layout::init(&args.layout)?;
-    out.info(format_args!("created layout {}", args.layout.display()));
+    let creation = Layout::create(&args.layout)?;
+    if creation.created() {
+        out.info(format_args!("created layout {}", args.layout.display()));
+    } else {
+        out.info(format_args!(
+            "{} is an empty layout already",
+            args.layout.display()
+        ));
+    }
     Ok(Status::Success)
 }

@@ -3,7 +3,7 @@
 use strata::image::mutate::{check_inputs, Draft, HistoryOptions};
 use strata::layout::reference::Reference;
 
-use super::build_args::{open_or_init, output_tag};
+use super::build_args::{in_layout, output_tag};
 use super::output::Output;
 use super::{PlatformArg, Status};
 
@@ -20,9 +20,10 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let reference = Reference::parse(&args.reference)?;
     let tag = output_tag(&reference, None)?;
     check_inputs(Some(&tag), &HistoryOptions::default(), None)?;
-    let layout = open_or_init(&reference)?;
-    let draft = Draft::empty(&layout, &args.platform.resolve()?)?;
-    let desc = draft.commit(&tag, None)?;
+    let platform = args.platform.resolve()?;
+    let desc = in_layout(&reference, |layout| {
+        Ok(Draft::empty(layout, &platform)?.commit(&tag, None)?)
+    })?;
     out.print(&desc.digest)?;
     Ok(Status::Success)
 }

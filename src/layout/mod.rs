@@ -4,6 +4,7 @@
 //! layout-wide jobs (tags, gc, fsck). It knows nothing about layers' contents.
 
 mod blob;
+mod create;
 pub mod fsck;
 pub mod gc;
 mod index;
@@ -18,12 +19,12 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use blob::{BlobReader, BlobWriter, JSON_LIMIT};
+pub use create::Creation;
 pub use index::IndexFile;
 pub use lock::{LayoutLock, LockMode};
 
 use crate::digest::Digest;
 use crate::error::{Error, IoContext, Result};
-use crate::spec::{to_canonical_json, Index};
 
 /// The only layout version the image-spec defines.
 pub const LAYOUT_VERSION: &str = "1.0.0";
@@ -37,32 +38,6 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// Creates a new, empty layout at `path` (created with its parents if missing). Refuses a
-    /// path that already holds an `oci-layout` or `index.json`, or a non-empty directory.
-    pub fn init(path: &Path) -> Result<Layout> {
-        if path.exists() {
-            let mut entries = fs::read_dir(path).at(path)?;
-            if entries.next().is_some() {
-                return Err(Error::BadLayout {
-                    path: path.to_owned(),
-                    reason: "refusing to init: the directory is not empty".into(),
-                });
-            }
-        } else {
-            fs::create_dir_all(path).at(path)?;
-        }
-        let layout = Layout {
-            root: path.to_owned(),
-        };
-        fs::create_dir_all(layout.blobs_dir().join("sha256")).at(layout.blobs_dir())?;
-        layout.write_file_atomically("index.json", &to_canonical_json(&Index::empty()))?;
-        // oci-layout last: a directory without it is not mistaken for a finished layout.
-        layout.write_file_atomically("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        // Nobody else can be using a layout this young: leave no empty temp dir behind.
-        let _ = fs::remove_dir(layout.root.join(TMP_DIR));
-        Ok(layout)
-    }
-
     /// Opens an existing layout, checking `oci-layout`, `blobs/` and `index.json`.
     pub fn open(path: &Path) -> Result<Layout> {
         let layout = Layout {

@@ -23,6 +23,9 @@ fn init_makes_a_layout_that_fsck_passes() {
         .collect();
     assert_eq!(names.len(), 3, "{names:?}");
     ok(&["fsck", s(&lay)]);
+    // Again on the empty layout: a retry of a killed init must succeed.
+    ok(&["init", s(&lay)]);
+    ok(&["new", &format!("{}:t", s(&lay))]);
     let err = fails(&["init", s(&lay)], 1);
     assert!(err.contains("not empty"), "{err}");
 }

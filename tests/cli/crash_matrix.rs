@@ -124,7 +124,7 @@ fn reset(template: &Path, work: &Path) {
 }
 
 /// strata under strace, with util::strata's environment. Returns whether SIGKILL ended it.
-fn traced(args: &[String], strace_args: &[String], log: &Path) -> (bool, i32) {
+pub(crate) fn traced(args: &[String], strace_args: &[String], log: &Path) -> (bool, i32) {
     let out = Command::new("strace")
         .args(["-f", "-qq", "-o", s(log)])
         .args(strace_args)
@@ -145,7 +145,7 @@ fn traced(args: &[String], strace_args: &[String], log: &Path) -> (bool, i32) {
 }
 
 /// How many times the command makes each call of interest, from a traced complete run.
-fn count_calls(log: &Path) -> BTreeMap<String, usize> {
+pub(crate) fn count_calls(log: &Path) -> BTreeMap<String, usize> {
     let text = std::fs::read_to_string(log).expect("reading the strace log");
     let mut counts = BTreeMap::new();
     for line in text.lines() {
@@ -164,7 +164,7 @@ fn count_calls(log: &Path) -> BTreeMap<String, usize> {
 }
 
 /// `samples` kill points spread over `1..=count` (every one when there are few).
-fn kill_points(count: usize, samples: usize) -> Vec<usize> {
+pub(crate) fn kill_points(count: usize, samples: usize) -> Vec<usize> {
     if count <= samples {
         return (1..=count).collect();
     }

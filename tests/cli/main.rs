@@ -19,6 +19,7 @@ mod hostile_layout;
 mod hostile_sources;
 mod hostile_transfer;
 mod interop;
+mod layout_create;
 mod man;
 mod repack;
 mod transfer;
