@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::build::{at, layer_tar, layers, strata_unpack};
-use crate::util::{ok, peer, run, s, snapshot, strata_bin, tempdir};
+use crate::util::{ok, peer, run, s, snapshot, strata_bin, tempdir, write_artifact};
 
 /// A layout with image `base` built from a small tree, and a bundle unpacked from it.
 fn bundle_of_base(dir: &Path) -> (PathBuf, PathBuf) {
@@ -328,34 +328,6 @@ fn a_tree_thousands_of_directories_deep_builds_or_fails_cleanly() {
 // artifact pull: a failure while files are renamed into place undoes the ones placed
 // ---------------------------------------------------------------------------------------
 
-/// Tags, as `tag`, an artifact with one layer per `(title, content)`.
-fn artifact(layout: &strata::Layout, tag: &str, files: &[(&str, &str)]) {
-    use strata::spec::{media_type, to_canonical_json, Descriptor};
-    let empty = layout.put_blob(b"{}").unwrap();
-    let layers: Vec<Descriptor> = files
-        .iter()
-        .map(|(title, content)| {
-            let blob = layout.put_blob(content.as_bytes()).unwrap();
-            let mut d = Descriptor::new("text/plain", &blob.digest, blob.size);
-            d.set_annotation("org.opencontainers.image.title", Some(title));
-            d
-        })
-        .collect();
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": media_type::MANIFEST,
-        "artifactType": "application/x",
-        "config": Descriptor::new(media_type::EMPTY, &empty.digest, empty.size),
-        "layers": layers,
-    });
-    let blob = layout.put_blob(&to_canonical_json(&manifest)).unwrap();
-    crate::util::add_entry(
-        layout,
-        &Descriptor::new(media_type::MANIFEST, &blob.digest, blob.size),
-        Some(tag),
-    );
-}
-
 /// Pulls `reference` into `dir` under strace, each rename held 1.5 s once done; when
 /// `first` has its pulled content, runs `meanwhile`. Returns strata's exit code and stderr.
 fn pull_with_a_change_between_renames(
@@ -412,7 +384,7 @@ fn artifact_pull_failing_midway_leaves_the_directory_as_it_was() {
     }
     let top = tempdir();
     let layout = strata::Layout::init(&top.path().join("lay")).unwrap();
-    artifact(&layout, "two", &[("a", "pulled a\n"), ("b", "pulled b\n")]);
+    write_artifact(&layout, "two", &[("a", "pulled a\n"), ("b", "pulled b\n")]);
     let reference = at(layout.root(), "two");
 
     // Without --overwrite: `b` appears once `a` is in place; the pull fails, and `a`,
@@ -565,7 +537,7 @@ fn artifact_pull_odd_titles_fail_cleanly_or_stay_inside() {
         ("late", vec![("ok", "1"), ("a\0b", "2")]),
     ];
     for (tag, files) in &cases {
-        artifact(&layout, tag, files);
+        write_artifact(&layout, tag, files);
     }
     let dir = top.path().join("pull");
     std::fs::create_dir(&dir).unwrap();
@@ -582,7 +554,7 @@ fn artifact_pull_odd_titles_fail_cleanly_or_stay_inside() {
         assert!(snapshot(top.path()) == before, "{tag} changed something");
     }
     // Newline and unicode names are just names.
-    artifact(
+    write_artifact(
         &layout,
         "names",
         &[

@@ -144,6 +144,17 @@ pub(crate) fn traced(args: &[String], strace_args: &[String], log: &Path) -> (bo
     )
 }
 
+/// strata killed by strace at the `n`th `call` (see [`traced`]).
+pub(crate) fn killed_at(args: &[String], call: &str, n: usize, log: &Path) -> (bool, i32) {
+    let strace_args = [
+        "-e".into(),
+        format!("trace={call}"),
+        "-e".into(),
+        format!("inject={call}:signal=KILL:when={n}"),
+    ];
+    traced(args, &strace_args, log)
+}
+
 /// How many times the command makes each call of interest, from a traced complete run.
 pub(crate) fn count_calls(log: &Path) -> BTreeMap<String, usize> {
     let text = std::fs::read_to_string(log).expect("reading the strace log");
@@ -266,13 +277,7 @@ fn matrix(case: Case) {
         };
         for n in kill_points(*count, samples) {
             reset(&template, &work);
-            let strace_args = [
-                "-e".into(),
-                format!("trace={call}"),
-                "-e".into(),
-                format!("inject={call}:signal=KILL:when={n}"),
-            ];
-            let (killed, code) = traced(&args, &strace_args, &log);
+            let (killed, code) = killed_at(&args, call, n, &log);
             runs += 1;
             let what = format!("strata {args:?} killed at {call} #{n}");
             if !killed {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::build::{at, layer_tar, layers, raw_config, strata_unpack, Fs, Refusals};
-use crate::util::{add_entry, fails, ok, run, run_with_env, s, tar_layer, tempdir};
+use crate::util::{fails, ok, run, run_with_env, s, tar_layer, tempdir, write_artifact};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -185,34 +185,6 @@ fn build_and_repack_never_follow_a_symlink_swapped_in_mid_walk() {
 // artifact pull never replaces or follows what is already in the directory
 // ---------------------------------------------------------------------------------------
 
-/// Tags, as `tag`, an artifact with one layer per `(title, content)`.
-fn artifact(layout: &strata::Layout, tag: &str, files: &[(&str, &str)]) {
-    use strata::spec::{media_type, to_canonical_json, Descriptor};
-    let empty = layout.put_blob(b"{}").unwrap();
-    let layers: Vec<Descriptor> = files
-        .iter()
-        .map(|(title, content)| {
-            let blob = layout.put_blob(content.as_bytes()).unwrap();
-            let mut d = Descriptor::new("text/plain", &blob.digest, blob.size);
-            d.set_annotation("org.opencontainers.image.title", Some(title));
-            d
-        })
-        .collect();
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": media_type::MANIFEST,
-        "artifactType": "application/x",
-        "config": Descriptor::new(media_type::EMPTY, &empty.digest, empty.size),
-        "layers": layers,
-    });
-    let blob = layout.put_blob(&to_canonical_json(&manifest)).unwrap();
-    add_entry(
-        layout,
-        &Descriptor::new(media_type::MANIFEST, &blob.digest, blob.size),
-        Some(tag),
-    );
-}
-
 /// A pull directory holding the user's things: a file, a directory, a symlink to a file
 /// outside and one to a directory outside (both beside `dir`, under `top`).
 fn user_dir(top: &Path) -> PathBuf {
@@ -261,7 +233,7 @@ fn artifact_pull_replaces_deletes_and_follows_nothing_already_there() {
         ),
     ];
     for (tag, files, _) in cases {
-        artifact(&layout, tag, files);
+        write_artifact(&layout, tag, files);
     }
     for overwrite in [false, true] {
         for (tag, _, needle) in cases {

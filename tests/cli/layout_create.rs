@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::crash_matrix::{count_calls, kill_points, traced};
+use crate::crash_matrix::{count_calls, kill_points, killed_at, traced};
 use crate::util::*;
 
 /// The calls by which a creation changes the file system or makes a change durable.
@@ -123,13 +123,7 @@ fn killed_everywhere(case: Case) {
     for (call, count) in &counts {
         for n in kill_points(*count, SAMPLES) {
             reset(&template, &work);
-            let strace_args = [
-                "-e".into(),
-                format!("trace={call}"),
-                "-e".into(),
-                format!("inject={call}:signal=KILL:when={n}"),
-            ];
-            let (killed, code) = traced(&args, &strace_args, &log);
+            let (killed, code) = killed_at(&args, call, n, &log);
             runs += 1;
             let what = format!("strata {args:?} killed at {call} #{n}");
             if !killed {

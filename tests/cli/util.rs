@@ -790,3 +790,31 @@ pub fn scan_with(root: &Path, opts: ScanOptions) -> Tree {
     }
     tree
 }
+
+/// Tags, as `tag`, an artifact with one layer per `(title, content)`.
+pub fn write_artifact(layout: &strata::Layout, tag: &str, files: &[(&str, &str)]) {
+    use strata::spec::{media_type, to_canonical_json, Descriptor};
+    let empty = layout.put_blob(b"{}").unwrap();
+    let layers: Vec<Descriptor> = files
+        .iter()
+        .map(|(title, content)| {
+            let blob = layout.put_blob(content.as_bytes()).unwrap();
+            let mut d = Descriptor::new("text/plain", &blob.digest, blob.size);
+            d.set_annotation("org.opencontainers.image.title", Some(title));
+            d
+        })
+        .collect();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::MANIFEST,
+        "artifactType": "application/x",
+        "config": Descriptor::new(media_type::EMPTY, &empty.digest, empty.size),
+        "layers": layers,
+    });
+    let blob = layout.put_blob(&to_canonical_json(&manifest)).unwrap();
+    add_entry(
+        layout,
+        &Descriptor::new(media_type::MANIFEST, &blob.digest, blob.size),
+        Some(tag),
+    );
+}
