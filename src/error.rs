@@ -120,6 +120,14 @@ pub enum Error {
     /// A name that is not valid `org.opencontainers.image.ref.name` grammar.
     #[error("invalid tag {0:?}: a tag is components of letters and digits joined by one of -._:@+ or --, separated by /")]
     InvalidTag(String),
+    /// A reference whose text does not follow the grammar.
+    #[error("invalid reference {reference:?}: {reason}")]
+    InvalidReference {
+        /// The text given.
+        reference: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A reference that needs a tag or digest did not give one and the layout is ambiguous.
     #[error("{0}")]
     Ambiguous(String),

@@ -92,12 +92,18 @@ pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
         reason: "descriptorPath is empty".into(),
     })?;
     let manifest_digest: Digest = manifest_desc.digest()?;
-    let tag = match (
-        &options.tag,
-        Reference::parse(&meta.reference).map(|r| r.target),
-    ) {
+    // Bundles from before `tag` was recorded: their reference was written when a layout
+    // path held no `:`, so the one grammar reads it back.
+    let recorded =
+        meta.tag.clone().or_else(
+            || match Reference::parse(&meta.reference).map(|r| r.target) {
+                Ok(Target::Tag(t)) => Some(t),
+                _ => None,
+            },
+        );
+    let tag = match (&options.tag, recorded) {
         (Some(t), _) => t.clone(),
-        (None, Ok(Target::Tag(t))) => t,
+        (None, Some(t)) => t,
         _ => {
             return Err(Error::Invalid {
                 what: bundle.display().to_string(),

@@ -82,6 +82,10 @@ pub struct BundleMetadata {
     pub layout: PathBuf,
     /// The reference as given.
     pub reference: String,
+    /// The tag the reference named, if it named one: kept apart so that repack never has
+    /// to parse `reference` again (its layout part may hold anything, `:` included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
     /// The descriptors from the `index.json` entry down to the manifest.
     pub descriptor_path: Vec<Descriptor>,
     /// Whether the unpack was rootless.
@@ -547,6 +551,10 @@ fn write_bundle_files(
         strata_bundle_version: 1,
         layout: layout_path,
         reference: reference.to_string(),
+        tag: match &reference.target {
+            crate::layout::reference::Target::Tag(t) => Some(t.clone()),
+            _ => None,
+        },
         descriptor_path,
         rootless: options.rootless,
         uid_map: options.uid_map.clone(),

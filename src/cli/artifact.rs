@@ -128,10 +128,15 @@ fn subject_descriptor(
 pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
     match command {
         Command::Push(args) => {
-            let reference = Reference::parse(&args.reference)?;
+            let reference = super::parse_reference(&args.reference)?;
             let tag = output_tag(&reference, None)?;
             let mut spec = args.content.spec()?;
-            let subject = args.subject.as_deref().map(Reference::parse).transpose()?;
+            // `:TAG` and `@DIGEST` name the layout being pushed to, as --help says.
+            let subject = args
+                .subject
+                .as_deref()
+                .map(|s| strata::layout::reference::Reference::parse_in(s, Some(&reference.layout)))
+                .transpose()?;
             if let Some(subject) = &subject {
                 if subject.layout != reference.layout {
                     anyhow::bail!(
@@ -150,7 +155,7 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
             out.print(&desc.digest)?;
         }
         Command::Attach(args) => {
-            let subject = Reference::parse(&args.subject)?;
+            let subject = super::parse_reference(&args.subject)?;
             let mut spec = args.content.spec()?;
             let layout = Layout::open(&subject.layout)?;
             spec.subject = Some(subject_descriptor(&layout, &subject, &args.platform)?);
@@ -158,7 +163,7 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
             out.print(&desc.digest)?;
         }
         Command::Pull(args) => {
-            let reference = Reference::parse(&args.reference)?;
+            let reference = super::parse_reference(&args.reference)?;
             let layout = Layout::open(&reference.layout)?;
             let resolved = resolve_image(&layout, &reference.target, &args.platform.resolve()?)?;
             let options = PullOptions {

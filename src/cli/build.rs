@@ -9,7 +9,6 @@ use strata::layer::build::{TarOptions, TarWriter};
 use strata::layer::source::SourceTree;
 use strata::layer::write::write_layer;
 use strata::layer::write::WrittenLayer;
-use strata::layout::reference::Reference;
 use strata::spec::Descriptor;
 use strata::Layout;
 
@@ -40,7 +39,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    let reference = Reference::parse(&args.reference)?;
+    let reference = super::parse_reference(&args.reference)?;
     let tag = output_tag(&reference, None)?;
     if !args.dir.is_dir() {
         anyhow::bail!("{}: not a directory", args.dir.display());
@@ -72,7 +71,7 @@ fn build(
 ) -> anyhow::Result<(Descriptor, WrittenLayer)> {
     let mut draft = match &args.from {
         Some(base) => {
-            let base = Reference::parse(base)?;
+            let base = super::parse_reference(base)?;
             let source = Layout::open(&base.layout)?;
             Draft::load(layout, &source, &base.target, platform)?
         }

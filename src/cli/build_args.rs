@@ -202,7 +202,7 @@ pub fn edit_image(
     tag: Option<&str>,
     platform: &super::PlatformArg,
 ) -> anyhow::Result<(strata::image::mutate::Draft, String)> {
-    let reference = strata::layout::reference::Reference::parse(reference)?;
+    let reference = super::parse_reference(reference)?;
     let tag = output_tag(&reference, tag)?;
     let layout = strata::Layout::open(&reference.layout)?;
     let draft = strata::image::mutate::Draft::load(

@@ -1,6 +1,6 @@
 //! `strata copy`.
 
-use strata::layout::reference::{Reference, Target};
+use strata::layout::reference::Target;
 use strata::transfer::copy::{copy, CopyOptions};
 use strata::transfer::{choose, Platforms, Progress};
 
@@ -48,8 +48,8 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     } else {
         Platforms::One(args.platform.resolve()?)
     };
-    let source = choose(&Reference::parse(&args.source)?, &platforms)?;
-    let dest_ref = Reference::parse(&args.dest)?;
+    let source = choose(&super::parse_reference(&args.source)?, &platforms)?;
+    let dest_ref = super::parse_reference(&args.dest)?;
     let tag = match &dest_ref.target {
         Target::Tag(t) => Some(t.clone()),
         Target::Default => None,

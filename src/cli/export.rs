@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use strata::image::time::source_date_epoch;
-use strata::layout::reference::Reference;
 use strata::transfer::oci_archive::{ExportOptions, ExportReport};
 use strata::transfer::{choose, docker_archive, oci_archive, Platforms, Progress};
 use strata::Layout;
@@ -77,7 +76,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let chosen = args
         .references
         .iter()
-        .map(|r| Ok(choose(&Reference::parse(r)?, &platforms)?))
+        .map(|r| Ok(choose(&super::parse_reference(r)?, &platforms)?))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let options = ExportOptions {
         exclude_present_in: args

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use strata::image::multiplatform::{add, create, remove};
-use strata::layout::reference::Reference;
 use strata::Layout;
 
 use super::build_args::{in_layout, output_tag, parse_pair};
@@ -57,7 +56,7 @@ fn same_layout(
     layout: &Layout,
     reference: &str,
 ) -> anyhow::Result<strata::layout::reference::Target> {
-    let r = Reference::parse(reference)?;
+    let r = super::parse_reference(reference)?;
     let a = std::fs::canonicalize(&r.layout)
         .map_err(|e| anyhow::anyhow!("{}: {e}", r.layout.display()))?;
     let b = std::fs::canonicalize(layout.root())
@@ -74,7 +73,7 @@ fn same_layout(
 pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
     let desc = match command {
         Command::Create(args) => {
-            let reference = Reference::parse(&args.reference)?;
+            let reference = super::parse_reference(&args.reference)?;
             let tag = output_tag(&reference, None)?;
             let annotations: BTreeMap<String, String> = args.annotation.iter().cloned().collect();
             in_layout(&reference, |layout| {
@@ -87,14 +86,14 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
             })?
         }
         Command::Add(args) => {
-            let reference = Reference::parse(&args.reference)?;
+            let reference = super::parse_reference(&args.reference)?;
             let tag = output_tag(&reference, None)?;
             let layout = Layout::open(&reference.layout)?;
             let member = same_layout(&layout, &args.manifest)?;
             add(&layout, &reference.target, &member, &tag)?
         }
         Command::Remove(args) => {
-            let reference = Reference::parse(&args.reference)?;
+            let reference = super::parse_reference(&args.reference)?;
             let tag = output_tag(&reference, None)?;
             let platform = args.platform.parse()?;
             let layout = Layout::open(&reference.layout)?;

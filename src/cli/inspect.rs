@@ -1,7 +1,6 @@
 //! `strata inspect`.
 
 use strata::image::{inspect, ImageSummary};
-use strata::layout::reference::Reference;
 use strata::Layout;
 
 use super::output::{human_size, Output};
@@ -31,7 +30,7 @@ enum Raw {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    let reference = Reference::parse(&args.reference)?;
+    let reference = super::parse_reference(&args.reference)?;
     let platform = args.platform.resolve()?;
     let (summary, resolved) = inspect(&reference, &platform)?;
     match args.raw {

@@ -35,7 +35,9 @@ pub use output::Status;
 /// strata: build, unpack, verify and move OCI image layouts, without a daemon.
 ///
 /// A LAYOUT is an OCI image-layout directory. A REF is LAYOUT, LAYOUT:TAG or
-/// LAYOUT@sha256:HEX.
+/// LAYOUT@sha256:HEX: the first `:` ends the layout (the tag may hold more), whatever exists
+/// on disk. For a layout whose path has a `:`, give `--layout DIR` and write the REF as
+/// `:TAG`, `@sha256:HEX` or an empty string.
 #[derive(Debug, Parser)]
 #[command(
     name = "strata",
@@ -63,6 +65,26 @@ pub struct GlobalArgs {
     /// the same whatever the number.
     #[arg(long, global = true, value_name = "N", env = "STRATA_THREADS")]
     threads: Option<std::num::NonZeroUsize>,
+    /// The layout that references without one (`:TAG`, `@sha256:HEX`, or empty) name: the
+    /// spelling for a layout whose path has a `:`.
+    #[arg(long = "layout", global = true, value_name = "DIR")]
+    default_layout: Option<std::path::PathBuf>,
+}
+
+/// `--layout`, set once at start; commands read it only through [`parse_reference`].
+static DEFAULT_LAYOUT: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+
+/// Parses a REF argument by the one grammar, an empty layout part naming `--layout`.
+pub fn parse_reference(text: &str) -> anyhow::Result<strata::layout::reference::Reference> {
+    let default = DEFAULT_LAYOUT.get().and_then(Option::as_deref);
+    strata::layout::reference::Reference::parse_in(text, default).map_err(|e| {
+        let names_no_layout = text.is_empty() || text.starts_with([':', '@']);
+        if default.is_none() && names_no_layout {
+            anyhow::anyhow!("{e}; --layout DIR gives the layout such a reference names")
+        } else {
+            e.into()
+        }
+    })
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,6 +156,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = output::Output::new(cli.global.verbose, cli.global.quiet);
     strata::threads::set(cli.global.threads);
+    DEFAULT_LAYOUT
+        .set(cli.global.default_layout.clone())
+        .expect("set once, at start");
     let result = match cli.command {
         Command::Init(a) => init::run(a, &out),
         Command::Ls(a) => ls::run(a, &out),

@@ -1,7 +1,6 @@
 //! `strata new`.
 
 use strata::image::mutate::{check_inputs, Draft, HistoryOptions};
-use strata::layout::reference::Reference;
 
 use super::build_args::{in_layout, output_tag};
 use super::output::Output;
@@ -17,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    let reference = Reference::parse(&args.reference)?;
+    let reference = super::parse_reference(&args.reference)?;
     let tag = output_tag(&reference, None)?;
     check_inputs(Some(&tag), &HistoryOptions::default(), None)?;
     let platform = args.platform.resolve()?;

@@ -2,7 +2,6 @@
 
 use strata::image::referrers::{as_index, referrers};
 use strata::image::{resolve_entry, resolve_image};
-use strata::layout::reference::Reference;
 use strata::Layout;
 
 use super::output::Output;
@@ -28,7 +27,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    let reference = Reference::parse(&args.reference)?;
+    let reference = super::parse_reference(&args.reference)?;
     let layout = Layout::open(&reference.layout)?;
     let desc = match args.platform.given()? {
         Some(p) => resolve_image(&layout, &reference.target, &p)?.descriptor,

@@ -1,6 +1,5 @@
 //! `strata tag`.
 
-use strata::layout::reference::Reference;
 use strata::Layout;
 
 use super::output::Output;
@@ -16,7 +15,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    let reference = Reference::parse(&args.reference)?;
+    let reference = super::parse_reference(&args.reference)?;
     let layout = Layout::open(&reference.layout)?;
     let entry = strata::image::tag(&layout, &reference.target, &args.new_tag)?;
     out.info(format_args!("tagged {} as {}", entry.digest, args.new_tag));

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use strata::bundle::idmap::{IdMap, IdMapping};
 use strata::bundle::unpack::{unpack, Progress, UnpackOptions};
-use strata::layout::reference::Reference;
 
 use super::output::Output;
 use super::{JsonArg, PlatformArg, Status};
@@ -41,7 +40,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    let reference = Reference::parse(&args.reference)?;
+    let reference = super::parse_reference(&args.reference)?;
     let mut uid_map = IdMap(args.uid_map);
     let mut gid_map = IdMap(args.gid_map);
     if args.rootless {

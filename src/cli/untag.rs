@@ -1,6 +1,5 @@
 //! `strata untag`.
 
-use strata::layout::reference::Reference;
 use strata::Layout;
 
 use super::output::Output;
@@ -14,7 +13,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    let reference = Reference::parse(&args.reference)?;
+    let reference = super::parse_reference(&args.reference)?;
     let layout = Layout::open(&reference.layout)?;
     for removed in strata::image::untag(&layout, &reference.target)? {
         out.info(format_args!("removed entry {}", removed.digest));

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::digest::{self, Digest};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 
 /// What a reference names inside its layout.
@@ -27,53 +27,69 @@ pub struct Reference {
 }
 
 impl Reference {
-    /// Parses a reference. The tag is the text after the last `:` when that text has no `/`;
-    /// when that split does not name a layout but an earlier `:` does, the longer tag is
-    /// taken (tags such as `docker.io/library/debian:12` written by other tools). A digest
-    /// follows the last `@` and must be of a supported algorithm.
+    /// Parses a reference by its text alone, whatever exists on disk:
+    ///
+    /// - `LAYOUT@ALG:ENCODED`: when an `@` comes before the first `:` and the text between
+    ///   them fits the digest algorithm grammar, the rest is a digest (of a supported
+    ///   algorithm);
+    /// - `LAYOUT:TAG`: otherwise the first `:` ends the layout, and the tag is everything
+    ///   after it, colons and slashes included (`lay:docker.io/library/debian:12`), as
+    ///   skopeo's `oci:PATH:REF` splits;
+    /// - `LAYOUT`: no `:` at all.
+    ///
+    /// A layout path holding a `:` cannot be written here: it is given apart (the CLI's
+    /// `--layout`, [`Reference::parse_in`]) and the reference is then `:TAG`, `@DIGEST` or
+    /// empty.
     pub fn parse(s: &str) -> Result<Reference> {
-        if let Some((layout, digest)) = s.rsplit_once('@') {
-            if digest.contains(':') && digest::is_grammatical(digest) && !layout.is_empty() {
-                return Ok(Reference {
-                    layout: PathBuf::from(layout),
-                    target: Target::Digest(digest.parse()?),
-                });
-            }
-        }
-        if is_layout_dir(Path::new(s)) || !s.contains(':') {
-            return Ok(Reference {
-                layout: PathBuf::from(s),
-                target: Target::Default,
-            });
-        }
-        let (layout, tag) = s.rsplit_once(':').expect("contains a colon");
-        if tag.contains('/') || !is_layout_dir(Path::new(layout)) {
-            // Try the earliest colon whose left side is a layout: the tag has colons or slashes.
-            let mut start = 0;
-            while let Some(i) = s[start..].find(':') {
-                let (l, t) = (&s[..start + i], &s[start + i + 1..]);
-                if is_layout_dir(Path::new(l)) {
-                    return Reference::tagged(l, t);
-                }
-                start += i + 1;
-            }
-            if tag.contains('/') {
-                return Ok(Reference {
-                    layout: PathBuf::from(s),
-                    target: Target::Default,
-                });
-            }
-        }
-        Reference::tagged(layout, tag)
+        Reference::parse_in(s, None)
     }
 
-    fn tagged(layout: &str, tag: &str) -> Result<Reference> {
-        validate_tag(tag)?;
-        Ok(Reference {
-            layout: PathBuf::from(layout),
-            target: Target::Tag(tag.to_owned()),
-        })
+    /// Parses a reference whose layout part may be empty (`:TAG`, `@DIGEST`, or nothing), in
+    /// which case it names `default_layout`.
+    pub fn parse_in(s: &str, default_layout: Option<&Path>) -> Result<Reference> {
+        let (layout, target) = split(s)?;
+        let layout = match (layout.is_empty(), default_layout) {
+            (false, _) => PathBuf::from(layout),
+            (true, Some(d)) => d.to_path_buf(),
+            (true, None) => {
+                return Err(Error::InvalidReference {
+                    reference: s.to_owned(),
+                    reason: "it names no layout (write LAYOUT:TAG or LAYOUT@DIGEST, or give the \
+                             layout apart)"
+                        .into(),
+                })
+            }
+        };
+        Ok(Reference { layout, target })
     }
+}
+
+/// The layout part (possibly empty) and the target of a reference's text.
+fn split(s: &str) -> Result<(&str, Target)> {
+    let Some(colon) = s.find(':') else {
+        return Ok((s, Target::Default));
+    };
+    if let Some(at) = s[..colon].rfind('@') {
+        if is_algorithm(&s[at + 1..colon]) {
+            let digest = s[at + 1..].parse().map_err(|e| Error::InvalidReference {
+                reference: s.to_owned(),
+                reason: format!("the text after @ is not a digest strata can verify: {e}"),
+            })?;
+            return Ok((&s[..at], Target::Digest(digest)));
+        }
+    }
+    let tag = &s[colon + 1..];
+    validate_tag(tag)?;
+    Ok((&s[..colon], Target::Tag(tag.to_owned())))
+}
+
+/// The digest algorithm grammar: `[a-z0-9]+([+._-][a-z0-9]+)*`.
+fn is_algorithm(s: &str) -> bool {
+    s.split(['+', '.', '_', '-']).all(|c| {
+        !c.is_empty()
+            && c.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    })
 }
 
 impl std::fmt::Display for Reference {
@@ -84,10 +100,6 @@ impl std::fmt::Display for Reference {
             Target::Digest(d) => write!(f, "{}@{d}", self.layout.display()),
         }
     }
-}
-
-fn is_layout_dir(path: &Path) -> bool {
-    path.join("oci-layout").is_file()
 }
 
 /// Checks a tag against the image-spec's ref.name grammar:
@@ -164,17 +176,54 @@ mod tests {
         assert_eq!(Reference::parse("plain").unwrap().target, Target::Default);
         assert!(Reference::parse("lay:bad tag").is_err());
         assert!(Reference::parse("lay@md5:abcd").is_err());
+        assert!(Reference::parse("lay:").is_err());
+    }
+
+    /// The split never depends on what exists: the same text gives the same layout and tag
+    /// whether or not a directory of the longer name is a layout.
+    #[test]
+    fn the_first_colon_ends_the_layout_whatever_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = |root: &Path| format!("{}/newlay:docker.io/library/app:1", root.display());
+        let before = Reference::parse(&text(dir.path())).unwrap();
+        let long = dir.path().join("newlay:docker.io/library/app");
+        std::fs::create_dir_all(&long).unwrap();
+        std::fs::write(long.join("oci-layout"), "{}").unwrap();
+        let after = Reference::parse(&text(dir.path())).unwrap();
+        assert_eq!(before, after);
+        assert_eq!(before.layout, dir.path().join("newlay"));
+        assert_eq!(before.target, Target::Tag("docker.io/library/app:1".into()));
     }
 
     #[test]
-    fn earlier_colon_names_the_layout() {
-        let dir = tempfile::tempdir().unwrap();
-        let lay = dir.path().join("lay");
-        std::fs::create_dir(&lay).unwrap();
-        std::fs::write(lay.join("oci-layout"), "{}").unwrap();
-        let s = format!("{}:docker.io/library/debian:12", lay.display());
-        let r = Reference::parse(&s).unwrap();
-        assert_eq!(r.layout, lay);
-        assert_eq!(r.target, Target::Tag("docker.io/library/debian:12".into()));
+    fn an_at_sign_in_a_path_is_not_a_digest() {
+        let r = Reference::parse("/home/u@host/lay:v1").unwrap();
+        assert_eq!(r.layout, PathBuf::from("/home/u@host/lay"));
+        assert_eq!(r.target, Target::Tag("v1".into()));
+        let r = Reference::parse("/home/u@host/lay").unwrap();
+        assert_eq!(r.target, Target::Default);
+        // A tag may hold @ (ref.name allows it) once the layout has ended.
+        let r = Reference::parse("lay:v1@x").unwrap();
+        assert_eq!(r.target, Target::Tag("v1@x".into()));
+    }
+
+    #[test]
+    fn an_empty_layout_part_names_the_default_layout() {
+        let d = Path::new("/some/lay:with:colons");
+        let r = Reference::parse_in(":v1", Some(d)).unwrap();
+        assert_eq!(
+            (r.layout.as_path(), r.target),
+            (d, Target::Tag("v1".into()))
+        );
+        let hex = "b".repeat(64);
+        let r = Reference::parse_in(&format!("@sha256:{hex}"), Some(d)).unwrap();
+        assert_eq!(r.layout, d);
+        assert!(matches!(r.target, Target::Digest(_)));
+        assert_eq!(
+            Reference::parse_in("", Some(d)).unwrap().target,
+            Target::Default
+        );
+        assert!(Reference::parse(":v1").is_err());
+        assert!(Reference::parse("").is_err());
     }
 }

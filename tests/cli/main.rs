@@ -21,6 +21,7 @@ mod hostile_transfer;
 mod interop;
 mod layout_create;
 mod man;
+mod reference_grammar;
 mod repack;
 mod transfer;
 mod unpack;
