@@ -128,6 +128,10 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// A reference named no image where one is needed: the layout holds several, or the
+    /// command needs a tag or digest. The invocation is at fault, not the layout.
+    #[error("{0}")]
+    NoImageNamed(String),
     /// A reference that needs a tag or digest did not give one and the layout is ambiguous.
     #[error("{0}")]
     Ambiguous(String),

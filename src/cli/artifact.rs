@@ -47,7 +47,7 @@ impl Content {
             Some(c) => {
                 let f: ArtifactFile = parse_file_arg(c)?;
                 if f.media_type == strata::image::artifact::DEFAULT_FILE_TYPE && !c.contains(':') {
-                    anyhow::bail!("--config {c}: give FILE:MEDIATYPE");
+                    super::output::usage!("--config {c}: give FILE:MEDIATYPE");
                 }
                 Some(f)
             }
@@ -87,6 +87,7 @@ pub struct PushArgs {
 #[derive(Debug, clap::Args)]
 pub struct AttachArgs {
     /// The image the artifact describes (LAYOUT:TAG or LAYOUT@DIGEST).
+    #[arg(value_name = "REF")]
     subject: String,
     #[command(flatten)]
     content: Content,
@@ -139,7 +140,7 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
                 .transpose()?;
             if let Some(subject) = &subject {
                 if subject.layout != reference.layout {
-                    anyhow::bail!(
+                    super::output::usage!(
                         "--subject {}: the subject must be in {}",
                         subject,
                         reference.layout.display()

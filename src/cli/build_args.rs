@@ -13,7 +13,7 @@ pub struct HistoryArgs {
     #[arg(long, value_name = "TEXT")]
     history_comment: Option<String>,
     /// History entry time, RFC 3339 (default: now, or SOURCE_DATE_EPOCH).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = super::values::time)]
     history_created: Option<String>,
     /// History entry created_by (default: the strata command).
     #[arg(long, value_name = "TEXT")]
@@ -94,18 +94,18 @@ pub struct ConfigArgs {
     #[arg(long)]
     author: Option<String>,
     /// Image creation time, RFC 3339.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", value_parser = super::values::time)]
     created: Option<String>,
     /// Set the image's OS/ARCH[/VARIANT].
-    #[arg(long = "set-platform", value_name = "OS/ARCH[/VARIANT]")]
+    #[arg(long = "set-platform", value_name = "OS/ARCH[/VARIANT]", value_parser = super::values::platform)]
     set_platform: Option<String>,
     /// Manifest annotation KEY=VALUE (repeatable).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_pair)]
     annotation: Vec<(String, String)>,
     /// Empty a field first: entrypoint, cmd, env, labels, exposed-ports, volumes,
     /// annotations (repeatable).
-    #[arg(long, value_name = "FIELD")]
-    clear: Vec<String>,
+    #[arg(long, value_name = "FIELD", value_parser = super::values::clear_field)]
+    clear: Vec<ClearField>,
 }
 
 impl ConfigArgs {
@@ -124,11 +124,7 @@ impl ConfigArgs {
             created: self.created.clone(),
             platform: self.set_platform.as_deref().map(str::parse).transpose()?,
             annotations: self.annotation.clone(),
-            clear: self
-                .clear
-                .iter()
-                .map(|c| c.parse::<ClearField>())
-                .collect::<Result<_, _>>()?,
+            clear: self.clear.clone(),
         })
     }
 }
@@ -162,7 +158,7 @@ pub fn output_tag(
         (Some(t), _) => Ok(t.to_owned()),
         (None, Target::Tag(t)) => Ok(t.clone()),
         (None, _) => {
-            anyhow::bail!("{reference} names no tag to move: give LAYOUT:TAG or --tag NAME")
+            super::output::usage!("{reference} names no tag to move: give LAYOUT:TAG or --tag NAME")
         }
     }
 }
@@ -171,7 +167,7 @@ pub fn output_tag(
 #[derive(Debug, clap::Args)]
 pub struct LayerEditArgs {
     /// Tag the result with this tag instead of moving REF's.
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::tag)]
     pub tag: Option<String>,
     /// Layer compression.
     #[arg(long, value_enum, default_value_t = CompressArg::Auto)]

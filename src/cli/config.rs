@@ -11,7 +11,7 @@ pub struct Args {
     /// The image: LAYOUT:TAG or LAYOUT@DIGEST.
     reference: String,
     /// Tag the result with this tag instead of moving REF's.
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::tag)]
     tag: Option<String>,
     #[command(flatten)]
     platform: PlatformArg,

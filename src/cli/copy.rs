@@ -54,7 +54,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         Target::Tag(t) => Some(t.clone()),
         Target::Default => None,
         Target::Digest(_) => {
-            anyhow::bail!(
+            super::output::usage!(
                 "{}: DSTREF is LAYOUT or LAYOUT:TAG, not a digest",
                 args.dest
             )

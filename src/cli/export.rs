@@ -56,15 +56,17 @@ enum Format {
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let to_stdout = args.output == "-";
     if to_stdout && std::io::stdout().is_terminal() {
-        anyhow::bail!(
+        super::output::usage!(
             "refusing to write an archive to a terminal: redirect stdout or use -o ARCHIVE"
         );
     }
     if to_stdout && args.json.json {
-        anyhow::bail!("--json needs -o ARCHIVE: with -o - the archive itself goes to stdout");
+        super::output::usage!(
+            "--json needs -o ARCHIVE: with -o - the archive itself goes to stdout"
+        );
     }
     if args.format == Format::Docker && args.all_platforms {
-        anyhow::bail!(
+        super::output::usage!(
             "--all-platforms needs --format oci: a docker archive holds single-platform images"
         );
     }

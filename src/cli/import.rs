@@ -31,7 +31,7 @@ pub struct Args {
     layout: PathBuf,
     /// Tag the image NAME instead of with the archive's tags (the archive must hold one
     /// image).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = super::values::tag)]
     tag: Option<String>,
     /// Move tags that already name other images in LAYOUT.
     #[arg(long)]

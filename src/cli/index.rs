@@ -62,7 +62,7 @@ fn same_layout(
     let b = std::fs::canonicalize(layout.root())
         .map_err(|e| anyhow::anyhow!("{}: {e}", layout.root().display()))?;
     if a != b {
-        anyhow::bail!(
+        super::output::usage!(
             "{reference}: index entries must be images of {}",
             layout.root().display()
         );

@@ -41,14 +41,14 @@ fn in_image(path: &Path) -> anyhow::Result<PathBuf> {
         match c {
             std::path::Component::Normal(n) => out.push(n),
             std::path::Component::RootDir | std::path::Component::CurDir => {}
-            _ => anyhow::bail!(
+            _ => super::output::usage!(
                 "{}: use a plain path inside the image (no ..)",
                 path.display()
             ),
         }
     }
     if out.as_os_str().is_empty() {
-        anyhow::bail!("{}: the image root cannot be replaced", path.display());
+        super::output::usage!("{}: the image root cannot be replaced", path.display());
     }
     Ok(out)
 }

@@ -1,14 +1,17 @@
 //! `strata man`: man pages generated from the argument definitions, so they never drift
-//! from `--help` (a test compares them with the copies kept in `man/`).
+//! from `--help` (a test compares them with the copies kept in `man/`), one page per command
+//! at every depth, with the sections `--help` has no room for.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
+use roff::{bold, roman, Roff};
 
 use super::output::Output;
 use super::Status;
 
-/// Write man pages (strata.1 and strata-COMMAND.1) into a directory.
+/// Write man pages (strata.1, strata-COMMAND.1, strata-COMMAND-SUBCOMMAND.1) into a
+/// directory.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Directory to write into (created if missing).
@@ -18,23 +21,213 @@ pub struct Args {
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
-    let root = super::command();
-    let mut pages = vec![("strata.1".to_owned(), root.clone())];
-    for sub in root.get_subcommands().filter(|s| s.get_name() != "help") {
-        let name = format!("strata-{}", sub.get_name());
-        pages.push((
-            format!("{name}.1"),
-            sub.clone()
-                .name(name)
-                .version(root.get_version().unwrap_or_default().to_owned()),
-        ));
-    }
-    for (file, cmd) in pages {
-        let mut buf = Vec::new();
-        clap_mangen::Man::new(cmd).render(&mut buf)?;
-        let path = args.dir.join(&file);
-        std::fs::write(&path, buf).with_context(|| format!("writing {}", path.display()))?;
+    let mut root = super::command();
+    // Building sets every subcommand's bin name ("strata artifact push"), which SYNOPSIS shows.
+    root.build();
+    let version = root.get_version().unwrap_or_default().to_owned();
+    let mut pages = Vec::new();
+    collect(&root, "strata", None, &version, &mut pages);
+    for page in &pages {
+        let path = args.dir.join(format!("{}.1", page.name));
+        std::fs::write(&path, render(page, &pages, &version)?)
+            .with_context(|| format!("writing {}", path.display()))?;
         out.info(format_args!("wrote {}", path.display()));
     }
     Ok(Status::Success)
+}
+
+struct Page {
+    /// `strata-artifact-push`.
+    name: String,
+    parent: Option<String>,
+    cmd: clap::Command,
+}
+
+/// Every command at every depth, named as its page (`strata-artifact-push`).
+fn collect(
+    cmd: &clap::Command,
+    name: &str,
+    parent: Option<&str>,
+    version: &str,
+    pages: &mut Vec<Page>,
+) {
+    pages.push(Page {
+        name: name.to_owned(),
+        parent: parent.map(str::to_owned),
+        cmd: cmd
+            .clone()
+            .display_name(name.to_owned())
+            .version(version.to_owned()),
+    });
+    for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+        let sub_name = format!("{name}-{}", sub.get_name());
+        collect(sub, &sub_name, Some(name), version, pages);
+    }
+}
+
+fn render(page: &Page, pages: &[Page], version: &str) -> anyhow::Result<Vec<u8>> {
+    let (name, cmd) = (page.name.as_str(), &page.cmd);
+    let man = clap_mangen::Man::new(cmd.clone()).source(format!("strata {version}"));
+    let mut buf = Vec::new();
+    man.render_title(&mut buf)?;
+    man.render_name_section(&mut buf)?;
+    man.render_synopsis_section(&mut buf)?;
+    man.render_description_section(&mut buf)?;
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(&mut buf)?;
+    }
+    if cmd.has_subcommands() {
+        man.render_subcommands_section(&mut buf)?;
+    }
+    let mut roff = Roff::default();
+    if let Some(examples) = examples(name) {
+        section(&mut roff, "EXAMPLES");
+        for (what, command) in examples {
+            roff.control("TP", []).text([roman(*what)]);
+            roff.control("nf", [])
+                .text([bold(*command)])
+                .control("fi", []);
+        }
+    }
+    if takes_a_reference(cmd) {
+        section(&mut roff, "REFERENCES");
+        paragraphs(&mut roff, REFERENCES);
+    }
+    section(&mut roff, "EXIT STATUS");
+    for (code, meaning) in EXIT_STATUS {
+        roff.control("TP", [])
+            .text([bold(*code)])
+            .text([roman(*meaning)]);
+    }
+    section(&mut roff, "ENVIRONMENT");
+    for (var, meaning) in ENVIRONMENT {
+        roff.control("TP", [])
+            .text([bold(*var)])
+            .text([roman(*meaning)]);
+    }
+    section(&mut roff, "SEE ALSO");
+    roff.text([roman(see_also(page, pages))]);
+    roff.to_writer(&mut buf)?;
+    man.render_version_section(&mut buf)?;
+    Ok(buf)
+}
+
+fn section(roff: &mut Roff, title: &str) {
+    roff.control("SH", [title]);
+}
+
+fn paragraphs(roff: &mut Roff, text: &[&str]) {
+    for (i, p) in text.iter().enumerate() {
+        if i > 0 {
+            roff.control("PP", []);
+        }
+        roff.text([roman(*p)]);
+    }
+}
+
+/// Whether a command takes a REF argument: one whose value is shown as REF, SRCREF,
+/// DSTREF or REFERENCE.
+fn takes_a_reference(cmd: &clap::Command) -> bool {
+    cmd.get_arguments()
+        .filter(|a| a.get_action().takes_values())
+        .flat_map(|a| a.get_value_names().unwrap_or_default())
+        .any(|n| n.as_str().ends_with("REF") || n.as_str() == "REFERENCE")
+}
+
+/// The parent page, the pages of the subcommands, and strata(1) for every page.
+fn see_also(page: &Page, pages: &[Page]) -> String {
+    let mut refs: Vec<String> = Vec::new();
+    if let Some(parent) = &page.parent {
+        refs.push(format!("{parent}(1)"));
+        if parent != "strata" {
+            refs.push("strata(1)".into());
+        }
+    }
+    refs.extend(
+        pages
+            .iter()
+            .filter(|p| p.parent.as_deref() == Some(page.name.as_str()))
+            .map(|p| format!("{}(1)", p.name)),
+    );
+    refs.push("umoci(1)".into());
+    refs.push("skopeo(1)".into());
+    refs.join(", ")
+}
+
+const REFERENCES: &[&str] = &[
+    "A REF is LAYOUT, LAYOUT:TAG or LAYOUT@ALG:HEX, split by its text alone, never by what \
+     exists on disk. When an @ comes before the first : and the text between them is a digest \
+     algorithm, the REF is LAYOUT@DIGEST (sha256 or sha512). Otherwise the first : ends the \
+     layout and everything after it is the tag, colons and slashes included: \
+     lay:docker.io/library/debian:12 is the tag docker.io/library/debian:12 in lay. With no :, \
+     the REF names the layout's only image.",
+    "A layout whose path holds a : is given with --layout DIR; a REF with an empty layout part \
+     (:TAG, @sha256:HEX, or an empty string) then names it. Tags follow the image-spec's \
+     ref.name grammar. Through an index, --platform OS/ARCH[/VARIANT] picks the manifest \
+     (default: this machine's platform).",
+];
+
+const EXIT_STATUS: &[(&str, &str)] = &[
+    ("0", "Success."),
+    (
+        "1",
+        "The operation failed, or found a problem (fsck): a missing file, a blob that does \
+         not verify, a refused layer. A layout is left as it was.",
+    ),
+    (
+        "2",
+        "The invocation or its values are wrong: an unknown flag, a tag or platform that does \
+         not parse, a bad --clear field or time, a REF that names no image where one is \
+         needed. Nothing is read or written.",
+    ),
+];
+
+const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "SOURCE_DATE_EPOCH",
+        "Seconds since 1970 (0 to 253402300799): the created and history times of what \
+         build, config, insert, add-layer and repack write, and the newest mtime a built \
+         layer keeps.",
+    ),
+    (
+        "STRATA_THREADS",
+        "Threads for compressing and hashing (as --threads); outputs do not depend on it.",
+    ),
+    (
+        "STRATA_RESOLVE",
+        "userspace: resolve paths under a rootfs step by step instead of with openat2 (for \
+         kernels or seccomp profiles without it).",
+    ),
+];
+
+/// Examples per page, as (what it does, the command).
+fn examples(name: &str) -> Option<&'static [(&'static str, &'static str)]> {
+    Some(match name {
+        "strata" => &[
+            ("Build an image from a directory and unpack it as any user:", "strata build ./rootfs lay:app\nstrata unpack --rootless lay:app bundle"),
+            ("Move an image across an air gap:", "strata export lay:app -o app.tar\nstrata import app.tar otherlay"),
+        ],
+        "strata-build" => &[
+            ("A tree on a base image, reproducibly:", "SOURCE_DATE_EPOCH=0 strata build ./out lay:app --from lay:base --cmd /app"),
+        ],
+        "strata-unpack" => &[
+            ("Unpack as root, or as any user:", "strata unpack lay:app bundle\nstrata unpack --rootless lay:app bundle"),
+        ],
+        "strata-repack" => &[
+            ("Unpack, change the rootfs, and commit it as a new layer:", "strata unpack lay:app b\necho hi > b/rootfs/etc/motd\nstrata repack b --tag app-2"),
+        ],
+        "strata-export" => &[
+            ("An OCI archive, and one docker load reads:", "strata export lay:app -o app.tar\nstrata export lay:app -o app-docker.tar --format docker"),
+        ],
+        "strata-import" => &[("Any OCI or docker archive:", "strata import app.tar lay")],
+        "strata-copy" => &[("An image and its signatures to another layout:", "strata copy lay:app other:app --referrers")],
+        "strata-gc" => &[("See what would go, then collect:", "strata gc lay --dry-run\nstrata gc lay")],
+        "strata-fsck" => &[("Verify every blob and rule:", "strata fsck lay")],
+        "strata-inspect" => &[("The exact stored manifest:", "strata inspect lay:app --raw manifest")],
+        "strata-tag" => &[("A second name for an image:", "strata tag lay:app v1.0")],
+        "strata-artifact-push" => &[("An SBOM referring to an image:", "strata artifact push lay:sbom --artifact-type application/spdx+json --subject :app sbom.json")],
+        "strata-artifact-pull" => &[("An artifact's files into a directory:", "strata artifact pull lay:sbom out/")],
+        "strata-index-create" => &[("A multi-platform index:", "strata index create lay:multi --manifest lay:app-amd64 --manifest lay:app-arm64")],
+        _ => return None,
+    })
 }

@@ -25,6 +25,7 @@ mod repack;
 mod tag;
 mod unpack;
 mod untag;
+mod values;
 
 use std::process::ExitCode;
 
@@ -56,18 +57,35 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Print what is being done on stderr.
-    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "quiet",
+        help_heading = "Global options"
+    )]
     verbose: bool,
     /// Print nothing but results and errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     quiet: bool,
     /// Threads for compressing layers and hashing blobs (default: one per CPU). Outputs are
     /// the same whatever the number.
-    #[arg(long, global = true, value_name = "N", env = "STRATA_THREADS")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        env = "STRATA_THREADS",
+        help_heading = "Global options"
+    )]
     threads: Option<std::num::NonZeroUsize>,
     /// The layout that references without one (`:TAG`, `@sha256:HEX`, or empty) name: the
     /// spelling for a layout whose path has a `:`.
-    #[arg(long = "layout", global = true, value_name = "DIR")]
+    #[arg(
+        long = "layout",
+        global = true,
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
     default_layout: Option<std::path::PathBuf>,
 }
 
@@ -79,11 +97,12 @@ pub fn parse_reference(text: &str) -> anyhow::Result<strata::layout::reference::
     let default = DEFAULT_LAYOUT.get().and_then(Option::as_deref);
     strata::layout::reference::Reference::parse_in(text, default).map_err(|e| {
         let names_no_layout = text.is_empty() || text.starts_with([':', '@']);
-        if default.is_none() && names_no_layout {
-            anyhow::anyhow!("{e}; --layout DIR gives the layout such a reference names")
+        let hint = if default.is_none() && names_no_layout {
+            "; --layout DIR gives the layout such a reference names"
         } else {
-            e.into()
-        }
+            ""
+        };
+        anyhow::Error::new(output::Usage(format!("{e}{hint}")))
     })
 }
 
@@ -128,7 +147,7 @@ pub struct JsonArg {
 pub struct PlatformArg {
     /// Platform to pick from a multi-platform index, as OS/ARCH[/VARIANT] (default: this
     /// machine's). The first matching entry wins.
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = values::platform)]
     platform: Option<String>,
 }
 

@@ -16,6 +16,44 @@ pub enum Status {
     Failure,
 }
 
+/// An invocation error found after argument parsing (a REF's grammar, flags that do not go
+/// together, a missing tag): exit 2, as clap's own usage errors.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Returns early with a [`Usage`] error.
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        return Err(anyhow::Error::new($crate::cli::output::Usage(format!($($arg)*))))
+    };
+}
+pub(crate) use usage;
+
+/// Exit codes: 0 success, 1 the operation failed or found a problem, 2 the invocation or
+/// its values are wrong.
+fn exit_code_of(e: &anyhow::Error) -> u8 {
+    let invocation = e.chain().any(|c| {
+        c.is::<Usage>()
+            || matches!(
+                c.downcast_ref::<strata::Error>(),
+                Some(strata::Error::NoImageNamed(_))
+            )
+    });
+    if invocation {
+        2
+    } else {
+        1
+    }
+}
+
 /// Where a command prints.
 pub struct Output {
     verbose: bool,
@@ -90,7 +128,7 @@ impl Output {
             Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("strata: error: {}", render_chain(&e));
-                ExitCode::from(1)
+                ExitCode::from(exit_code_of(&e))
             }
         }
     }

@@ -16,7 +16,7 @@ pub struct Args {
     /// A bundle made by strata unpack.
     bundle: PathBuf,
     /// Tag to write (default: the tag the bundle was unpacked from).
-    #[arg(long)]
+    #[arg(long, value_parser = super::values::tag)]
     tag: Option<String>,
     /// Layer compression.
     #[arg(long, value_enum, default_value_t = CompressArg::Auto)]

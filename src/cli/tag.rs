@@ -11,6 +11,7 @@ pub struct Args {
     /// The image: LAYOUT, LAYOUT:TAG or LAYOUT@DIGEST.
     reference: String,
     /// The new tag (org.opencontainers.image.ref.name grammar).
+    #[arg(value_parser = super::values::tag)]
     new_tag: String,
 }
 

@@ -64,7 +64,7 @@ pub fn resolve_entry_in(layout: &Layout, index: &Index, target: &Target) -> Resu
                     "{} holds no images",
                     layout.root().display()
                 ))),
-                n => Err(Error::Ambiguous(format!(
+                n => Err(Error::NoImageNamed(format!(
                     "{} holds {n} images: name one as LAYOUT:TAG or LAYOUT@DIGEST{}",
                     layout.root().display(),
                     tag_hint(index)

@@ -66,7 +66,7 @@ pub fn untag(layout: &Layout, target: &Target) -> Result<Vec<Descriptor>> {
                     digest: digest.clone(),
                 },
                 Target::Default => {
-                    Error::Ambiguous("untag needs LAYOUT:TAG or LAYOUT@DIGEST".into())
+                    Error::NoImageNamed("untag needs LAYOUT:TAG or LAYOUT@DIGEST".into())
                 }
             });
         }

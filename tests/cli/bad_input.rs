@@ -8,10 +8,19 @@ use crate::util::*;
 /// Runs `args` (with `{L}` replaced by the layout path), expects exit 1 and every `needles`
 /// in stderr, and checks the layout did not change.
 fn refused(layout: &Path, args: &[&str], needles: &[&str]) {
+    refused_with(layout, args, needles, 1);
+}
+
+/// As [`refused`], for a wrong invocation (exit 2).
+fn refused_usage(layout: &Path, args: &[&str], needles: &[&str]) {
+    refused_with(layout, args, needles, 2);
+}
+
+fn refused_with(layout: &Path, args: &[&str], needles: &[&str], code: i32) {
     let before = snapshot(layout);
     let args: Vec<String> = args.iter().map(|a| a.replace("{L}", s(layout))).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let err = fails(&args, 1);
+    let err = fails(&args, code);
     for needle in needles {
         assert!(
             err.contains(needle),
@@ -193,7 +202,7 @@ fn digest_with_path_traversal() {
         out.stdout
     );
     // On the command line as well.
-    refused(
+    refused_usage(
         layout.root(),
         &["inspect", "{L}@sha256:../../etc/passwd"],
         &["etc/passwd"],
@@ -204,7 +213,7 @@ fn digest_with_path_traversal() {
 fn unknown_digest_algorithm() {
     let dir = tempdir();
     let (layout, _) = layout_with_images(dir.path(), "lay", &["a"]);
-    refused(
+    refused_usage(
         layout.root(),
         &["inspect", "{L}@md5:d41d8cd98f00b204e9800998ecf8427e"],
         &["md5", "unsupported"],
@@ -245,13 +254,13 @@ fn tag_that_breaks_ref_name_grammar() {
     let dir = tempdir();
     let (layout, _) = layout_with_images(dir.path(), "lay", &["a"]);
     for bad in ["-lead", "a..b", "sp ace", "trail/", "ünï"] {
-        refused(
+        refused_usage(
             layout.root(),
             &["tag", "{L}:a", "--", bad],
             &["invalid tag", bad],
         );
     }
-    refused(
+    refused_usage(
         layout.root(),
         &["inspect", "{L}:bad..tag"],
         &["invalid tag"],

@@ -141,7 +141,7 @@ fn inspect_picks_the_platform_from_an_index() {
     );
     let err = fails(&["inspect", &r, "--platform", "linux/s390x"], 1);
     assert!(err.contains("linux/amd64, linux/arm64"), "{err}");
-    let err = fails(&["inspect", &r, "--platform", "linux"], 1);
+    let err = fails(&["inspect", &r, "--platform", "linux"], 2);
     assert!(err.contains("OS/ARCH"), "{err}");
 }
 
@@ -231,7 +231,7 @@ fn default_reference_needs_a_single_image() {
     ok(&["inspect", s(layout.root())]);
     let other = write_image(&layout, &["x"], "amd64");
     add_entry(&layout, &other.manifest, Some("other"));
-    let err = fails(&["inspect", s(layout.root())], 1);
+    let err = fails(&["inspect", s(layout.root())], 2);
     assert!(
         err.contains("holds 2 images") || err.contains("holds 3 images"),
         "{err}"

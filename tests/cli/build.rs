@@ -130,11 +130,20 @@ impl Refusals {
         }
     }
 
-    /// Checks one refused run.
+    /// Checks one run refused because the operation failed (exit 1).
     pub(crate) fn check(&mut self, what: &str, r: &Run, needles: &[&str]) {
-        if r.code != 1 {
+        self.check_exit(what, r, 1, needles);
+    }
+
+    /// Checks one run refused because a value given is wrong (exit 2).
+    pub(crate) fn check_usage(&mut self, what: &str, r: &Run, needles: &[&str]) {
+        self.check_exit(what, r, 2, needles);
+    }
+
+    fn check_exit(&mut self, what: &str, r: &Run, code: i32, needles: &[&str]) {
+        if r.code != code {
             self.problems.push(format!(
-                "{what}: exit {} (expected 1); stderr: {}",
+                "{what}: exit {} (expected {code}); stderr: {}",
                 r.code,
                 r.stderr.trim()
             ));
@@ -1155,7 +1164,7 @@ fn config_sets_every_field_clears_and_keeps_unknown_ones() {
         let mut full = vec!["config", &image, "--tag", "bad"];
         full.extend(args);
         let r = crate::util::run(&full);
-        refusals.check(&format!("{full:?}"), &r, &[needle]);
+        refusals.check_usage(&format!("{full:?}"), &r, &[needle]);
     }
     refusals.finish();
 }
@@ -1403,17 +1412,24 @@ fn insert_files_directories_opaque_and_whiteouts() {
     let mut refusals = Refusals::new(&layout);
     let wh = dir.path().join("whsrc");
     Fs(&wh).write(".wh.sneaky", "", 0o644);
-    for (args, needle) in [
+    // A DEST that is no path inside the image is a wrong invocation (exit 2); a source
+    // that cannot be stored fails the operation (exit 1).
+    for (args, needle, code) in [
         (
             ["insert", &base, "/nonexistent/src", "/x"],
             "/nonexistent/src",
+            1,
         ),
-        (["insert", &base, s(&src), "/"], "root"),
-        (["insert", &base, s(&src), "/a/../b"], ".."),
-        (["insert", &base, s(&wh), "/opt/w"], ".wh.sneaky"),
+        (["insert", &base, s(&src), "/"], "root", 2),
+        (["insert", &base, s(&src), "/a/../b"], "..", 2),
+        (["insert", &base, s(&wh), "/opt/w"], ".wh.sneaky", 1),
     ] {
         let r = crate::util::run(&args);
-        refusals.check(&format!("{args:?}"), &r, &[needle]);
+        if code == 2 {
+            refusals.check_usage(&format!("{args:?}"), &r, &[needle]);
+        } else {
+            refusals.check(&format!("{args:?}"), &r, &[needle]);
+        }
     }
     refusals.finish();
 }
@@ -1500,7 +1516,7 @@ fn build_refuses_whiteout_names_and_unreadable_files() {
         args.extend([base.as_str(), out.as_str()]);
         args.extend(flags);
         let r = crate::util::run(&args);
-        refusals.check(&format!("{args:?}"), &r, &[needle]);
+        refusals.check_usage(&format!("{args:?}"), &r, &[needle]);
     }
     let r = crate::util::run(&[
         "add-layer",
@@ -1509,7 +1525,7 @@ fn build_refuses_whiteout_names_and_unreadable_files() {
         "--history-created",
         "later",
     ]);
-    refusals.check("add-layer --history-created later", &r, &["later"]);
+    refusals.check_usage("add-layer --history-created later", &r, &["later"]);
     let r = crate::util::run(&[
         "insert",
         &at(&layout, "keep"),
@@ -1518,7 +1534,7 @@ fn build_refuses_whiteout_names_and_unreadable_files() {
         "--history-created",
         "never",
     ]);
-    refusals.check("insert --history-created never", &r, &["never"]);
+    refusals.check_usage("insert --history-created never", &r, &["never"]);
 
     let r = crate::util::run(&["build", s(&tree.join("etc/fine")), &at(&layout, "keep")]);
     refusals.check("build of a file, not a directory", &r, &["etc/fine"]);

@@ -388,7 +388,7 @@ fn out_of_range_dates_are_refused_before_anything_is_written() {
         ];
         for args in with_time {
             let r = run(&args);
-            refusals.check(&format!("{args:?}"), &r, &[time]);
+            refusals.check_usage(&format!("{args:?}"), &r, &[time]);
             assert!(!fresh.exists(), "{args:?} left a new layout behind");
         }
     }

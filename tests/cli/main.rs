@@ -12,6 +12,7 @@ mod build;
 mod concurrency;
 mod crash;
 mod crash_matrix;
+mod exit_status;
 mod fuzz_corpus;
 mod gc;
 mod hostile_apply;

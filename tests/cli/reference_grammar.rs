@@ -53,7 +53,7 @@ fn a_layout_path_with_a_colon_is_given_by_layout() {
 
 #[test]
 fn a_reference_without_a_layout_needs_layout() {
-    let err = fails(&["inspect", ":v1"], 1);
+    let err = fails(&["inspect", ":v1"], 2);
     assert!(
         err.contains("names no layout") && err.contains("--layout"),
         "{err}"

@@ -1034,7 +1034,7 @@ fn repack_refuses_bad_bundles_and_leaves_the_layout_alone() {
         let mut args = vec!["repack", s(&bundle)];
         args.extend(flags);
         let r = crate::util::run(&args);
-        refusals.check(&format!("{args:?}"), &r, &[needle]);
+        refusals.check_usage(&format!("{args:?}"), &r, &[needle]);
     }
     refusals.finish();
 }

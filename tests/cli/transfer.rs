@@ -488,7 +488,7 @@ fn multi_image_and_multi_platform_archives() {
             "-o",
             s(&dir.path().join("d.tar")),
         ],
-        1,
+        2,
     );
     assert!(err.contains("single-platform"), "{err}");
     assert!(!dir.path().join("d.tar").exists());

@@ -1,0 +1,25 @@
+//! Value parsers for flags whose values have a grammar: a bad value is an invocation error
+//! (clap prints it with the usage and exits 2) found before anything is opened or written.
+
+use strata::image::mutate::ClearField;
+
+/// A tag (`org.opencontainers.image.ref.name` grammar).
+pub fn tag(s: &str) -> Result<String, strata::Error> {
+    strata::layout::reference::validate_tag(s).map(|()| s.to_owned())
+}
+
+/// `OS/ARCH[/VARIANT]`, kept as text: the commands parse it again where they use it.
+pub fn platform(s: &str) -> Result<String, strata::Error> {
+    s.parse::<strata::image::PlatformSpec>()
+        .map(|_| s.to_owned())
+}
+
+/// A field `--clear` empties.
+pub fn clear_field(s: &str) -> Result<ClearField, strata::Error> {
+    s.parse()
+}
+
+/// An RFC 3339 time as Go reads it.
+pub fn time(s: &str) -> Result<String, strata::Error> {
+    strata::image::time::validate_rfc3339(s).map(|()| s.to_owned())
+}
