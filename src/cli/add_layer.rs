@@ -40,10 +40,16 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     draft.append_layer(
         &layer,
         &args.edit.history.options(),
-        &format!("strata add-layer {}", args.layer.display()),
+        &format!(
+            "strata add-layer {}",
+            super::insert::host_name(&args.layer).display()
+        ),
     )?;
     let desc = draft.commit(&tag, None)?;
-    out.print(&desc.digest)?;
+    out.written(
+        args.edit.json,
+        &super::output::Written::new(layout.root(), Some(&tag), &desc),
+    )?;
     Ok(Status::Success)
 }
 

@@ -81,6 +81,8 @@ pub struct PushArgs {
     subject: Option<String>,
     #[command(flatten)]
     platform: PlatformArg,
+    #[command(flatten)]
+    json: super::JsonArg,
 }
 
 /// Store files as an artifact referring to an image; kept in index.json untagged.
@@ -93,6 +95,8 @@ pub struct AttachArgs {
     content: Content,
     #[command(flatten)]
     platform: PlatformArg,
+    #[command(flatten)]
+    json: super::JsonArg,
 }
 
 /// Write an artifact's files into a directory by their titles, verified.
@@ -151,9 +155,12 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
                 if let Some(subject) = &subject {
                     spec.subject = Some(subject_descriptor(layout, subject, &args.platform)?);
                 }
-                Ok(push(layout, &spec, &Placement::Tag(tag))?)
+                Ok(push(layout, &spec, &Placement::Tag(tag.clone()))?)
             })?;
-            out.print(&desc.digest)?;
+            out.written(
+                args.json,
+                &super::output::Written::new(&reference.layout, Some(&tag), &desc),
+            )?;
         }
         Command::Attach(args) => {
             let subject = super::parse_reference(&args.subject)?;
@@ -161,7 +168,10 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
             let layout = Layout::open(&subject.layout)?;
             spec.subject = Some(subject_descriptor(&layout, &subject, &args.platform)?);
             let desc = push(&layout, &spec, &Placement::Untagged)?;
-            out.print(&desc.digest)?;
+            out.written(
+                args.json,
+                &super::output::Written::new(&subject.layout, None, &desc),
+            )?;
         }
         Command::Pull(args) => {
             let reference = super::parse_reference(&args.reference)?;

@@ -36,6 +36,8 @@ pub struct Args {
     config: ConfigArgs,
     #[command(flatten)]
     history: HistoryArgs,
+    #[command(flatten)]
+    json: super::JsonArg,
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
@@ -58,7 +60,10 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         "layer {} ({} bytes, diff_id {})",
         layer.blob.digest, layer.blob.size, layer.diff_id
     ));
-    out.print(&desc.digest)?;
+    out.written(
+        args.json,
+        &super::output::Written::new(&reference.layout, Some(&tag), &desc),
+    )?;
     Ok(Status::Success)
 }
 

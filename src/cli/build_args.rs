@@ -75,20 +75,26 @@ pub struct ConfigArgs {
     /// Label KEY=VALUE (repeatable).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_pair)]
     label: Vec<(String, String)>,
-    /// Exposed port, PORT[/PROTO] (repeatable).
-    #[arg(long, value_name = "PORT[/PROTO]")]
+    /// Remove an environment variable (repeatable; before --env sets any).
+    #[arg(long, value_name = "NAME")]
+    unset_env: Vec<String>,
+    /// Remove a label (repeatable; before --label sets any).
+    #[arg(long, value_name = "KEY")]
+    unset_label: Vec<String>,
+    /// Exposed port, PORT[/PROTO], PROTO tcp (default), udp or sctp (repeatable).
+    #[arg(long, value_name = "PORT[/PROTO]", value_parser = super::values::port)]
     expose: Vec<String>,
-    /// Volume path (repeatable).
-    #[arg(long, value_name = "PATH")]
+    /// Volume, an absolute path (repeatable).
+    #[arg(long, value_name = "PATH", value_parser = super::values::volume)]
     volume: Vec<String>,
     /// User (name, uid, user:group).
     #[arg(long)]
     user: Option<String>,
-    /// Working directory.
-    #[arg(long, value_name = "DIR")]
+    /// Working directory, an absolute path.
+    #[arg(long, value_name = "DIR", value_parser = super::values::workdir)]
     workdir: Option<String>,
-    /// Stop signal (e.g. SIGTERM).
-    #[arg(long, value_name = "SIGNAL")]
+    /// Stop signal: a name (SIGTERM, TERM) or a number from 1 to 64.
+    #[arg(long, value_name = "SIGNAL", value_parser = super::values::stop_signal)]
     stop_signal: Option<String>,
     /// Image author.
     #[arg(long)]
@@ -115,6 +121,8 @@ impl ConfigArgs {
             cmd: (!self.cmd.is_empty()).then(|| self.cmd.clone()),
             env: self.env.clone(),
             labels: self.label.clone(),
+            unset_env: self.unset_env.clone(),
+            unset_labels: self.unset_label.clone(),
             expose: self.expose.clone(),
             volumes: self.volume.clone(),
             user: self.user.clone(),
@@ -176,6 +184,8 @@ pub struct LayerEditArgs {
     pub platform: super::PlatformArg,
     #[command(flatten)]
     pub history: HistoryArgs,
+    #[command(flatten)]
+    pub json: super::JsonArg,
 }
 
 impl LayerEditArgs {

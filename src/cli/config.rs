@@ -19,6 +19,8 @@ pub struct Args {
     config: ConfigArgs,
     #[command(flatten)]
     history: HistoryArgs,
+    #[command(flatten)]
+    json: super::JsonArg,
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
@@ -26,7 +28,11 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let (mut draft, tag) = edit_image(&args.reference, args.tag.as_deref(), &args.platform)?;
     draft.edit_config(&edits)?;
     draft.note_empty_change(&args.history.options(), "strata config")?;
+    let layout = draft.layout().root().to_owned();
     let desc = draft.commit(&tag, edits.created.as_deref())?;
-    out.print(&desc.digest)?;
+    out.written(
+        args.json,
+        &super::output::Written::new(&layout, Some(&tag), &desc),
+    )?;
     Ok(Status::Success)
 }

@@ -29,6 +29,8 @@ pub struct CreateArgs {
     /// Index annotation KEY=VALUE (repeatable).
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_pair)]
     annotation: Vec<(String, String)>,
+    #[command(flatten)]
+    json: super::JsonArg,
 }
 
 /// Add an image to the index REF names (replacing the entry of the same platform).
@@ -39,6 +41,8 @@ pub struct AddArgs {
     /// The image to add (LAYOUT:TAG or LAYOUT@DIGEST, same layout).
     #[arg(long = "manifest", value_name = "REF")]
     manifest: String,
+    #[command(flatten)]
+    json: super::JsonArg,
 }
 
 /// Remove a platform's entries from the index REF names.
@@ -47,8 +51,10 @@ pub struct RemoveArgs {
     /// The index, LAYOUT:TAG.
     reference: String,
     /// The platform to remove, OS/ARCH[/VARIANT].
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = super::values::platform)]
     platform: String,
+    #[command(flatten)]
+    json: super::JsonArg,
 }
 
 /// Parses an image reference that must be in `layout`.
@@ -71,35 +77,41 @@ fn same_layout(
 }
 
 pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
-    let desc = match command {
+    let (reference, tag, desc, json) = match command {
         Command::Create(args) => {
             let reference = super::parse_reference(&args.reference)?;
             let tag = output_tag(&reference, None)?;
             let annotations: BTreeMap<String, String> = args.annotation.iter().cloned().collect();
-            in_layout(&reference, |layout| {
+            let desc = in_layout(&reference, |layout| {
                 let members = args
                     .manifests
                     .iter()
                     .map(|m| same_layout(layout, m))
                     .collect::<anyhow::Result<Vec<_>>>()?;
                 Ok(create(layout, &members, &annotations, &tag)?)
-            })?
+            })?;
+            (reference, tag, desc, args.json)
         }
         Command::Add(args) => {
             let reference = super::parse_reference(&args.reference)?;
             let tag = output_tag(&reference, None)?;
             let layout = Layout::open(&reference.layout)?;
             let member = same_layout(&layout, &args.manifest)?;
-            add(&layout, &reference.target, &member, &tag)?
+            let desc = add(&layout, &reference.target, &member, &tag)?;
+            (reference, tag, desc, args.json)
         }
         Command::Remove(args) => {
             let reference = super::parse_reference(&args.reference)?;
             let tag = output_tag(&reference, None)?;
             let platform = args.platform.parse()?;
             let layout = Layout::open(&reference.layout)?;
-            remove(&layout, &reference.target, &platform, &tag)?
+            let desc = remove(&layout, &reference.target, &platform, &tag)?;
+            (reference, tag, desc, args.json)
         }
     };
-    out.print(&desc.digest)?;
+    out.written(
+        json,
+        &super::output::Written::new(&reference.layout, Some(&tag), &desc),
+    )?;
     Ok(Status::Success)
 }

@@ -34,6 +34,11 @@ pub struct Args {
     edit: LayerEditArgs,
 }
 
+/// What a history entry records of a host path: its last component.
+pub(super) fn host_name(path: &Path) -> &Path {
+    path.file_name().map_or(path, Path::new)
+}
+
 /// An image path as a relative layer path; `/` itself is refused.
 fn in_image(path: &Path) -> anyhow::Result<PathBuf> {
     let mut out = PathBuf::new();
@@ -93,7 +98,12 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
                 src.display()
             );
         }
-        created_by = format!("strata insert {} /{}", src.display(), dest.display());
+        // The name only: a host path would make the same insert differ between machines.
+        created_by = format!(
+            "strata insert {} /{}",
+            host_name(&src).display(),
+            dest.display()
+        );
         let opaque = args.opaque;
         // A directory is read as a tree of its own; anything else (a symlink too, which is
         // stored as it is) as one name in its parent.
@@ -130,6 +140,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     };
     draft.append_layer(&layer, &args.edit.history.options(), &created_by)?;
     let desc = draft.commit(&tag, None)?;
-    out.print(&desc.digest)?;
+    out.written(
+        args.edit.json,
+        &super::output::Written::new(layout.root(), Some(&tag), &desc),
+    )?;
     Ok(Status::Success)
 }

@@ -139,7 +139,7 @@ enum Command {
 pub struct JsonArg {
     /// Print the result as one JSON document (schemaVersion 1) instead of text.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 /// The `--platform` flag, shared by commands that pick an image from an index.

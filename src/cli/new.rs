@@ -13,6 +13,8 @@ pub struct Args {
     reference: String,
     #[command(flatten)]
     platform: PlatformArg,
+    #[command(flatten)]
+    json: super::JsonArg,
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
@@ -23,6 +25,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let desc = in_layout(&reference, |layout| {
         Ok(Draft::empty(layout, &platform)?.commit(&tag, None)?)
     })?;
-    out.print(&desc.digest)?;
+    out.written(
+        args.json,
+        &super::output::Written::new(&reference.layout, Some(&tag), &desc),
+    )?;
     Ok(Status::Success)
 }

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
+use super::JsonArg;
+
 /// How a command ended when it did not fail outright.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -153,6 +155,52 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
         c.downcast_ref::<io::Error>()
             .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
     })
+}
+
+/// What a writer made or named: printed as its digest, or with `--json` as this document
+/// (the same shape for every writer).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Written<'a> {
+    /// The layout written to.
+    pub layout: String,
+    /// The tag that names it now; none for untagged entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<&'a str>,
+    pub digest: &'a str,
+    pub media_type: &'a str,
+    pub size: i64,
+    /// The image the tag named before, when the tag moved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<&'a str>,
+}
+
+impl<'a> Written<'a> {
+    pub fn new(
+        layout: &std::path::Path,
+        tag: Option<&'a str>,
+        desc: &'a strata::spec::Descriptor,
+    ) -> Written<'a> {
+        Written {
+            layout: layout.display().to_string(),
+            tag,
+            digest: &desc.digest,
+            media_type: &desc.media_type,
+            size: desc.size,
+            moved_from: None,
+        }
+    }
+}
+
+impl Output {
+    /// Prints what a writer made: its digest, or the document with `--json`.
+    pub fn written(&self, json: JsonArg, written: &Written<'_>) -> io::Result<()> {
+        if json.json {
+            self.json(written)
+        } else {
+            self.print(written.digest)
+        }
+    }
 }
 
 /// An image as the transfer commands list it: digest, then tag or `(untagged)`.

@@ -13,12 +13,29 @@ pub struct Args {
     /// The new tag (org.opencontainers.image.ref.name grammar).
     #[arg(value_parser = super::values::tag)]
     new_tag: String,
+    #[command(flatten)]
+    json: super::JsonArg,
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let reference = super::parse_reference(&args.reference)?;
     let layout = Layout::open(&reference.layout)?;
-    let entry = strata::image::tag(&layout, &reference.target, &args.new_tag)?;
-    out.info(format_args!("tagged {} as {}", entry.digest, args.new_tag));
+    let tagged = strata::image::tag(&layout, &reference.target, &args.new_tag)?;
+    if let Some(before) = &tagged.moved_from {
+        out.warn(format_args!(
+            "moved tag {} from {before} to {}",
+            args.new_tag, tagged.entry.digest
+        ));
+    }
+    out.info(format_args!(
+        "tagged {} as {}",
+        tagged.entry.digest, args.new_tag
+    ));
+    if args.json.json {
+        let mut written =
+            super::output::Written::new(&reference.layout, Some(&args.new_tag), &tagged.entry);
+        written.moved_from = tagged.moved_from.as_deref();
+        out.json(&written)?;
+    }
     Ok(Status::Success)
 }

@@ -23,3 +23,23 @@ pub fn clear_field(s: &str) -> Result<ClearField, strata::Error> {
 pub fn time(s: &str) -> Result<String, strata::Error> {
     strata::image::time::validate_rfc3339(s).map(|()| s.to_owned())
 }
+
+/// `PORT[/PROTO]`.
+pub fn port(s: &str) -> Result<String, strata::Error> {
+    strata::image::config_values::exposed_port(s).map(|_| s.to_owned())
+}
+
+/// A volume: an absolute path.
+pub fn volume(s: &str) -> Result<String, strata::Error> {
+    strata::image::config_values::absolute_path("--volume", s).map(|()| s.to_owned())
+}
+
+/// A working directory: an absolute path.
+pub fn workdir(s: &str) -> Result<String, strata::Error> {
+    strata::image::config_values::absolute_path("--workdir", s).map(|()| s.to_owned())
+}
+
+/// A signal name or number.
+pub fn stop_signal(s: &str) -> Result<String, strata::Error> {
+    strata::image::config_values::stop_signal(s).map(|()| s.to_owned())
+}

@@ -2,6 +2,7 @@
 //! indexes, to the manifest for a platform; summaries of what an image holds.
 
 pub mod artifact;
+pub mod config_values;
 pub mod multiplatform;
 pub mod mutate;
 mod platform;
@@ -14,4 +15,4 @@ pub mod time;
 pub use platform::{host_platform, PlatformSpec};
 pub use resolve::{resolve_entry, resolve_entry_in, resolve_image, Resolved};
 pub use summary::{inspect, list, ImageSummary, LayerSummary, ListEntry};
-pub use tags::{tag, untag};
+pub use tags::{tag, untag, Tagged};

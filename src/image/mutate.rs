@@ -44,6 +44,10 @@ pub struct ConfigEdits {
     pub env: Vec<(String, String)>,
     /// Set labels.
     pub labels: Vec<(String, String)>,
+    /// Remove environment variables by name (before `env` sets any).
+    pub unset_env: Vec<String>,
+    /// Remove labels by key (before `labels` sets any).
+    pub unset_labels: Vec<String>,
     /// Add exposed ports (`80/tcp`; a bare number means tcp).
     pub expose: Vec<String>,
     /// Add volumes.
@@ -309,6 +313,16 @@ impl Draft {
                 ClearField::Annotations => self.manifest.annotations = None,
             }
         }
+        for name in &edits.unset_env {
+            if let Some(env) = &mut c.env {
+                env.retain(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n) != name);
+            }
+        }
+        for key in &edits.unset_labels {
+            if let Some(labels) = &mut c.labels {
+                labels.remove(key);
+            }
+        }
         if let Some(v) = &edits.entrypoint {
             c.entrypoint = Some(v.clone());
         }
@@ -332,16 +346,13 @@ impl Draft {
                 .insert(k.clone(), v.clone());
         }
         for port in &edits.expose {
-            let port = if port.contains('/') {
-                port.clone()
-            } else {
-                format!("{port}/tcp")
-            };
+            let port = super::config_values::exposed_port(port)?;
             c.exposed_ports
                 .get_or_insert_with(BTreeMap::new)
                 .insert(port, serde_json::json!({}));
         }
         for v in &edits.volumes {
+            super::config_values::absolute_path("--volume", v)?;
             c.volumes
                 .get_or_insert_with(BTreeMap::new)
                 .insert(v.clone(), serde_json::json!({}));
@@ -350,9 +361,11 @@ impl Draft {
             c.user = Some(u.clone());
         }
         if let Some(w) = &edits.workdir {
+            super::config_values::absolute_path("--workdir", w)?;
             c.working_dir = Some(w.clone());
         }
         if let Some(s) = &edits.stop_signal {
+            super::config_values::stop_signal(s)?;
             c.stop_signal = Some(s.clone());
         }
         if let Some(a) = &edits.author {
@@ -428,26 +441,7 @@ pub fn check_inputs(
 pub fn set_tag(layout: &Layout, tag: &str, desc: &Descriptor) -> Result<()> {
     let mut entry = desc.clone();
     entry.set_annotation(ANNOTATION_REF_NAME, Some(tag));
-    layout.update_index(|index| {
-        if index.manifests.iter().any(|d| d == &entry) {
-            return Ok((false, ()));
-        }
-        match index
-            .manifests
-            .iter()
-            .position(|d| d.ref_name() == Some(tag))
-        {
-            Some(at) => {
-                index.manifests[at] = entry;
-                let mut first = true;
-                index
-                    .manifests
-                    .retain(|d| d.ref_name() != Some(tag) || std::mem::take(&mut first));
-            }
-            None => index.manifests.push(entry),
-        }
-        Ok((true, ()))
-    })
+    layout.update_index(|index| Ok((super::tags::place_tag(index, &entry).0, ())))
 }
 
 /// Copies one blob between layouts, verified on the way.

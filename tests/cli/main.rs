@@ -24,6 +24,7 @@ mod layout_create;
 mod man;
 mod reference_grammar;
 mod repack;
+mod surface;
 mod transfer;
 mod unpack;
 mod unpack_diff;

@@ -1,0 +1,123 @@
+//! The grammar of the config values `strata config` sets: exposed ports, stop signals and
+//! the paths of volumes and the working directory. A value a runtime would reject is
+//! refused when it is set, not when a container starts.
+
+use crate::error::{Error, Result};
+
+fn invalid(flag: &str, value: &str, reason: &str) -> Error {
+    Error::Invalid {
+        what: format!("{flag} {value:?}"),
+        reason: reason.to_owned(),
+    }
+}
+
+/// `PORT[/PROTO]` as the config stores it: `PORT/PROTO`, tcp when none is given. The
+/// image-spec's `ExposedPorts` keys are `port/tcp`, `port/udp` or a bare port.
+pub fn exposed_port(value: &str) -> Result<String> {
+    let (port, proto) = value.split_once('/').unwrap_or((value, "tcp"));
+    let number_ok = !port.is_empty()
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p));
+    if !number_ok {
+        return Err(invalid(
+            "--expose",
+            value,
+            "the port must be a number from 1 to 65535",
+        ));
+    }
+    if !matches!(proto, "tcp" | "udp" | "sctp") {
+        return Err(invalid(
+            "--expose",
+            value,
+            "the protocol must be tcp, udp or sctp",
+        ));
+    }
+    Ok(format!("{}/{proto}", port.trim_start_matches('0')))
+}
+
+/// Signal names Linux has, without their `SIG` prefix.
+const SIGNALS: &[&str] = &[
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+    "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
+    "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "POLL", "PWR", "SYS", "RTMIN", "RTMAX",
+];
+
+/// A stop signal: a name (`SIGTERM` or `TERM`, any case, `RTMIN+N`/`RTMAX-N`) or a number
+/// from 1 to 64, as runtimes parse it.
+pub fn stop_signal(value: &str) -> Result<()> {
+    let upper = value.to_ascii_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let number = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let ok = if number(name) {
+        name.parse::<u32>().is_ok_and(|n| (1..=64).contains(&n))
+    } else if let Some(offset) = name
+        .strip_prefix("RTMIN+")
+        .or_else(|| name.strip_prefix("RTMAX-"))
+    {
+        number(offset) && offset.parse::<u32>().is_ok_and(|n| n <= 30)
+    } else {
+        SIGNALS.contains(&name)
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            "--stop-signal",
+            value,
+            "not a signal (a name such as SIGTERM, or a number from 1 to 64)",
+        ))
+    }
+}
+
+/// An absolute path inside the container (volumes, the working directory).
+pub fn absolute_path(flag: &str, value: &str) -> Result<()> {
+    if !value.starts_with('/') {
+        return Err(invalid(flag, value, "must be an absolute path"));
+    }
+    if value.contains('\0') {
+        return Err(invalid(flag, value, "must not hold a NUL byte"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports() {
+        assert_eq!(exposed_port("80").unwrap(), "80/tcp");
+        assert_eq!(exposed_port("53/udp").unwrap(), "53/udp");
+        assert_eq!(exposed_port("0080/sctp").unwrap(), "80/sctp");
+        for bad in ["", "0", "65536", "http", "80/tcp6", "80/", "-1", "80/TCP"] {
+            assert!(exposed_port(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn signals() {
+        for good in [
+            "SIGTERM",
+            "term",
+            "KILL",
+            "9",
+            "64",
+            "SIGRTMIN+3",
+            "RTMAX-2",
+        ] {
+            assert!(stop_signal(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "SIG", "0", "65", "SIGFOO", "RTMIN+", "RTMIN+31", "TERM ",
+        ] {
+            assert!(stop_signal(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths() {
+        assert!(absolute_path("--volume", "/data").is_ok());
+        assert!(absolute_path("--volume", "data").is_err());
+        assert!(absolute_path("--workdir", "").is_err());
+    }
+}

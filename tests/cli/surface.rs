@@ -1,0 +1,227 @@
+//! The command-line surface of issue 12: config edits that remove what was set, values
+//! checked when they are given, insert like cp, unpack --rootfs-only like unpack, and
+//! messages that say what happened.
+
+use crate::util::*;
+
+fn config_of(reference: &str) -> serde_json::Value {
+    json(&["inspect", reference, "--raw", "config"])
+}
+
+#[test]
+fn unset_env_and_label_remove_only_what_they_name() {
+    let dir = tempdir();
+    let image = format!("{}:app", s(&dir.path().join("lay")));
+    ok(&["new", &image]);
+    ok(&[
+        "config", &image, "--env", "A=1", "--env", "B=2", "--label", "x=1", "--label", "y=2",
+    ]);
+    ok(&[
+        "config",
+        &image,
+        "--unset-env",
+        "A",
+        "--unset-label",
+        "x",
+        "--env",
+        "C=3",
+    ]);
+    let c = config_of(&image);
+    assert_eq!(c["config"]["Env"], serde_json::json!(["B=2", "C=3"]), "{c}");
+    assert_eq!(c["config"]["Labels"], serde_json::json!({"y": "2"}), "{c}");
+    // Removing what is not there is not an error.
+    ok(&["config", &image, "--unset-env", "NOPE"]);
+}
+
+#[test]
+fn config_values_are_checked_when_given() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let image = format!("{}:app", s(&lay));
+    ok(&["new", &image]);
+    ok(&[
+        "config",
+        &image,
+        "--expose",
+        "8080",
+        "--expose",
+        "53/udp",
+        "--stop-signal",
+        "SIGQUIT",
+        "--volume",
+        "/data",
+        "--workdir",
+        "/srv",
+    ]);
+    let c = config_of(&image);
+    assert_eq!(
+        c["config"]["ExposedPorts"],
+        serde_json::json!({"8080/tcp": {}, "53/udp": {}})
+    );
+    let before = snapshot(&lay);
+    for (flag, value) in [
+        ("--expose", "http"),
+        ("--expose", "70000"),
+        ("--expose", "80/tcp6"),
+        ("--stop-signal", "SIGFOO"),
+        ("--stop-signal", "0"),
+        ("--volume", "data"),
+        ("--workdir", "srv"),
+    ] {
+        let err = fails(&["config", &image, flag, value], 2);
+        assert!(err.contains(value), "{flag} {value}: {err}");
+    }
+    assert!(
+        snapshot(&lay) == before,
+        "a refused edit changed the layout"
+    );
+}
+
+/// Every key of a `--json` document, at every depth, is camelCase (as the OCI documents).
+fn assert_camel_case(doc: &serde_json::Value, what: &str) {
+    match doc {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                let first_lower = key.chars().next().is_some_and(|c| c.is_ascii_lowercase());
+                // Keys that are data (annotations, labels, paths) are not names of fields.
+                let is_data = key.contains('.') || key.contains('/') || key.contains(':');
+                assert!(
+                    is_data || (first_lower && !key.contains('_') && !key.contains('-')),
+                    "{what}: key {key:?} is not camelCase in {doc}"
+                );
+                if !is_data {
+                    assert_camel_case(value, what);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|i| assert_camel_case(i, what)),
+        _ => {}
+    }
+}
+
+/// The document every writer prints with --json: the layout, the tag, and the descriptor of
+/// what it wrote, which `inspect` then resolves to the same digest.
+fn assert_written(doc: &serde_json::Value, lay: &str, tag: Option<&str>, what: &str) {
+    assert_eq!(doc["schemaVersion"], 1, "{what}: {doc}");
+    assert_eq!(doc["layout"], lay, "{what}: {doc}");
+    assert_eq!(doc["tag"].as_str(), tag, "{what}: {doc}");
+    let digest = doc["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: {doc}"));
+    assert!(digest.starts_with("sha256:"), "{what}: {doc}");
+    assert!(doc["size"].as_i64().is_some_and(|n| n > 0), "{what}: {doc}");
+    assert!(
+        doc["mediaType"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("application/vnd.oci")),
+        "{what}: {doc}"
+    );
+    assert_camel_case(doc, what);
+    let inspected = json(&["inspect", &format!("{lay}@{digest}"), "--raw", "manifest"]);
+    assert!(inspected.is_object() || inspected.is_array(), "{what}");
+    if let Some(tag) = tag {
+        let by_tag = ok(&["inspect", &format!("{lay}:{tag}"), "--json"]);
+        assert!(
+            by_tag.contains(digest) || doc["mediaType"].as_str().unwrap().contains("index"),
+            "{what}: {by_tag}"
+        );
+    }
+}
+
+#[test]
+fn every_writer_prints_one_json_shape() {
+    let dir = tempdir();
+    let lay_path = dir.path().join("lay");
+    let lay = s(&lay_path).to_owned();
+    let at = |t: &str| format!("{lay}:{t}");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    write(&tree.join("etc/hello"), b"hi\n");
+    let tar = dir.path().join("layer.tar");
+    write(&tar, &tar_layer("json"));
+    let file = dir.path().join("notes.txt");
+    write(&file, b"notes");
+
+    let doc = json(&["new", &at("empty"), "--json"]);
+    assert_written(&doc, &lay, Some("empty"), "new");
+    let doc = json(&["build", s(&tree), &at("app"), "--json"]);
+    assert_written(&doc, &lay, Some("app"), "build");
+    let doc = json(&["config", &at("app"), "--env", "A=1", "--json"]);
+    assert_written(&doc, &lay, Some("app"), "config");
+    let doc = json(&["add-layer", &at("app"), s(&tar), "--json"]);
+    assert_written(&doc, &lay, Some("app"), "add-layer");
+    let doc = json(&["insert", &at("app"), s(&file), "/etc/notes", "--json"]);
+    assert_written(&doc, &lay, Some("app"), "insert");
+    let app_digest = doc["digest"].as_str().unwrap().to_owned();
+    let doc = json(&["tag", &at("app"), "v1", "--json"]);
+    assert_written(&doc, &lay, Some("v1"), "tag");
+    assert!(doc.get("movedFrom").is_none(), "{doc}");
+    // Moving a tag says so, and from where.
+    let r = run(&["tag", &at("empty"), "v1", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["movedFrom"], app_digest.as_str(), "{doc}");
+    assert!(
+        r.stderr.contains("moved tag v1") && r.stderr.contains(&app_digest),
+        "{}",
+        r.stderr
+    );
+    let doc = json(&[
+        "index",
+        "create",
+        &at("multi"),
+        "--manifest",
+        &at("app"),
+        "--json",
+    ]);
+    assert_written(&doc, &lay, Some("multi"), "index create");
+    let doc = json(&[
+        "artifact",
+        "push",
+        &at("notes"),
+        "--artifact-type",
+        "application/x.notes",
+        s(&file),
+        "--json",
+    ]);
+    assert_written(&doc, &lay, Some("notes"), "artifact push");
+    let doc = json(&[
+        "artifact",
+        "attach",
+        &at("app"),
+        "--artifact-type",
+        "application/x.notes",
+        s(&file),
+        "--json",
+    ]);
+    assert_written(&doc, &lay, None, "artifact attach");
+    // Without --json, the digest alone.
+    let text = ok(&["config", &at("app"), "--env", "B=2"]);
+    assert!(
+        text.trim().starts_with("sha256:") && text.lines().count() == 1,
+        "{text}"
+    );
+}
+
+/// Two users building the same files from different directories get the same history: no
+/// host path is recorded.
+#[test]
+fn history_records_names_not_host_paths() {
+    let dir = tempdir();
+    let image = format!("{}:app", s(&dir.path().join("lay")));
+    ok(&["new", &image]);
+    let deep = dir.path().join("home/someone/work");
+    std::fs::create_dir_all(&deep).unwrap();
+    write(&deep.join("layer.tar"), &tar_layer("hist"));
+    write(&deep.join("motd"), b"hello\n");
+    ok(&["add-layer", &image, s(&deep.join("layer.tar"))]);
+    ok(&["insert", &image, s(&deep.join("motd")), "/etc/motd"]);
+    let config = json(&["inspect", &image, "--raw", "config"]);
+    let history = config["history"].to_string();
+    assert!(history.contains("strata add-layer layer.tar"), "{history}");
+    assert!(
+        history.contains("strata insert motd /etc/motd"),
+        "{history}"
+    );
+    assert!(!history.contains("someone"), "{history}");
+}
