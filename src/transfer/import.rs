@@ -211,11 +211,28 @@ pub fn import<R: Read>(
     })
 }
 
+/// True when an `index.json` (well-formed or not: only its `manifests` is looked at) lists
+/// no image: `manifests` null, missing or empty.
+fn lists_nothing(index: &[u8]) -> bool {
+    match serde_json::from_slice::<serde_json::Value>(index) {
+        Ok(v) => match v.get("manifests") {
+            None | Some(serde_json::Value::Null) => true,
+            Some(serde_json::Value::Array(list)) => list.is_empty(),
+            Some(_) => false,
+        },
+        Err(_) => false,
+    }
+}
+
 /// The archive's images as `index.json` entries with their tags: an OCI archive's entries,
 /// or the manifests assembled from a docker archive (one entry per `RepoTags` name).
 fn plan(members: &Members, staging: &Layout, dest: &Layout) -> Result<(&'static str, Tagged)> {
     let oci = members.files.contains_key("oci-layout") || members.files.contains_key("index.json");
-    if oci {
+    // docker 25+ writes an OCI layout beside its manifest.json, but lists an image saved by
+    // ID nowhere in index.json (`"manifests": null`): manifest.json is then the only list.
+    let docker_only = members.json("manifest.json").is_some()
+        && members.json("index.json").is_some_and(lists_nothing);
+    if oci && !docker_only {
         let index =
             oci_archive::read_index(members.json("oci-layout"), members.json("index.json"))?;
         if index.manifests.is_empty() {

@@ -1,0 +1,265 @@
+//! Archives as the world writes them: `docker save` from Docker 25+ (an OCI layout plus
+//! `manifest.json`, tagged and untagged), docker archives whose `manifest.json` names members
+//! by any path (crane's `sha256:<hex>` config and `<hex>.tar.gz` layers, legacy
+//! `<id>/layer.tar`, `./` prefixes), partial multi-platform OCI archives as `ctr image export`
+//! and BuildKit write them, `tar -C dir -cf x.tar .` archives, and skopeo's archives. Each is
+//! imported, checked with `strata fsck`, and unpacked by strata and by umoci for comparison.
+//! Exports are opened by skopeo without naming an image.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::unpack_diff::{assert_same, compare, Known, ROOT};
+use crate::util::*;
+
+// ---------------------------------------------------------------------------------------
+// Images and archives
+// ---------------------------------------------------------------------------------------
+
+/// Two uncompressed layers: a small tree, then a change to it.
+fn layers() -> Vec<Vec<u8>> {
+    let mut one = TarBuilder::new();
+    one.dir("etc", 0o755)
+        .file("etc/hostname", b"world\n", 0o644)
+        .dir("usr", 0o755)
+        .dir("usr/bin", 0o755)
+        .file("usr/bin/tool", b"#!/bin/sh\necho hi\n", 0o755)
+        .symlink("usr/bin/alias", "tool");
+    let mut two = TarBuilder::new();
+    two.dir("etc", 0o755)
+        .file("etc/motd", b"hello\n", 0o644)
+        .whiteout("usr/bin", "alias");
+    vec![one.finish(), two.finish()]
+}
+
+/// A docker image config over `tars` (as docker writes it: Go's field order).
+fn docker_config(tars: &[Vec<u8>], arch: &str) -> Vec<u8> {
+    let diff_ids: Vec<String> = tars.iter().map(|t| sha256(t).to_string()).collect();
+    serde_json::to_vec(&json!({
+        "architecture": arch,
+        "config": {"Env": ["PATH=/usr/bin:/bin"], "Cmd": ["/usr/bin/tool"], "WorkingDir": "/"},
+        "created": "2024-01-20T10:00:00Z",
+        "history": [{"created_by": "ADD one"}, {"created_by": "ADD two"}],
+        "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }))
+    .expect("json")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    sha256(bytes).hex().to_owned()
+}
+
+/// A tar of `members` in order: a name ending in `/` is a directory.
+fn archive(members: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut t = TarBuilder::new();
+    for (name, bytes) in members {
+        if name.ends_with('/') {
+            t.dir(name, 0o755);
+        } else {
+            t.file(name, bytes, 0o644);
+        }
+    }
+    t.finish()
+}
+
+fn m(name: &str, bytes: impl Into<Vec<u8>>) -> (String, Vec<u8>) {
+    (name.to_owned(), bytes.into())
+}
+
+/// `docker save` as Docker 25 writes it (moby image/tarexport/save.go, graph-driver store):
+/// the archive is the walk of a directory, in name order; layers are uncompressed blobs named
+/// by their diff_id, each with the legacy v1 JSON of its layer beside it; the OCI manifest's
+/// config descriptor carries the platform; `index.json` (Go's `json.Marshal`, no newline)
+/// lists one entry per tag with containerd's full name and the tag, or `null` for an image
+/// saved by ID; `manifest.json` and `repositories` are written by a JSON encoder (newline
+/// after). `manifests` overrides index.json's list (`Some("[]")`).
+fn docker25(tags: &[(&str, &str)], manifests: Option<&str>) -> Vec<u8> {
+    let tars = layers();
+    let config = docker_config(&tars, "amd64");
+    let mut blobs: Vec<Vec<u8>> = tars.clone();
+    blobs.push(config.clone());
+    // The legacy v1 layer JSON docker still writes for each layer (unreferenced).
+    for (i, t) in tars.iter().enumerate() {
+        blobs.push(
+            format!(
+                r#"{{"id":"{}","created":"1970-01-01T00:00:00Z","container_config":{{"Cmd":null}},"os":"linux"}}"#,
+                hex(&[t.as_slice(), &[i as u8]].concat())
+            )
+            .into_bytes(),
+        );
+    }
+    let layer_descs: Vec<Value> = tars
+        .iter()
+        .map(|t| {
+            json!({"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                   "digest": sha256(t).to_string(), "size": t.len()})
+        })
+        .collect();
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{},"platform":{{"architecture":"amd64","os":"linux"}}}},"layers":{}}}"#,
+        sha256(&config),
+        config.len(),
+        serde_json::to_string(&layer_descs).expect("json")
+    );
+    blobs.push(manifest.clone().into_bytes());
+    let entries: Vec<String> = tags
+        .iter()
+        .map(|(full, tag)| {
+            format!(
+                r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{}","size":{},"annotations":{{"io.containerd.image.name":"{full}","org.opencontainers.image.ref.name":"{tag}"}},"platform":{{"architecture":"amd64","os":"linux"}}}}"#,
+                sha256(manifest.as_bytes()),
+                manifest.len()
+            )
+        })
+        .collect();
+    let list = match manifests {
+        Some(list) => list.to_owned(),
+        None if entries.is_empty() => "null".to_owned(),
+        None => format!("[{}]", entries.join(",")),
+    };
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":{list}}}"#
+    );
+    let repo_tags: Vec<String> = tags
+        .iter()
+        .map(|(full, _)| full.trim_start_matches("docker.io/library/").to_owned())
+        .collect();
+    let manifest_json = format!(
+        "{}\n",
+        serde_json::to_string(&json!([{
+            "Config": format!("blobs/sha256/{}", hex(&config)),
+            "RepoTags": if repo_tags.is_empty() { Value::Null } else { json!(repo_tags) },
+            "Layers": tars.iter().map(|t| format!("blobs/sha256/{}", hex(t))).collect::<Vec<_>>(),
+        }]))
+        .expect("json")
+    );
+    blobs.sort_by_key(|b| hex(b));
+    let mut members = vec![m("blobs/", ""), m("blobs/sha256/", "")];
+    for b in &blobs {
+        members.push(m(&format!("blobs/sha256/{}", hex(b)), b.clone()));
+    }
+    members.push(m("index.json", index));
+    members.push(m("manifest.json", manifest_json));
+    members.push(m("oci-layout", r#"{"imageLayoutVersion": "1.0.0"}"#));
+    if !repo_tags.is_empty() {
+        let mut repos = serde_json::Map::new();
+        for rt in &repo_tags {
+            let (name, tag) = rt.rsplit_once(':').expect("NAME:TAG");
+            repos.insert(
+                name.into(),
+                json!({ tag: hex(tars.last().expect("layers")) }),
+            );
+        }
+        members.push(m("repositories", format!("{}\n", Value::Object(repos))));
+    }
+    archive(&members)
+}
+
+// ---------------------------------------------------------------------------------------
+// Checking an import
+// ---------------------------------------------------------------------------------------
+
+/// The root directory has no entry in these layers: its times are the unpacker's choice.
+fn root_mtime() -> Known {
+    Known {
+        path: "/",
+        field: "mtime",
+        strata: "*",
+        why: "no layer has an entry for the root directory: each tool leaves its own time",
+    }
+}
+
+/// `strata import ARCHIVE LAYOUT --json` with `extra` flags; the report.
+fn import(archive: &Path, layout: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["import", s(archive), s(layout), "--json"];
+    args.extend_from_slice(extra);
+    json(&args)
+}
+
+fn fsck_clean(layout: &Path) {
+    let report = json(&["fsck", s(layout), "--json"]);
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert_eq!(report["unreferenced"], json!([]), "{report:#}");
+}
+
+/// fsck is clean and `tag` unpacks as umoci unpacks it.
+fn check_unpacks(work: &Path, layout: &Path, tag: &str) {
+    fsck_clean(layout);
+    if !peer("umoci") {
+        return;
+    }
+    assert_same(vec![compare(work, layout, tag, ROOT, &[root_mtime()])]);
+}
+
+/// Writes `bytes` to `dir/name`; the path.
+fn save(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    write(&path, bytes);
+    path
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Docker 25+
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn docker25_untagged_save_imports_as_an_untagged_image() {
+    let dir = tempdir();
+    let work = dir.path();
+    for (name, list) in [("null", None), ("empty", Some("[]"))] {
+        let file = save(work, &format!("{name}.tar"), &docker25(&[], list));
+        let layout = work.join(format!("layout-{name}"));
+        let out = ok(&["import", s(&file), s(&layout)]);
+        let report = import(&file, &work.join(format!("again-{name}")), &[]);
+        let images = report["images"].as_array().expect("images");
+        assert_eq!(images.len(), 1, "{report:#}");
+        assert_eq!(images[0]["tag"], Value::Null, "{report:#}");
+        let digest = images[0]["digest"].as_str().expect("digest");
+        assert!(
+            out.contains(&format!("{digest} (untagged)")),
+            "import prints the untagged image's digest: {out}"
+        );
+        let index: Value =
+            serde_json::from_slice(&std::fs::read(layout.join("index.json")).expect("index"))
+                .expect("json");
+        assert_eq!(index["manifests"].as_array().expect("list").len(), 1);
+        assert_eq!(index["manifests"][0]["digest"], digest);
+        assert!(index["manifests"][0]["annotations"].is_null(), "{index:#}");
+        ok(&["tag", &format!("{}@{digest}", s(&layout)), "saved"]);
+        check_unpacks(work, &layout, "saved");
+    }
+}
+
+#[test]
+fn docker25_tagged_save_imports_under_containerd_names() {
+    let dir = tempdir();
+    let work = dir.path();
+    let file = save(
+        work,
+        "tagged.tar",
+        &docker25(
+            &[
+                ("docker.io/library/app:v1", "v1"),
+                ("docker.io/library/app:latest", "latest"),
+            ],
+            None,
+        ),
+    );
+    let layout = work.join("layout");
+    let report = import(&file, &layout, &[]);
+    let tags: Vec<&str> = report["images"]
+        .as_array()
+        .expect("images")
+        .iter()
+        .filter_map(|i| i["tag"].as_str())
+        .collect();
+    assert_eq!(
+        tags,
+        ["docker.io/library/app:v1", "docker.io/library/app:latest"],
+        "{report:#}"
+    );
+    assert_eq!(report["format"], "oci");
+    check_unpacks(work, &layout, "docker.io/library/app:v1");
+}
