@@ -51,6 +51,13 @@ fn hex(bytes: &[u8]) -> String {
     sha256(bytes).hex().to_owned()
 }
 
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).expect("gzip in memory");
+    gz.finish().expect("gzip in memory")
+}
+
 /// A tar of `members` in order: a name ending in `/` is a directory.
 fn archive(members: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut t = TarBuilder::new();
@@ -262,4 +269,229 @@ fn docker25_tagged_save_imports_under_containerd_names() {
     );
     assert_eq!(report["format"], "oci");
     check_unpacks(work, &layout, "docker.io/library/app:v1");
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. docker archives naming their members by any path
+// ---------------------------------------------------------------------------------------
+
+fn zstd(bytes: &[u8]) -> Vec<u8> {
+    zstd::encode_all(bytes, 3).expect("zstd in memory")
+}
+
+/// A docker archive of the image: `config` at `config_name`, each layer stored as given at its
+/// name, `manifest.json` naming them as `refs` says (a layer's name as manifest.json gives
+/// it, when it differs from the member's), members in this order.
+fn docker_archive(
+    config_name: &str,
+    config_ref: &str,
+    layers: &[(String, Vec<u8>, String)],
+    tag: &str,
+    prefix: &str,
+) -> Vec<u8> {
+    let config = docker_config(&self::layers(), "amd64");
+    let manifest = format!(
+        "{}\n",
+        json!([{
+            "Config": config_ref,
+            "RepoTags": [tag],
+            "Layers": layers.iter().map(|(_, _, r)| r.clone()).collect::<Vec<_>>(),
+        }])
+    );
+    let mut members = vec![m(&format!("{prefix}manifest.json"), manifest)];
+    members.push(m(&format!("{prefix}{config_name}"), config));
+    for (name, bytes, _) in layers {
+        if let Some((dir, _)) = name.rsplit_once('/') {
+            members.push(m(&format!("{prefix}{dir}/"), ""));
+        }
+        members.push(m(&format!("{prefix}{name}"), bytes.clone()));
+    }
+    archive(&members)
+}
+
+/// The layers' media types in the manifest `tag` names.
+fn layer_media_types(layout: &Path, tag: &str) -> Vec<String> {
+    let raw = ok(&[
+        "inspect",
+        &format!("{}:{tag}", s(layout)),
+        "--raw",
+        "manifest",
+    ]);
+    let manifest: Value = serde_json::from_str(&raw).expect("manifest JSON");
+    let layers = manifest["layers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no layers in {manifest:#}"));
+    layers
+        .iter()
+        .map(|l| l["mediaType"].as_str().expect("mediaType").to_owned())
+        .collect()
+}
+
+#[test]
+fn docker_archives_name_members_by_any_path() {
+    let dir = tempdir();
+    let work = dir.path();
+    let tars = layers();
+    let config = docker_config(&tars, "amd64");
+    let (gz, zs) = (gzip(&tars[0]), zstd(&tars[1]));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        // crane / go-containerregistry's tarball: config `sha256:<hex>`, `<hex>.tar.gz` layers.
+        (
+            "crane",
+            docker_archive(
+                &format!("sha256:{}", hex(&config)),
+                &format!("sha256:{}", hex(&config)),
+                &[
+                    (
+                        format!("{}.tar.gz", hex(&gz)),
+                        gz.clone(),
+                        format!("{}.tar.gz", hex(&gz)),
+                    ),
+                    (
+                        format!("{}.tar.gz", hex(&zs)),
+                        zs.clone(),
+                        format!("{}.tar.gz", hex(&zs)),
+                    ),
+                ],
+                "app:crane",
+                "",
+            ),
+        ),
+        // The legacy layout, every member under `./`, manifest.json naming some with `./`.
+        (
+            "legacy",
+            docker_archive(
+                &format!("{}.json", hex(&config)),
+                &format!("./{}.json", hex(&config)),
+                &[
+                    (
+                        format!("{}/layer.tar", hex(&tars[0])),
+                        tars[0].clone(),
+                        format!("./{}/layer.tar", hex(&tars[0])),
+                    ),
+                    (
+                        format!("{}/layer.tar", hex(&tars[1])),
+                        tars[1].clone(),
+                        format!("{}/layer.tar", hex(&tars[1])),
+                    ),
+                ],
+                "app:legacy",
+                "./",
+            ),
+        ),
+        // Names with no hint at all: a config in a directory, layers without extensions.
+        (
+            "plain",
+            docker_archive(
+                "images/config",
+                "images/config",
+                &[
+                    ("layers/one".into(), gz.clone(), "layers/one".into()),
+                    ("layers/two".into(), tars[1].clone(), "layers/two".into()),
+                ],
+                "app:plain",
+                "",
+            ),
+        ),
+    ];
+    for (name, bytes) in cases {
+        let file = save(work, &format!("{name}.tar"), &bytes);
+        let layout = work.join(format!("layout-{name}"));
+        let report = import(&file, &layout, &["--compress", "none"]);
+        assert_eq!(report["format"], "docker", "{report:#}");
+        let tag = format!("app:{name}");
+        assert_eq!(report["images"][0]["tag"], tag.as_str(), "{report:#}");
+        assert_eq!(
+            layer_media_types(&layout, &tag),
+            ["application/vnd.oci.image.layer.v1.tar"; 2],
+            "{name}: --compress none stores every layer uncompressed"
+        );
+        check_unpacks(work, &layout, &tag);
+    }
+}
+
+/// docker 25 with the containerd image store keeps layers compressed in blobs/; an image saved
+/// by ID is listed only in manifest.json, whose layers are then gzip (or zstd) blobs. (zstd is
+/// checked by the test above: umoci 0.4.7 cannot unpack it.)
+#[test]
+fn docker_oci_form_with_compressed_layer_blobs() {
+    let dir = tempdir();
+    let work = dir.path();
+    let tars = layers();
+    let config = docker_config(&tars, "amd64");
+    let stored = [gzip(&tars[0]), tars[1].clone()];
+    let mut members = vec![m("blobs/", ""), m("blobs/sha256/", "")];
+    for b in stored.iter().chain([&config]) {
+        members.push(m(&format!("blobs/sha256/{}", hex(b)), b.clone()));
+    }
+    members.push(m(
+        "index.json",
+        r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":null}"#,
+    ));
+    let manifest = json!([{
+        "Config": format!("blobs/sha256/{}", hex(&config)),
+        "RepoTags": null,
+        "Layers": stored.iter().map(|b| format!("blobs/sha256/{}", hex(b))).collect::<Vec<_>>(),
+    }]);
+    members.push(m("manifest.json", format!("{manifest}\n")));
+    members.push(m("oci-layout", r#"{"imageLayoutVersion": "1.0.0"}"#));
+    let file = save(work, "containerd.tar", &archive(&members));
+    let layout = work.join("layout");
+    let report = import(&file, &layout, &[]);
+    let digest = report["images"][0]["digest"].as_str().expect("digest");
+    ok(&["tag", &format!("{}@{digest}", s(&layout)), "saved"]);
+    // The blobs are kept as they are: their media types say how they are compressed.
+    assert_eq!(
+        layer_media_types(&layout, "saved"),
+        [
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            "application/vnd.oci.image.layer.v1.tar"
+        ]
+    );
+    check_unpacks(work, &layout, "saved");
+}
+
+#[test]
+fn manifest_json_paths_out_of_the_archive_are_refused() {
+    let dir = tempdir();
+    let work = dir.path();
+    let tars = layers();
+    for (config_ref, layer_ref) in [
+        (
+            "../config.json".to_owned(),
+            format!("{}/layer.tar", hex(&tars[0])),
+        ),
+        ("config.json".to_owned(), "/etc/passwd".to_owned()),
+        (
+            "config.json".to_owned(),
+            format!("x/../../{}/layer.tar", hex(&tars[0])),
+        ),
+    ] {
+        let bytes = docker_archive(
+            "config.json",
+            &config_ref,
+            &[
+                (
+                    format!("{}/layer.tar", hex(&tars[0])),
+                    tars[0].clone(),
+                    layer_ref.clone(),
+                ),
+                (
+                    format!("{}/layer.tar", hex(&tars[1])),
+                    tars[1].clone(),
+                    format!("{}/layer.tar", hex(&tars[1])),
+                ),
+            ],
+            "app:x",
+            "",
+        );
+        let file = save(work, "hostile.tar", &bytes);
+        let layout = work.join("hostile");
+        let err = fails(&["import", s(&file), s(&layout)], 1);
+        assert!(
+            err.contains("refused") && err.contains("manifest.json"),
+            "{config_ref} / {layer_ref}: {err}"
+        );
+        assert!(!layout.exists(), "a failed import creates nothing");
+    }
 }
