@@ -39,6 +39,7 @@ use super::error::{Error, Result};
 use super::graph::{add_referrers, missing, Walker};
 use super::members::Members;
 use super::oci_archive;
+use super::partial::{narrow, LeftOut};
 use super::read_archive;
 use super::staging::{holds_sound, Staging};
 use super::tags::{archive_tag, clashes, given_twice, publish_entries};
@@ -55,7 +56,7 @@ use crate::spec::{BlobRef, Descriptor};
 pub(crate) const MAX_ENTRIES: usize = 10_000;
 
 /// `index.json` entries to add, each with its tag (or none).
-type Tagged = Vec<(Descriptor, Option<String>)>;
+pub(crate) type Tagged = Vec<(Descriptor, Option<String>)>;
 
 /// How to import.
 #[derive(Debug, Clone)]
@@ -69,6 +70,9 @@ pub struct ImportOptions {
     pub compression: Compression,
     /// The archive's size, when known, for progress.
     pub total: Option<u64>,
+    /// Which platforms of a multi-platform image to take: `None` for every platform the
+    /// archive holds whole (see [`super::partial`]).
+    pub platforms: Option<super::Platforms>,
     /// Do everything but publish: every blob read and verified, graphs checked against the
     /// destination, tags checked for clashes; the destination is left as it was.
     pub dry_run: bool,
@@ -106,6 +110,8 @@ pub struct ImportReport {
     pub referrers: Vec<String>,
     /// Archive members read past because they mean nothing to an image layout.
     pub ignored: Vec<String>,
+    /// Platforms of the archive's multi-platform images whose blobs it lacks, left out.
+    pub left_out: Vec<LeftOut>,
 }
 
 /// Imports the archive `input` into `dest` (see the module documentation for the steps and
@@ -132,6 +138,12 @@ pub fn import<R: Read>(
     ticker.finish();
 
     let (format, entries) = plan(&members, &staging.layout, dest)?;
+    let (entries, left_out) = narrow(
+        entries,
+        &[&staging.layout, dest],
+        &staging.layout,
+        options.platforms.as_ref(),
+    )?;
     let entries = match &options.tag {
         None => entries,
         Some(tag) => {
@@ -208,6 +220,7 @@ pub fn import<R: Read>(
         blobs_present,
         referrers: referrers.into_iter().map(|d| d.digest).collect(),
         ignored: members.ignored,
+        left_out,
     })
 }
 

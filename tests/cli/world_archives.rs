@@ -495,3 +495,236 @@ fn manifest_json_paths_out_of_the_archive_are_refused() {
         assert!(!layout.exists(), "a failed import creates nothing");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// 3. Multi-platform OCI archives with blobs for some platforms only
+// ---------------------------------------------------------------------------------------
+
+/// One platform's image: its blobs and its index entry.
+struct PlatformImage {
+    entry: Value,
+    manifest: Vec<u8>,
+    blobs: Vec<Vec<u8>>,
+}
+
+fn platform_image(arch: &str, tars: &[Vec<u8>], gzipped: bool) -> PlatformImage {
+    let config = docker_config(tars, arch);
+    let stored: Vec<Vec<u8>> = tars
+        .iter()
+        .map(|t| if gzipped { gzip(t) } else { t.clone() })
+        .collect();
+    let media_type = if gzipped {
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    } else {
+        "application/vnd.oci.image.layer.v1.tar"
+    };
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": sha256(&config).to_string(), "size": config.len()},
+        "layers": stored.iter().map(|b| json!({"mediaType": media_type,
+                   "digest": sha256(b).to_string(), "size": b.len()})).collect::<Vec<_>>(),
+    }))
+    .expect("json");
+    let entry = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": sha256(&manifest).to_string(), "size": manifest.len(),
+        "platform": {"architecture": arch, "os": "linux"}});
+    let mut blobs = stored;
+    blobs.push(config);
+    PlatformImage {
+        entry,
+        manifest,
+        blobs,
+    }
+}
+
+/// BuildKit's attestation manifest for `image` (platform unknown/unknown, pointing at the
+/// image by annotation), with its blobs.
+fn attestation(image: &PlatformImage) -> PlatformImage {
+    let statement = json!({"_type": "https://in-toto.io/Statement/v0.1",
+        "subject": [{"digest": {"sha256": image.entry["digest"]}}]})
+    .to_string()
+    .into_bytes();
+    let config = br#"{"architecture":"unknown","os":"unknown","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#.to_vec();
+    let manifest = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": sha256(&config).to_string(), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.in-toto+json",
+                    "digest": sha256(&statement).to_string(), "size": statement.len(),
+                    "annotations": {"in-toto.io/predicate-type": "https://spdx.dev/Document"}}],
+    }))
+    .expect("json");
+    let entry = json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": sha256(&manifest).to_string(), "size": manifest.len(),
+        "annotations": {"vnd.docker.reference.digest": image.entry["digest"],
+                        "vnd.docker.reference.type": "attestation-manifest"},
+        "platform": {"architecture": "unknown", "os": "unknown"}});
+    PlatformImage {
+        entry,
+        manifest,
+        blobs: vec![statement, config],
+    }
+}
+
+/// An OCI archive whose `index.json` tags an index over `images`, with the blobs of only
+/// those `present` says (the index itself always), members under `prefix`. Returns the
+/// archive and the index's bytes.
+fn partial_archive(
+    images: &[&PlatformImage],
+    present: &[bool],
+    prefix: &str,
+) -> (Vec<u8>, Vec<u8>) {
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": images.iter().map(|i| i.entry.clone()).collect::<Vec<_>>(),
+    }))
+    .expect("json");
+    let top = json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": sha256(&index).to_string(), "size": index.len(),
+            "annotations": {"io.containerd.image.name": "docker.io/library/app:multi",
+                            "org.opencontainers.image.ref.name": "multi"}}]});
+    let mut blobs = vec![index.clone()];
+    for (image, here) in images.iter().zip(present) {
+        if *here {
+            blobs.push(image.manifest.clone());
+            blobs.extend(image.blobs.iter().cloned());
+        }
+    }
+    blobs.sort_by_key(|b| hex(b));
+    blobs.dedup();
+    let mut members = vec![
+        m(
+            &format!("{prefix}oci-layout"),
+            r#"{"imageLayoutVersion":"1.0.0"}"#,
+        ),
+        m(&format!("{prefix}index.json"), top.to_string()),
+        m(&format!("{prefix}blobs/"), ""),
+        m(&format!("{prefix}blobs/sha256/"), ""),
+    ];
+    for b in &blobs {
+        members.push(m(&format!("{prefix}blobs/sha256/{}", hex(b)), b.clone()));
+    }
+    (archive(&members), index)
+}
+
+#[test]
+fn partial_multi_platform_archives_import_what_is_there() {
+    let dir = tempdir();
+    let work = dir.path();
+    let tars = layers();
+    let mut arm_tars = tars.clone();
+    arm_tars.push(tar_layer("arm-only"));
+    let amd = platform_image("amd64", &tars, true);
+    let arm = platform_image("arm64", &arm_tars, true);
+    let (amd_att, arm_att) = (attestation(&amd), attestation(&arm));
+    // ctr image export: the host's image only; BuildKit: images and attestations, one
+    // platform missing.
+    let cases: Vec<(&str, Vec<&PlatformImage>, Vec<bool>)> = vec![
+        ("ctr", vec![&amd, &arm], vec![true, false]),
+        (
+            "buildkit",
+            vec![&amd, &arm, &amd_att, &arm_att],
+            vec![true, false, true, false],
+        ),
+    ];
+    for (name, images, present) in cases {
+        let (bytes, original) = partial_archive(&images, &present, "");
+        let file = save(work, &format!("{name}.tar"), &bytes);
+        let layout = work.join(format!("layout-{name}"));
+        let run = run(&["import", s(&file), s(&layout)]);
+        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("linux/arm64")
+                && run.stderr.contains(arm.entry["digest"].as_str().unwrap()),
+            "{name}: the platform left out is named on stderr: {}",
+            run.stderr
+        );
+        fsck_clean(&layout);
+        // The tag names a new index of the platforms that arrived.
+        let tag = "docker.io/library/app:multi";
+        let raw = ok(&[
+            "inspect",
+            &format!("{}:{tag}", s(&layout)),
+            "--raw",
+            "index",
+        ]);
+        let index: Value = serde_json::from_str(&raw).expect("index JSON");
+        let kept: Vec<&Value> = index["manifests"]
+            .as_array()
+            .expect("manifests")
+            .iter()
+            .collect();
+        let want: Vec<&Value> = images
+            .iter()
+            .zip(&present)
+            .filter(|(_, p)| **p)
+            .map(|(i, _)| &i.entry)
+            .collect();
+        assert_eq!(kept, want, "{name}: {index:#}");
+        assert_ne!(sha256(raw.as_bytes()), sha256(&original));
+        // The host's image unpacks through the tag, and as umoci unpacks it.
+        let bundle = work.join(format!("bundle-{name}"));
+        ok(&["unpack", &format!("{}:{tag}", s(&layout)), s(&bundle)]);
+        assert!(bundle.join("rootfs/etc/motd").is_file());
+        let digest = amd.entry["digest"].as_str().expect("digest");
+        ok(&["tag", &format!("{}@{digest}", s(&layout)), "host"]);
+        check_unpacks(work, &layout, "host");
+    }
+}
+
+#[test]
+fn partial_archives_take_platform_flags_as_export_does() {
+    let dir = tempdir();
+    let work = dir.path();
+    let tars = layers();
+    let amd = platform_image("amd64", &tars, false);
+    let arm = platform_image("arm64", &tars[..1], false);
+    let (bytes, _) = partial_archive(&[&amd, &arm], &[true, false], "");
+    let file = save(work, "partial.tar", &bytes);
+
+    // --platform: the tag names that platform's manifest, as export --platform writes it.
+    let layout = work.join("one");
+    let report = import(&file, &layout, &["--platform", "linux/amd64"]);
+    assert_eq!(
+        report["images"][0]["digest"], amd.entry["digest"],
+        "{report:#}"
+    );
+    assert_eq!(
+        report["images"][0]["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    fsck_clean(&layout);
+    check_unpacks(work, &layout, "docker.io/library/app:multi");
+
+    // A platform whose blobs are not there, or every platform, cannot be had.
+    for flags in [&["--platform", "linux/arm64"][..], &["--all-platforms"][..]] {
+        let layout = work.join("none");
+        let mut args = vec!["import", s(&file), s(&layout)];
+        args.extend_from_slice(flags);
+        let err = fails(&args, 1);
+        assert!(
+            err.contains(arm.entry["digest"].as_str().unwrap()) || err.contains("linux/arm64"),
+            "{flags:?}: {err}"
+        );
+        assert!(
+            !layout.exists(),
+            "{flags:?}: a failed import creates nothing"
+        );
+    }
+    let err = fails(
+        &[
+            "import",
+            s(&file),
+            s(&work.join("x")),
+            "--platform",
+            "linux/s390x",
+        ],
+        1,
+    );
+    assert!(err.contains("linux/s390x"), "{err}");
+}
