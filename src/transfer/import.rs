@@ -284,6 +284,16 @@ fn plan(members: &Members, staging: &Layout, dest: &Layout) -> Result<(&'static 
         return Ok(("oci", entries));
     }
     let Some(manifest_json) = members.json("manifest.json") else {
+        if members.files.contains_key("repositories") {
+            // docker before 1.10 wrote only `repositories` and per-layer v1 JSON: images
+            // there have no config with diff_ids, so nothing to verify layers against.
+            return Err(Error::Archive(
+                "this is docker's pre-1.10 archive format (a `repositories` file and \
+                 <id>/json layers, no manifest.json), which strata does not read: load it \
+                 into a newer docker and `docker save` it again"
+                    .into(),
+            ));
+        }
         return Err(Error::Archive(
             "not an image archive: it has neither an OCI layout (oci-layout, index.json) nor \
              a docker manifest.json"

@@ -728,3 +728,109 @@ fn partial_archives_take_platform_flags_as_export_does() {
     );
     assert!(err.contains("linux/s390x"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------
+// 4. `./` members and docker's legacy `repositories`
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn oci_archives_made_by_tar_of_a_directory_import() {
+    let dir = tempdir();
+    let work = dir.path();
+    // A layout on disk, archived as `tar -C dir -cf x.tar .` does: every member under `./`,
+    // the directory itself first.
+    let source = work.join("source");
+    let layout = strata::Layout::init(&source).expect("init");
+    let packed: Vec<(Vec<u8>, Packing)> =
+        layers().into_iter().map(|t| (t, Packing::Gzip)).collect();
+    write_layered_image(&layout, "dot", &packed, json!({}));
+    let file = work.join("dot.tar");
+    let out = std::process::Command::new("tar")
+        .args(["-C", s(&source), "-cf", s(&file), "."])
+        .output()
+        .expect("running tar");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = std::process::Command::new("tar")
+        .args(["-tf", s(&file)])
+        .output()
+        .expect("tar -t");
+    assert!(String::from_utf8_lossy(&listing.stdout).starts_with("./\n"));
+    let dest = work.join("dest");
+    let report = import(&file, &dest, &[]);
+    assert_eq!(report["format"], "oci", "{report:#}");
+    assert_eq!(report["images"][0]["tag"], "dot", "{report:#}");
+    check_unpacks(work, &dest, "dot");
+
+    // A partial multi-platform archive under `./` as well.
+    let amd = platform_image("amd64", &layers(), true);
+    let arm = platform_image("arm64", &layers()[..1], true);
+    let (bytes, _) = partial_archive(&[&amd, &arm], &[true, false], "./");
+    let file = save(work, "partial-dot.tar", &bytes);
+    let dest = work.join("partial");
+    let report = import(&file, &dest, &[]);
+    assert_eq!(
+        report["leftOut"][0]["platform"], "linux/arm64",
+        "{report:#}"
+    );
+    fsck_clean(&dest);
+}
+
+#[test]
+fn repositories_is_ignored_beside_manifest_json_and_named_alone() {
+    let dir = tempdir();
+    let work = dir.path();
+    let tars = layers();
+    let config = docker_config(&tars, "amd64");
+    let top = hex(&tars[1]);
+    let repositories = format!("{{\"app\":{{\"legacy\":\"{top}\"}}}}\n");
+    // The form docker 1.10 to 24 wrote: manifest.json, repositories, <id>/ directories.
+    let mut bytes = docker_archive(
+        &format!("{}.json", hex(&config)),
+        &format!("{}.json", hex(&config)),
+        &[
+            (
+                format!("{}/layer.tar", hex(&tars[0])),
+                tars[0].clone(),
+                format!("{}/layer.tar", hex(&tars[0])),
+            ),
+            (
+                format!("{top}/layer.tar"),
+                tars[1].clone(),
+                format!("{top}/layer.tar"),
+            ),
+        ],
+        "app:legacy",
+        "",
+    );
+    // Append `repositories` and the v1 files before the end-of-archive blocks.
+    let mut extra = TarBuilder::new();
+    extra
+        .file("repositories", repositories.as_bytes(), 0o644)
+        .file(&format!("{top}/json"), br#"{"id":"x"}"#, 0o644)
+        .file(&format!("{top}/VERSION"), b"1.0", 0o644);
+    let extra = extra.finish();
+    let end = bytes.len() - 1024;
+    bytes.truncate(end);
+    bytes.extend_from_slice(&extra);
+    let file = save(work, "with-repositories.tar", &bytes);
+    let layout = work.join("layout");
+    let report = import(&file, &layout, &[]);
+    assert_eq!(report["images"][0]["tag"], "app:legacy", "{report:#}");
+    check_unpacks(work, &layout, "app:legacy");
+
+    // docker before 1.10: repositories and <id>/{json,layer.tar,VERSION}, no manifest.json.
+    let mut v1 = TarBuilder::new();
+    v1.file("repositories", repositories.as_bytes(), 0o644)
+        .dir(&top, 0o755)
+        .file(&format!("{top}/VERSION"), b"1.0", 0o644)
+        .file(&format!("{top}/json"), br#"{"id":"x","os":"linux"}"#, 0o644)
+        .file(&format!("{top}/layer.tar"), &tars[1], 0o644);
+    let file = save(work, "v1.tar", &v1.finish());
+    let err = fails(&["import", s(&file), s(&work.join("v1"))], 1);
+    assert!(err.contains("pre-1.10"), "{err}");
+    assert!(!work.join("v1").exists());
+}
