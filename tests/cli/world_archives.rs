@@ -834,3 +834,107 @@ fn repositories_is_ignored_beside_manifest_json_and_named_alone() {
     assert!(err.contains("pre-1.10"), "{err}");
     assert!(!work.join("v1").exists());
 }
+
+// ---------------------------------------------------------------------------------------
+// 5. Exports peers open without naming an image; referrers only when asked
+// ---------------------------------------------------------------------------------------
+
+/// A layout with image `app` and a signature attached to it (an untagged index.json entry,
+/// as `strata artifact attach` leaves it); the layout and the signature's digest.
+fn signed_layout(work: &Path) -> (std::path::PathBuf, String) {
+    let path = work.join("signed");
+    let layout = strata::Layout::init(&path).expect("init");
+    let packed: Vec<(Vec<u8>, Packing)> =
+        layers().into_iter().map(|t| (t, Packing::Gzip)).collect();
+    let image = write_layered_image(&layout, "app", &packed, json!({}));
+    let sig = write_referrer(&layout, &image.manifest, "signature");
+    add_entry(&layout, &sig.manifest, None);
+    (path, sig.manifest.digest.to_string())
+}
+
+fn archive_index(file: &Path) -> Value {
+    let out = std::process::Command::new("tar")
+        .args(["-xOf", s(file), "index.json"])
+        .output()
+        .expect("tar");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("index.json")
+}
+
+#[test]
+fn export_of_one_image_is_one_image_for_skopeo() {
+    if !peer("skopeo") {
+        return;
+    }
+    let dir = tempdir();
+    let work = dir.path();
+    let (layout, sig) = signed_layout(work);
+    let file = work.join("app.tar");
+    ok(&["export", &format!("{}:app", s(&layout)), "-o", s(&file)]);
+    let index = archive_index(&file);
+    assert_eq!(
+        index["manifests"].as_array().expect("list").len(),
+        1,
+        "{index:#}"
+    );
+    let inspected = peer_ok("skopeo", &["inspect", &format!("oci-archive:{}", s(&file))]);
+    assert!(inspected.contains("\"Layers\""), "{inspected}");
+    let copied = work.join("copied");
+    peer_ok(
+        "skopeo",
+        &[
+            "copy",
+            &format!("oci-archive:{}", s(&file)),
+            &format!("oci:{}:x", s(&copied)),
+        ],
+    );
+    check_unpacks(work, &copied, "x");
+
+    // --referrers: the signature comes along, as an untagged entry.
+    let with = work.join("with.tar");
+    ok(&[
+        "export",
+        &format!("{}:app", s(&layout)),
+        "-o",
+        s(&with),
+        "--referrers",
+    ]);
+    let index = archive_index(&with);
+    let digests: Vec<&str> = index["manifests"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|e| e["digest"].as_str().expect("digest"))
+        .collect();
+    assert_eq!(digests.len(), 2, "{index:#}");
+    assert_eq!(digests[1], sig);
+}
+
+#[test]
+fn copy_with_referrers_lists_them_in_the_destination_index() {
+    let dir = tempdir();
+    let work = dir.path();
+    let (layout, sig) = signed_layout(work);
+    let dest = work.join("dest");
+    ok(&[
+        "copy",
+        &format!("{}:app", s(&layout)),
+        s(&dest),
+        "--referrers",
+    ]);
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(dest.join("index.json")).expect("index"))
+            .expect("json");
+    let entry = index["manifests"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|e| e["digest"] == sig.as_str())
+        .unwrap_or_else(|| panic!("the referrer is not in index.json: {index:#}"));
+    assert!(entry["annotations"]["org.opencontainers.image.ref.name"].is_null());
+    fsck_clean(&dest);
+}
