@@ -938,3 +938,54 @@ fn copy_with_referrers_lists_them_in_the_destination_index() {
     assert!(entry["annotations"]["org.opencontainers.image.ref.name"].is_null());
     fsck_clean(&dest);
 }
+
+// ---------------------------------------------------------------------------------------
+// 6. Archives skopeo writes
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn skopeo_archives_import_and_unpack_like_umoci() {
+    if !peer("skopeo") {
+        return;
+    }
+    let dir = tempdir();
+    let work = dir.path();
+    let source = work.join("source");
+    let layout = strata::Layout::init(&source).expect("init");
+    let packed: Vec<(Vec<u8>, Packing)> = layers()
+        .into_iter()
+        .zip([Packing::Gzip, Packing::Plain])
+        .collect();
+    write_layered_image(
+        &layout,
+        "app",
+        &packed,
+        json!({"config": {"Cmd": ["/usr/bin/tool"]}}),
+    );
+    let from = format!("oci:{}:app", s(&source));
+    let docker = work.join("docker.tar");
+    peer_ok(
+        "skopeo",
+        &[
+            "copy",
+            &from,
+            &format!("docker-archive:{}:example/app:v1", s(&docker)),
+        ],
+    );
+    let oci = work.join("oci.tar");
+    peer_ok(
+        "skopeo",
+        &["copy", &from, &format!("oci-archive:{}:v1", s(&oci))],
+    );
+    // skopeo writes the full name into RepoTags.
+    for (file, tag, format) in [
+        (&docker, "docker.io/example/app:v1", "docker"),
+        (&oci, "v1", "oci"),
+    ] {
+        let dest = work.join(format!("dest-{format}"));
+        let report = import(file, &dest, &[]);
+        assert_eq!(report["format"], format, "{report:#}");
+        assert_eq!(report["images"][0]["tag"], tag, "{report:#}");
+        check_unpacks(work, &dest, tag);
+    }
+}
