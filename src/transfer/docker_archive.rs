@@ -405,6 +405,8 @@ pub(crate) struct DockerImage {
     pub tags: Vec<String>,
     /// Its config's name in the archive, as `manifest.json` gives it.
     pub config: String,
+    /// Its config's digest.
+    pub config_digest: String,
 }
 
 /// Builds an OCI manifest in `staging` for every `manifest.json` entry: the config stored
@@ -543,6 +545,7 @@ pub(crate) fn assemble(
                 .map(|rt| entry.layout_tags.get(rt).unwrap_or(rt).clone())
                 .collect(),
             config: entry.config.clone(),
+            config_digest: config_blob.digest.to_string(),
         });
     }
     Ok(out)

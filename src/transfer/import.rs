@@ -36,7 +36,7 @@ use serde::Serialize;
 
 use super::docker_archive;
 use super::error::{Error, Result};
-use super::graph::{add_referrers, missing, Walker};
+use super::graph::{add_referrers, holds, missing, Walker};
 use super::members::Members;
 use super::oci_archive;
 use super::partial::{narrow, LeftOut};
@@ -46,8 +46,10 @@ use super::tags::{archive_tag, clashes, given_twice, publish_entries};
 use super::{ProgressFn, Ticker};
 use crate::layer::Compression;
 use crate::layout::reference::validate_tag;
+use crate::layout::walk::{blob_ref, decode_manifest};
+use crate::layout::JSON_LIMIT;
 use crate::layout::{Layout, LockMode};
-use crate::spec::{BlobRef, Descriptor};
+use crate::spec::{BlobRef, Descriptor, Kind};
 
 /// The most `index.json` entries (image, tag pairs) one archive may bring. Checking tags
 /// against each other and against the destination's index is quadratic in the count, so an
@@ -224,6 +226,62 @@ pub fn import<R: Read>(
     })
 }
 
+/// docker 25.0.0 wrote each image's OCI manifest with its foreign layers only (none, for an
+/// ordinary image), listing the layers in manifest.json alone: imported as it is, the image
+/// would have no files. An `index.json` entry naming a manifest without layers over a config
+/// with diff_ids is pointed instead at the manifest assembled from manifest.json for the same
+/// config (its tag and other fields kept); a manifest with layers is never touched.
+fn mend_layerless(
+    mut entries: Tagged,
+    members: &Members,
+    staging: &Layout,
+    dest: &Layout,
+) -> Result<Tagged> {
+    let Some(manifest_json) = members.json("manifest.json") else {
+        return Ok(entries);
+    };
+    let held = |blob: &BlobRef| [staging, dest].into_iter().find(|s| holds(s, blob));
+    let mut assembled: Option<Vec<docker_archive::DockerImage>> = None;
+    for (desc, _) in entries.iter_mut() {
+        if Kind::of(&desc.media_type) != Kind::Manifest {
+            continue;
+        }
+        let blob = blob_ref(desc, "an index.json entry in the archive")?;
+        let Some(store) = held(&blob) else { continue };
+        let raw = store.read_blob(&blob, JSON_LIMIT, "manifest")?;
+        let manifest =
+            decode_manifest(&raw, &desc.media_type, &format!("manifest {}", blob.digest))?;
+        if !manifest.layers.is_empty() || Kind::of(&manifest.config.media_type) != Kind::Config {
+            continue;
+        }
+        let config_blob = blob_ref(&manifest.config, &format!("manifest {}", blob.digest))?;
+        let Some(store) = held(&config_blob) else {
+            continue;
+        };
+        let (_, config) = store.read_config(&manifest.config)?;
+        if config.rootfs.diff_ids.is_empty() {
+            continue;
+        }
+        if assembled.is_none() {
+            assembled = Some(docker_archive::assemble(
+                manifest_json,
+                members,
+                staging,
+                dest,
+            )?);
+        }
+        let images = assembled.as_deref().unwrap_or_default();
+        if let Some(image) = images
+            .iter()
+            .find(|i| i.config_digest == manifest.config.digest)
+        {
+            desc.digest = image.manifest.digest.clone();
+            desc.size = image.manifest.size;
+        }
+    }
+    Ok(entries)
+}
+
 /// True when an `index.json` (well-formed or not: only its `manifests` is looked at) lists
 /// no image: `manifests` null, missing or empty.
 fn lists_nothing(index: &[u8]) -> bool {
@@ -281,6 +339,7 @@ fn plan(members: &Members, staging: &Layout, dest: &Layout) -> Result<(&'static 
                 ),
             });
         }
+        let entries = mend_layerless(entries, members, staging, dest)?;
         return Ok(("oci", entries));
     }
     let Some(manifest_json) = members.json("manifest.json") else {

@@ -81,8 +81,10 @@ fn m(name: &str, bytes: impl Into<Vec<u8>>) -> (String, Vec<u8>) {
 /// config descriptor carries the platform; `index.json` (Go's `json.Marshal`, no newline)
 /// lists one entry per tag with containerd's full name and the tag, or `null` for an image
 /// saved by ID; `manifest.json` and `repositories` are written by a JSON encoder (newline
-/// after). `manifests` overrides index.json's list (`Some("[]")`).
-fn docker25(tags: &[(&str, &str)], manifests: Option<&str>) -> Vec<u8> {
+/// after). `manifests` overrides index.json's list (`Some("[]")`). Docker 25.0.0 put only
+/// foreign layers in the OCI manifest (`"layers":[]` for an ordinary image, manifest.json
+/// alone listing them); later releases list every layer: `full_manifest` picks the latter.
+fn docker25(tags: &[(&str, &str)], manifests: Option<&str>, full_manifest: bool) -> Vec<u8> {
     let tars = layers();
     let config = docker_config(&tars, "amd64");
     let mut blobs: Vec<Vec<u8>> = tars.clone();
@@ -99,6 +101,7 @@ fn docker25(tags: &[(&str, &str)], manifests: Option<&str>) -> Vec<u8> {
     }
     let layer_descs: Vec<Value> = tars
         .iter()
+        .filter(|_| full_manifest)
         .map(|t| {
             json!({"mediaType": "application/vnd.oci.image.layer.v1.tar",
                    "digest": sha256(t).to_string(), "size": t.len()})
@@ -216,7 +219,7 @@ fn docker25_untagged_save_imports_as_an_untagged_image() {
     let dir = tempdir();
     let work = dir.path();
     for (name, list) in [("null", None), ("empty", Some("[]"))] {
-        let file = save(work, &format!("{name}.tar"), &docker25(&[], list));
+        let file = save(work, &format!("{name}.tar"), &docker25(&[], list, true));
         let layout = work.join(format!("layout-{name}"));
         let out = ok(&["import", s(&file), s(&layout)]);
         let report = import(&file, &work.join(format!("again-{name}")), &[]);
@@ -243,32 +246,39 @@ fn docker25_untagged_save_imports_as_an_untagged_image() {
 fn docker25_tagged_save_imports_under_containerd_names() {
     let dir = tempdir();
     let work = dir.path();
-    let file = save(
-        work,
-        "tagged.tar",
-        &docker25(
-            &[
-                ("docker.io/library/app:v1", "v1"),
-                ("docker.io/library/app:latest", "latest"),
-            ],
-            None,
-        ),
-    );
-    let layout = work.join("layout");
-    let report = import(&file, &layout, &[]);
-    let tags: Vec<&str> = report["images"]
-        .as_array()
-        .expect("images")
-        .iter()
-        .filter_map(|i| i["tag"].as_str())
-        .collect();
-    assert_eq!(
-        tags,
-        ["docker.io/library/app:v1", "docker.io/library/app:latest"],
-        "{report:#}"
-    );
-    assert_eq!(report["format"], "oci");
-    check_unpacks(work, &layout, "docker.io/library/app:v1");
+    for (form, full) in [("25.0.0", false), ("25.0.2", true)] {
+        let file = save(
+            work,
+            &format!("tagged-{form}.tar"),
+            &docker25(
+                &[
+                    ("docker.io/library/app:v1", "v1"),
+                    ("docker.io/library/app:latest", "latest"),
+                ],
+                None,
+                full,
+            ),
+        );
+        let layout = work.join(format!("layout-{form}"));
+        let report = import(&file, &layout, &[]);
+        let tags: Vec<&str> = report["images"]
+            .as_array()
+            .expect("images")
+            .iter()
+            .filter_map(|i| i["tag"].as_str())
+            .collect();
+        assert_eq!(
+            tags,
+            ["docker.io/library/app:v1", "docker.io/library/app:latest"],
+            "{form}: {report:#}"
+        );
+        assert_eq!(
+            layer_media_types(&layout, "docker.io/library/app:v1").len(),
+            2,
+            "{form}: the image has its layers"
+        );
+        check_unpacks(work, &layout, "docker.io/library/app:v1");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
