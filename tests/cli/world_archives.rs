@@ -421,44 +421,59 @@ fn docker_archives_name_members_by_any_path() {
 }
 
 /// docker 25 with the containerd image store keeps layers compressed in blobs/; an image saved
-/// by ID is listed only in manifest.json, whose layers are then gzip (or zstd) blobs. (zstd is
-/// checked by the test above: umoci 0.4.7 cannot unpack it.)
+/// by ID is listed only in manifest.json, whose layers are then gzip (or zstd) blobs. (umoci
+/// 0.4.7 cannot unpack zstd: that image is unpacked by strata alone.)
 #[test]
 fn docker_oci_form_with_compressed_layer_blobs() {
     let dir = tempdir();
     let work = dir.path();
     let tars = layers();
     let config = docker_config(&tars, "amd64");
-    let stored = [gzip(&tars[0]), tars[1].clone()];
-    let mut members = vec![m("blobs/", ""), m("blobs/sha256/", "")];
-    for b in stored.iter().chain([&config]) {
-        members.push(m(&format!("blobs/sha256/{}", hex(b)), b.clone()));
+    const TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+    const GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    const ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+    let cases = [
+        ("gzip", [gzip(&tars[0]), tars[1].clone()], [GZIP, TAR], true),
+        (
+            "zstd",
+            [zstd(&tars[0]), gzip(&tars[1])],
+            [ZSTD, GZIP],
+            false,
+        ),
+    ];
+    for (name, stored, media_types, unpack) in cases {
+        let mut members = vec![m("blobs/", ""), m("blobs/sha256/", "")];
+        for b in stored.iter().chain([&config]) {
+            members.push(m(&format!("blobs/sha256/{}", hex(b)), b.clone()));
+        }
+        members.push(m(
+            "index.json",
+            r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":null}"#,
+        ));
+        let manifest = json!([{
+            "Config": format!("blobs/sha256/{}", hex(&config)),
+            "RepoTags": null,
+            "Layers": stored.iter().map(|b| format!("blobs/sha256/{}", hex(b))).collect::<Vec<_>>(),
+        }]);
+        members.push(m("manifest.json", format!("{manifest}\n")));
+        members.push(m("oci-layout", r#"{"imageLayoutVersion": "1.0.0"}"#));
+        let file = save(work, &format!("{name}.tar"), &archive(&members));
+        let layout = work.join(format!("layout-{name}"));
+        let report = import(&file, &layout, &[]);
+        let digest = report["images"][0]["digest"].as_str().expect("digest");
+        ok(&["tag", &format!("{}@{digest}", s(&layout)), "saved"]);
+        // The blobs are kept as they are: their media types say how they are compressed.
+        assert_eq!(layer_media_types(&layout, "saved"), media_types, "{name}");
+        fsck_clean(&layout);
+        ok(&[
+            "unpack",
+            &format!("{}:saved", s(&layout)),
+            s(&work.join(format!("b-{name}"))),
+        ]);
+        if unpack {
+            check_unpacks(work, &layout, "saved");
+        }
     }
-    members.push(m(
-        "index.json",
-        r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":null}"#,
-    ));
-    let manifest = json!([{
-        "Config": format!("blobs/sha256/{}", hex(&config)),
-        "RepoTags": null,
-        "Layers": stored.iter().map(|b| format!("blobs/sha256/{}", hex(b))).collect::<Vec<_>>(),
-    }]);
-    members.push(m("manifest.json", format!("{manifest}\n")));
-    members.push(m("oci-layout", r#"{"imageLayoutVersion": "1.0.0"}"#));
-    let file = save(work, "containerd.tar", &archive(&members));
-    let layout = work.join("layout");
-    let report = import(&file, &layout, &[]);
-    let digest = report["images"][0]["digest"].as_str().expect("digest");
-    ok(&["tag", &format!("{}@{digest}", s(&layout)), "saved"]);
-    // The blobs are kept as they are: their media types say how they are compressed.
-    assert_eq!(
-        layer_media_types(&layout, "saved"),
-        [
-            "application/vnd.oci.image.layer.v1.tar+gzip",
-            "application/vnd.oci.image.layer.v1.tar"
-        ]
-    );
-    check_unpacks(work, &layout, "saved");
 }
 
 #[test]
@@ -580,12 +595,14 @@ fn attestation(image: &PlatformImage) -> PlatformImage {
 }
 
 /// An OCI archive whose `index.json` tags an index over `images`, with the blobs of only
-/// those `present` says (the index itself always), members under `prefix`. Returns the
-/// archive and the index's bytes.
+/// those `present` says (the index itself always), members under `prefix`; with
+/// `docker_manifest`, containerd's docker-compatible `manifest.json` for the first image, as
+/// `ctr image export` adds by default. Returns the archive and the index's bytes.
 fn partial_archive(
     images: &[&PlatformImage],
     present: &[bool],
     prefix: &str,
+    docker_manifest: bool,
 ) -> (Vec<u8>, Vec<u8>) {
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2,
@@ -619,6 +636,13 @@ fn partial_archive(
     for b in &blobs {
         members.push(m(&format!("{prefix}blobs/sha256/{}", hex(b)), b.clone()));
     }
+    if docker_manifest {
+        let (config, layers) = images[0].blobs.split_last().expect("a config");
+        let path = |b: &Vec<u8>| format!("blobs/sha256/{}", hex(b));
+        let list = json!([{"Config": path(config), "RepoTags": ["docker.io/library/app:multi"],
+            "Layers": layers.iter().map(path).collect::<Vec<_>>()}]);
+        members.push(m(&format!("{prefix}manifest.json"), list.to_string()));
+    }
     (archive(&members), index)
 }
 
@@ -643,7 +667,7 @@ fn partial_multi_platform_archives_import_what_is_there() {
         ),
     ];
     for (name, images, present) in cases {
-        let (bytes, original) = partial_archive(&images, &present, "");
+        let (bytes, original) = partial_archive(&images, &present, "", name == "ctr");
         let file = save(work, &format!("{name}.tar"), &bytes);
         let layout = work.join(format!("layout-{name}"));
         let run = run(&["import", s(&file), s(&layout)]);
@@ -694,7 +718,7 @@ fn partial_archives_take_platform_flags_as_export_does() {
     let tars = layers();
     let amd = platform_image("amd64", &tars, false);
     let arm = platform_image("arm64", &tars[..1], false);
-    let (bytes, _) = partial_archive(&[&amd, &arm], &[true, false], "");
+    let (bytes, _) = partial_archive(&[&amd, &arm], &[true, false], "", false);
     let file = save(work, "partial.tar", &bytes);
 
     // --platform: the tag names that platform's manifest, as export --platform writes it.
@@ -778,7 +802,7 @@ fn oci_archives_made_by_tar_of_a_directory_import() {
     // A partial multi-platform archive under `./` as well.
     let amd = platform_image("amd64", &layers(), true);
     let arm = platform_image("arm64", &layers()[..1], true);
-    let (bytes, _) = partial_archive(&[&amd, &arm], &[true, false], "./");
+    let (bytes, _) = partial_archive(&[&amd, &arm], &[true, false], "./", true);
     let file = save(work, "partial-dot.tar", &bytes);
     let dest = work.join("partial");
     let report = import(&file, &dest, &[]);
