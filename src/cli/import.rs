@@ -114,8 +114,13 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     }
     let report = result?;
     for l in &report.left_out {
+        let missing = if l.missing == [l.digest.clone()] {
+            "its manifest".to_owned()
+        } else {
+            l.missing.join(", ")
+        };
         out.warn(format_args!(
-            "{}: platform {} ({}) left out: the archive lacks its blobs",
+            "{}: platform {} ({}) left out: the archive lacks {missing}",
             l.image, l.platform, l.digest
         ));
     }

@@ -32,6 +32,9 @@ pub struct LeftOut {
     pub platform: String,
     /// Its manifest's digest.
     pub digest: String,
+    /// The blobs of its graph the archive lacks (those found: a missing manifest hides the
+    /// rest), so that a damaged archive is told from a partial export.
+    pub missing: Vec<String>,
 }
 
 /// The entries to import, each index entry narrowed as `platforms` says (module docs), with
@@ -60,13 +63,18 @@ pub(crate) fn narrow(
         let what = format!("index {}", blob.digest);
         let index = decode_index(&raw, &desc.media_type, &what)?;
         let image = tag.clone().unwrap_or_else(|| desc.digest.clone());
-        let complete = |d: &Descriptor| -> Result<bool> {
+        let lacking = |d: &Descriptor| -> Result<Vec<String>> {
             let mut root = d.clone();
             root.annotations = None;
             let mut walker = Walker::new(stores);
             walker.walk(std::slice::from_ref(&root))?;
-            Ok(walker.missing().is_empty())
+            Ok(walker
+                .missing()
+                .iter()
+                .map(|(b, _)| b.digest.to_string())
+                .collect())
         };
+        let complete = |d: &Descriptor| -> Result<bool> { Ok(lacking(d)?.is_empty()) };
         let shown = |d: &Descriptor| {
             d.platform
                 .as_ref()
@@ -94,13 +102,15 @@ pub(crate) fn narrow(
         }
         let mut keep = Vec::new();
         for child in &index.manifests {
-            if complete(child)? {
+            let missing = lacking(child)?;
+            if missing.is_empty() {
                 keep.push(child.digest.clone());
             } else {
                 left_out.push(LeftOut {
                     image: image.clone(),
                     platform: shown(child),
                     digest: child.digest.clone(),
+                    missing,
                 });
             }
         }
