@@ -441,9 +441,16 @@ pub(crate) fn assemble(
     for (n, entry) in entries.iter().enumerate() {
         let image = format!("image {} ({})", n + 1, entry.config);
         let missing = |path: &str, what: &str| {
-            bad(format!(
-                "names {path:?} as {what} of {image}, but the archive has no such file"
-            ))
+            let name = manifest_path(path).unwrap_or_default();
+            match members.unreadable.get(&name) {
+                Some(reason) => bad(format!(
+                    "names {path:?} as {what} of {image}, but that member is not a layer \
+                     strata can read: {reason}"
+                )),
+                None => bad(format!(
+                    "names {path:?} as {what} of {image}, but the archive has no such file"
+                )),
+            }
         };
         let refused = |path: &str, what: &str, reason: String| {
             bad(format!("names {path:?} as {what} of {image}: {reason}"))

@@ -263,6 +263,8 @@ pub(crate) struct Members {
     pub aliases: HashMap<String, String>,
     /// Members read past without use.
     pub ignored: Vec<String>,
+    /// Members taken for layers by their first bytes that did not read as one, with why.
+    pub unreadable: HashMap<String, String>,
 }
 
 impl Members {

@@ -120,7 +120,8 @@ fn read_members(
         // A member whose name says nothing is judged by its first bytes, which are then
         // read again ahead of the rest: nothing but the head is held.
         let mut head = Vec::new();
-        if kind == MemberKind::Unknown {
+        let sniffed = kind == MemberKind::Unknown;
+        if sniffed {
             head.resize(SNIFF_LEN.min(size as usize), 0);
             let n = read_full(&mut entry, &mut head).map_err(|e| {
                 Error::Archive(format!(
@@ -189,8 +190,19 @@ fn read_members(
                 if members.files.contains_key(&name) {
                     return Err(Error::member(&name, "appears twice in the archive"));
                 }
-                let layer = stage_layer(&mut entry, &name, size, staging, compression, tick)?;
-                members.files.insert(name, Stored::Layer(layer));
+                match stage_layer(&mut entry, &name, size, staging, compression, tick) {
+                    Ok(layer) => {
+                        members.files.insert(name, Stored::Layer(layer));
+                    }
+                    // Only its first bytes made it a layer: unless manifest.json names it
+                    // (then the reason is given), it is a stray file like any other. A
+                    // damaged archive stream still fails the import.
+                    Err(e) if sniffed && !matches!(e, Error::Archive(_)) => {
+                        members.unreadable.insert(name.clone(), e.to_string());
+                        members.ignored.push(name);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
     }

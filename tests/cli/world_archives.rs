@@ -1023,3 +1023,57 @@ fn skopeo_archives_import_and_unpack_like_umoci() {
         check_unpacks(work, &dest, tag);
     }
 }
+
+/// A member nothing names whose first bytes look like a layer but are not one (a damaged
+/// `.gz` beside the images) is read past, as any stray file is; named by manifest.json, it
+/// is refused saying why.
+#[test]
+fn a_stray_member_that_only_looks_like_a_layer_is_read_past() {
+    let dir = tempdir();
+    let work = dir.path();
+    let tars = layers();
+    let gz = gzip(&tars[0]);
+    // Larger than the chunks a layer is read in, so that it is abandoned halfway.
+    let junk = [0x1f, 0x8b, 0x08, 0x00, 0xde, 0xad, 0xbe, 0xef].repeat(3 << 17);
+    let layer_refs = |first: &str| {
+        vec![
+            (format!("{}.tar.gz", hex(&gz)), gz.clone(), first.to_owned()),
+            (
+                format!("{}/layer.tar", hex(&tars[1])),
+                tars[1].clone(),
+                format!("{}/layer.tar", hex(&tars[1])),
+            ),
+        ]
+    };
+    let with_junk = |layers: &[(String, Vec<u8>, String)]| {
+        // The stray member first: the members after it must still be read.
+        let mut stray = TarBuilder::new();
+        stray.file("notes.gz", &junk, 0o644);
+        let mut bytes = stray.finish();
+        bytes.truncate(bytes.len() - 1024);
+        bytes.extend_from_slice(&docker_archive("cfg", "cfg", layers, "app:stray", ""));
+        bytes
+    };
+    let file = save(
+        work,
+        "stray.tar",
+        &with_junk(&layer_refs(&format!("{}.tar.gz", hex(&gz)))),
+    );
+    let layout = work.join("layout");
+    let report = import(&file, &layout, &[]);
+    assert!(
+        report["ignored"]
+            .as_array()
+            .expect("ignored")
+            .contains(&json!("notes.gz")),
+        "{report:#}"
+    );
+    fsck_clean(&layout);
+
+    let file = save(work, "named.tar", &with_junk(&layer_refs("notes.gz")));
+    let err = fails(&["import", s(&file), s(&work.join("named"))], 1);
+    assert!(
+        err.contains("notes.gz") && err.contains("not a layer"),
+        "{err}"
+    );
+}
