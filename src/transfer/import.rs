@@ -7,10 +7,12 @@
 //!    against its name (`blobs/<alg>/<hex>`), or, for a docker layer, decompressed if need
 //!    be, hashed for its diff_id and recompressed as `--compress` says, on other threads.
 //!    Members may come in any order: nothing is judged until the stream ends.
-//! 2. The images are assembled (a docker archive's manifests are written) and the graph of
-//!    each is walked over the staging layout and the destination: every blob must be in one
-//!    of them, or the import fails naming all that are missing (an incremental archive made
-//!    for another layout).
+//! 2. The images are assembled (a docker archive's manifests are written, also for docker
+//!    25+'s OCI form when its index.json lists nothing or names manifests without layers),
+//!    multi-platform images are narrowed to the platforms asked for or present
+//!    ([`super::partial`]), and the graph of each is walked over the staging layout and the
+//!    destination: every blob must be in one of them, or the import fails naming all that
+//!    are missing (an incremental archive made for another layout).
 //! 3. Tags are checked: one that already names another image is refused unless `force`.
 //! 4. Only then are the blobs the images need renamed from staging into the destination,
 //!    and the tags written, in one locked update of `index.json`.
