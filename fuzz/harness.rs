@@ -219,6 +219,7 @@ pub fn import_archive(data: &[u8]) {
         force: false,
         compression: Compression::Gzip,
         total: None,
+        platforms: None,
         dry_run: flags & 1 != 0,
     };
     let mut archive = archive.to_vec();

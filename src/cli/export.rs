@@ -16,7 +16,7 @@ use super::{JsonArg, PlatformArg, Status};
 ///
 /// An OCI archive holds just the chosen images (tags kept), each blob once, in a fixed order
 /// with fixed headers: the same images always give the same bytes. Every blob is verified as
-/// it is read.
+/// it is read. Referrers (signatures, SBOMs) come only with --referrers.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The images: LAYOUT:TAG, LAYOUT@DIGEST or LAYOUT (its only image), from any layouts.
@@ -38,9 +38,13 @@ pub struct Args {
     /// archive, which imports only into a layout that has them (oci format only).
     #[arg(long, value_name = "LAYOUT")]
     exclude_present_in: Option<PathBuf>,
-    /// Leave the images' referrers (signatures, SBOMs) out; by default the oci format
-    /// carries them as untagged entries.
+    /// Also carry the images' referrers (signatures, SBOMs), as untagged index.json entries
+    /// (oci format). Without it an archive of one image lists one image, which is what
+    /// skopeo's `oci-archive:FILE` (no image named) and other readers of one image expect.
     #[arg(long)]
+    referrers: bool,
+    /// The default (referrers left out); kept for scripts written when it was not.
+    #[arg(long, hide = true, conflicts_with = "referrers")]
     no_referrers: bool,
     #[command(flatten)]
     json: JsonArg,
@@ -87,7 +91,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             .map(Layout::open)
             .transpose()?,
         mtime: source_date_epoch()?.unwrap_or(0).max(0) as u64,
-        referrers: !args.no_referrers,
+        referrers: args.referrers && !args.no_referrers,
     };
     if !to_stdout {
         let mut read: Vec<&Layout> = chosen.iter().map(|c| &c.layout).collect();

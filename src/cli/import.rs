@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use strata::layer::Compression;
 use strata::transfer::import::{import, ImportOptions, ImportReport};
-use strata::transfer::Progress;
+use strata::transfer::{Platforms, Progress};
 
 use super::output::{human_size, image_line, Output};
-use super::{JsonArg, Status};
+use super::{JsonArg, PlatformArg, Status};
 
 /// Import an OCI archive or a docker archive into a layout, verifying every blob.
 ///
@@ -18,6 +18,13 @@ use super::{JsonArg, Status};
 /// when all their blobs are in, and a failed import leaves the layout as it was. A blob
 /// the archive carries that LAYOUT already has is hashed there, and replaced if damaged. An
 /// archive that gives one tag to two images is refused.
+///
+/// A multi-platform image the archive holds only in part (`ctr image export`, BuildKit's OCI
+/// exporter: the whole index, the blobs of some platforms) is imported with the platforms
+/// whose blobs are all there: its tag names a new index listing just those (its own digest;
+/// the original's other fields kept), and the platforms left out are named on stderr.
+/// --platform takes one platform's manifest instead, --all-platforms the index as it is;
+/// either fails if what it names is not whole in the archive.
 ///
 /// With --dry-run, the whole import happens but for publishing: an archive can be checked
 /// before it is carried over (against the receiver's last known state, or an empty layout).
@@ -40,6 +47,12 @@ pub struct Args {
     /// An OCI archive's blobs are stored as they are, digests kept.
     #[arg(long, value_enum, default_value_t = Compress::Gzip)]
     compress: Compress,
+    #[command(flatten)]
+    platform: PlatformArg,
+    /// Take every platform of a multi-platform index: the index goes as it is, and every
+    /// platform's blobs must be in the archive.
+    #[arg(long, conflicts_with = "platform")]
+    all_platforms: bool,
     /// Read, verify and check everything, publish nothing: LAYOUT is left as it was.
     #[arg(long)]
     dry_run: bool,
@@ -64,6 +77,11 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             Compress::None => Compression::None,
         },
         total: None,
+        platforms: if args.all_platforms {
+            Some(Platforms::All)
+        } else {
+            args.platform.given()?.map(Platforms::One)
+        },
         dry_run: args.dry_run,
     };
     // Opened before the layout is created, so an unreadable archive creates nothing.
@@ -95,6 +113,17 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         dest.discard();
     }
     let report = result?;
+    for l in &report.left_out {
+        let missing = if l.missing == [l.digest.clone()] {
+            "its manifest".to_owned()
+        } else {
+            l.missing.join(", ")
+        };
+        out.warn(format_args!(
+            "{}: platform {} ({}) left out: the archive lacks {missing}",
+            l.image, l.platform, l.digest
+        ));
+    }
     if args.json.json {
         out.json(&report)?;
         return Ok(Status::Success);

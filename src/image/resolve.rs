@@ -198,7 +198,7 @@ pub fn resolve_image(
     }
 }
 
-fn pick(index: &Index, platform: &PlatformSpec) -> Option<Descriptor> {
+pub(crate) fn pick(index: &Index, platform: &PlatformSpec) -> Option<Descriptor> {
     let candidates = |with_platform: bool| {
         index.manifests.iter().filter(move |d| {
             matches!(Kind::of(&d.media_type), Kind::Manifest | Kind::Index)
@@ -211,7 +211,7 @@ fn pick(index: &Index, platform: &PlatformSpec) -> Option<Descriptor> {
         .cloned()
 }
 
-fn available(index: &Index) -> String {
+pub(crate) fn available(index: &Index) -> String {
     let list: Vec<String> = index
         .manifests
         .iter()

@@ -44,6 +44,18 @@ impl Compression {
         }
     }
 
+    /// The compression a stream starts with, by its magic number (gzip `1f 8b`, zstd
+    /// `28 b5 2f fd`); anything else is taken as a plain tar. Four bytes are enough.
+    pub fn sniff(head: &[u8]) -> Compression {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Compression::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
     /// Wraps a reader of the stored blob in a decompressor.
     pub fn decoder<'a, R: Read + 'a>(self, blob: R) -> io::Result<Box<dyn Read + 'a>> {
         Ok(match self {

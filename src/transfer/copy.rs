@@ -9,7 +9,7 @@
 //! when all is in. A blob the destination has (a file of the right size) is not copied;
 //! with [`CopyOptions::verify`] it is hashed, and replaced if damaged. With referrers, the
 //! manifests whose `subject` is the image (found as gc finds them) come too, with what they
-//! reach. The tag is written last.
+//! reach, and are listed in `index.json` untagged. The tag is written last.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -87,7 +87,10 @@ pub fn copy(
     };
     check_complete(&walker, &source.layout)?;
     let items = walker.into_items();
-    let entries = vec![(source.entry.clone(), tag.clone())];
+    // Referrers are listed too, untagged (as import, export and `artifact attach` do): tools
+    // that keep only what index.json reaches (oras, umoci's gc) would lose them otherwise.
+    let mut entries = vec![(source.entry.clone(), tag.clone())];
+    entries.extend(referrers.iter().map(|r| (r.clone(), None)));
     let clashing = clashes(&dest.read_index()?.index, &entries);
     if !clashing.is_empty() && !options.force {
         return Err(Error::TagsExist {

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::error::{Error, Result};
 use super::graph::holds;
-use super::members::{Members, Stored};
+use super::members::{manifest_path, Members, Stored};
 use super::oci_archive::{ExportOptions, ExportReport, ExportedImage};
 use super::tar_out::TarOut;
 use super::{Chosen, ProgressFn, Ticker};
@@ -405,6 +405,8 @@ pub(crate) struct DockerImage {
     pub tags: Vec<String>,
     /// Its config's name in the archive, as `manifest.json` gives it.
     pub config: String,
+    /// Its config's digest.
+    pub config_digest: String,
 }
 
 /// Builds an OCI manifest in `staging` for every `manifest.json` entry: the config stored
@@ -439,11 +441,23 @@ pub(crate) fn assemble(
     for (n, entry) in entries.iter().enumerate() {
         let image = format!("image {} ({})", n + 1, entry.config);
         let missing = |path: &str, what: &str| {
-            bad(format!(
-                "names {path:?} as {what} of {image}, but the archive has no such file"
-            ))
+            let name = manifest_path(path).unwrap_or_default();
+            match members.unreadable.get(&name) {
+                Some(reason) => bad(format!(
+                    "names {path:?} as {what} of {image}, but that member is not a layer \
+                     strata can read: {reason}"
+                )),
+                None => bad(format!(
+                    "names {path:?} as {what} of {image}, but the archive has no such file"
+                )),
+            }
         };
-        let config_raw: Vec<u8> = match members.resolve(&entry.config) {
+        let refused = |path: &str, what: &str, reason: String| {
+            bad(format!("names {path:?} as {what} of {image}: {reason}"))
+        };
+        let config_name = manifest_path(&entry.config)
+            .map_err(|reason| refused(&entry.config, "the config", reason))?;
+        let config_raw: Vec<u8> = match members.resolve(&config_name) {
             Some(Stored::Json(bytes)) => bytes.clone(),
             Some(Stored::Blob(blob)) => {
                 let store = if holds(staging, blob) { staging } else { dest };
@@ -477,16 +491,23 @@ pub(crate) fn assemble(
         }
         let mut layers = Vec::new();
         for (path, want) in entry.layers.iter().zip(&config.rootfs.diff_ids) {
-            let (desc, diff_id) = match members.resolve(path) {
+            let name = manifest_path(path).map_err(|reason| refused(path, "a layer", reason))?;
+            let (desc, diff_id) = match members.resolve(&name) {
                 Some(Stored::Layer(w)) => (
                     Descriptor::new(w.media_type, &w.blob.digest, w.blob.size),
                     w.diff_id.to_string(),
                 ),
-                // The OCI-layout form newer docker writes: an uncompressed layer blob.
-                Some(Stored::Blob(b)) => (
-                    Descriptor::new(media_type::LAYER_TAR, &b.digest, b.size),
-                    b.digest.to_string(),
-                ),
+                // The OCI-layout form newer docker writes: a layer blob, kept as it is, so
+                // its media type says how its bytes are compressed.
+                Some(Stored::Blob(b)) => {
+                    let store = if holds(staging, b) { staging } else { dest };
+                    let want: Digest = want.parse().map_err(|e| {
+                        bad(format!(
+                            "{image}'s config has a malformed diff_id {want:?}: {e}"
+                        ))
+                    })?;
+                    blob_layer(store, b, want.algorithm())?
+                }
                 Some(Stored::Json(_)) => {
                     return Err(bad(format!(
                         "names {path:?}, a JSON file, as a layer of {image}"
@@ -531,9 +552,33 @@ pub(crate) fn assemble(
                 .map(|rt| entry.layout_tags.get(rt).unwrap_or(rt).clone())
                 .collect(),
             config: entry.config.clone(),
+            config_digest: config_blob.digest.to_string(),
         });
     }
     Ok(out)
+}
+
+/// The descriptor and diff_id of a layer stored as a blob, by what its bytes are: a plain
+/// tar is its own diff_id; a gzip or zstd one is read through (streamed) for it.
+fn blob_layer(
+    store: &Layout,
+    blob: &BlobRef,
+    algorithm: Algorithm,
+) -> Result<(Descriptor, String)> {
+    let mut head = [0u8; 4];
+    let n = {
+        let mut reader = store.open_blob(blob)?;
+        crate::ioext::read_full(&mut reader, &mut head).map_err(|e| reader.explain(e))?
+    };
+    let compression = Compression::sniff(&head[..n]);
+    let diff_id = match compression {
+        Compression::None => blob.digest.clone(),
+        _ => uncompressed(store, blob, compression, algorithm)?.0,
+    };
+    Ok((
+        Descriptor::new(compression.media_type(), &blob.digest, blob.size),
+        diff_id.to_string(),
+    ))
 }
 
 #[cfg(test)]

@@ -7,10 +7,12 @@
 //!    against its name (`blobs/<alg>/<hex>`), or, for a docker layer, decompressed if need
 //!    be, hashed for its diff_id and recompressed as `--compress` says, on other threads.
 //!    Members may come in any order: nothing is judged until the stream ends.
-//! 2. The images are assembled (a docker archive's manifests are written) and the graph of
-//!    each is walked over the staging layout and the destination: every blob must be in one
-//!    of them, or the import fails naming all that are missing (an incremental archive made
-//!    for another layout).
+//! 2. The images are assembled (a docker archive's manifests are written, also for docker
+//!    25+'s OCI form when its index.json lists nothing or names manifests without layers),
+//!    multi-platform images are narrowed to the platforms asked for or present
+//!    ([`super::partial`]), and the graph of each is walked over the staging layout and the
+//!    destination: every blob must be in one of them, or the import fails naming all that
+//!    are missing (an incremental archive made for another layout).
 //! 3. Tags are checked: one that already names another image is refused unless `force`.
 //! 4. Only then are the blobs the images need renamed from staging into the destination,
 //!    and the tags written, in one locked update of `index.json`.
@@ -36,17 +38,20 @@ use serde::Serialize;
 
 use super::docker_archive;
 use super::error::{Error, Result};
-use super::graph::{add_referrers, missing, Walker};
+use super::graph::{add_referrers, holds, missing, Walker};
 use super::members::Members;
 use super::oci_archive;
+use super::partial::{narrow, LeftOut};
 use super::read_archive;
 use super::staging::{holds_sound, Staging};
 use super::tags::{archive_tag, clashes, given_twice, publish_entries};
 use super::{ProgressFn, Ticker};
 use crate::layer::Compression;
 use crate::layout::reference::validate_tag;
+use crate::layout::walk::{blob_ref, decode_manifest};
+use crate::layout::JSON_LIMIT;
 use crate::layout::{Layout, LockMode};
-use crate::spec::{BlobRef, Descriptor};
+use crate::spec::{BlobRef, Descriptor, Kind};
 
 /// The most `index.json` entries (image, tag pairs) one archive may bring. Checking tags
 /// against each other and against the destination's index is quadratic in the count, so an
@@ -55,7 +60,7 @@ use crate::spec::{BlobRef, Descriptor};
 pub(crate) const MAX_ENTRIES: usize = 10_000;
 
 /// `index.json` entries to add, each with its tag (or none).
-type Tagged = Vec<(Descriptor, Option<String>)>;
+pub(crate) type Tagged = Vec<(Descriptor, Option<String>)>;
 
 /// How to import.
 #[derive(Debug, Clone)]
@@ -69,6 +74,9 @@ pub struct ImportOptions {
     pub compression: Compression,
     /// The archive's size, when known, for progress.
     pub total: Option<u64>,
+    /// Which platforms of a multi-platform image to take: `None` for every platform the
+    /// archive holds whole (see [`super::partial`]).
+    pub platforms: Option<super::Platforms>,
     /// Do everything but publish: every blob read and verified, graphs checked against the
     /// destination, tags checked for clashes; the destination is left as it was.
     pub dry_run: bool,
@@ -106,6 +114,8 @@ pub struct ImportReport {
     pub referrers: Vec<String>,
     /// Archive members read past because they mean nothing to an image layout.
     pub ignored: Vec<String>,
+    /// Platforms of the archive's multi-platform images whose blobs it lacks, left out.
+    pub left_out: Vec<LeftOut>,
 }
 
 /// Imports the archive `input` into `dest` (see the module documentation for the steps and
@@ -132,6 +142,12 @@ pub fn import<R: Read>(
     ticker.finish();
 
     let (format, entries) = plan(&members, &staging.layout, dest)?;
+    let (entries, left_out) = narrow(
+        entries,
+        &[&staging.layout, dest],
+        &staging.layout,
+        options.platforms.as_ref(),
+    )?;
     let entries = match &options.tag {
         None => entries,
         Some(tag) => {
@@ -208,14 +224,88 @@ pub fn import<R: Read>(
         blobs_present,
         referrers: referrers.into_iter().map(|d| d.digest).collect(),
         ignored: members.ignored,
+        left_out,
     })
+}
+
+/// docker 25.0.0 wrote each image's OCI manifest with its foreign layers only (none, for an
+/// ordinary image), listing the layers in manifest.json alone: imported as it is, the image
+/// would have no files. An `index.json` entry naming a manifest without layers over a config
+/// with diff_ids is pointed instead at the manifest assembled from manifest.json for the same
+/// config (its tag and other fields kept); a manifest with layers is never touched.
+fn mend_layerless(
+    mut entries: Tagged,
+    members: &Members,
+    staging: &Layout,
+    dest: &Layout,
+) -> Result<Tagged> {
+    let Some(manifest_json) = members.json("manifest.json") else {
+        return Ok(entries);
+    };
+    let held = |blob: &BlobRef| [staging, dest].into_iter().find(|s| holds(s, blob));
+    let mut assembled: Option<Vec<docker_archive::DockerImage>> = None;
+    for (desc, _) in entries.iter_mut() {
+        if Kind::of(&desc.media_type) != Kind::Manifest {
+            continue;
+        }
+        let blob = blob_ref(desc, "an index.json entry in the archive")?;
+        let Some(store) = held(&blob) else { continue };
+        let raw = store.read_blob(&blob, JSON_LIMIT, "manifest")?;
+        let manifest =
+            decode_manifest(&raw, &desc.media_type, &format!("manifest {}", blob.digest))?;
+        if !manifest.layers.is_empty() || Kind::of(&manifest.config.media_type) != Kind::Config {
+            continue;
+        }
+        let config_blob = blob_ref(&manifest.config, &format!("manifest {}", blob.digest))?;
+        let Some(store) = held(&config_blob) else {
+            continue;
+        };
+        let (_, config) = store.read_config(&manifest.config)?;
+        if config.rootfs.diff_ids.is_empty() {
+            continue;
+        }
+        if assembled.is_none() {
+            assembled = Some(docker_archive::assemble(
+                manifest_json,
+                members,
+                staging,
+                dest,
+            )?);
+        }
+        let images = assembled.as_deref().unwrap_or_default();
+        if let Some(image) = images
+            .iter()
+            .find(|i| i.config_digest == manifest.config.digest)
+        {
+            desc.digest = image.manifest.digest.clone();
+            desc.size = image.manifest.size;
+        }
+    }
+    Ok(entries)
+}
+
+/// True when an `index.json` (well-formed or not: only its `manifests` is looked at) lists
+/// no image: `manifests` null, missing or empty.
+fn lists_nothing(index: &[u8]) -> bool {
+    match serde_json::from_slice::<serde_json::Value>(index) {
+        Ok(v) => match v.get("manifests") {
+            None | Some(serde_json::Value::Null) => true,
+            Some(serde_json::Value::Array(list)) => list.is_empty(),
+            Some(_) => false,
+        },
+        Err(_) => false,
+    }
 }
 
 /// The archive's images as `index.json` entries with their tags: an OCI archive's entries,
 /// or the manifests assembled from a docker archive (one entry per `RepoTags` name).
 fn plan(members: &Members, staging: &Layout, dest: &Layout) -> Result<(&'static str, Tagged)> {
     let oci = members.files.contains_key("oci-layout") || members.files.contains_key("index.json");
-    if oci {
+    // docker 25+ writes an OCI layout beside its manifest.json, but lists an image saved by
+    // ID nowhere in index.json (`"manifests": null`): manifest.json is then the only list.
+    let docker_only = members.json("manifest.json").is_some()
+        && members.json("index.json").is_some_and(lists_nothing);
+    if oci && !docker_only {
         let index =
             oci_archive::read_index(members.json("oci-layout"), members.json("index.json"))?;
         if index.manifests.is_empty() {
@@ -251,9 +341,20 @@ fn plan(members: &Members, staging: &Layout, dest: &Layout) -> Result<(&'static 
                 ),
             });
         }
+        let entries = mend_layerless(entries, members, staging, dest)?;
         return Ok(("oci", entries));
     }
     let Some(manifest_json) = members.json("manifest.json") else {
+        if members.files.contains_key("repositories") {
+            // docker before 1.10 wrote only `repositories` and per-layer v1 JSON: images
+            // there have no config with diff_ids, so nothing to verify layers against.
+            return Err(Error::Archive(
+                "this is docker's pre-1.10 archive format (a `repositories` file and \
+                 <id>/json layers, no manifest.json), which strata does not read: load it \
+                 into a newer docker and `docker save` it again"
+                    .into(),
+            ));
+        }
         return Err(Error::Archive(
             "not an image archive: it has neither an OCI layout (oci-layout, index.json) nor \
              a docker manifest.json"

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use super::error::{Error, Result};
 use crate::digest::{Algorithm, Digest};
 use crate::layer::write::WrittenLayer;
+use crate::layer::Compression;
+use crate::layout::JSON_LIMIT;
 use crate::spec::BlobRef;
 
 /// What a member is, by its name and type.
@@ -33,6 +35,10 @@ pub(crate) enum MemberKind {
     DockerLayer,
     /// A link to another member (the normalised target).
     Alias(String),
+    /// A name that says nothing (crane's `sha256:<hex>` config, `<hex>.tar.gz` layers, any
+    /// path a `manifest.json` may give): what it is is read from its first bytes
+    /// ([`by_content`]).
+    Unknown,
     /// Anything else (legacy `<id>/json` and `<id>/VERSION`, stray files): read past.
     Ignored,
 }
@@ -170,11 +176,73 @@ pub(crate) fn classify(
                 MemberKind::DockerConfig
             } else if name.ends_with(".tar") {
                 MemberKind::DockerLayer
-            } else {
+            } else if is_legacy_metadata(name) {
                 MemberKind::Ignored
+            } else {
+                MemberKind::Unknown
             }
         }
     })
+}
+
+/// The legacy archive's per-layer `<id>/json` and `<id>/VERSION`: v1 metadata nothing reads.
+fn is_legacy_metadata(name: &str) -> bool {
+    name.rsplit_once('/')
+        .is_some_and(|(_, base)| base == "json" || base == "VERSION")
+}
+
+/// How many leading bytes of a member [`by_content`] needs: a tar header block.
+pub(crate) const SNIFF_LEN: usize = 512;
+
+/// What a member whose name says nothing is, by its first bytes (`head`, up to
+/// [`SNIFF_LEN`]) and size: a layer when it is gzip, zstd or a tar (the `ustar` magic, a
+/// header whose checksum holds, or the zero block of an empty tar), a config when it looks
+/// like a JSON object small enough to be one, else nothing strata needs. A `manifest.json`
+/// naming a member read past says so, by name, when the images are assembled.
+pub(crate) fn by_content(head: &[u8], size: u64) -> MemberKind {
+    if Compression::sniff(head) != Compression::None || is_tar_header(head) {
+        return MemberKind::DockerLayer;
+    }
+    let json = head.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if json && size <= JSON_LIMIT {
+        MemberKind::DockerConfig
+    } else {
+        MemberKind::Ignored
+    }
+}
+
+fn is_tar_header(head: &[u8]) -> bool {
+    let Some(block) = head.get(..512) else {
+        return false;
+    };
+    if block.iter().all(|&b| b == 0) || &block[257..262] == b"ustar" {
+        return true;
+    }
+    let stored = std::str::from_utf8(&block[148..156])
+        .ok()
+        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
+        .and_then(|s| u32::from_str_radix(s, 8).ok());
+    let sum = block[..148]
+        .iter()
+        .chain(&block[156..])
+        .fold(8 * 32u32, |a, &b| a + b as u32);
+    stored == Some(sum)
+}
+
+/// Checks a path `manifest.json` gives: refused when absolute or with a `..` component (a
+/// docker archive names its own members only); the name as [`Members::resolve`] takes it.
+pub(crate) fn manifest_path(path: &str) -> std::result::Result<String, String> {
+    if path.starts_with('/') {
+        return Err(format!(
+            "the absolute path {path:?} is refused: manifest.json names members of the archive"
+        ));
+    }
+    if path.split('/').any(|p| p == "..") {
+        return Err(format!(
+            "the path {path:?} with \"..\" is refused: manifest.json names members of the archive"
+        ));
+    }
+    normalize(path.as_bytes()).map_err(|e| e.to_string())
 }
 
 /// What the importer kept for a member.
@@ -195,6 +263,8 @@ pub(crate) struct Members {
     pub aliases: HashMap<String, String>,
     /// Members read past without use.
     pub ignored: Vec<String>,
+    /// Members taken for layers by their first bytes that did not read as one, with why.
+    pub unreadable: HashMap<String, String>,
 }
 
 impl Members {
@@ -266,5 +336,25 @@ mod tests {
             MemberKind::Ignored
         );
         assert!(classify("dev", tar::EntryType::Char, None).is_err());
+        assert_eq!(
+            classify("sha256:abc", tar::EntryType::Regular, None).unwrap(),
+            MemberKind::Unknown
+        );
+    }
+
+    #[test]
+    fn contents() {
+        assert_eq!(by_content(&[0x1f, 0x8b, 8, 0], 10), MemberKind::DockerLayer);
+        assert_eq!(
+            by_content(&[0x28, 0xb5, 0x2f, 0xfd], 10),
+            MemberKind::DockerLayer
+        );
+        assert_eq!(by_content(&[0; 512], 1024), MemberKind::DockerLayer);
+        assert_eq!(by_content(b" {\"a\":1}", 8), MemberKind::DockerConfig);
+        assert_eq!(by_content(b"hello", 5), MemberKind::Ignored);
+        assert_eq!(by_content(b"{", JSON_LIMIT + 1), MemberKind::Ignored);
+        assert!(manifest_path("../x").is_err());
+        assert!(manifest_path("/x").is_err());
+        assert_eq!(manifest_path("./a/b.tar").unwrap(), "a/b.tar");
     }
 }

@@ -12,6 +12,8 @@
 //!   members are never written by their names, only through [`crate::layout::BlobWriter`]
 //!   into a staging area, verified; nothing reaches the layout until every image's graph is
 //!   complete, and tags come last.
+//! - [`partial`]: what an import takes of a multi-platform image the archive holds only in
+//!   part (`ctr image export`, BuildKit).
 //! - [`copy`]: layout to layout, only the blobs the destination lacks, hard-linked on one
 //!   file system after verification, optionally with the image's referrers.
 //!
@@ -29,6 +31,7 @@ mod graph;
 pub mod import;
 mod members;
 pub mod oci_archive;
+pub mod partial;
 mod read_archive;
 mod select;
 mod staging;

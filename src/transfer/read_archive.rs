@@ -11,7 +11,7 @@ use std::sync::mpsc;
 
 use super::error::{Error, Result};
 use super::graph::holds;
-use super::members::{classify, normalize, MemberKind, Members, Stored};
+use super::members::{by_content, classify, normalize, MemberKind, Members, Stored, SNIFF_LEN};
 use super::staging::holds_sound;
 use crate::ioext::{read_full, ChannelReader};
 use crate::layer::write::{write_layer, WrittenLayer};
@@ -70,24 +70,13 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-/// The compression a stream starts with, by its magic number.
-fn sniff(head: &[u8]) -> Compression {
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Compression::Gzip
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Compression::Zstd
-    } else {
-        Compression::None
-    }
-}
-
 /// The archive's tar stream: `input` decompressed if it is gzip or zstd, buffered.
 fn open_archive<'a, R: Read + 'a>(mut input: R) -> Result<Box<dyn Read + 'a>> {
     let mut head = [0u8; 4];
     let n = read_full(&mut input, &mut head)
         .map_err(|e| Error::Archive(format!("reading the archive: {e}")))?;
     let stream = Cursor::new(head[..n].to_vec()).chain(input);
-    let decoded = sniff(&head[..n])
+    let decoded = Compression::sniff(&head[..n])
         .decoder(stream)
         .map_err(|e| Error::Archive(format!("reading the archive: {e}")))?;
     Ok(Box::new(BufReader::with_capacity(
@@ -127,9 +116,24 @@ fn read_members(
             ));
         }
         let size = entry.size();
-        let kind = classify(&name, entry.header().entry_type(), link.as_deref())?;
+        let mut kind = classify(&name, entry.header().entry_type(), link.as_deref())?;
+        // A member whose name says nothing is judged by its first bytes, which are then
+        // read again ahead of the rest: nothing but the head is held.
+        let mut head = Vec::new();
+        let sniffed = kind == MemberKind::Unknown;
+        if sniffed {
+            head.resize(SNIFF_LEN.min(size as usize), 0);
+            let n = read_full(&mut entry, &mut head).map_err(|e| {
+                Error::Archive(format!(
+                    "the archive is damaged or cut short: reading member {name:?}: {e}"
+                ))
+            })?;
+            head.truncate(n);
+            kind = by_content(&head, size);
+        }
+        let mut entry = Cursor::new(head).chain(&mut entry);
         match kind {
-            MemberKind::Dir | MemberKind::Ignored => {
+            MemberKind::Dir | MemberKind::Ignored | MemberKind::Unknown => {
                 copy_member(&mut entry, &mut io::sink(), &name, size, tick)?;
                 if kind == MemberKind::Ignored && !name.is_empty() {
                     members.ignored.push(name);
@@ -186,8 +190,19 @@ fn read_members(
                 if members.files.contains_key(&name) {
                     return Err(Error::member(&name, "appears twice in the archive"));
                 }
-                let layer = stage_layer(&mut entry, &name, size, staging, compression, tick)?;
-                members.files.insert(name, Stored::Layer(layer));
+                match stage_layer(&mut entry, &name, size, staging, compression, tick) {
+                    Ok(layer) => {
+                        members.files.insert(name, Stored::Layer(layer));
+                    }
+                    // Only its first bytes made it a layer: unless manifest.json names it
+                    // (then the reason is given), it is a stray file like any other. A
+                    // damaged archive stream still fails the import.
+                    Err(e) if sniffed && !matches!(e, Error::Archive(_)) => {
+                        members.unreadable.insert(name.clone(), e.to_string());
+                        members.ignored.push(name);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
@@ -280,7 +295,9 @@ fn stage_layer(
                 let mut head = [0u8; 4];
                 let n = read_full(&mut input, &mut head).map_err(fail)?;
                 let stream = Cursor::new(head[..n].to_vec()).chain(input);
-                let mut decoded = sniff(&head[..n]).decoder(stream).map_err(fail)?;
+                let mut decoded = Compression::sniff(&head[..n])
+                    .decoder(stream)
+                    .map_err(fail)?;
                 io::copy(&mut decoded, w).map_err(fail)?;
                 Ok(())
             })

@@ -468,7 +468,14 @@ fn export_and_copy_carry_referrers() {
         &file(dir.path(), "app.sig", "signed"),
     );
     let archive = dir.path().join("app.tar");
-    ok(&["export", &format!("{l}:app"), "-o", s(&archive)]);
+    // Referrers are opt-in on export: an archive of one image lists one image by default.
+    ok(&[
+        "export",
+        &format!("{l}:app"),
+        "-o",
+        s(&archive),
+        "--referrers",
+    ]);
     let received = dir.path().join("received");
     ok(&["import", s(&archive), s(&received)]);
     let found = referrer_digests(&["referrers", &format!("{}:app", s(&received)), "--json"]);
@@ -493,13 +500,7 @@ fn export_and_copy_carry_referrers() {
     );
 
     let bare = dir.path().join("bare.tar");
-    ok(&[
-        "export",
-        &format!("{l}:app"),
-        "-o",
-        s(&bare),
-        "--no-referrers",
-    ]);
+    ok(&["export", &format!("{l}:app"), "-o", s(&bare)]);
     let received = dir.path().join("received-bare");
     ok(&["import", s(&bare), s(&received)]);
     assert!(

@@ -28,3 +28,4 @@ mod surface;
 mod transfer;
 mod unpack;
 mod unpack_diff;
+mod world_archives;

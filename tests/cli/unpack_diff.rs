@@ -118,12 +118,12 @@ fn open_up(work: &Path, layout: &Path) {
 /// How an image is unpacked: rootless or not, and options given to both tools
 /// (`--keep-dirlinks`, `--uid-map`, `--gid-map` are spelled the same by both).
 #[derive(Clone, Copy)]
-struct How<'a> {
+pub(crate) struct How<'a> {
     rootless: bool,
     options: &'a [&'a str],
 }
 
-const ROOT: How<'static> = How {
+pub(crate) const ROOT: How<'static> = How {
     rootless: false,
     options: &[],
 };
@@ -203,11 +203,11 @@ fn unpack_both(work: &Path, layout: &Path, tag: &str, how: How<'_>) -> Result<Un
 /// A difference between the tools that is understood: umoci is wrong by the spec, or the
 /// spec leaves the matter open. strata's value must be `strata` (`*`: any value, for
 /// values that depend on the clock).
-struct Known {
-    path: &'static str,
-    field: &'static str,
-    strata: &'static str,
-    why: &'static str,
+pub(crate) struct Known {
+    pub(crate) path: &'static str,
+    pub(crate) field: &'static str,
+    pub(crate) strata: &'static str,
+    pub(crate) why: &'static str,
 }
 
 /// Compares two trees; returns the unexplained differences, one line each.
@@ -282,7 +282,13 @@ fn process_fields(bundle: &Path) -> BTreeMap<&'static str, Value> {
 
 /// Unpacks `tag` with both tools and compares the rootfs trees and config.json; returns a
 /// report of the differences (empty when there are none).
-fn compare(work: &Path, layout: &Path, tag: &str, how: How<'_>, known: &[Known]) -> String {
+pub(crate) fn compare(
+    work: &Path,
+    layout: &Path,
+    tag: &str,
+    how: How<'_>,
+    known: &[Known],
+) -> String {
     let mode = how.to_string();
     let u = match unpack_both(work, layout, tag, how) {
         Ok(u) => u,
@@ -321,7 +327,7 @@ fn compare(work: &Path, layout: &Path, tag: &str, how: How<'_>, known: &[Known])
 }
 
 /// Fails with every report that is not empty.
-fn assert_same(reports: Vec<String>) {
+pub(crate) fn assert_same(reports: Vec<String>) {
     let bad: Vec<String> = reports.into_iter().filter(|r| !r.is_empty()).collect();
     assert!(bad.is_empty(), "\n{}", bad.join("\n\n"));
 }
