@@ -195,6 +195,8 @@ pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
                 uid_map: meta.uid_map.clone(),
                 gid_map: meta.gid_map.clone(),
                 rootless: meta.rootless,
+                // A rootfs's owners and modes are the image's: kept as they are.
+                ..TarOptions::default()
             };
             let entries = layer_entries(&present, &changes);
             let tree = &tree;

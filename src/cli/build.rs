@@ -33,6 +33,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
     compress: CompressArg,
     #[command(flatten)]
+    ownership: super::build_args::OwnershipArgs,
+    #[command(flatten)]
     config: ConfigArgs,
     #[command(flatten)]
     history: HistoryArgs,
@@ -83,10 +85,11 @@ fn build(
         None => Draft::empty(layout, platform)?,
     };
     let compression = args.compress.pick(draft.auto_compression());
-    let options = TarOptions {
+    let mut options = TarOptions {
         source_date_epoch: source_date_epoch()?,
         ..TarOptions::default()
     };
+    args.ownership.apply(&mut options);
     let tree = SourceTree::open(&args.dir, true)?;
     let layer = write_layer(layout, compression, move |w| {
         let mut tar = TarWriter::new(w, options);

@@ -171,6 +171,34 @@ pub fn output_tag(
     }
 }
 
+/// How a layer made from a host tree (build, insert) records owners and modes: as 0:0 by
+/// default, so that who checked the tree out does not change the layer.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OwnershipArgs {
+    /// Record the files' own owners (uid:gid on this machine) instead of 0:0.
+    #[arg(long, conflicts_with = "owner")]
+    keep_owners: bool,
+    /// Record every file as owned by UID:GID (default 0:0).
+    #[arg(long, value_name = "UID:GID", value_parser = super::values::owner)]
+    owner: Option<(u32, u32)>,
+    /// Record modes a umask cannot change: directories 0755, files 0755 if any execute bit
+    /// is set, else 0644 (setuid, setgid and sticky bits dropped).
+    #[arg(long)]
+    normalize_modes: bool,
+}
+
+impl OwnershipArgs {
+    /// Sets the writer's owner and mode options.
+    pub fn apply(&self, options: &mut strata::layer::build::TarOptions) {
+        options.owner = if self.keep_owners {
+            None
+        } else {
+            Some(self.owner.unwrap_or((0, 0)))
+        };
+        options.normalize_modes = self.normalize_modes;
+    }
+}
+
 /// The flags of the commands that add one layer to an image (add-layer, insert).
 #[derive(Debug, clap::Args)]
 pub struct LayerEditArgs {

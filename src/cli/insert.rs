@@ -31,6 +31,8 @@ pub struct Args {
     #[arg(long)]
     opaque: bool,
     #[command(flatten)]
+    ownership: super::build_args::OwnershipArgs,
+    #[command(flatten)]
     edit: LayerEditArgs,
 }
 
@@ -69,10 +71,11 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     }
     let (mut draft, tag, compression) = args.edit.open(&args.reference)?;
     let layout = draft.layout().clone();
-    let options = TarOptions {
+    let mut options = TarOptions {
         source_date_epoch: source_date_epoch()?,
         ..TarOptions::default()
     };
+    args.ownership.apply(&mut options);
     let created_by;
     let layer = if let Some(target) = &args.whiteout {
         let target = in_image(target)?;

@@ -109,7 +109,26 @@ fn render(page: &Page, pages: &[Page], version: &str) -> anyhow::Result<Vec<u8>>
     roff.text([roman(see_also(page, pages))]);
     roff.to_writer(&mut buf)?;
     man.render_version_section(&mut buf)?;
-    Ok(buf)
+    Ok(once_preamble(&buf))
+}
+
+/// Each of clap_mangen's section renderers starts with the same two-line preamble (the
+/// apostrophe string); a page needs it once, at the top.
+fn once_preamble(page: &[u8]) -> Vec<u8> {
+    const PREAMBLE: &[&str] = &[".ie \\n(.g .ds Aq \\(aq", ".el .ds Aq '"];
+    let text = String::from_utf8_lossy(page);
+    let mut seen = [false; 2];
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_end_matches('\n');
+        if let Some(i) = PREAMBLE.iter().position(|p| *p == trimmed) {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    out.into_bytes()
 }
 
 fn section(roff: &mut Roff, title: &str) {

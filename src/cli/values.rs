@@ -43,3 +43,17 @@ pub fn workdir(s: &str) -> Result<String, strata::Error> {
 pub fn stop_signal(s: &str) -> Result<String, strata::Error> {
     strata::image::config_values::stop_signal(s).map(|()| s.to_owned())
 }
+
+/// `UID:GID`, each a number below 4294967295 (which the kernel reads as "unchanged").
+pub fn owner(s: &str) -> Result<(u32, u32), String> {
+    let id = |part: &str| {
+        part.parse::<u32>()
+            .ok()
+            .filter(|&n| n != u32::MAX)
+            .ok_or_else(|| format!("{part:?} is not a uid or gid (a number below 4294967295)"))
+    };
+    let (uid, gid) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?}: give UID:GID"))?;
+    Ok((id(uid)?, id(gid)?))
+}

@@ -29,6 +29,22 @@ pub struct TarOptions {
     /// Ownership comes from the `user.rootlesscontainers` xattr where present (a rootless
     /// unpack recorded it there), and files owned by the user count as root's.
     pub rootless: bool,
+    /// Every entry owned by this uid:gid, whoever owns the files (a build from a checkout:
+    /// two users' checkouts must give the same layer).
+    pub owner: Option<(u32, u32)>,
+    /// Modes as a checkout's umask cannot change them: directories 0755, files 0755 when
+    /// any execute bit is set and 0644 otherwise, setuid/setgid/sticky dropped.
+    pub normalize_modes: bool,
+}
+
+/// The mode [`TarOptions::normalize_modes`] records for an entry of kind `kind`.
+fn normalized_mode(kind: FileType, mode: u32) -> u32 {
+    match kind {
+        FileType::Directory => 0o755,
+        FileType::Symlink => 0o777,
+        _ if mode & 0o111 != 0 => 0o755,
+        _ => 0o644,
+    }
 }
 
 /// Writes a layer tar entry by entry.
@@ -104,9 +120,16 @@ impl<W: Write> TarWriter<W> {
         };
         let ft = meta.kind;
         let name_bytes = name_bytes(name, ft == FileType::Directory);
-        let (uid, gid) = self.owner(&meta, &xattrs, &source)?;
+        let (uid, gid) = match self.options.owner {
+            Some(owner) => owner,
+            None => self.owner(&meta, &xattrs, &source)?,
+        };
         let mut header = tar::Header::new_ustar();
-        header.set_mode(meta.mode);
+        header.set_mode(if self.options.normalize_modes {
+            normalized_mode(ft, meta.mode)
+        } else {
+            meta.mode
+        });
         header.set_uid(u64::from(uid));
         header.set_gid(u64::from(gid));
         header.set_mtime(self.mtime(meta.mtime));

@@ -782,7 +782,16 @@ fn built_images_unpack_to_the_tree_in_strata_umoci_and_skopeo() {
     assert!(expected.len() > 30, "{}", expected.len());
     let layout = dir.path().join("l");
     for comp in ["gzip", "none"] {
-        ok(&["build", s(&tree), &at(&layout, comp), "--compress", comp]);
+        // --keep-owners: the tree's owners are what this test checks arrive (build records
+        // 0:0 by default).
+        ok(&[
+            "build",
+            s(&tree),
+            &at(&layout, comp),
+            "--compress",
+            comp,
+            "--keep-owners",
+        ]);
     }
     ok(&["fsck", s(&layout)]);
     for comp in ["gzip", "none"] {

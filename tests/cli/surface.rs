@@ -225,3 +225,89 @@ fn history_records_names_not_host_paths() {
     );
     assert!(!history.contains("someone"), "{history}");
 }
+
+/// Lays out the same files as another user with another umask would: owners and group and
+/// other permission bits differ, the content and execute bits do not.
+fn checkout(root: &std::path::Path, owner: u32, group_writable: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let file_mode = if group_writable { 0o664 } else { 0o644 };
+    let dir_mode = if group_writable { 0o775 } else { 0o755 };
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::create_dir_all(root.join("etc/app")).unwrap();
+    write(&root.join("etc/app/config.toml"), b"answer = 42\n");
+    write(&root.join("bin/run"), b"#!/bin/sh\necho run\n");
+    std::os::unix::fs::symlink("../etc/app", root.join("bin/conf")).unwrap();
+    for (rel, mode) in [
+        ("", dir_mode),
+        ("bin", dir_mode),
+        ("etc", dir_mode),
+        ("etc/app", dir_mode),
+        ("etc/app/config.toml", file_mode),
+        ("bin/run", file_mode | 0o111),
+    ] {
+        std::fs::set_permissions(root.join(rel), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let status = std::process::Command::new("chown")
+        .args(["-hR", &format!("{owner}:{owner}"), s(root)])
+        .status()
+        .unwrap();
+    assert!(status.success() || rustix::process::geteuid().as_raw() != 0);
+}
+
+/// Two users on two machines building the same checkout with the same SOURCE_DATE_EPOCH get
+/// the same digests: owners are recorded as 0:0, --normalize-modes takes the umask out, and
+/// the directory the tree sits in is not recorded.
+#[test]
+fn builds_of_one_checkout_by_two_users_give_one_digest() {
+    let dir = tempdir();
+    let (a, b) = (
+        dir.path().join("alice/src"),
+        dir.path().join("elsewhere/bob/tree"),
+    );
+    checkout(&a, 1000, false);
+    checkout(&b, 2000, true);
+    let epoch = [("SOURCE_DATE_EPOCH", "1700000000")];
+    let digest = |tree: &std::path::Path, lay: &str, extra: &[&str]| {
+        let lay = dir.path().join(lay);
+        let mut args = vec!["build", s(tree), "--normalize-modes", "-q"];
+        args.extend(extra);
+        let target = format!("{}:app", s(&lay));
+        args.push(&target);
+        let r = run_with_env(&args, &epoch);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout.trim().to_owned()
+    };
+    let first = digest(&a, "one", &[]);
+    assert_eq!(
+        first,
+        digest(&b, "two", &[]),
+        "the two users' builds differ"
+    );
+    // What is recorded: 0:0, modes normalised, the symlink as itself.
+    let lay = dir.path().join("one");
+    let bundle = dir.path().join("bundle");
+    ok(&["unpack", &format!("{}:app", s(&lay)), s(&bundle)]);
+    use std::os::unix::fs::MetadataExt;
+    let run_meta = std::fs::symlink_metadata(bundle.join("rootfs/bin/run")).unwrap();
+    assert_eq!(
+        (run_meta.uid(), run_meta.gid(), run_meta.mode() & 0o7777),
+        (0, 0, 0o755)
+    );
+    let conf = std::fs::symlink_metadata(bundle.join("rootfs/etc/app/config.toml")).unwrap();
+    assert_eq!(conf.mode() & 0o7777, 0o644);
+    // --keep-owners and --owner record what they say, and then the users differ.
+    let kept = digest(&a, "kept", &["--keep-owners"]);
+    assert_ne!(kept, first);
+    let owned = digest(&a, "owned", &["--owner", "1000:1000"]);
+    assert_eq!(owned, kept, "--owner 1000:1000 is what alice's files hold");
+    fails(
+        &[
+            "build",
+            s(&a),
+            "--owner",
+            "4294967295:0",
+            &format!("{}:x", s(&lay)),
+        ],
+        2,
+    );
+}
