@@ -25,3 +25,4 @@ mod repack;
 mod transfer;
 mod unpack;
 mod unpack_diff;
+mod world_layers;

@@ -219,7 +219,9 @@ impl Applier {
                 }
                 state.dirs.push((path.clone(), meta));
             }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
+            // Sparse members (GNU `S`, or PAX GNU.sparse on a regular one) read as their
+            // expanded bytes.
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 self.replace(&pfd, &name, existing_type)?;
                 self.write_file(&pfd, &name, entry, &meta)?;
             }
@@ -249,12 +251,6 @@ impl Applier {
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
                 self.replace(&pfd, &name, existing_type)?;
                 self.special(&pfd, &name, entry, kind, &meta, &path)?;
-            }
-            tar::EntryType::GNUSparse => {
-                return Err(EntryError::Refused(
-                    "sparse files are not supported in layers (layer.md: SHOULD NOT be used)"
-                        .into(),
-                ))
             }
             other => {
                 return Err(EntryError::Refused(format!(
@@ -298,7 +294,11 @@ impl Applier {
     ) -> EntryResult<()> {
         let mut file = File::from(create_file(pfd, name)?);
         let expected = entry.size();
-        let written = copy_with(entry, &mut file, &mut self.buffer)?;
+        let written = if entry.sparse_map().is_some() {
+            write_sparse(entry, &file, &mut self.buffer)?
+        } else {
+            copy_with(entry, &mut file, &mut self.buffer)?
+        };
         if written != expected {
             return Err(EntryError::Refused(format!(
                 "file data is short: {written} of {expected} bytes"
@@ -416,6 +416,35 @@ fn copy_with(from: &mut impl Read, to: &mut impl io::Write, buffer: &mut [u8]) -
         to.write_all(&buffer[..n])?;
         total += n as u64;
     }
+}
+
+/// Writes a sparse member's data at its offsets, leaving its holes as holes (the file is
+/// new, so what is skipped reads as zeros); returns the file's length.
+fn write_sparse<R: Read>(
+    entry: &mut TarEntry<'_, R>,
+    file: &File,
+    buffer: &mut [u8],
+) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut pos = 0u64;
+    loop {
+        let hole = entry.hole_ahead();
+        if hole > 0 {
+            entry.skip_hole();
+            pos += hole;
+            continue;
+        }
+        let n = match entry.read(buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        file.write_all_at(&buffer[..n], pos)?;
+        pos += n as u64;
+    }
+    file.set_len(pos)?;
+    Ok(pos)
 }
 
 /// A checked entry path (see `layer::names`); `None` for the root itself.

@@ -1,0 +1,375 @@
+//! Layers written by the tar writers in the wild, unpacked by strata and compared entry by
+//! entry (type, mode, owner, size, content hash, link target, every xattr, mtime to the
+//! second) with what GNU tar extracts from the same tar as root
+//! (`tar --xattrs --xattrs-include='*' --acls --numeric-owner -xpf`).
+//!
+//! One source tree is archived by each writer with what that writer can store:
+//! - GNU tar `--format=gnu --sparse`: long names (`././@LongLink`), hardlinks, old GNU
+//!   sparse headers (`S`, with extension blocks for the file of more than 4 regions); the
+//!   format has no xattrs.
+//! - GNU tar `--format=posix --xattrs --acls --sparse --sparse-version=0.0/0.1/1.0`: PAX
+//!   names, sparse in all three PAX forms, xattrs as `SCHILY.xattr.*`, ACLs both as
+//!   `SCHILY.acl.*` text and as `SCHILY.xattr.system.posix_acl_*`.
+//! - bsdtar (restricted pax) `--xattrs --acls --read-sparse`: sparse 1.0, xattrs as both
+//!   `LIBARCHIVE.xattr.*` and `SCHILY.xattr.*`, ACLs as `SCHILY.acl.*` text only
+//!   (`user:NAME:perms:ID`).
+//! - Python's tarfile, PAX and GNU formats: long names, hardlinks; tarfile reads no xattrs
+//!   and writes no sparse members, so the PAX script adds each file's xattrs as
+//!   `SCHILY.xattr.*` records itself (binary values go out with `hdrcharset=BINARY`).
+//! - busybox tar: long names (GNU long name headers) and hardlinks; no xattrs, no sparse.
+//!
+//! Every writer and GNU tar are peers: missing, they skip the test, or fail it under
+//! STRATA_REQUIRE_PEERS=1.
+
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+
+use crate::build::at;
+use crate::util::{ok, peer, peer_ok, s, scan, show, tempdir, Tree};
+
+/// A directory name long enough that the paths under it need a long-name extension.
+const LONG: &str =
+    "a-directory-name-that-is-long-enough-to-need-an-extension-header-in-every-tar-format-there-is";
+
+/// Runs `program` with `args`, asserting success.
+fn sh(program: &str, args: &[&str]) {
+    peer_ok(program, args);
+}
+
+/// Writes the source tree every writer archives. With `rich`, it also has what only some
+/// writers store: POSIX ACLs (access and default), a file capability and binary xattrs.
+fn source_tree(root: &Path, rich: bool) {
+    let p = |rel: &str| root.join(rel);
+    std::fs::create_dir_all(p(&format!("{LONG}/sub"))).unwrap();
+    std::fs::write(p("plain"), b"plain text\n").unwrap();
+    std::fs::write(
+        p(&format!(
+            "{LONG}/sub/file-with-a-long-name-as-well-{}",
+            "x".repeat(40)
+        )),
+        b"deep\n",
+    )
+    .unwrap();
+    std::fs::hard_link(p("plain"), p(&format!("{LONG}/hardlink-to-plain"))).unwrap();
+    std::os::unix::fs::symlink("../plain", p(&format!("{LONG}/symlink"))).unwrap();
+    std::fs::write(p("owned"), b"owned by someone\n").unwrap();
+    sh("chown", &["1234:5678", s(&p("owned"))]);
+    sh("chmod", &["4750", s(&p("owned"))]);
+    // Sparse: one byte in the middle of 10 MiB, and a file of 6 regions (more than the
+    // 4 an old GNU sparse header holds) ending in a hole.
+    let sparse = std::fs::File::create(p("sparse")).unwrap();
+    sparse.set_len(10 << 20).unwrap();
+    sparse.write_all_at(b"x", 5 << 20).unwrap();
+    let many = std::fs::File::create(p("many-regions")).unwrap();
+    for i in 0..6u64 {
+        many.write_all_at(format!("region {i}").as_bytes(), i << 20)
+            .unwrap();
+    }
+    many.set_len(7 << 20).unwrap();
+    drop((sparse, many));
+    if rich {
+        std::fs::write(p("acl-file"), b"acl\n").unwrap();
+        // Ids with no name on the host, so GNU tar writes them as numbers.
+        sh(
+            "setfacl",
+            &["-m", "u:4242:rwx,g:4343:r-x", s(&p("acl-file"))],
+        );
+        std::fs::create_dir(p("acl-dir")).unwrap();
+        sh("setfacl", &["-m", "u:4242:rx", s(&p("acl-dir"))]);
+        sh(
+            "setfacl",
+            &["-d", "-m", "u:4242:rwx,g::r-x", s(&p("acl-dir"))],
+        );
+        std::fs::write(p("ping"), b"\x7fELF pretend\n").unwrap();
+        sh("setcap", &["cap_net_raw+ep", s(&p("ping"))]);
+        std::fs::write(p("xattrs"), b"xattrs\n").unwrap();
+        sh(
+            "setfattr",
+            &["-n", "user.bin", "-v", "0x00ff100a0d3d20", s(&p("xattrs"))],
+        );
+        sh(
+            "setfattr",
+            &["-n", "user.text", "-v", "hello", s(&p("xattrs"))],
+        );
+    }
+    sh(
+        "touch",
+        &["-h", "-d", "@1700000000", s(&p(&format!("{LONG}/symlink")))],
+    );
+    for rel in [
+        "plain",
+        "owned",
+        "sparse",
+        "many-regions",
+        LONG,
+        &format!("{LONG}/sub"),
+    ] {
+        sh("touch", &["-d", "@1700000000", s(&p(rel))]);
+    }
+}
+
+/// The Python script that writes `argv[3]` from the tree `argv[2]` in tarfile's format
+/// `argv[1]` (`pax` or `gnu`); for PAX, each entry's xattrs become SCHILY.xattr records.
+const PYTHON_WRITER: &str = r#"
+import os, sys, tarfile
+fmt = {"pax": tarfile.PAX_FORMAT, "gnu": tarfile.GNU_FORMAT}[sys.argv[1]]
+src = sys.argv[2]
+with tarfile.open(sys.argv[3], "w", format=fmt) as out:
+    for dirpath, dirnames, filenames in os.walk(src):
+        dirnames.sort()
+        for name in [""] + sorted(dirnames + filenames) if dirpath == src else sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name) if name else dirpath
+            rel = os.path.relpath(path, src)
+            info = out.gettarinfo(path, arcname="./" if rel == "." else "./" + rel)
+            if fmt == tarfile.PAX_FORMAT and not os.path.islink(path):
+                for key in os.listxattr(path, follow_symlinks=False):
+                    value = os.getxattr(path, key, follow_symlinks=False)
+                    info.pax_headers["SCHILY.xattr." + key] = value.decode("utf-8", "surrogateescape")
+            if info.isreg():
+                with open(path, "rb") as f:
+                    out.addfile(info, f)
+            else:
+                out.addfile(info)
+"#;
+
+/// How each writer archives `src` into `out`.
+fn write_tar(writer: &str, src: &Path, out: &Path) {
+    let (src, out) = (s(src), s(out));
+    match writer {
+        "gnu" => sh(
+            "tar",
+            &["--format=gnu", "--sparse", "-cf", out, "-C", src, "."],
+        ),
+        "posix-0.0" | "posix-0.1" | "posix-1.0" => {
+            let version = format!("--sparse-version={}", &writer[6..]);
+            sh(
+                "tar",
+                &[
+                    "--format=posix",
+                    "--xattrs",
+                    "--xattrs-include=*",
+                    "--acls",
+                    "--sparse",
+                    &version,
+                    "-cf",
+                    out,
+                    "-C",
+                    src,
+                    ".",
+                ],
+            )
+        }
+        "bsdtar" => sh(
+            "bsdtar",
+            &[
+                "--xattrs",
+                "--acls",
+                "--read-sparse",
+                "-cf",
+                out,
+                "-C",
+                src,
+                ".",
+            ],
+        ),
+        "python-pax" | "python-gnu" => {
+            sh("python3", &["-c", PYTHON_WRITER, &writer[7..], src, out])
+        }
+        "busybox" => sh("busybox", &["tar", "-cf", out, "-C", src, "."]),
+        other => panic!("no writer {other}"),
+    }
+}
+
+/// The peer tools `writer` needs.
+fn tools(writer: &str, rich: bool) -> Vec<&'static str> {
+    let mut t = vec!["tar"];
+    t.push(match writer {
+        "bsdtar" => "bsdtar",
+        "busybox" => "busybox",
+        w if w.starts_with("python") => "python3",
+        _ => "tar",
+    });
+    if rich {
+        t.extend(["setfacl", "setcap", "setfattr"]);
+    }
+    t
+}
+
+/// Differences between the two trees, one line each.
+fn differences(strata: &Tree, reference: &Tree) -> Vec<String> {
+    let none = String::from("-");
+    let mut out = Vec::new();
+    let keys: std::collections::BTreeSet<&Vec<u8>> =
+        strata.keys().chain(reference.keys()).collect();
+    for key in keys {
+        let (Some(a), Some(b)) = (strata.get(key), reference.get(key)) else {
+            let who = if strata.contains_key(key) {
+                "strata"
+            } else {
+                "GNU tar"
+            };
+            out.push(format!("{}: only {who} has it", show(key)));
+            continue;
+        };
+        let fields: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+        for f in fields {
+            let (x, y) = (a.get(f).unwrap_or(&none), b.get(f).unwrap_or(&none));
+            if x != y {
+                out.push(format!("{}: {f} strata={x} tar={y}", show(key)));
+            }
+        }
+    }
+    out
+}
+
+/// Archives the tree with `writer`, adds the tar as a layer, unpacks it with strata and
+/// extracts it with GNU tar; returns the rootfs strata made, once the two trees are equal.
+fn unpack_like_tar(writer: &str, rich: bool) -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    for tool in tools(writer, rich) {
+        if !peer(tool) {
+            return None;
+        }
+    }
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    source_tree(&src, rich);
+    let tar = dir.path().join(format!("{writer}.tar"));
+    write_tar(writer, &src, &tar);
+
+    let layout = dir.path().join("layout");
+    ok(&["new", &at(&layout, "t")]);
+    ok(&["add-layer", &at(&layout, "t"), s(&tar)]);
+    let bundle = dir.path().join("bundle");
+    ok(&["unpack", &at(&layout, "t"), s(&bundle)]);
+    let reference = dir.path().join("reference");
+    std::fs::create_dir(&reference).unwrap();
+    sh(
+        "tar",
+        &[
+            "--xattrs",
+            "--xattrs-include=*",
+            "--acls",
+            "--numeric-owner",
+            "-xpf",
+            s(&tar),
+            "-C",
+            s(&reference),
+        ],
+    );
+    let rootfs = bundle.join("rootfs");
+    let (ours, mut theirs) = (scan(&rootfs), scan(&reference));
+    // GNU tar sets a directory's times when the archive leaves it, so a member listed
+    // later inside it (bsdtar and tarfile write a hardlink after its target, wherever that
+    // is) moves them again; the archive's time is the source tree's.
+    let source = scan(&src);
+    for (path, fields) in theirs.iter_mut() {
+        if fields["type"] == "dir" {
+            fields.insert("mtime".into(), source[path]["mtime"].clone());
+        }
+    }
+    let diff = differences(&ours, &theirs);
+    assert!(
+        diff.is_empty(),
+        "{writer}: strata and GNU tar extract differently:\n  {}",
+        diff.join("\n  ")
+    );
+    // Every feature the writer could store arrived (not just "both lost it").
+    let long_file = format!(
+        "{LONG}/sub/file-with-a-long-name-as-well-{}",
+        "x".repeat(40)
+    );
+    assert_eq!(
+        std::fs::read(rootfs.join(&long_file)).unwrap(),
+        b"deep\n",
+        "{writer}"
+    );
+    let plain = std::fs::metadata(rootfs.join("plain")).unwrap();
+    let link = std::fs::metadata(rootfs.join(format!("{LONG}/hardlink-to-plain"))).unwrap();
+    assert_eq!(plain.ino(), link.ino(), "{writer}: hardlink");
+    let owned = std::fs::metadata(rootfs.join("owned")).unwrap();
+    assert_eq!(
+        (owned.uid(), owned.gid(), owned.mode() & 0o7777),
+        (1234, 5678, 0o4750)
+    );
+    Some((dir, rootfs))
+}
+
+/// The sparse files hold the right bytes, and (where the writer kept the holes) holes.
+fn assert_sparse(writer: &str, rootfs: &Path, holes: bool) {
+    let data = std::fs::read(rootfs.join("sparse")).unwrap();
+    assert_eq!(data.len(), 10 << 20, "{writer}");
+    assert!(data
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b == if i == 5 << 20 { b'x' } else { 0 }));
+    let many = std::fs::read(rootfs.join("many-regions")).unwrap();
+    assert_eq!(many.len(), 7 << 20, "{writer}");
+    for i in 0..6usize {
+        let text = format!("region {i}");
+        assert_eq!(
+            &many[i << 20..(i << 20) + text.len()],
+            text.as_bytes(),
+            "{writer}"
+        );
+    }
+    if holes {
+        let blocks = std::fs::metadata(rootfs.join("sparse")).unwrap().blocks();
+        assert!(
+            blocks * 512 < 1 << 20,
+            "{writer}: the 10 MiB file takes {blocks} blocks"
+        );
+    }
+}
+
+#[test]
+fn gnu_tar_gnu_format_long_names_and_old_sparse_headers() {
+    if let Some((_dir, rootfs)) = unpack_like_tar("gnu", false) {
+        assert_sparse("gnu", &rootfs, true);
+    }
+}
+
+#[test]
+fn gnu_tar_posix_sparse_0_0() {
+    if let Some((_dir, rootfs)) = unpack_like_tar("posix-0.0", false) {
+        assert_sparse("posix-0.0", &rootfs, true);
+    }
+}
+
+#[test]
+fn gnu_tar_posix_sparse_0_1() {
+    if let Some((_dir, rootfs)) = unpack_like_tar("posix-0.1", false) {
+        assert_sparse("posix-0.1", &rootfs, true);
+    }
+}
+
+#[test]
+fn gnu_tar_posix_sparse_1_0() {
+    if let Some((_dir, rootfs)) = unpack_like_tar("posix-1.0", false) {
+        assert_sparse("posix-1.0", &rootfs, true);
+    }
+}
+
+#[test]
+fn bsdtar_read_sparse() {
+    if let Some((_dir, rootfs)) = unpack_like_tar("bsdtar", false) {
+        assert_sparse("bsdtar", &rootfs, true);
+    }
+}
+
+#[test]
+fn python_tarfile_pax_and_gnu() {
+    for writer in ["python-pax", "python-gnu"] {
+        if let Some((_dir, rootfs)) = unpack_like_tar(writer, false) {
+            // tarfile stores sparse files whole: the bytes are what counts.
+            assert_sparse(writer, &rootfs, false);
+        }
+    }
+}
+
+#[test]
+fn busybox_tar() {
+    if let Some((_dir, rootfs)) = unpack_like_tar("busybox", false) {
+        assert_sparse("busybox", &rootfs, false);
+    }
+}
