@@ -55,6 +55,7 @@ fn check_entry<R: Read>(
             return Err("a hardlink to the root directory".into());
         }
     }
+    super::apply::entry_xattrs(entry.pax())?;
     for (what, id) in [("uid", entry.uid()), ("gid", entry.gid())] {
         let id = id.map_err(|e| format!("its {what}: {e}"))?;
         match u32::try_from(id) {

@@ -21,6 +21,7 @@ use super::tarstream::{TarEntry, TarStream};
 use crate::bundle::idmap::IdMap;
 use crate::error::{Error, Result};
 
+mod acl;
 mod error;
 mod finish;
 mod meta;
@@ -32,6 +33,7 @@ use error::{layer_error, EntryError, EntryResult};
 use meta::{timestamps, Meta};
 pub use rootless::{rootless_xattr, ROOTLESS_XATTR};
 use whiteout::mark_upper;
+pub(crate) use xattrs::entry_xattrs;
 
 /// How to apply layers.
 #[derive(Debug, Clone, Default)]
