@@ -369,14 +369,12 @@ impl Applier {
                 "{}: device node replaced by an empty file (rootless unpack cannot create devices)",
                 path.display()
             ));
+            // The placeholder keeps the node's mode, as umoci's does: a repack or a diff
+            // against the image then sees the permissions the layer gave.
             let fd = create_file(pfd, name)?;
-            let meta = Meta {
-                mode: 0,
-                ..meta.clone()
-            };
-            self.set_owner_and_xattrs(fd.as_fd(), &meta)?;
-            rfs::fchmod(&fd, Mode::empty())?;
-            rfs::futimens(&fd, &timestamps(&meta))?;
+            self.set_owner_and_xattrs(fd.as_fd(), meta)?;
+            rfs::fchmod(&fd, Mode::from_raw_mode(meta.mode))?;
+            rfs::futimens(&fd, &timestamps(meta))?;
             return Ok(());
         }
         let major = header.device_major().ok().flatten().unwrap_or(0);
