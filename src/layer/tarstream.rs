@@ -12,6 +12,7 @@ use std::io::{self, Read};
 
 use super::pax::PaxRecords;
 
+mod records;
 mod sparse;
 
 pub use sparse::SparseMap;
@@ -96,7 +97,8 @@ impl<R: Read> TarStream<R> {
     }
 
     /// The next entry; `None` at the end marker (a zero block) or at the end of the input.
-    /// Global PAX headers (`g`) are skipped: strata applies none of their keys.
+    /// Global PAX headers (`g`) may hold only records that change nothing (see
+    /// `records`): strata applies none.
     pub fn next_entry(&mut self) -> io::Result<Option<TarEntry<'_, R>>> {
         self.skip_rest()?;
         let mut pax: Option<PaxRecords> = None;
@@ -128,7 +130,15 @@ impl<R: Read> TarStream<R> {
                     pax = Some(records);
                 }
                 tar::EntryType::XGlobalHeader => {
-                    self.extension(header_size)?;
+                    let data = self.extension(header_size)?;
+                    let global = PaxRecords::parse(&data)
+                        .map_err(|why| invalid(format!("malformed PAX global header: {why}")))?;
+                    let refused = global
+                        .iter()
+                        .find_map(|(k, _)| records::global_key_refused(k));
+                    if let Some(why) = refused {
+                        return Err(invalid(why));
+                    }
                 }
                 tar::EntryType::GNULongName => {
                     if long_name.is_some() {
@@ -356,6 +366,27 @@ impl<R> TarEntry<'_, R> {
         if let Some(s) = self.sparse.as_mut() {
             s.pos += s.hole();
         }
+    }
+
+    /// A device's numbers: star's `SCHILY.devmajor`/`devminor` when given (for numbers too
+    /// large for the header), else the header's.
+    pub fn device(&self) -> Result<(u32, u32), String> {
+        let field =
+            |key: &str, raw: std::ops::Range<usize>, header: io::Result<Option<u32>>| match self
+                .pax
+                .number(key)?
+            {
+                Some(n) => u32::try_from(n).map_err(|_| format!("PAX {key} {n} is too large")),
+                None => blank_is_zero(&self.header.as_bytes()[raw], || {
+                    header.map(|n| u64::from(n.unwrap_or_default()))
+                })
+                .map(|n| n as u32)
+                .map_err(|e| format!("the header's device number: {e}")),
+            };
+        Ok((
+            field("SCHILY.devmajor", 329..337, self.header.device_major())?,
+            field("SCHILY.devminor", 337..345, self.header.device_minor())?,
+        ))
     }
 
     /// The owner's uid (PAX `uid` when given).

@@ -43,6 +43,9 @@ pub fn check_layer(input: impl Read, what: &str) -> Result<u64> {
 fn check_entry<R: Read>(
     entry: &super::tarstream::TarEntry<'_, R>,
 ) -> std::result::Result<(), String> {
+    if let Some(why) = entry.unsupported() {
+        return Err(why);
+    }
     if let Some(path) = names::layer_path(entry.path_bytes())? {
         names::entry_name(&path)?;
     }

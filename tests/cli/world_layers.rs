@@ -426,3 +426,222 @@ fn busybox_tar() {
         assert_sparse("busybox", &rootfs, false);
     }
 }
+
+/// PAX records, key and value.
+type Records<'a> = Vec<(&'a str, &'a [u8])>;
+
+/// A tar of `entries`: (type, name, PAX records), each a mode 0644 member with no data
+/// (devices get 1:3), behind an optional global header.
+fn tar_of(global: &[(&str, &[u8])], entries: &[(u8, &str, Records<'_>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    if !global.is_empty() {
+        let mut data = Vec::new();
+        for (k, v) in global {
+            let body = k.len() + v.len() + 3;
+            let mut len = body + 1;
+            while len != body + len.to_string().len() {
+                len = body + len.to_string().len();
+            }
+            data.extend(format!("{len} {k}=").into_bytes());
+            data.extend_from_slice(v);
+            data.push(b'\n');
+        }
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::XGlobalHeader);
+        h.set_path("pax_global_header").unwrap();
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append(&h, &data[..]).unwrap();
+    }
+    for (kind, name, pax) in entries {
+        if !pax.is_empty() {
+            b.append_pax_extensions(pax.iter().copied()).unwrap();
+        }
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::new(*kind));
+        h.set_path(name).unwrap();
+        h.set_mode(0o644);
+        h.set_mtime(1_600_000_000);
+        h.set_size(0);
+        if *kind == b'3' {
+            h.set_device_major(1).unwrap();
+            h.set_device_minor(3).unwrap();
+        }
+        h.set_cksum();
+        b.append(&h, &[][..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// Unpacks `tar` as a one-layer image (written directly, so add-layer's check is not in
+/// the way) and checks add-layer on its own: both accept it, or both refuse it with an
+/// error holding every one of `named` (and the unpack's naming the layer's digest).
+fn both_judge(tar: &[u8], named: &[&str]) {
+    let dir = tempdir();
+    let layout = strata::Layout::init(&dir.path().join("l")).unwrap();
+    let image = crate::util::write_layered_image(
+        &layout,
+        "t",
+        &[(tar.to_vec(), crate::util::Packing::Gzip)],
+        serde_json::json!({}),
+    );
+    let bundle = dir.path().join("b");
+    let tar_path = dir.path().join("layer.tar");
+    std::fs::write(&tar_path, tar).unwrap();
+    let unpack = crate::util::run(&["unpack", &at(layout.root(), "t"), s(&bundle)]);
+    let add = crate::util::run(&["add-layer", &at(layout.root(), "t"), s(&tar_path)]);
+    if named.is_empty() {
+        assert_eq!(unpack.code, 0, "unpack: {}", unpack.stderr);
+        assert_eq!(add.code, 0, "add-layer: {}", add.stderr);
+        return;
+    }
+    assert_eq!(unpack.code, 1, "unpack accepted it: {}", unpack.stdout);
+    assert_eq!(add.code, 1, "add-layer accepted it: {}", add.stdout);
+    assert!(!bundle.exists(), "a failed unpack leaves nothing");
+    let digest = image.layers[0].to_string();
+    assert!(unpack.stderr.contains(&digest), "{}", unpack.stderr);
+    for name in named {
+        assert!(
+            unpack.stderr.contains(name),
+            "unpack: {name}: {}",
+            unpack.stderr
+        );
+        assert!(
+            add.stderr.contains(name),
+            "add-layer: {name}: {}",
+            add.stderr
+        );
+    }
+}
+
+#[test]
+fn records_that_change_nothing_are_accepted() {
+    let harmless: Vec<(&str, &[u8])> = vec![
+        ("ctime", b"1600000000.5"),
+        ("comment", b"made by hand"),
+        ("charset", b"ISO-IR 10646 2000 UTF-8"),
+        ("hdrcharset", b"BINARY"),
+        ("uname", b"someone"),
+        ("gname", b"somegroup"),
+        ("SCHILY.dev", b"2049"),
+        ("SCHILY.ino", b"1234"),
+        ("SCHILY.nlink", b"1"),
+        ("LIBARCHIVE.creationtime", b"1600000000"),
+    ];
+    // git archive puts the commit in a global comment.
+    both_judge(
+        &tar_of(&[("comment", b"0123abcd")], &[(b'0', "f", harmless)]),
+        &[],
+    );
+    // GNU tar --xattrs --acls: a text ACL naming a user the bytes resolve.
+    let bytes = b"\x02\0\0\0\x01\0\x06\0\xff\xff\xff\xff\x02\0\x07\0\xe8\x03\0\0\x04\0\x04\0\xff\xff\xff\xff\x10\0\x07\0\xff\xff\xff\xff\x20\0\x04\0\xff\xff\xff\xff";
+    let both: Records<'_> = vec![
+        (
+            "SCHILY.acl.access",
+            b"user::rw-\nuser:alice:rwx\ngroup::r--\nmask::rwx\nother::r--\n",
+        ),
+        ("SCHILY.xattr.system.posix_acl_access", bytes),
+    ];
+    both_judge(&tar_of(&[], &[(b'0', "f", both)]), &[]);
+}
+
+#[test]
+fn records_and_types_strata_cannot_apply_are_refused_by_name() {
+    let cases: Vec<(Vec<u8>, Vec<&str>)> = vec![
+        (
+            tar_of(
+                &[],
+                &[(b'0', "flagged", vec![("SCHILY.fflags", b"nodump")])],
+            ),
+            vec!["SCHILY.fflags", "flagged"],
+        ),
+        (
+            tar_of(&[], &[(b'0', "odd", vec![("VENDOR.something", b"x")])]),
+            vec!["VENDOR.something", "odd"],
+        ),
+        (
+            tar_of(
+                &[],
+                &[(b'5', "dir/", vec![("SCHILY.acl.ace", b"owner@:rw")])],
+            ),
+            vec!["SCHILY.acl.ace", "dir"],
+        ),
+        (
+            tar_of(&[], &[(b'V', "label", vec![])]),
+            vec!["'V'", "volume label", "label"],
+        ),
+        (
+            tar_of(&[], &[(b'D', "dumpdir/", vec![])]),
+            vec!["'D'", "dumpdir"],
+        ),
+        (
+            tar_of(&[], &[(b'Q', "vendor", vec![])]),
+            vec!["'Q'", "vendor"],
+        ),
+        (
+            tar_of(&[("uid", b"0")], &[(b'0', "f", vec![])]),
+            vec!["global PAX record", "uid"],
+        ),
+        (
+            tar_of(
+                &[],
+                &[(
+                    b'0',
+                    "f",
+                    vec![("GNU.sparse.major", b"2"), ("GNU.sparse.minor", b"0")],
+                )],
+            ),
+            vec!["GNU.sparse format 2.0"],
+        ),
+        (
+            tar_of(
+                &[],
+                &[(
+                    b'0',
+                    "acl",
+                    vec![(
+                        "SCHILY.acl.access",
+                        b"user::rw-,user:alice:rwx,group::r--,mask::rwx,other::r--",
+                    )],
+                )],
+            ),
+            vec!["SCHILY.acl.access", "user:alice:rwx", "acl"],
+        ),
+    ];
+    for (tar, named) in cases {
+        both_judge(&tar, &named);
+    }
+}
+
+/// star's device numbers too large for the header's fields.
+#[test]
+fn schily_device_numbers_are_applied() {
+    let tar = tar_of(
+        &[],
+        &[(
+            b'3',
+            "dev",
+            vec![
+                ("SCHILY.devmajor", b"4095"),
+                ("SCHILY.devminor", b"1048575"),
+            ],
+        )],
+    );
+    let dir = tempdir();
+    let layout = strata::Layout::init(&dir.path().join("l")).unwrap();
+    crate::util::write_layered_image(
+        &layout,
+        "t",
+        &[(tar, crate::util::Packing::Plain)],
+        serde_json::json!({}),
+    );
+    let bundle = dir.path().join("b");
+    ok(&["unpack", &at(layout.root(), "t"), s(&bundle)]);
+    let dev = std::fs::symlink_metadata(bundle.join("rootfs/dev"))
+        .unwrap()
+        .rdev();
+    assert_eq!(
+        (rustix::fs::major(dev), rustix::fs::minor(dev)),
+        (4095, 1_048_575)
+    );
+}

@@ -139,6 +139,9 @@ impl Applier {
         state: &mut LayerState,
     ) -> EntryResult<()> {
         let kind = entry.header().entry_type();
+        if let Some(why) = entry.unsupported() {
+            return Err(EntryError::Refused(why));
+        }
         let Some(path) = clean_path(raw_path)? else {
             // The root itself: only a directory may describe it (CVE-2021-29136: a layer
             // that turned the root into a symlink would send later layers anywhere).
@@ -254,9 +257,11 @@ impl Applier {
                 self.replace(&pfd, &name, existing_type)?;
                 self.special(&pfd, &name, entry, kind, &meta, &path)?;
             }
+            // Refused above (`unsupported`); the extension types never reach here.
             other => {
                 return Err(EntryError::Refused(format!(
-                    "unsupported tar entry type {other:?}"
+                    "tar entry type {:?} is not one strata can apply",
+                    char::from(other.as_byte())
                 )))
             }
         }
@@ -358,7 +363,6 @@ impl Applier {
         meta: &Meta,
         path: &Path,
     ) -> EntryResult<()> {
-        let header = entry.header();
         let file_type = match kind {
             tar::EntryType::Char => FileType::CharacterDevice,
             tar::EntryType::Block => FileType::BlockDevice,
@@ -377,8 +381,7 @@ impl Applier {
             rfs::futimens(&fd, &timestamps(meta))?;
             return Ok(());
         }
-        let major = header.device_major().ok().flatten().unwrap_or(0);
-        let minor = header.device_minor().ok().flatten().unwrap_or(0);
+        let (major, minor) = entry.device().map_err(EntryError::Refused)?;
         rfs::mknodat(
             pfd,
             name,

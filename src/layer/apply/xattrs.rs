@@ -149,6 +149,7 @@ enum Form {
 /// [`xattr_allowed`]. An xattr that cannot be set as written is an error naming its key.
 pub(crate) fn entry_xattrs(pax: &PaxRecords) -> Result<NamedValues, String> {
     let mut found: BTreeMap<Vec<u8>, (Form, Vec<u8>)> = BTreeMap::new();
+    let mut acl_texts = Vec::new();
     for (key, value) in pax.iter() {
         let shown = || String::from_utf8_lossy(key).into_owned();
         let (name, form, value) = if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
@@ -160,17 +161,10 @@ pub(crate) fn entry_xattrs(pax: &PaxRecords) -> Result<NamedValues, String> {
                 .map_err(|e| format!("PAX {}: the value is not base64: {e}", shown()))?;
             (name, Form::Libarchive, value)
         } else if key == b"SCHILY.acl.access" || key == b"SCHILY.acl.default" {
-            if value.is_empty() {
-                continue;
+            if !value.is_empty() {
+                acl_texts.push((key, value));
             }
-            let name = if key == b"SCHILY.acl.access" {
-                "system.posix_acl_access"
-            } else {
-                "system.posix_acl_default"
-            };
-            let value =
-                acl_text_to_xattr(value).map_err(|why| format!("PAX {}: {why}", shown()))?;
-            (name.as_bytes().to_vec(), Form::AclText, value)
+            continue;
         } else {
             continue;
         };
@@ -185,6 +179,20 @@ pub(crate) fn entry_xattrs(pax: &PaxRecords) -> Result<NamedValues, String> {
             _ => {
                 found.insert(name, (form, value));
             }
+        }
+    }
+    // Text only where the xattr is not given as bytes: GNU tar --xattrs writes both, with
+    // names in the text that only the bytes resolve.
+    for (key, text) in acl_texts {
+        let name: &[u8] = if key == b"SCHILY.acl.access" {
+            b"system.posix_acl_access"
+        } else {
+            b"system.posix_acl_default"
+        };
+        if !found.contains_key(name) {
+            let value = acl_text_to_xattr(text)
+                .map_err(|why| format!("PAX {}: {why}", String::from_utf8_lossy(key)))?;
+            found.insert(name.to_vec(), (Form::AclText, value));
         }
     }
     Ok(found.into_iter().map(|(k, (_, v))| (k, v)).collect())
