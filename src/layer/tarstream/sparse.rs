@@ -301,4 +301,62 @@ mod tests {
         let unterminated = vec![b'1'; 600];
         assert!(SparseMap::from_data_prefix(&mut &unterminated[..], 11, 600).is_err());
     }
+
+    fn pax(records: &[(&str, &str)]) -> PaxRecords {
+        PaxRecords(
+            records
+                .iter()
+                .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn pax_forms() {
+        let v00 = pax(&[
+            ("GNU.sparse.size", "20"),
+            ("GNU.sparse.numblocks", "2"),
+            ("GNU.sparse.offset", "0"),
+            ("GNU.sparse.numbytes", "3"),
+            ("GNU.sparse.offset", "10"),
+            ("GNU.sparse.numbytes", "2"),
+        ]);
+        let v01 = pax(&[("GNU.sparse.size", "20"), ("GNU.sparse.map", "0,3,10,2")]);
+        for p in [v00, v01] {
+            match pax_sparse(&p, 5).unwrap() {
+                Some(PaxSparse::Map(m)) => assert_eq!(m.regions, [(0, 3), (10, 2)]),
+                _ => panic!("no map"),
+            }
+        }
+        let v10 = pax(&[
+            ("GNU.sparse.major", "1"),
+            ("GNU.sparse.minor", "0"),
+            ("GNU.sparse.realsize", "9"),
+        ]);
+        assert!(matches!(
+            pax_sparse(&v10, 512),
+            Ok(Some(PaxSparse::InData { real_size: 9 }))
+        ));
+        assert!(pax_sparse(&pax(&[("size", "3")]), 3).unwrap().is_none());
+        for bad in [
+            pax(&[("GNU.sparse.major", "1"), ("GNU.sparse.minor", "0")]),
+            pax(&[("GNU.sparse.major", "2"), ("GNU.sparse.minor", "0")]),
+            pax(&[("GNU.sparse.name", "x")]),
+            pax(&[("GNU.sparse.size", "20"), ("GNU.sparse.map", "0,3,10")]),
+            pax(&[("GNU.sparse.size", "20"), ("GNU.sparse.map", "0,3,x,2")]),
+            pax(&[("GNU.sparse.size", "20"), ("GNU.sparse.map", "0,+3")]),
+            pax(&[
+                ("GNU.sparse.size", "20"),
+                ("GNU.sparse.numblocks", "3"),
+                ("GNU.sparse.map", "0,5"),
+            ]),
+            pax(&[
+                ("GNU.sparse.size", "20"),
+                ("GNU.sparse.numbytes", "5"),
+                ("GNU.sparse.offset", "0"),
+            ]),
+        ] {
+            assert!(pax_sparse(&bad, 5).is_err(), "{bad:?}");
+        }
+    }
 }
