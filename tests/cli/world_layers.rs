@@ -645,3 +645,62 @@ fn schily_device_numbers_are_applied() {
         (4095, 1_048_575)
     );
 }
+
+/// The named user and group entries of a file's access ACL (`getfacl -n`), as
+/// `user:ID:perms`.
+fn acl_names(path: &Path) -> Vec<String> {
+    peer_ok("getfacl", &["-n", "-p", "-c", s(path)])
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            f.len() == 3 && matches!(f[0], "user" | "group") && !f[1].is_empty()
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An ACL's named users and groups are owners: an id-mapped unpack maps them to host ids
+/// as it maps files' owners, and repack maps them back.
+#[test]
+fn acl_ids_follow_the_id_maps() {
+    if !peer("getfacl") {
+        return;
+    }
+    let Some((dir, _)) = unpack_like_tar("posix-1.0", true) else {
+        return;
+    };
+    let layout = dir.path().join("layout");
+    let bundle = dir.path().join("mapped");
+    ok(&[
+        "unpack",
+        &at(&layout, "t"),
+        s(&bundle),
+        "--uid-map",
+        "0:100000:65536",
+        "--gid-map",
+        "0:200000:65536",
+    ]);
+    let rootfs = bundle.join("rootfs");
+    assert_eq!(
+        acl_names(&rootfs.join("acl-file")),
+        ["user:104242:rwx", "group:204343:r-x"]
+    );
+    sh("setfacl", &["-m", "u:104444:r--", s(&rootfs.join("plain"))]);
+    ok(&["repack", s(&bundle), "--tag", "mapped"]);
+    let plain = dir.path().join("plain");
+    ok(&["unpack", &at(&layout, "mapped"), s(&plain)]);
+    assert_eq!(
+        acl_names(&plain.join("rootfs/acl-file")),
+        ["user:4242:rwx", "group:4343:r-x"]
+    );
+    assert_eq!(acl_names(&plain.join("rootfs/plain")), ["user:4444:r--"]);
+    // An ACL naming a host id outside the map cannot be stored.
+    sh("setfacl", &["-m", "u:5:r--", s(&rootfs.join("plain"))]);
+    let r = crate::util::run(&["repack", s(&bundle), "--tag", "unmappable"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("uid 5") && r.stderr.contains("plain"),
+        "{}",
+        r.stderr
+    );
+}

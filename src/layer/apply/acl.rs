@@ -122,6 +122,50 @@ pub(crate) fn acl_mode_bits(xattr: &[u8]) -> Option<u32> {
     Some(user? << 6 | mask.or(group)? << 3 | other?)
 }
 
+/// Whether `name` is an xattr holding a POSIX ACL (whose named entries carry ids).
+pub(crate) fn is_acl_xattr(name: &str) -> bool {
+    name == "system.posix_acl_access" || name == "system.posix_acl_default"
+}
+
+/// An ACL xattr value with each named user's id passed through `uid` and each named group's
+/// through `gid` (id maps: an ACL's ids are owners, as a file's are), entries sorted again.
+/// The error names the id no map covers, or says the value is malformed.
+pub(crate) fn map_acl_ids(
+    value: &[u8],
+    uid: impl Fn(u32) -> Option<u32>,
+    gid: impl Fn(u32) -> Option<u32>,
+) -> Result<Vec<u8>, String> {
+    let malformed = || "a malformed POSIX ACL xattr value".to_string();
+    let (header, body) = value.split_at_checked(4).ok_or_else(malformed)?;
+    if header != VERSION.to_le_bytes() || body.len() % 8 != 0 {
+        return Err(malformed());
+    }
+    let mut entries = Vec::with_capacity(body.len() / 8);
+    for e in body.chunks_exact(8) {
+        let tag = u16::from_le_bytes([e[0], e[1]]);
+        let perm = u16::from_le_bytes([e[2], e[3]]);
+        let id = u32::from_le_bytes([e[4], e[5], e[6], e[7]]);
+        let id = match tag {
+            USER => {
+                uid(id).ok_or_else(|| format!("its ACL names uid {id}, outside the uid map"))?
+            }
+            GROUP => {
+                gid(id).ok_or_else(|| format!("its ACL names gid {id}, outside the gid map"))?
+            }
+            _ => id,
+        };
+        entries.push((tag, id, perm));
+    }
+    entries.sort_unstable();
+    let mut out = header.to_vec();
+    for (tag, id, perm) in entries {
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&perm.to_le_bytes());
+        out.extend_from_slice(&id.to_le_bytes());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

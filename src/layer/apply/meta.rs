@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStringExt;
 
 use rustix::fs::{Timespec, Timestamps};
 
-use super::acl::acl_mode_bits;
+use super::acl::{acl_mode_bits, is_acl_xattr, map_acl_ids};
 use super::error::{EntryError, EntryResult};
 use super::xattrs::{entry_xattrs, xattr_allowed};
 use super::Applier;
@@ -55,12 +55,25 @@ impl Applier {
                 atime = parse_pax_time(value);
             }
         }
-        let xattrs: Vec<(OsString, Vec<u8>)> = entry_xattrs(entry.pax())
+        let mut xattrs: Vec<(OsString, Vec<u8>)> = entry_xattrs(entry.pax())
             .map_err(EntryError::Refused)?
             .into_iter()
             .map(|(name, value)| (OsString::from_vec(name), value))
             .filter(|(name, _)| xattr_allowed(&name.to_string_lossy()))
             .collect();
+        // An ACL's named users and groups are owners too: mapped as the entry's are.
+        if !self.options.rootless {
+            for (name, value) in &mut xattrs {
+                if is_acl_xattr(&name.to_string_lossy()) {
+                    *value = map_acl_ids(
+                        value,
+                        |id| self.options.uid_map.to_host(id),
+                        |id| self.options.gid_map.to_host(id),
+                    )
+                    .map_err(|why| EntryError::Refused(format!("--uid-map/--gid-map: {why}")))?;
+                }
+            }
+        }
         // With an access ACL the group bits are its mask (bsdtar writes the owning group's
         // bits in the header): take the ACL's, or the chmod that follows would cut the mask.
         let acl = xattrs.iter().find(|(n, _)| n == "system.posix_acl_access");
