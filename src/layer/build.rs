@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::bundle::idmap::IdMap;
 use crate::error::{Error, IoContext, Result};
-use crate::layer::apply::ROOTLESS_XATTR;
+use crate::layer::apply::{is_acl_xattr, map_acl_ids, ROOTLESS_XATTR};
 use crate::layer::source::{Cursor, Meta, SourceTree};
 use rustix::fs::FileType;
 
@@ -134,11 +134,22 @@ impl<W: Write> TarWriter<W> {
         header.set_gid(u64::from(gid));
         header.set_mtime(self.mtime(meta.mtime));
         header.set_size(0);
-        let mut pax: BTreeMap<String, Vec<u8>> = xattrs
-            .into_iter()
-            .filter(|(k, _)| k != ROOTLESS_XATTR && !k.starts_with("security.selinux"))
-            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v))
-            .collect();
+        let mut pax: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        for (k, mut v) in xattrs {
+            if k == ROOTLESS_XATTR || k.starts_with("security.selinux") {
+                continue;
+            }
+            // An ACL's named users and groups go back to container ids, as owners do.
+            if is_acl_xattr(&k) && !self.options.rootless {
+                v = map_acl_ids(
+                    &v,
+                    |id| self.options.uid_map.to_container(id),
+                    |id| self.options.gid_map.to_container(id),
+                )
+                .map_err(invalid)?;
+            }
+            pax.insert(format!("SCHILY.xattr.{k}"), v);
+        }
         let mut link_name: Option<Vec<u8>> = None;
         if ft == FileType::RegularFile && meta.nlink > 1 {
             if let Some(first) = self.links.get(&(meta.dev, meta.ino)) {

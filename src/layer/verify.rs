@@ -31,7 +31,9 @@ pub fn check_layer(input: impl Read, what: &str) -> Result<u64> {
             reason,
         };
         check_entry(&entry).map_err(refused)?;
-        io::copy(&mut entry, &mut io::sink())
+        // Only the stored bytes: a sparse member's holes need no reading.
+        entry
+            .skip_data()
             .map_err(|e| refused(format!("reading its data: {e}")))?;
         previous = shown;
         count += 1;
@@ -41,6 +43,9 @@ pub fn check_layer(input: impl Read, what: &str) -> Result<u64> {
 fn check_entry<R: Read>(
     entry: &super::tarstream::TarEntry<'_, R>,
 ) -> std::result::Result<(), String> {
+    if let Some(why) = entry.unsupported() {
+        return Err(why);
+    }
     if let Some(path) = names::layer_path(entry.path_bytes())? {
         names::entry_name(&path)?;
     }
@@ -53,6 +58,7 @@ fn check_entry<R: Read>(
             return Err("a hardlink to the root directory".into());
         }
     }
+    super::apply::entry_xattrs(entry.pax())?;
     for (what, id) in [("uid", entry.uid()), ("gid", entry.gid())] {
         let id = id.map_err(|e| format!("its {what}: {e}"))?;
         match u32::try_from(id) {

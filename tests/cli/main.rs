@@ -29,3 +29,4 @@ mod transfer;
 mod unpack;
 mod unpack_diff;
 mod world_archives;
+mod world_layers;

@@ -581,27 +581,6 @@ fn layer(entries: Vec<E<'_>>) -> Vec<u8> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Known differences
-// ---------------------------------------------------------------------------------------
-
-const DEVICE_WHY: &str = "rootless: a device node cannot be made, so both tools write an \
-    empty placeholder file. umoci 0.4.7 chmods it to 0 but then applies the header's mode \
-    over that; strata keeps mode 0 so the placeholder is unusable. layer.md has no rule for \
-    placeholders (it only lists the file types); harmless";
-
-fn device_known(paths: &[&'static str]) -> Vec<Known> {
-    paths
-        .iter()
-        .map(|p| Known {
-            path: p,
-            field: "mode",
-            strata: "0000",
-            why: DEVICE_WHY,
-        })
-        .collect()
-}
-
-// ---------------------------------------------------------------------------------------
 // 1. An image umoci built, several layers
 // ---------------------------------------------------------------------------------------
 
@@ -767,9 +746,9 @@ fn umoci_built_image_unpacks_like_umoci() {
     for tag in ["v1", "v2", "v4"] {
         reports.push(compare(work, &layout, tag, ROOT, &[]));
     }
-    let devices = device_known(&["dev/null", "dev/loop0"]);
+    // Device placeholders included: both tools give them the node's mode.
     for tag in ["v2", "v4"] {
-        reports.push(compare(work, &layout, tag, ROOTLESS, &devices));
+        reports.push(compare(work, &layout, tag, ROOTLESS, &[]));
     }
     assert_same(reports);
 }
@@ -1107,8 +1086,7 @@ fn strata_fixture_unpacks_like_umoci() {
         }
         reports.push(compare(work, &path, "noroot", ROOT, &[root_mtime()]));
     }
-    let mut rootless = device_known(&["dev/null", "dev/loop0"]);
-    rootless.extend(known());
+    let mut rootless = known();
     rootless.push(Known {
         path: "nobody-reads",
         field: "xattr user.rootlesscontainers",

@@ -4,11 +4,13 @@
 
 use std::ffi::OsString;
 use std::io::Read;
+use std::os::unix::ffi::OsStringExt;
 
 use rustix::fs::{Timespec, Timestamps};
 
+use super::acl::{acl_mode_bits, is_acl_xattr, map_acl_ids};
 use super::error::{EntryError, EntryResult};
-use super::xattrs::xattr_allowed;
+use super::xattrs::{entry_xattrs, xattr_allowed};
 use super::Applier;
 use crate::bundle::idmap::UNCHANGED_ID;
 use crate::layer::tarstream::TarEntry;
@@ -44,17 +46,8 @@ impl Applier {
             tv_nsec: 0,
         };
         let mut atime = None;
-        let mut xattrs = Vec::new();
         for (key, value) in entry.pax().iter() {
-            if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                // xattr names are strings to the kernel: one with a NUL cannot be set.
-                let Ok(name) = std::str::from_utf8(name) else {
-                    continue;
-                };
-                if xattr_allowed(name) && !name.contains('\0') {
-                    xattrs.push((OsString::from(name), value.to_vec()));
-                }
-            } else if key == b"mtime" {
+            if key == b"mtime" {
                 if let Some(t) = parse_pax_time(value) {
                     mtime = t;
                 }
@@ -62,6 +55,32 @@ impl Applier {
                 atime = parse_pax_time(value);
             }
         }
+        let mut xattrs: Vec<(OsString, Vec<u8>)> = entry_xattrs(entry.pax())
+            .map_err(EntryError::Refused)?
+            .into_iter()
+            .map(|(name, value)| (OsString::from_vec(name), value))
+            .filter(|(name, _)| xattr_allowed(&name.to_string_lossy()))
+            .collect();
+        // An ACL's named users and groups are owners too: mapped as the entry's are.
+        if !self.options.rootless {
+            for (name, value) in &mut xattrs {
+                if is_acl_xattr(&name.to_string_lossy()) {
+                    *value = map_acl_ids(
+                        value,
+                        |id| self.options.uid_map.to_host(id),
+                        |id| self.options.gid_map.to_host(id),
+                    )
+                    .map_err(|why| EntryError::Refused(format!("--uid-map/--gid-map: {why}")))?;
+                }
+            }
+        }
+        // With an access ACL the group bits are its mask (bsdtar writes the owning group's
+        // bits in the header): take the ACL's, or the chmod that follows would cut the mask.
+        let acl = xattrs.iter().find(|(n, _)| n == "system.posix_acl_access");
+        let mode = match acl.and_then(|(_, v)| acl_mode_bits(v)) {
+            Some(bits) => mode & !0o777 | bits,
+            None => mode,
+        };
         let (uid, gid) = if self.options.rootless {
             (container_uid, container_gid)
         } else {

@@ -21,6 +21,7 @@ use super::tarstream::{TarEntry, TarStream};
 use crate::bundle::idmap::IdMap;
 use crate::error::{Error, Result};
 
+mod acl;
 mod error;
 mod finish;
 mod meta;
@@ -28,10 +29,12 @@ mod rootless;
 mod whiteout;
 mod xattrs;
 
+pub(crate) use acl::{is_acl_xattr, map_acl_ids};
 use error::{layer_error, EntryError, EntryResult};
 use meta::{timestamps, Meta};
 pub use rootless::{rootless_xattr, ROOTLESS_XATTR};
 use whiteout::mark_upper;
+pub(crate) use xattrs::entry_xattrs;
 
 /// How to apply layers.
 #[derive(Debug, Clone, Default)]
@@ -137,6 +140,9 @@ impl Applier {
         state: &mut LayerState,
     ) -> EntryResult<()> {
         let kind = entry.header().entry_type();
+        if let Some(why) = entry.unsupported() {
+            return Err(EntryError::Refused(why));
+        }
         let Some(path) = clean_path(raw_path)? else {
             // The root itself: only a directory may describe it (CVE-2021-29136: a layer
             // that turned the root into a symlink would send later layers anywhere).
@@ -219,7 +225,9 @@ impl Applier {
                 }
                 state.dirs.push((path.clone(), meta));
             }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
+            // Sparse members (GNU `S`, or PAX GNU.sparse on a regular one) read as their
+            // expanded bytes.
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 self.replace(&pfd, &name, existing_type)?;
                 self.write_file(&pfd, &name, entry, &meta)?;
             }
@@ -250,15 +258,11 @@ impl Applier {
                 self.replace(&pfd, &name, existing_type)?;
                 self.special(&pfd, &name, entry, kind, &meta, &path)?;
             }
-            tar::EntryType::GNUSparse => {
-                return Err(EntryError::Refused(
-                    "sparse files are not supported in layers (layer.md: SHOULD NOT be used)"
-                        .into(),
-                ))
-            }
+            // Refused above (`unsupported`); the extension types never reach here.
             other => {
                 return Err(EntryError::Refused(format!(
-                    "unsupported tar entry type {other:?}"
+                    "tar entry type {:?} is not one strata can apply",
+                    char::from(other.as_byte())
                 )))
             }
         }
@@ -298,7 +302,11 @@ impl Applier {
     ) -> EntryResult<()> {
         let mut file = File::from(create_file(pfd, name)?);
         let expected = entry.size();
-        let written = copy_with(entry, &mut file, &mut self.buffer)?;
+        let written = if entry.sparse_map().is_some() {
+            write_sparse(entry, &file, &mut self.buffer)?
+        } else {
+            copy_with(entry, &mut file, &mut self.buffer)?
+        };
         if written != expected {
             return Err(EntryError::Refused(format!(
                 "file data is short: {written} of {expected} bytes"
@@ -356,7 +364,6 @@ impl Applier {
         meta: &Meta,
         path: &Path,
     ) -> EntryResult<()> {
-        let header = entry.header();
         let file_type = match kind {
             tar::EntryType::Char => FileType::CharacterDevice,
             tar::EntryType::Block => FileType::BlockDevice,
@@ -367,18 +374,15 @@ impl Applier {
                 "{}: device node replaced by an empty file (rootless unpack cannot create devices)",
                 path.display()
             ));
+            // The placeholder keeps the node's mode, as umoci's does: a repack or a diff
+            // against the image then sees the permissions the layer gave.
             let fd = create_file(pfd, name)?;
-            let meta = Meta {
-                mode: 0,
-                ..meta.clone()
-            };
-            self.set_owner_and_xattrs(fd.as_fd(), &meta)?;
-            rfs::fchmod(&fd, Mode::empty())?;
-            rfs::futimens(&fd, &timestamps(&meta))?;
+            self.set_owner_and_xattrs(fd.as_fd(), meta)?;
+            rfs::fchmod(&fd, Mode::from_raw_mode(meta.mode))?;
+            rfs::futimens(&fd, &timestamps(meta))?;
             return Ok(());
         }
-        let major = header.device_major().ok().flatten().unwrap_or(0);
-        let minor = header.device_minor().ok().flatten().unwrap_or(0);
+        let (major, minor) = entry.device().map_err(EntryError::Refused)?;
         rfs::mknodat(
             pfd,
             name,
@@ -416,6 +420,35 @@ fn copy_with(from: &mut impl Read, to: &mut impl io::Write, buffer: &mut [u8]) -
         to.write_all(&buffer[..n])?;
         total += n as u64;
     }
+}
+
+/// Writes a sparse member's data at its offsets, leaving its holes as holes (the file is
+/// new, so what is skipped reads as zeros); returns the file's length.
+fn write_sparse<R: Read>(
+    entry: &mut TarEntry<'_, R>,
+    file: &File,
+    buffer: &mut [u8],
+) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut pos = 0u64;
+    loop {
+        let hole = entry.hole_ahead();
+        if hole > 0 {
+            entry.skip_hole();
+            pos += hole;
+            continue;
+        }
+        let n = match entry.read(buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        file.write_all_at(&buffer[..n], pos)?;
+        pos += n as u64;
+    }
+    file.set_len(pos)?;
+    Ok(pos)
 }
 
 /// A checked entry path (see `layer::names`); `None` for the root itself.
