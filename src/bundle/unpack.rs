@@ -467,12 +467,7 @@ fn prepare_destination(dest: &Path, rootfs_only: bool) -> Result<Made> {
             reason: "the destination exists and is not a directory".into(),
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if rootfs_only {
-                return Err(Error::Invalid {
-                    what: dest.display().to_string(),
-                    reason: "--rootfs-only writes into an existing empty directory, and this one does not exist".into(),
-                });
-            }
+            // --rootfs-only too: created as a bundle is (a failed unpack removes it again).
             fs::create_dir_all(dest).at(dest)?;
             // 0700: the rootfs may hold setuid binaries and devices other users must not reach.
             fs::set_permissions(dest, fs::Permissions::from_mode(0o700)).at(dest)?;

@@ -46,7 +46,12 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let reference = super::parse_reference(&args.reference)?;
     let tag = output_tag(&reference, None)?;
     if !args.dir.is_dir() {
-        anyhow::bail!("{}: not a directory", args.dir.display());
+        let why = if std::fs::symlink_metadata(&args.dir).is_err() {
+            "does not exist"
+        } else {
+            "not a directory"
+        };
+        anyhow::bail!("{}: {why}", args.dir.display());
     }
     let edits = args.config.edits()?;
     check_inputs(

@@ -91,7 +91,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         out.print(format_args!("{r} (referrer)"))?;
     }
     out.print(image_line(&report.digest, report.tag.as_deref()))?;
-    out.print(format_args!(
+    out.note(format_args!(
         "copied to {}: {} blobs linked, {} reflinked, {} copied ({}), {} already present",
         dest.layout().root().display(),
         report.blobs_linked,
@@ -99,6 +99,6 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         report.blobs_copied,
         human_size(report.bytes),
         report.blobs_present
-    ))?;
+    ));
     Ok(Status::Success)
 }

@@ -9,7 +9,7 @@ use strata::transfer::oci_archive::{ExportOptions, ExportReport};
 use strata::transfer::{choose, docker_archive, oci_archive, Platforms, Progress};
 use strata::Layout;
 
-use super::output::{human_size, image_line, Output};
+use super::output::{human_size, image_line, plural, Output};
 use super::{JsonArg, PlatformArg, Status};
 
 /// Write images to one archive: an OCI image layout as a tar, or the `docker save` format.
@@ -134,24 +134,24 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         for image in &report.images {
             out.print(image_line(&image.digest, image.tag.as_deref()))?;
         }
-        out.print(summary)?;
+        out.note(summary);
     }
     Ok(Status::Success)
 }
 
 fn summary(report: &ExportReport, archive: &str) -> String {
     let mut s = format!(
-        "wrote {} ({} archive): {} images, {} blobs, {}",
+        "wrote {} ({} archive): {}, {}, {}",
         if archive == "-" { "stdout" } else { archive },
         report.format,
-        report.images.len(),
-        report.blobs,
+        plural(report.images.len(), "image", "images"),
+        plural(report.blobs, "blob", "blobs"),
         human_size(report.archive_bytes)
     );
     if report.excluded > 0 {
         s.push_str(&format!(
-            "; left out {} blobs ({}) the receiver has",
-            report.excluded,
+            "; left out {} ({}) the receiver has",
+            plural(report.excluded, "blob", "blobs"),
             human_size(report.excluded_bytes)
         ));
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use strata::layout::gc::{gc, GcOptions};
 use strata::Layout;
 
-use super::output::{human_size, Output};
+use super::output::{human_size, plural, Output};
 use super::{JsonArg, Status};
 
 /// Remove blobs nothing references, keeping referrers of kept images, and stale temp files.
@@ -44,27 +44,35 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         "removed"
     };
     for blob in &report.removed {
-        out.print(format_args!(
+        out.info(format_args!(
             "{verb} {} ({})",
             blob.digest,
             human_size(blob.size)
-        ))?;
+        ));
     }
-    out.print(format_args!(
-        "{verb} {} blobs, {} ({} bytes), {} index.json entries and {} temp files; kept {} blobs ({} referrers)",
-        report.removed.len(),
+    out.note(format_args!(
+        "{verb} {}, {} ({} bytes), {} and {}; kept {} ({})",
+        plural(report.removed.len(), "blob", "blobs"),
         human_size(report.bytes_freed),
         report.bytes_freed,
-        report.entries_removed,
-        report.temp_files_removed,
-        report.kept,
-        report.referrers_kept.len()
-    ))?;
+        plural(
+            report.entries_removed,
+            "index.json entry",
+            "index.json entries"
+        ),
+        plural(report.temp_files_removed, "temp file", "temp files"),
+        plural(report.kept, "blob", "blobs"),
+        plural(report.referrers_kept.len(), "referrer", "referrers")
+    ));
     if !report.kept_recent.is_empty() {
-        out.print(format_args!(
-            "kept {} unreferenced blobs younger than --min-age",
-            report.kept_recent.len()
-        ))?;
+        out.note(format_args!(
+            "kept {} younger than --min-age",
+            plural(
+                report.kept_recent.len(),
+                "unreferenced blob",
+                "unreferenced blobs"
+            )
+        ));
     }
     Ok(Status::Success)
 }

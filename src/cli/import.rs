@@ -7,7 +7,7 @@ use strata::layer::Compression;
 use strata::transfer::import::{import, ImportOptions, ImportReport};
 use strata::transfer::{Platforms, Progress};
 
-use super::output::{human_size, image_line, Output};
+use super::output::{human_size, image_line, plural, Output};
 use super::{JsonArg, PlatformArg, Status};
 
 /// Import an OCI archive or a docker archive into a layout, verifying every blob.
@@ -145,14 +145,14 @@ fn print(report: &ImportReport, out: &Output) -> anyhow::Result<()> {
             report.ignored.join(", ")
         ));
     }
-    out.print(format_args!(
-        "{} {} images ({} archive): {} blobs {} ({}), {} already present",
+    out.note(format_args!(
+        "{} {} ({} archive): {} blobs {} ({}), {} already present",
         if report.dry_run {
             "dry run: would import"
         } else {
             "imported"
         },
-        report.images.len(),
+        plural(report.images.len(), "image", "images"),
         report.format,
         report.blobs_written,
         if report.dry_run {
@@ -162,6 +162,6 @@ fn print(report: &ImportReport, out: &Output) -> anyhow::Result<()> {
         },
         human_size(report.bytes_written),
         report.blobs_present
-    ))?;
+    ));
     Ok(())
 }

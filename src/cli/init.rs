@@ -15,6 +15,20 @@ pub struct Args {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    // As `git init` in a repository: say what is there and change nothing.
+    if args.layout.join("oci-layout").is_file() {
+        if let Ok(existing) = Layout::open(&args.layout) {
+            let entries = existing.read_index()?.index.manifests.len();
+            if entries > 0 {
+                out.note(format_args!(
+                    "{} is a layout already ({}); left as it was",
+                    args.layout.display(),
+                    super::output::plural(entries, "index.json entry", "index.json entries")
+                ));
+                return Ok(Status::Success);
+            }
+        }
+    }
     let creation = Layout::create(&args.layout)?;
     if creation.created() {
         out.info(format_args!("created layout {}", args.layout.display()));

@@ -21,9 +21,13 @@ pub struct Args {
     /// What to insert (a file or a directory).
     #[arg(required_unless_present = "whiteout")]
     src: Option<PathBuf>,
-    /// Where it goes in the image (an absolute path).
+    /// Where it goes in the image, an absolute path; ending in `/`, SRC goes into that
+    /// directory under its own name (as cp).
     #[arg(required_unless_present = "whiteout")]
     dest: Option<PathBuf>,
+    /// Let a file (or symlink) replace a directory the image has at DEST.
+    #[arg(long, conflicts_with = "whiteout")]
+    replace: bool,
     /// Delete this path in the image instead (a whiteout layer).
     #[arg(long, value_name = "PATH", conflicts_with_all = ["src", "dest", "opaque"])]
     whiteout: Option<PathBuf>,
@@ -39,6 +43,31 @@ pub struct Args {
 /// What a history entry records of a host path: its last component.
 pub(super) fn host_name(path: &Path) -> &Path {
     path.file_name().map_or(path, Path::new)
+}
+
+/// Where SRC goes: DEST as given (absolute), or DEST/NAME when DEST ends in `/`.
+fn destination(src: &Path, dest: &Path) -> anyhow::Result<PathBuf> {
+    let text = dest.as_os_str().as_encoded_bytes();
+    if !text.starts_with(b"/") {
+        super::output::usage!(
+            "{}: DEST must be an absolute path in the image (e.g. /{})",
+            dest.display(),
+            dest.display()
+        );
+    }
+    let into = if text.ends_with(b"/") {
+        let name = src.file_name().ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: names no file to put into {}",
+                src.display(),
+                dest.display()
+            )
+        })?;
+        dest.join(name)
+    } else {
+        dest.to_path_buf()
+    };
+    in_image(&into)
 }
 
 /// An image path as a relative layer path; `/` itself is refused.
@@ -88,7 +117,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         })?
     } else {
         let src = args.src.clone().expect("clap requires SRC");
-        let dest = in_image(args.dest.as_deref().expect("clap requires DEST"))?;
+        let dest = destination(&src, args.dest.as_deref().expect("clap requires DEST"))?;
         let meta = std::fs::symlink_metadata(&src).map_err(|source| strata::Error::Io {
             path: src.clone(),
             source,
@@ -100,6 +129,17 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
                  stored as a symlink, not followed)",
                 src.display()
             );
+        }
+        if !meta.is_dir() && !args.replace {
+            let kind = strata::image::lookup::path_kind(&layout, &draft.manifest, &dest)?;
+            if kind == Some(strata::image::lookup::PathKind::Directory) {
+                anyhow::bail!(
+                    "/{}: the image has a directory there; end DEST with / to put {} into \
+                     it, or give --replace to replace the directory",
+                    dest.display(),
+                    host_name(&src).display()
+                );
+            }
         }
         // The name only: a host path would make the same insert differ between machines.
         created_by = format!(

@@ -113,6 +113,14 @@ impl Output {
         }
     }
 
+    /// A line about what happened (a summary), on stderr so that stdout holds only
+    /// results; hidden with `--quiet`.
+    pub fn note(&self, text: impl std::fmt::Display) {
+        if !self.quiet {
+            eprintln!("strata: {text}");
+        }
+    }
+
     /// A warning on stderr, hidden with `--quiet`.
     pub fn warn(&self, text: impl std::fmt::Display) {
         if !self.quiet {
@@ -206,6 +214,15 @@ impl Output {
 /// An image as the transfer commands list it: digest, then tag or `(untagged)`.
 pub fn image_line(digest: &str, tag: Option<&str>) -> String {
     format!("{digest} {}", tag.unwrap_or("(untagged)"))
+}
+
+/// `1 image`, `2 images`.
+pub fn plural(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
 }
 
 /// Human-readable byte counts.

@@ -32,7 +32,8 @@ pub struct Args {
     /// rootfs (e.g. /lib64 -> usr/lib64).
     #[arg(long)]
     keep_dirlinks: bool,
-    /// Write only the rootfs, into BUNDLE, which must be an existing empty directory.
+    /// Write only the rootfs, into BUNDLE (created if missing, or an existing empty
+    /// directory).
     #[arg(long)]
     rootfs_only: bool,
     #[command(flatten)]

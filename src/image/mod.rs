@@ -3,6 +3,7 @@
 
 pub mod artifact;
 pub mod config_values;
+pub mod lookup;
 pub mod multiplatform;
 pub mod mutate;
 mod platform;

@@ -44,9 +44,14 @@ impl Layout {
             root: path.to_owned(),
         };
         if !path.is_dir() {
+            let reason = if std::fs::symlink_metadata(path).is_err() {
+                "does not exist"
+            } else {
+                "not a directory (an OCI layout is a directory)"
+            };
             return Err(Error::BadLayout {
                 path: path.to_owned(),
-                reason: "not a directory (an OCI layout is a directory)".into(),
+                reason: reason.into(),
             });
         }
         layout.check_layout_file()?;

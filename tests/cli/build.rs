@@ -1429,7 +1429,7 @@ fn insert_files_directories_opaque_and_whiteouts() {
             "/nonexistent/src",
             1,
         ),
-        (["insert", &base, s(&src), "/"], "root", 2),
+        (["insert", &base, s(&src), "etc/x"], "absolute", 2),
         (["insert", &base, s(&src), "/a/../b"], "..", 2),
         (["insert", &base, s(&wh), "/opt/w"], ".wh.sneaky", 1),
     ] {

@@ -101,7 +101,10 @@ fn wrong_invocations_exit_2_and_change_nothing() {
             "insert: DEST outside",
             vec!["insert", &app, &f.file, "../x"],
         ),
-        ("insert: DEST root", vec!["insert", &app, &f.file, "/"]),
+        (
+            "insert: DEST relative",
+            vec!["insert", &app, &f.file, "etc/x"],
+        ),
         ("repack: --tag", vec!["repack", &f.bundle, "--tag", "a b"]),
         (
             "export: --all-platforms docker",

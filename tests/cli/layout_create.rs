@@ -312,8 +312,17 @@ fn init_accepts_an_empty_layout_and_refuses_anything_else() {
     ok(&["init", s(&lay)]);
     assert!(snapshot(dir.path()) == before);
     ok(&["new", &format!("{}:t", s(&lay))]);
-    let err = fails(&["init", s(&lay)], 1);
-    assert!(err.contains("not empty") && err.contains(s(&lay)), "{err}");
+    // A layout with images: init says so and changes nothing (as `git init` in a repo).
+    let before = snapshot(dir.path());
+    let r = run(&["init", s(&lay)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("is a layout already (1 index.json entry)"),
+        "{}",
+        r.stderr
+    );
+    assert!(snapshot(dir.path()) == before);
 
     let mine = dir.path().join("mine");
     std::fs::create_dir(&mine).unwrap();

@@ -78,7 +78,9 @@ impl Fixture {
         let tree = dir.path().join("tree");
         base_tree(&tree, owners);
         let layout = dir.path().join("l");
-        ok(&["build", s(&tree), &at(&layout, "base")]);
+        // --keep-owners: the base image carries the tree's owners (user 1000's home), which
+        // repack must keep.
+        ok(&["build", s(&tree), &at(&layout, "base"), "--keep-owners"]);
         Fixture { dir, layout }
     }
 

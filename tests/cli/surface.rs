@@ -311,3 +311,178 @@ fn builds_of_one_checkout_by_two_users_give_one_digest() {
         2,
     );
 }
+
+fn files_of(image: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let bundle = dir.join(format!("b-{}", image.len() + dir.as_os_str().len()));
+    let _ = std::fs::remove_dir_all(&bundle);
+    ok(&["unpack", "--rootless", image, s(&bundle)]);
+    bundle.join("rootfs")
+}
+
+/// insert as cp: DEST ending in / takes SRC under its own name; a file over a directory
+/// the image has needs --replace; DEST must be absolute.
+#[test]
+fn insert_places_like_cp() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let image = format!("{}:app", s(&lay));
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("etc/conf.d")).unwrap();
+    write(&tree.join("etc/conf.d/a.conf"), b"a\n");
+    ok(&["build", s(&tree), &image]);
+    let motd = dir.path().join("motd");
+    write(&motd, b"hello\n");
+    ok(&["insert", &image, s(&motd), "/etc/"]);
+    ok(&["insert", &image, s(&motd), "/"]);
+    let root = files_of(&image, dir.path());
+    assert_eq!(std::fs::read(root.join("etc/motd")).unwrap(), b"hello\n");
+    assert_eq!(std::fs::read(root.join("motd")).unwrap(), b"hello\n");
+
+    // A file over the image's directory: refused, named, nothing written.
+    let before = snapshot(&lay);
+    let err = fails(&["insert", &image, s(&motd), "/etc/conf.d"], 1);
+    assert!(
+        err.contains("/etc/conf.d") && err.contains("--replace"),
+        "{err}"
+    );
+    assert!(snapshot(&lay) == before);
+    // Also when a lower layer made the directory only by a file inside it.
+    let err = fails(&["insert", &image, s(&motd), "/etc"], 1);
+    assert!(err.contains("directory"), "{err}");
+    ok(&["insert", &image, s(&motd), "/etc/conf.d", "--replace"]);
+    let root = files_of(&image, dir.path());
+    assert_eq!(std::fs::read(root.join("etc/conf.d")).unwrap(), b"hello\n");
+    // Once a whiteout removed the directory, no --replace is needed.
+    ok(&["insert", &image, "--whiteout", "/etc/conf.d"]);
+    ok(&["insert", &image, s(&motd), "/etc/conf.d"]);
+
+    let err = fails(&["insert", &image, s(&motd), "etc/x"], 2);
+    assert!(err.contains("absolute"), "{err}");
+}
+
+/// `-q` prints nothing but the result: stderr stays empty on success, and stdout holds only
+/// digests (or the image lines of a transfer), never a summary.
+#[test]
+fn quiet_prints_only_results() {
+    let dir = tempdir();
+    let root = dir.path();
+    let lay = s(&root.join("lay")).to_owned();
+    let at = |t: &str| format!("{lay}:{t}");
+    let tree = root.join("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    write(&tree.join("etc/x"), b"x\n");
+    let file = root.join("f.txt");
+    write(&file, b"f");
+    let archive = root.join("a.tar");
+    let (l2, l3, l4, bundle, pulled) = (
+        root.join("l2"),
+        root.join("l3"),
+        root.join("l4"),
+        root.join("bundle"),
+        root.join("pulled"),
+    );
+    let digest_only = |out: &str| out.lines().all(|l| l.starts_with("sha256:"));
+    let cases: Vec<Vec<String>> = vec![
+        vec!["init".into(), s(&l2).into()],
+        vec!["new".into(), at("a")],
+        vec!["build".into(), s(&tree).into(), at("b")],
+        vec!["config".into(), at("b"), "--env".into(), "A=1".into()],
+        vec!["tag".into(), at("b"), "c".into()],
+        vec!["tag".into(), at("a"), "c".into()],
+        vec!["untag".into(), at("c")],
+        vec!["insert".into(), at("b"), s(&file).into(), "/etc/f".into()],
+        vec!["gc".into(), lay.clone()],
+        vec!["export".into(), at("b"), "-o".into(), s(&archive).into()],
+        vec!["import".into(), s(&archive).into(), s(&l3).into()],
+        vec!["copy".into(), at("b"), format!("{}:b", s(&l4))],
+        vec![
+            "unpack".into(),
+            "--rootless".into(),
+            at("b"),
+            s(&bundle).into(),
+        ],
+        vec![
+            "index".into(),
+            "create".into(),
+            at("i"),
+            "--manifest".into(),
+            at("b"),
+        ],
+        vec![
+            "artifact".into(),
+            "push".into(),
+            at("art"),
+            "--artifact-type".into(),
+            "a/b".into(),
+            s(&file).into(),
+        ],
+        vec![
+            "artifact".into(),
+            "pull".into(),
+            at("art"),
+            s(&pulled).into(),
+        ],
+        vec!["referrers".into(), at("b")],
+    ];
+    for args in &cases {
+        let mut argv: Vec<&str> = vec!["-q"];
+        argv.extend(args.iter().map(String::as_str));
+        let r = run(&argv);
+        assert_eq!(r.code, 0, "{argv:?}: {}", r.stderr);
+        assert!(
+            r.stderr.is_empty(),
+            "{argv:?} wrote to stderr under -q: {}",
+            r.stderr
+        );
+        let transfer = matches!(args[0].as_str(), "export" | "import" | "copy" | "artifact");
+        assert!(
+            digest_only(&r.stdout)
+                || transfer && r.stdout.lines().all(|l| l.starts_with("sha256:")),
+            "{argv:?} printed more than its result: {}",
+            r.stdout
+        );
+    }
+}
+
+/// gc lists each blob only with -v; its summary is a note (stderr), with plurals right.
+#[test]
+fn gc_lists_blobs_under_verbose_and_counts_in_words() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let image = format!("{}:a", s(&lay));
+    ok(&["new", &image]);
+    ok(&["config", &image, "--env", "A=1"]);
+    let r = run(&["gc", s(&lay), "--dry-run"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(!r.stderr.contains("sha256:"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("would remove 2 blobs") && r.stderr.contains("0 index.json entries"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["gc", s(&lay), "--dry-run", "-v"]);
+    assert_eq!(
+        r.stderr.matches("would remove sha256:").count(),
+        2,
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_missing_path_is_said_not_to_exist() {
+    let dir = tempdir();
+    let missing = dir.path().join("nope");
+    for args in [
+        vec!["ls", s(&missing)],
+        vec!["fsck", s(&missing)],
+        vec!["build", s(&missing), "x:y"],
+    ] {
+        let err = fails(&args, 1);
+        assert!(
+            err.contains("does not exist") && err.contains("nope"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -1445,8 +1445,13 @@ fn a_dry_run_import_checks_everything_and_publishes_nothing() {
     // A missing layout stands for an empty one and is not created: the full archive
     // passes, the incremental one fails naming what the empty receiver lacks.
     let nowhere = dir.path().join("nowhere");
-    let out = ok(&["import", "--dry-run", s(&full), s(&nowhere)]);
-    assert!(out.contains("dry run: would import 1 images"), "{out}");
+    let out = run(&["import", "--dry-run", s(&full), s(&nowhere)]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("dry run: would import 1 image "),
+        "{}",
+        out.stderr
+    );
     assert!(!nowhere.exists(), "a dry run created the layout");
     let err = fails(&["import", "--dry-run", s(&inc), s(&nowhere)], 1);
     assert!(err.contains(&v1.layers[0].to_string()), "{err}");

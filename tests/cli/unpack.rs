@@ -582,16 +582,12 @@ fn rootfs_only_and_destination_rules() {
     let err = fails(&["unpack", &r, s(&target), "--rootfs-only"], 1);
     assert!(err.contains("not empty"), "{err}");
     assert_eq!(std::fs::read(target.join("hello")).unwrap(), b"hi");
-    let err = fails(
-        &[
-            "unpack",
-            &r,
-            s(&dir.path().join("missing")),
-            "--rootfs-only",
-        ],
-        1,
-    );
-    assert!(err.contains("does not exist"), "{err}");
+    // A missing directory is created, as a normal unpack creates its bundle (it was
+    // refused before).
+    let missing = dir.path().join("missing/rootfs");
+    ok(&["unpack", &r, s(&missing), "--rootfs-only"]);
+    assert_eq!(std::fs::read(missing.join("hello")).unwrap(), b"hi");
+    assert!(!missing.join("config.json").exists());
 }
 
 #[test]
