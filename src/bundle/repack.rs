@@ -82,7 +82,8 @@ pub fn read_metadata(bundle: &Path) -> Result<BundleMetadata> {
 }
 
 /// Repacks `bundle` into a new image.
-pub fn repack(bundle: &Path, options: &RepackOptions) -> Result<RepackReport> {
+pub fn repack(bundle: impl AsRef<Path>, options: &RepackOptions) -> Result<RepackReport> {
+    let bundle = bundle.as_ref();
     crate::image::mutate::check_inputs(options.tag.as_deref(), &options.history, None)?;
     let meta = read_metadata(bundle)?;
     let before = snapshot::read(&bundle.join(SNAPSHOT_FILE))?;

@@ -49,6 +49,20 @@ pub struct UnpackOptions {
     pub rootfs_only: bool,
 }
 
+impl Default for UnpackOptions {
+    /// This machine's platform, as the user running it, identity id maps.
+    fn default() -> UnpackOptions {
+        UnpackOptions {
+            platform: crate::image::host_platform(),
+            rootless: !rustix::process::geteuid().is_root(),
+            uid_map: IdMap::default(),
+            gid_map: IdMap::default(),
+            keep_dirlinks: false,
+            rootfs_only: false,
+        }
+    }
+}
+
 /// Progress of an unpack, for a progress bar.
 #[derive(Debug, Clone, Copy)]
 pub enum Progress<'a> {
@@ -99,10 +113,11 @@ pub struct BundleMetadata {
 /// Unpacks the image `reference` names into `dest`.
 pub fn unpack(
     reference: &Reference,
-    dest: &Path,
+    dest: impl AsRef<Path>,
     options: &UnpackOptions,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<UnpackReport> {
+    let dest = dest.as_ref();
     let layout = Layout::open(&reference.layout)?;
     // Shared: gc cannot remove the blobs while they are read.
     let _lock = layout.lock_gc(LockMode::Shared)?;

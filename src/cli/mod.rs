@@ -175,6 +175,13 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let out = output::Output::new(cli.global.verbose, cli.global.quiet);
     strata::threads::set(cli.global.threads);
+    // The library reads no environment: what the environment says is passed in here.
+    strata::image::time::set_source_date_epoch(
+        std::env::var_os("SOURCE_DATE_EPOCH").map(|v| v.to_string_lossy().into_owned()),
+    );
+    strata::layer::force_userspace_resolution(
+        std::env::var_os("STRATA_RESOLVE").is_some_and(|v| v == "userspace"),
+    );
     DEFAULT_LAYOUT
         .set(cli.global.default_layout.clone())
         .expect("set once, at start");

@@ -12,13 +12,31 @@ pub const MIN_TIME: i64 = -62_167_219_200;
 /// 9999-12-31T23:59:59Z, the last instant with a four-digit year.
 pub const MAX_TIME: i64 = 253_402_300_799;
 
-/// `SOURCE_DATE_EPOCH` when set (reproducible builds), else now; seconds since the epoch.
-/// An epoch that is not a whole number from 0 to [`MAX_TIME`] is refused: it also clamps
-/// layer mtimes, which a tar header cannot store below 0.
+/// The source date epoch the caller fixed, as text: checked where a time is needed, so a
+/// bad value fails only the commands that record times. The library never reads the
+/// environment; the CLI passes `SOURCE_DATE_EPOCH` here.
+static SOURCE_DATE_EPOCH: std::sync::RwLock<Option<String>> = std::sync::RwLock::new(None);
+
+/// Fixes the time strata records in `created` fields and clamps layer mtimes to (seconds
+/// since 1970, from 0 to [`MAX_TIME`]), for reproducible builds; `None` for the clock.
+pub fn set_source_date_epoch(epoch: Option<String>) {
+    *SOURCE_DATE_EPOCH.write().unwrap_or_else(|e| e.into_inner()) = epoch;
+}
+
+fn fixed_epoch() -> Option<String> {
+    SOURCE_DATE_EPOCH
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+}
+
+/// The fixed source date epoch when set (reproducible builds), else now; seconds since the
+/// epoch. An epoch that is not a whole number from 0 to [`MAX_TIME`] is refused: it also
+/// clamps layer mtimes, which a tar header cannot store below 0.
 pub fn build_time() -> Result<i64> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => parse_epoch(&v),
-        Err(_) => Ok(std::time::SystemTime::now()
+    match fixed_epoch() {
+        Some(v) => parse_epoch(&v),
+        None => Ok(std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64)),
     }
@@ -43,12 +61,9 @@ fn parse_epoch(v: &str) -> Result<i64> {
     Ok(secs)
 }
 
-/// `SOURCE_DATE_EPOCH`, if set, for clamping mtimes.
+/// The fixed source date epoch, if set, for clamping mtimes.
 pub fn source_date_epoch() -> Result<Option<i64>> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(_) => build_time().map(Some),
-        Err(_) => Ok(None),
-    }
+    fixed_epoch().map(|v| parse_epoch(&v)).transpose()
 }
 
 /// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.

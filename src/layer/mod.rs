@@ -12,7 +12,7 @@ pub mod tarstream;
 pub mod verify;
 pub mod write;
 
-pub use root::resolution as path_resolution;
+pub use root::{force_userspace_resolution, resolution as path_resolution};
 
 use std::io::{self, BufReader, Read};
 

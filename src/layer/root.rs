@@ -19,7 +19,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
@@ -157,10 +156,18 @@ pub fn resolution() -> &'static str {
     }
 }
 
+/// Set by [`force_userspace_resolution`].
+static FORCED: AtomicBool = AtomicBool::new(false);
+
+/// Resolves paths under a rootfs step by step in userspace even where `openat2` works (the
+/// same results; for testing the fallback, or where a seccomp profile makes `openat2` fail
+/// in a way that is not reported as missing). The CLI sets it from `STRATA_RESOLVE`.
+pub fn force_userspace_resolution(forced: bool) {
+    FORCED.store(forced, Ordering::Relaxed);
+}
+
 fn resolving_in_userspace() -> bool {
-    static FORCED: OnceLock<bool> = OnceLock::new();
-    *FORCED.get_or_init(|| std::env::var_os("STRATA_RESOLVE").is_some_and(|v| v == "userspace"))
-        || OPENAT2_MISSING.load(Ordering::Relaxed)
+    FORCED.load(Ordering::Relaxed) || OPENAT2_MISSING.load(Ordering::Relaxed)
 }
 
 /// Symlinks followed in one resolution before giving up with ELOOP, as the kernel does.

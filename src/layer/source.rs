@@ -96,7 +96,8 @@ const FILE_READ: OFlags = OFlags::RDONLY
 impl SourceTree {
     /// Opens the directory at `path`. With `follow`, `path` itself may be a symlink to a
     /// directory (the user named it); nothing below it is ever followed.
-    pub fn open(path: &Path, follow: bool) -> Result<SourceTree> {
+    pub fn open(path: impl AsRef<Path>, follow: bool) -> Result<SourceTree> {
+        let path = path.as_ref();
         let flags = if follow {
             DIR_READ.difference(OFlags::NOFOLLOW)
         } else {

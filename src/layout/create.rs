@@ -58,19 +58,19 @@ impl Layout {
     /// Creates a new, empty layout at `path` (with any missing parents), crash-safely (see
     /// the module docs). A directory that is already an empty layout is accepted, so that
     /// running a killed creation again succeeds; any other non-empty directory is refused.
-    pub fn create(path: &Path) -> Result<Creation> {
-        Creation::make(path, Want::Empty)
+    pub fn create(path: impl AsRef<Path>) -> Result<Creation> {
+        Creation::make(path.as_ref(), Want::Empty)
     }
 
     /// [`Layout::create`], for callers that will never take the layout back.
-    pub fn init(path: &Path) -> Result<Layout> {
+    pub fn init(path: impl AsRef<Path>) -> Result<Layout> {
         Ok(Self::create(path)?.into_layout())
     }
 
     /// Opens the layout at `path`, or creates it when `path` does not exist, is an empty
     /// directory, or holds only the skeleton a killed creation left.
-    pub fn open_or_create(path: &Path) -> Result<Creation> {
-        Creation::make(path, Want::Any)
+    pub fn open_or_create(path: impl AsRef<Path>) -> Result<Creation> {
+        Creation::make(path.as_ref(), Want::Any)
     }
 }
 

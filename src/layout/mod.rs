@@ -39,7 +39,8 @@ pub struct Layout {
 
 impl Layout {
     /// Opens an existing layout, checking `oci-layout`, `blobs/` and `index.json`.
-    pub fn open(path: &Path) -> Result<Layout> {
+    pub fn open(path: impl AsRef<Path>) -> Result<Layout> {
+        let path = path.as_ref();
         let layout = Layout {
             root: path.to_owned(),
         };
