@@ -392,7 +392,7 @@ mod tests {
         let err = cursor.open_file(Path::new("link")).unwrap_err().to_string();
         assert!(err.contains("no longer a regular file"), "{err}");
         assert_eq!(cursor.lstat(Path::new("a/b/f")).unwrap().size, 0);
-        let link = SourceTree::open(&root.join("link"), false).err().unwrap();
+        let link = SourceTree::open(root.join("link"), false).err().unwrap();
         assert!(link.to_string().contains("link"), "{link}");
     }
 }

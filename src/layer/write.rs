@@ -161,7 +161,7 @@ mod tests {
     #[test]
     fn output_does_not_depend_on_write_sizes() {
         let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::init(&dir.path().join("l")).unwrap();
+        let layout = Layout::init(dir.path().join("l")).unwrap();
         let data: Vec<u8> = (0..3_000_000u32)
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 % 7)
             .collect();

@@ -467,14 +467,14 @@ mod tests {
     #[test]
     fn discard_takes_back_the_made_parents_but_not_what_appeared_beside_them() {
         let dir = tempfile::tempdir().unwrap();
-        let made = Layout::open_or_create(&dir.path().join("a/b/lay")).unwrap();
+        let made = Layout::open_or_create(dir.path().join("a/b/lay")).unwrap();
         assert!(made.created());
         fs::write(dir.path().join("a/theirs"), b"x").unwrap();
         made.discard();
         assert!(!dir.path().join("a/b").exists());
         assert!(dir.path().join("a/theirs").exists());
 
-        let made = Layout::create(&dir.path().join("c/d/lay")).unwrap();
+        let made = Layout::create(dir.path().join("c/d/lay")).unwrap();
         made.discard();
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }

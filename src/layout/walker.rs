@@ -360,7 +360,7 @@ mod tests {
     #[test]
     fn a_manifest_met_first_as_a_layer_is_still_followed() {
         let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::init(&dir.path().join("lay")).unwrap();
+        let layout = Layout::init(dir.path().join("lay")).unwrap();
         let layer = put(&layout, media_type::LAYER_TAR, b"layer bytes");
         let config = put(
             &layout,

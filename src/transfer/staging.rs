@@ -48,7 +48,7 @@ impl Staging {
             .prefix("stage-")
             .tempdir_in(&tmp)
             .at(&tmp)?;
-        let layout = Layout::init(&dir.path().join("layout"))?;
+        let layout = Layout::init(dir.path().join("layout"))?;
         Ok(Staging {
             layout,
             dir: Some(dir),

@@ -284,7 +284,7 @@ fn bad_artifact_input_changes_nothing() {
 #[test]
 fn pull_never_writes_outside_the_directory() {
     let dir = tempdir();
-    let layout = strata::Layout::init(&dir.path().join("lay")).unwrap();
+    let layout = strata::Layout::init(dir.path().join("lay")).unwrap();
     let payload = layout.put_blob(b"escaped").unwrap();
     let empty = layout.put_blob(b"{}").unwrap();
     for (tag, title) in [

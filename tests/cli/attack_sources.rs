@@ -383,7 +383,7 @@ fn artifact_pull_failing_midway_leaves_the_directory_as_it_was() {
         return;
     }
     let top = tempdir();
-    let layout = strata::Layout::init(&top.path().join("lay")).unwrap();
+    let layout = strata::Layout::init(top.path().join("lay")).unwrap();
     write_artifact(&layout, "two", &[("a", "pulled a\n"), ("b", "pulled b\n")]);
     let reference = at(layout.root(), "two");
 
@@ -524,7 +524,7 @@ fn repack_never_masks_the_whole_rootfs() {
 #[test]
 fn artifact_pull_odd_titles_fail_cleanly_or_stay_inside() {
     let top = tempdir();
-    let layout = strata::Layout::init(&top.path().join("lay")).unwrap();
+    let layout = strata::Layout::init(top.path().join("lay")).unwrap();
     let long = "x".repeat(300);
     let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
         ("nul", vec![("a\0b", "1")]),

@@ -42,7 +42,7 @@ struct Scene {
 impl Scene {
     fn new(layers: Vec<Vec<u8>>) -> Scene {
         let dir = tempdir();
-        let layout = strata::Layout::init(&dir.path().join("lay")).expect("init");
+        let layout = strata::Layout::init(dir.path().join("lay")).expect("init");
         let layers: Vec<(Vec<u8>, Packing)> =
             layers.into_iter().map(|l| (l, Packing::Plain)).collect();
         write_layered_image(&layout, "t", &layers, serde_json::json!({}));

@@ -352,7 +352,7 @@ fn an_unreadable_blob_is_reported_as_such() {
 /// A layout tagged `both`: an index whose first entry is an artifact that carries the
 /// second entry's image manifest as a layer, so the manifest is met first as a leaf.
 fn two_role_layout(dir: &Path) -> (Layout, Image, Descriptor) {
-    let layout = Layout::init(&dir.join("lay")).unwrap();
+    let layout = Layout::init(dir.join("lay")).unwrap();
     let image = write_image(&layout, &["inner"], "amd64");
     let empty = layout.put_blob(b"{}").unwrap();
     let mut as_layer = image.manifest.clone();

@@ -205,7 +205,7 @@ fn user_dir(top: &Path) -> PathBuf {
 #[test]
 fn artifact_pull_replaces_deletes_and_follows_nothing_already_there() {
     let top = tempdir();
-    let layout = strata::Layout::init(&top.path().join("lay")).unwrap();
+    let layout = strata::Layout::init(top.path().join("lay")).unwrap();
     let l = s(layout.root()).to_owned();
     let dir = user_dir(top.path());
     // (tag, its (title, content) files, what the refusal must name)

@@ -531,7 +531,7 @@ fn import_and_copy_never_write_through_a_symlinked_temp_or_blobs_dir() {
 #[test]
 fn export_refuses_two_images_an_importer_would_tag_alike_by_their_containerd_name() {
     let dir = tempdir();
-    let src = Layout::init(&dir.path().join("src")).unwrap();
+    let src = Layout::init(dir.path().join("src")).unwrap();
     let mut digests = Vec::new();
     for tag in ["one", "two"] {
         let image = write_image(&src, &[tag], "amd64");

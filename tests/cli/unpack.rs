@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::util::*;
 
 fn layout_at(dir: &Path) -> strata::Layout {
-    strata::Layout::init(&dir.join("lay")).expect("init")
+    strata::Layout::init(dir.join("lay")).expect("init")
 }
 
 /// Tags, as `tag`, an image whose one layer is `t`.

@@ -478,7 +478,7 @@ fn tar_of(global: &[(&str, &[u8])], entries: &[(u8, &str, Records<'_>)]) -> Vec<
 /// error holding every one of `named` (and the unpack's naming the layer's digest).
 fn both_judge(tar: &[u8], named: &[&str]) {
     let dir = tempdir();
-    let layout = strata::Layout::init(&dir.path().join("l")).unwrap();
+    let layout = strata::Layout::init(dir.path().join("l")).unwrap();
     let image = crate::util::write_layered_image(
         &layout,
         "t",
@@ -628,7 +628,7 @@ fn schily_device_numbers_are_applied() {
         )],
     );
     let dir = tempdir();
-    let layout = strata::Layout::init(&dir.path().join("l")).unwrap();
+    let layout = strata::Layout::init(dir.path().join("l")).unwrap();
     crate::util::write_layered_image(
         &layout,
         "t",
