@@ -43,6 +43,10 @@ pub struct Args {
     /// skopeo's `oci-archive:FILE` (no image named) and other readers of one image expect.
     #[arg(long)]
     referrers: bool,
+    /// The name `docker load` gives the image, NAME:TAG (docker format, one image; default:
+    /// its tag in the layout, NAME:latest for a bare name).
+    #[arg(long, value_name = "NAME:TAG", value_parser = repo_tag)]
+    repo_tag: Option<String>,
     /// The default (referrers left out); kept for scripts written when it was not.
     #[arg(long, hide = true, conflicts_with = "referrers")]
     no_referrers: bool,
@@ -79,11 +83,20 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     } else {
         Platforms::One(args.platform.resolve()?)
     };
-    let chosen = args
+    if args.repo_tag.is_some() && (args.format != Format::Docker || args.references.len() != 1) {
+        super::output::usage!(
+            "--repo-tag names one image of a docker archive: give one REF and --format docker"
+        );
+    }
+    let mut chosen = args
         .references
         .iter()
         .map(|r| Ok(choose(&super::parse_reference(r)?, &platforms)?))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if let (Some(name), [only]) = (&args.repo_tag, chosen.as_mut_slice()) {
+        only.entry
+            .set_annotation(strata::spec::ANNOTATION_REF_NAME, Some(name));
+    }
     let options = ExportOptions {
         exclude_present_in: args
             .exclude_present_in
@@ -193,4 +206,12 @@ fn write_atomically<T>(
         .map_err(|e| e.error)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(out)
+}
+
+/// `NAME:TAG` as docker takes it (lowercase name, a tag of letters, digits, `_`, `.`, `-`).
+fn repo_tag(text: &str) -> Result<String, String> {
+    if !text.rsplit_once(':').is_some_and(|(_, t)| !t.contains('/')) {
+        return Err(format!("{text:?}: give NAME:TAG"));
+    }
+    strata::transfer::docker_archive::docker_repo_tag(text).map_err(|e| e.to_string())
 }

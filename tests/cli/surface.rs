@@ -486,3 +486,81 @@ fn a_missing_path_is_said_not_to_exist() {
         );
     }
 }
+
+/// `export --format docker --repo-tag NAME:TAG` names the image as `docker load` shows it;
+/// skopeo reads the name back from the archive.
+#[test]
+fn docker_export_takes_a_repo_tag() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let image = format!("{}:app", s(&lay));
+    ok(&["new", &image]);
+    let archive = dir.path().join("d.tar");
+    ok(&[
+        "export",
+        &image,
+        "-o",
+        s(&archive),
+        "--format",
+        "docker",
+        "--repo-tag",
+        "example.com/team/app:1.0",
+    ]);
+    let listing = std::process::Command::new("tar")
+        .args(["-xOf", s(&archive), "manifest.json"])
+        .output()
+        .unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&listing.stdout).unwrap();
+    assert_eq!(
+        manifest[0]["RepoTags"],
+        serde_json::json!(["example.com/team/app:1.0"]),
+        "{manifest}"
+    );
+    if peer("skopeo") {
+        // skopeo finds the image in the archive by that name, and not by the layout's tag.
+        peer_ok(
+            "skopeo",
+            &[
+                "inspect",
+                &format!("docker-archive:{}:example.com/team/app:1.0", s(&archive)),
+            ],
+        );
+        let other = std::process::Command::new("skopeo")
+            .args([
+                "inspect",
+                &format!("docker-archive:{}:app:latest", s(&archive)),
+            ])
+            .output()
+            .unwrap();
+        assert!(!other.status.success());
+    }
+    // Back in a layout, the name is the tag.
+    let back = dir.path().join("back");
+    ok(&["import", s(&archive), s(&back)]);
+    ok(&["inspect", &format!("{}:example.com/team/app:1.0", s(&back))]);
+    for bad in [
+        vec![
+            "export",
+            &image,
+            "-o",
+            s(&archive),
+            "--format",
+            "docker",
+            "--repo-tag",
+            "Upper:1",
+        ],
+        vec!["export", &image, "-o", s(&archive), "--repo-tag", "app:1"],
+        vec![
+            "export",
+            &image,
+            "-o",
+            s(&archive),
+            "--format",
+            "docker",
+            "--repo-tag",
+            "noversion",
+        ],
+    ] {
+        fails(&bad, 2);
+    }
+}
