@@ -59,11 +59,7 @@ pub struct BlobWriter<'a> {
 impl Layout {
     /// Starts writing a blob hashed with `algorithm` (see the note on the gc lock above).
     pub fn blob_writer(&self, algorithm: Algorithm) -> Result<BlobWriter<'_>> {
-        let dir = self.tmp_dir()?;
-        let tmp = tempfile::Builder::new()
-            .prefix("blob-")
-            .tempfile_in(&dir)
-            .at(&dir)?;
+        let tmp = self.in_tmp(|dir| tempfile::Builder::new().prefix("blob-").tempfile_in(dir))?;
         Ok(BlobWriter {
             layout: self,
             out: HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp), algorithm),

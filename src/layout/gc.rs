@@ -325,5 +325,9 @@ fn sweep_temp(layout: &Layout, dry_run: bool) -> Result<usize> {
             result.at(path)?;
         }
     }
+    if !dry_run {
+        // No writer can be running (see above): the directory itself goes too.
+        layout.tidy_tmp();
+    }
     Ok(names.len())
 }

@@ -48,6 +48,7 @@ impl Layout {
                 current.media_type = Some(media_type::INDEX.to_owned());
             }
             self.write_file_atomically("index.json", &to_canonical_json(&current))?;
+            self.tidy_tmp();
         }
         Ok(out)
     }

@@ -31,12 +31,27 @@ pub enum LockMode {
 #[derive(Debug)]
 pub struct LayoutLock {
     _file: File,
+    /// Held by a writer: tidy the layout's temp directory as the writer lets go.
+    writer_of: Option<Layout>,
+}
+
+impl Drop for LayoutLock {
+    fn drop(&mut self) {
+        if let Some(layout) = &self.writer_of {
+            layout.tidy_tmp();
+        }
+    }
 }
 
 impl Layout {
-    /// Takes the gc lock, waiting for it.
+    /// Takes the gc lock, waiting for it. Writers hold it shared; when the last reference to
+    /// a shared hold goes, an empty `.strata-tmp` goes with it.
     pub fn lock_gc(&self, mode: LockMode) -> Result<LayoutLock> {
-        lock(self.root(), mode)
+        let mut held = lock(self.root(), mode)?;
+        if mode == LockMode::Shared {
+            held.writer_of = Some(self.clone());
+        }
+        Ok(held)
     }
 
     /// Takes the index lock exclusively, waiting for it.
@@ -52,5 +67,8 @@ fn lock(dir: &Path, mode: LockMode) -> Result<LayoutLock> {
         LockMode::Exclusive => file.lock(),
     }
     .at(dir)?;
-    Ok(LayoutLock { _file: file })
+    Ok(LayoutLock {
+        _file: file,
+        writer_of: None,
+    })
 }

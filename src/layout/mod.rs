@@ -164,14 +164,37 @@ impl Layout {
         Ok(dir)
     }
 
+    /// Makes something in `.strata-tmp` with `make`, creating the directory first. Another
+    /// writer that finished may remove the directory (empty) between the two steps
+    /// ([`Layout::tidy_tmp`]): then it is made again, a few times at most.
+    pub(crate) fn in_tmp<T>(&self, make: impl Fn(&Path) -> std::io::Result<T>) -> Result<T> {
+        let mut attempts = 0;
+        loop {
+            let dir = self.tmp_dir()?;
+            match make(&dir) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 8 => {
+                    attempts += 1;
+                }
+                other => return other.at(&dir),
+            }
+        }
+    }
+
+    /// Removes `.strata-tmp` when it is empty, so that a layout holds it only while a writer
+    /// needs it. Never fails: a directory another writer is using is not empty, and one
+    /// it is about to use is made again ([`Layout::in_tmp`]).
+    pub(crate) fn tidy_tmp(&self) {
+        let _ = fs::remove_dir(self.root.join(TMP_DIR));
+    }
+
     /// Replaces `LAYOUT/name` with `bytes`: temp file, fsync, rename, fsync the directory.
     pub(crate) fn write_file_atomically(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let target = self.root.join(name);
-        let tmp_dir = self.tmp_dir()?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(&format!("{name}-"))
-            .tempfile_in(&tmp_dir)
-            .at(&tmp_dir)?;
+        let mut tmp = self.in_tmp(|dir| {
+            tempfile::Builder::new()
+                .prefix(&format!("{name}-"))
+                .tempfile_in(dir)
+        })?;
         tmp.write_all(bytes).at(tmp.path())?;
         set_readable(tmp.as_file(), tmp.path())?;
         tmp.as_file().sync_all().at(tmp.path())?;

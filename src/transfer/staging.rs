@@ -43,11 +43,7 @@ impl Staging {
         let tmp = dest.root().join(TMP_DIR);
         refuse_link(&tmp)?;
         let created_tmp = (!tmp.exists()).then(|| tmp.clone());
-        fs::create_dir_all(&tmp).at(&tmp)?;
-        let dir = tempfile::Builder::new()
-            .prefix("stage-")
-            .tempdir_in(&tmp)
-            .at(&tmp)?;
+        let dir = dest.in_tmp(|tmp| tempfile::Builder::new().prefix("stage-").tempdir_in(tmp))?;
         let layout = Layout::init(dir.path().join("layout"))?;
         Ok(Staging {
             layout,

@@ -564,3 +564,52 @@ fn docker_export_takes_a_repo_tag() {
         fails(&bad, 2);
     }
 }
+
+/// `.strata-tmp/` exists only while a writer needs it: after every writer, and after gc, a
+/// layout holds only oci-layout, index.json and blobs/.
+#[test]
+fn the_temp_directory_goes_when_the_writer_is_done() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let at = |t: &str| format!("{}:{t}", s(&lay));
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    write(&tree.join("etc/x"), b"x\n");
+    let file = dir.path().join("f");
+    write(&file, b"f");
+    let archive = dir.path().join("a.tar");
+    let other = dir.path().join("other");
+    let steps: Vec<Vec<String>> = vec![
+        vec!["init".into(), s(&lay).into()],
+        vec!["new".into(), at("a")],
+        vec!["build".into(), s(&tree).into(), at("b")],
+        vec!["config".into(), at("b"), "--env".into(), "A=1".into()],
+        vec!["insert".into(), at("b"), s(&file).into(), "/f".into()],
+        vec!["tag".into(), at("b"), "c".into()],
+        vec!["untag".into(), at("c")],
+        vec![
+            "artifact".into(),
+            "push".into(),
+            at("art"),
+            "--artifact-type".into(),
+            "a/b".into(),
+            s(&file).into(),
+        ],
+        vec!["export".into(), at("b"), "-o".into(), s(&archive).into()],
+        vec!["import".into(), s(&archive).into(), s(&other).into()],
+        vec!["copy".into(), at("b"), format!("{}:copied", s(&other))],
+        vec!["gc".into(), s(&lay).into()],
+    ];
+    for step in &steps {
+        let args: Vec<&str> = step.iter().map(String::as_str).collect();
+        ok(&args);
+        for layout in [&lay, &other] {
+            assert!(
+                !layout.join(".strata-tmp").exists(),
+                "{args:?} left {}/.strata-tmp",
+                s(layout)
+            );
+        }
+    }
+    ok(&["fsck", s(&lay)]);
+}
