@@ -210,7 +210,7 @@ fn write_atomically<T>(
 
 /// `NAME:TAG` as docker takes it (lowercase name, a tag of letters, digits, `_`, `.`, `-`).
 fn repo_tag(text: &str) -> Result<String, String> {
-    if !text.rsplit_once(':').is_some_and(|(_, t)| !t.contains('/')) {
+    if text.rsplit_once(':').is_none_or(|(_, t)| t.contains('/')) {
         return Err(format!("{text:?}: give NAME:TAG"));
     }
     strata::transfer::docker_archive::docker_repo_tag(text).map_err(|e| e.to_string())
