@@ -19,6 +19,8 @@ use super::walker::{Edge, Role, Visitor, Walker};
 use super::{Layout, JSON_LIMIT};
 use crate::digest::{Algorithm, Digest};
 use crate::error::{IoContext, Result};
+use crate::layer::scan::Scan;
+use crate::layer::Compression;
 use crate::spec::{is_valid_media_type, media_type, BlobRef, Descriptor, Kind, Manifest};
 
 /// One broken rule.
@@ -40,6 +42,8 @@ pub struct FsckReport {
     pub bytes_checked: u64,
     /// Broken rules, sorted by subject.
     pub problems: Vec<Problem>,
+    /// What the spec allows but strata cannot check or use, sorted by subject.
+    pub warnings: Vec<Problem>,
     /// Blobs nothing in index.json reaches and no live referrer chain keeps.
     pub unreferenced: Vec<SweptBlob>,
     /// Referrers kept only by their subject.
@@ -53,14 +57,92 @@ impl FsckReport {
     }
 }
 
-/// Checks `layout`. Holds the gc lock shared, so a concurrent gc cannot remove blobs
-/// mid-check. `threads` hash blobs in parallel (at least one).
+/// How much [`fsck_with`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct FsckOptions {
+    /// Threads hashing and decompressing blobs in parallel (at least one).
+    pub threads: usize,
+    /// Decompress every layer of an image, checking its compression, diff_id and tar; when
+    /// false, layers are only hashed.
+    pub layers: bool,
+}
+
+/// Checks `layout` fully (layers decompressed) on `threads` threads.
 pub fn fsck(layout: &Layout, threads: usize) -> Result<FsckReport> {
+    fsck_with(
+        layout,
+        FsckOptions {
+            threads,
+            layers: true,
+        },
+    )
+}
+
+/// Checks `layout`. Holds the gc lock shared, so a concurrent gc cannot remove blobs
+/// mid-check.
+pub fn fsck_with(layout: &Layout, options: FsckOptions) -> Result<FsckReport> {
+    let threads = options.threads.max(1);
     let _lock = layout.lock_gc(super::LockMode::Shared)?;
     let mut problems = Vec::new();
     let stored = list_blobs(layout)?;
     problems.extend(misnamed_blob_files(layout)?);
-    let corrupt = hash_all(layout, &stored, threads.max(1))?;
+    // Documents are hashed before the walk reads them. Bigger blobs, layers mostly, wait
+    // until the walk has said which are layers, so each is read once: hashed while it is
+    // decompressed.
+    let (early, late): (Vec<&Digest>, Vec<&Digest>) = stored
+        .keys()
+        .partition(|d| !options.layers || stored[*d] <= JSON_LIMIT);
+    let mut corrupt = hash_all(layout, &early, threads)?;
+
+    let index = layout.read_index()?.index;
+    let mut checker = Checker {
+        layout,
+        stored: &stored,
+        corrupt: &corrupt,
+        problems: Vec::new(),
+        warnings: Vec::new(),
+        contents_checked: HashSet::new(),
+        layers: options.layers.then(BTreeMap::new),
+    };
+    // Every entry, referrers too: each must follow the rules, whatever keeps it.
+    Walker::new(&[layout]).walk_with(&index.manifests, &mut checker)?;
+    problems.append(&mut checker.problems);
+    let mut warnings = std::mem::take(&mut checker.warnings);
+    let layers = checker.layers.take().unwrap_or_default();
+
+    let scanned: HashSet<&Digest> = layers.keys().map(|(d, _)| d).collect();
+    let mut work: Vec<Work<'_>> = late
+        .iter()
+        .filter(|d| !scanned.contains(**d))
+        .map(|d| Work::Hash(d))
+        .chain(
+            layers
+                .values()
+                .filter(|job| !corrupt.contains_key(&job.digest))
+                .map(Work::Layer),
+        )
+        .collect();
+    // Biggest first: the last blob to start is a small one, so the threads end together.
+    work.sort_by_key(|w| std::cmp::Reverse(stored.get(w.digest()).copied().unwrap_or(0)));
+    let results = in_parallel(&work, threads, |w, buf| match w {
+        Work::Hash(d) => hash_file(layout, d, buf).map(Done::Hashed),
+        Work::Layer(job) => scan_layer(layout, job).map(Done::Scanned),
+    })?;
+    for (w, done) in work.iter().zip(results) {
+        match done {
+            Done::Hashed(actual) | Done::Scanned(Scan { blob: actual, .. })
+                if actual != *w.digest() =>
+            {
+                corrupt.insert(w.digest().clone(), actual);
+            }
+            Done::Hashed(_) => {}
+            Done::Scanned(scan) => {
+                if let Work::Layer(job) = w {
+                    problems.extend(layer_problems(job, &scan));
+                }
+            }
+        }
+    }
     for (digest, actual) in &corrupt {
         problems.push(Problem {
             subject: digest.to_string(),
@@ -69,18 +151,6 @@ pub fn fsck(layout: &Layout, threads: usize) -> Result<FsckReport> {
             ),
         });
     }
-
-    let index = layout.read_index()?.index;
-    let mut checker = Checker {
-        layout,
-        stored: &stored,
-        corrupt: &corrupt,
-        problems: Vec::new(),
-        contents_checked: HashSet::new(),
-    };
-    // Every entry, referrers too: each must follow the rules, whatever keeps it.
-    Walker::new(&[layout]).walk_with(&index.manifests, &mut checker)?;
-    problems.append(&mut checker.problems);
 
     let marked = roots(layout, &index).and_then(|roots| mark(layout, &roots, &stored));
     let (unreferenced, referrers) = match marked {
@@ -100,13 +170,103 @@ pub fn fsck(layout: &Layout, threads: usize) -> Result<FsckReport> {
     };
     problems.sort();
     problems.dedup();
+    warnings.sort();
+    warnings.dedup();
     Ok(FsckReport {
         blobs_checked: stored.len(),
         bytes_checked: stored.values().sum(),
         problems,
+        warnings,
         unreferenced,
         referrers,
     })
+}
+
+/// A layer of an image, to be decompressed, with what the configs that list it expect.
+#[derive(Debug)]
+struct LayerJob {
+    digest: Digest,
+    compression: Compression,
+    media_type: String,
+    expected: Vec<Expected>,
+}
+
+/// One config's diff_id for a layer.
+#[derive(Debug)]
+struct Expected {
+    diff_id: Digest,
+    config: Digest,
+    position: usize,
+}
+
+enum Work<'a> {
+    Hash(&'a Digest),
+    Layer(&'a LayerJob),
+}
+
+impl Work<'_> {
+    fn digest(&self) -> &Digest {
+        match self {
+            Work::Hash(d) => d,
+            Work::Layer(job) => &job.digest,
+        }
+    }
+}
+
+enum Done {
+    Hashed(Digest),
+    Scanned(Scan),
+}
+
+fn scan_layer(layout: &Layout, job: &LayerJob) -> Result<Scan> {
+    let path = layout.blob_path(&job.digest);
+    let file = layout.open_blob_file(&job.digest)?;
+    let mut algs: Vec<Algorithm> = job.expected.iter().map(|e| e.diff_id.algorithm()).collect();
+    algs.sort();
+    algs.dedup();
+    crate::layer::scan::scan(
+        std::io::BufReader::with_capacity(1 << 20, file),
+        job.digest.algorithm(),
+        job.compression,
+        &job.media_type,
+        &algs,
+    )
+    .at(&path)
+}
+
+/// What a layer's scan says is wrong, all of which unpack refuses.
+fn layer_problems(job: &LayerJob, scan: &Scan) -> Vec<Problem> {
+    let subject = job.digest.to_string();
+    let problem = |rule: String| Problem {
+        subject: subject.clone(),
+        rule,
+    };
+    if let Some(why) = &scan.mismatch {
+        return vec![problem(format!(
+            "{why}; unpack refuses it (image-layer.md)"
+        ))];
+    }
+    if let Some(why) = &scan.broken {
+        return vec![problem(format!(
+            "does not read to its end as a {} layer unpack applies: {why}",
+            job.compression.name()
+        ))];
+    }
+    job.expected
+        .iter()
+        .filter_map(|e| {
+            let actual = scan
+                .diff_ids
+                .iter()
+                .find(|d| d.algorithm() == e.diff_id.algorithm())?;
+            (*actual != e.diff_id).then(|| {
+                problem(format!(
+                    "uncompressed content hashes to {actual}, but rootfs.diff_ids[{}] of config {} says {} (config.md)",
+                    e.position, e.config, e.diff_id
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Blob files whose names are not digests, and digest names that are not regular files.
@@ -144,35 +304,46 @@ fn misnamed_blob_files(layout: &Layout) -> Result<Vec<Problem>> {
     Ok(out)
 }
 
-/// Hashes every stored blob on `threads` threads; returns the ones whose content does not
-/// match their name, with what they hash to.
+/// Hashes `blobs` on `threads` threads; returns the ones whose content does not match
+/// their name, with what they hash to.
 fn hash_all(
     layout: &Layout,
-    stored: &BTreeMap<Digest, u64>,
+    blobs: &[&Digest],
     threads: usize,
 ) -> Result<BTreeMap<Digest, Digest>> {
-    let work: Vec<&Digest> = stored.keys().collect();
+    let hashed = in_parallel(blobs, threads, |d, buf| hash_file(layout, d, buf))?;
+    Ok(blobs
+        .iter()
+        .zip(hashed)
+        .filter(|(d, actual)| **d != actual)
+        .map(|(d, actual)| ((*d).clone(), actual))
+        .collect())
+}
+
+/// Runs `f` on every item on up to `threads` threads, each with its own read buffer;
+/// results in item order, or the first error.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T, &mut [u8]) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
     let next = AtomicUsize::new(0);
-    let corrupt = Mutex::new(BTreeMap::new());
+    let results: Mutex<Vec<Option<R>>> = Mutex::new(items.iter().map(|_| None).collect());
     let failure = Mutex::new(None);
     std::thread::scope(|scope| {
-        for _ in 0..threads.min(work.len().max(1)) {
+        for _ in 0..threads.max(1).min(items.len().max(1)) {
             scope.spawn(|| {
                 let mut buffer = AlignedBuffer::new(1 << 20);
                 let buf = buffer.as_mut_slice();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(digest) = work.get(i) else { break };
-                    match hash_file(layout, digest, buf) {
-                        Ok(actual) if actual == **digest => {}
-                        Ok(actual) => {
-                            corrupt
-                                .lock()
-                                .expect("no panics hold it")
-                                .insert((*digest).clone(), actual);
-                        }
+                    let Some(item) = items.get(i) else { break };
+                    match f(item, buf) {
+                        Ok(r) => results.lock().expect("no panics hold it")[i] = Some(r),
                         Err(e) => {
                             failure.lock().expect("no panics hold it").get_or_insert(e);
+                            // The others stop at their next item.
+                            next.store(items.len(), Ordering::Relaxed);
                             break;
                         }
                     }
@@ -183,7 +354,12 @@ fn hash_all(
     if let Some(e) = failure.into_inner().expect("threads joined") {
         return Err(e);
     }
-    Ok(corrupt.into_inner().expect("threads joined"))
+    Ok(results
+        .into_inner()
+        .expect("threads joined")
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect())
 }
 
 fn hash_file(layout: &Layout, digest: &Digest, buf: &mut [u8]) -> Result<Digest> {
@@ -206,6 +382,10 @@ struct Checker<'a> {
     stored: &'a BTreeMap<Digest, u64>,
     corrupt: &'a BTreeMap<Digest, Digest>,
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+    /// Image layers to decompress, by digest and declared compression (`None`: layers
+    /// are only hashed).
+    layers: Option<BTreeMap<(Digest, Compression), LayerJob>>,
     /// Leaves whose content has a rule (the empty descriptor, configs outside a manifest).
     contents_checked: HashSet<(Digest, String)>,
 }
@@ -369,38 +549,104 @@ impl Checker<'_> {
                 "artifactType MUST be set when config.mediaType is the empty type (manifest.md)",
             );
         }
+        // An artifact's layers are whatever it says; only an image's are unpacked.
         if Kind::of(&manifest.config.media_type) != Kind::Config {
             return;
         }
         let Ok(cd) = manifest.config.digest() else {
             return; // reported on the edge
         };
+        let diff_ids = self.manifest_config(&cd, manifest);
+        self.queue_layers(digest, manifest, &cd, &diff_ids.unwrap_or_default());
+    }
+
+    /// Checks a manifest's config; its diff_ids when it could be read.
+    fn manifest_config(&mut self, cd: &Digest, manifest: &Manifest) -> Option<Vec<String>> {
         // Only a config that is there, whole and of the right size (the edge reports the rest).
         let size = manifest.config.size.max(0) as u64;
-        if self.stored.get(&cd) != Some(&size) || self.corrupt.contains_key(&cd) {
-            return;
+        if self.stored.get(cd) != Some(&size) || self.corrupt.contains_key(cd) {
+            return None;
         }
         let blob = crate::spec::BlobRef {
             digest: cd.clone(),
             size,
         };
         match self.layout.read_blob(&blob, JSON_LIMIT, "config") {
-            Ok(raw) => self.config(&cd, &raw, Some(manifest.layers.len())),
-            Err(e) => self.problem(&cd, format!("cannot read: {e}")),
+            Ok(raw) => self.config(cd, &raw, Some(manifest.layers.len())),
+            Err(e) => {
+                self.problem(cd, format!("cannot read: {e}"));
+                None
+            }
         }
     }
 
-    fn config(&mut self, digest: &Digest, raw: &[u8], layer_count: Option<usize>) {
+    /// Queues an image's stored layers for decompression, each with the diff_id at its
+    /// position in the config.
+    fn queue_layers(
+        &mut self,
+        digest: &Digest,
+        manifest: &Manifest,
+        config: &Digest,
+        diff_ids: &[String],
+    ) {
+        let Some(mut layers) = self.layers.take() else {
+            return;
+        };
+        for (position, layer) in manifest.layers.iter().enumerate() {
+            let Ok(ld) = layer.digest() else { continue };
+            // A missing, wrong-sized or corrupt layer is reported as such.
+            let whole = u64::try_from(layer.size).is_ok_and(|n| self.stored.get(&ld) == Some(&n));
+            if !whole || self.corrupt.contains_key(&ld) {
+                continue;
+            }
+            let Some(compression) = Compression::of_layer(&layer.media_type) else {
+                // The spec has implementations ignore media types they do not know.
+                self.warnings.push(Problem {
+                    subject: ld.to_string(),
+                    rule: format!(
+                        "layer media type {:?} (in blob {digest}) is not one strata can unpack; its content is not checked",
+                        layer.media_type
+                    ),
+                });
+                continue;
+            };
+            let job = layers
+                .entry((ld.clone(), compression))
+                .or_insert_with(|| LayerJob {
+                    digest: ld,
+                    compression,
+                    media_type: layer.media_type.clone(),
+                    expected: Vec::new(),
+                });
+            if let Some(diff_id) = diff_ids.get(position).and_then(|d| d.parse().ok()) {
+                job.expected.push(Expected {
+                    diff_id,
+                    config: config.clone(),
+                    position,
+                });
+            }
+        }
+        self.layers = Some(layers);
+    }
+
+    /// Checks an image config; its diff_ids when it decodes.
+    fn config(
+        &mut self,
+        digest: &Digest,
+        raw: &[u8],
+        layer_count: Option<usize>,
+    ) -> Option<Vec<String>> {
         let config = match decode_config(raw, "config") {
             Ok(c) => c,
             Err(e) => {
-                return self.problem(
+                self.problem(
                     digest,
                     format!(
                         "{} (config.md: architecture, os and rootfs are REQUIRED)",
                         e.to_string().replacen("config: ", "", 1)
                     ),
-                )
+                );
+                return None;
             }
         };
         if config.rootfs.kind != "layers" {
@@ -437,6 +683,7 @@ impl Checker<'_> {
                 ),
             }
         }
+        Some(config.rootfs.diff_ids)
     }
 }
 

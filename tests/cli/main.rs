@@ -22,6 +22,7 @@ mod interop;
 mod layout_create;
 mod man;
 mod repack;
+mod spec_rules;
 mod transfer;
 mod unpack;
 mod unpack_diff;
