@@ -215,3 +215,29 @@ fn a_layer_of_a_media_type_strata_cannot_unpack_is_a_warning() {
     );
     assert!(out.stdout.contains("1 warnings"), "{}", out.stdout);
 }
+
+#[test]
+fn unpack_says_when_the_content_is_not_what_the_media_type_says() {
+    let dir = tempdir();
+    let layout = fresh(dir.path());
+    let tar = tar_layer("a");
+    let diff_id = sha256(&tar).to_string();
+    let cases = [
+        ("plain", gzip(&tar), media_type::LAYER_TAR, "the content is gzip but the media type says plain tar (application/vnd.oci.image.layer.v1.tar)"),
+        ("zstd", gzip(&tar), media_type::LAYER_TAR_ZSTD, "the content is gzip but the media type says zstd (application/vnd.oci.image.layer.v1.tar+zstd)"),
+        ("gzip", tar.clone(), media_type::LAYER_TAR_GZIP, "the content is neither gzip nor zstd but the media type says gzip (application/vnd.oci.image.layer.v1.tar+gzip)"),
+    ];
+    for (tag, stored, mt, why) in cases {
+        let layer = image_with_layer(&layout, tag, &stored, mt, &diff_id);
+        let bundle = dir.path().join(tag);
+        let err = fails(
+            &["unpack", &format!("{}:{tag}", s(layout.root())), s(&bundle)],
+            1,
+        );
+        assert!(
+            err.contains(&format!("layer {layer}: {why}")),
+            "{tag}: {err}"
+        );
+        assert!(!bundle.exists());
+    }
+}
