@@ -50,6 +50,9 @@ pub mod media_type {
 /// The annotation that names a tag on an `index.json` entry.
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// The annotation giving when an image was built (RFC 3339).
+pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
+
 /// What a descriptor's media type says its blob is, for walking the graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use strata::layout::fsck::{fsck_with, unsupported_algorithm_dirs, FsckOptions};
+use strata::layout::fsck::{fsck_with, FsckOptions};
 use strata::Layout;
 
 use super::output::{human_size, Output};
@@ -26,11 +26,6 @@ pub struct Args {
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let layout = Layout::open(&args.layout)?;
-    for alg in unsupported_algorithm_dirs(&layout)? {
-        out.warn(format_args!(
-            "blobs/{alg}: algorithm strata cannot verify; its blobs are not checked"
-        ));
-    }
     let report = fsck_with(
         &layout,
         FsckOptions {

@@ -3,7 +3,7 @@
 //! index and image config follows the image-spec's MUST rules. Problems are collected, one per
 //! blob and rule, rather than stopping at the first.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,11 +17,14 @@ use super::gc::{list_blobs, mark, roots, SweptBlob};
 use super::walk::{decode_config, Node};
 use super::walker::{Edge, Role, Visitor, Walker};
 use super::{Layout, JSON_LIMIT};
-use crate::digest::{Algorithm, Digest};
+use crate::digest::{is_algorithm, Algorithm, Digest, DigestError};
 use crate::error::{IoContext, Result};
+use crate::image::time::parse_rfc3339;
 use crate::layer::scan::Scan;
 use crate::layer::Compression;
-use crate::spec::{is_valid_media_type, media_type, BlobRef, Descriptor, Kind, Manifest};
+use crate::spec::{
+    is_valid_media_type, media_type, BlobRef, Descriptor, Kind, Manifest, ANNOTATION_CREATED,
+};
 
 /// One broken rule.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -86,6 +89,8 @@ pub fn fsck_with(layout: &Layout, options: FsckOptions) -> Result<FsckReport> {
     let mut problems = Vec::new();
     let stored = list_blobs(layout)?;
     problems.extend(misnamed_blob_files(layout)?);
+    let (bad_dirs, mut warnings) = algorithm_dirs(layout)?;
+    problems.extend(bad_dirs);
     // Documents are hashed before the walk reads them. Bigger blobs, layers mostly, wait
     // until the walk has said which are layers, so each is read once: hashed while it is
     // decompressed.
@@ -107,7 +112,7 @@ pub fn fsck_with(layout: &Layout, options: FsckOptions) -> Result<FsckReport> {
     // Every entry, referrers too: each must follow the rules, whatever keeps it.
     Walker::new(&[layout]).walk_with(&index.manifests, &mut checker)?;
     problems.append(&mut checker.problems);
-    let mut warnings = std::mem::take(&mut checker.warnings);
+    warnings.append(&mut checker.warnings);
     let layers = checker.layers.take().unwrap_or_default();
 
     let scanned: HashSet<&Digest> = layers.keys().map(|(d, _)| d).collect();
@@ -411,13 +416,15 @@ impl Visitor for Checker<'_> {
                 );
             }
         }
-        let digest = match desc.digest() {
-            Ok(d) => d,
-            Err(e) => {
-                self.problem(&subject, format!("{e} (descriptor.md)"));
-                return false;
+        for (i, url) in desc.urls.iter().flatten().enumerate() {
+            if !crate::uri::is_uri(url) {
+                self.problem(
+                    &subject,
+                    format!("urls[{i}] {url:?} is not an RFC 3986 URI (descriptor.md)"),
+                );
             }
-        };
+        }
+        self.annotations(&subject, desc.annotations.as_ref());
         if desc.size < 0 {
             self.problem(
                 &subject,
@@ -426,6 +433,24 @@ impl Visitor for Checker<'_> {
             return false;
         }
         let size = desc.size as u64;
+        let digest = match desc.digest() {
+            Ok(d) => d,
+            Err(e @ DigestError::UnsupportedAlgorithm { .. }) => {
+                // The grammar allows unregistered algorithms; strata just cannot hash them.
+                self.warnings.push(Problem {
+                    subject,
+                    rule: format!("{e}: cannot verify this blob"),
+                });
+                if let Some(data) = &desc.data {
+                    self.embedded_data(&desc.digest, None, size, data, parent);
+                }
+                return false;
+            }
+            Err(e) => {
+                self.problem(&subject, format!("{e} (descriptor.md)"));
+                return false;
+            }
+        };
         let Some(&stored_size) = self.stored.get(&digest) else {
             // A subject is a weak link: referrers may point at content held elsewhere. A
             // name that is there but not a regular file is reported with what it is.
@@ -446,7 +471,7 @@ impl Visitor for Checker<'_> {
             return false;
         }
         if let Some(data) = &desc.data {
-            self.embedded_data(&digest, data, parent);
+            self.embedded_data(&desc.digest, Some(&digest), size, data, parent);
         }
         if self.corrupt.contains_key(&digest) {
             return false;
@@ -473,6 +498,11 @@ impl Visitor for Checker<'_> {
 
     fn node(&mut self, blob: &BlobRef, node: &Node) {
         let digest = &blob.digest;
+        let annotations = match node {
+            Node::Index(i) => i.annotations.as_ref(),
+            Node::Manifest(m) => m.annotations.as_ref(),
+        };
+        self.annotations(&digest.to_string(), annotations);
         match node {
             Node::Index(index) => {
                 for (i, entry) in index.manifests.iter().enumerate() {
@@ -528,17 +558,44 @@ impl Checker<'_> {
         }
     }
 
-    fn embedded_data(&mut self, digest: &Digest, data: &str, parent: &str) {
-        match base64::engine::general_purpose::STANDARD.decode(data) {
-            Ok(bytes) if Digest::of_bytes(digest.algorithm(), &bytes) == *digest => {}
-            Ok(_) => self.problem(
-                digest,
-                format!("embedded data in {parent} does not match the digest (descriptor.md)"),
+    /// `data`: padded base64 of the standard alphabet (RFC 4648 section 4), decoding to
+    /// `size` bytes that hash to the digest (when strata can hash it).
+    fn embedded_data(
+        &mut self,
+        shown: &str,
+        digest: Option<&Digest>,
+        size: u64,
+        data: &str,
+        parent: &str,
+    ) {
+        let rule = match base64::engine::general_purpose::STANDARD.decode(data) {
+            Err(e) => format!("embedded data in {parent} is not padded base64 (RFC 4648): {e}"),
+            Ok(bytes) if bytes.len() as u64 != size => format!(
+                "embedded data in {parent} decodes to {} bytes, the descriptor says {size}",
+                bytes.len()
             ),
-            Err(e) => self.problem(
-                digest,
-                format!("embedded data in {parent} is not base64: {e} (descriptor.md)"),
-            ),
+            Ok(bytes) => match digest {
+                Some(d) if Digest::of_bytes(d.algorithm(), &bytes) != *d => {
+                    format!("embedded data in {parent} does not match the digest")
+                }
+                _ => return,
+            },
+        };
+        self.problem(shown, format!("{rule} (descriptor.md)"));
+    }
+
+    /// Annotation values with a format: `org.opencontainers.image.created` is RFC 3339.
+    fn annotations(&mut self, subject: &str, annotations: Option<&BTreeMap<String, String>>) {
+        let Some(annotations) = annotations else {
+            return;
+        };
+        if let Some(created) = annotations.get(ANNOTATION_CREATED) {
+            if parse_rfc3339(created).is_none() {
+                self.problem(
+                    subject,
+                    format!("annotation {ANNOTATION_CREATED} {created:?} is not an RFC 3339 date-time (annotations.md)"),
+                );
+            }
         }
     }
 
@@ -659,8 +716,24 @@ impl Checker<'_> {
             );
         }
         for (i, id) in config.rootfs.diff_ids.iter().enumerate() {
-            if let Err(e) = id.parse::<Digest>() {
-                self.problem(digest, format!("rootfs.diff_ids[{i}]: {e} (config.md)"));
+            match id.parse::<Digest>() {
+                Ok(_) => {}
+                Err(e @ DigestError::UnsupportedAlgorithm { .. }) => self.warnings.push(Problem {
+                    subject: digest.to_string(),
+                    rule: format!("rootfs.diff_ids[{i}]: {e}: cannot verify that layer's content"),
+                }),
+                Err(e) => self.problem(digest, format!("rootfs.diff_ids[{i}]: {e} (config.md)")),
+            }
+        }
+        let history = config.history.iter().flatten().enumerate();
+        let dates = std::iter::once(("created".to_owned(), config.created.as_ref()))
+            .chain(history.map(|(i, h)| (format!("history[{i}].created"), h.created.as_ref())));
+        for (field, value) in dates {
+            if let Some(value) = value.filter(|v| parse_rfc3339(v).is_none()) {
+                self.problem(
+                    digest,
+                    format!("{field} {value:?} is not an RFC 3339 date-time (config.md)"),
+                );
             }
         }
         if let Some(n) = layer_count {
@@ -687,15 +760,25 @@ impl Checker<'_> {
     }
 }
 
-/// The set of digests under `blobs/` whose algorithm strata cannot check, for a warning.
-pub fn unsupported_algorithm_dirs(layout: &Layout) -> Result<BTreeSet<String>> {
+/// Directories under `blobs/` named for no algorithm (a problem: the name is the digest's
+/// algorithm) or for one strata cannot hash (a warning: the spec allows it); in that order.
+fn algorithm_dirs(layout: &Layout) -> Result<(Vec<Problem>, Vec<Problem>)> {
     let dir = layout.blobs_dir();
-    let mut out = BTreeSet::new();
+    let (mut problems, mut warnings) = (Vec::new(), Vec::new());
     for entry in fs::read_dir(&dir).at(&dir)? {
         let name = entry.at(&dir)?.file_name().to_string_lossy().into_owned();
-        if Algorithm::from_name(&name).is_none() {
-            out.insert(name);
+        let subject = format!("blobs/{name}");
+        if !is_algorithm(&name) {
+            problems.push(Problem {
+                subject,
+                rule: "not a digest algorithm: blobs/<alg> MUST be named by the digest grammar's algorithm (image-layout.md)".into(),
+            });
+        } else if Algorithm::from_name(&name).is_none() {
+            warnings.push(Problem {
+                subject,
+                rule: "algorithm strata cannot verify; its blobs are not checked".into(),
+            });
         }
     }
-    Ok(out)
+    Ok((problems, warnings))
 }

@@ -241,3 +241,388 @@ fn unpack_says_when_the_content_is_not_what_the_media_type_says() {
         assert!(!bundle.exists());
     }
 }
+
+/// A layout whose one root is an artifact manifest written as `manifest` (raw JSON, with
+/// `{{DESC}}` replaced by `desc`); the blobs "hello" and "" are stored.
+fn layout_with_manifest(dir: &Path, manifest: &str, desc: &str) -> Layout {
+    let layout = fresh(dir);
+    layout.put_blob(b"hello").unwrap();
+    layout.put_blob(b"").unwrap();
+    let empty = layout.put_blob(b"{}").unwrap();
+    let raw = manifest
+        .replace("{{DESC}}", desc)
+        .replace("{{EMPTY}}", &empty.digest.to_string());
+    let blob = layout.put_blob(raw.as_bytes()).unwrap();
+    add_entry(
+        &layout,
+        &Descriptor::new(media_type::MANIFEST, &blob.digest, blob.size),
+        Some("t"),
+    );
+    layout
+}
+
+const ARTIFACT: &str = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"application/vnd.example","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"{{EMPTY}}","size":2},"layers":[{{DESC}}]}"#;
+
+/// fsck's verdict on a document: exit 0 (with any warnings), or exit 1 with a problem line
+/// holding `why`.
+fn verdict(dir: &Path, manifest: &str, desc: &str, valid: bool, why: &str) {
+    let layout = layout_with_manifest(dir, manifest, desc);
+    let out = run(&["fsck", s(layout.root())]);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    if valid {
+        assert_eq!(out.code, 0, "valid: {desc}\n{all}");
+        assert!(all.contains(why), "valid: {desc}: wanted {why:?} in\n{all}");
+    } else {
+        assert_eq!(out.code, 1, "invalid: {desc}\n{all}");
+        assert!(
+            out.stdout
+                .lines()
+                .any(|l| l.starts_with("problem: ") && l.contains(why)),
+            "invalid: {desc}: wanted a problem with {why:?} in\n{all}"
+        );
+    }
+}
+
+const HELLO: &str = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+const EMPTY_SHA: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/// The rules of descriptor.md that the image-spec's own schema tests (schema/
+/// descriptor_test.go) state, on documents of our own: media types, digests (registered
+/// and not), sizes, urls, data, artifactType.
+#[test]
+fn descriptors_by_the_spec() {
+    let d = |mt: &str, digest: &str, size: &str, extra: &str| {
+        format!(r#"{{"mediaType":"{mt}","digest":"{digest}","size":{size}{extra}}}"#)
+    };
+    let os = "application/octet-stream";
+    let long = "1".repeat(127);
+    let too_long = "1".repeat(128);
+    let hex = &HELLO[7..];
+    let cases: Vec<(String, bool, &str)> = vec![
+        (d(os, HELLO, "5", ""), true, "ok: "),
+        (d(os, EMPTY_SHA, "0", ""), true, "ok: "),
+        (d(&format!("{long}/{long}"), HELLO, "5", ""), true, "ok: "),
+        (
+            d(os, HELLO, "5", r#","urls":["https://example.com/foo"]"#),
+            true,
+            "ok: ",
+        ),
+        (
+            d(
+                os,
+                HELLO,
+                "5",
+                r#","urls":["http://[::1]:5000/v2/x?y#z","urn:isbn:0451450523"]"#,
+            ),
+            true,
+            "ok: ",
+        ),
+        (
+            d(
+                os,
+                HELLO,
+                "5",
+                r#","artifactType":"application/vnd.oci.image.manifest.v1+json""#,
+            ),
+            true,
+            "ok: ",
+        ),
+        (d(os, HELLO, "5", r#","data":"aGVsbG8=""#), true, "ok: "),
+        // Unregistered algorithms fit the grammar: allowed, but strata cannot hash them.
+        (
+            d(
+                os,
+                "sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564",
+                "5",
+                "",
+            ),
+            true,
+            "cannot verify",
+        ),
+        (
+            d(
+                os,
+                "multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8",
+                "5",
+                "",
+            ),
+            true,
+            "cannot verify",
+        ),
+        (
+            d(
+                os,
+                "sha256+b64u.unknownlength:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564=",
+                "5",
+                "",
+            ),
+            true,
+            "cannot verify",
+        ),
+        (
+            d(
+                os,
+                "sha256.foo-bar:c86f7763873b6c0aae22d963bab59b4f5debbed6685761b5951584f6efb0633b",
+                "5",
+                r#","data":"aGVsbG8=""#,
+            ),
+            true,
+            "cannot verify",
+        ),
+        (
+            d("application", HELLO, "5", ""),
+            false,
+            "not an RFC 6838 media type",
+        ),
+        (
+            d(".foo/bar", HELLO, "5", ""),
+            false,
+            "not an RFC 6838 media type",
+        ),
+        (
+            d("foo/.bar", HELLO, "5", ""),
+            false,
+            "not an RFC 6838 media type",
+        ),
+        (
+            d(&format!("{too_long}/bar"), HELLO, "5", ""),
+            false,
+            "not an RFC 6838 media type",
+        ),
+        (
+            d(&format!("foo/{too_long}"), HELLO, "5", ""),
+            false,
+            "not an RFC 6838 media type",
+        ),
+        (
+            d(os, HELLO, "5", r#","artifactType":"foo/.bar""#),
+            false,
+            "artifactType",
+        ),
+        (
+            format!(r#"{{"digest":"{HELLO}","size":5}}"#),
+            false,
+            "mediaType",
+        ),
+        (
+            format!(r#"{{"mediaType":"{os}","digest":"{HELLO}"}}"#),
+            false,
+            "size",
+        ),
+        (
+            format!(r#"{{"mediaType":"{os}","digest":"{HELLO}","size":"5"}}"#),
+            false,
+            "invalid type",
+        ),
+        (
+            format!(r#"{{"mediaType":"{os}","size":5}}"#),
+            false,
+            "digest",
+        ),
+        (d(os, HELLO, "-5", ""), false, "MUST NOT be negative"),
+        (d(os, &format!(":{hex}"), "5", ""), false, "invalid digest"),
+        (d(os, "sha256", "5", ""), false, "invalid digest"),
+        (
+            d(os, &format!("SHA256:{hex}"), "5", ""),
+            false,
+            "invalid digest",
+        ),
+        (
+            d(os, &format!("sha256+foo+-b:{hex}"), "5", ""),
+            false,
+            "invalid digest",
+        ),
+        (
+            d(os, &format!("sha256:{}", hex.to_uppercase()), "5", ""),
+            false,
+            "lowercase hex",
+        ),
+        (
+            d(os, HELLO, "5", r#","urls":["value"]"#),
+            false,
+            "urls[0] \"value\" is not an RFC 3986 URI",
+        ),
+        (
+            d(os, HELLO, "5", r#","urls":["https://example.com/a b"]"#),
+            false,
+            "is not an RFC 3986 URI",
+        ),
+        (
+            d(os, HELLO, "5", r#","data":"aGVsbG8""#),
+            false,
+            "not padded base64",
+        ),
+        (
+            d(os, HELLO, "5", r#","data":"aGVsbG8-""#),
+            false,
+            "not padded base64",
+        ),
+        (
+            d(os, HELLO, "5", r#","data":"aGVsbA==""#),
+            false,
+            "decodes to 4 bytes, the descriptor says 5",
+        ),
+        (
+            d(os, HELLO, "5", r#","data":"aGVsbW8=""#),
+            false,
+            "does not match the digest",
+        ),
+        (
+            d(
+                os,
+                "sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564",
+                "5",
+                r#","data":"aGVsbG8""#,
+            ),
+            false,
+            "not padded base64",
+        ),
+    ];
+    for (desc, valid, why) in cases {
+        let dir = tempdir();
+        verdict(dir.path(), ARTIFACT, &desc, valid, why);
+    }
+}
+
+/// schemaVersion, annotations and dates in manifests and configs (manifest.md,
+/// annotations.md, config.md; schema/manifest_test.go, schema/config_test.go).
+#[test]
+fn documents_by_the_spec() {
+    let hello =
+        format!(r#"{{"mediaType":"application/octet-stream","digest":"{HELLO}","size":5}}"#);
+    let with = |field: &str| {
+        ARTIFACT.replacen(
+            r#""schemaVersion":2,"#,
+            &format!(r#""schemaVersion":2,{field},"#),
+            1,
+        )
+    };
+    let cases: Vec<(String, bool, &str)> = vec![
+        (
+            with(
+                r#""annotations":{"org.opencontainers.image.created":"2024-01-02T03:04:05.123+01:00","k":""}"#,
+            ),
+            true,
+            "ok: ",
+        ),
+        (with(r#""annotations":{}"#), true, "ok: "),
+        (
+            ARTIFACT.replace(r#""schemaVersion":2"#, r#""schemaVersion":1"#),
+            false,
+            "schemaVersion",
+        ),
+        (
+            ARTIFACT.replace(r#""schemaVersion":2,"#, ""),
+            false,
+            "schemaVersion",
+        ),
+        (with(r#""annotations":{"k":1}"#), false, "expected a string"),
+        (
+            with(r#""annotations":{"org.opencontainers.image.created":"last tuesday"}"#),
+            false,
+            "org.opencontainers.image.created \"last tuesday\" is not an RFC 3339 date-time",
+        ),
+        (
+            with(r#""annotations":{"org.opencontainers.image.created":"2024-13-02T03:04:05Z"}"#),
+            false,
+            "not an RFC 3339",
+        ),
+    ];
+    for (manifest, valid, why) in cases {
+        let dir = tempdir();
+        verdict(dir.path(), &manifest, &hello, valid, why);
+    }
+    // On a descriptor too.
+    let dir = tempdir();
+    let desc = format!(
+        r#"{{"mediaType":"application/octet-stream","digest":"{HELLO}","size":5,"annotations":{{"org.opencontainers.image.created":"1 Jan"}}}}"#
+    );
+    verdict(
+        dir.path(),
+        ARTIFACT,
+        &desc,
+        false,
+        "is not an RFC 3339 date-time",
+    );
+}
+
+#[test]
+fn config_dates_must_be_rfc3339() {
+    for (extra, valid) in [
+        (
+            serde_json::json!({"created": "2015-10-31T22:22:56.015925234Z"}),
+            true,
+        ),
+        (
+            serde_json::json!({"created": "2015-10-31T22:22:56-07:00", "history": [{"created": "2015-10-31T22:22:54Z"}]}),
+            true,
+        ),
+        (serde_json::json!({"created": "yesterday"}), false),
+        (
+            serde_json::json!({"history": [{"created": "2015-10-31"}]}),
+            false,
+        ),
+    ] {
+        let dir = tempdir();
+        let layout = fresh(dir.path());
+        let image = write_layered_image(
+            &layout,
+            "t",
+            &[(tar_layer("a"), Packing::Gzip)],
+            extra.clone(),
+        );
+        let out = run(&["fsck", s(layout.root())]);
+        if valid {
+            assert_eq!(out.code, 0, "{extra}: {}", out.stdout);
+        } else {
+            assert_eq!(out.code, 1, "{extra}: {}", out.stdout);
+            assert!(
+                out.stdout.contains(&format!("problem: {}", image.config))
+                    && out
+                        .stdout
+                        .contains("is not an RFC 3339 date-time (config.md)"),
+                "{extra}: {}",
+                out.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn blob_directories_are_named_by_the_algorithm_grammar() {
+    let dir = tempdir();
+    let (layout, _) = layout_with_images(dir.path(), "lay", &["a"]);
+    std::fs::create_dir(layout.root().join("blobs/sha256+b64u")).unwrap();
+    let out = run(&["fsck", s(layout.root())]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("blobs/sha256+b64u: algorithm strata cannot verify"),
+        "{}",
+        out.stderr
+    );
+    std::fs::create_dir(layout.root().join("blobs/SHA256")).unwrap();
+    let out = run(&["fsck", s(layout.root())]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("problem: blobs/SHA256: not a digest algorithm"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn an_unregistered_diff_id_algorithm_is_a_warning() {
+    let dir = tempdir();
+    let layout = fresh(dir.path());
+    let tar = tar_layer("a");
+    image_with_layer(&layout, "t", &tar, media_type::LAYER_TAR, "sha384:abcdef");
+    let out = run(&["fsck", s(layout.root())]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("rootfs.diff_ids[0]") && out.stderr.contains("cannot verify"),
+        "{}",
+        out.stderr
+    );
+}
