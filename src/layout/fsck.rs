@@ -397,6 +397,10 @@ struct Checker<'a> {
 
 impl Visitor for Checker<'_> {
     fn edge(&mut self, desc: &Descriptor, edge: &Edge<'_>) -> bool {
+        if edge.by_shape {
+            // Inside a blob of a media type the spec leaves to its owner: no rules apply.
+            return true;
+        }
         let parent = edge.found_in;
         let subject = format!("{} (in {parent})", desc.digest);
         if !is_valid_media_type(&desc.media_type) {
@@ -496,8 +500,27 @@ impl Visitor for Checker<'_> {
         Ok(())
     }
 
-    fn node(&mut self, blob: &BlobRef, node: &Node) {
+    fn misread_node(&mut self, blob: &BlobRef, error: crate::Error) {
+        // Reported as a node that cannot be read would be; gc still follows it.
+        let _ = self.bad_node(blob, error);
+    }
+
+    fn node(&mut self, blob: &BlobRef, raw: &[u8], node: &Node) {
         let digest = &blob.digest;
+        let (field, empty) = match node {
+            Node::Index(i) => ("manifests", i.manifests.is_empty()),
+            Node::Manifest(m) => ("layers", m.layers.is_empty()),
+        };
+        // Go's encoders write an empty slice as null; read as empty, but it is not an array.
+        if empty
+            && serde_json::from_slice::<serde_json::Value>(raw)
+                .is_ok_and(|v| v.get(field).is_some_and(serde_json::Value::is_null))
+        {
+            self.warnings.push(Problem {
+                subject: digest.to_string(),
+                rule: format!("{field} is null, read as empty (the spec wants an array)"),
+            });
+        }
         let annotations = match node {
             Node::Index(i) => i.annotations.as_ref(),
             Node::Manifest(m) => m.annotations.as_ref(),

@@ -112,6 +112,32 @@ impl Layout {
         Ok(Some((blob, raw, node)))
     }
 
+    /// Reads (verified) a blob whatever its media type says and decodes it as an index (it
+    /// has `manifests`) or a manifest (it has `config` and `layers`), without the rules of
+    /// either; `None` when it is neither, or cannot be read.
+    pub fn read_node_by_shape(&self, blob: &BlobRef) -> Option<(Vec<u8>, Node)> {
+        if blob.size > super::JSON_LIMIT {
+            return None;
+        }
+        // Most blobs of unknown type are not JSON: one byte says so without reading them.
+        let mut first = [0u8; 1];
+        let mut file = self.open_blob_file(&blob.digest).ok()?;
+        std::io::Read::read_exact(&mut file, &mut first).ok()?;
+        if !b"{ \t\r\n".contains(&first[0]) {
+            return None;
+        }
+        let raw = self.read_blob(blob, super::JSON_LIMIT, "document").ok()?;
+        let value: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+        let node = if value.get("manifests").is_some() {
+            Node::Index(Box::new(serde_json::from_value(value).ok()?))
+        } else if value.get("config").is_some() && value.get("layers").is_some() {
+            Node::Manifest(Box::new(serde_json::from_value(value).ok()?))
+        } else {
+            return None;
+        };
+        Some((raw, node))
+    }
+
     /// Reads (verified) and decodes an image config.
     pub fn read_config(&self, desc: &Descriptor) -> Result<(Vec<u8>, ImageConfig)> {
         let blob = blob_ref(desc, &format!("config descriptor {}", desc.digest))?;

@@ -626,3 +626,145 @@ fn an_unregistered_diff_id_algorithm_is_a_warning() {
         out.stderr
     );
 }
+
+/// A tagged manifest written raw (`{{CONFIG}}` is an image config with no layers); returns
+/// its digest and the config's.
+fn raw_manifest(
+    layout: &Layout,
+    tag: &str,
+    label: &str,
+    body: &str,
+    diff_ids: &[String],
+) -> (String, String) {
+    let config = serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config = layout.put_blob(&to_canonical_json(&config)).unwrap();
+    let config_desc = serde_json::to_string(&Descriptor::new(
+        media_type::CONFIG,
+        &config.digest,
+        config.size,
+    ))
+    .unwrap();
+    let raw = body.replace("{{CONFIG}}", &config_desc);
+    let blob = layout.put_blob(raw.as_bytes()).unwrap();
+    add_entry(
+        layout,
+        &Descriptor::new(label, &blob.digest, blob.size),
+        Some(tag),
+    );
+    (blob.digest.to_string(), config.digest.to_string())
+}
+
+#[test]
+fn null_layers_read_as_none_with_a_warning() {
+    let dir = tempdir();
+    let layout = fresh(dir.path());
+    let body = r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{CONFIG}},"layers":null}"#;
+    let (manifest, _) = raw_manifest(&layout, "t", media_type::MANIFEST, body, &[]);
+    let out = run(&["fsck", s(layout.root())]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains(&format!("warning: {manifest}: layers is null")),
+        "{}",
+        out.stderr
+    );
+    let listed = json(&["ls", s(layout.root()), "--json"]);
+    assert!(listed["images"][0]["size"].is_u64(), "{listed}");
+    let inspected = json(&["inspect", &format!("{}:t", s(layout.root())), "--json"]);
+    assert_eq!(inspected["layers"], serde_json::json!([]), "{inspected}");
+}
+
+#[test]
+fn ls_lists_what_it_can_and_warns_once() {
+    let dir = tempdir();
+    let (layout, images) = layout_with_images(dir.path(), "lay", &["good", "gone"]);
+    for tag in ["gone2", "gone3"] {
+        add_entry(&layout, &images[1].manifest, Some(tag));
+    }
+    std::fs::remove_file(layout.blob_path(&images[1].manifest.digest().unwrap())).unwrap();
+    let out = run(&["ls", s(layout.root())]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(out.stderr.matches("warning:").count(), 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&images[1].manifest.digest),
+        "{}",
+        out.stderr
+    );
+    let good = out.stdout.lines().find(|l| l.starts_with("good ")).unwrap();
+    assert!(!good.contains('?'), "{}", out.stdout);
+    for tag in ["gone ", "gone2", "gone3"] {
+        assert!(
+            out.stdout.lines().any(|l| l.starts_with(tag)),
+            "{}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn gc_keeps_what_a_manifest_holds_whatever_its_label() {
+    let dir = tempdir();
+    let layout = fresh(dir.path());
+    let tar = tar_layer("x");
+    let layer = layout.put_blob(&tar).unwrap();
+    let layer_desc = serde_json::to_string(&Descriptor::new(
+        media_type::LAYER_TAR,
+        &layer.digest,
+        layer.size,
+    ))
+    .unwrap();
+    let body = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{{{CONFIG}}}},"layers":[{layer_desc}]}}"#
+    );
+    // Labelled with a type strata does not know, and labelled as an index.
+    let (unknown, unknown_config) = raw_manifest(
+        &layout,
+        "u",
+        "application/vnd.example.thing+json",
+        &body,
+        &[sha256(&tar).to_string()],
+    );
+    let body2 = body.replace(
+        "\"schemaVersion\":2,",
+        "\"schemaVersion\":2,\"annotations\":{\"k\":\"v\"},",
+    );
+    let (mislabelled, mislabelled_config) = raw_manifest(
+        &layout,
+        "i",
+        media_type::INDEX,
+        &body2,
+        &[sha256(&tar).to_string()],
+    );
+    let garbage = write_image(&layout, &["garbage"], "amd64");
+    ok(&["gc", s(layout.root())]);
+    let left = stored_blobs(layout.root());
+    for kept in [
+        &unknown,
+        &unknown_config,
+        &mislabelled,
+        &mislabelled_config,
+        &layer.digest.to_string(),
+    ] {
+        assert!(left.contains(kept), "gc removed {kept}: {left:?}");
+    }
+    assert!(!left.contains(&garbage.config.to_string()), "{left:?}");
+    // fsck: the unknown label is the owner's business; the wrong one is a problem.
+    let out = run(&["fsck", s(layout.root())]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let problems: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("problem:"))
+        .collect();
+    assert_eq!(problems.len(), 1, "{}", out.stdout);
+    assert!(problems[0].contains(&mislabelled), "{}", out.stdout);
+    // A reachable document that is missing still stops gc.
+    std::fs::remove_file(layout.blob_path(&mislabelled.parse().unwrap())).unwrap();
+    let before = stored_blobs(layout.root());
+    let err = fails(&["gc", s(layout.root())], 1);
+    assert!(err.contains(&mislabelled), "{err}");
+    assert_eq!(stored_blobs(layout.root()), before);
+}
