@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use strata::layout::fsck::{fsck_with, FsckOptions};
+use strata::layout::fsck::{fsck_with, FsckOptions, FsckReport, Problem};
 use strata::Layout;
 
 use super::output::{human_size, Output};
@@ -25,28 +25,41 @@ pub struct Args {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    let layout = Layout::open(&args.layout)?;
-    let report = fsck_with(
-        &layout,
-        FsckOptions {
-            threads: strata::threads::get(),
-            layers: !args.no_layers,
-        },
-    )?;
+    let checked = Layout::open(&args.layout).and_then(|layout| {
+        fsck_with(
+            &layout,
+            FsckOptions {
+                threads: strata::threads::get(),
+                layers: !args.no_layers,
+            },
+        )
+    });
+    let report = match checked {
+        Ok(report) => report,
+        // A layout fsck cannot even walk (index.json unreadable, say) is its biggest problem:
+        // a --json reader gets it as one, and the error goes to stderr as usual.
+        Err(e) if args.json.json => {
+            let report = FsckReport {
+                blobs_checked: 0,
+                bytes_checked: 0,
+                problems: vec![Problem {
+                    subject: args.layout.display().to_string(),
+                    rule: e.to_string(),
+                }],
+                warnings: Vec::new(),
+                unreferenced: Vec::new(),
+                referrers: Vec::new(),
+            };
+            print_json(out, &report)?;
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     for w in &report.warnings {
         out.warn(format_args!("{}: {}", w.subject, w.rule));
     }
     if args.json.json {
-        #[derive(serde::Serialize)]
-        struct Json<'a> {
-            ok: bool,
-            #[serde(flatten)]
-            report: &'a strata::layout::fsck::FsckReport,
-        }
-        out.json(&Json {
-            ok: report.ok(),
-            report: &report,
-        })?;
+        print_json(out, &report)?;
     } else {
         for p in &report.problems {
             out.print(format_args!("problem: {}: {}", p.subject, p.rule))?;
@@ -73,5 +86,18 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         Status::Success
     } else {
         Status::Failure
+    })
+}
+
+fn print_json(out: &Output, report: &FsckReport) -> std::io::Result<()> {
+    #[derive(serde::Serialize)]
+    struct Json<'a> {
+        ok: bool,
+        #[serde(flatten)]
+        report: &'a FsckReport,
+    }
+    out.json(&Json {
+        ok: report.ok(),
+        report,
     })
 }

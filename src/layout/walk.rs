@@ -48,17 +48,12 @@ pub fn blob_ref(desc: &Descriptor, found_in: &str) -> Result<BlobRef> {
 /// `manifests` field, an embedded media type other than the descriptor's, or a wrong
 /// `schemaVersion`.
 pub fn decode_manifest(raw: &[u8], declared: &str, what: &str) -> Result<Manifest> {
+    super::index::check_schema_version(raw, what)?;
     let manifest: Manifest = serde_json::from_slice(raw).map_err(Error::bad_json(what))?;
     let invalid = |reason: String| Error::Invalid {
         what: what.to_owned(),
         reason,
     };
-    if manifest.schema_version != 2 {
-        return Err(invalid(format!(
-            "schemaVersion is {}, must be 2",
-            manifest.schema_version
-        )));
-    }
     if manifest.extra.contains_key("manifests") {
         return Err(invalid(
             "a manifest must not have a \"manifests\" field (is it an index?)".into(),

@@ -768,3 +768,68 @@ fn gc_keeps_what_a_manifest_holds_whatever_its_label() {
     assert!(err.contains(&mislabelled), "{err}");
     assert_eq!(stored_blobs(layout.root()), before);
 }
+
+#[test]
+fn another_schema_version_is_said_before_field_errors() {
+    let dir = tempdir();
+    let layout = fresh(dir.path());
+    let body = r#"{"schemaVersion":99999,"config":5,"layers":"none"}"#;
+    let (manifest, _) = raw_manifest(&layout, "t", media_type::MANIFEST, body, &[]);
+    let out = run(&["fsck", s(layout.root())]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!(
+            "problem: {manifest}: schemaVersion 99999, must be 2"
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("invalid type"), "{}", out.stdout);
+    let err = fails(&["inspect", &format!("{}:t", s(layout.root()))], 1);
+    assert!(err.contains("schemaVersion 99999, must be 2"), "{err}");
+    // index.json too.
+    let index = layout.root().join("index.json");
+    write(&index, br#"{"schemaVersion":99999,"manifests":{}}"#);
+    let err = fails(&["ls", s(layout.root())], 1);
+    assert!(err.contains("schemaVersion 99999, must be 2"), "{err}");
+}
+
+#[test]
+fn fsck_json_reports_an_index_json_it_cannot_parse() {
+    let dir = tempdir();
+    let (layout, _) = layout_with_images(dir.path(), "lay", &["a"]);
+    let index = layout.root().join("index.json");
+    let full = std::fs::read(&index).unwrap();
+    write(&index, &full[..full.len() / 2]);
+    let out = run(&["fsck", s(layout.root()), "--json"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}{}", out.stdout, out.stderr));
+    assert_eq!(report["ok"], false, "{report}");
+    let rule = report["problems"][0]["rule"].as_str().unwrap_or_default();
+    assert!(
+        rule.contains("index.json") && rule.contains("malformed JSON"),
+        "{report}"
+    );
+    assert!(out.stderr.contains("index.json"), "{}", out.stderr);
+}
+
+#[test]
+fn untag_removes_every_entry_holding_the_tag_and_says_how_many() {
+    let dir = tempdir();
+    let (layout, images) = layout_with_images(dir.path(), "lay", &["x", "keep"]);
+    add_entry(&layout, &images[1].manifest, Some("x"));
+    add_entry(&layout, &images[0].manifest, Some("x"));
+    let said = ok(&["untag", &format!("{}:x", s(layout.root()))]);
+    assert!(said.contains("removed 3 index.json entries"), "{said}");
+    let listed = json(&["ls", s(layout.root()), "--json"]);
+    let tags: Vec<&str> = listed["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["tag"].as_str())
+        .collect();
+    assert_eq!(tags, ["keep"]);
+    let said = ok(&["untag", &format!("{}:keep", s(layout.root()))]);
+    assert!(said.contains("removed 1 index.json entry"), "{said}");
+}
