@@ -500,9 +500,20 @@ impl Visitor for Checker<'_> {
         Ok(())
     }
 
-    fn misread_node(&mut self, blob: &BlobRef, error: crate::Error) {
-        // Reported as a node that cannot be read would be; gc still follows it.
-        let _ = self.bad_node(blob, error);
+    fn misread_node(&mut self, blob: &BlobRef, declared: &str, node: &Node, error: crate::Error) {
+        let (is, kind) = match node {
+            Node::Index(_) => ("an image index", Kind::Index),
+            Node::Manifest(_) => ("an image manifest", Kind::Manifest),
+        };
+        if Kind::of(declared) == kind {
+            // The right kind, breaking one of its rules: the error says which.
+            let _ = self.bad_node(blob, error);
+        } else {
+            self.problem(
+                &blob.digest,
+                format!("its descriptor says {declared} but it is {is} (descriptor.md: mediaType describes the content)"),
+            );
+        }
     }
 
     fn node(&mut self, blob: &BlobRef, raw: &[u8], node: &Node) {

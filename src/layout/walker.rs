@@ -184,7 +184,7 @@ impl<'a> Walker<'a> {
                     // followed: gc must not lose what it points at.
                     Err(e) => match store.read_node_by_shape(&blob) {
                         Some((raw, node)) => {
-                            visitor.misread_node(&blob, e);
+                            visitor.misread_node(&blob, &desc.media_type, &node, e);
                             visitor.node(&blob, &raw, &node);
                             (node, Link::Strong)
                         }
@@ -367,9 +367,9 @@ pub trait Visitor {
     /// A node read and decoded (`raw` its bytes), before its children are walked.
     fn node(&mut self, _blob: &BlobRef, _raw: &[u8], _node: &Node) {}
 
-    /// A node that breaks its media type's rules (`error`) but reads as a manifest or index
-    /// by its shape, and is walked as such.
-    fn misread_node(&mut self, _blob: &BlobRef, _error: Error) {}
+    /// A node that breaks the rules of its media type `declared` (`error`) but reads as
+    /// `node` by its shape, and is walked as such.
+    fn misread_node(&mut self, _blob: &BlobRef, _declared: &str, _node: &Node, _error: Error) {}
 }
 
 /// The visitor that only walks.

@@ -760,7 +760,14 @@ fn gc_keeps_what_a_manifest_holds_whatever_its_label() {
         .filter(|l| l.starts_with("problem:"))
         .collect();
     assert_eq!(problems.len(), 1, "{}", out.stdout);
-    assert!(problems[0].contains(&mislabelled), "{}", out.stdout);
+    assert!(
+        problems[0].contains(&format!(
+            "{mislabelled}: its descriptor says {} but it is an image manifest",
+            media_type::INDEX
+        )),
+        "{}",
+        out.stdout
+    );
     // A reachable document that is missing still stops gc.
     std::fs::remove_file(layout.blob_path(&mislabelled.parse().unwrap())).unwrap();
     let before = stored_blobs(layout.root());
