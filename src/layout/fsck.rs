@@ -441,8 +441,9 @@ impl Visitor for Checker<'_> {
             Ok(d) => d,
             Err(e @ DigestError::UnsupportedAlgorithm { .. }) => {
                 // The grammar allows unregistered algorithms; strata just cannot hash them.
+                // One warning per digest, however many descriptors use it.
                 self.warnings.push(Problem {
-                    subject,
+                    subject: desc.digest.clone(),
                     rule: format!("{e}: cannot verify this blob"),
                 });
                 if let Some(data) = &desc.data {
@@ -648,7 +649,7 @@ impl Checker<'_> {
             return; // reported on the edge
         };
         let diff_ids = self.manifest_config(&cd, manifest);
-        self.queue_layers(digest, manifest, &cd, &diff_ids.unwrap_or_default());
+        self.queue_layers(manifest, &cd, &diff_ids.unwrap_or_default());
     }
 
     /// Checks a manifest's config; its diff_ids when it could be read.
@@ -673,13 +674,7 @@ impl Checker<'_> {
 
     /// Queues an image's stored layers for decompression, each with the diff_id at its
     /// position in the config.
-    fn queue_layers(
-        &mut self,
-        digest: &Digest,
-        manifest: &Manifest,
-        config: &Digest,
-        diff_ids: &[String],
-    ) {
+    fn queue_layers(&mut self, manifest: &Manifest, config: &Digest, diff_ids: &[String]) {
         let Some(mut layers) = self.layers.take() else {
             return;
         };
@@ -695,7 +690,7 @@ impl Checker<'_> {
                 self.warnings.push(Problem {
                     subject: ld.to_string(),
                     rule: format!(
-                        "layer media type {:?} (in blob {digest}) is not one strata can unpack; its content is not checked",
+                        "layer media type {:?} is not one strata can unpack; its content is not checked",
                         layer.media_type
                     ),
                 });

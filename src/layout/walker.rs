@@ -135,9 +135,9 @@ impl<'a> Walker<'a> {
             };
             let kind = Kind::of(&desc.media_type);
             let is_node = matches!(kind, Kind::Index | Kind::Manifest);
-            // A root, index entry or subject of a media type strata does not know may still
-            // be a manifest or index: what it points at is kept whatever its label says.
-            let unknown_label = role == Role::Node && !is_node && kind == Kind::Opaque;
+            // A root, index entry or subject labelled as anything but a manifest or index
+            // may still be one: what it points at is kept whatever its label says.
+            let unknown_label = role == Role::Node && !is_node;
             // A root, index entry or subject that is not an index or manifest is a leaf.
             let role = if role == Role::Node && !is_node {
                 Role::Leaf

@@ -840,3 +840,68 @@ fn untag_removes_every_entry_holding_the_tag_and_says_how_many() {
     let said = ok(&["untag", &format!("{}:keep", s(layout.root()))]);
     assert!(said.contains("removed 1 index.json entry"), "{said}");
 }
+
+#[test]
+fn warnings_are_said_once_per_blob_and_null_manifests_read_as_none() {
+    let dir = tempdir();
+    let layout = fresh(dir.path());
+    let tar = tar_layer("a");
+    let layer = layout.put_blob(&tar).unwrap();
+    let odd = Descriptor::new(
+        "application/vnd.example.layer+lz4",
+        &layer.digest,
+        layer.size,
+    );
+    let config = serde_json::json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [sha256(&tar).to_string()]}});
+    let config = layout.put_blob(&to_canonical_json(&config)).unwrap();
+    for (tag, arch) in [("a", "amd64"), ("b", "arm64")] {
+        let manifest = serde_json::json!({"schemaVersion": 2, "mediaType": media_type::MANIFEST,
+            "config": Descriptor::new(media_type::CONFIG, &config.digest, config.size),
+            "layers": [odd], "annotations": {"arch": arch}});
+        let m = layout.put_blob(&to_canonical_json(&manifest)).unwrap();
+        add_entry(
+            &layout,
+            &Descriptor::new(media_type::MANIFEST, &m.digest, m.size),
+            Some(tag),
+        );
+    }
+    let index = layout
+        .put_blob(br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":null}"#)
+        .unwrap();
+    add_entry(
+        &layout,
+        &Descriptor::new(media_type::INDEX, &index.digest, index.size),
+        Some("empty"),
+    );
+    let out = run(&["fsck", s(layout.root())]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.stderr.matches(&layer.digest.to_string()).count(),
+        1,
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains(&format!("warning: {}: manifests is null", index.digest)),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn gc_follows_a_manifest_labelled_as_a_config_or_layer() {
+    let dir = tempdir();
+    let layout = fresh(dir.path());
+    let image = write_image(&layout, &["x"], "amd64");
+    let mut labelled = image.manifest.clone();
+    labelled.media_type = media_type::LAYER_TAR.into();
+    labelled.platform = None;
+    add_entry(&layout, &labelled, Some("odd"));
+    ok(&["gc", s(layout.root())]);
+    let left = stored_blobs(layout.root());
+    for blob in image.blobs() {
+        assert!(left.contains(&blob.to_string()), "gc removed {blob}");
+    }
+}
