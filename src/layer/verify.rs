@@ -41,10 +41,22 @@ pub fn check_layer(input: impl Read, what: &str) -> Result<u64> {
 fn check_entry<R: Read>(
     entry: &super::tarstream::TarEntry<'_, R>,
 ) -> std::result::Result<(), String> {
-    if let Some(path) = names::layer_path(entry.path_bytes())? {
-        names::entry_name(&path)?;
+    let kind = entry.header().entry_type();
+    match names::layer_path(entry.path_bytes())? {
+        // unpack lets only a directory describe the root (a link there would send later
+        // layers anywhere).
+        None if !kind.is_dir() => {
+            return Err("refusing to replace the root directory with a non-directory".into())
+        }
+        None => {}
+        Some(path) => {
+            // A whiteout's type does not matter; anything else must be a type unpack makes.
+            if matches!(names::entry_name(&path)?, names::EntryName::Plain) {
+                supported_type(kind)?;
+            }
+        }
     }
-    if entry.header().entry_type() == tar::EntryType::Link {
+    if kind == tar::EntryType::Link {
         let target = entry.link_name_bytes().unwrap_or_default();
         if names::layer_path(target)
             .map_err(|why| format!("its hardlink target: {why}"))?
@@ -66,4 +78,17 @@ fn check_entry<R: Read>(
         }
     }
     Ok(())
+}
+
+/// The entry types unpack applies; the others it refuses, and so is the layer.
+fn supported_type(kind: tar::EntryType) -> std::result::Result<(), String> {
+    use tar::EntryType as T;
+    match kind {
+        T::Directory | T::Regular | T::Continuous | T::Symlink | T::Link => Ok(()),
+        T::Char | T::Block | T::Fifo => Ok(()),
+        T::GNUSparse => {
+            Err("sparse files are not supported in layers (layer.md: SHOULD NOT be used)".into())
+        }
+        other => Err(format!("unsupported tar entry type {other:?}")),
+    }
 }

@@ -905,3 +905,79 @@ fn gc_follows_a_manifest_labelled_as_a_config_or_layer() {
         assert!(left.contains(&blob.to_string()), "gc removed {blob}");
     }
 }
+
+fn entry_header(kind: tar::EntryType, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(kind);
+    h.set_mode(0o755);
+    h.set_size(size);
+    h.set_mtime(MTIME);
+    h.set_uid(0);
+    h.set_gid(0);
+    h
+}
+
+/// Entries unpack refuses by their type alone: fsck finds them, as unpack would.
+#[test]
+fn entries_unpack_refuses_by_type_are_problems() {
+    type Case<'a> = (&'a str, tar::EntryType, &'a [u8], Option<&'a [u8]>, &'a str);
+    let cases: [Case<'_>; 3] = [
+        (
+            "root-link",
+            tar::EntryType::Symlink,
+            b"./",
+            Some(b"/etc"),
+            "replace the root directory",
+        ),
+        (
+            "sparse",
+            tar::EntryType::GNUSparse,
+            b"holes",
+            None,
+            "sparse files are not supported",
+        ),
+        (
+            "volume",
+            tar::EntryType::new(b'V'),
+            b"label",
+            None,
+            "unsupported tar entry type",
+        ),
+    ];
+    for (tag, kind, name, link, why) in cases {
+        let dir = tempdir();
+        let layout = fresh(dir.path());
+        let mut b = TarBuilder::new();
+        b.file("ok.txt", b"fine", 0o644);
+        b.raw(entry_header(kind, 0), name, link, b"");
+        let tar = b.finish();
+        let layer = image_with_layer(
+            &layout,
+            tag,
+            &gzip(&tar),
+            media_type::LAYER_TAR_GZIP,
+            &sha256(&tar).to_string(),
+        );
+        fsck_and_unpack_refuse(&layout, tag, &layer, why);
+    }
+    // A FIFO and a whiteout of any type are applied: not problems.
+    let dir = tempdir();
+    let layout = fresh(dir.path());
+    let mut b = TarBuilder::new();
+    b.raw(entry_header(tar::EntryType::Fifo, 0), b"pipe", None, b"");
+    b.raw(
+        entry_header(tar::EntryType::Fifo, 0),
+        b".wh.gone",
+        None,
+        b"",
+    );
+    let tar = b.finish();
+    image_with_layer(
+        &layout,
+        "t",
+        &tar,
+        media_type::LAYER_TAR,
+        &sha256(&tar).to_string(),
+    );
+    ok(&["fsck", s(layout.root())]);
+}
