@@ -981,3 +981,56 @@ fn entries_unpack_refuses_by_type_are_problems() {
     );
     ok(&["fsck", s(layout.root())]);
 }
+
+/// image-index.md, after schema/imageindex_test.go: entries need a media type by the
+/// grammar, may be of a custom type, and need no platform.
+#[test]
+fn index_entries_by_the_spec() {
+    let entry = |mt: &str, extra: &str| {
+        format!(r#"{{"mediaType":"{mt}","digest":"{HELLO}","size":5{extra}}}"#)
+    };
+    let cases = [
+        (
+            entry("application/customized.manifest+json", ""),
+            true,
+            "ok: ",
+        ),
+        (
+            entry(
+                "application/customized.manifest+json",
+                r#","platform":{"architecture":"ppc64le","os":"linux"}"#,
+            ),
+            true,
+            "ok: ",
+        ),
+        (entry("", ""), false, "not an RFC 6838 media type"),
+        (entry("invalid", ""), false, "not an RFC 6838 media type"),
+        (
+            entry(
+                "application/x",
+                r#","platform":{"architecture":"amd64","os":""}"#,
+            ),
+            false,
+            "platform needs os and architecture",
+        ),
+    ];
+    for (desc, valid, why) in cases {
+        let dir = tempdir();
+        let layout = fresh(dir.path());
+        layout.put_blob(b"hello").unwrap();
+        let raw = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{desc}],"annotations":{{"com.example.key1":"value1"}}}}"#,
+            media_type::INDEX
+        );
+        let blob = layout.put_blob(raw.as_bytes()).unwrap();
+        add_entry(
+            &layout,
+            &Descriptor::new(media_type::INDEX, &blob.digest, blob.size),
+            Some("t"),
+        );
+        let out = run(&["fsck", s(layout.root())]);
+        let all = format!("{}{}", out.stdout, out.stderr);
+        assert_eq!(out.code, if valid { 0 } else { 1 }, "{desc}\n{all}");
+        assert!(all.contains(why), "{desc}: wanted {why:?} in\n{all}");
+    }
+}
