@@ -200,7 +200,7 @@ run_hash() {
     local round=$1 tool=$2
     warm_layout "$FCOPY"
     case $tool in
-        strata) timed_check fsck "$round" strata check_fsck "$STRATA" fsck "$FCOPY" ;;
+        strata) timed_check fsck "$round" strata check_fsck "$STRATA" fsck --no-layers "$FCOPY" ;;
         sha256sum) timed_check fsck "$round" sha256sum check_sha256sum sh -c 'cd "$1" && exec sha256sum blobs/sha256/*' sh "$FCOPY" ;;
         openssl) timed_check fsck "$round" openssl check_openssl sh -c 'cd "$1" && exec openssl sha256 blobs/sha256/*' sh "$FCOPY" ;;
     esac

@@ -140,17 +140,23 @@ impl Digest {
     }
 }
 
-/// True when `s` follows the image-spec digest grammar, whatever its algorithm.
-pub fn is_grammatical(s: &str) -> bool {
-    let Some((algorithm, encoded)) = s.split_once(':') else {
-        return false;
-    };
+/// True when `s` is an algorithm by the image-spec digest grammar
+/// (`[a-z0-9]+(?:[+._-][a-z0-9]+)*`), registered or not.
+pub fn is_algorithm(s: &str) -> bool {
     let component_ok = |c: &str| {
         !c.is_empty()
             && c.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
     };
-    let algorithm_ok = algorithm.split(['+', '.', '_', '-']).all(component_ok);
+    s.split(['+', '.', '_', '-']).all(component_ok)
+}
+
+/// True when `s` follows the image-spec digest grammar, whatever its algorithm.
+pub fn is_grammatical(s: &str) -> bool {
+    let Some((algorithm, encoded)) = s.split_once(':') else {
+        return false;
+    };
+    let algorithm_ok = is_algorithm(algorithm);
     let encoded_ok = !encoded.is_empty()
         && encoded
             .bytes()

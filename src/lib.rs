@@ -60,6 +60,7 @@ pub mod layout;
 pub mod spec;
 pub mod threads;
 pub mod transfer;
+pub mod uri;
 
 pub use error::{Error, Result};
 pub use layout::Layout;

@@ -50,6 +50,9 @@ pub mod media_type {
 /// The annotation that names a tag on an `index.json` entry.
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 
+/// The annotation giving when an image was built (RFC 3339).
+pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
+
 /// What a descriptor's media type says its blob is, for walking the graph.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -250,7 +253,8 @@ pub struct Manifest {
     pub artifact_type: Option<String>,
     /// The config.
     pub config: Descriptor,
-    /// The layers, base first.
+    /// The layers, base first (`null`, as Go tools write an empty list, reads as none).
+    #[serde(deserialize_with = "null_as_empty")]
     pub layers: Vec<Descriptor>,
     /// The manifest this one refers to.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -279,7 +283,8 @@ pub struct Index {
         default
     )]
     pub artifact_type: Option<String>,
-    /// The entries.
+    /// The entries (`null` reads as none).
+    #[serde(deserialize_with = "null_as_empty")]
     pub manifests: Vec<Descriptor>,
     /// The manifest this one refers to.
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -416,6 +421,12 @@ pub struct History {
     /// Fields strata does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// A list that may be `null`: Go's encoders write a nil slice so. A missing field is still
+/// an error (the field is required).
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Descriptor>, D::Error> {
+    Ok(Option::<Vec<Descriptor>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Serialises `value` as compact JSON with map keys sorted, so the same document always

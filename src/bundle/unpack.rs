@@ -283,8 +283,18 @@ fn apply_one(
     let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(CHUNKS_IN_FLIGHT);
     std::thread::scope(|scope| {
         let producer = scope.spawn(|| -> Result<Digest> {
+            // A content the media type misdescribes would fail deep in the decoder or the tar
+            // reader ("Unknown frame descriptor"); say what it is instead.
+            let mut head = Vec::with_capacity(Compression::SNIFF_LEN);
+            (&mut reader)
+                .take(Compression::SNIFF_LEN as u64)
+                .read_to_end(&mut head)
+                .map_err(|e| stream_error(e.to_string()))?;
+            if let Some(why) = compression.mismatch(&head, &desc.media_type) {
+                return Err(stream_error(why));
+            }
             let counted = CountingReader {
-                inner: &mut reader,
+                inner: io::Cursor::new(head).chain(&mut reader),
                 count: &compressed_read,
             };
             let decoder = compression

@@ -5,7 +5,8 @@ use strata::Layout;
 use super::output::Output;
 use super::Status;
 
-/// Remove a tag (or every index.json entry of a digest); blobs stay until gc.
+/// Remove a tag (every index.json entry holding it) or every entry of a digest, and say
+/// how many entries went; blobs stay until gc.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// LAYOUT:TAG or LAYOUT@DIGEST.
@@ -15,8 +16,21 @@ pub struct Args {
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let reference = super::parse_reference(&args.reference)?;
     let layout = Layout::open(&reference.layout)?;
-    for removed in strata::image::untag(&layout, &reference.target)? {
-        out.info(format_args!("removed entry {}", removed.digest));
+    let removed = strata::image::untag(&layout, &reference.target)?;
+    for entry in &removed {
+        out.info(format_args!("removed entry {}", entry.digest));
     }
+    // A tag may be held by several entries (other tools write duplicates): all go, and the
+    // count says so.
+    out.print(format_args!(
+        "untagged {}: removed {} index.json {}",
+        args.reference,
+        removed.len(),
+        if removed.len() == 1 {
+            "entry"
+        } else {
+            "entries"
+        }
+    ))?;
     Ok(Status::Success)
 }

@@ -112,7 +112,7 @@ fn days_in_month(year: i64, month: i64) -> i64 {
 /// `time.RFC3339` reads it: `YYYY-MM-DDTHH:MM:SS`, an optional `.` and digits, then `Z` or
 /// `±HH:MM`, every field in range (no leap second), `T` and `Z` upper case. `None` for
 /// anything else.
-fn parse_rfc3339(s: &str) -> Option<i64> {
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let num = |from: usize, to: usize, min: i64, max: i64| -> Option<i64> {
         let digits = b.get(from..to)?;

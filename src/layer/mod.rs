@@ -7,6 +7,7 @@ pub mod names;
 pub mod pax;
 mod pgzip;
 pub(crate) mod root;
+pub mod scan;
 pub mod source;
 pub mod tarstream;
 pub mod verify;
@@ -19,7 +20,7 @@ use std::io::{self, BufReader, Read};
 use crate::spec::media_type;
 
 /// How a layer blob is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Compression {
     /// A plain tar.
     None,
@@ -44,15 +45,44 @@ impl Compression {
         }
     }
 
-    /// The compression a stream starts with, by its magic number (gzip `1f 8b`, zstd
-    /// `28 b5 2f fd`); anything else is taken as a plain tar. Four bytes are enough.
+    /// What `head`, a blob's first bytes, says its compression is: gzip by its magic
+    /// `1f 8b`, zstd by a frame's magic `28 b5 2f fd` or a skippable frame's (`5? 2a 4d 18`,
+    /// which a zstd decoder reads past); anything else is taken as not compressed.
     pub fn sniff(head: &[u8]) -> Compression {
-        if head.starts_with(&[0x1f, 0x8b]) {
-            Compression::Gzip
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Compression::Zstd
-        } else {
-            Compression::None
+        match head {
+            [0x1f, 0x8b, ..] => Compression::Gzip,
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+            [b, 0x2a, 0x4d, 0x18, ..] if b & 0xf0 == 0x50 => Compression::Zstd,
+            _ => Compression::None,
+        }
+    }
+
+    /// How many leading bytes [`Compression::sniff`] needs.
+    pub const SNIFF_LEN: usize = 4;
+
+    /// Why a layer whose content starts with `head` cannot be read as `media_type` (which
+    /// declares `self`), or `None` when they agree. An empty blob is left to the decoder.
+    pub fn mismatch(self, head: &[u8], media_type: &str) -> Option<String> {
+        let found = Compression::sniff(head);
+        if head.is_empty() || found == self {
+            return None;
+        }
+        let content = match found {
+            Compression::None => "neither gzip nor zstd",
+            other => other.name(),
+        };
+        Some(format!(
+            "the content is {content} but the media type says {} ({media_type})",
+            self.name()
+        ))
+    }
+
+    /// How messages name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "plain tar",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
         }
     }
 
@@ -67,5 +97,43 @@ impl Compression {
             )),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(blob)?),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_magic_bytes() {
+        assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8, 0]), Compression::Gzip);
+        assert_eq!(
+            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Compression::Zstd
+        );
+        assert_eq!(
+            Compression::sniff(&[0x5e, 0x2a, 0x4d, 0x18]),
+            Compression::Zstd
+        );
+        assert_eq!(Compression::sniff(b"etc/"), Compression::None);
+        assert_eq!(Compression::sniff(&[0x1f]), Compression::None);
+        let gz = [0x1f, 0x8b, 8, 0];
+        let msg = Compression::None
+            .mismatch(&gz, media_type::LAYER_TAR)
+            .unwrap();
+        assert_eq!(
+            msg,
+            "the content is gzip but the media type says plain tar (application/vnd.oci.image.layer.v1.tar)"
+        );
+        assert!(Compression::Gzip
+            .mismatch(&gz, media_type::LAYER_TAR_GZIP)
+            .is_none());
+        assert!(Compression::Gzip
+            .mismatch(b"", media_type::LAYER_TAR_GZIP)
+            .is_none());
+        assert!(Compression::Zstd
+            .mismatch(b"abcd", "x")
+            .unwrap()
+            .contains("neither"));
     }
 }

@@ -46,10 +46,19 @@ fn check_entry<R: Read>(
     if let Some(why) = entry.unsupported() {
         return Err(why);
     }
-    if let Some(path) = names::layer_path(entry.path_bytes())? {
-        names::entry_name(&path)?;
+    let kind = entry.header().entry_type();
+    match names::layer_path(entry.path_bytes())? {
+        // unpack lets only a directory describe the root (a link there would send later
+        // layers anywhere).
+        None if !kind.is_dir() => {
+            return Err("refusing to replace the root directory with a non-directory".into())
+        }
+        None => {}
+        Some(path) => {
+            names::entry_name(&path)?;
+        }
     }
-    if entry.header().entry_type() == tar::EntryType::Link {
+    if kind == tar::EntryType::Link {
         let target = entry.link_name_bytes().unwrap_or_default();
         if names::layer_path(target)
             .map_err(|why| format!("its hardlink target: {why}"))?
@@ -73,3 +82,4 @@ fn check_entry<R: Read>(
     }
     Ok(())
 }
+

@@ -3,7 +3,7 @@
 //! index and image config follows the image-spec's MUST rules. Problems are collected, one per
 //! blob and rule, rather than stopping at the first.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,9 +17,14 @@ use super::gc::{list_blobs, mark, roots, SweptBlob};
 use super::walk::{decode_config, Node};
 use super::walker::{Edge, Role, Visitor, Walker};
 use super::{Layout, JSON_LIMIT};
-use crate::digest::{Algorithm, Digest};
+use crate::digest::{is_algorithm, Algorithm, Digest, DigestError};
 use crate::error::{IoContext, Result};
-use crate::spec::{is_valid_media_type, media_type, BlobRef, Descriptor, Kind, Manifest};
+use crate::image::time::parse_rfc3339;
+use crate::layer::scan::Scan;
+use crate::layer::Compression;
+use crate::spec::{
+    is_valid_media_type, media_type, BlobRef, Descriptor, Kind, Manifest, ANNOTATION_CREATED,
+};
 
 /// One broken rule.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -40,6 +45,8 @@ pub struct FsckReport {
     pub bytes_checked: u64,
     /// Broken rules, sorted by subject.
     pub problems: Vec<Problem>,
+    /// What the spec allows but strata cannot check or use, sorted by subject.
+    pub warnings: Vec<Problem>,
     /// Blobs nothing in index.json reaches and no live referrer chain keeps.
     pub unreferenced: Vec<SweptBlob>,
     /// Referrers kept only by their subject.
@@ -53,14 +60,94 @@ impl FsckReport {
     }
 }
 
-/// Checks `layout`. Holds the gc lock shared, so a concurrent gc cannot remove blobs
-/// mid-check. `threads` hash blobs in parallel (at least one).
+/// How much [`fsck_with`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct FsckOptions {
+    /// Threads hashing and decompressing blobs in parallel (at least one).
+    pub threads: usize,
+    /// Decompress every layer of an image, checking its compression, diff_id and tar; when
+    /// false, layers are only hashed.
+    pub layers: bool,
+}
+
+/// Checks `layout` fully (layers decompressed) on `threads` threads.
 pub fn fsck(layout: &Layout, threads: usize) -> Result<FsckReport> {
+    fsck_with(
+        layout,
+        FsckOptions {
+            threads,
+            layers: true,
+        },
+    )
+}
+
+/// Checks `layout`. Holds the gc lock shared, so a concurrent gc cannot remove blobs
+/// mid-check.
+pub fn fsck_with(layout: &Layout, options: FsckOptions) -> Result<FsckReport> {
+    let threads = options.threads.max(1);
     let _lock = layout.lock_gc(super::LockMode::Shared)?;
     let mut problems = Vec::new();
     let stored = list_blobs(layout)?;
     problems.extend(misnamed_blob_files(layout)?);
-    let corrupt = hash_all(layout, &stored, threads.max(1))?;
+    let (bad_dirs, mut warnings) = algorithm_dirs(layout)?;
+    problems.extend(bad_dirs);
+    // Documents are hashed before the walk reads them. Bigger blobs, layers mostly, wait
+    // until the walk has said which are layers, so each is read once: hashed while it is
+    // decompressed.
+    let (early, late): (Vec<&Digest>, Vec<&Digest>) = stored
+        .keys()
+        .partition(|d| !options.layers || stored[*d] <= JSON_LIMIT);
+    let mut corrupt = hash_all(layout, &early, threads)?;
+
+    let index = layout.read_index()?.index;
+    let mut checker = Checker {
+        layout,
+        stored: &stored,
+        corrupt: &corrupt,
+        problems: Vec::new(),
+        warnings: Vec::new(),
+        contents_checked: HashSet::new(),
+        layers: options.layers.then(BTreeMap::new),
+    };
+    // Every entry, referrers too: each must follow the rules, whatever keeps it.
+    Walker::new(&[layout]).walk_with(&index.manifests, &mut checker)?;
+    problems.append(&mut checker.problems);
+    warnings.append(&mut checker.warnings);
+    let layers = checker.layers.take().unwrap_or_default();
+
+    let scanned: HashSet<&Digest> = layers.keys().map(|(d, _)| d).collect();
+    let mut work: Vec<Work<'_>> = late
+        .iter()
+        .filter(|d| !scanned.contains(**d))
+        .map(|d| Work::Hash(d))
+        .chain(
+            layers
+                .values()
+                .filter(|job| !corrupt.contains_key(&job.digest))
+                .map(Work::Layer),
+        )
+        .collect();
+    // Biggest first: the last blob to start is a small one, so the threads end together.
+    work.sort_by_key(|w| std::cmp::Reverse(stored.get(w.digest()).copied().unwrap_or(0)));
+    let results = in_parallel(&work, threads, |w, buf| match w {
+        Work::Hash(d) => hash_file(layout, d, buf).map(Done::Hashed),
+        Work::Layer(job) => scan_layer(layout, job).map(Done::Scanned),
+    })?;
+    for (w, done) in work.iter().zip(results) {
+        match done {
+            Done::Hashed(actual) | Done::Scanned(Scan { blob: actual, .. })
+                if actual != *w.digest() =>
+            {
+                corrupt.insert(w.digest().clone(), actual);
+            }
+            Done::Hashed(_) => {}
+            Done::Scanned(scan) => {
+                if let Work::Layer(job) = w {
+                    problems.extend(layer_problems(job, &scan));
+                }
+            }
+        }
+    }
     for (digest, actual) in &corrupt {
         problems.push(Problem {
             subject: digest.to_string(),
@@ -69,18 +156,6 @@ pub fn fsck(layout: &Layout, threads: usize) -> Result<FsckReport> {
             ),
         });
     }
-
-    let index = layout.read_index()?.index;
-    let mut checker = Checker {
-        layout,
-        stored: &stored,
-        corrupt: &corrupt,
-        problems: Vec::new(),
-        contents_checked: HashSet::new(),
-    };
-    // Every entry, referrers too: each must follow the rules, whatever keeps it.
-    Walker::new(&[layout]).walk_with(&index.manifests, &mut checker)?;
-    problems.append(&mut checker.problems);
 
     let marked = roots(layout, &index).and_then(|roots| mark(layout, &roots, &stored));
     let (unreferenced, referrers) = match marked {
@@ -100,13 +175,103 @@ pub fn fsck(layout: &Layout, threads: usize) -> Result<FsckReport> {
     };
     problems.sort();
     problems.dedup();
+    warnings.sort();
+    warnings.dedup();
     Ok(FsckReport {
         blobs_checked: stored.len(),
         bytes_checked: stored.values().sum(),
         problems,
+        warnings,
         unreferenced,
         referrers,
     })
+}
+
+/// A layer of an image, to be decompressed, with what the configs that list it expect.
+#[derive(Debug)]
+struct LayerJob {
+    digest: Digest,
+    compression: Compression,
+    media_type: String,
+    expected: Vec<Expected>,
+}
+
+/// One config's diff_id for a layer.
+#[derive(Debug)]
+struct Expected {
+    diff_id: Digest,
+    config: Digest,
+    position: usize,
+}
+
+enum Work<'a> {
+    Hash(&'a Digest),
+    Layer(&'a LayerJob),
+}
+
+impl Work<'_> {
+    fn digest(&self) -> &Digest {
+        match self {
+            Work::Hash(d) => d,
+            Work::Layer(job) => &job.digest,
+        }
+    }
+}
+
+enum Done {
+    Hashed(Digest),
+    Scanned(Scan),
+}
+
+fn scan_layer(layout: &Layout, job: &LayerJob) -> Result<Scan> {
+    let path = layout.blob_path(&job.digest);
+    let file = layout.open_blob_file(&job.digest)?;
+    let mut algs: Vec<Algorithm> = job.expected.iter().map(|e| e.diff_id.algorithm()).collect();
+    algs.sort();
+    algs.dedup();
+    crate::layer::scan::scan(
+        std::io::BufReader::with_capacity(1 << 20, file),
+        job.digest.algorithm(),
+        job.compression,
+        &job.media_type,
+        &algs,
+    )
+    .at(&path)
+}
+
+/// What a layer's scan says is wrong, all of which unpack refuses.
+fn layer_problems(job: &LayerJob, scan: &Scan) -> Vec<Problem> {
+    let subject = job.digest.to_string();
+    let problem = |rule: String| Problem {
+        subject: subject.clone(),
+        rule,
+    };
+    if let Some(why) = &scan.mismatch {
+        return vec![problem(format!(
+            "{why}; unpack refuses it (image-layer.md)"
+        ))];
+    }
+    if let Some(why) = &scan.broken {
+        return vec![problem(format!(
+            "does not read to its end as a {} layer unpack applies: {why}",
+            job.compression.name()
+        ))];
+    }
+    job.expected
+        .iter()
+        .filter_map(|e| {
+            let actual = scan
+                .diff_ids
+                .iter()
+                .find(|d| d.algorithm() == e.diff_id.algorithm())?;
+            (*actual != e.diff_id).then(|| {
+                problem(format!(
+                    "uncompressed content hashes to {actual}, but rootfs.diff_ids[{}] of config {} says {} (config.md)",
+                    e.position, e.config, e.diff_id
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Blob files whose names are not digests, and digest names that are not regular files.
@@ -144,35 +309,46 @@ fn misnamed_blob_files(layout: &Layout) -> Result<Vec<Problem>> {
     Ok(out)
 }
 
-/// Hashes every stored blob on `threads` threads; returns the ones whose content does not
-/// match their name, with what they hash to.
+/// Hashes `blobs` on `threads` threads; returns the ones whose content does not match
+/// their name, with what they hash to.
 fn hash_all(
     layout: &Layout,
-    stored: &BTreeMap<Digest, u64>,
+    blobs: &[&Digest],
     threads: usize,
 ) -> Result<BTreeMap<Digest, Digest>> {
-    let work: Vec<&Digest> = stored.keys().collect();
+    let hashed = in_parallel(blobs, threads, |d, buf| hash_file(layout, d, buf))?;
+    Ok(blobs
+        .iter()
+        .zip(hashed)
+        .filter(|(d, actual)| **d != actual)
+        .map(|(d, actual)| ((*d).clone(), actual))
+        .collect())
+}
+
+/// Runs `f` on every item on up to `threads` threads, each with its own read buffer;
+/// results in item order, or the first error.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T, &mut [u8]) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
     let next = AtomicUsize::new(0);
-    let corrupt = Mutex::new(BTreeMap::new());
+    let results: Mutex<Vec<Option<R>>> = Mutex::new(items.iter().map(|_| None).collect());
     let failure = Mutex::new(None);
     std::thread::scope(|scope| {
-        for _ in 0..threads.min(work.len().max(1)) {
+        for _ in 0..threads.max(1).min(items.len().max(1)) {
             scope.spawn(|| {
                 let mut buffer = AlignedBuffer::new(1 << 20);
                 let buf = buffer.as_mut_slice();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(digest) = work.get(i) else { break };
-                    match hash_file(layout, digest, buf) {
-                        Ok(actual) if actual == **digest => {}
-                        Ok(actual) => {
-                            corrupt
-                                .lock()
-                                .expect("no panics hold it")
-                                .insert((*digest).clone(), actual);
-                        }
+                    let Some(item) = items.get(i) else { break };
+                    match f(item, buf) {
+                        Ok(r) => results.lock().expect("no panics hold it")[i] = Some(r),
                         Err(e) => {
                             failure.lock().expect("no panics hold it").get_or_insert(e);
+                            // The others stop at their next item.
+                            next.store(items.len(), Ordering::Relaxed);
                             break;
                         }
                     }
@@ -183,7 +359,12 @@ fn hash_all(
     if let Some(e) = failure.into_inner().expect("threads joined") {
         return Err(e);
     }
-    Ok(corrupt.into_inner().expect("threads joined"))
+    Ok(results
+        .into_inner()
+        .expect("threads joined")
+        .into_iter()
+        .map(|r| r.expect("every item ran"))
+        .collect())
 }
 
 fn hash_file(layout: &Layout, digest: &Digest, buf: &mut [u8]) -> Result<Digest> {
@@ -206,12 +387,20 @@ struct Checker<'a> {
     stored: &'a BTreeMap<Digest, u64>,
     corrupt: &'a BTreeMap<Digest, Digest>,
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+    /// Image layers to decompress, by digest and declared compression (`None`: layers
+    /// are only hashed).
+    layers: Option<BTreeMap<(Digest, Compression), LayerJob>>,
     /// Leaves whose content has a rule (the empty descriptor, configs outside a manifest).
     contents_checked: HashSet<(Digest, String)>,
 }
 
 impl Visitor for Checker<'_> {
     fn edge(&mut self, desc: &Descriptor, edge: &Edge<'_>) -> bool {
+        if edge.by_shape {
+            // Inside a blob of a media type the spec leaves to its owner: no rules apply.
+            return true;
+        }
         let parent = edge.found_in;
         let subject = format!("{} (in {parent})", desc.digest);
         if !is_valid_media_type(&desc.media_type) {
@@ -231,13 +420,15 @@ impl Visitor for Checker<'_> {
                 );
             }
         }
-        let digest = match desc.digest() {
-            Ok(d) => d,
-            Err(e) => {
-                self.problem(&subject, format!("{e} (descriptor.md)"));
-                return false;
+        for (i, url) in desc.urls.iter().flatten().enumerate() {
+            if !crate::uri::is_uri(url) {
+                self.problem(
+                    &subject,
+                    format!("urls[{i}] {url:?} is not an RFC 3986 URI (descriptor.md)"),
+                );
             }
-        };
+        }
+        self.annotations(&subject, desc.annotations.as_ref());
         if desc.size < 0 {
             self.problem(
                 &subject,
@@ -246,6 +437,25 @@ impl Visitor for Checker<'_> {
             return false;
         }
         let size = desc.size as u64;
+        let digest = match desc.digest() {
+            Ok(d) => d,
+            Err(e @ DigestError::UnsupportedAlgorithm { .. }) => {
+                // The grammar allows unregistered algorithms; strata just cannot hash them.
+                // One warning per digest, however many descriptors use it.
+                self.warnings.push(Problem {
+                    subject: desc.digest.clone(),
+                    rule: format!("{e}: cannot verify this blob"),
+                });
+                if let Some(data) = &desc.data {
+                    self.embedded_data(&desc.digest, None, size, data, parent);
+                }
+                return false;
+            }
+            Err(e) => {
+                self.problem(&subject, format!("{e} (descriptor.md)"));
+                return false;
+            }
+        };
         let Some(&stored_size) = self.stored.get(&digest) else {
             // A subject is a weak link: referrers may point at content held elsewhere. A
             // name that is there but not a regular file is reported with what it is.
@@ -266,7 +476,7 @@ impl Visitor for Checker<'_> {
             return false;
         }
         if let Some(data) = &desc.data {
-            self.embedded_data(&digest, data, parent);
+            self.embedded_data(&desc.digest, Some(&digest), size, data, parent);
         }
         if self.corrupt.contains_key(&digest) {
             return false;
@@ -291,8 +501,43 @@ impl Visitor for Checker<'_> {
         Ok(())
     }
 
-    fn node(&mut self, blob: &BlobRef, node: &Node) {
+    fn misread_node(&mut self, blob: &BlobRef, declared: &str, node: &Node, error: crate::Error) {
+        let (is, kind) = match node {
+            Node::Index(_) => ("an image index", Kind::Index),
+            Node::Manifest(_) => ("an image manifest", Kind::Manifest),
+        };
+        if Kind::of(declared) == kind {
+            // The right kind, breaking one of its rules: the error says which.
+            let _ = self.bad_node(blob, error);
+        } else {
+            self.problem(
+                &blob.digest,
+                format!("its descriptor says {declared} but it is {is} (descriptor.md: mediaType describes the content)"),
+            );
+        }
+    }
+
+    fn node(&mut self, blob: &BlobRef, raw: &[u8], node: &Node) {
         let digest = &blob.digest;
+        let (field, empty) = match node {
+            Node::Index(i) => ("manifests", i.manifests.is_empty()),
+            Node::Manifest(m) => ("layers", m.layers.is_empty()),
+        };
+        // Go's encoders write an empty slice as null; read as empty, but it is not an array.
+        if empty
+            && serde_json::from_slice::<serde_json::Value>(raw)
+                .is_ok_and(|v| v.get(field).is_some_and(serde_json::Value::is_null))
+        {
+            self.warnings.push(Problem {
+                subject: digest.to_string(),
+                rule: format!("{field} is null, read as empty (the spec wants an array)"),
+            });
+        }
+        let annotations = match node {
+            Node::Index(i) => i.annotations.as_ref(),
+            Node::Manifest(m) => m.annotations.as_ref(),
+        };
+        self.annotations(&digest.to_string(), annotations);
         match node {
             Node::Index(index) => {
                 for (i, entry) in index.manifests.iter().enumerate() {
@@ -348,17 +593,44 @@ impl Checker<'_> {
         }
     }
 
-    fn embedded_data(&mut self, digest: &Digest, data: &str, parent: &str) {
-        match base64::engine::general_purpose::STANDARD.decode(data) {
-            Ok(bytes) if Digest::of_bytes(digest.algorithm(), &bytes) == *digest => {}
-            Ok(_) => self.problem(
-                digest,
-                format!("embedded data in {parent} does not match the digest (descriptor.md)"),
+    /// `data`: padded base64 of the standard alphabet (RFC 4648 section 4), decoding to
+    /// `size` bytes that hash to the digest (when strata can hash it).
+    fn embedded_data(
+        &mut self,
+        shown: &str,
+        digest: Option<&Digest>,
+        size: u64,
+        data: &str,
+        parent: &str,
+    ) {
+        let rule = match base64::engine::general_purpose::STANDARD.decode(data) {
+            Err(e) => format!("embedded data in {parent} is not padded base64 (RFC 4648): {e}"),
+            Ok(bytes) if bytes.len() as u64 != size => format!(
+                "embedded data in {parent} decodes to {} bytes, the descriptor says {size}",
+                bytes.len()
             ),
-            Err(e) => self.problem(
-                digest,
-                format!("embedded data in {parent} is not base64: {e} (descriptor.md)"),
-            ),
+            Ok(bytes) => match digest {
+                Some(d) if Digest::of_bytes(d.algorithm(), &bytes) != *d => {
+                    format!("embedded data in {parent} does not match the digest")
+                }
+                _ => return,
+            },
+        };
+        self.problem(shown, format!("{rule} (descriptor.md)"));
+    }
+
+    /// Annotation values with a format: `org.opencontainers.image.created` is RFC 3339.
+    fn annotations(&mut self, subject: &str, annotations: Option<&BTreeMap<String, String>>) {
+        let Some(annotations) = annotations else {
+            return;
+        };
+        if let Some(created) = annotations.get(ANNOTATION_CREATED) {
+            if parse_rfc3339(created).is_none() {
+                self.problem(
+                    subject,
+                    format!("annotation {ANNOTATION_CREATED} {created:?} is not an RFC 3339 date-time (annotations.md)"),
+                );
+            }
         }
     }
 
@@ -369,38 +641,98 @@ impl Checker<'_> {
                 "artifactType MUST be set when config.mediaType is the empty type (manifest.md)",
             );
         }
+        // An artifact's layers are whatever it says; only an image's are unpacked.
         if Kind::of(&manifest.config.media_type) != Kind::Config {
             return;
         }
         let Ok(cd) = manifest.config.digest() else {
             return; // reported on the edge
         };
+        let diff_ids = self.manifest_config(&cd, manifest);
+        self.queue_layers(manifest, &cd, &diff_ids.unwrap_or_default());
+    }
+
+    /// Checks a manifest's config; its diff_ids when it could be read.
+    fn manifest_config(&mut self, cd: &Digest, manifest: &Manifest) -> Option<Vec<String>> {
         // Only a config that is there, whole and of the right size (the edge reports the rest).
         let size = manifest.config.size.max(0) as u64;
-        if self.stored.get(&cd) != Some(&size) || self.corrupt.contains_key(&cd) {
-            return;
+        if self.stored.get(cd) != Some(&size) || self.corrupt.contains_key(cd) {
+            return None;
         }
         let blob = crate::spec::BlobRef {
             digest: cd.clone(),
             size,
         };
         match self.layout.read_blob(&blob, JSON_LIMIT, "config") {
-            Ok(raw) => self.config(&cd, &raw, Some(manifest.layers.len())),
-            Err(e) => self.problem(&cd, format!("cannot read: {e}")),
+            Ok(raw) => self.config(cd, &raw, Some(manifest.layers.len())),
+            Err(e) => {
+                self.problem(cd, format!("cannot read: {e}"));
+                None
+            }
         }
     }
 
-    fn config(&mut self, digest: &Digest, raw: &[u8], layer_count: Option<usize>) {
+    /// Queues an image's stored layers for decompression, each with the diff_id at its
+    /// position in the config.
+    fn queue_layers(&mut self, manifest: &Manifest, config: &Digest, diff_ids: &[String]) {
+        let Some(mut layers) = self.layers.take() else {
+            return;
+        };
+        for (position, layer) in manifest.layers.iter().enumerate() {
+            let Ok(ld) = layer.digest() else { continue };
+            // A missing, wrong-sized or corrupt layer is reported as such.
+            let whole = u64::try_from(layer.size).is_ok_and(|n| self.stored.get(&ld) == Some(&n));
+            if !whole || self.corrupt.contains_key(&ld) {
+                continue;
+            }
+            let Some(compression) = Compression::of_layer(&layer.media_type) else {
+                // The spec has implementations ignore media types they do not know.
+                self.warnings.push(Problem {
+                    subject: ld.to_string(),
+                    rule: format!(
+                        "layer media type {:?} is not one strata can unpack; its content is not checked",
+                        layer.media_type
+                    ),
+                });
+                continue;
+            };
+            let job = layers
+                .entry((ld.clone(), compression))
+                .or_insert_with(|| LayerJob {
+                    digest: ld,
+                    compression,
+                    media_type: layer.media_type.clone(),
+                    expected: Vec::new(),
+                });
+            if let Some(diff_id) = diff_ids.get(position).and_then(|d| d.parse().ok()) {
+                job.expected.push(Expected {
+                    diff_id,
+                    config: config.clone(),
+                    position,
+                });
+            }
+        }
+        self.layers = Some(layers);
+    }
+
+    /// Checks an image config; its diff_ids when it decodes.
+    fn config(
+        &mut self,
+        digest: &Digest,
+        raw: &[u8],
+        layer_count: Option<usize>,
+    ) -> Option<Vec<String>> {
         let config = match decode_config(raw, "config") {
             Ok(c) => c,
             Err(e) => {
-                return self.problem(
+                self.problem(
                     digest,
                     format!(
                         "{} (config.md: architecture, os and rootfs are REQUIRED)",
                         e.to_string().replacen("config: ", "", 1)
                     ),
-                )
+                );
+                return None;
             }
         };
         if config.rootfs.kind != "layers" {
@@ -413,8 +745,24 @@ impl Checker<'_> {
             );
         }
         for (i, id) in config.rootfs.diff_ids.iter().enumerate() {
-            if let Err(e) = id.parse::<Digest>() {
-                self.problem(digest, format!("rootfs.diff_ids[{i}]: {e} (config.md)"));
+            match id.parse::<Digest>() {
+                Ok(_) => {}
+                Err(e @ DigestError::UnsupportedAlgorithm { .. }) => self.warnings.push(Problem {
+                    subject: digest.to_string(),
+                    rule: format!("rootfs.diff_ids[{i}]: {e}: cannot verify that layer's content"),
+                }),
+                Err(e) => self.problem(digest, format!("rootfs.diff_ids[{i}]: {e} (config.md)")),
+            }
+        }
+        let history = config.history.iter().flatten().enumerate();
+        let dates = std::iter::once(("created".to_owned(), config.created.as_ref()))
+            .chain(history.map(|(i, h)| (format!("history[{i}].created"), h.created.as_ref())));
+        for (field, value) in dates {
+            if let Some(value) = value.filter(|v| parse_rfc3339(v).is_none()) {
+                self.problem(
+                    digest,
+                    format!("{field} {value:?} is not an RFC 3339 date-time (config.md)"),
+                );
             }
         }
         if let Some(n) = layer_count {
@@ -437,18 +785,29 @@ impl Checker<'_> {
                 ),
             }
         }
+        Some(config.rootfs.diff_ids)
     }
 }
 
-/// The set of digests under `blobs/` whose algorithm strata cannot check, for a warning.
-pub fn unsupported_algorithm_dirs(layout: &Layout) -> Result<BTreeSet<String>> {
+/// Directories under `blobs/` named for no algorithm (a problem: the name is the digest's
+/// algorithm) or for one strata cannot hash (a warning: the spec allows it); in that order.
+fn algorithm_dirs(layout: &Layout) -> Result<(Vec<Problem>, Vec<Problem>)> {
     let dir = layout.blobs_dir();
-    let mut out = BTreeSet::new();
+    let (mut problems, mut warnings) = (Vec::new(), Vec::new());
     for entry in fs::read_dir(&dir).at(&dir)? {
         let name = entry.at(&dir)?.file_name().to_string_lossy().into_owned();
-        if Algorithm::from_name(&name).is_none() {
-            out.insert(name);
+        let subject = format!("blobs/{name}");
+        if !is_algorithm(&name) {
+            problems.push(Problem {
+                subject,
+                rule: "not a digest algorithm: blobs/<alg> MUST be named by the digest grammar's algorithm (image-layout.md)".into(),
+            });
+        } else if Algorithm::from_name(&name).is_none() {
+            warnings.push(Problem {
+                subject,
+                rule: "algorithm strata cannot verify; its blobs are not checked".into(),
+            });
         }
     }
-    Ok(out)
+    Ok((problems, warnings))
 }

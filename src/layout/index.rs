@@ -57,17 +57,12 @@ impl Layout {
 /// Parses an image index, refusing the shapes the spec forbids (a `config` or `layers` field:
 /// CVE-2021-41190's media-type confusion) and a wrong `schemaVersion` or `mediaType`.
 pub(crate) fn parse_index(raw: &[u8], what: &str) -> Result<Index> {
+    check_schema_version(raw, what)?;
     let index: Index = serde_json::from_slice(raw).map_err(Error::bad_json(what))?;
     let invalid = |reason: String| Error::Invalid {
         what: what.to_owned(),
         reason,
     };
-    if index.schema_version != 2 {
-        return Err(invalid(format!(
-            "schemaVersion is {}, must be 2",
-            index.schema_version
-        )));
-    }
     if let Some(mt) = &index.media_type {
         if mt != media_type::INDEX && mt != media_type::DOCKER_MANIFEST_LIST {
             return Err(invalid(format!(
@@ -84,4 +79,25 @@ pub(crate) fn parse_index(raw: &[u8], what: &str) -> Result<Index> {
         }
     }
     Ok(index)
+}
+
+/// Refuses an index or manifest whose `schemaVersion` is not 2 before its other fields are
+/// decoded: a document of another version is not read by this version's rules, and its
+/// field errors would only hide that.
+pub(crate) fn check_schema_version(raw: &[u8], what: &str) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    struct Versioned {
+        #[serde(rename = "schemaVersion")]
+        schema_version: Option<serde_json::Value>,
+    }
+    let doc: Versioned = serde_json::from_slice(raw).map_err(Error::bad_json(what))?;
+    let reason = match doc.schema_version {
+        Some(v) if v == 2 => return Ok(()),
+        Some(v) => format!("schemaVersion {v}, must be 2"),
+        None => "schemaVersion is missing, must be 2".to_owned(),
+    };
+    Err(Error::Invalid {
+        what: what.to_owned(),
+        reason,
+    })
 }

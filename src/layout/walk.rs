@@ -48,17 +48,12 @@ pub fn blob_ref(desc: &Descriptor, found_in: &str) -> Result<BlobRef> {
 /// `manifests` field, an embedded media type other than the descriptor's, or a wrong
 /// `schemaVersion`.
 pub fn decode_manifest(raw: &[u8], declared: &str, what: &str) -> Result<Manifest> {
+    super::index::check_schema_version(raw, what)?;
     let manifest: Manifest = serde_json::from_slice(raw).map_err(Error::bad_json(what))?;
     let invalid = |reason: String| Error::Invalid {
         what: what.to_owned(),
         reason,
     };
-    if manifest.schema_version != 2 {
-        return Err(invalid(format!(
-            "schemaVersion is {}, must be 2",
-            manifest.schema_version
-        )));
-    }
     if manifest.extra.contains_key("manifests") {
         return Err(invalid(
             "a manifest must not have a \"manifests\" field (is it an index?)".into(),
@@ -110,6 +105,32 @@ impl Layout {
             _ => Node::Manifest(Box::new(decode_manifest(&raw, &desc.media_type, &what)?)),
         };
         Ok(Some((blob, raw, node)))
+    }
+
+    /// Reads (verified) a blob whatever its media type says and decodes it as an index (it
+    /// has `manifests`) or a manifest (it has `config` and `layers`), without the rules of
+    /// either; `None` when it is neither, or cannot be read.
+    pub fn read_node_by_shape(&self, blob: &BlobRef) -> Option<(Vec<u8>, Node)> {
+        if blob.size > super::JSON_LIMIT {
+            return None;
+        }
+        // Most blobs of unknown type are not JSON: one byte says so without reading them.
+        let mut first = [0u8; 1];
+        let mut file = self.open_blob_file(&blob.digest).ok()?;
+        std::io::Read::read_exact(&mut file, &mut first).ok()?;
+        if !b"{ \t\r\n".contains(&first[0]) {
+            return None;
+        }
+        let raw = self.read_blob(blob, super::JSON_LIMIT, "document").ok()?;
+        let value: serde_json::Value = serde_json::from_slice(&raw).ok()?;
+        let node = if value.get("manifests").is_some() {
+            Node::Index(Box::new(serde_json::from_value(value).ok()?))
+        } else if value.get("config").is_some() && value.get("layers").is_some() {
+            Node::Manifest(Box::new(serde_json::from_value(value).ok()?))
+        } else {
+            return None;
+        };
+        Some((raw, node))
     }
 
     /// Reads (verified) and decodes an image config.

@@ -111,24 +111,33 @@ impl<'a> Walker<'a> {
     /// [`Walker::walk`], telling `visitor` about every edge and node on the way (fsck
     /// checks the spec's rules there).
     pub fn walk_with(&mut self, roots: &[Descriptor], visitor: &mut dyn Visitor) -> Result<()> {
-        // (descriptor, role, reached through a `subject`, where it was found)
-        let mut stack: Vec<(Descriptor, Role, bool, String)> = roots
+        // (descriptor, role, how it was linked, where it was found)
+        let mut stack: Vec<(Descriptor, Role, Link, String)> = roots
             .iter()
             .rev()
-            .map(|d| (d.clone(), Role::Node, false, "index.json".to_owned()))
+            .map(|d| (d.clone(), Role::Node, Link::Strong, "index.json".to_owned()))
             .collect();
-        while let Some((desc, role, via_subject, found_in)) = stack.pop() {
+        while let Some((desc, role, link, found_in)) = stack.pop() {
             let edge = Edge {
                 role,
-                via_subject,
+                via_subject: link == Link::Subject,
+                by_shape: link == Link::ByShape,
                 found_in: &found_in,
             };
             if !visitor.edge(&desc, &edge) {
                 continue;
             }
-            let blob = blob_ref(&desc, "a descriptor in the image graph")?;
+            let blob = match blob_ref(&desc, "a descriptor in the image graph") {
+                Ok(blob) => blob,
+                // Inside a blob of unknown type, read only to keep what it points at.
+                Err(_) if link == Link::ByShape => continue,
+                Err(e) => return Err(e),
+            };
             let kind = Kind::of(&desc.media_type);
             let is_node = matches!(kind, Kind::Index | Kind::Manifest);
+            // A root, index entry or subject labelled as anything but a manifest or index
+            // may still be one: what it points at is kept whatever its label says.
+            let unknown_label = role == Role::Node && !is_node;
             // A root, index entry or subject that is not an index or manifest is a leaf.
             let role = if role == Role::Node && !is_node {
                 Role::Leaf
@@ -146,7 +155,7 @@ impl<'a> Walker<'a> {
                 continue;
             }
             let Some(store) = self.stores.iter().position(|l| holds(l, &blob)) else {
-                if !via_subject {
+                if link == Link::Strong {
                     self.visited.insert(key);
                     if !self.missing.iter().any(|(b, _)| b.digest == blob.digest) {
                         self.missing.push((blob, role));
@@ -156,39 +165,61 @@ impl<'a> Walker<'a> {
             };
             self.visited.insert(key);
             self.record(&blob, role, &desc.media_type, store);
-            if role != Role::Node {
+            let store = self.stores[store];
+            let (node, children_link) = if unknown_label {
+                match store.read_node_by_shape(&blob) {
+                    Some((_, node)) => (node, Link::ByShape),
+                    None => continue,
+                }
+            } else if role != Role::Node {
                 continue;
-            }
-            let node = match self.stores[store].read_node(&desc) {
-                Ok(Some((_, _, node))) => node,
-                Ok(None) => continue,
-                Err(e) => {
-                    visitor.bad_node(&blob, e)?;
-                    continue;
+            } else {
+                match store.read_node(&desc) {
+                    Ok(Some((_, raw, node))) => {
+                        visitor.node(&blob, &raw, &node);
+                        (node, Link::Strong)
+                    }
+                    Ok(None) => continue,
+                    // One that breaks its label's rules but reads by its shape is still
+                    // followed: gc must not lose what it points at.
+                    Err(e) => match store.read_node_by_shape(&blob) {
+                        Some((raw, node)) => {
+                            visitor.misread_node(&blob, &desc.media_type, &node, e);
+                            visitor.node(&blob, &raw, &node);
+                            (node, Link::Strong)
+                        }
+                        None => {
+                            visitor.bad_node(&blob, e)?;
+                            continue;
+                        }
+                    },
                 }
             };
-            visitor.node(&blob, &node);
             let here = format!("blob {}", blob.digest);
-            let mut children: Vec<(Descriptor, Role, bool, String)> = Vec::new();
+            let mut children: Vec<(Descriptor, Role, Link, String)> = Vec::new();
             match &node {
                 Node::Index(i) => {
                     children.extend(
                         i.manifests
                             .iter()
-                            .map(|d| (d.clone(), Role::Node, false, here.clone())),
+                            .map(|d| (d.clone(), Role::Node, children_link, here.clone())),
                     );
                 }
                 Node::Manifest(m) => {
-                    children.push((m.config.clone(), Role::Config, false, here.clone()));
+                    children.push((m.config.clone(), Role::Config, children_link, here.clone()));
                     children.extend(
                         m.layers
                             .iter()
-                            .map(|d| (d.clone(), Role::Leaf, false, here.clone())),
+                            .map(|d| (d.clone(), Role::Leaf, children_link, here.clone())),
                     );
                 }
             }
             if let Some(s) = node.subject() {
-                children.push((s.clone(), Role::Node, true, here));
+                let link = match children_link {
+                    Link::Strong => Link::Subject,
+                    weak => weak,
+                };
+                children.push((s.clone(), Role::Node, link, here));
             }
             stack.extend(children.into_iter().rev());
         }
@@ -292,6 +323,18 @@ impl<'a> Walker<'a> {
     }
 }
 
+/// How a descriptor is linked from where it was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Link {
+    /// A root, an index entry, a config or a layer: it must be there.
+    Strong,
+    /// A `subject`: a weak link, which may dangle.
+    Subject,
+    /// Held by a blob of a media type strata does not know that reads as a manifest or
+    /// index: followed so gc keeps it, but nothing requires it to be there.
+    ByShape,
+}
+
 /// How a walk met a descriptor.
 #[derive(Debug, Clone, Copy)]
 pub struct Edge<'s> {
@@ -300,6 +343,9 @@ pub struct Edge<'s> {
     pub role: Role,
     /// Reached through a `subject`: a weak link, which may dangle.
     pub via_subject: bool,
+    /// Held by a blob of unknown media type read as a manifest or index by its shape: the
+    /// spec gives it no rules, and it may dangle.
+    pub by_shape: bool,
     /// Where it was found: `index.json` or `blob <digest>`.
     pub found_in: &'s str,
 }
@@ -318,8 +364,12 @@ pub trait Visitor {
         Err(error)
     }
 
-    /// A node read and decoded, before its children are walked.
-    fn node(&mut self, _blob: &BlobRef, _node: &Node) {}
+    /// A node read and decoded (`raw` its bytes), before its children are walked.
+    fn node(&mut self, _blob: &BlobRef, _raw: &[u8], _node: &Node) {}
+
+    /// A node that breaks the rules of its media type `declared` (`error`) but reads as
+    /// `node` by its shape, and is walked as such.
+    fn misread_node(&mut self, _blob: &BlobRef, _declared: &str, _node: &Node, _error: Error) {}
 }
 
 /// The visitor that only walks.

@@ -24,6 +24,7 @@ mod layout_create;
 mod man;
 mod reference_grammar;
 mod repack;
+mod spec_rules;
 mod surface;
 mod transfer;
 mod unpack;
