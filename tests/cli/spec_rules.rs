@@ -44,7 +44,7 @@ fn image_with_layer(layout: &Layout, tag: &str, stored: &[u8], mt: &str, diff_id
 }
 
 fn fresh(dir: &Path) -> Layout {
-    Layout::init(&dir.join("lay")).unwrap()
+    Layout::init(dir.join("lay")).unwrap()
 }
 
 /// fsck fails naming `subject` with `rule`, and unpack of `tag` fails too.
