@@ -71,7 +71,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
                 human_size(b.size)
             ))?;
         }
-        out.print(format_args!(
+        out.summary(format_args!(
             "{}: {} blobs ({}) checked, {} problems, {} warnings, {} unreferenced, {} referrers",
             if report.ok() { "ok" } else { "FAILED" },
             report.blobs_checked,

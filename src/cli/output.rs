@@ -113,6 +113,15 @@ impl Output {
         }
     }
 
+    /// A command's closing summary on stdout, which `-q` leaves out (the exit status and
+    /// the result lines say it all).
+    pub fn summary(&self, text: impl std::fmt::Display) -> io::Result<()> {
+        if self.quiet {
+            return Ok(());
+        }
+        self.print(text)
+    }
+
     /// A line about what happened (a summary), on stderr so that stdout holds only
     /// results; hidden with `--quiet`.
     pub fn note(&self, text: impl std::fmt::Display) {

@@ -22,15 +22,10 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     }
     // A tag may be held by several entries (other tools write duplicates): all go, and the
     // count says so.
-    out.print(format_args!(
-        "untagged {}: removed {} index.json {}",
+    out.note(format_args!(
+        "untagged {}: removed {}",
         args.reference,
-        removed.len(),
-        if removed.len() == 1 {
-            "entry"
-        } else {
-            "entries"
-        }
-    ))?;
+        super::output::plural(removed.len(), "index.json entry", "index.json entries")
+    ));
     Ok(Status::Success)
 }

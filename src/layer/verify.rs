@@ -82,4 +82,3 @@ fn check_entry<R: Read>(
     }
     Ok(())
 }
-

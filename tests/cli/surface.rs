@@ -392,6 +392,7 @@ fn quiet_prints_only_results() {
         vec!["untag".into(), at("c")],
         vec!["insert".into(), at("b"), s(&file).into(), "/etc/f".into()],
         vec!["gc".into(), lay.clone()],
+        vec!["fsck".into(), lay.clone()],
         vec!["export".into(), at("b"), "-o".into(), s(&archive).into()],
         vec!["import".into(), s(&archive).into(), s(&l3).into()],
         vec!["copy".into(), at("b"), format!("{}:b", s(&l4))],
