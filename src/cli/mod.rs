@@ -3,6 +3,7 @@
 
 mod add_layer;
 mod artifact;
+mod blob;
 mod build;
 mod build_args;
 mod completions;
@@ -130,6 +131,7 @@ enum Command {
     Referrers(referrers::Args),
     #[command(subcommand)]
     Index(index::Command),
+    Blob(blob::Args),
     Man(man::Args),
     Completions(completions::Args),
 }
@@ -206,6 +208,7 @@ pub fn main() -> ExitCode {
         Command::Artifact(c) => artifact::run(c, &out),
         Command::Referrers(a) => referrers::run(a, &out),
         Command::Index(c) => index::run(c, &out),
+        Command::Blob(a) => blob::run(a, &out),
         Command::Man(a) => man::run(a, &out),
         Command::Completions(a) => completions::run(a, &out),
     };

@@ -121,6 +121,17 @@ impl Layout {
         }
     }
 
+    /// Opens the blob named `digest` for a read verified against its digest, at the size the
+    /// file has (for a blob no descriptor describes: `strata blob LAYOUT@DIGEST`).
+    pub fn open_blob_by_digest(&self, digest: &Digest) -> Result<BlobReader> {
+        let path = self.blob_path(digest);
+        let size = self.open_blob_file(digest)?.metadata().at(&path)?.len();
+        self.open_blob(&BlobRef {
+            digest: digest.clone(),
+            size,
+        })
+    }
+
     /// Opens a blob for a verified read against `expected` (digest and size).
     pub fn open_blob(&self, expected: &BlobRef) -> Result<BlobReader> {
         let path = self.blob_path(&expected.digest);

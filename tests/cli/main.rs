@@ -19,6 +19,7 @@ mod hostile_apply;
 mod hostile_layout;
 mod hostile_sources;
 mod hostile_transfer;
+mod image_ops;
 mod interop;
 mod layout_create;
 mod man;
