@@ -10,6 +10,7 @@ mod completions;
 mod config;
 mod copy;
 mod export;
+mod files;
 mod fsck;
 mod gc;
 mod import;
@@ -132,6 +133,8 @@ enum Command {
     #[command(subcommand)]
     Index(index::Command),
     Blob(blob::Args),
+    Cat(files::CatArgs),
+    Files(files::FilesArgs),
     Man(man::Args),
     Completions(completions::Args),
 }
@@ -209,6 +212,8 @@ pub fn main() -> ExitCode {
         Command::Referrers(a) => referrers::run(a, &out),
         Command::Index(c) => index::run(c, &out),
         Command::Blob(a) => blob::run(a, &out),
+        Command::Cat(a) => files::cat(a, &out),
+        Command::Files(a) => files::files(a, &out),
         Command::Man(a) => man::run(a, &out),
         Command::Completions(a) => completions::run(a, &out),
     };

@@ -12,6 +12,7 @@ mod resolve;
 mod summary;
 mod tags;
 pub mod time;
+pub mod tree;
 
 pub use platform::{host_platform, PlatformSpec};
 pub(crate) use resolve::{available, pick};

@@ -96,6 +96,12 @@ impl<R: Read> TarStream<R> {
         }
     }
 
+    /// The underlying reader, positioned after the last entry read (for reading what
+    /// follows the tar's end, e.g. to verify a blob to its last byte).
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
     /// The next entry; `None` at the end marker (a zero block) or at the end of the input.
     /// Global PAX headers (`g`) may hold only records that change nothing (see
     /// `records`): strata applies none.

@@ -66,3 +66,133 @@ fn blob_put_stores_a_file_and_prints_its_descriptor() {
     fails(&["blob", "put", s(&other), s(&dir.path().join("nope"))], 1);
     assert!(!other.exists());
 }
+
+/// Builds an image of three layers: a tree with a directory symlink and a hard link, then a
+/// file changed and a directory made opaque, then a whiteout.
+fn layered(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::symlink;
+    let lay = dir.join("lay");
+    let image = format!("{}:app", s(&lay));
+    let tree = dir.join("tree");
+    for d in ["usr/bin", "etc/conf.d", "var/old"] {
+        std::fs::create_dir_all(tree.join(d)).unwrap();
+    }
+    write(&tree.join("usr/bin/tool"), b"#!/bin/sh\necho v1\n");
+    write(&tree.join("etc/conf.d/a.conf"), b"a\n");
+    write(&tree.join("etc/conf.d/b.conf"), b"b\n");
+    write(&tree.join("var/old/log"), b"old\n");
+    std::fs::hard_link(tree.join("usr/bin/tool"), tree.join("usr/bin/tool-alias")).unwrap();
+    symlink("usr/bin", tree.join("bin")).unwrap();
+    symlink("../usr/bin/tool", tree.join("etc/tool-link")).unwrap();
+    ok(&["build", s(&tree), &image]);
+    let v2 = dir.join("tool-v2");
+    write(&v2, b"#!/bin/sh\necho v2\n");
+    ok(&["insert", &image, s(&v2), "/usr/bin/tool"]);
+    let conf = dir.join("conf.d");
+    std::fs::create_dir_all(&conf).unwrap();
+    write(&conf.join("c.conf"), b"c\n");
+    ok(&["insert", &image, s(&conf), "/etc/conf.d", "--opaque"]);
+    ok(&["insert", &image, "--whiteout", "/var/old"]);
+    image
+}
+
+#[test]
+fn cat_reads_one_file_through_layers_links_and_whiteouts() {
+    let dir = tempdir();
+    let image = layered(dir.path());
+    assert_eq!(
+        ok(&["cat", &image, "/usr/bin/tool"]),
+        "#!/bin/sh\necho v2\n"
+    );
+    // Through a directory symlink and a file symlink.
+    assert_eq!(ok(&["cat", &image, "/bin/tool"]), "#!/bin/sh\necho v2\n");
+    assert_eq!(
+        ok(&["cat", &image, "/etc/tool-link"]),
+        "#!/bin/sh\necho v2\n"
+    );
+    // The hard link made in layer 1 keeps layer 1's bytes (insert replaced the other name).
+    assert_eq!(
+        ok(&["cat", &image, "usr/bin/tool-alias"]),
+        "#!/bin/sh\necho v1\n"
+    );
+    assert_eq!(ok(&["cat", &image, "/etc/conf.d/c.conf"]), "c\n");
+    for (gone, why) in [
+        ("/etc/conf.d/a.conf", "no such file"),
+        ("/var/old/log", "no such file"),
+        ("/etc", "not a file"),
+    ] {
+        let err = fails(&["cat", &image, gone], 1);
+        assert!(err.contains(why) && err.contains(gone), "{gone}: {err}");
+    }
+}
+
+/// `files` lists what unpack makes: every path with its type, mode, owner, size and link.
+#[test]
+fn files_lists_the_tree_unpack_makes() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let dir = tempdir();
+    let image = layered(dir.path());
+    let bundle = dir.path().join("bundle");
+    ok(&["unpack", &image, s(&bundle)]);
+    let rootfs = bundle.join("rootfs");
+    let listed = json(&["files", &image, "--json"]);
+    let mut from_files = std::collections::BTreeMap::new();
+    for f in listed["files"].as_array().unwrap() {
+        from_files.insert(
+            f["path"].as_str().unwrap().to_owned(),
+            (
+                f["kind"].as_str().unwrap().to_owned(),
+                f["mode"].as_u64().unwrap(),
+                f["uid"].as_u64().unwrap(),
+                f["size"].as_u64().unwrap(),
+                f["link"].as_str().map(str::to_owned),
+            ),
+        );
+    }
+    let mut from_unpack = std::collections::BTreeMap::new();
+    let mut stack = vec![rootfs.clone()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let t = m.file_type();
+            let kind = if t.is_dir() {
+                stack.push(p.clone());
+                "directory"
+            } else if t.is_symlink() {
+                "symlink"
+            } else if t.is_fifo() {
+                "fifo"
+            } else {
+                "file"
+            };
+            let rel = format!("/{}", p.strip_prefix(&rootfs).unwrap().display());
+            let link = t
+                .is_symlink()
+                .then(|| std::fs::read_link(&p).unwrap().display().to_string());
+            let size = if kind == "file" { m.size() } else { 0 };
+            from_unpack.insert(
+                rel,
+                (
+                    kind.to_owned(),
+                    u64::from(m.mode() & 0o7777),
+                    u64::from(m.uid()),
+                    size,
+                    link,
+                ),
+            );
+        }
+    }
+    assert_eq!(from_files, from_unpack);
+    // Under a path, through the symlink, text form.
+    let text = ok(&["files", &image, "/bin"]);
+    assert!(
+        text.contains("/usr/bin/tool\n") && !text.contains("/etc/"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .all(|l| l.starts_with('-') || l.starts_with('d')),
+        "{text}"
+    );
+}

@@ -1,0 +1,342 @@
+//! An image's merged filesystem as metadata, built from its layers without unpacking
+//! (whiteouts and opaque directories applied as unpack applies them), for `strata files`
+//! and `strata cat`: which paths there are, what each is, and which layer holds a file's
+//! bytes.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::layer::names::{entry_name, layer_path, EntryName};
+use crate::layer::tarstream::TarStream;
+use crate::layer::Compression;
+use crate::layout::walk::blob_ref;
+use crate::layout::Layout;
+use crate::spec::{Descriptor, Manifest};
+
+/// What a path is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Kind {
+    /// A directory.
+    Directory,
+    /// A regular file.
+    File,
+    /// A symbolic link.
+    Symlink,
+    /// A character device.
+    CharDevice,
+    /// A block device.
+    BlockDevice,
+    /// A FIFO.
+    Fifo,
+}
+
+/// One path of the merged filesystem.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Node {
+    /// What it is.
+    pub kind: Kind,
+    /// Permission bits (with setuid, setgid, sticky).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u64,
+    /// Group.
+    pub gid: u64,
+    /// Bytes of a file's content.
+    pub size: u64,
+    /// Modification time, seconds.
+    pub mtime: u64,
+    /// A symlink's target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// Where a file's bytes are: the layer (0 is the lowest) and the entry's position in it.
+    #[serde(skip)]
+    content: Option<(usize, usize)>,
+}
+
+/// The merged filesystem: paths relative to the root, in byte order.
+#[derive(Debug, Default)]
+pub struct Tree {
+    /// Every path and what it is.
+    pub nodes: BTreeMap<PathBuf, Node>,
+    layers: Vec<(Descriptor, Compression)>,
+}
+
+fn layer_error(desc: &Descriptor, reason: impl std::fmt::Display) -> Error {
+    Error::LayerStream {
+        layer: desc.digest.clone(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Opens layer `desc` for reading its tar, verified to its end by the blob reader.
+fn open_layer<'a>(
+    layout: &Layout,
+    desc: &Descriptor,
+    compression: Compression,
+) -> Result<TarStream<Box<dyn Read + 'a>>> {
+    let blob = blob_ref(desc, &format!("layer {}", desc.digest))?;
+    let reader = layout.open_blob(&blob)?;
+    let decoder = compression
+        .decoder(reader)
+        .map_err(|e| layer_error(desc, e))?;
+    Ok(TarStream::new(decoder))
+}
+
+impl Tree {
+    /// Reads every layer of `manifest`, lowest first.
+    pub fn of(layout: &Layout, manifest: &Manifest) -> Result<Tree> {
+        let mut tree = Tree::default();
+        tree.nodes.insert(PathBuf::new(), directory());
+        for (index, desc) in manifest.layers.iter().enumerate() {
+            let compression = Compression::of_layer(&desc.media_type).ok_or_else(|| {
+                layer_error(
+                    desc,
+                    format!("unsupported layer media type {:?}", desc.media_type),
+                )
+            })?;
+            tree.apply(layout, index, desc, compression)?;
+            tree.layers.push((desc.clone(), compression));
+        }
+        Ok(tree)
+    }
+
+    fn apply(
+        &mut self,
+        layout: &Layout,
+        index: usize,
+        desc: &Descriptor,
+        compression: Compression,
+    ) -> Result<()> {
+        let mut tar = open_layer(layout, desc, compression)?;
+        // Whiteouts hide lower layers only: what this layer wrote stays.
+        let mut written: HashSet<PathBuf> = HashSet::new();
+        let mut position = 0;
+        while let Some(mut entry) = tar.next_entry().map_err(|e| layer_error(desc, e))? {
+            let at = position;
+            position += 1;
+            let named = layer_path(entry.path_bytes())
+                .map_err(|why| layer_error(desc, format!("an entry: {why}")))?;
+            let Some(path) = named else {
+                continue;
+            };
+            match entry_name(&path).map_err(|why| layer_error(desc, why))? {
+                EntryName::Whiteout(target) => {
+                    let gone = path.with_file_name(target);
+                    self.remove_below(&gone, true, &written);
+                    continue;
+                }
+                EntryName::Opaque => {
+                    let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
+                    self.remove_below(&dir, false, &written);
+                    continue;
+                }
+                EntryName::Plain => {}
+            }
+            let header = entry.header().clone();
+            let kind = match header.entry_type() {
+                tar::EntryType::Directory => Kind::Directory,
+                tar::EntryType::Symlink => Kind::Symlink,
+                tar::EntryType::Char => Kind::CharDevice,
+                tar::EntryType::Block => Kind::BlockDevice,
+                tar::EntryType::Fifo => Kind::Fifo,
+                tar::EntryType::Link => {
+                    let target = entry
+                        .link_name_bytes()
+                        .map(layer_path)
+                        .transpose()
+                        .map_err(|why| layer_error(desc, why))?
+                        .flatten()
+                        .ok_or_else(|| layer_error(desc, "a hardlink with no target"))?;
+                    let node = self.nodes.get(&target).cloned().ok_or_else(|| {
+                        layer_error(
+                            desc,
+                            format!(
+                                "{}: hardlink to {}, which is not there",
+                                path.display(),
+                                target.display()
+                            ),
+                        )
+                    })?;
+                    self.place(path.clone(), node, &mut written);
+                    continue;
+                }
+                _ => Kind::File,
+            };
+            let link = (kind == Kind::Symlink).then(|| {
+                String::from_utf8_lossy(entry.link_name_bytes().unwrap_or_default()).into_owned()
+            });
+            let node = Node {
+                kind,
+                mode: header.mode().unwrap_or(0) & 0o7777,
+                uid: entry.uid().map_err(|e| layer_error(desc, e))?,
+                gid: entry.gid().map_err(|e| layer_error(desc, e))?,
+                size: if kind == Kind::File { entry.size() } else { 0 },
+                mtime: header.mtime().unwrap_or(0),
+                link,
+                content: (kind == Kind::File).then_some((index, at)),
+            };
+            entry.skip_data().map_err(|e| layer_error(desc, e))?;
+            self.place(path, node, &mut written);
+        }
+        // Read to the end, so the blob reader has hashed every byte.
+        let mut rest = tar.into_inner();
+        std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| layer_error(desc, e))?;
+        Ok(())
+    }
+
+    /// Puts `node` at `path`: a directory over a directory keeps what is below it; anything
+    /// else replaces the path and all below it. Missing parents become directories.
+    fn place(&mut self, path: PathBuf, node: Node, written: &mut HashSet<PathBuf>) {
+        let both_dirs = node.kind == Kind::Directory
+            && self
+                .nodes
+                .get(&path)
+                .is_some_and(|n| n.kind == Kind::Directory);
+        if !both_dirs {
+            self.remove_below(&path, true, &HashSet::new());
+        }
+        let mut parent = path.parent();
+        while let Some(p) = parent {
+            if p.as_os_str().is_empty() {
+                break;
+            }
+            match self.nodes.get(p) {
+                Some(n) if n.kind == Kind::Directory => {}
+                _ => {
+                    self.remove_below(p, true, &HashSet::new());
+                    self.nodes.insert(p.to_path_buf(), directory());
+                }
+            }
+            parent = p.parent();
+        }
+        written.insert(path.clone());
+        self.nodes.insert(path, node);
+    }
+
+    /// Removes what is at `path` and below it (`path` itself only when `including`),
+    /// keeping the paths in `keep` (what the current layer wrote: whiteouts hide lower
+    /// layers only).
+    fn remove_below(&mut self, path: &Path, including: bool, keep: &HashSet<PathBuf>) {
+        let doomed: Vec<PathBuf> = self
+            .nodes
+            .range(path.to_path_buf()..)
+            .take_while(|(p, _)| p.starts_with(path))
+            .map(|(p, _)| p.clone())
+            .filter(|p| (including || p != path) && !p.as_os_str().is_empty() && !keep.contains(p))
+            .collect();
+        for p in doomed {
+            self.nodes.remove(&p);
+        }
+    }
+
+    /// The path `path` (absolute or relative to the root) leads to, following symlinks as
+    /// the kernel would inside a chroot (`..` stops at the root; at most 40 links); `None`
+    /// when a component is missing.
+    pub fn resolve(&self, path: &Path) -> Result<Option<PathBuf>> {
+        enum Step {
+            Root,
+            Up,
+            Name(std::ffi::OsString),
+        }
+        fn steps(p: &Path) -> Vec<Step> {
+            p.components()
+                .filter_map(|c| match c {
+                    Component::RootDir => Some(Step::Root),
+                    Component::ParentDir => Some(Step::Up),
+                    Component::Normal(n) => Some(Step::Name(n.to_owned())),
+                    Component::CurDir | Component::Prefix(_) => None,
+                })
+                .collect()
+        }
+        let mut queue: std::collections::VecDeque<Step> = steps(path).into();
+        let mut at = PathBuf::new();
+        let mut hops = 0;
+        while let Some(step) = queue.pop_front() {
+            match step {
+                Step::Root => at = PathBuf::new(),
+                Step::Up => {
+                    at.pop();
+                }
+                Step::Name(name) => {
+                    let candidate = at.join(&name);
+                    let Some(node) = self.nodes.get(&candidate) else {
+                        return Ok(None);
+                    };
+                    if node.kind != Kind::Symlink {
+                        at = candidate;
+                        continue;
+                    }
+                    hops += 1;
+                    if hops > 40 {
+                        return Err(Error::Invalid {
+                            what: path.display().to_string(),
+                            reason: "too many levels of symbolic links".into(),
+                        });
+                    }
+                    // The target replaces the link's name; `at` stays the link's directory.
+                    let target = PathBuf::from(node.link.clone().unwrap_or_default());
+                    for step in steps(&target).into_iter().rev() {
+                        queue.push_front(step);
+                    }
+                }
+            }
+        }
+        Ok(Some(at))
+    }
+
+    /// Writes the content of the file at `path` (following symlinks) to `out`: the layer
+    /// holding it is read to its end first, so only verified bytes are written.
+    pub fn cat(&self, layout: &Layout, path: &Path, out: &mut dyn Write) -> Result<u64> {
+        let not_found = || Error::Invalid {
+            what: path.display().to_string(),
+            reason: "no such file in the image".into(),
+        };
+        let resolved = self.resolve(path)?.ok_or_else(not_found)?;
+        let node = self.nodes.get(&resolved).ok_or_else(not_found)?;
+        let Some((layer, at)) = node.content else {
+            return Err(Error::Invalid {
+                what: path.display().to_string(),
+                reason: format!("is a {:?}, not a file", node.kind).to_lowercase(),
+            });
+        };
+        let (desc, compression) = &self.layers[layer];
+        let mut tar = open_layer(layout, desc, *compression)?;
+        let mut held = tempfile::tempfile().map_err(|e| layer_error(desc, e))?;
+        let mut position = 0;
+        let mut copied = 0;
+        while let Some(mut entry) = tar.next_entry().map_err(|e| layer_error(desc, e))? {
+            if position == at {
+                copied = std::io::copy(&mut entry, &mut held).map_err(|e| layer_error(desc, e))?;
+            }
+            position += 1;
+        }
+        let mut rest = tar.into_inner();
+        std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| layer_error(desc, e))?;
+        use std::io::Seek;
+        held.rewind().map_err(|e| layer_error(desc, e))?;
+        std::io::copy(&mut held, out).map_err(|source| Error::Io {
+            path: PathBuf::from("-"),
+            source,
+        })?;
+        Ok(copied)
+    }
+}
+
+fn directory() -> Node {
+    Node {
+        kind: Kind::Directory,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        mtime: 0,
+        link: None,
+        content: None,
+    }
+}
