@@ -59,6 +59,13 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         &args.history.options(),
         edits.created.as_deref(),
     )?;
+    // --platform picks out of --from's index; the new image's own is --set-platform's.
+    if args.from.is_none() && args.platform.given()?.is_some() {
+        super::output::usage!(
+            "--platform picks the base image out of --from's index; give --set-platform to \
+             set the platform of an image built without --from"
+        );
+    }
     let platform = args.platform.resolve()?;
     let (desc, layer) = in_layout(&reference, |layout| {
         build(&args, layout, &tag, &edits, &platform)

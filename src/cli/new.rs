@@ -4,15 +4,16 @@ use strata::image::mutate::{check_inputs, Draft, HistoryOptions};
 
 use super::build_args::{in_layout, output_tag};
 use super::output::Output;
-use super::{PlatformArg, Status};
+use super::Status;
 
 /// Create an empty image (no layers) and tag it; the layout is created if missing.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// LAYOUT:TAG to create.
     reference: String,
-    #[command(flatten)]
-    platform: PlatformArg,
+    /// The image's OS/ARCH[/VARIANT] (default: this machine's).
+    #[arg(long = "set-platform", value_name = "OS/ARCH[/VARIANT]", value_parser = super::values::platform)]
+    set_platform: Option<String>,
     #[command(flatten)]
     json: super::JsonArg,
 }
@@ -21,7 +22,10 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let reference = super::parse_reference(&args.reference)?;
     let tag = output_tag(&reference, None)?;
     check_inputs(Some(&tag), &HistoryOptions::default(), None)?;
-    let platform = args.platform.resolve()?;
+    let platform = match &args.set_platform {
+        Some(p) => p.parse()?,
+        None => strata::image::host_platform(),
+    };
     let desc = in_layout(&reference, |layout| {
         Ok(Draft::empty(layout, &platform)?.commit(&tag, None)?)
     })?;

@@ -600,7 +600,12 @@ pub(crate) fn index_bytes(layout: &Path) -> Vec<u8> {
 fn new_makes_an_empty_image_for_the_platform() {
     let dir = tempdir();
     let layout = dir.path().join("l");
-    let digest = ok(&["new", &at(&layout, "empty"), "--platform", "linux/arm64/v8"]);
+    let digest = ok(&[
+        "new",
+        &at(&layout, "empty"),
+        "--set-platform",
+        "linux/arm64/v8",
+    ]);
     let config = raw_config(&layout, "empty");
     assert_eq!(config["rootfs"], json!({"type": "layers", "diff_ids": []}));
     assert_eq!(config["os"], "linux");
@@ -615,7 +620,7 @@ fn new_makes_an_empty_image_for_the_platform() {
     ok(&["fsck", s(&layout)]);
     // The same again (another layout, with SOURCE_DATE_EPOCH) is the same image.
     let other = dir.path().join("m");
-    let again = ok(&["new", &at(&other, "x"), "--platform", "linux/arm64/v8"]);
+    let again = ok(&["new", &at(&other, "x"), "--set-platform", "linux/arm64/v8"]);
     assert_eq!(digest, again);
     // An empty image unpacks to an empty rootfs.
     let tree = strata_unpacked(&at(&layout, "empty"), &dir.path().join("b"));

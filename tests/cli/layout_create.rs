@@ -233,7 +233,7 @@ fn artifact_push_into_a_missing_layout_killed_anywhere_is_absent_or_whole_and_a_
 const FAILING: &[&[&str]] = &[
     &["build", "W/src", "L:t", "--from", "W/nowhere:x"],
     &["build", "W/missing", "L:t"],
-    &["new", "L:t", "--platform", "nonsense"],
+    &["new", "L:t", "--set-platform", "nonsense"],
     &["index", "create", "L:i", "--manifest", "L:none"],
     &[
         "artifact",

@@ -614,3 +614,46 @@ fn the_temp_directory_goes_when_the_writer_is_done() {
     }
     ok(&["fsck", s(&lay)]);
 }
+
+/// `--platform` always picks; `--set-platform` always sets.
+#[test]
+fn platform_picks_and_set_platform_sets() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let image = format!("{}:arm", s(&lay));
+    ok(&["new", &image, "--set-platform", "linux/arm64/v8"]);
+    let config = json(&["inspect", &image, "--raw", "config"]);
+    assert_eq!(
+        (config["os"].as_str(), config["architecture"].as_str()),
+        (Some("linux"), Some("arm64"))
+    );
+    fails(
+        &[
+            "new",
+            &format!("{}:x", s(&lay)),
+            "--platform",
+            "linux/arm64",
+        ],
+        2,
+    );
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let err = fails(
+        &[
+            "build",
+            s(&tree),
+            &format!("{}:b", s(&lay)),
+            "--platform",
+            "linux/arm64",
+        ],
+        2,
+    );
+    assert!(err.contains("--set-platform"), "{err}");
+    ok(&[
+        "build",
+        s(&tree),
+        &format!("{}:b", s(&lay)),
+        "--set-platform",
+        "linux/arm64",
+    ]);
+}
