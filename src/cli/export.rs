@@ -59,6 +59,9 @@ pub struct Args {
 enum Format {
     Oci,
     Docker,
+    /// The merged filesystem of one image as one tar (whiteouts applied), as `docker
+    /// export` gives it.
+    Rootfs,
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
@@ -111,12 +114,16 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         read.extend(options.exclude_present_in.as_ref());
         strata::transfer::check_archive_path(Path::new(&args.output), &read)?;
     }
+    if args.format == Format::Rootfs {
+        return export_rootfs(&args, &chosen, to_stdout, out);
+    }
     let mut bar = out.transfer_progress("export");
     let mut progress = |p: Progress| bar.update(p);
     let mut export = |w: &mut dyn Write| -> anyhow::Result<ExportReport> {
         Ok(match args.format {
             Format::Oci => oci_archive::export(&chosen, w, &options, &mut progress)?,
             Format::Docker => docker_archive::export(&chosen, w, &options, &mut progress)?,
+            Format::Rootfs => unreachable!("written above"),
         })
     };
     let report = if to_stdout {
@@ -149,6 +156,47 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         }
         out.note(summary);
     }
+    Ok(Status::Success)
+}
+
+/// `--format rootfs`: one image's merged filesystem as a tar.
+fn export_rootfs(
+    args: &Args,
+    chosen: &[strata::transfer::Chosen],
+    to_stdout: bool,
+    out: &Output,
+) -> anyhow::Result<Status> {
+    let [image] = chosen else {
+        super::output::usage!("--format rootfs exports one image: give one REF");
+    };
+    if args.referrers || args.exclude_present_in.is_some() || args.all_platforms {
+        super::output::usage!(
+            "--format rootfs writes a filesystem: --referrers, --exclude-present-in and \
+             --all-platforms do not apply"
+        );
+    }
+    let target = strata::layout::reference::Target::Digest(image.entry.digest()?);
+    let resolved = strata::image::resolve_image(&image.layout, &target, &args.platform.resolve()?)?;
+    let _lock = image.layout.lock_gc(strata::layout::LockMode::Shared)?;
+    let tree = strata::image::tree::Tree::of(&image.layout, &resolved.manifest)?;
+    let write = |w: &mut dyn Write| -> anyhow::Result<()> {
+        tree.write_tar(&image.layout, w)?;
+        Ok(())
+    };
+    if to_stdout {
+        let stdout = std::io::stdout();
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+        write(&mut w)?;
+        w.flush().context("writing the filesystem to stdout")?;
+    } else {
+        write_atomically(Path::new(&args.output), write)?;
+    }
+    out.note(format_args!(
+        "wrote the filesystem of {} ({}) to {}",
+        resolved.descriptor.digest,
+        plural(tree.nodes.len().saturating_sub(1), "path", "paths"),
+        if to_stdout { "stdout" } else { &args.output }
+    ));
     Ok(Status::Success)
 }
 

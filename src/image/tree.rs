@@ -54,6 +54,12 @@ pub struct Node {
     /// A symlink's target.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// A device's major and minor numbers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<(u32, u32)>,
+    /// Extended attributes (name, value), as unpack applies them.
+    #[serde(skip)]
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
     /// Where a file's bytes are: the layer (0 is the lowest) and the entry's position in it.
     #[serde(skip)]
     content: Option<(usize, usize)>,
@@ -179,6 +185,14 @@ impl Tree {
                 size: if kind == Kind::File { entry.size() } else { 0 },
                 mtime: header.mtime().unwrap_or(0),
                 link,
+                device: match kind {
+                    Kind::CharDevice | Kind::BlockDevice => {
+                        Some(entry.device().map_err(|why| layer_error(desc, why))?)
+                    }
+                    _ => None,
+                },
+                xattrs: crate::layer::apply::entry_xattrs(entry.pax())
+                    .map_err(|why| layer_error(desc, format!("{}: {why}", path.display())))?,
                 content: (kind == Kind::File).then_some((index, at)),
             };
             entry.skip_data().map_err(|e| layer_error(desc, e))?;
@@ -328,6 +342,92 @@ impl Tree {
     }
 }
 
+impl Tree {
+    /// Writes the merged filesystem as one tar stream (what `docker export` and `crane
+    /// export` give): directories, links and devices first in path order, then the files
+    /// layer by layer, each file's bytes once and its other names as hard links. The same
+    /// image always gives the same bytes; every layer is verified to its end.
+    pub fn write_tar(&self, layout: &Layout, out: impl Write) -> Result<()> {
+        let mut builder = tar::Builder::new(out);
+        let io = |e: std::io::Error| Error::Io {
+            path: PathBuf::from("the rootfs tar"),
+            source: e,
+        };
+        let mut files: BTreeMap<(usize, usize), Vec<(&PathBuf, &Node)>> = BTreeMap::new();
+        for (path, node) in &self.nodes {
+            if path.as_os_str().is_empty() {
+                continue;
+            }
+            let kind = match node.kind {
+                Kind::File => {
+                    let at = node.content.expect("a file node knows its bytes");
+                    files.entry(at).or_default().push((path, node));
+                    continue;
+                }
+                Kind::Directory => tar::EntryType::Directory,
+                Kind::Symlink => tar::EntryType::Symlink,
+                Kind::CharDevice => tar::EntryType::Char,
+                Kind::BlockDevice => tar::EntryType::Block,
+                Kind::Fifo => tar::EntryType::Fifo,
+            };
+            append_xattrs(&mut builder, node).map_err(io)?;
+            let mut header = header_for(node, kind, 0);
+            if node.kind == Kind::Symlink {
+                let target = node.link.clone().unwrap_or_default();
+                builder.append_link(&mut header, path, target).map_err(io)?;
+            } else {
+                builder
+                    .append_data(&mut header, path, std::io::empty())
+                    .map_err(io)?;
+            }
+        }
+        for (layer, (desc, compression)) in self.layers.iter().enumerate() {
+            if files.range((layer, 0)..(layer + 1, 0)).next().is_none() {
+                continue;
+            }
+            let mut tar = open_layer(layout, desc, *compression)?;
+            let mut position = 0;
+            while let Some(mut entry) = tar.next_entry().map_err(|e| layer_error(desc, e))? {
+                if let Some(names) = files.get(&(layer, position)) {
+                    let (first, node) = names[0];
+                    append_xattrs(&mut builder, node).map_err(io)?;
+                    let mut header = header_for(node, tar::EntryType::Regular, node.size);
+                    builder
+                        .append_data(&mut header, first, &mut entry)
+                        .map_err(|e| layer_error(desc, e))?;
+                    for (other, node) in &names[1..] {
+                        let mut header = header_for(node, tar::EntryType::Link, 0);
+                        builder.append_link(&mut header, other, first).map_err(io)?;
+                    }
+                }
+                position += 1;
+            }
+            let mut rest = tar.into_inner();
+            std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| layer_error(desc, e))?;
+        }
+        builder.into_inner().map_err(io)?.flush().map_err(io)?;
+        Ok(())
+    }
+}
+
+/// A node's xattrs as the PAX records before its header.
+fn append_xattrs<W: Write>(builder: &mut tar::Builder<W>, node: &Node) -> std::io::Result<()> {
+    if node.xattrs.is_empty() {
+        return Ok(());
+    }
+    let records: Vec<(String, &[u8])> = node
+        .xattrs
+        .iter()
+        .map(|(name, value)| {
+            (
+                format!("SCHILY.xattr.{}", String::from_utf8_lossy(name)),
+                value.as_slice(),
+            )
+        })
+        .collect();
+    builder.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
+}
+
 fn directory() -> Node {
     Node {
         kind: Kind::Directory,
@@ -337,6 +437,24 @@ fn directory() -> Node {
         size: 0,
         mtime: 0,
         link: None,
+        device: None,
+        xattrs: Vec::new(),
         content: None,
     }
+}
+
+/// A tar header for `node` with its metadata, of type `kind` and `size` data bytes.
+fn header_for(node: &Node, kind: tar::EntryType, size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_mode(node.mode);
+    header.set_uid(node.uid);
+    header.set_gid(node.gid);
+    header.set_mtime(node.mtime);
+    header.set_size(size);
+    if let Some((major, minor)) = node.device {
+        let _ = header.set_device_major(major);
+        let _ = header.set_device_minor(minor);
+    }
+    header
 }

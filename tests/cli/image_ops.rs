@@ -196,3 +196,63 @@ fn files_lists_the_tree_unpack_makes() {
         "{text}"
     );
 }
+
+/// `export --format rootfs` is the tree unpack makes, as one tar: GNU tar's extraction of it
+/// equals strata's unpack (directory times aside: tar sets them as it goes), and two exports
+/// are byte for byte the same.
+#[test]
+fn export_rootfs_is_the_unpacked_tree_as_one_tar() {
+    let dir = tempdir();
+    let image = layered(dir.path());
+    let first = dir.path().join("fs.tar");
+    let second = dir.path().join("fs2.tar");
+    ok(&["export", &image, "-o", s(&first), "--format", "rootfs"]);
+    ok(&["export", &image, "-o", s(&second), "--format", "rootfs"]);
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        std::fs::read(&second).unwrap()
+    );
+    let extracted = dir.path().join("x");
+    std::fs::create_dir_all(&extracted).unwrap();
+    let status = std::process::Command::new("tar")
+        .args([
+            "--xattrs",
+            "--xattrs-include=*",
+            "-xpf",
+            s(&first),
+            "-C",
+            s(&extracted),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let bundle = dir.path().join("bundle");
+    ok(&["unpack", &image, s(&bundle)]);
+    let strip_dir_times = |mut tree: Tree| {
+        for fields in tree.values_mut() {
+            if fields.get("type").is_some_and(|t| t.contains("dir")) {
+                fields.remove("mtime");
+            }
+        }
+        tree
+    };
+    assert_eq!(
+        strip_dir_times(scan(&extracted)),
+        strip_dir_times(scan(&bundle.join("rootfs")))
+    );
+    // One image only.
+    let other = format!("{}:other", image.rsplit_once(':').unwrap().0);
+    ok(&["tag", &image, "other"]);
+    fails(
+        &[
+            "export",
+            &image,
+            &other,
+            "-o",
+            s(&first),
+            "--format",
+            "rootfs",
+        ],
+        2,
+    );
+}
