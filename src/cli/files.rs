@@ -146,3 +146,45 @@ fn mode_string(node: &Node) -> String {
         special(m & 0o001 != 0, m & 0o1000 != 0, 't', 'T'),
     )
 }
+
+/// Show what differs between two images' filesystems (paths added, removed and changed:
+/// type, content, mode, owner, link target, device, xattrs), read from their layers without
+/// unpacking.
+#[derive(Debug, clap::Args)]
+pub struct DiffArgs {
+    /// The first image.
+    #[arg(value_name = "REF")]
+    first: String,
+    /// The second image.
+    #[arg(value_name = "REF")]
+    second: String,
+    #[command(flatten)]
+    platform: PlatformArg,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+pub fn diff(args: DiffArgs, out: &Output) -> anyhow::Result<Status> {
+    let hashed = |text: &str| -> anyhow::Result<Tree> {
+        let reference = super::parse_reference(text)?;
+        let layout = Layout::open(&reference.layout)?;
+        let resolved = resolve_image(&layout, &reference.target, &args.platform.resolve()?)?;
+        let _lock = layout.lock_gc(LockMode::Shared)?;
+        Ok(Tree::hashed(&layout, &resolved.manifest)?)
+    };
+    let report = strata::image::tree::diff(&hashed(&args.first)?, &hashed(&args.second)?);
+    if args.json.json {
+        out.json(&report)?;
+    } else {
+        for p in &report.added {
+            out.print(format_args!("A {p}"))?;
+        }
+        for p in &report.removed {
+            out.print(format_args!("D {p}"))?;
+        }
+        for c in &report.changed {
+            out.print(format_args!("M {} ({})", c.path, c.what.join(", ")))?;
+        }
+    }
+    Ok(Status::Success)
+}

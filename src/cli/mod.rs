@@ -135,6 +135,7 @@ enum Command {
     Blob(blob::Args),
     Cat(files::CatArgs),
     Files(files::FilesArgs),
+    Diff(files::DiffArgs),
     Man(man::Args),
     Completions(completions::Args),
 }
@@ -214,6 +215,7 @@ pub fn main() -> ExitCode {
         Command::Blob(a) => blob::run(a, &out),
         Command::Cat(a) => files::cat(a, &out),
         Command::Files(a) => files::files(a, &out),
+        Command::Diff(a) => files::diff(a, &out),
         Command::Man(a) => man::run(a, &out),
         Command::Completions(a) => completions::run(a, &out),
     };

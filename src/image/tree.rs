@@ -60,6 +60,9 @@ pub struct Node {
     /// Extended attributes (name, value), as unpack applies them.
     #[serde(skip)]
     pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// A file's content digest, when the tree was read with [`Tree::hashed`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     /// Where a file's bytes are: the layer (0 is the lowest) and the entry's position in it.
     #[serde(skip)]
     content: Option<(usize, usize)>,
@@ -71,6 +74,7 @@ pub struct Tree {
     /// Every path and what it is.
     pub nodes: BTreeMap<PathBuf, Node>,
     layers: Vec<(Descriptor, Compression)>,
+    hash: bool,
 }
 
 fn layer_error(desc: &Descriptor, reason: impl std::fmt::Display) -> Error {
@@ -97,7 +101,19 @@ fn open_layer<'a>(
 impl Tree {
     /// Reads every layer of `manifest`, lowest first.
     pub fn of(layout: &Layout, manifest: &Manifest) -> Result<Tree> {
-        let mut tree = Tree::default();
+        Tree::read(layout, manifest, false)
+    }
+
+    /// As [`Tree::of`], with every file's content digest (for comparing two images).
+    pub fn hashed(layout: &Layout, manifest: &Manifest) -> Result<Tree> {
+        Tree::read(layout, manifest, true)
+    }
+
+    fn read(layout: &Layout, manifest: &Manifest, hash: bool) -> Result<Tree> {
+        let mut tree = Tree {
+            hash,
+            ..Tree::default()
+        };
         tree.nodes.insert(PathBuf::new(), directory());
         for (index, desc) in manifest.layers.iter().enumerate() {
             let compression = Compression::of_layer(&desc.media_type).ok_or_else(|| {
@@ -194,7 +210,17 @@ impl Tree {
                 xattrs: crate::layer::apply::entry_xattrs(entry.pax())
                     .map_err(|why| layer_error(desc, format!("{}: {why}", path.display())))?,
                 content: (kind == Kind::File).then_some((index, at)),
+                digest: None,
             };
+            let mut node = node;
+            if self.hash && kind == Kind::File {
+                let mut hasher = crate::digest::HashingWriter::new(
+                    std::io::sink(),
+                    crate::digest::Algorithm::Sha256,
+                );
+                std::io::copy(&mut entry, &mut hasher).map_err(|e| layer_error(desc, e))?;
+                node.digest = Some(hasher.finish().0.to_string());
+            }
             entry.skip_data().map_err(|e| layer_error(desc, e))?;
             self.place(path, node, &mut written);
         }
@@ -439,6 +465,7 @@ fn directory() -> Node {
         link: None,
         device: None,
         xattrs: Vec::new(),
+        digest: None,
         content: None,
     }
 }
@@ -457,4 +484,76 @@ fn header_for(node: &Node, kind: tar::EntryType, size: u64) -> tar::Header {
         let _ = header.set_device_minor(minor);
     }
     header
+}
+
+/// How two merged filesystems differ, path by path (`/`-rooted paths, in byte order).
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TreeDiff {
+    /// Paths only the second has.
+    pub added: Vec<String>,
+    /// Paths only the first has.
+    pub removed: Vec<String>,
+    /// Paths both have, with what differs.
+    pub changed: Vec<Changed>,
+}
+
+/// One changed path.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Changed {
+    /// The path.
+    pub path: String,
+    /// What differs: type, content, mode, owner, link, device, xattrs (modification times
+    /// are left out: rebuilding the same files moves them).
+    pub what: Vec<&'static str>,
+}
+
+/// Compares two trees read with [`Tree::hashed`].
+pub fn diff(first: &Tree, second: &Tree) -> TreeDiff {
+    let shown = |p: &Path| format!("/{}", p.display());
+    let mut out = TreeDiff::default();
+    for (path, a) in &first.nodes {
+        if path.as_os_str().is_empty() {
+            continue;
+        }
+        let Some(b) = second.nodes.get(path) else {
+            out.removed.push(shown(path));
+            continue;
+        };
+        let mut what = Vec::new();
+        if a.kind != b.kind {
+            what.push("type");
+        } else if a.kind == Kind::File && (a.digest != b.digest || a.size != b.size) {
+            what.push("content");
+        }
+        if a.mode != b.mode {
+            what.push("mode");
+        }
+        if (a.uid, a.gid) != (b.uid, b.gid) {
+            what.push("owner");
+        }
+        if a.link != b.link {
+            what.push("link");
+        }
+        if a.device != b.device {
+            what.push("device");
+        }
+        if a.xattrs != b.xattrs {
+            what.push("xattrs");
+        }
+        if !what.is_empty() {
+            out.changed.push(Changed {
+                path: shown(path),
+                what,
+            });
+        }
+    }
+    out.added = second
+        .nodes
+        .keys()
+        .filter(|p| !p.as_os_str().is_empty() && !first.nodes.contains_key(*p))
+        .map(|p| shown(p))
+        .collect();
+    out
 }

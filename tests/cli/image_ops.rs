@@ -256,3 +256,47 @@ fn export_rootfs_is_the_unpacked_tree_as_one_tar() {
         2,
     );
 }
+
+/// `diff` names what each layer changed: content, mode, additions, removals, links.
+#[test]
+fn diff_names_added_removed_and_changed_paths() {
+    let dir = tempdir();
+    let image = layered(dir.path());
+    let lay = image.rsplit_once(':').unwrap().0.to_owned();
+    let before = format!("{lay}:before");
+    ok(&["tag", &image, "before"]);
+    let file = dir.path().join("new.txt");
+    write(&file, b"new\n");
+    ok(&["insert", &image, s(&file), "/etc/new.txt"]);
+    ok(&["insert", &image, "--whiteout", "/etc/tool-link"]);
+    let v3 = dir.path().join("tool");
+    write(&v3, b"#!/bin/sh\necho v3\n");
+    std::fs::set_permissions(&v3, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    ok(&["insert", &image, s(&v3), "/usr/bin/tool"]);
+    let report = json(&["diff", &before, &image, "--json"]);
+    assert_eq!(
+        report["added"],
+        serde_json::json!(["/etc/new.txt"]),
+        "{report}"
+    );
+    assert_eq!(
+        report["removed"],
+        serde_json::json!(["/etc/tool-link"]),
+        "{report}"
+    );
+    assert_eq!(
+        report["changed"],
+        serde_json::json!([{"path": "/usr/bin/tool", "what": ["content", "mode"]}]),
+        "{report}"
+    );
+    // The same image twice: nothing.
+    let same = json(&["diff", &image, &image, "--json"]);
+    assert_eq!(same["added"], serde_json::json!([]));
+    assert_eq!(same["changed"], serde_json::json!([]));
+    let text = ok(&["diff", &before, &image]);
+    assert!(
+        text.contains("A /etc/new.txt") && text.contains("D /etc/tool-link"),
+        "{text}"
+    );
+    assert!(text.contains("M /usr/bin/tool (content, mode)"), "{text}");
+}
