@@ -11,6 +11,7 @@ mod config;
 mod copy;
 mod export;
 mod files;
+mod flatten;
 mod fsck;
 mod gc;
 mod import;
@@ -136,6 +137,7 @@ enum Command {
     Cat(files::CatArgs),
     Files(files::FilesArgs),
     Diff(files::DiffArgs),
+    Flatten(flatten::Args),
     Man(man::Args),
     Completions(completions::Args),
 }
@@ -216,6 +218,7 @@ pub fn main() -> ExitCode {
         Command::Cat(a) => files::cat(a, &out),
         Command::Files(a) => files::files(a, &out),
         Command::Diff(a) => files::diff(a, &out),
+        Command::Flatten(a) => flatten::run(a, &out),
         Command::Man(a) => man::run(a, &out),
         Command::Completions(a) => completions::run(a, &out),
     };

@@ -282,6 +282,21 @@ impl Draft {
         Ok(())
     }
 
+    /// Replaces every layer with `layer` (the image's merged filesystem): the diff_ids are
+    /// `layer`'s alone, and the history one entry for it (the old entries described layers
+    /// that are gone; their text is not carried into a layer they no longer match).
+    pub fn replace_layers(
+        &mut self,
+        layer: &WrittenLayer,
+        history: &HistoryOptions,
+        created_by: &str,
+    ) -> Result<()> {
+        self.manifest.layers.clear();
+        self.config.rootfs.diff_ids.clear();
+        self.config.history = None;
+        self.append_layer(layer, history, created_by)
+    }
+
     /// Records a change that made no layer (config edits, an empty repack).
     pub fn note_empty_change(&mut self, history: &HistoryOptions, created_by: &str) -> Result<()> {
         let entry = self.history(history, created_by, true)?;

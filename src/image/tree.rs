@@ -249,8 +249,12 @@ impl Tree {
             match self.nodes.get(p) {
                 Some(n) if n.kind == Kind::Directory => {}
                 _ => {
+                    // As unpack: a directory a layer implies takes the time of the entry
+                    // that needed it.
                     self.remove_below(p, true, &HashSet::new());
-                    self.nodes.insert(p.to_path_buf(), directory());
+                    let mut implied = directory();
+                    implied.mtime = node.mtime;
+                    self.nodes.insert(p.to_path_buf(), implied);
                 }
             }
             parent = p.parent();

@@ -300,3 +300,58 @@ fn diff_names_added_removed_and_changed_paths() {
     );
     assert!(text.contains("M /usr/bin/tool (content, mode)"), "{text}");
 }
+
+/// `flatten`: one layer whose unpack is the original's (every path, mode, owner, time, xattr
+/// and hard link), the config kept, the same digest twice.
+#[test]
+fn flatten_gives_one_layer_that_unpacks_to_the_same_tree() {
+    let dir = tempdir();
+    let image = layered(dir.path());
+    let lay = image.rsplit_once(':').unwrap().0.to_owned();
+    let epoch = [("SOURCE_DATE_EPOCH", "1700000000")];
+    let flat = |tag: &str| {
+        let r = run_with_env(&["flatten", &image, "--tag", tag, "-q"], &epoch);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        r.stdout.trim().to_owned()
+    };
+    let first = flat("flat");
+    assert_eq!(first, flat("flat2"), "flatten is not reproducible");
+    let manifest = json(&["inspect", &format!("{lay}:flat"), "--raw", "manifest"]);
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 1);
+    let config = json(&["inspect", &format!("{lay}:flat"), "--raw", "config"]);
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 1);
+    let original = json(&["inspect", &image, "--raw", "config"]);
+    assert_eq!(config["config"], original["config"]);
+    let unpacked = |reference: &str, name: &str| {
+        let bundle = dir.path().join(name);
+        ok(&["unpack", reference, s(&bundle)]);
+        scan(&bundle.join("rootfs"))
+    };
+    assert_eq!(
+        unpacked(&image, "orig"),
+        unpacked(&format!("{lay}:flat"), "flat")
+    );
+    ok(&["fsck", &lay]);
+}
+
+/// The example image umoci built flattens to the same tree (strata unpack of the original
+/// is compared with umoci's in unpack_diff.rs).
+#[test]
+fn flatten_of_an_umoci_built_image_unpacks_to_the_same_tree() {
+    let dir = tempdir();
+    let lay = dir.path().join("example");
+    peer_ok(
+        "cp",
+        &[
+            "-r",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/example-layout"),
+            s(&lay),
+        ],
+    );
+    ok(&["flatten", &format!("{}:demo", s(&lay)), "--tag", "flat"]);
+    let ours = dir.path().join("ours");
+    ok(&["unpack", &format!("{}:flat", s(&lay)), s(&ours)]);
+    let theirs = dir.path().join("theirs");
+    ok(&["unpack", &format!("{}:demo", s(&lay)), s(&theirs)]);
+    assert_eq!(scan(&ours.join("rootfs")), scan(&theirs.join("rootfs")));
+}

@@ -1,0 +1,37 @@
+//! `strata flatten`.
+
+use strata::image::tree::Tree;
+use strata::layer::write::write_layer;
+
+use super::build_args::LayerEditArgs;
+use super::output::Output;
+use super::Status;
+
+/// Squash an image to one layer whose unpack is the original's; the config is kept (its
+/// diff_ids and history rewritten for the one layer).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The image: LAYOUT:TAG or LAYOUT@DIGEST.
+    reference: String,
+    #[command(flatten)]
+    edit: LayerEditArgs,
+}
+
+pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    let (mut draft, tag, compression) = args.edit.open(&args.reference)?;
+    let layout = draft.layout().clone();
+    let tree = Tree::of(&layout, &draft.manifest)?;
+    let source = layout.clone();
+    let layer = write_layer(&layout, compression, move |w| tree.write_tar(&source, w))?;
+    draft.replace_layers(&layer, &args.edit.history.options(), "strata flatten")?;
+    let desc = draft.commit(&tag, None)?;
+    out.info(format_args!(
+        "layer {} ({} bytes, diff_id {})",
+        layer.blob.digest, layer.blob.size, layer.diff_id
+    ));
+    out.written(
+        args.edit.json,
+        &super::output::Written::new(layout.root(), Some(&tag), &desc),
+    )?;
+    Ok(Status::Success)
+}
