@@ -23,6 +23,7 @@ mod ls;
 mod man;
 mod new;
 mod output;
+mod rebase;
 mod referrers;
 mod repack;
 mod tag;
@@ -138,6 +139,7 @@ enum Command {
     Files(files::FilesArgs),
     Diff(files::DiffArgs),
     Flatten(flatten::Args),
+    Rebase(rebase::Args),
     Man(man::Args),
     Completions(completions::Args),
 }
@@ -219,6 +221,7 @@ pub fn main() -> ExitCode {
         Command::Files(a) => files::files(a, &out),
         Command::Diff(a) => files::diff(a, &out),
         Command::Flatten(a) => flatten::run(a, &out),
+        Command::Rebase(a) => rebase::run(a, &out),
         Command::Man(a) => man::run(a, &out),
         Command::Completions(a) => completions::run(a, &out),
     };

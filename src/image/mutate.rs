@@ -297,6 +297,59 @@ impl Draft {
         self.append_layer(layer, history, created_by)
     }
 
+    /// Moves this image's layers above `old`'s onto `new`'s: `old`'s layers (digests and
+    /// diff_ids) must be the first of this image's, or nothing is changed and the error says
+    /// where they part. The config's other fields (platform, environment, entrypoint...)
+    /// stay this image's; the history is `new`'s followed by this image's entries after
+    /// `old`'s. `new`'s blobs must be in this draft's layout (load it with [`Draft::load`]).
+    pub fn rebase(
+        &mut self,
+        old: (&Manifest, &ImageConfig),
+        new: (&Manifest, &ImageConfig),
+    ) -> Result<()> {
+        let (old_manifest, old_config) = old;
+        let (new_manifest, new_config) = new;
+        let not_a_base = |reason: String| Error::Invalid {
+            what: "the old base".into(),
+            reason,
+        };
+        let ours = &self.manifest.layers;
+        if old_manifest.layers.len() > ours.len() {
+            return Err(not_a_base(format!(
+                "it has {} layers and the image only {}: it is not the image's base",
+                old_manifest.layers.len(),
+                ours.len()
+            )));
+        }
+        for (i, (base, mine)) in old_manifest.layers.iter().zip(ours).enumerate() {
+            let same_diff = old_config.rootfs.diff_ids.get(i) == self.config.rootfs.diff_ids.get(i);
+            if base.digest != mine.digest || !same_diff {
+                return Err(not_a_base(format!(
+                    "its layer {i} is {} and the image's is {}: it is not the image's base",
+                    base.digest, mine.digest
+                )));
+            }
+        }
+        let keep = old_manifest.layers.len();
+        let mut layers = new_manifest.layers.clone();
+        layers.extend(self.manifest.layers[keep..].iter().cloned());
+        let mut diff_ids = new_config.rootfs.diff_ids.clone();
+        diff_ids.extend(
+            self.config.rootfs.diff_ids[keep.min(self.config.rootfs.diff_ids.len())..]
+                .iter()
+                .cloned(),
+        );
+        let old_history = old_config.history.as_ref().map_or(0, Vec::len);
+        let mut history = new_config.history.clone().unwrap_or_default();
+        if let Some(mine) = &self.config.history {
+            history.extend(mine.iter().skip(old_history).cloned());
+        }
+        self.manifest.layers = layers;
+        self.config.rootfs.diff_ids = diff_ids;
+        self.config.history = (!history.is_empty()).then_some(history);
+        Ok(())
+    }
+
     /// Records a change that made no layer (config edits, an empty repack).
     pub fn note_empty_change(&mut self, history: &HistoryOptions, created_by: &str) -> Result<()> {
         let entry = self.history(history, created_by, true)?;

@@ -355,3 +355,83 @@ fn flatten_of_an_umoci_built_image_unpacks_to_the_same_tree() {
     ok(&["unpack", &format!("{}:demo", s(&lay)), s(&theirs)]);
     assert_eq!(scan(&ours.join("rootfs")), scan(&theirs.join("rootfs")));
 }
+
+/// `rebase` moves the app's layers onto a patched base: the patched files, the app's files
+/// and config; a base that is not the image's is refused with the layout unchanged.
+#[test]
+fn rebase_moves_the_layers_above_the_old_base_onto_the_new() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let at = |t: &str| format!("{}:{t}", s(&lay));
+    let tree = |name: &str, files: &[(&str, &str)]| {
+        let root = dir.path().join(name);
+        for (path, content) in files {
+            let p = root.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            write(&p, content.as_bytes());
+        }
+        root
+    };
+    let base = tree("base", &[("etc/os-release", "v1\n"), ("lib/libc", "old\n")]);
+    let patched = tree(
+        "patched",
+        &[("etc/os-release", "v2\n"), ("lib/libc", "fixed\n")],
+    );
+    let app = tree("app", &[("app/run", "app\n")]);
+    ok(&["build", s(&base), &at("base")]);
+    ok(&["build", s(&patched), &at("base2"), "--env", "BASE=2"]);
+    ok(&[
+        "build",
+        s(&app),
+        &at("app"),
+        "--from",
+        &at("base"),
+        "--env",
+        "APP=1",
+        "--cmd",
+        "/app/run",
+    ]);
+    let unrelated = tree("other", &[("x", "x\n")]);
+    ok(&["build", s(&unrelated), &at("other")]);
+
+    let before = snapshot(&lay);
+    let err = fails(
+        &[
+            "rebase",
+            &at("app"),
+            "--old-base",
+            &at("other"),
+            "--new-base",
+            &at("base2"),
+        ],
+        1,
+    );
+    assert!(err.contains("not the image's base"), "{err}");
+    assert!(
+        snapshot(&lay) == before,
+        "a refused rebase changed the layout"
+    );
+
+    ok(&[
+        "rebase",
+        &at("app"),
+        "--old-base",
+        &at("base"),
+        "--new-base",
+        &at("base2"),
+        "--tag",
+        "rebased",
+    ]);
+    assert_eq!(ok(&["cat", &at("rebased"), "/lib/libc"]), "fixed\n");
+    assert_eq!(ok(&["cat", &at("rebased"), "/app/run"]), "app\n");
+    let config = json(&["inspect", &at("rebased"), "--raw", "config"]);
+    let env = config["config"]["Env"].to_string();
+    assert!(env.contains("APP=1") && !env.contains("BASE=2"), "{env}");
+    assert_eq!(config["config"]["Cmd"], serde_json::json!(["/app/run"]));
+    let manifest = json(&["inspect", &at("rebased"), "--raw", "manifest"]);
+    let base2 = json(&["inspect", &at("base2"), "--raw", "manifest"]);
+    assert_eq!(manifest["layers"][0], base2["layers"][0]);
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 2);
+    assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
+    ok(&["fsck", s(&lay)]);
+}
