@@ -54,6 +54,47 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// The default capability set (umoci's, which is runc's `spec` default).
 const CAPABILITIES: [&str; 3] = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"];
 
+/// The runtime config for an image without unpacking it (`umoci raw runtime-config`):
+/// users are resolved against `rootfs` when given, else against the image's own
+/// `/etc/passwd` and `/etc/group`, read from its layers.
+pub fn runtime_config_of_image(
+    layout: &crate::Layout,
+    manifest: &crate::spec::Manifest,
+    rootfs: Option<&Path>,
+    options: &RuntimeOptions,
+) -> crate::Result<Value> {
+    let (_, image) = layout.read_config(&manifest.config)?;
+    if let Some(rootfs) = rootfs {
+        return runtime_config(&image, rootfs, options);
+    }
+    let tree = crate::image::tree::Tree::of(layout, manifest)?;
+    let scratch = tempfile::tempdir().map_err(|source| Error::Io {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let etc = scratch.path().join("etc");
+    std::fs::create_dir(&etc).map_err(|source| Error::Io {
+        path: etc.clone(),
+        source,
+    })?;
+    for name in ["passwd", "group"] {
+        let in_image = Path::new("/etc").join(name);
+        let is_file = tree
+            .resolve(&in_image)?
+            .and_then(|p| tree.nodes.get(&p).map(|n| n.kind))
+            == Some(crate::image::tree::Kind::File);
+        if is_file {
+            let path = etc.join(name);
+            let mut file = std::fs::File::create(&path).map_err(|source| Error::Io {
+                path: path.clone(),
+                source,
+            })?;
+            tree.cat(layout, &in_image, &mut file)?;
+        }
+    }
+    runtime_config(&image, scratch.path(), options)
+}
+
 /// Builds the runtime-spec config.json for an image config, resolving the user against the
 /// rootfs's /etc/passwd and /etc/group.
 ///

@@ -26,6 +26,7 @@ mod output;
 mod rebase;
 mod referrers;
 mod repack;
+mod runtime_config;
 mod tag;
 mod unpack;
 mod untag;
@@ -140,6 +141,7 @@ enum Command {
     Diff(files::DiffArgs),
     Flatten(flatten::Args),
     Rebase(rebase::Args),
+    RuntimeConfig(runtime_config::Args),
     Man(man::Args),
     Completions(completions::Args),
 }
@@ -222,6 +224,7 @@ pub fn main() -> ExitCode {
         Command::Diff(a) => files::diff(a, &out),
         Command::Flatten(a) => flatten::run(a, &out),
         Command::Rebase(a) => rebase::run(a, &out),
+        Command::RuntimeConfig(a) => runtime_config::run(a, &out),
         Command::Man(a) => man::run(a, &out),
         Command::Completions(a) => completions::run(a, &out),
     };

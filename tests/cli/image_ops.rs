@@ -435,3 +435,59 @@ fn rebase_moves_the_layers_above_the_old_base_onto_the_new() {
     assert_eq!(config["rootfs"]["diff_ids"].as_array().unwrap().len(), 2);
     ok(&["fsck", s(&lay)]);
 }
+
+/// `runtime-config` writes the config.json unpack writes, resolving the user in the image's
+/// own /etc/passwd (read from its layers) or in --rootfs.
+#[test]
+fn runtime_config_is_unpacks_config_without_unpacking() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let image = format!("{}:app", s(&lay));
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    write(
+        &tree.join("etc/passwd"),
+        b"root:x:0:0::/root:/bin/sh\napp:x:1000:1001::/home/app:/bin/sh\n",
+    );
+    write(
+        &tree.join("etc/group"),
+        b"root:x:0:\napp:x:1001:\nextra:x:2000:app\n",
+    );
+    ok(&[
+        "build",
+        s(&tree),
+        &image,
+        "--user",
+        "app",
+        "--env",
+        "A=1",
+        "--cmd",
+        "/bin/true",
+    ]);
+    let out = dir.path().join("config.json");
+    ok(&["runtime-config", &image, s(&out)]);
+    let ours: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(ours["process"]["user"]["uid"], 1000, "{ours}");
+    assert_eq!(ours["process"]["user"]["gid"], 1001, "{ours}");
+    assert!(
+        ours["process"]["env"]
+            .to_string()
+            .contains("HOME=/home/app"),
+        "{ours}"
+    );
+    let bundle = dir.path().join("bundle");
+    ok(&["unpack", &image, s(&bundle)]);
+    let unpacked: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle.join("config.json")).unwrap()).unwrap();
+    assert_eq!(ours, unpacked);
+    // Against another rootfs: its passwd decides.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(other.join("etc")).unwrap();
+    write(
+        &other.join("etc/passwd"),
+        b"app:x:4242:4242::/srv:/bin/sh\n",
+    );
+    let text = ok(&["runtime-config", &image, "-", "--rootfs", s(&other)]);
+    let theirs: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(theirs["process"]["user"]["uid"], 4242, "{theirs}");
+}

@@ -1,0 +1,81 @@
+//! `strata runtime-config`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use strata::bundle::idmap::IdMapping;
+use strata::bundle::runtime::{runtime_config_of_image, RuntimeOptions};
+use strata::image::resolve_image;
+use strata::layout::LockMode;
+use strata::Layout;
+
+use super::output::Output;
+use super::{PlatformArg, Status};
+
+/// Write the OCI runtime config.json for an image without unpacking it (as `umoci raw
+/// runtime-config`): users resolved against --rootfs, or the image's own /etc/passwd.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The image: LAYOUT:TAG, LAYOUT@DIGEST or LAYOUT.
+    #[arg(value_name = "REF")]
+    reference: String,
+    /// The file to write, or - for stdout.
+    file: String,
+    /// Resolve the image's user against this rootfs's /etc/passwd and /etc/group instead
+    /// of the image's own.
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<PathBuf>,
+    /// A config for an unprivileged runtime (a user namespace mapping root to you).
+    #[arg(long)]
+    rootless: bool,
+    /// Container-to-host uid mapping CONTAINER:HOST:SIZE (repeatable).
+    #[arg(long, value_name = "C:H:N")]
+    uid_map: Vec<IdMapping>,
+    /// Container-to-host gid mapping CONTAINER:HOST:SIZE (repeatable).
+    #[arg(long, value_name = "C:H:N")]
+    gid_map: Vec<IdMapping>,
+    #[command(flatten)]
+    platform: PlatformArg,
+}
+
+pub fn run(args: Args, _out: &Output) -> anyhow::Result<Status> {
+    let reference = super::parse_reference(&args.reference)?;
+    let layout = Layout::open(&reference.layout)?;
+    let resolved = resolve_image(&layout, &reference.target, &args.platform.resolve()?)?;
+    let config = {
+        let _lock = layout.lock_gc(LockMode::Shared)?;
+        runtime_config_of_image(
+            &layout,
+            &resolved.manifest,
+            args.rootfs.as_deref(),
+            &RuntimeOptions {
+                rootless: args.rootless,
+                uid_map: strata::bundle::idmap::IdMap(args.uid_map),
+                gid_map: strata::bundle::idmap::IdMap(args.gid_map),
+            },
+        )?
+    };
+    let mut bytes = serde_json::to_vec_pretty(&config)?;
+    bytes.push(b'\n');
+    if args.file == "-" {
+        std::io::stdout().lock().write_all(&bytes)?;
+    } else {
+        // Through a temp file beside it: a failed write leaves no half config.json.
+        let path = std::path::Path::new(&args.file);
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => std::path::Path::new("."),
+        };
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|source| strata::Error::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        tmp.write_all(&bytes)?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| strata::Error::Io {
+            path: path.to_owned(),
+            source: e.error,
+        })?;
+    }
+    Ok(Status::Success)
+}
