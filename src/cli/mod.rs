@@ -21,6 +21,7 @@ mod insert;
 mod inspect;
 mod ls;
 mod man;
+mod manifest;
 mod new;
 mod output;
 mod rebase;
@@ -142,6 +143,8 @@ enum Command {
     Flatten(flatten::Args),
     Rebase(rebase::Args),
     RuntimeConfig(runtime_config::Args),
+    #[command(subcommand)]
+    Manifest(manifest::Command),
     Man(man::Args),
     Completions(completions::Args),
 }
@@ -225,6 +228,7 @@ pub fn main() -> ExitCode {
         Command::Flatten(a) => flatten::run(a, &out),
         Command::Rebase(a) => rebase::run(a, &out),
         Command::RuntimeConfig(a) => runtime_config::run(a, &out),
+        Command::Manifest(c) => manifest::run(c, &out),
         Command::Man(a) => man::run(a, &out),
         Command::Completions(a) => completions::run(a, &out),
     };

@@ -4,6 +4,7 @@
 pub mod artifact;
 pub mod config_values;
 pub mod lookup;
+pub mod manifest_put;
 pub mod multiplatform;
 pub mod mutate;
 mod platform;

@@ -491,3 +491,73 @@ fn runtime_config_is_unpacks_config_without_unpacking() {
     let theirs: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(theirs["process"]["user"]["uid"], 4242, "{theirs}");
 }
+
+/// `manifest put` stores a hand-written manifest byte for byte once every blob it names is
+/// here; a document naming a missing blob, or of no manifest type, changes nothing.
+#[test]
+fn manifest_put_stores_checked_documents_as_given() {
+    let dir = tempdir();
+    let (layout, _) = layout_with_images(dir.path(), "lay", &["app"]);
+    let lay = s(layout.root()).to_owned();
+    let original = ok_bytes(&["inspect", &format!("{lay}:app"), "--raw", "manifest"]);
+    let mut doc: serde_json::Value = serde_json::from_slice(&original).unwrap();
+    doc["annotations"] = serde_json::json!({"org.example.note": "hand  written"});
+    // Odd spacing on purpose: the bytes must be kept, not re-serialised.
+    let text = serde_json::to_string_pretty(&doc)
+        .unwrap()
+        .replace("  ", "   ");
+    let file = dir.path().join("m.json");
+    write(&file, text.as_bytes());
+    let put = json(&[
+        "manifest",
+        "put",
+        &format!("{lay}:hand"),
+        s(&file),
+        "--json",
+    ]);
+    assert_eq!(put["digest"], sha256(text.as_bytes()).to_string());
+    assert_eq!(
+        ok_bytes(&["inspect", &format!("{lay}:hand"), "--raw", "manifest"]),
+        text.as_bytes()
+    );
+    // An index over it, from stdin.
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": put["digest"], "size": put["size"],
+                        "platform": {"os": "linux", "architecture": "amd64"}}]
+    });
+    let index_file = dir.path().join("i.json");
+    write(&index_file, index.to_string().as_bytes());
+    ok(&["manifest", "put", &format!("{lay}:multi"), s(&index_file)]);
+    ok(&[
+        "inspect",
+        &format!("{lay}:multi"),
+        "--platform",
+        "linux/amd64",
+    ]);
+    ok(&["fsck", &lay]);
+
+    let before = snapshot(layout.root());
+    let mut missing = doc.clone();
+    missing["layers"][0]["digest"] = serde_json::json!(format!("sha256:{}", "e".repeat(64)));
+    write(&file, missing.to_string().as_bytes());
+    let err = fails(&["manifest", "put", &format!("{lay}:bad"), s(&file)], 1);
+    assert!(err.contains("eeee"), "{err}");
+    let mut wrong_size = doc.clone();
+    let size = doc["config"]["size"].as_i64().unwrap();
+    wrong_size["config"]["size"] = serde_json::json!(size + 1);
+    write(&file, wrong_size.to_string().as_bytes());
+    fails(&["manifest", "put", &format!("{lay}:bad"), s(&file)], 1);
+    write(&file, br#"{"schemaVersion":2,"mediaType":"text/plain"}"#);
+    let err = fails(&["manifest", "put", &format!("{lay}:bad"), s(&file)], 1);
+    assert!(
+        err.contains("neither an image manifest nor an image index"),
+        "{err}"
+    );
+    assert!(
+        snapshot(layout.root()) == before,
+        "a refused put changed the layout"
+    );
+}
