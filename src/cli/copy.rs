@@ -17,7 +17,8 @@ use super::{JsonArg, PlatformArg, Status};
 /// the manifests whose subject is the image come too.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The image: LAYOUT:TAG, LAYOUT@DIGEST or LAYOUT.
+    /// The image: LAYOUT:TAG or LAYOUT@DIGEST; a bare LAYOUT (with a bare destination)
+    /// copies every tagged image, as `skopeo sync` does.
     #[arg(value_name = "SRCREF")]
     source: String,
     /// The destination: LAYOUT:TAG, or LAYOUT to keep the source's tag.
@@ -38,6 +39,10 @@ pub struct Args {
     /// destination already has, replacing any that is damaged.
     #[arg(long)]
     verify: bool,
+    /// With a bare source layout, only the tags this regular expression matches (the whole
+    /// tag: `v1\..*` takes v1.0 and v1.2, not xv1.0).
+    #[arg(long, value_name = "REGEX", value_parser = whole_match)]
+    tags: Option<regex::Regex>,
     #[command(flatten)]
     json: JsonArg,
 }
@@ -48,8 +53,16 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     } else {
         Platforms::One(args.platform.resolve()?)
     };
-    let source = choose(&super::parse_reference(&args.source)?, &platforms)?;
+    let source_ref = super::parse_reference(&args.source)?;
     let dest_ref = super::parse_reference(&args.dest)?;
+    let bare = |t: &Target| matches!(t, Target::Default);
+    if bare(&source_ref.target) && bare(&dest_ref.target) {
+        return sync(&args, &source_ref.layout, &dest_ref.layout, &platforms, out);
+    }
+    if args.tags.is_some() {
+        super::output::usage!("--tags chooses among a bare source layout's tags: give SRCREF as LAYOUT and DSTREF as LAYOUT");
+    }
+    let source = choose(&source_ref, &platforms)?;
     let tag = match &dest_ref.target {
         Target::Tag(t) => Some(t.clone()),
         Target::Default => None,
@@ -99,6 +112,96 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         report.blobs_copied,
         human_size(report.bytes),
         report.blobs_present
+    ));
+    Ok(Status::Success)
+}
+
+/// `--tags`: anchored, so the expression must match a whole tag.
+fn whole_match(text: &str) -> Result<regex::Regex, String> {
+    regex::Regex::new(&format!("^(?:{text})$")).map_err(|e| e.to_string())
+}
+
+/// A bare source and destination: every tagged image (matching --tags) under its tag.
+fn sync(
+    args: &Args,
+    source: &std::path::Path,
+    dest: &std::path::Path,
+    platforms: &Platforms,
+    out: &Output,
+) -> anyhow::Result<Status> {
+    let layout = strata::Layout::open(source)?;
+    let mut tags: Vec<String> = layout
+        .read_index()?
+        .index
+        .manifests
+        .iter()
+        .filter_map(|d| d.ref_name().map(str::to_owned))
+        .filter(|t| args.tags.as_ref().is_none_or(|re| re.is_match(t)))
+        .collect();
+    tags.sort();
+    tags.dedup();
+    if tags.is_empty() {
+        anyhow::bail!(
+            "{}: no tag to copy{}",
+            source.display(),
+            if args.tags.is_some() {
+                " matches --tags"
+            } else {
+                ""
+            }
+        );
+    }
+    let creation = strata::Layout::open_or_create(dest)?;
+    let options = CopyOptions {
+        referrers: args.referrers,
+        force: args.force,
+        verify: args.verify,
+    };
+    let mut reports = Vec::new();
+    for tag in &tags {
+        let reference = strata::layout::reference::Reference {
+            layout: source.to_path_buf(),
+            target: Target::Tag(tag.clone()),
+        };
+        let chosen = choose(&reference, platforms)?;
+        let mut bar = out.transfer_progress("copy");
+        let mut progress = |p: Progress| bar.update(p);
+        let result = copy(
+            &chosen,
+            creation.layout(),
+            Some(tag),
+            options,
+            &mut progress,
+        );
+        bar.clear();
+        match result {
+            Ok(report) => reports.push(report),
+            Err(e) if reports.is_empty() => {
+                creation.discard();
+                return Err(e.into());
+            }
+            // What was copied stays (each image went in whole); the error says where it stopped.
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("copying tag {tag}"))),
+        }
+    }
+    if args.json.json {
+        #[derive(serde::Serialize)]
+        struct Synced<'a, T: serde::Serialize> {
+            images: &'a [T],
+        }
+        out.json(&Synced { images: &reports })?;
+        return Ok(Status::Success);
+    }
+    for report in &reports {
+        for r in &report.referrers {
+            out.print(format_args!("{r} (referrer)"))?;
+        }
+        out.print(image_line(&report.digest, report.tag.as_deref()))?;
+    }
+    out.note(format_args!(
+        "copied {} to {}",
+        super::output::plural(reports.len(), "image", "images"),
+        creation.layout().root().display()
     ));
     Ok(Status::Success)
 }

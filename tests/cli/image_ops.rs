@@ -561,3 +561,39 @@ fn manifest_put_stores_checked_documents_as_given() {
         "a refused put changed the layout"
     );
 }
+
+/// `copy SRCLAYOUT DSTLAYOUT` copies every tagged image under its tag (`skopeo sync`);
+/// `--tags REGEX` chooses by whole-tag match.
+#[test]
+fn copy_of_a_bare_layout_syncs_every_tag() {
+    let dir = tempdir();
+    let (layout, _) = layout_with_images(dir.path(), "src", &["v1.0", "v1.2", "xv1.0", "latest"]);
+    let src = s(layout.root()).to_owned();
+    let all = dir.path().join("all");
+    ok(&["copy", &src, s(&all)]);
+    let tags_of = |lay: &std::path::Path| {
+        let listed = json(&["ls", s(lay), "--json"]);
+        let mut tags: Vec<String> = listed["images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["tag"].as_str().map(str::to_owned))
+            .collect();
+        tags.sort();
+        tags
+    };
+    assert_eq!(tags_of(&all), ["latest", "v1.0", "v1.2", "xv1.0"]);
+    ok(&["fsck", s(&all)]);
+    let some = dir.path().join("some");
+    ok(&["copy", &src, s(&some), "--tags", r"v1\..*"]);
+    assert_eq!(tags_of(&some), ["v1.0", "v1.2"]);
+    let none = dir.path().join("none");
+    let err = fails(&["copy", &src, s(&none), "--tags", "nomatch"], 1);
+    assert!(err.contains("no tag"), "{err}");
+    assert!(!none.exists(), "a failed sync left a layout");
+    fails(&["copy", &src, s(&none), "--tags", "("], 2);
+    fails(
+        &["copy", &format!("{src}:latest"), s(&none), "--tags", "v1"],
+        2,
+    );
+}
