@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use strata::spec::media_type;
+
 use crate::util::*;
 
 /// Asks strata for bash's candidates for `words` (the whole command line, program name
@@ -114,4 +116,144 @@ fn nushell_script_is_generated() {
         let script = ok(&["completions", shell]);
         assert!(script.contains("inspect"), "{shell}: {script}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// add-layer with compressed layer files
+// ---------------------------------------------------------------------------------------
+
+use crate::build::{at, blob_path, layers, raw_config, strata_unpacked, Refusals};
+
+/// A layer tar with a directory, a file in it and a symlink.
+fn layer_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_ustar();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    b.append_data(&mut dir, "etc/", &[][..]).unwrap();
+    let mut file = tar::Header::new_ustar();
+    file.set_entry_type(tar::EntryType::Regular);
+    file.set_mode(0o640);
+    file.set_size(6);
+    b.append_data(&mut file, "etc/hello", &b"hello\n"[..])
+        .unwrap();
+    let mut link = tar::Header::new_ustar();
+    link.set_entry_type(tar::EntryType::Symlink);
+    link.set_mode(0o777);
+    link.set_size(0);
+    b.append_link(&mut link, "etc/hi", "hello").unwrap();
+    b.into_inner().unwrap()
+}
+
+/// gzip at level 9: not strata's level, so a recompressed blob would differ.
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn add_layer_stores_gzip_and_zstd_layers_as_given() {
+    let dir = tempdir();
+    let (layout, _) = layout_with_images(dir.path(), "l", &["t"]);
+    let layout = layout.root().to_owned();
+    let tar = layer_tar();
+    // Two gzip members, as pigz and BGZF write them.
+    let (front, back) = tar.split_at(700);
+    let mut members = gzip(front);
+    members.extend(gzip(back));
+    let cases = [
+        ("layer.tar.gz", gzip(&tar), media_type::LAYER_TAR_GZIP),
+        ("members.tgz", members, media_type::LAYER_TAR_GZIP),
+        (
+            "layer.tar.zst",
+            zstd::encode_all(&tar[..], 19).unwrap(),
+            media_type::LAYER_TAR_ZSTD,
+        ),
+    ];
+    for (i, (name, bytes, mt)) in cases.iter().enumerate() {
+        let path = dir.path().join(name);
+        write(&path, bytes);
+        ok(&["add-layer", &at(&layout, "t"), s(&path)]);
+        let l = layers(&layout, "t");
+        let added = &l[l.len() - 1];
+        assert_eq!(l.len(), 2 + i, "{name}");
+        assert_eq!(added["mediaType"], *mt, "{name}");
+        assert_eq!(added["digest"], sha256(bytes).to_string(), "{name}");
+        assert_eq!(added["diffId"], sha256(&tar).to_string(), "{name}");
+        let stored = std::fs::read(blob_path(&layout, added["digest"].as_str().unwrap()));
+        assert_eq!(&stored.unwrap(), bytes, "{name}: not stored byte for byte");
+        let diff_ids = &raw_config(&layout, "t")["rootfs"]["diff_ids"];
+        assert_eq!(diff_ids[1 + i], sha256(&tar).to_string(), "{name}");
+        let fsck = run(&["fsck", s(&layout)]);
+        assert_eq!(fsck.code, 0, "{name}: {}{}", fsck.stdout, fsck.stderr);
+        let tree = strata_unpacked(&at(&layout, "t"), &dir.path().join(format!("b{i}")));
+        assert_eq!(tree[&b"etc/hello"[..]]["mode"], "0640", "{name}");
+        assert_eq!(tree[&b"etc/hi"[..]]["target"], "\"hello\"", "{name}");
+    }
+}
+
+#[test]
+fn add_layer_refuses_bad_compressed_layers_leaving_the_layout_unchanged() {
+    let dir = tempdir();
+    let (layout, _) = layout_with_images(dir.path(), "l", &["t"]);
+    let layout = layout.root().to_owned();
+    let tar = layer_tar();
+    let good = gzip(&tar);
+    let mut corrupt = good.clone();
+    let middle = corrupt.len() / 2;
+    corrupt[middle] ^= 0x55;
+    let mut bad_crc = good.clone();
+    let crc_at = bad_crc.len() - 8;
+    bad_crc[crc_at] ^= 1;
+    let mut trailing = good.clone();
+    trailing.extend_from_slice(b"trailing junk");
+    let zstd_truncated = {
+        let z = zstd::encode_all(&tar[..], 3).unwrap();
+        z[..z.len() - 4].to_vec()
+    };
+    let mut escape = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_size(1);
+    h.set_mode(0o644);
+    // set_path refuses `..`: write the name into the header as a hostile tool would.
+    h.as_gnu_mut().unwrap().name[..10].copy_from_slice(b"../outside");
+    h.set_cksum();
+    escape.append(&h, &b"x"[..]).unwrap();
+    let escape = zstd::encode_all(&escape.into_inner().unwrap()[..], 3).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("corrupt.tar.gz", corrupt, "corrupt.tar.gz"),
+        ("bad-crc.tar.gz", bad_crc, "bad-crc.tar.gz"),
+        (
+            "truncated.tar.gz",
+            good[..good.len() - 10].to_vec(),
+            "truncated",
+        ),
+        ("trailing.tar.gz", trailing, "decompressing it"),
+        ("text.gz", gzip(b"not a tar at all\n"), "text.gz"),
+        ("truncated.tar.zst", zstd_truncated, "truncated.tar.zst"),
+        ("escape.tar.zst", escape, "outside"),
+    ];
+    let mut refusals = Refusals::new(&layout);
+    for (name, bytes, needle) in cases {
+        let path = dir.path().join(name);
+        write(&path, &bytes);
+        let r = run(&["add-layer", &at(&layout, "t"), s(&path)]);
+        refusals.check(&format!("add-layer {name}"), &r, &[name, needle]);
+    }
+    // A compressed file is stored as given: asking for another compression is a usage error.
+    let gz = dir.path().join("good.tar.gz");
+    write(&gz, &good);
+    let r = run(&["add-layer", &at(&layout, "t"), s(&gz), "--compress", "zstd"]);
+    refusals.check_usage(
+        "add-layer --compress zstd of a gzip file",
+        &r,
+        &["good.tar.gz"],
+    );
+    refusals.finish();
+    // --compress naming the file's own compression is no conflict.
+    ok(&["add-layer", &at(&layout, "t"), s(&gz), "--compress", "gzip"]);
+    assert_eq!(layers(&layout, "t")[1]["digest"], sha256(&good).to_string());
 }
