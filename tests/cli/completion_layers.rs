@@ -257,3 +257,114 @@ fn add_layer_refuses_bad_compressed_layers_leaving_the_layout_unchanged() {
     ok(&["add-layer", &at(&layout, "t"), s(&gz), "--compress", "gzip"]);
     assert_eq!(layers(&layout, "t")[1]["digest"], sha256(&good).to_string());
 }
+
+// ---------------------------------------------------------------------------------------
+// Hints name only flags the command has
+// ---------------------------------------------------------------------------------------
+
+/// The long flags `strata COMMAND --help` lists (clap's tree as the user sees it).
+fn flags_of(command: &[&str]) -> Vec<String> {
+    let mut args = command.to_vec();
+    args.push("--help");
+    ok(&args)
+        .lines()
+        .filter_map(|line| {
+            let line = line.trim_start();
+            // `-o, --output`: the short form first.
+            let line = match line.as_bytes() {
+                [b'-', short, b',', b' ', ..] if *short != b'-' => &line[4..],
+                _ => line,
+            };
+            let flag = line.strip_prefix("--")?;
+            let end = flag
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                .unwrap_or(flag.len());
+            Some(format!("--{}", &flag[..end]))
+        })
+        .collect()
+}
+
+/// Every `--flag` a message names, as written.
+fn flags_named(message: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = message;
+    while let Some(at) = rest.find("--") {
+        let flag = &rest[at + 2..];
+        let end = flag
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .unwrap_or(flag.len());
+        if end > 0 {
+            found.push(format!("--{}", &flag[..end]));
+        }
+        rest = &flag[end..];
+    }
+    found
+}
+
+/// Runs an error path of `command` and checks its message names no flag the command lacks.
+fn assert_hints_are_its_own(command: &[&str], args: &[&str], cwd: &Path, needle: &str) {
+    let own = flags_of(command);
+    let mut all = command.to_vec();
+    all.extend_from_slice(args);
+    let out = strata(&all).current_dir(cwd).output().expect("run strata");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{all:?} succeeded");
+    assert!(stderr.contains(needle), "{all:?}: {stderr}");
+    for flag in flags_named(&stderr) {
+        assert!(
+            own.contains(&flag),
+            "{all:?} names {flag}, which `strata {}` lacks: {stderr}",
+            command.join(" ")
+        );
+    }
+}
+
+#[test]
+fn no_tag_messages_name_only_flags_the_command_has() {
+    let dir = tempdir();
+    layout_with_images(dir.path(), "lay", &["app"]);
+    std::fs::create_dir(dir.path().join("tree")).unwrap();
+    write(&dir.path().join("tree/f"), b"f");
+    write(&dir.path().join("file"), b"payload");
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["new"], &["lay"]),
+        (&["build"], &["tree", "lay"]),
+        (&["index", "create"], &["--manifest", "lay:app", "lay"]),
+        (&["index", "add"], &["--manifest", "lay:app", "lay"]),
+        (&["index", "remove"], &["--platform", "linux/amd64", "lay"]),
+        (
+            &["artifact", "push"],
+            &["--artifact-type", "a/b", "lay", "file"],
+        ),
+        // These have --tag: their message may name it.
+        (&["config"], &["lay", "--env", "A=1"]),
+        (&["add-layer"], &["lay", "file"]),
+    ];
+    for (command, args) in cases {
+        assert_hints_are_its_own(command, args, dir.path(), "names no tag");
+    }
+    assert!(flags_of(&["config"]).contains(&"--tag".to_owned()));
+    assert!(!flags_of(&["new"]).contains(&"--tag".to_owned()));
+}
+
+#[test]
+fn other_flag_hints_come_from_commands_that_have_the_flag() {
+    let dir = tempdir();
+    layout_with_images(dir.path(), "lay", &["app"]);
+    layout_with_images(dir.path(), "lay2", &["x"]);
+    assert_hints_are_its_own(&["copy"], &["lay:app", "lay2:x"], dir.path(), "--force");
+    assert_hints_are_its_own(
+        &["export"],
+        &[
+            "--format",
+            "docker",
+            "--all-platforms",
+            "lay:app",
+            "-o",
+            "a.tar",
+        ],
+        dir.path(),
+        "--all-platforms",
+    );
+    assert_hints_are_its_own(&["new"], &[":x"], dir.path(), "--layout");
+}
