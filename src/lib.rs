@@ -57,6 +57,8 @@ pub mod image;
 mod ioext;
 pub mod layer;
 pub mod layout;
+#[cfg(feature = "oci-spec")]
+pub mod oci_spec;
 pub mod spec;
 pub mod threads;
 pub mod transfer;

@@ -2,41 +2,46 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use strata::layer::write::write_layer;
+use strata::layer::given;
+use strata::layer::Compression;
 
-use super::build_args::LayerEditArgs;
+use super::build_args::{CompressArg, LayerEditArgs};
 use super::output::Output;
 use super::Status;
 
-/// Append an existing uncompressed tar as a new layer, byte for byte (its diff_id is the
-/// digest of the tar).
+/// Append a layer file (a tar: plain, gzip- or zstd-compressed) to an image.
+///
+/// A plain tar is compressed as --compress says; a compressed one is stored byte for byte
+/// with the matching media type. Either way its diff_id is the digest of the tar, and the
+/// tar is checked by unpack's rules before anything is written.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The image: LAYOUT:TAG or LAYOUT@DIGEST.
     reference: String,
-    /// The uncompressed tar.
+    /// The layer: a tar, plain, gzip- or zstd-compressed.
     layer: PathBuf,
     #[command(flatten)]
     edit: LayerEditArgs,
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    check_tar(&args.layer)?;
+    let given = given::sniff_file(&args.layer)?;
+    let auto = matches!(args.edit.compress, CompressArg::Auto);
+    if given != Compression::None && !auto && args.edit.compress.pick(given) != given {
+        let asked = clap::ValueEnum::to_possible_value(&args.edit.compress)
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default();
+        super::output::usage!(
+            "{} is {}-compressed and is stored as given; --compress {} would mean \
+             recompressing it (decompress it first, or leave --compress out)",
+            args.layer.display(),
+            given.name(),
+            asked
+        );
+    }
     let (mut draft, tag, compression) = args.edit.open(&args.reference)?;
     let layout = draft.layout().clone();
-    let path = args.layer.clone();
-    let layer = write_layer(&layout, compression, move |w| {
-        let mut file = std::fs::File::open(&path).map_err(|source| strata::Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        std::io::copy(&mut file, w).map_err(|source| strata::Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        Ok(())
-    })?;
+    let layer = given::store_file(&layout, &args.layer, compression)?;
     draft.append_layer(
         &layer,
         &args.edit.history.options(),
@@ -51,11 +56,4 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         &super::output::Written::new(layout.root(), Some(&tag), &desc),
     )?;
     Ok(Status::Success)
-}
-
-/// Refuses, before anything is written, a file that is not a tar unpack would take.
-fn check_tar(path: &std::path::Path) -> anyhow::Result<()> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    strata::layer::verify::check_layer(file, &path.display().to_string())?;
-    Ok(())
 }

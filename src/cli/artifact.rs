@@ -10,7 +10,7 @@ use strata::image::{resolve_entry, resolve_image};
 use strata::layout::reference::Reference;
 use strata::Layout;
 
-use super::build_args::{in_layout, output_tag, parse_pair};
+use super::build_args::{in_layout, parse_pair, reference_tag};
 use super::output::Output;
 use super::{JsonArg, PlatformArg, Status};
 
@@ -134,7 +134,7 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
     match command {
         Command::Push(args) => {
             let reference = super::parse_reference(&args.reference)?;
-            let tag = output_tag(&reference, None)?;
+            let tag = reference_tag(&reference)?;
             let mut spec = args.content.spec()?;
             // `:TAG` and `@DIGEST` name the layout being pushed to, as --help says.
             let subject = args

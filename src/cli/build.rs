@@ -12,7 +12,7 @@ use strata::layer::write::WrittenLayer;
 use strata::spec::Descriptor;
 use strata::Layout;
 
-use super::build_args::{in_layout, output_tag, CompressArg, ConfigArgs, HistoryArgs};
+use super::build_args::{in_layout, reference_tag, CompressArg, ConfigArgs, HistoryArgs};
 use super::output::Output;
 use super::{PlatformArg, Status};
 
@@ -44,7 +44,7 @@ pub struct Args {
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let reference = super::parse_reference(&args.reference)?;
-    let tag = output_tag(&reference, None)?;
+    let tag = reference_tag(&reference)?;
     if !args.dir.is_dir() {
         let why = if std::fs::symlink_metadata(&args.dir).is_err() {
             "does not exist"

@@ -156,7 +156,7 @@ pub fn in_layout<T>(
     creation.settle(result)
 }
 
-/// The tag a command writes: `--tag` when given, else the reference's own tag.
+/// The tag a command with `--tag` writes: `--tag` when given, else the reference's own tag.
 pub fn output_tag(
     reference: &strata::layout::reference::Reference,
     tag: Option<&str>,
@@ -168,6 +168,16 @@ pub fn output_tag(
         (None, _) => {
             super::output::usage!("{reference} names no tag to move: give LAYOUT:TAG or --tag NAME")
         }
+    }
+}
+
+/// The tag a command without `--tag` writes: the reference's own (its message must not
+/// point at a flag the command lacks).
+pub fn reference_tag(reference: &strata::layout::reference::Reference) -> anyhow::Result<String> {
+    use strata::layout::reference::Target;
+    match &reference.target {
+        Target::Tag(t) => Ok(t.clone()),
+        _ => super::output::usage!("{reference} names no tag to write: give LAYOUT:TAG"),
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use strata::image::multiplatform::{add, create, remove};
 use strata::Layout;
 
-use super::build_args::{in_layout, output_tag, parse_pair};
+use super::build_args::{in_layout, parse_pair, reference_tag};
 use super::output::Output;
 use super::Status;
 
@@ -80,7 +80,7 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
     let (reference, tag, desc, json) = match command {
         Command::Create(args) => {
             let reference = super::parse_reference(&args.reference)?;
-            let tag = output_tag(&reference, None)?;
+            let tag = reference_tag(&reference)?;
             let annotations: BTreeMap<String, String> = args.annotation.iter().cloned().collect();
             let desc = in_layout(&reference, |layout| {
                 let members = args
@@ -94,7 +94,7 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
         }
         Command::Add(args) => {
             let reference = super::parse_reference(&args.reference)?;
-            let tag = output_tag(&reference, None)?;
+            let tag = reference_tag(&reference)?;
             let layout = Layout::open(&reference.layout)?;
             let member = same_layout(&layout, &args.manifest)?;
             let desc = add(&layout, &reference.target, &member, &tag)?;
@@ -102,7 +102,7 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
         }
         Command::Remove(args) => {
             let reference = super::parse_reference(&args.reference)?;
-            let tag = output_tag(&reference, None)?;
+            let tag = reference_tag(&reference)?;
             let platform = args.platform.parse()?;
             let layout = Layout::open(&reference.layout)?;
             let desc = remove(&layout, &reference.target, &platform, &tag)?;

@@ -6,6 +6,7 @@ mod artifact;
 mod blob;
 mod build;
 mod build_args;
+mod complete_ref;
 mod completions;
 mod config;
 mod copy;
@@ -182,11 +183,14 @@ impl PlatformArg {
 
 /// The clap command tree, for man pages and completions.
 pub fn command() -> clap::Command {
-    Cli::command()
+    complete_ref::attach(Cli::command())
 }
 
 /// Parses the command line, runs, and returns the exit code.
 pub fn main() -> ExitCode {
+    // With COMPLETE=SHELL set, the shell is asking for candidates (or the script that asks):
+    // answer and exit before anything else runs.
+    clap_complete::CompleteEnv::with_factory(command).complete();
     let cli = Cli::parse();
     let out = output::Output::new(cli.global.verbose, cli.global.quiet);
     strata::threads::set(cli.global.threads);

@@ -2,7 +2,7 @@
 
 use strata::image::mutate::{check_inputs, Draft, HistoryOptions};
 
-use super::build_args::{in_layout, output_tag};
+use super::build_args::{in_layout, reference_tag};
 use super::output::Output;
 use super::Status;
 
@@ -20,7 +20,7 @@ pub struct Args {
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let reference = super::parse_reference(&args.reference)?;
-    let tag = output_tag(&reference, None)?;
+    let tag = reference_tag(&reference)?;
     check_inputs(Some(&tag), &HistoryOptions::default(), None)?;
     let platform = match &args.set_platform {
         Some(p) => p.parse()?,

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod build;
+pub mod given;
 pub mod names;
 pub mod pax;
 mod pgzip;

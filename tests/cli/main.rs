@@ -9,6 +9,7 @@ mod attack_transfer;
 mod bad_input;
 mod basics;
 mod build;
+mod completion_layers;
 mod concurrency;
 mod crash;
 mod crash_matrix;

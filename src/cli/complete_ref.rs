@@ -1,0 +1,136 @@
+//! Completion of REF arguments at TAB time (clap_complete's dynamic completion): directories
+//! before the `:`, the layout's tags after it. Completion runs on every TAB, so it reads
+//! only, and a layout it cannot read gives no candidates rather than an error.
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use clap_complete::engine::{
+    ArgValueCompleter, CompletionCandidate, PathCompleter, ValueCompleter,
+};
+
+/// The value names of arguments that take a REF.
+const REF_VALUE_NAMES: &[&str] = &["REF", "SRCREF", "DSTREF", "BASEREF", "REFERENCE"];
+
+/// Attaches the REF completer to every REF argument of `cmd` and its subcommands, so the
+/// Args structs need not each name it.
+pub fn attach(cmd: clap::Command) -> clap::Command {
+    let cmd = cmd.mut_args(|arg| {
+        let takes_ref = arg
+            .get_value_names()
+            .is_some_and(|names| names.iter().any(|n| REF_VALUE_NAMES.contains(&n.as_str())));
+        if takes_ref {
+            arg.add(ArgValueCompleter::new(complete))
+        } else {
+            arg
+        }
+    });
+    let subcommands: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    subcommands
+        .iter()
+        .fold(cmd, |cmd, name| cmd.mut_subcommand(name, attach))
+}
+
+/// The candidates for a REF being typed.
+fn complete(current: &OsStr) -> Vec<CompletionCandidate> {
+    match current.to_str().and_then(|text| text.split_once(':')) {
+        Some((layout, prefix)) => tags(layout, prefix),
+        None => directories(current),
+    }
+}
+
+/// Directories, and `DIR:` for each that is an OCI layout (the usual next step is a tag).
+fn directories(current: &OsStr) -> Vec<CompletionCandidate> {
+    let dirs = PathCompleter::dir().complete(current);
+    let mut layouts = Vec::new();
+    // The text itself may already name a layout (`lay` before `lay/` was offered).
+    if let Some(text) = current.to_str() {
+        if !text.is_empty() && !text.ends_with('/') && is_layout(Path::new(text)) {
+            layouts.push(CompletionCandidate::new(format!("{text}:")));
+        }
+    }
+    for dir in &dirs {
+        let Some(text) = dir.get_value().to_str() else {
+            continue;
+        };
+        let bare = text.trim_end_matches('/');
+        if !bare.is_empty() && bare != "." && is_layout(Path::new(bare)) {
+            layouts.push(CompletionCandidate::new(format!("{bare}:")));
+        }
+    }
+    layouts.sort();
+    layouts.dedup();
+    layouts.into_iter().chain(dirs).collect()
+}
+
+/// Cheap test for "is an OCI layout" (every TAB runs it on each listed directory): the
+/// marker file only; the tags are read, checked, only once a `:` is typed.
+fn is_layout(dir: &Path) -> bool {
+    dir.join("oci-layout").is_file()
+}
+
+/// `LAYOUT:TAG` for the tags in LAYOUT's index.json starting with `prefix`.
+fn tags(layout: &str, prefix: &str) -> Vec<CompletionCandidate> {
+    // `LAYOUT@sha256:...` is a digest being typed: nothing to offer.
+    let digest_typed = layout.rsplit_once('@').is_some_and(|(_, alg)| {
+        !alg.is_empty()
+            && alg
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
+    });
+    if layout.is_empty() || digest_typed {
+        return Vec::new();
+    }
+    let Ok(index) = strata::Layout::open(layout).and_then(|l| l.read_index()) else {
+        return Vec::new();
+    };
+    let mut names: Vec<&str> = index
+        .index
+        .manifests
+        .iter()
+        .filter_map(|d| d.ref_name())
+        .filter(|name| name.starts_with(prefix))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| CompletionCandidate::new(format!("{layout}:{name}")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every REF argument, however deep its subcommand, gets the completer.
+    #[test]
+    fn every_ref_argument_has_the_completer() {
+        fn walk(cmd: &clap::Command, found: &mut usize) {
+            for arg in cmd.get_arguments() {
+                let takes_ref = arg
+                    .get_value_names()
+                    .is_some_and(|n| n.iter().any(|n| REF_VALUE_NAMES.contains(&n.as_str())));
+                assert_eq!(
+                    takes_ref,
+                    arg.get::<ArgValueCompleter>().is_some(),
+                    "{} {}",
+                    cmd.get_name(),
+                    arg.get_id()
+                );
+                *found += usize::from(takes_ref);
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, found);
+            }
+        }
+        let mut found = 0;
+        walk(&crate::cli::command(), &mut found);
+        // init, ls, inspect, tag (2), untag, unpack, new, build (2), config, add-layer,
+        // insert, repack, export, copy (2), artifact, referrers, index: at least these.
+        assert!(found >= 20, "only {found} REF arguments");
+    }
+}

@@ -1,0 +1,196 @@
+//! Storing a layer file as given: a compressed layer's bytes go into the blob unchanged (so
+//! its digest is the one its maker may already have published), while the decompressed
+//! stream is hashed for the diff_id and checked by unpack's rules ([`super::verify`]) in the
+//! same pass over one open file. The blob is published only once all of that passed; on any
+//! failure its temp file is dropped and the layout is as it was.
+
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use super::write::WrittenLayer;
+use super::Compression;
+use crate::digest::{Algorithm, HashingReader};
+use crate::error::{Error, Result};
+use crate::layout::{BlobWriter, Layout};
+
+/// The compression of the layer file at `path`, by its first bytes.
+pub fn sniff_file(path: &Path) -> Result<Compression> {
+    let mut file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut head = [0u8; Compression::SNIFF_LEN];
+    let n = crate::ioext::read_full(&mut file, &mut head).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(Compression::sniff(&head[..n]))
+}
+
+/// Stores the layer file at `path`: a compressed one as given, a plain tar compressed with
+/// `plain` (both checked by unpack's rules before the blob is published).
+pub fn store_file(layout: &Layout, path: &Path, plain: Compression) -> Result<WrittenLayer> {
+    let what = path.display().to_string();
+    let open = || {
+        std::fs::File::open(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })
+    };
+    match sniff_file(path)? {
+        Compression::None => {
+            super::verify::check_layer(open()?, &what)?;
+            super::write::write_layer(layout, plain, |w| {
+                io::copy(&mut open()?, w).map_err(|source| Error::Io {
+                    path: path.to_owned(),
+                    source,
+                })?;
+                Ok(())
+            })
+        }
+        compression => store_compressed(layout, open()?, compression, &what),
+    }
+}
+
+/// Stores `input`, a layer compressed with `compression` (`what` names it in errors), byte
+/// for byte as a layer blob with the matching media type.
+pub fn store_compressed(
+    layout: &Layout,
+    input: impl Read,
+    compression: Compression,
+    what: &str,
+) -> Result<WrittenLayer> {
+    let mut blob = layout.blob_writer(Algorithm::Sha256)?;
+    let mut tee = Tee {
+        input,
+        copy: &mut blob,
+        write_error: None,
+    };
+    let checked = check_decompressed(&mut tee, compression, what);
+    if let Some(source) = tee.write_error.take() {
+        return Err(Error::Io {
+            path: layout.root().join(crate::layout::TMP_DIR),
+            source,
+        });
+    }
+    let diff_id = checked?;
+    // The decoder stops at the end of the compressed stream: bytes after it would be in
+    // the blob but in no layer a peer reads, so they are refused rather than stored.
+    let mut rest = [0u8; 1];
+    let trailing = tee.read(&mut rest).map_err(|e| read_error(what, e))?;
+    if trailing != 0 {
+        return Err(Error::Invalid {
+            what: what.to_owned(),
+            reason: format!("data follows the end of its {} stream", compression.name()),
+        });
+    }
+    Ok(WrittenLayer {
+        blob: blob.finish()?,
+        diff_id,
+        media_type: compression.media_type(),
+    })
+}
+
+/// Decompresses `raw`, checks the tar and hashes the whole decompressed stream (past the
+/// tar's end-of-archive blocks too: the diff_id covers every byte).
+fn check_decompressed(
+    raw: &mut impl Read,
+    compression: Compression,
+    what: &str,
+) -> Result<crate::digest::Digest> {
+    let decoder = compression.decoder(raw).map_err(|e| read_error(what, e))?;
+    let mut tar = HashingReader::new(decoder, Algorithm::Sha256);
+    super::verify::check_layer(&mut tar, what)?;
+    io::copy(&mut tar, &mut io::sink()).map_err(|e| read_error(what, e))?;
+    Ok(tar.digest())
+}
+
+fn read_error(what: &str, e: io::Error) -> Error {
+    Error::Invalid {
+        what: what.to_owned(),
+        reason: format!("decompressing it: {e}"),
+    }
+}
+
+/// Copies what is read from `input` into the blob being written.
+struct Tee<'b, 'l, R> {
+    input: R,
+    copy: &'b mut BlobWriter<'l>,
+    /// A failed blob write, told apart from a bad input.
+    write_error: Option<io::Error>,
+}
+
+impl<R: Read> Read for Tee<'_, '_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.input.read(buf)?;
+        if let Err(e) = self.copy.write_all(&buf[..n]) {
+            let shown = io::Error::new(e.kind(), e.to_string());
+            self.write_error = Some(e);
+            return Err(shown);
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::digest::Digest;
+
+    fn tar() -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(5);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, "hello.txt", &b"hello"[..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(bytes).unwrap();
+        gz.finish().unwrap()
+    }
+
+    #[test]
+    fn stores_the_given_bytes_and_hashes_the_tar() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::init(dir.path().join("l")).unwrap();
+        let tar = tar();
+        for (compression, bytes) in [
+            (Compression::Gzip, gzip(&tar)),
+            (Compression::Zstd, zstd::encode_all(&tar[..], 19).unwrap()),
+        ] {
+            let written = store_compressed(&layout, &bytes[..], compression, "x").unwrap();
+            assert_eq!(
+                written.blob.digest,
+                Digest::of_bytes(Algorithm::Sha256, &bytes)
+            );
+            assert_eq!(written.blob.size, bytes.len() as u64);
+            assert_eq!(written.diff_id, Digest::of_bytes(Algorithm::Sha256, &tar));
+            assert_eq!(written.media_type, compression.media_type());
+            let stored = std::fs::read(layout.blob_path(&written.blob.digest)).unwrap();
+            assert_eq!(stored, bytes);
+        }
+    }
+
+    #[test]
+    fn refuses_trailing_bytes_and_corruption_without_publishing() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::init(dir.path().join("l")).unwrap();
+        let good = gzip(&tar());
+        let mut trailing = good.clone();
+        trailing.extend_from_slice(b"junk");
+        let mut corrupt = good.clone();
+        let middle = corrupt.len() / 2;
+        corrupt[middle] ^= 0xff;
+        let truncated = good[..good.len() - 6].to_vec();
+        for bytes in [trailing, corrupt, truncated] {
+            let e = store_compressed(&layout, &bytes[..], Compression::Gzip, "bad.tgz");
+            assert!(e.unwrap_err().to_string().contains("bad.tgz"));
+            let digest = Digest::of_bytes(Algorithm::Sha256, &bytes);
+            assert!(!layout.has_blob(&digest));
+        }
+    }
+}
