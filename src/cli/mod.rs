@@ -9,6 +9,7 @@ mod build_args;
 mod complete_ref;
 mod completions;
 mod config;
+mod convert;
 mod copy;
 mod export;
 mod files;
@@ -143,6 +144,7 @@ enum Command {
     Diff(files::DiffArgs),
     Flatten(flatten::Args),
     Rebase(rebase::Args),
+    Convert(convert::Args),
     RuntimeConfig(runtime_config::Args),
     #[command(subcommand)]
     Manifest(manifest::Command),
@@ -231,6 +233,7 @@ pub fn main() -> ExitCode {
         Command::Diff(a) => files::diff(a, &out),
         Command::Flatten(a) => flatten::run(a, &out),
         Command::Rebase(a) => rebase::run(a, &out),
+        Command::Convert(a) => convert::run(a, &out),
         Command::RuntimeConfig(a) => runtime_config::run(a, &out),
         Command::Manifest(c) => manifest::run(c, &out),
         Command::Man(a) => man::run(a, &out),

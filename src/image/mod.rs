@@ -3,6 +3,7 @@
 
 pub mod artifact;
 pub mod config_values;
+pub mod convert;
 pub mod lookup;
 pub mod manifest_put;
 pub mod multiplatform;

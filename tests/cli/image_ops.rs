@@ -597,3 +597,118 @@ fn copy_of_a_bare_layout_syncs_every_tag() {
         2,
     );
 }
+
+/// `convert` recompresses (diff_ids and unpack unchanged) and switches media types; skopeo
+/// reads both results.
+#[test]
+fn convert_recompresses_and_switches_formats() {
+    let dir = tempdir();
+    let image = layered(dir.path());
+    let lay = image.rsplit_once(':').unwrap().0.to_owned();
+    let at = |t: &str| format!("{lay}:{t}");
+    let config_before = json(&["inspect", &image, "--raw", "config"]);
+    ok(&["convert", &image, "--compress", "zstd", "--tag", "zstd"]);
+    let manifest = json(&["inspect", &at("zstd"), "--raw", "manifest"]);
+    for layer in manifest["layers"].as_array().unwrap() {
+        assert_eq!(
+            layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+            "{manifest}"
+        );
+    }
+    assert_eq!(
+        json(&["inspect", &at("zstd"), "--raw", "config"]),
+        config_before
+    );
+    let unpacked = |reference: &str, name: &str| {
+        let bundle = dir.path().join(name);
+        ok(&["unpack", reference, s(&bundle)]);
+        scan(&bundle.join("rootfs"))
+    };
+    assert_eq!(unpacked(&image, "a"), unpacked(&at("zstd"), "b"));
+    // Back to gzip: the diff_ids still match (fsck decompresses every layer).
+    ok(&["convert", &at("zstd"), "--compress", "gzip", "--tag", "gz"]);
+    ok(&["fsck", &lay]);
+    // Docker schema 2.
+    ok(&["convert", &image, "--format", "docker", "--tag", "docker"]);
+    let manifest = json(&["inspect", &at("docker"), "--raw", "manifest"]);
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.docker.container.image.v1+json"
+    );
+    assert_eq!(
+        manifest["layers"][0]["mediaType"],
+        "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    );
+    assert_eq!(unpacked(&image, "c"), unpacked(&at("docker"), "d"));
+    // Nothing to change: the same manifest, tagged again.
+    let same = json(&["convert", &image, "--tag", "same", "--json"]);
+    assert_eq!(
+        same["digest"],
+        json(&["inspect", &image, "--json"])["manifest"]["digest"]
+    );
+    // On a fresh layout too (above, the zstd blobs are already there).
+    let fresh = dir.path().join("fresh");
+    let fresh_ref = format!("{}:app", s(&fresh));
+    ok(&["copy", &image, &fresh_ref]);
+    let fresh_before = snapshot(&fresh);
+    let args = [
+        "convert",
+        &fresh_ref,
+        "--format",
+        "docker",
+        "--compress",
+        "zstd",
+        "--tag",
+        "x",
+    ];
+    fails(&args, 1);
+    assert!(
+        snapshot(&fresh) == fresh_before,
+        "a refused conversion changed the layout"
+    );
+    let before = snapshot(std::path::Path::new(&lay));
+    let err = fails(
+        &[
+            "convert",
+            &image,
+            "--format",
+            "docker",
+            "--compress",
+            "zstd",
+            "--tag",
+            "x",
+        ],
+        1,
+    );
+    assert!(err.contains("zstd"), "{err}");
+    assert!(snapshot(std::path::Path::new(&lay)) == before);
+    ok(&["fsck", &lay]);
+    if peer("skopeo") {
+        let out = dir.path().join("skopeo-zstd");
+        peer_ok(
+            "skopeo",
+            &[
+                "copy",
+                &format!("oci:{lay}:zstd"),
+                &format!("oci:{}:x", s(&out)),
+            ],
+        );
+        let archive = dir.path().join("docker.tar");
+        ok(&[
+            "export",
+            &at("docker"),
+            "-o",
+            s(&archive),
+            "--format",
+            "docker",
+        ]);
+        peer_ok(
+            "skopeo",
+            &["inspect", &format!("docker-archive:{}", s(&archive))],
+        );
+    }
+}

@@ -1,0 +1,70 @@
+//! `strata convert`.
+
+use strata::image::convert::{convert, ConvertOptions, Format};
+use strata::layout::LockMode;
+use strata::Layout;
+
+use super::build_args::{output_tag, CompressArg};
+use super::output::Output;
+use super::{JsonArg, Status};
+
+/// Recompress an image's layers (diff_ids unchanged) and switch its media types between
+/// OCI and Docker schema 2; an index is converted platform by platform. Blobs that do not
+/// change are kept.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The image or index: LAYOUT:TAG or LAYOUT@DIGEST.
+    #[arg(value_name = "REF")]
+    reference: String,
+    /// Tag the result with this tag instead of moving REF's.
+    #[arg(long, value_parser = super::values::tag)]
+    tag: Option<String>,
+    /// The layers' compression (default: each keeps its own).
+    #[arg(long, value_enum)]
+    compress: Option<CompressArg>,
+    /// The media types: oci or docker (default: as they are).
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FormatArg {
+    Oci,
+    Docker,
+}
+
+pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    let reference = super::parse_reference(&args.reference)?;
+    let tag = output_tag(&reference, args.tag.as_deref())?;
+    let compression = match args.compress {
+        None => None,
+        Some(CompressArg::Auto) => {
+            super::output::usage!(
+                "--compress auto keeps nothing to convert: give gzip, zstd or none"
+            )
+        }
+        Some(c) => Some(c.pick(strata::layer::Compression::Gzip)),
+    };
+    let options = ConvertOptions {
+        compression,
+        format: args.format.map(|f| match f {
+            FormatArg::Oci => Format::Oci,
+            FormatArg::Docker => Format::Docker,
+        }),
+    };
+    let layout = Layout::open(&reference.layout)?;
+    let desc = {
+        let _lock = layout.lock_gc(LockMode::Shared)?;
+        let entry = strata::image::resolve_entry(&layout, &reference.target)?;
+        let desc = convert(&layout, &entry, options)?;
+        strata::image::mutate::set_tag(&layout, &tag, &desc)?;
+        desc
+    };
+    out.written(
+        args.json,
+        &super::output::Written::new(&reference.layout, Some(&tag), &desc),
+    )?;
+    Ok(Status::Success)
+}

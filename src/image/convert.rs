@@ -1,0 +1,182 @@
+//! Converting an image or index: its layers recompressed (diff_ids unchanged) and its media
+//! types switched between OCI and Docker schema 2, as `skopeo copy --dest-compress-format`
+//! and `--format` do. Blobs that do not change are kept as they are; an index is converted
+//! platform by platform.
+
+use crate::error::{Error, Result};
+use crate::layer::write::write_layer;
+use crate::layer::Compression;
+use crate::layout::walk::{blob_ref, Node};
+use crate::layout::Layout;
+use crate::spec::{media_type, to_canonical_json, Descriptor};
+
+/// The media-type family to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OCI image-spec media types.
+    Oci,
+    /// Docker image manifest schema 2 media types.
+    Docker,
+}
+
+/// What to convert to; `None` keeps what each blob has.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConvertOptions {
+    /// The layers' compression.
+    pub compression: Option<Compression>,
+    /// The media types.
+    pub format: Option<Format>,
+}
+
+/// The layer media type for `compression` in `format`; Docker schema 2 has no zstd layer.
+fn layer_type(format: Format, compression: Compression) -> Result<&'static str> {
+    Ok(match (format, compression) {
+        (Format::Oci, c) => c.media_type(),
+        (Format::Docker, Compression::Gzip) => media_type::DOCKER_LAYER_GZIP,
+        (Format::Docker, Compression::None) => "application/vnd.docker.image.rootfs.diff.tar",
+        (Format::Docker, Compression::Zstd) => {
+            return Err(Error::Invalid {
+                what: "the conversion".into(),
+                reason: "Docker schema 2 has no zstd layer type: convert to the OCI format \
+                         for zstd"
+                    .into(),
+            })
+        }
+    })
+}
+
+fn format_of(manifest_type: &str) -> Format {
+    match manifest_type {
+        media_type::DOCKER_MANIFEST | media_type::DOCKER_MANIFEST_LIST => Format::Docker,
+        _ => Format::Oci,
+    }
+}
+
+/// Converts what `entry` points at and returns the descriptor of the result (the same one
+/// when nothing changes). New blobs are written to `layout`; hold its gc lock shared until
+/// the result is tagged.
+pub fn convert(layout: &Layout, entry: &Descriptor, options: ConvertOptions) -> Result<Descriptor> {
+    let Some((_, raw, node)) = layout.read_node(entry)? else {
+        return Err(Error::Invalid {
+            what: entry.digest.clone(),
+            reason: format!("{:?} is neither an image nor an index", entry.media_type),
+        });
+    };
+    let from = format_of(&entry.media_type);
+    let to = options.format.unwrap_or(from);
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&raw).map_err(Error::bad_json(&entry.digest))?;
+    let doc_type = match node {
+        Node::Index(index) => {
+            let mut entries = Vec::new();
+            for child in &index.manifests {
+                let converted = match layout.read_node(child)? {
+                    Some(_) => convert(layout, child, options)?,
+                    // Not a manifest or index (a blob listed as is): kept.
+                    None => child.clone(),
+                };
+                let mut converted_entry = child.clone();
+                converted_entry.media_type = converted.media_type;
+                converted_entry.digest = converted.digest;
+                converted_entry.size = converted.size;
+                entries.push(converted_entry);
+            }
+            value["manifests"] = serde_json::to_value(&entries).expect("descriptors serialise");
+            match to {
+                Format::Oci => media_type::INDEX,
+                Format::Docker => media_type::DOCKER_MANIFEST_LIST,
+            }
+        }
+        Node::Manifest(manifest) => {
+            let (_, config) = layout.read_config(&manifest.config)?;
+            let mut layers = Vec::new();
+            for (i, layer) in manifest.layers.iter().enumerate() {
+                let Some(current) = Compression::of_layer(&layer.media_type) else {
+                    // Foreign or unknown layers are kept as they are.
+                    layers.push(layer.clone());
+                    continue;
+                };
+                let wanted = options.compression.unwrap_or(current);
+                // Before any blob is written: a conversion refused leaves the layout as it was.
+                let wanted_type = layer_type(to, wanted)?;
+                let mut out = layer.clone();
+                if wanted != current {
+                    let diff_id = config
+                        .rootfs
+                        .diff_ids
+                        .get(i)
+                        .ok_or_else(|| Error::Invalid {
+                            what: format!("config {}", manifest.config.digest),
+                            reason: format!("no diff_id for layer {i}"),
+                        })?;
+                    let written = recompress(layout, layer, current, wanted)?;
+                    if written.diff_id.to_string() != *diff_id {
+                        return Err(Error::LayerStream {
+                            layer: layer.digest.clone(),
+                            reason: format!(
+                                "its content is {} but the config says diff_id {diff_id}",
+                                written.diff_id
+                            ),
+                        });
+                    }
+                    out.digest = written.blob.digest.to_string();
+                    out.size = written.blob.size as i64;
+                }
+                out.media_type = wanted_type.to_owned();
+                layers.push(out);
+            }
+            value["layers"] = serde_json::to_value(&layers).expect("descriptors serialise");
+            let config_type = match to {
+                Format::Oci => media_type::CONFIG,
+                Format::Docker => media_type::DOCKER_CONFIG,
+            };
+            if matches!(
+                manifest.config.media_type.as_str(),
+                media_type::CONFIG | media_type::DOCKER_CONFIG
+            ) {
+                value["config"]["mediaType"] = config_type.into();
+            }
+            match to {
+                Format::Oci => media_type::MANIFEST,
+                Format::Docker => media_type::DOCKER_MANIFEST,
+            }
+        }
+    };
+    value["mediaType"] = doc_type.into();
+    let bytes = to_canonical_json(&value);
+    let unchanged = value == serde_json::from_slice::<serde_json::Value>(&raw).unwrap_or_default();
+    if unchanged {
+        return Ok(entry.clone());
+    }
+    let stored = layout.put_blob(&bytes)?;
+    let mut desc = entry.clone();
+    desc.media_type = doc_type.to_owned();
+    desc.digest = stored.digest.to_string();
+    desc.size = stored.size as i64;
+    Ok(desc)
+}
+
+/// One layer decompressed and compressed again, verified as it is read: the stored blob
+/// is read to its last byte (past the compressed stream's end) before the new one is kept.
+fn recompress(
+    layout: &Layout,
+    layer: &Descriptor,
+    from: Compression,
+    to: Compression,
+) -> Result<crate::layer::write::WrittenLayer> {
+    let blob = blob_ref(layer, &format!("layer {}", layer.digest))?;
+    let mut reader = layout.open_blob(&blob)?;
+    let digest = layer.digest.clone();
+    write_layer(layout, to, move |w| {
+        let stream_error = |e: std::io::Error| Error::LayerStream {
+            layer: digest.clone(),
+            reason: e.to_string(),
+        };
+        {
+            let mut decoder = from.decoder(&mut reader).map_err(stream_error)?;
+            std::io::copy(&mut decoder, w).map_err(stream_error)?;
+        }
+        std::io::copy(&mut reader, &mut std::io::sink()).map_err(stream_error)?;
+        Ok(())
+    })
+}
