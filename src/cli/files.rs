@@ -51,10 +51,17 @@ fn tree_of(reference: &str, platform: &PlatformArg) -> anyhow::Result<(Layout, T
 }
 
 pub fn cat(args: CatArgs, _out: &Output) -> anyhow::Result<Status> {
-    let (layout, tree) = tree_of(&args.reference, &args.platform)?;
+    let reference = super::parse_reference(&args.reference)?;
+    let layout = Layout::open(&reference.layout)?;
+    let resolved = resolve_image(&layout, &reference.target, &args.platform.resolve()?)?;
     let _lock = layout.lock_gc(LockMode::Shared)?;
     let mut stdout = std::io::stdout().lock();
-    tree.cat(&layout, &args.path, &mut stdout)?;
+    // A file the upper layers name is read from them alone; anything else (links, a
+    // directory replaced above, nothing named literally) needs the whole tree.
+    if !strata::image::tree::cat_from_top(&layout, &resolved.manifest, &args.path, &mut stdout)? {
+        let tree = Tree::of(&layout, &resolved.manifest)?;
+        tree.cat(&layout, &args.path, &mut stdout)?;
+    }
     Ok(Status::Success)
 }
 

@@ -561,3 +561,79 @@ pub fn diff(first: &Tree, second: &Tree) -> TreeDiff {
         .collect();
     out
 }
+
+/// `cat` without reading the whole image, when it can be done: layers are read from the top
+/// until one names `path` itself as a regular file, and that entry's bytes are written
+/// (its layer verified to its end first). `Ok(false)` when the answer needs the whole tree:
+/// the path is reached through a symlink or a hard link, a layer above replaced one of its
+/// directories with something else, or no layer names it literally.
+pub fn cat_from_top(
+    layout: &Layout,
+    manifest: &Manifest,
+    path: &Path,
+    out: &mut dyn Write,
+) -> Result<bool> {
+    let wanted: PathBuf = path
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
+    if wanted.as_os_str().is_empty() || path.components().any(|c| c == Component::ParentDir) {
+        return Ok(false);
+    }
+    for desc in manifest.layers.iter().rev() {
+        let Some(compression) = Compression::of_layer(&desc.media_type) else {
+            return Ok(false);
+        };
+        let mut tar = open_layer(layout, desc, compression)?;
+        let mut held: Option<std::fs::File> = None;
+        let mut undecided = false;
+        while let Some(mut entry) = tar.next_entry().map_err(|e| layer_error(desc, e))? {
+            let Ok(Some(name)) = layer_path(entry.path_bytes()) else {
+                continue;
+            };
+            let kind = entry.header().entry_type();
+            match entry_name(&name) {
+                Ok(EntryName::Plain) if name == wanted => {
+                    if matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
+                        let mut file = tempfile::tempfile().map_err(|e| layer_error(desc, e))?;
+                        std::io::copy(&mut entry, &mut file).map_err(|e| layer_error(desc, e))?;
+                        held = Some(file);
+                        undecided = false;
+                    } else {
+                        undecided = true;
+                    }
+                }
+                // A directory of the path made something else here: it resolves elsewhere.
+                Ok(EntryName::Plain) if wanted.starts_with(&name) && !kind.is_dir() => {
+                    undecided = true;
+                }
+                Ok(EntryName::Whiteout(target))
+                    if wanted.starts_with(name.with_file_name(target)) =>
+                {
+                    undecided = true;
+                }
+                Ok(EntryName::Opaque)
+                    if wanted.starts_with(name.parent().unwrap_or(Path::new(""))) =>
+                {
+                    undecided = true;
+                }
+                _ => {}
+            }
+        }
+        let mut rest = tar.into_inner();
+        std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| layer_error(desc, e))?;
+        if undecided {
+            return Ok(false);
+        }
+        if let Some(mut file) = held {
+            use std::io::Seek;
+            file.rewind().map_err(|e| layer_error(desc, e))?;
+            std::io::copy(&mut file, out).map_err(|source| Error::Io {
+                path: PathBuf::from("-"),
+                source,
+            })?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}

@@ -712,3 +712,32 @@ fn convert_recompresses_and_switches_formats() {
         );
     }
 }
+
+/// A file the top layer holds is read from the top layer alone: a damaged lower layer does
+/// not stop it (and is still refused for a file that lives there).
+#[test]
+fn cat_of_a_top_layer_file_reads_only_the_top_layer() {
+    let dir = tempdir();
+    let image = layered(dir.path());
+    let manifest = json(&["inspect", &image, "--raw", "manifest"]);
+    let lay = image.rsplit_once(':').unwrap().0.to_owned();
+    let base = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_owned();
+    let path = std::path::Path::new(&lay).join("blobs/sha256").join(&base);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&path, bytes).unwrap();
+    assert_eq!(
+        ok(&["cat", &image, "/usr/bin/tool"]),
+        "#!/bin/sh\necho v2\n"
+    );
+    // Layer 3 holds c.conf: layers 4 and 3 are read, not the damaged base.
+    assert_eq!(ok(&["cat", &image, "/etc/conf.d/c.conf"]), "c\n");
+    // A hard link made in the base needs the base: refused, naming the damage.
+    let err = fails(&["cat", &image, "/usr/bin/tool-alias"], 1);
+    assert!(err.contains(&base), "{err}");
+}
