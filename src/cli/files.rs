@@ -172,14 +172,19 @@ pub struct DiffArgs {
 }
 
 pub fn diff(args: DiffArgs, out: &Output) -> anyhow::Result<Status> {
-    let hashed = |text: &str| -> anyhow::Result<Tree> {
+    let open = |text: &str| -> anyhow::Result<(Layout, strata::spec::Manifest)> {
         let reference = super::parse_reference(text)?;
         let layout = Layout::open(&reference.layout)?;
         let resolved = resolve_image(&layout, &reference.target, &args.platform.resolve()?)?;
-        let _lock = layout.lock_gc(LockMode::Shared)?;
-        Ok(Tree::hashed(&layout, &resolved.manifest)?)
+        Ok((layout, resolved.manifest))
     };
-    let report = strata::image::tree::diff(&hashed(&args.first)?, &hashed(&args.second)?);
+    let (first, second) = (open(&args.first)?, open(&args.second)?);
+    let _locks = (
+        first.0.lock_gc(LockMode::Shared)?,
+        second.0.lock_gc(LockMode::Shared)?,
+    );
+    let (one, two) = Tree::hashed_pair((&first.0, &first.1), (&second.0, &second.1))?;
+    let report = strata::image::tree::diff(&one, &two);
     if args.json.json {
         out.json(&report)?;
     } else {

@@ -69,7 +69,7 @@ pub struct Node {
 }
 
 /// The merged filesystem: paths relative to the root, in byte order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Tree {
     /// Every path and what it is.
     pub nodes: BTreeMap<PathBuf, Node>,
@@ -110,22 +110,61 @@ impl Tree {
     }
 
     fn read(layout: &Layout, manifest: &Manifest, hash: bool) -> Result<Tree> {
+        let mut tree = Tree::empty(hash);
+        for desc in &manifest.layers {
+            tree.push_layer(layout, desc)?;
+        }
+        Ok(tree)
+    }
+
+    fn empty(hash: bool) -> Tree {
         let mut tree = Tree {
             hash,
             ..Tree::default()
         };
         tree.nodes.insert(PathBuf::new(), directory());
-        for (index, desc) in manifest.layers.iter().enumerate() {
-            let compression = Compression::of_layer(&desc.media_type).ok_or_else(|| {
-                layer_error(
-                    desc,
-                    format!("unsupported layer media type {:?}", desc.media_type),
-                )
-            })?;
-            tree.apply(layout, index, desc, compression)?;
-            tree.layers.push((desc.clone(), compression));
+        tree
+    }
+
+    /// Applies the next layer.
+    fn push_layer(&mut self, layout: &Layout, desc: &Descriptor) -> Result<()> {
+        let compression = Compression::of_layer(&desc.media_type).ok_or_else(|| {
+            layer_error(
+                desc,
+                format!("unsupported layer media type {:?}", desc.media_type),
+            )
+        })?;
+        self.apply(layout, self.layers.len(), desc, compression)?;
+        self.layers.push((desc.clone(), compression));
+        Ok(())
+    }
+
+    /// Two images' trees, with content digests, for [`diff`]: the layers they share at the
+    /// bottom (same digests) are read once.
+    pub fn hashed_pair(
+        first: (&Layout, &Manifest),
+        second: (&Layout, &Manifest),
+    ) -> Result<(Tree, Tree)> {
+        let shared = first
+            .1
+            .layers
+            .iter()
+            .zip(&second.1.layers)
+            .take_while(|(a, b)| a.digest == b.digest)
+            .count();
+        let mut base = Tree::empty(true);
+        for desc in &first.1.layers[..shared] {
+            base.push_layer(first.0, desc)?;
         }
-        Ok(tree)
+        let mut one = base.clone();
+        for desc in &first.1.layers[shared..] {
+            one.push_layer(first.0, desc)?;
+        }
+        let mut two = base;
+        for desc in &second.1.layers[shared..] {
+            two.push_layer(second.0, desc)?;
+        }
+        Ok((one, two))
     }
 
     fn apply(
