@@ -741,3 +741,74 @@ fn cat_of_a_top_layer_file_reads_only_the_top_layer() {
     let err = fails(&["cat", &image, "/usr/bin/tool-alias"], 1);
     assert!(err.contains(&base), "{err}");
 }
+
+/// flatten, convert and export --format rootfs give the same bytes whatever the thread count.
+#[test]
+fn outputs_do_not_depend_on_the_thread_count() {
+    let dir = tempdir();
+    let image = layered(dir.path());
+    let lay = image.rsplit_once(':').unwrap().0.to_owned();
+    let epoch = [("SOURCE_DATE_EPOCH", "1700000000")];
+    let digest = |args: &[&str]| {
+        let r = run_with_env(args, &epoch);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        r.stdout.trim().to_owned()
+    };
+    for threads in ["1", "3"] {
+        let flat = digest(&[
+            "--threads",
+            threads,
+            "-q",
+            "flatten",
+            &image,
+            "--tag",
+            &format!("flat{threads}"),
+        ]);
+        let zstd = digest(&[
+            "--threads",
+            threads,
+            "-q",
+            "convert",
+            &image,
+            "--compress",
+            "zstd",
+            "--tag",
+            &format!("z{threads}"),
+        ]);
+        let gz = digest(&[
+            "--threads",
+            threads,
+            "-q",
+            "convert",
+            &format!("{lay}:z{threads}"),
+            "--compress",
+            "gzip",
+            "--tag",
+            &format!("g{threads}"),
+        ]);
+        let fs = dir.path().join(format!("fs{threads}.tar"));
+        digest(&[
+            "--threads",
+            threads,
+            "export",
+            &image,
+            "--format",
+            "rootfs",
+            "-o",
+            s(&fs),
+        ]);
+        std::fs::write(
+            dir.path().join(format!("digests{threads}")),
+            format!("{flat}\n{zstd}\n{gz}\n"),
+        )
+        .unwrap();
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("digests1")).unwrap(),
+        std::fs::read(dir.path().join("digests3")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("fs1.tar")).unwrap(),
+        std::fs::read(dir.path().join("fs3.tar")).unwrap()
+    );
+}
