@@ -16,5 +16,7 @@ pub mod time;
 pub use platform::{host_platform, PlatformSpec};
 pub(crate) use resolve::{available, pick};
 pub use resolve::{resolve_entry, resolve_entry_in, resolve_image, Resolved};
-pub use summary::{inspect, list, ImageSummary, LayerSummary, ListEntry};
+pub use summary::{
+    artifact_type_of, inspect, list, FileSummary, ImageSummary, LayerSummary, ListEntry,
+};
 pub use tags::{tag, untag, Tagged};

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::artifact::ANNOTATION_TITLE;
 use super::platform::PlatformSpec;
 use super::resolve::resolve_image;
 use crate::error::Result;
@@ -146,6 +147,20 @@ pub struct LayerSummary {
     pub diff_id: Option<String>,
 }
 
+/// One file of an artifact: a layer, named by its title annotation.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileSummary {
+    /// The `org.opencontainers.image.title` annotation, if any.
+    pub title: Option<String>,
+    /// Digest.
+    pub digest: String,
+    /// Media type.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: i64,
+}
+
 /// What `strata inspect` reports about one image. Documented in the README as the `--json`
 /// shape (`schemaVersion` 1).
 #[derive(Debug, Clone, Serialize)]
@@ -157,8 +172,13 @@ pub struct ImageSummary {
     pub entry: BlobSummary,
     /// The manifest chosen (the entry itself, or through indexes by platform).
     pub manifest: BlobSummary,
-    /// The manifest's artifactType, for artifacts.
+    /// What the artifact is (see [`artifact_type_of`]); None for an image.
     pub artifact_type: Option<String>,
+    /// The digest of the manifest or index this one refers to (its `subject`).
+    pub subject: Option<String>,
+    /// An artifact's files (its layers), in order; absent for an image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<FileSummary>>,
     /// The manifest's annotations.
     pub annotations: BTreeMap<String, String>,
     /// The config blob.
@@ -229,11 +249,24 @@ pub fn inspect(
         .chain(m.layers.iter().map(|l| l.size))
         .map(|s| s.max(0) as u64)
         .sum();
+    let artifact_type = artifact_type_of(m);
     let summary = ImageSummary {
         reference: reference.to_string(),
         entry: blob(&resolved.entry),
         manifest: blob(&resolved.descriptor),
-        artifact_type: m.artifact_type.clone(),
+        artifact_type: artifact_type.clone(),
+        subject: m.subject.as_ref().map(|d| d.digest.clone()),
+        files: artifact_type.map(|_| {
+            m.layers
+                .iter()
+                .map(|l| FileSummary {
+                    title: l.annotation(ANNOTATION_TITLE).map(str::to_owned),
+                    digest: l.digest.clone(),
+                    media_type: l.media_type.clone(),
+                    size: l.size,
+                })
+                .collect()
+        }),
         annotations: m.annotations.clone().unwrap_or_default(),
         config: blob(&m.config),
         platform: image_config.as_ref().map(|c| c.platform()),

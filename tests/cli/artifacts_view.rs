@@ -128,3 +128,86 @@ fn ls_help_says_what_size_counts() {
     assert!(help.contains("SIZE is the entry's own"), "{help}");
     assert!(help.contains("subject"), "{help}");
 }
+
+#[test]
+fn inspect_json_of_an_artifact_has_its_type_subject_files_and_annotations() {
+    let dir = tempdir();
+    let (lay, image) = image_and_sbom(dir.path());
+    let sbom = json(&["inspect", &format!("{lay}:sbom"), "--json"]);
+    assert_eq!(sbom["artifactType"], "application/vnd.example.sbom+json");
+    assert_eq!(sbom["subject"], image.as_str());
+    let files = sbom["files"].as_array().expect("files");
+    assert_eq!(files.len(), 1, "{sbom:#}");
+    assert_eq!(files[0]["title"], "sbom.json");
+    assert_eq!(files[0]["mediaType"], "application/spdx+json");
+    assert_eq!(files[0]["size"], 15);
+    assert_eq!(files[0]["digest"], sbom["layers"][0]["digest"]);
+    assert!(sbom["annotations"].is_object(), "{sbom:#}");
+    // An image has no files, and refers to nothing.
+    let img = json(&["inspect", &format!("{lay}:img"), "--json"]);
+    assert!(img.get("files").is_none(), "{img:#}");
+    assert!(
+        img["artifactType"].is_null() && img["subject"].is_null(),
+        "{img:#}"
+    );
+}
+
+#[test]
+fn inspect_of_an_artifact_shows_files_not_empty_image_fields() {
+    let dir = tempdir();
+    let layout = strata::Layout::init(dir.path().join("lay")).unwrap();
+    write_artifact(&layout, "art", &[("notes.txt", "hello")]);
+    // A layer without a title, as other tools may write.
+    let loose = layout.put_blob(b"loose").unwrap();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_type::MANIFEST,
+        "artifactType": "application/x",
+        "config": Descriptor::new(media_type::EMPTY, &sha256(b"{}"), 2),
+        "layers": [Descriptor::new("text/plain", &loose.digest, loose.size)],
+        "annotations": {"org.opencontainers.image.created": "2024-01-01T00:00:00Z"},
+    });
+    let blob = layout.put_blob(&to_canonical_json(&manifest)).unwrap();
+    add_entry(
+        &layout,
+        &Descriptor::new(media_type::MANIFEST, &blob.digest, blob.size),
+        Some("loose"),
+    );
+    let lay = s(&dir.path().join("lay")).to_owned();
+    let out = ok(&["inspect", &format!("{lay}:art")]);
+    for absent in [
+        "Platform:",
+        "Entrypoint:",
+        "Cmd:",
+        "WorkingDir:",
+        "User:",
+        "Created:",
+    ] {
+        assert!(!out.contains(absent), "{absent} in\n{out}");
+    }
+    assert!(out.contains("Artifact:   application/x"), "{out}");
+    let hello = sha256(b"hello").to_string();
+    assert!(
+        out.lines().any(
+            |l| l.trim_start().starts_with(&format!("notes.txt  {hello}"))
+                && l.trim_end().ends_with("text/plain")
+        ),
+        "{out}"
+    );
+    let out = ok(&["inspect", &format!("{lay}:loose")]);
+    assert!(
+        out.contains(&format!("(untitled)  {}", loose.digest)),
+        "{out}"
+    );
+    assert!(
+        out.contains("Annotations:\n  org.opencontainers.image.created=2024-01-01T00:00:00Z"),
+        "{out}"
+    );
+    // Images are shown as before.
+    let image = write_image(&layout, &["base"], "amd64");
+    add_entry(&layout, &image.manifest, Some("img"));
+    let out = ok(&["inspect", &format!("{lay}:img")]);
+    assert!(out.contains("Platform:   linux/amd64"), "{out}");
+    assert!(out.contains("Cmd:        [\"/bin/sh\"]"), "{out}");
+    assert!(!out.contains("Files:"), "{out}");
+}
