@@ -2,6 +2,7 @@
 //! indexes, to the manifest for a platform; summaries of what an image holds.
 
 pub mod artifact;
+mod artifact_dir;
 pub mod config_values;
 pub mod lookup;
 pub mod multiplatform;
