@@ -7,7 +7,9 @@ use super::output::{human_size, Output};
 use super::{JsonArg, PlatformArg, Status};
 
 /// Show what an image holds: manifest, platform, config, layers, history, entrypoint, env,
-/// labels. For an artifact: its type, the digest it refers to (subject), its files (title,
+/// labels.
+///
+/// For an artifact: its type, the digest it refers to (subject), its files (title,
 /// or "(untitled)", digest, size, media type) and annotations.
 #[derive(Debug, clap::Args)]
 pub struct Args {

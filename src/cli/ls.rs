@@ -9,8 +9,9 @@ use strata::Layout;
 use super::output::{human_size, Output};
 use super::{JsonArg, Status};
 
-/// List every image and artifact in a layout: tag, digest, type, size and platforms. An
-/// artifact's TYPE is "artifact" and its last column its artifact type, then "->" and the
+/// List every image and artifact in a layout: tag, digest, type, size and platforms.
+///
+/// An artifact's TYPE is "artifact" and its last column its artifact type, then "->" and the
 /// digest of the image it refers to (its subject), if any. SIZE is the entry's own: its
 /// manifest (or index and the manifests under it), configs and layers, each distinct blob
 /// once, not what its subject holds. An entry whose graph is damaged is listed with "?" and
