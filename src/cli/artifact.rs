@@ -29,8 +29,11 @@ pub struct Content {
     /// The artifact type (a media type, e.g. application/vnd.example.sbom+json).
     #[arg(long, value_name = "TYPE")]
     artifact_type: String,
-    /// Files, each FILE[:MEDIATYPE] (default application/octet-stream); stored under their
-    /// file name as title annotation.
+    /// Files, each FILE[:MEDIATYPE] (default application/octet-stream), titled by their
+    /// path as given (dir/a.txt stays dir/a.txt; an absolute path by its file name; ".."
+    /// is refused). A directory becomes one tar+gzip layer, as oras stores it (titled by its
+    /// path, with io.deis.oras.content.digest and io.deis.oras.content.unpack=true), made as
+    /// build makes layers (owner 0:0, mtimes clamped to SOURCE_DATE_EPOCH).
     #[arg(value_name = "FILE[:MEDIATYPE]")]
     files: Vec<String>,
     /// A config file, FILE:MEDIATYPE (default: the empty descriptor).
@@ -99,7 +102,11 @@ pub struct AttachArgs {
     json: super::JsonArg,
 }
 
-/// Write an artifact's files into a directory by their titles, verified.
+/// Write an artifact's files into a directory by their titles, verified. A directory layer
+/// (io.deis.oras.content.unpack=true, as oras and push write them) is unpacked to
+/// DIR/TITLE, which must not exist, its names checked as unpack checks them and its
+/// uncompressed digest against io.deis.oras.content.digest. Layers without a title are
+/// skipped with a warning.
 #[derive(Debug, clap::Args)]
 pub struct PullArgs {
     /// The artifact (LAYOUT:TAG or LAYOUT@DIGEST).
@@ -180,7 +187,11 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
             let options = PullOptions {
                 overwrite: args.overwrite,
             };
-            let files = pull(&layout, &resolved.manifest, &args.dir, options)?;
+            let report = pull(&layout, &resolved.manifest, &args.dir, options)?;
+            for w in &report.warnings {
+                out.warn(w);
+            }
+            let files = report.files;
             if args.json.json {
                 #[derive(serde::Serialize)]
                 struct Pulled<'a> {

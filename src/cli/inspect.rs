@@ -1,6 +1,6 @@
 //! `strata inspect`.
 
-use strata::image::{inspect, ImageSummary};
+use strata::image::{inspect, FileSummary, ImageSummary};
 use strata::Layout;
 
 use super::output::{human_size, Output};
@@ -8,6 +8,9 @@ use super::{JsonArg, PlatformArg, Status};
 
 /// Show what an image holds: manifest, platform, config, layers, history, entrypoint, env,
 /// labels.
+///
+/// For an artifact: its type, the digest it refers to (subject), its files (title,
+/// or "(untitled)", digest, size, media type) and annotations.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The image: LAYOUT, LAYOUT:TAG or LAYOUT@DIGEST.
@@ -67,18 +70,17 @@ fn print_human(s: &ImageSummary, out: &Output) -> std::io::Result<()> {
     if let Some(at) = &s.artifact_type {
         out.print(format_args!("Artifact:   {at}"))?;
     }
+    if let Some(subject) = &s.subject {
+        out.print(format_args!("Subject:    {subject}"))?;
+    }
+    if let Some(files) = &s.files {
+        // An artifact has no platform, entrypoint or history: its files say what it is.
+        return print_artifact(s, files, out);
+    }
     out.print(format_args!("Platform:   {}", opt(&s.platform)))?;
-    out.print(format_args!(
-        "Config:     {} ({})",
-        s.config.digest, s.config.media_type
-    ))?;
+    print_config_and_size(s, out)?;
     out.print(format_args!("Created:    {}", opt(&s.created)))?;
     out.print(format_args!("Author:     {}", opt(&s.author)))?;
-    out.print(format_args!(
-        "Size:       {} ({} bytes)",
-        human_size(s.total_size),
-        s.total_size
-    ))?;
     let list = |v: &Option<Vec<String>>| v.as_ref().map_or("-".into(), |v| format!("{v:?}"));
     out.print(format_args!("Entrypoint: {}", list(&s.entrypoint)))?;
     out.print(format_args!("Cmd:        {}", list(&s.cmd)))?;
@@ -127,6 +129,40 @@ fn print_human(s: &ImageSummary, out: &Output) -> std::io::Result<()> {
                     .unwrap_or("-")
             )
         }),
+    )
+}
+
+fn print_config_and_size(s: &ImageSummary, out: &Output) -> std::io::Result<()> {
+    out.print(format_args!(
+        "Config:     {} ({})",
+        s.config.digest, s.config.media_type
+    ))?;
+    out.print(format_args!(
+        "Size:       {} ({} bytes)",
+        human_size(s.total_size),
+        s.total_size
+    ))
+}
+
+fn print_artifact(s: &ImageSummary, files: &[FileSummary], out: &Output) -> std::io::Result<()> {
+    print_config_and_size(s, out)?;
+    section(
+        out,
+        "Files",
+        files.iter().map(|f| {
+            format!(
+                "{}  {}  {:>10}  {}",
+                f.title.as_deref().unwrap_or("(untitled)"),
+                f.digest,
+                human_size(f.size.max(0) as u64),
+                f.media_type
+            )
+        }),
+    )?;
+    section(
+        out,
+        "Annotations",
+        s.annotations.iter().map(|(k, v)| format!("{k}={v}")),
     )
 }
 

@@ -9,8 +9,13 @@ use strata::Layout;
 use super::output::{human_size, Output};
 use super::{JsonArg, Status};
 
-/// List every image in a layout: tag, digest, media type, platforms and total size. An
-/// entry whose graph is damaged is listed with "?" and a warning; the exit status is 0.
+/// List every image and artifact in a layout: tag, digest, type, size and platforms.
+///
+/// An artifact's TYPE is "artifact" and its last column its artifact type, then "->" and the
+/// digest of the image it refers to (its subject), if any. SIZE is the entry's own: its
+/// manifest (or index and the manifests under it), configs and layers, each distinct blob
+/// once, not what its subject holds. An entry whose graph is damaged is listed with "?" and
+/// a warning; the exit status is 0.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The layout.
@@ -39,21 +44,40 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     } else {
         out.print(format_args!(
             "{:<24} {:<20} {:<10} {:>10}  {}",
-            "TAG", "DIGEST", "TYPE", "SIZE", "PLATFORMS"
+            "TAG", "DIGEST", "TYPE", "SIZE", "PLATFORMS / ARTIFACT TYPE -> SUBJECT"
         ))?;
         for e in &images {
+            let kind = match &e.artifact_type {
+                Some(_) => "artifact",
+                None => short_media_type(&e.media_type),
+            };
             out.print(format_args!(
                 "{:<24} {:<20} {:<10} {:>10}  {}",
                 e.tag.as_deref().unwrap_or("<none>"),
                 short_digest(&e.digest),
-                short_media_type(&e.media_type),
+                kind,
                 e.size.map(human_size).unwrap_or_else(|| "?".into()),
-                e.platforms.join(",")
+                details(e)
             ))?;
         }
     }
     // A damaged entry is listed with its error, as the others are: listing worked.
     Ok(Status::Success)
+}
+
+/// Platforms, the artifact type, and what the entry refers to, as far as each is known.
+fn details(e: &ListEntry) -> String {
+    let mut parts = Vec::new();
+    if !e.platforms.is_empty() {
+        parts.push(e.platforms.join(","));
+    }
+    if let Some(t) = &e.artifact_type {
+        parts.push(t.clone());
+    }
+    if let Some(s) = &e.subject {
+        parts.push(format!("-> {}", short_digest(s)));
+    }
+    parts.join(" ")
 }
 
 fn short_digest(d: &str) -> String {

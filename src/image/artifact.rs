@@ -7,6 +7,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, RenameFlags};
@@ -15,6 +16,11 @@ use rustix::io::Errno;
 use crate::digest::Algorithm;
 use crate::error::{Error, IoContext, Result};
 use crate::image::mutate::set_tag;
+use crate::image::time::source_date_epoch;
+use crate::layer::build::{TarOptions, TarWriter};
+use crate::layer::source::SourceTree;
+use crate::layer::write::write_layer;
+use crate::layer::Compression;
 use crate::layout::reference::validate_tag;
 use crate::layout::walk::blob_ref;
 use crate::layout::{Layout, LockMode};
@@ -48,6 +54,11 @@ pub struct ArtifactSpec {
     /// The manifest or index this artifact refers to.
     pub subject: Option<Descriptor>,
 }
+
+/// oras's annotation on a directory layer: the digest of the uncompressed tar.
+pub const ANNOTATION_CONTENT_DIGEST: &str = "io.deis.oras.content.digest";
+/// oras's annotation on a directory layer: `"true"` tells pull to unpack it.
+pub const ANNOTATION_UNPACK: &str = "io.deis.oras.content.unpack";
 
 /// Parses `FILE[:MEDIATYPE]`. The media type is what follows the last `:` when that is a
 /// valid media type; paths with `..` are refused (a title must never lead out of the
@@ -103,6 +114,45 @@ fn put_file(layout: &Layout, mut source: File, file: &ArtifactFile) -> Result<De
     Ok(Descriptor::new(&file.media_type, &blob.digest, blob.size))
 }
 
+/// Stores the directory `tree` as oras does: one gzip-compressed tar whose entries are
+/// under `title` (so a pull into DIR makes DIR/TITLE), annotated with the uncompressed
+/// tar's digest and the mark that tells oras (and strata) to unpack it. The tar is strata
+/// build's: entries in sorted order, owned by 0:0, mtimes clamped to `SOURCE_DATE_EPOCH`,
+/// so the same tree gives the same layer. Without a media type of its own, a directory is
+/// the OCI gzip layer type.
+fn put_dir(
+    layout: &Layout,
+    tree: &SourceTree,
+    title: &str,
+    file: &ArtifactFile,
+) -> Result<Descriptor> {
+    let options = TarOptions {
+        source_date_epoch: source_date_epoch()?,
+        owner: Some((0, 0)),
+        ..TarOptions::default()
+    };
+    let prefix = Path::new(title);
+    let layer = write_layer(layout, Compression::Gzip, |w| {
+        let mut tar = TarWriter::new(w, options);
+        let mut cursor = tree.cursor();
+        tar.add_as(&mut cursor, Path::new(""), prefix)?;
+        for (rel, _) in tree.walk()? {
+            tar.add_as(&mut cursor, &rel, &prefix.join(&rel))?;
+        }
+        tar.finish()?;
+        Ok(())
+    })?;
+    let media_type = if file.media_type == DEFAULT_FILE_TYPE {
+        layer.media_type
+    } else {
+        &file.media_type
+    };
+    let mut desc = Descriptor::new(media_type, &layer.blob.digest, layer.blob.size);
+    desc.set_annotation(ANNOTATION_CONTENT_DIGEST, Some(&layer.diff_id.to_string()));
+    desc.set_annotation(ANNOTATION_UNPACK, Some("true"));
+    Ok(desc)
+}
+
 /// Where [`push`] records an artifact in `index.json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Placement {
@@ -132,14 +182,77 @@ pub fn push(layout: &Layout, spec: &ArtifactSpec, placement: &Placement) -> Resu
     Ok(desc)
 }
 
+/// A file to store as it is, or a directory to store as one tar+gzip layer.
+enum Source {
+    File(File),
+    Dir(SourceTree),
+}
+
 /// The files of an artifact, opened, with their titles; the config file, opened.
 struct Sources {
-    files: Vec<(File, String)>,
+    files: Vec<(Source, String)>,
     config: Option<File>,
 }
 
-/// Checks the artifact type, the titles (UTF-8 file names, each once: pull writes a file
-/// by its title) and opens every file (see [`open_regular`]).
+/// The title of a file given as `path`: the path as given, as oras records it (`dir/a.txt`
+/// stays `dir/a.txt`, so a pull puts it back where it was), spelled plainly (`./` and
+/// doubled or trailing slashes dropped). An absolute path is titled by its file name: its
+/// directories belong to this machine, not to the artifact.
+fn title_of(path: &Path) -> Result<String> {
+    let invalid = |reason: &str| Error::Invalid {
+        what: path.display().to_string(),
+        reason: reason.into(),
+    };
+    let names: Vec<&OsStr> = if path.is_absolute() {
+        path.file_name().into_iter().collect()
+    } else {
+        let mut names = Vec::new();
+        for c in path.components() {
+            match c {
+                Component::Normal(n) => names.push(n),
+                Component::CurDir => {}
+                _ => return Err(invalid("paths with .. are refused: the title would lead out of the directory it is pulled into")),
+            }
+        }
+        names
+    };
+    if names.is_empty() {
+        return Err(invalid("it names no file, so it cannot be a title"));
+    }
+    let names = names
+        .iter()
+        .map(|n| n.to_str())
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| invalid("the path is not UTF-8, so it cannot be a title annotation"))?;
+    Ok(names.join("/"))
+}
+
+/// Opens `path` as a regular file, or as a directory tree when it is one (the path itself
+/// may be a symlink: the user named it; nothing below it is followed).
+fn open_source(path: &Path) -> Result<Source> {
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        let tree = SourceTree::open(path, true)?;
+        // A name the layer could not carry is refused now, before any blob is written.
+        for (rel, _) in tree.walk()? {
+            if rel.iter().any(|n| {
+                n.as_bytes()
+                    .starts_with(crate::layer::names::WHITEOUT_PREFIX)
+            }) {
+                return Err(Error::Invalid {
+                    what: tree.host_path(&rel).display().to_string(),
+                    reason: "a name starting with .wh. cannot be stored in a layer (it would \
+                             read as a whiteout)"
+                        .into(),
+                });
+            }
+        }
+        return Ok(Source::Dir(tree));
+    }
+    open_regular(path).map(Source::File)
+}
+
+/// Checks the artifact type, the titles (each once: pull writes a file by its title) and
+/// opens every file (see [`open_regular`]) and directory.
 fn open_sources(spec: &ArtifactSpec) -> Result<Sources> {
     if !is_valid_media_type(&spec.artifact_type) {
         return Err(Error::Invalid {
@@ -150,15 +263,8 @@ fn open_sources(spec: &ArtifactSpec) -> Result<Sources> {
     let mut files = Vec::new();
     let mut titles = BTreeMap::new();
     for file in &spec.files {
-        let title = file
-            .path
-            .file_name()
-            .and_then(OsStr::to_str)
-            .ok_or_else(|| Error::Invalid {
-                what: file.path.display().to_string(),
-                reason: "the file name is not UTF-8, so it cannot be a title annotation".into(),
-            })?;
-        if let Some(first) = titles.insert(title.to_owned(), &file.path) {
+        let title = title_of(&file.path)?;
+        if let Some(first) = titles.insert(title.clone(), &file.path) {
             return Err(Error::Invalid {
                 what: file.path.display().to_string(),
                 reason: format!(
@@ -168,7 +274,7 @@ fn open_sources(spec: &ArtifactSpec) -> Result<Sources> {
                 ),
             });
         }
-        files.push((open_regular(&file.path)?, title.to_owned()));
+        files.push((open_source(&file.path)?, title));
     }
     let config = spec
         .config
@@ -182,7 +288,10 @@ fn open_sources(spec: &ArtifactSpec) -> Result<Sources> {
 fn write_artifact(layout: &Layout, spec: &ArtifactSpec, sources: Sources) -> Result<Descriptor> {
     let mut layers = Vec::new();
     for ((source, title), file) in sources.files.into_iter().zip(&spec.files) {
-        let mut desc = put_file(layout, source, file)?;
+        let mut desc = match source {
+            Source::File(source) => put_file(layout, source, file)?,
+            Source::Dir(tree) => put_dir(layout, &tree, &title, file)?,
+        };
         desc.set_annotation(ANNOTATION_TITLE, Some(&title));
         layers.push(desc);
     }
@@ -242,6 +351,15 @@ pub struct PulledFile {
     pub size: i64,
 }
 
+/// What [`pull`] did.
+#[derive(Debug, Clone, Default)]
+pub struct PullReport {
+    /// The files (and directories) written.
+    pub files: Vec<PulledFile>,
+    /// What was skipped, and why.
+    pub warnings: Vec<String>,
+}
+
 /// How [`pull`] treats what is already in the directory.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PullOptions {
@@ -256,46 +374,64 @@ pub struct PullOptions {
 /// of a title's directories is an error, and so is anything at a title's own path, except
 /// a regular file with `overwrite`. Every check is made before the first write, files are
 /// written under temporary names and renamed into place once all are verified, so a
-/// refused or failed pull leaves `dir` as it was. Layers without a title are skipped.
+/// refused or failed pull leaves `dir` as it was. Layers without a title are skipped with a
+/// warning (the empty descriptor, which stands for "no files", silently). A layer marked
+/// for unpacking as oras marks directories is unpacked to `dir/TITLE`, which must not exist:
+/// its entries are checked as unpack checks names, and its uncompressed digest against its
+/// `io.deis.oras.content.digest` annotation.
 pub fn pull(
     layout: &Layout,
     manifest: &Manifest,
     dir: &Path,
     options: PullOptions,
-) -> Result<Vec<PulledFile>> {
+) -> Result<PullReport> {
     let _lock = layout.lock_gc(LockMode::Shared)?;
     let mut titled = Vec::new();
+    let mut warnings = Vec::new();
     for layer in &manifest.layers {
         let Some(title) = layer.annotation(ANNOTATION_TITLE) else {
+            if layer.media_type != media_type::EMPTY {
+                warnings.push(format!(
+                    "layer {} ({}) has no title annotation: skipped",
+                    layer.digest, layer.media_type
+                ));
+            }
             continue;
         };
         let rel = safe_title(title)?;
         let blob = blob_ref(layer, &format!("layer {}", layer.digest))?;
-        titled.push((layer, title.to_owned(), rel, blob));
+        let is_dir = layer.annotation(ANNOTATION_UNPACK) == Some("true");
+        titled.push((layer, title.to_owned(), rel, blob, is_dir));
     }
     check_titles(
         titled
             .iter()
-            .map(|(_, title, rel, _)| (title.as_str(), rel.as_path())),
+            .map(|(_, title, rel, _, _)| (title.as_str(), rel.as_path())),
     )?;
     let made = make_dir(dir)?;
-    let pulled = pull_into(layout, &titled, dir, options);
+    let pulled = pull_into(layout, &titled, dir, options, &mut warnings);
     if pulled.is_err() {
         // Only directories this pull made, and only if empty (nothing else was put there).
         for d in made.iter().rev() {
             let _ = std::fs::remove_dir(d);
         }
     }
-    pulled
+    Ok(PullReport {
+        files: pulled?,
+        warnings,
+    })
 }
 
-type Titled<'a> = (&'a Descriptor, String, PathBuf, crate::spec::BlobRef);
+/// A titled layer: its descriptor, title, path under the directory, blob, and whether it
+/// is a directory to unpack.
+type Titled<'a> = (&'a Descriptor, String, PathBuf, crate::spec::BlobRef, bool);
 
 fn pull_into(
     layout: &Layout,
     titled: &[Titled<'_>],
     dir: &Path,
     options: PullOptions,
+    warnings: &mut Vec<String>,
 ) -> Result<Vec<PulledFile>> {
     let root = rfs::open(
         dir,
@@ -304,16 +440,17 @@ fn pull_into(
     )
     .map_err(io::Error::from)
     .at(dir)?;
-    for (_, _, rel, _) in titled {
-        check_target(&root, dir, rel, options)?;
+    for (_, _, rel, _, is_dir) in titled {
+        check_target(&root, dir, rel, options, *is_dir)?;
     }
     let mut staged = Staged {
         made_dirs: Vec::new(),
         files: Vec::new(),
     };
     let result = (|| {
-        for (_, _, rel, blob) in titled {
-            staged.stage(layout, &root, dir, rel, blob)?;
+        for (layer, _, rel, blob, is_dir) in titled {
+            let unpack = is_dir.then_some((*layer, &mut *warnings));
+            staged.stage(layout, &root, dir, rel, blob, unpack)?;
         }
         staged.commit(options)
     })();
@@ -323,7 +460,7 @@ fn pull_into(
     result?;
     Ok(titled
         .iter()
-        .map(|(layer, title, _, _)| PulledFile {
+        .map(|(layer, title, _, _, _)| PulledFile {
             title: title.clone(),
             digest: layer.digest.clone(),
             size: layer.size,
@@ -387,7 +524,13 @@ const DIR_PATH: OFlags = OFlags::PATH
 
 /// What is in the way of `rel`'s directories or at `rel` itself, as an error; checked
 /// before anything is written.
-fn check_target(root: &OwnedFd, dir: &Path, rel: &Path, options: PullOptions) -> Result<()> {
+fn check_target(
+    root: &OwnedFd,
+    dir: &Path,
+    rel: &Path,
+    options: PullOptions,
+    is_dir: bool,
+) -> Result<()> {
     let names: Vec<&OsStr> = rel.iter().collect();
     let (name, parents) = names.split_last().expect("a checked title has a name");
     let mut here: Option<OwnedFd> = None;
@@ -411,6 +554,7 @@ fn check_target(root: &OwnedFd, dir: &Path, rel: &Path, options: PullOptions) ->
     let at = here.as_ref().unwrap_or(root);
     match stat_nofollow(at, name).at(&host)? {
         None => Ok(()),
+        Some(kind) if is_dir => Err(in_the_way(&host, kind, "new directory")),
         Some(FileType::RegularFile) if options.overwrite => Ok(()),
         Some(FileType::RegularFile) => Err(Error::Invalid {
             what: host.display().to_string(),
@@ -452,13 +596,14 @@ struct Placed {
 struct Staged {
     /// (parent handle, name) of each directory made, in order.
     made_dirs: Vec<(OwnedFd, OsString)>,
-    /// (parent handle, temporary name, final name, final path).
-    files: Vec<(OwnedFd, OsString, OsString, PathBuf)>,
+    /// (parent handle, temporary name, final name, final path, a directory?).
+    files: Vec<(OwnedFd, OsString, OsString, PathBuf, bool)>,
 }
 
 impl Staged {
     /// Writes the blob into a temporary file beside `rel`, making missing directories on
-    /// the way (one name at a time, never following a link).
+    /// the way (one name at a time, never following a link); with `unpack` (the layer and
+    /// where to warn), unpacks it into a temporary directory there instead.
     fn stage(
         &mut self,
         layout: &Layout,
@@ -466,6 +611,7 @@ impl Staged {
         dir: &Path,
         rel: &Path,
         blob: &crate::spec::BlobRef,
+        unpack: Option<(&Descriptor, &mut Vec<String>)>,
     ) -> Result<()> {
         let names: Vec<&OsStr> = rel.iter().collect();
         let (name, parents) = names.split_last().expect("a checked title has a name");
@@ -500,6 +646,36 @@ impl Staged {
             std::process::id(),
             self.files.len()
         ));
+        if let Some((layer, warnings)) = unpack {
+            rfs::mkdirat(&here, &temp, Mode::from_raw_mode(0o700))
+                .map_err(io::Error::from)
+                .at(&host)?;
+            let parent = here.try_clone().at(&host)?;
+            self.files.push((
+                parent,
+                temp.clone(),
+                name.to_os_string(),
+                host.clone(),
+                true,
+            ));
+            let made = rfs::openat(
+                &here,
+                &temp,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(io::Error::from)
+            .at(&host)?;
+            return super::artifact_dir::extract(
+                layout,
+                blob,
+                layer.annotation(ANNOTATION_CONTENT_DIGEST),
+                rel,
+                &made,
+                &host,
+                warnings,
+            );
+        }
         let fd = rfs::openat(
             &here,
             &temp,
@@ -509,7 +685,7 @@ impl Staged {
         .map_err(io::Error::from)
         .at(&host)?;
         self.files
-            .push((here, temp, name.to_os_string(), host.clone()));
+            .push((here, temp, name.to_os_string(), host.clone(), false));
         let mut file = File::from(fd);
         let mut reader = layout.open_blob(blob)?;
         io::copy(&mut reader, &mut file).map_err(|e| reader.explain(e))?;
@@ -529,7 +705,7 @@ impl Staged {
             Ok(()) => {
                 // Now the old contents, under the temporary names, can go.
                 for p in placed.iter().filter(|p| p.swapped) {
-                    let (parent, temp, _, _) = &self.files[p.index];
+                    let (parent, temp, _, _, _) = &self.files[p.index];
                     let _ = rfs::unlinkat(parent, temp, AtFlags::empty());
                 }
                 self.files.clear();
@@ -537,7 +713,7 @@ impl Staged {
             }
             Err(e) => {
                 for p in placed.iter().rev() {
-                    let (parent, temp, name, _) = &self.files[p.index];
+                    let (parent, temp, name, _, _) = &self.files[p.index];
                     if p.swapped {
                         // The new file goes back to the temporary name (removed by undo).
                         let _ =
@@ -553,10 +729,11 @@ impl Staged {
     }
 
     fn place_all(&self, options: PullOptions, placed: &mut Vec<Placed>) -> Result<()> {
-        for (index, (parent, temp, name, host)) in self.files.iter().enumerate() {
+        for (index, (parent, temp, name, host, is_dir)) in self.files.iter().enumerate() {
             let existing = stat_nofollow(parent, name).at(host)?;
             let swapped = match existing {
                 None => false,
+                Some(kind) if *is_dir => return Err(in_the_way(host, kind, "new directory")),
                 Some(FileType::RegularFile) if options.overwrite => true,
                 Some(FileType::RegularFile) => {
                     return Err(Error::Invalid {
@@ -603,8 +780,13 @@ impl Staged {
 
     /// Removes what was staged and not committed, and the directories made (if empty).
     fn undo(&mut self) {
-        for (parent, temp, _, _) in self.files.drain(..) {
-            let _ = rfs::unlinkat(&parent, &temp, AtFlags::empty());
+        for (parent, temp, _, host, is_dir) in self.files.drain(..) {
+            if is_dir {
+                // Only this pull's own directory, under the name it made.
+                let _ = std::fs::remove_dir_all(host.with_file_name(&temp));
+            } else {
+                let _ = rfs::unlinkat(&parent, &temp, AtFlags::empty());
+            }
         }
         for (parent, name) in self.made_dirs.drain(..).rev() {
             let _ = rfs::unlinkat(&parent, &name, AtFlags::REMOVEDIR);

@@ -2,6 +2,7 @@
 //! indexes, to the manifest for a platform; summaries of what an image holds.
 
 pub mod artifact;
+mod artifact_dir;
 pub mod config_values;
 pub mod convert;
 pub mod lookup;
@@ -19,5 +20,7 @@ pub mod tree;
 pub use platform::{host_platform, PlatformSpec};
 pub(crate) use resolve::{available, pick};
 pub use resolve::{resolve_entry, resolve_entry_in, resolve_image, Resolved};
-pub use summary::{inspect, list, ImageSummary, LayerSummary, ListEntry};
+pub use summary::{
+    artifact_type_of, inspect, list, FileSummary, ImageSummary, LayerSummary, ListEntry,
+};
 pub use tags::{tag, untag, Tagged};

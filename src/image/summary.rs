@@ -4,14 +4,15 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::artifact::ANNOTATION_TITLE;
 use super::platform::PlatformSpec;
 use super::resolve::resolve_image;
 use crate::error::Result;
 use crate::layout::reference::Reference;
 use crate::layout::walk::Node;
-use crate::layout::walker::reachable;
+use crate::layout::walker::{Edge, Visitor, Walker};
 use crate::layout::Layout;
-use crate::spec::{History, Kind};
+use crate::spec::{Descriptor, History, Kind, Manifest};
 
 /// One `index.json` entry, as `strata ls` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -25,8 +26,13 @@ pub struct ListEntry {
     pub media_type: String,
     /// Platforms: the manifest's, or each manifest's of an index.
     pub platforms: Vec<String>,
-    /// Bytes of every distinct blob the entry reaches (itself included); absent when the
-    /// graph could not be read.
+    /// What the entry is when it is an artifact (see [`artifact_type_of`]).
+    pub artifact_type: Option<String>,
+    /// The digest of the manifest or index the entry refers to (its `subject`).
+    pub subject: Option<String>,
+    /// Bytes of the entry's own blobs: itself and every distinct blob it reaches, except
+    /// through its `subject` (what an artifact describes is another entry's, not its own);
+    /// absent when the graph could not be read.
     pub size: Option<u64>,
     /// Why size or platforms are missing.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -44,17 +50,26 @@ pub fn list(layout: &Layout) -> Result<Vec<ListEntry>> {
             digest: desc.digest.clone(),
             media_type: desc.media_type.clone(),
             platforms: Vec::new(),
+            artifact_type: None,
+            subject: None,
             size: None,
             error: None,
         };
-        let facts = reachable(layout, std::slice::from_ref(desc)).and_then(|blobs| {
-            let size = blobs.values().map(|b| b.blob.size).sum();
-            Ok((size, platforms_of(layout, desc)?))
+        let facts = own_size(layout, desc).and_then(|size| {
+            let node = layout.read_node(desc)?.map(|(_, _, node)| node);
+            Ok((size, platforms_of(layout, desc, node.as_ref())?, node))
         });
         match facts {
-            Ok((size, platforms)) => {
+            Ok((size, platforms, node)) => {
                 entry.size = Some(size);
                 entry.platforms = platforms;
+                if let Some(node) = &node {
+                    entry.artifact_type = match node {
+                        Node::Index(i) => i.artifact_type.clone(),
+                        Node::Manifest(m) => artifact_type_of(m),
+                    };
+                    entry.subject = node.subject().map(|s| s.digest.clone());
+                }
             }
             Err(e) => entry.error = Some(e.to_string()),
         }
@@ -63,17 +78,43 @@ pub fn list(layout: &Layout) -> Result<Vec<ListEntry>> {
     Ok(out)
 }
 
-fn platforms_of(layout: &Layout, desc: &crate::spec::Descriptor) -> Result<Vec<String>> {
+/// The type of the artifact a manifest is: its `artifactType`, else its config's media
+/// type when that is not an image config (artifacts made before `artifactType` existed
+/// said what they were there). None for an image.
+pub fn artifact_type_of(m: &Manifest) -> Option<String> {
+    m.artifact_type.clone().or_else(|| {
+        (Kind::of(&m.config.media_type) != Kind::Config).then(|| m.config.media_type.clone())
+    })
+}
+
+/// A walk that does not cross `subject` links: the blobs an entry owns.
+struct OwnBlobs;
+
+impl Visitor for OwnBlobs {
+    fn edge(&mut self, _desc: &Descriptor, edge: &Edge<'_>) -> bool {
+        !edge.via_subject
+    }
+}
+
+/// The bytes of every distinct blob `desc` reaches, itself included, not through subjects.
+fn own_size(layout: &Layout, desc: &Descriptor) -> Result<u64> {
+    let mut walker = Walker::new(&[layout]);
+    walker.walk_with(std::slice::from_ref(desc), &mut OwnBlobs)?;
+    walker.check_nodes()?;
+    Ok(walker.items().iter().map(|b| b.blob.size).sum())
+}
+
+fn platforms_of(layout: &Layout, desc: &Descriptor, node: Option<&Node>) -> Result<Vec<String>> {
     if let Some(p) = &desc.platform {
         return Ok(vec![p.to_string()]);
     }
-    match layout.read_node(desc)? {
-        Some((_, _, Node::Index(index))) => Ok(index
+    match node {
+        Some(Node::Index(index)) => Ok(index
             .manifests
             .iter()
             .filter_map(|d| d.platform.as_ref().map(ToString::to_string))
             .collect()),
-        Some((_, _, Node::Manifest(m))) if Kind::of(&m.config.media_type) == Kind::Config => {
+        Some(Node::Manifest(m)) if Kind::of(&m.config.media_type) == Kind::Config => {
             Ok(vec![layout.read_config(&m.config)?.1.platform()])
         }
         _ => Ok(Vec::new()),
@@ -106,6 +147,20 @@ pub struct LayerSummary {
     pub diff_id: Option<String>,
 }
 
+/// One file of an artifact: a layer, named by its title annotation.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileSummary {
+    /// The `org.opencontainers.image.title` annotation, if any.
+    pub title: Option<String>,
+    /// Digest.
+    pub digest: String,
+    /// Media type.
+    pub media_type: String,
+    /// Size in bytes.
+    pub size: i64,
+}
+
 /// What `strata inspect` reports about one image. Documented in the README as the `--json`
 /// shape (`schemaVersion` 1).
 #[derive(Debug, Clone, Serialize)]
@@ -117,8 +172,13 @@ pub struct ImageSummary {
     pub entry: BlobSummary,
     /// The manifest chosen (the entry itself, or through indexes by platform).
     pub manifest: BlobSummary,
-    /// The manifest's artifactType, for artifacts.
+    /// What the artifact is (see [`artifact_type_of`]); None for an image.
     pub artifact_type: Option<String>,
+    /// The digest of the manifest or index this one refers to (its `subject`).
+    pub subject: Option<String>,
+    /// An artifact's files (its layers), in order; absent for an image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<FileSummary>>,
     /// The manifest's annotations.
     pub annotations: BTreeMap<String, String>,
     /// The config blob.
@@ -189,11 +249,24 @@ pub fn inspect(
         .chain(m.layers.iter().map(|l| l.size))
         .map(|s| s.max(0) as u64)
         .sum();
+    let artifact_type = artifact_type_of(m);
     let summary = ImageSummary {
         reference: reference.to_string(),
         entry: blob(&resolved.entry),
         manifest: blob(&resolved.descriptor),
-        artifact_type: m.artifact_type.clone(),
+        artifact_type: artifact_type.clone(),
+        subject: m.subject.as_ref().map(|d| d.digest.clone()),
+        files: artifact_type.map(|_| {
+            m.layers
+                .iter()
+                .map(|l| FileSummary {
+                    title: l.annotation(ANNOTATION_TITLE).map(str::to_owned),
+                    digest: l.digest.clone(),
+                    media_type: l.media_type.clone(),
+                    size: l.size,
+                })
+                .collect()
+        }),
         annotations: m.annotations.clone().unwrap_or_default(),
         config: blob(&m.config),
         platform: image_config.as_ref().map(|c| c.platform()),

@@ -4,6 +4,7 @@
 mod util;
 
 mod artifacts;
+mod artifacts_view;
 mod attack_sources;
 mod attack_transfer;
 mod bad_input;
