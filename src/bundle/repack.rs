@@ -106,12 +106,13 @@ pub fn repack(bundle: impl AsRef<Path>, options: &RepackOptions) -> Result<Repac
         (Some(t), _) => t.clone(),
         (None, Some(t)) => t,
         _ => {
-            return Err(Error::Invalid {
+            return Err(Error::ChoiceNeeded {
                 what: bundle.display().to_string(),
                 reason: format!(
-                    "it was unpacked from {} (no tag): give --tag",
+                    "it was unpacked from {} (no tag): name the tag to write",
                     meta.reference
                 ),
+                choice: crate::Choice::Tag,
             })
         }
     };

@@ -125,9 +125,10 @@ pub fn unpack(
     let config = image_config(&layout, &resolved)?;
     let layers = check_layers(&resolved, &config)?;
     if !options.rootless && !rustix::process::geteuid().is_root() {
-        return Err(Error::Invalid {
+        return Err(Error::ChoiceNeeded {
             what: dest.display().to_string(),
-            reason: "unpacking as a non-root user needs --rootless (ownership and device nodes cannot be set otherwise)".into(),
+            reason: "unpacking as a non-root user needs a rootless unpack (ownership and device nodes cannot be set otherwise)".into(),
+            choice: crate::Choice::Rootless,
         });
     }
 
@@ -391,7 +392,7 @@ enum Made {
     /// strata created the directory: remove it.
     Dir,
     /// It existed (empty): empty it again and give it back what the unpack changed (a
-    /// `--rootfs-only` target is the rootfs, whose owner and mode a layer's root entry sets;
+    /// rootfs-only target is the rootfs, whose owner and mode a layer's root entry sets;
     /// a bundle directory was made 0700).
     Contents(Original),
 }
@@ -492,7 +493,7 @@ fn prepare_destination(dest: &Path, rootfs_only: bool) -> Result<Made> {
             reason: "the destination exists and is not a directory".into(),
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            // --rootfs-only too: created as a bundle is (a failed unpack removes it again).
+            // A rootfs-only target too: created as a bundle is (a failed unpack removes it again).
             fs::create_dir_all(dest).at(dest)?;
             // 0700: the rootfs may hold setuid binaries and devices other users must not reach.
             fs::set_permissions(dest, fs::Permissions::from_mode(0o700)).at(dest)?;

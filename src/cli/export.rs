@@ -78,6 +78,12 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             "--all-platforms needs --format oci: a docker archive holds single-platform images"
         );
     }
+    if args.format == Format::Docker && args.exclude_present_in.is_some() {
+        super::output::usage!(
+            "--exclude-present-in needs --format oci: docker load cannot take an incremental \
+             archive"
+        );
+    }
     let platforms = if args.all_platforms {
         Platforms::All
     } else {

@@ -164,7 +164,32 @@ fn render_chain(e: &anyhow::Error) -> String {
             message.push_str(&text);
         }
     }
+    if let Some(flag) = e.chain().find_map(flag_for) {
+        message.push_str("; give ");
+        message.push_str(flag);
+    }
     message
+}
+
+/// The flag that makes the choice a library error says is missing: the library speaks of
+/// choices, only the CLI knows their spelling.
+fn flag_for(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use strata::transfer::Error as Transfer;
+    let library = match cause.downcast_ref::<Transfer>() {
+        Some(Transfer::TagsExist { .. }) => return Some("--force"),
+        Some(Transfer::Layout(e)) => e,
+        _ => cause.downcast_ref::<strata::Error>()?,
+    };
+    match library {
+        strata::Error::ChoiceNeeded { choice, .. } => Some(match choice {
+            strata::Choice::Tag => "--tag",
+            strata::Choice::Overwrite => "--overwrite",
+            strata::Choice::Rootless => "--rootless",
+            strata::Choice::Platform => "--platform",
+            _ => return None,
+        }),
+        _ => None,
+    }
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

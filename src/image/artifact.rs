@@ -412,9 +412,10 @@ fn check_target(root: &OwnedFd, dir: &Path, rel: &Path, options: PullOptions) ->
     match stat_nofollow(at, name).at(&host)? {
         None => Ok(()),
         Some(FileType::RegularFile) if options.overwrite => Ok(()),
-        Some(FileType::RegularFile) => Err(Error::Invalid {
+        Some(FileType::RegularFile) => Err(Error::ChoiceNeeded {
             what: host.display().to_string(),
-            reason: "it exists: pull replaces nothing unless --overwrite says so".into(),
+            reason: "it exists: pull replaces nothing unless told to overwrite".into(),
+            choice: crate::Choice::Overwrite,
         }),
         Some(kind) => Err(in_the_way(&host, kind, "regular file")),
     }

@@ -1,4 +1,4 @@
-//! What `ls` and `inspect` report: plain data, serialisable as the documented `--json` shapes.
+//! What `ls` and `inspect` report: plain data, serialisable as the documented JSON shapes.
 
 use std::collections::BTreeMap;
 
@@ -106,7 +106,7 @@ pub struct LayerSummary {
     pub diff_id: Option<String>,
 }
 
-/// What `strata inspect` reports about one image. Documented in the README as the `--json`
+/// What `strata inspect` reports about one image. Documented in the README as a JSON
 /// shape (`schemaVersion` 1).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

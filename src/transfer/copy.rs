@@ -99,7 +99,7 @@ pub fn copy(
         });
     }
 
-    // With --verify a present blob is hashed too, so a damaged one is replaced.
+    // When verifying, a present blob is hashed too, so a damaged one is replaced.
     let needed: Vec<&Item> = items
         .iter()
         .filter(|i| {

@@ -103,8 +103,8 @@ pub fn export<W: Write>(
 ) -> Result<ExportReport> {
     if options.exclude_present_in.is_some() {
         return Err(Error::Unsupported(
-            "--exclude-present-in needs --format oci: docker load cannot take an incremental \
-             archive"
+            "an incremental archive (blobs another layout has left out) needs the OCI archive \
+             format: docker load cannot take one"
                 .into(),
         ));
     }
@@ -255,10 +255,13 @@ fn plan(index: usize, chosen: &Chosen) -> Result<Planned> {
     let manifest = match layout.read_node(&chosen.entry)? {
         Some((_, _, Node::Manifest(m))) => m,
         Some((_, _, Node::Index(_))) => {
-            return Err(Error::Unsupported(format!(
-                "{what} is a multi-platform index: a docker archive holds single-platform \
-                 images (pick one with --platform)"
-            )))
+            return Err(Error::Layout(crate::Error::ChoiceNeeded {
+                what,
+                reason: "a multi-platform index: a docker archive holds single-platform images \
+                         (pick one platform)"
+                    .into(),
+                choice: crate::Choice::Platform,
+            }))
         }
         None => {
             return Err(Error::Unsupported(format!(

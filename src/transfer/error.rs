@@ -44,7 +44,7 @@ pub enum Error {
         blobs: Vec<BlobRef>,
     },
     /// Tags that already name other images in the destination.
-    #[error("{} in {layout}; use --force to move {}", describe(clashes), if clashes.len() == 1 { "it" } else { "them" })]
+    #[error("{} in {layout}; moving {} needs leave to move tags", describe(clashes), if clashes.len() == 1 { "it" } else { "them" })]
     TagsExist {
         /// The destination layout.
         layout: PathBuf,

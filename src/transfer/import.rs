@@ -5,7 +5,7 @@
 //!    files: `oci-layout`, `index.json`, docker's `manifest.json` and configs, each capped),
 //!    streamed into a staging layout through [`crate::layout::BlobWriter`] and verified
 //!    against its name (`blobs/<alg>/<hex>`), or, for a docker layer, decompressed if need
-//!    be, hashed for its diff_id and recompressed as `--compress` says, on other threads.
+//!    be, hashed for its diff_id and recompressed as the options say, on other threads.
 //!    Members may come in any order: nothing is judged until the stream ends.
 //! 2. The images are assembled (a docker archive's manifests are written, also for docker
 //!    25+'s OCI form when its index.json lists nothing or names manifests without layers),
@@ -154,7 +154,7 @@ pub fn import<R: Read>(
             let digests: HashSet<&str> = entries.iter().map(|(d, _)| d.digest.as_str()).collect();
             if digests.len() != 1 {
                 return Err(Error::Unsupported(format!(
-                    "--tag names one image, but the archive holds {}",
+                    "a tag to give names one image, but the archive holds {}",
                     digests.len()
                 )));
             }

@@ -20,6 +20,7 @@ mod hostile_layout;
 mod hostile_sources;
 mod hostile_transfer;
 mod interop;
+mod json_schemas;
 mod layout_create;
 mod man;
 mod reference_grammar;
