@@ -83,3 +83,284 @@ fn a_bad_config_value_is_named_by_its_flag_and_its_meaning() {
     let err = fails(&["config", &format!("{lay}:a"), "--expose", "0"], 2);
     assert!(err.contains("the exposed port \"0\""), "{err}");
 }
+
+/// The schemas under tests/schemas/, found by the last segment of their `$id`s, so that
+/// `$ref`s between them resolve without a network.
+struct SchemaFiles;
+
+const SCHEMA_BASE: &str = "https://strata.example/schemas/";
+
+fn schema_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemas")
+}
+
+fn read_schema(name: &str) -> serde_json::Value {
+    let path = schema_dir().join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+impl jsonschema::Retrieve for SchemaFiles {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<serde_json::Value, Box<dyn std::error::Error + Send + Sync>> {
+        let name = uri
+            .as_str()
+            .strip_prefix(SCHEMA_BASE)
+            .ok_or_else(|| format!("{uri} is not one of strata's schemas"))?;
+        Ok(read_schema(name))
+    }
+}
+
+fn validator(name: &str) -> jsonschema::Validator {
+    let schema = read_schema(&format!("{name}.json"));
+    assert_eq!(schema["$id"], format!("{SCHEMA_BASE}{name}.json"));
+    jsonschema::options()
+        .with_retriever(SchemaFiles)
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("schema {name}: {e}"))
+}
+
+/// The schema's complaints about `doc`, one a line.
+fn complaints(name: &str, doc: &serde_json::Value) -> Vec<String> {
+    validator(name)
+        .iter_errors(doc)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+/// Runs `args` (adding `--json`), expects `code`, and checks stdout against `schema`.
+fn check(checked: &mut Vec<&'static str>, schema: &'static str, args: &[&str], code: i32) {
+    let mut args = args.to_vec();
+    args.push("--json");
+    let r = run(&args);
+    assert_eq!(r.code, code, "strata {args:?}: {}{}", r.stdout, r.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("strata {args:?} printed no JSON ({e}): {}", r.stdout));
+    let errors = complaints(schema, &doc);
+    assert!(
+        errors.is_empty(),
+        "strata {args:?} does not follow tests/schemas/{schema}.json:\n{}\n{doc:#}",
+        errors.join("\n")
+    );
+    checked.push(schema);
+}
+
+#[test]
+fn every_json_document_follows_its_schema() {
+    let dir = tempdir();
+    let at = |name: &str| dir.path().join(name);
+    let lay = s(&at("lay")).to_owned();
+    let r = |suffix: &str| format!("{lay}{suffix}");
+    let tree = at("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    write(&tree.join("etc/hello"), b"hi\n");
+    write(&at("file.txt"), b"f\n");
+    write(&at("layer.tar"), &tar_layer("extra"));
+    let mut checked = Vec::new();
+    let c = &mut checked;
+
+    // The writers: one shape.
+    check(c, "written", &["new", &r(":base")], 0);
+    check(
+        c,
+        "written",
+        &["build", s(&tree), &r(":app"), "--from", &r(":base")],
+        0,
+    );
+    check(c, "written", &["config", &r(":app"), "--env", "A=1"], 0);
+    check(
+        c,
+        "written",
+        &["add-layer", &r(":app"), s(&at("layer.tar"))],
+        0,
+    );
+    check(
+        c,
+        "written",
+        &["insert", &r(":app"), s(&at("file.txt")), "/opt/f"],
+        0,
+    );
+    check(c, "written", &["tag", &r(":app"), "app2"], 0);
+    // A tag that moves says where from.
+    check(c, "written", &["tag", &r(":base"), "app2"], 0);
+    check(
+        c,
+        "written",
+        &["index", "create", &r(":multi"), "--manifest", &r(":app")],
+        0,
+    );
+    check(
+        c,
+        "written",
+        &["index", "add", &r(":multi"), "--manifest", &r(":app")],
+        0,
+    );
+    check(
+        c,
+        "written",
+        &["index", "remove", &r(":multi"), "--platform", "linux/amd64"],
+        0,
+    );
+    let file = s(&at("file.txt")).to_owned();
+    check(
+        c,
+        "written",
+        &[
+            "artifact",
+            "push",
+            &r(":art"),
+            "--artifact-type",
+            "application/x",
+            &file,
+        ],
+        0,
+    );
+    check(
+        c,
+        "written",
+        &[
+            "artifact",
+            "attach",
+            &r(":app"),
+            "--artifact-type",
+            "application/sig",
+            &file,
+        ],
+        0,
+    );
+
+    // The readers and movers.
+    check(
+        c,
+        "artifact-pull",
+        &["artifact", "pull", &r(":art"), s(&at("out"))],
+        0,
+    );
+    check(c, "referrers", &["referrers", &r(":app")], 0);
+    check(c, "ls", &["ls", &lay], 0);
+    check(c, "inspect", &["inspect", &r(":app")], 0);
+    check(c, "inspect", &["inspect", &r(":art")], 0);
+    check(c, "fsck", &["fsck", &lay], 0);
+    check(c, "gc", &["gc", &lay, "--dry-run"], 0);
+    check(c, "gc", &["gc", &lay], 0);
+    let archive = s(&at("a.tar")).to_owned();
+    check(c, "export", &["export", &r(":app"), "-o", &archive], 0);
+    check(
+        c,
+        "export",
+        &[
+            "export",
+            &r(":app"),
+            "--format",
+            "docker",
+            "-o",
+            s(&at("d.tar")),
+        ],
+        0,
+    );
+    check(
+        c,
+        "import",
+        &["import", &archive, s(&at("lay2")), "--dry-run"],
+        0,
+    );
+    check(c, "import", &["import", &archive, s(&at("lay2"))], 0);
+    check(c, "import", &["import", s(&at("d.tar")), s(&at("lay4"))], 0);
+    check(
+        c,
+        "copy",
+        &["copy", &r(":app"), &format!("{}:app", s(&at("lay3")))],
+        0,
+    );
+    let bundle = at("bundle");
+    check(c, "unpack", &["unpack", &r(":app"), s(&bundle)], 0);
+    write(&bundle.join("rootfs/new"), b"x\n");
+    check(c, "repack", &["repack", s(&bundle)], 0);
+    check(c, "repack", &["repack", s(&bundle), "--tag", "same"], 0);
+
+    // A damaged layout: ls's error and fsck's problems have their shapes too.
+    let layout = strata::Layout::open(&lay).unwrap();
+    let missing = strata::spec::Descriptor::new(
+        strata::spec::media_type::MANIFEST,
+        &sha256(b"not stored"),
+        10,
+    );
+    add_entry(&layout, &missing, Some("gone"));
+    check(c, "ls", &["ls", &lay], 0);
+    check(c, "fsck", &["fsck", &lay], 1);
+
+    // Every schema is used, and every command's document was checked.
+    let mut files: Vec<String> = std::fs::read_dir(schema_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "common.json")
+        .collect();
+    files.sort();
+    let mut used: Vec<String> = checked.iter().map(|n| format!("{n}.json")).collect();
+    used.sort();
+    used.dedup();
+    assert_eq!(files, used);
+}
+
+#[test]
+fn the_schemas_are_strict() {
+    let doc = serde_json::json!({
+        "schemaVersion": 1,
+        "manifest": format!("sha256:{}", "a".repeat(64)),
+        "layers": 1,
+        "entries": 2,
+        "warnings": [],
+    });
+    assert!(complaints("unpack", &doc).is_empty());
+    let mut extra = doc.clone();
+    extra["extra_key"] = serde_json::json!(1);
+    assert!(!complaints("unpack", &extra).is_empty(), "an unknown key");
+    let mut short = doc.clone();
+    short["manifest"] = serde_json::json!("sha256:abc");
+    assert!(
+        !complaints("unpack", &short).is_empty(),
+        "a digest cut short"
+    );
+    let mut missing = doc.clone();
+    missing.as_object_mut().unwrap().remove("entries");
+    assert!(!complaints("unpack", &missing).is_empty(), "a key left out");
+    let mut version = doc;
+    version["schemaVersion"] = serde_json::json!(2);
+    assert!(
+        !complaints("unpack", &version).is_empty(),
+        "another version"
+    );
+}
+
+/// Every key a schema defines is camelCase: the documents' own keys (not the maps of
+/// labels and annotations, whose keys are the user's).
+#[test]
+fn every_schema_key_is_camel_case() {
+    fn walk(value: &serde_json::Value, file: &str, bad: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Object(props)) = map.get("properties") {
+                    for key in props.keys() {
+                        let camel = key.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                            && key.chars().all(|c| c.is_ascii_alphanumeric());
+                        if !camel {
+                            bad.push(format!("{file}: {key}"));
+                        }
+                    }
+                }
+                map.values().for_each(|v| walk(v, file, bad));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, file, bad)),
+            _ => {}
+        }
+    }
+    let mut bad = Vec::new();
+    for entry in std::fs::read_dir(schema_dir()).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        walk(&read_schema(&name), &name, &mut bad);
+    }
+    assert!(bad.is_empty(), "keys not in camelCase: {bad:?}");
+}
