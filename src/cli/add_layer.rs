@@ -37,6 +37,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         })?;
         Ok(())
     })?;
+    out.layer_written(&layer);
     draft.append_layer(
         &layer,
         &args.edit.history.options(),

@@ -63,10 +63,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let (desc, layer) = in_layout(&reference, |layout| {
         build(&args, layout, &tag, &edits, &platform)
     })?;
-    out.info(format_args!(
-        "layer {} ({} bytes, diff_id {})",
-        layer.blob.digest, layer.blob.size, layer.diff_id
-    ));
+    out.layer_written(&layer);
     out.written(
         args.json,
         &super::output::Written::new(&reference.layout, Some(&tag), &desc),

@@ -2,7 +2,7 @@
 
 use strata::layout::reference::Target;
 use strata::transfer::copy::{copy, CopyOptions};
-use strata::transfer::{choose, Platforms, Progress};
+use strata::transfer::{choose, Event, Platforms};
 
 use super::output::{human_size, image_line, Output};
 use super::{JsonArg, PlatformArg, Status};
@@ -62,7 +62,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     };
     let dest = strata::Layout::open_or_create(&dest_ref.layout)?;
     let mut bar = out.transfer_progress("copy");
-    let mut progress = |p: Progress| bar.update(p);
+    let mut progress = |e: Event<'_>| bar.event(e);
     let options = CopyOptions {
         referrers: args.referrers,
         force: args.force,

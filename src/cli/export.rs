@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use strata::image::time::source_date_epoch;
 use strata::transfer::oci_archive::{ExportOptions, ExportReport};
-use strata::transfer::{choose, docker_archive, oci_archive, Platforms, Progress};
+use strata::transfer::{choose, docker_archive, oci_archive, Event, Platforms};
 use strata::Layout;
 
 use super::output::{human_size, image_line, plural, Output};
@@ -118,7 +118,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         strata::transfer::check_archive_path(Path::new(&args.output), &read)?;
     }
     let mut bar = out.transfer_progress("export");
-    let mut progress = |p: Progress| bar.update(p);
+    let mut progress = |e: Event<'_>| bar.event(e);
     let mut export = |w: &mut dyn Write| -> anyhow::Result<ExportReport> {
         Ok(match args.format {
             Format::Oci => oci_archive::export(&chosen, w, &options, &mut progress)?,

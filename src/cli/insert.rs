@@ -181,6 +181,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             Ok(())
         })?
     };
+    out.layer_written(&layer);
     draft.append_layer(&layer, &args.edit.history.options(), &created_by)?;
     let desc = draft.commit(&tag, None)?;
     out.written(

@@ -58,7 +58,8 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
 
 /// Where a command prints.
 pub struct Output {
-    verbose: bool,
+    /// How many `-v`s: 1 adds a line per layer or blob, 2 more detail where it is cheap.
+    verbosity: u8,
     quiet: bool,
     stdout: RefCell<io::BufWriter<io::Stdout>>,
 }
@@ -75,9 +76,9 @@ struct Envelope<'a, T: Serialize> {
 }
 
 impl Output {
-    pub fn new(verbose: bool, quiet: bool) -> Output {
+    pub fn new(verbosity: u8, quiet: bool) -> Output {
         Output {
-            verbose,
+            verbosity,
             quiet,
             stdout: RefCell::new(io::BufWriter::new(io::stdout())),
         }
@@ -106,9 +107,17 @@ impl Output {
         writeln!(out)
     }
 
-    /// A progress or detail line on stderr, shown with `--verbose`.
+    /// A progress or detail line on stderr, shown with `-v`: what is being done, one line
+    /// per layer or blob.
     pub fn info(&self, text: impl std::fmt::Display) {
-        if self.verbose {
+        if self.verbosity >= 1 {
+            eprintln!("strata: {text}");
+        }
+    }
+
+    /// A finer line on stderr, shown with `-vv`.
+    pub fn detail(&self, text: impl std::fmt::Display) {
+        if self.verbosity >= 2 {
             eprintln!("strata: {text}");
         }
     }
@@ -245,6 +254,21 @@ impl Output {
     }
 }
 
+impl Output {
+    /// `-v`'s line for the layer a writer made: its blob, size and compression; `-vv` adds
+    /// its diff_id.
+    pub fn layer_written(&self, layer: &strata::layer::write::WrittenLayer) {
+        self.info(format_args!(
+            "layer {} written: {} ({} bytes), {}",
+            layer.blob.digest,
+            human_size(layer.blob.size),
+            layer.blob.size,
+            layer.media_type
+        ));
+        self.detail(format_args!("layer diff_id {}", layer.diff_id));
+    }
+}
+
 /// An image as the transfer commands list it: digest, then tag or `(untagged)`.
 pub fn image_line(digest: &str, tag: Option<&str>) -> String {
     format!("{digest} {}", tag.unwrap_or("(untagged)"))
@@ -282,6 +306,12 @@ pub struct Progress {
     label: String,
     total: u64,
     layer_start: std::time::Instant,
+    /// `-v`: a line per layer as it ends, terminal or not.
+    per_layer: bool,
+    /// The layer being unpacked: its digest, for its closing line.
+    digest: Option<String>,
+    /// `layer N/COUNT`.
+    position: String,
 }
 
 impl Output {
@@ -293,6 +323,9 @@ impl Output {
             label: String::new(),
             total: 0,
             layer_start: std::time::Instant::now(),
+            per_layer: self.verbosity >= 1,
+            digest: None,
+            position: String::new(),
         }
     }
 }
@@ -300,11 +333,10 @@ impl Output {
 impl Progress {
     /// A new layer starts.
     pub fn layer(&mut self, index: usize, count: usize, digest: &str, size: u64) {
-        self.label = format!(
-            "layer {}/{count} {}",
-            index + 1,
-            &digest[..digest.len().min(19)]
-        );
+        self.layer_done();
+        self.digest = Some(digest.to_owned());
+        self.position = format!("layer {}/{count}", index + 1);
+        self.label = format!("{} {}", self.position, &digest[..digest.len().min(19)]);
         self.total = size;
         self.layer_start = std::time::Instant::now();
         self.bytes(0);
@@ -324,16 +356,43 @@ impl Progress {
 
     /// Clears the line.
     pub fn done(&mut self) {
+        self.layer_done();
         if self.enabled {
             eprint!("\r\x1b[2K");
         }
     }
+
+    /// `-v`'s line for the layer that just ended.
+    fn layer_done(&mut self) {
+        let Some(digest) = self.digest.take() else {
+            return;
+        };
+        if self.per_layer {
+            if self.enabled {
+                eprint!("\r\x1b[2K");
+            }
+            let secs = self.layer_start.elapsed().as_secs_f64();
+            eprintln!(
+                "strata: {}",
+                layer_line(&self.position, &digest, self.total, secs)
+            );
+        }
+    }
 }
+
+/// `-v`'s line for one unpacked layer: which, its digest, its size and the time it took.
+fn layer_line(label: &str, digest: &str, size: u64, secs: f64) -> String {
+    format!("{label} {digest} {} in {secs:.2}s", human_size(size))
+}
+
+impl Progress {}
 
 /// A one-line progress display on stderr for transfers: bytes, rate and time left. Drawn
 /// only on a terminal and never with `-q`.
 pub struct TransferProgress {
     enabled: bool,
+    /// `-v`: a line per blob.
+    per_blob: bool,
     label: &'static str,
     start: std::time::Instant,
     drawn: bool,
@@ -345,6 +404,7 @@ impl Output {
         use std::io::IsTerminal;
         TransferProgress {
             enabled: !self.quiet && io::stderr().is_terminal(),
+            per_blob: self.verbosity >= 1,
             label,
             start: std::time::Instant::now(),
             drawn: false,
@@ -388,7 +448,26 @@ fn transfer_line(label: &str, p: strata::transfer::Progress, secs: f64) -> Strin
     line
 }
 
+/// `-v`'s line for one blob a transfer moved.
+fn blob_line(label: &str, name: &str, size: u64, how: &str) -> String {
+    format!("{label}: {name} {how} ({})", human_size(size))
+}
+
 impl TransferProgress {
+    /// What a transfer reports: the bar moves; with `-v`, each blob done gets a line above it.
+    pub fn event(&mut self, event: strata::transfer::Event<'_>) {
+        match event {
+            strata::transfer::Event::Progress(p) => self.update(p),
+            strata::transfer::Event::Blob { name, size, how } if self.per_blob => {
+                let drawn = self.drawn;
+                self.clear();
+                eprintln!("strata: {}", blob_line(self.label, name, size, how));
+                self.drawn = drawn;
+            }
+            strata::transfer::Event::Blob { .. } => {}
+        }
+    }
+
     pub fn update(&mut self, p: strata::transfer::Progress) {
         if !self.enabled {
             return;
@@ -447,5 +526,18 @@ mod tests {
             total: Some(0),
         };
         assert!(transfer_line("copy", empty, 1.0).contains("100%"));
+    }
+
+    #[test]
+    fn per_layer_and_per_blob_lines_name_digest_size_and_time() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            layer_line("layer 2/3", &digest, 3 << 20, 0.25),
+            format!("layer 2/3 {digest} 3.0 MiB in 0.25s")
+        );
+        assert_eq!(
+            blob_line("copy", &digest, 10, "linked"),
+            format!("copy: {digest} linked (10 B)")
+        );
     }
 }

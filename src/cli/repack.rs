@@ -60,6 +60,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             history: args.history.options(),
         },
     )?;
+    if let Some(layer) = &report.layer {
+        layer_line(out, &args.bundle, layer);
+    }
     if args.json.json {
         out.json(&report)?;
     } else {
@@ -74,4 +77,21 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         ));
     }
     Ok(Status::Success)
+}
+
+/// `-v`'s line for the layer a repack wrote, with the size its blob has in the layout.
+fn layer_line(out: &Output, bundle: &std::path::Path, layer: &str) {
+    let size = (|| {
+        let layout = strata::bundle::repack::read_metadata(bundle).ok()?.layout;
+        let digest = layer.parse().ok()?;
+        let path = strata::Layout::open(layout).ok()?.blob_path(&digest);
+        Some(std::fs::metadata(path).ok()?.len())
+    })();
+    match size {
+        Some(size) => out.info(format_args!(
+            "layer {layer} written: {} ({size} bytes)",
+            super::output::human_size(size)
+        )),
+        None => out.info(format_args!("layer {layer} written")),
+    }
 }

@@ -214,6 +214,7 @@ pub fn export<W: Write>(
     for p in &planned {
         if written.insert(p.config_name.clone()) {
             tar.bytes(&p.config_name, &p.config_raw).map_err(io)?;
+            ticker.blob(&p.config_name, p.config_raw.len() as u64, "written");
             blobs += 1;
             blob_bytes += p.config_raw.len() as u64;
         }
@@ -225,6 +226,7 @@ pub fn export<W: Write>(
             }
             tar.dir(&layer_dir(&layer.diff_id)).map_err(io)?;
             write_layer(&mut tar, layout, layer, &name, &mut ticker)?;
+            ticker.blob(&name, layer.size, "written");
             blobs += 1;
             blob_bytes += layer.size;
         }

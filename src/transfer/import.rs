@@ -205,6 +205,15 @@ pub fn import<R: Read>(
         staging.publish(dest, &staged)?
     };
     let blobs_present = items.len() - blobs_written;
+    // A dry run's blobs were not placed anywhere: its counts say what an import would do.
+    for item in items.iter().filter(|_| !options.dry_run) {
+        let how = if item.store == 0 {
+            "written"
+        } else {
+            "present"
+        };
+        ticker.blob(&item.blob.digest.to_string(), item.blob.size, how);
+    }
     if !options.dry_run {
         publish_entries(dest, &entries, options.force)?;
     }

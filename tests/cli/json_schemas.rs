@@ -364,3 +364,100 @@ fn every_schema_key_is_camel_case() {
     }
     assert!(bad.is_empty(), "keys not in camelCase: {bad:?}");
 }
+
+/// Lines of `stderr` that start with `prefix` (after `strata: `).
+fn lines_with(stderr: &str, prefix: &str) -> usize {
+    stderr
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("strata: ")
+                .is_some_and(|l| l.starts_with(prefix))
+        })
+        .count()
+}
+
+#[test]
+fn verbose_adds_a_line_per_layer_and_blob_without_a_terminal() {
+    let dir = tempdir();
+    let lay = two_images(dir.path());
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    write(&tree.join("f"), b"f\n");
+    let image = format!("{lay}:built");
+    let r = run(&[
+        "-v",
+        "build",
+        s(&tree),
+        &image,
+        "--from",
+        &format!("{lay}:a"),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(lines_with(&r.stderr, "layer sha256:"), 1, "{}", r.stderr);
+    assert!(r.stderr.contains(" written: "), "{}", r.stderr);
+    assert_eq!(lines_with(&r.stderr, "layer diff_id"), 0, "-vv only");
+    // -vv adds the diff_id.
+    let r = run(&["-vv", "config", &image, "--env", "X=1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run(&[
+        "-vv",
+        "add-layer",
+        &image,
+        s(&{
+            let p = dir.path().join("l.tar");
+            write(&p, &tar_layer("more"));
+            p
+        }),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        lines_with(&r.stderr, "layer diff_id sha256:"),
+        1,
+        "{}",
+        r.stderr
+    );
+
+    // unpack: one line per layer (the base's, the build's, add-layer's).
+    let r = run(&["-v", "unpack", &image, s(&dir.path().join("b"))]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        lines_with(&r.stderr, "layer 1/3 sha256:"),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        lines_with(&r.stderr, "layer 3/3 sha256:"),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert_eq!(lines_with(&r.stderr, "layer "), 3, "{}", r.stderr);
+
+    // The transfers: one line per blob (manifest, config, three layers).
+    let archive = dir.path().join("a.tar");
+    let r = run(&["-v", "export", &image, "-o", s(&archive)]);
+    assert_eq!(lines_with(&r.stderr, "export: sha256:"), 5, "{}", r.stderr);
+    let r = run(&["-v", "import", s(&archive), s(&dir.path().join("l2"))]);
+    assert_eq!(lines_with(&r.stderr, "import: sha256:"), 5, "{}", r.stderr);
+    let r = run(&[
+        "-v",
+        "copy",
+        &image,
+        &format!("{}:c", s(&dir.path().join("l3"))),
+    ]);
+    assert_eq!(lines_with(&r.stderr, "copy: sha256:"), 5, "{}", r.stderr);
+    // repack: the layer it wrote, with its size.
+    write(&dir.path().join("b/rootfs/new"), b"n\n");
+    let r = run(&["-v", "repack", s(&dir.path().join("b")), "--tag", "rp"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(lines_with(&r.stderr, "layer sha256:"), 1, "{}", r.stderr);
+    assert!(r.stderr.contains(" bytes)"), "{}", r.stderr);
+
+    // Without -v, none of it; -v and -q do not go together.
+    let r = run(&["unpack", &image, s(&dir.path().join("b2"))]);
+    assert_eq!(lines_with(&r.stderr, "layer "), 0, "{}", r.stderr);
+    let r = run(&["export", &image, "-o", s(&dir.path().join("b.tar"))]);
+    assert_eq!(lines_with(&r.stderr, "export: "), 0, "{}", r.stderr);
+    fails(&["-v", "-q", "ls", &lay], 2);
+}
