@@ -448,6 +448,13 @@ fn transfer_line(label: &str, p: strata::transfer::Progress, secs: f64) -> Strin
     line
 }
 
+/// A line left drawn when a command fails would run into its error message.
+impl Drop for TransferProgress {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
 /// `-v`'s line for one blob a transfer moved.
 fn blob_line(label: &str, name: &str, size: u64, how: &str) -> String {
     format!("{label}: {name} {how} ({})", human_size(size))
@@ -466,6 +473,11 @@ impl TransferProgress {
             }
             strata::transfer::Event::Blob { .. } => {}
         }
+    }
+
+    /// Bytes done of a work whose total is not known (a layer's tar as it is compressed).
+    pub fn bytes(&mut self, done: u64) {
+        self.update(strata::transfer::Progress { done, total: None });
     }
 
     pub fn update(&mut self, p: strata::transfer::Progress) {
@@ -526,6 +538,15 @@ mod tests {
             total: Some(0),
         };
         assert!(transfer_line("copy", empty, 1.0).contains("100%"));
+    }
+
+    #[test]
+    fn a_layer_being_compressed_shows_bytes_and_rate_without_a_bar() {
+        let p = Progress {
+            done: 6 << 20,
+            total: None,
+        };
+        assert_eq!(transfer_line("build", p, 2.0), "build  6.0 MiB  3.0 MiB/s");
     }
 
     #[test]

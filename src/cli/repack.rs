@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use strata::bundle::repack::{repack, RepackOptions};
+use strata::bundle::repack::{repack_with_progress, RepackOptions};
 use strata::layer::Compression;
 
 use super::build_args::{CompressArg, HistoryArgs};
@@ -49,7 +49,8 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         CompressArg::Auto => None,
         other => Some(other.pick(Compression::Gzip)),
     };
-    let report = repack(
+    let mut bar = out.transfer_progress("repack");
+    let report = repack_with_progress(
         &args.bundle,
         &RepackOptions {
             tag: args.tag.clone(),
@@ -59,7 +60,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             refresh_bundle: args.refresh_bundle,
             history: args.history.options(),
         },
+        &mut |n| bar.bytes(n),
     )?;
+    bar.clear();
     if let Some(layer) = &report.layer {
         layer_line(out, &args.bundle, layer);
     }

@@ -461,3 +461,63 @@ fn verbose_adds_a_line_per_layer_and_blob_without_a_terminal() {
     assert_eq!(lines_with(&r.stderr, "export: "), 0, "{}", r.stderr);
     fails(&["-v", "-q", "ls", &lay], 2);
 }
+
+/// Runs strata with stderr on a terminal (`script` gives it one) and returns what the
+/// terminal showed; stdout goes nowhere.
+fn on_a_terminal(args: &[&str]) -> String {
+    let line = std::iter::once(strata_bin())
+        .chain(args.iter().copied())
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("{line} >/dev/null"), "/dev/null"])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .expect("running script (util-linux)");
+    assert!(out.status.success(), "strata {args:?} under script failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn layer_writers_draw_a_progress_line_only_on_a_terminal_and_not_with_quiet() {
+    let dir = tempdir();
+    let lay = two_images(dir.path());
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    // Past a MiB of tar, so that the line is drawn at least once before the end.
+    let noise: Vec<u8> = (0..3u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    write(&tree.join("big"), &noise);
+    write(&dir.path().join("motd"), &noise);
+    let drawn = |text: &str, label: &str| text.contains(&format!("\r\x1b[2K{label} "));
+
+    let shown = on_a_terminal(&["build", s(&tree), &format!("{lay}:t")]);
+    assert!(drawn(&shown, "build"), "{shown:?}");
+    assert!(shown.contains("MiB"), "{shown:?}");
+    let shown = on_a_terminal(&[
+        "insert",
+        &format!("{lay}:t"),
+        s(&dir.path().join("motd")),
+        "/m",
+    ]);
+    assert!(drawn(&shown, "insert"), "{shown:?}");
+    let bundle = dir.path().join("b");
+    ok(&["unpack", &format!("{lay}:a"), s(&bundle)]);
+    write(&bundle.join("rootfs/big"), &noise);
+    let shown = on_a_terminal(&["repack", s(&bundle), "--tag", "r"]);
+    assert!(drawn(&shown, "repack"), "{shown:?}");
+
+    // -q: nothing, even on a terminal.
+    let shown = on_a_terminal(&["-q", "build", s(&tree), &format!("{lay}:q")]);
+    assert_eq!(shown, "");
+    // stderr not a terminal: no line, no escape.
+    let r = run(&["build", s(&tree), &format!("{lay}:p")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !r.stderr.contains('\r') && !r.stderr.contains('\x1b'),
+        "{:?}",
+        r.stderr
+    );
+}
