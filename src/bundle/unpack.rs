@@ -70,6 +70,8 @@ pub enum Progress<'a> {
     Layer(usize, usize, &'a Descriptor),
     /// Compressed bytes read so far in the current layer.
     Bytes(u64),
+    /// An entry of the current layer is applied: its path as the tar names it.
+    Entry(&'a str),
 }
 
 /// What an unpack did.
@@ -326,14 +328,17 @@ fn apply_one(
             Ok(actual)
         });
         let input = ChannelReader::new(rx);
-        let applied = applier.apply(
+        // Shared by the reader (bytes) and the applier (entries), which take turns.
+        let progress = std::cell::RefCell::new(progress);
+        let applied = applier.apply_reporting(
             ProgressReader {
                 inner: input,
                 count: &compressed_read,
-                progress,
+                progress: &progress,
                 last: 0,
             },
             &desc.digest,
+            &mut |path| (progress.borrow_mut())(Progress::Entry(path)),
         );
         if applied.is_err() {
             abandon.store(true, Ordering::Relaxed);
@@ -371,7 +376,7 @@ impl<R: Read> Read for CountingReader<'_, R> {
 struct ProgressReader<'a, 'p, R> {
     inner: R,
     count: &'a AtomicU64,
-    progress: &'a mut dyn FnMut(Progress<'p>),
+    progress: &'a std::cell::RefCell<&'p mut dyn FnMut(Progress<'_>)>,
     last: u64,
 }
 
@@ -381,7 +386,7 @@ impl<R: Read> Read for ProgressReader<'_, '_, R> {
         let now = self.count.load(Ordering::Relaxed);
         if now >> 20 != self.last >> 20 {
             self.last = now;
-            (self.progress)(Progress::Bytes(now));
+            (self.progress.borrow_mut())(Progress::Bytes(now));
         }
         Ok(n)
     }

@@ -173,28 +173,31 @@ fn render_chain(e: &anyhow::Error) -> String {
             message.push_str(&text);
         }
     }
-    if let Some(flag) = e.chain().find_map(flag_for) {
-        message.push_str("; give ");
-        message.push_str(flag);
+    if let Some(hint) = e.chain().find_map(flag_hint) {
+        message.push_str("; ");
+        message.push_str(hint);
     }
     message
 }
 
-/// The flag that makes the choice a library error says is missing: the library speaks of
-/// choices, only the CLI knows their spelling.
-fn flag_for(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+/// The flag a library error is about: the library speaks of choices, only the CLI knows
+/// their spelling.
+fn flag_hint(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     use strata::transfer::Error as Transfer;
     let library = match cause.downcast_ref::<Transfer>() {
-        Some(Transfer::TagsExist { .. }) => return Some("--force"),
+        Some(Transfer::TagsExist { .. }) => return Some("give --force"),
+        Some(Transfer::OneTagForMany { .. }) => {
+            return Some("--tag is for an archive of one image")
+        }
         Some(Transfer::Layout(e)) => e,
         _ => cause.downcast_ref::<strata::Error>()?,
     };
     match library {
         strata::Error::ChoiceNeeded { choice, .. } => Some(match choice {
-            strata::Choice::Tag => "--tag",
-            strata::Choice::Overwrite => "--overwrite",
-            strata::Choice::Rootless => "--rootless",
-            strata::Choice::Platform => "--platform",
+            strata::Choice::Tag => "give --tag",
+            strata::Choice::Overwrite => "give --overwrite",
+            strata::Choice::Rootless => "give --rootless",
+            strata::Choice::Platform => "give --platform",
             _ => return None,
         }),
         _ => None,
@@ -312,6 +315,10 @@ pub struct Progress {
     digest: Option<String>,
     /// `layer N/COUNT`.
     position: String,
+    /// `-vv`: a line per entry applied.
+    per_entry: bool,
+    /// Entries of the current layer applied so far.
+    entries: u64,
 }
 
 impl Output {
@@ -326,6 +333,8 @@ impl Output {
             per_layer: self.verbosity >= 1,
             digest: None,
             position: String::new(),
+            per_entry: self.verbosity >= 2,
+            entries: 0,
         }
     }
 }
@@ -335,6 +344,7 @@ impl Progress {
     pub fn layer(&mut self, index: usize, count: usize, digest: &str, size: u64) {
         self.layer_done();
         self.digest = Some(digest.to_owned());
+        self.entries = 0;
         self.position = format!("layer {}/{count}", index + 1);
         self.label = format!("{} {}", self.position, &digest[..digest.len().min(19)]);
         self.total = size;
@@ -351,6 +361,17 @@ impl Progress {
             };
             let line = transfer_line(&self.label, p, self.layer_start.elapsed().as_secs_f64());
             eprint!("\r\x1b[2K{line}");
+        }
+    }
+
+    /// An entry of the current layer is applied.
+    pub fn entry(&mut self, path: &str) {
+        self.entries += 1;
+        if self.per_entry {
+            if self.enabled {
+                eprint!("\r\x1b[2K");
+            }
+            eprintln!("strata:   {path}");
         }
     }
 
@@ -374,15 +395,19 @@ impl Progress {
             let secs = self.layer_start.elapsed().as_secs_f64();
             eprintln!(
                 "strata: {}",
-                layer_line(&self.position, &digest, self.total, secs)
+                layer_line(&self.position, &digest, self.total, self.entries, secs)
             );
         }
     }
 }
 
 /// `-v`'s line for one unpacked layer: which, its digest, its size and the time it took.
-fn layer_line(label: &str, digest: &str, size: u64, secs: f64) -> String {
-    format!("{label} {digest} {} in {secs:.2}s", human_size(size))
+fn layer_line(label: &str, digest: &str, size: u64, entries: u64, secs: f64) -> String {
+    format!(
+        "{label} {digest} {}, {} in {secs:.2}s",
+        human_size(size),
+        plural(entries as usize, "entry", "entries")
+    )
 }
 
 impl Progress {}
@@ -553,8 +578,8 @@ mod tests {
     fn per_layer_and_per_blob_lines_name_digest_size_and_time() {
         let digest = format!("sha256:{}", "ab".repeat(32));
         assert_eq!(
-            layer_line("layer 2/3", &digest, 3 << 20, 0.25),
-            format!("layer 2/3 {digest} 3.0 MiB in 0.25s")
+            layer_line("layer 2/3", &digest, 3 << 20, 1, 0.25),
+            format!("layer 2/3 {digest} 3.0 MiB, 1 entry in 0.25s")
         );
         assert_eq!(
             blob_line("copy", &digest, 10, "linked"),

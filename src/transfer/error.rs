@@ -51,6 +51,12 @@ pub enum Error {
         /// (tag, digest it names now, digest it would name).
         clashes: Vec<(String, String, String)>,
     },
+    /// One tag was given for what an archive holds, but it holds several images.
+    #[error("one tag names one image, but the archive holds {images}")]
+    OneTagForMany {
+        /// How many images the archive holds.
+        images: usize,
+    },
     /// A request this format or these images cannot satisfy.
     #[error("{0}")]
     Unsupported(String),

@@ -153,10 +153,9 @@ pub fn import<R: Read>(
         Some(tag) => {
             let digests: HashSet<&str> = entries.iter().map(|(d, _)| d.digest.as_str()).collect();
             if digests.len() != 1 {
-                return Err(Error::Unsupported(format!(
-                    "a tag to give names one image, but the archive holds {}",
-                    digests.len()
-                )));
+                return Err(Error::OneTagForMany {
+                    images: digests.len(),
+                });
             }
             vec![(entries[0].0.clone(), Some(tag.clone()))]
         }

@@ -433,6 +433,19 @@ fn verbose_adds_a_line_per_layer_and_blob_without_a_terminal() {
         r.stderr
     );
     assert_eq!(lines_with(&r.stderr, "layer "), 3, "{}", r.stderr);
+    assert!(r.stderr.contains(" entries in ") || r.stderr.contains(" entry in "));
+    assert_eq!(lines_with(&r.stderr, "  "), 0, "entries only with -vv");
+    // -vv: a line per entry applied, as many as the unpack counts.
+    let r = run(&["-vv", "unpack", &image, s(&dir.path().join("b3")), "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        lines_with(&r.stderr, "  ") as u64,
+        report["entries"].as_u64().unwrap(),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("strata:   f\n"), "{}", r.stderr);
 
     // The transfers: one line per blob (manifest, config, three layers).
     let archive = dir.path().join("a.tar");
