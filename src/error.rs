@@ -163,6 +163,17 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A request that needs a choice the caller did not make (a tag to write, leave to
+    /// replace a file); `choice` says which, so that a front end can name its own spelling.
+    #[error("{what}: {reason}")]
+    ChoiceNeeded {
+        /// The file, bundle or image concerned.
+        what: String,
+        /// What is missing, in the library's terms.
+        reason: String,
+        /// The choice that would let the request go ahead.
+        choice: Choice,
+    },
     /// A platform string that is not `os/arch[/variant]`.
     #[error("invalid platform {0:?}: expected OS/ARCH[/VARIANT], e.g. linux/arm64/v8")]
     InvalidPlatform(String),
@@ -177,6 +188,20 @@ pub enum Error {
         /// What the file is, or why it cannot be read.
         reason: String,
     },
+}
+
+/// A choice of the caller's that a request needed: see [`Error::ChoiceNeeded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Choice {
+    /// The tag to write.
+    Tag,
+    /// Leave to replace existing files.
+    Overwrite,
+    /// Unpacking without privileges.
+    Rootless,
+    /// One platform of a multi-platform index.
+    Platform,
 }
 
 impl Error {

@@ -53,6 +53,8 @@
 pub mod bundle;
 pub mod digest;
 pub mod error;
+#[cfg(test)]
+mod flag_free;
 pub mod image;
 mod ioext;
 pub mod layer;
@@ -64,5 +66,5 @@ pub mod threads;
 pub mod transfer;
 pub mod uri;
 
-pub use error::{Error, Result};
+pub use error::{Choice, Error, Result};
 pub use layout::Layout;

@@ -1,4 +1,4 @@
-//! User and group id mappings (`--uid-map C:H:N`), as user namespaces define them: container
+//! User and group id mappings (`C:H:N`), as user namespaces define them: container
 //! ids `C..C+N` are host ids `H..H+N`.
 
 use std::fmt;
@@ -82,8 +82,8 @@ impl IdMap {
         if self.0.is_empty() {
             return Some(id);
         }
-        // Checked: a map read from a bundle's strata.json was not validated as one given
-        // with --uid-map is, and a range past u32::MAX must not wrap to root.
+        // Checked: a map read from a bundle's strata.json was not validated as one the
+        // caller gives is, and a range past u32::MAX must not wrap to root.
         self.0
             .iter()
             .find_map(|m| {

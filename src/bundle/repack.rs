@@ -20,7 +20,7 @@ use crate::image::time::source_date_epoch;
 use crate::image::PlatformSpec;
 use crate::layer::build::{TarOptions, TarWriter};
 use crate::layer::source::SourceTree;
-use crate::layer::write::write_layer;
+use crate::layer::write::write_layer_with_progress;
 use crate::layer::Compression;
 use crate::layout::reference::{Reference, Target};
 use crate::layout::Layout;
@@ -83,6 +83,16 @@ pub fn read_metadata(bundle: &Path) -> Result<BundleMetadata> {
 
 /// Repacks `bundle` into a new image.
 pub fn repack(bundle: impl AsRef<Path>, options: &RepackOptions) -> Result<RepackReport> {
+    repack_with_progress(bundle, options, &mut |_| {})
+}
+
+/// [`repack`], calling `progress` with the bytes of the new layer's tar compressed so far
+/// (see [`crate::layer::write::write_layer_with_progress`]).
+pub fn repack_with_progress(
+    bundle: impl AsRef<Path>,
+    options: &RepackOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<RepackReport> {
     let bundle = bundle.as_ref();
     crate::image::mutate::check_inputs(options.tag.as_deref(), &options.history, None)?;
     let meta = read_metadata(bundle)?;
@@ -106,12 +116,13 @@ pub fn repack(bundle: impl AsRef<Path>, options: &RepackOptions) -> Result<Repac
         (Some(t), _) => t.clone(),
         (None, Some(t)) => t,
         _ => {
-            return Err(Error::Invalid {
+            return Err(Error::ChoiceNeeded {
                 what: bundle.display().to_string(),
                 reason: format!(
-                    "it was unpacked from {} (no tag): give --tag",
+                    "it was unpacked from {} (no tag): name the tag to write",
                     meta.reference
                 ),
+                choice: crate::Choice::Tag,
             })
         }
     };
@@ -201,7 +212,7 @@ pub fn repack(bundle: impl AsRef<Path>, options: &RepackOptions) -> Result<Repac
             };
             let entries = layer_entries(&present, &changes);
             let tree = &tree;
-            let layer = write_layer(&layout, compression, move |w| {
+            let layer = write_layer_with_progress(&layout, compression, progress, move |w| {
                 let mut tar = TarWriter::new(w, tar_options);
                 let mut cursor = tree.cursor();
                 for (path, whiteout) in &entries {

@@ -2,7 +2,7 @@
 //! image-spec's `conversion.md` and, where those leave a choice, the way `umoci unpack` (0.4.7)
 //! does it: the same default process, mounts, namespaces and masked paths, `Config.Volumes`
 //! as tmpfs mounts, the user resolved in the rootfs's `/etc/passwd` and `/etc/group`, and
-//! `ToRootless` for `--rootless`.
+//! `ToRootless` for a rootless unpack.
 //!
 //! Deliberate differences from umoci 0.4.7 (each is also noted where it is made):
 //! - `Config.Labels` override the implicit `org.opencontainers.image.*` annotations, as

@@ -70,6 +70,8 @@ pub enum Progress<'a> {
     Layer(usize, usize, &'a Descriptor),
     /// Compressed bytes read so far in the current layer.
     Bytes(u64),
+    /// An entry of the current layer is applied: its path as the tar names it.
+    Entry(&'a str),
 }
 
 /// What an unpack did.
@@ -125,9 +127,10 @@ pub fn unpack(
     let config = image_config(&layout, &resolved)?;
     let layers = check_layers(&resolved, &config)?;
     if !options.rootless && !rustix::process::geteuid().is_root() {
-        return Err(Error::Invalid {
+        return Err(Error::ChoiceNeeded {
             what: dest.display().to_string(),
-            reason: "unpacking as a non-root user needs --rootless (ownership and device nodes cannot be set otherwise)".into(),
+            reason: "unpacking as a non-root user needs a rootless unpack (ownership and device nodes cannot be set otherwise)".into(),
+            choice: crate::Choice::Rootless,
         });
     }
 
@@ -325,14 +328,17 @@ fn apply_one(
             Ok(actual)
         });
         let input = ChannelReader::new(rx);
-        let applied = applier.apply(
+        // Shared by the reader (bytes) and the applier (entries), which take turns.
+        let progress = std::cell::RefCell::new(progress);
+        let applied = applier.apply_reporting(
             ProgressReader {
                 inner: input,
                 count: &compressed_read,
-                progress,
+                progress: &progress,
                 last: 0,
             },
             &desc.digest,
+            &mut |path| (progress.borrow_mut())(Progress::Entry(path)),
         );
         if applied.is_err() {
             abandon.store(true, Ordering::Relaxed);
@@ -370,7 +376,7 @@ impl<R: Read> Read for CountingReader<'_, R> {
 struct ProgressReader<'a, 'p, R> {
     inner: R,
     count: &'a AtomicU64,
-    progress: &'a mut dyn FnMut(Progress<'p>),
+    progress: &'a std::cell::RefCell<&'p mut dyn FnMut(Progress<'_>)>,
     last: u64,
 }
 
@@ -380,7 +386,7 @@ impl<R: Read> Read for ProgressReader<'_, '_, R> {
         let now = self.count.load(Ordering::Relaxed);
         if now >> 20 != self.last >> 20 {
             self.last = now;
-            (self.progress)(Progress::Bytes(now));
+            (self.progress.borrow_mut())(Progress::Bytes(now));
         }
         Ok(n)
     }
@@ -391,7 +397,7 @@ enum Made {
     /// strata created the directory: remove it.
     Dir,
     /// It existed (empty): empty it again and give it back what the unpack changed (a
-    /// `--rootfs-only` target is the rootfs, whose owner and mode a layer's root entry sets;
+    /// rootfs-only target is the rootfs, whose owner and mode a layer's root entry sets;
     /// a bundle directory was made 0700).
     Contents(Original),
 }
@@ -492,7 +498,7 @@ fn prepare_destination(dest: &Path, rootfs_only: bool) -> Result<Made> {
             reason: "the destination exists and is not a directory".into(),
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            // --rootfs-only too: created as a bundle is (a failed unpack removes it again).
+            // A rootfs-only target too: created as a bundle is (a failed unpack removes it again).
             fs::create_dir_all(dest).at(dest)?;
             // 0700: the rootfs may hold setuid binaries and devices other users must not reach.
             fs::set_permissions(dest, fs::Permissions::from_mode(0o700)).at(dest)?;

@@ -42,6 +42,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let (mut draft, tag, compression) = args.edit.open(&args.reference)?;
     let layout = draft.layout().clone();
     let layer = given::store_file(&layout, &args.layer, compression)?;
+    out.layer_written(&layer);
     draft.append_layer(
         &layer,
         &args.edit.history.options(),

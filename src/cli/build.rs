@@ -7,8 +7,7 @@ use strata::image::time::source_date_epoch;
 use strata::image::PlatformSpec;
 use strata::layer::build::{TarOptions, TarWriter};
 use strata::layer::source::SourceTree;
-use strata::layer::write::write_layer;
-use strata::layer::write::WrittenLayer;
+use strata::layer::write::{write_layer_with_progress, WrittenLayer};
 use strata::spec::Descriptor;
 use strata::Layout;
 
@@ -68,12 +67,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     }
     let platform = args.platform.resolve()?;
     let (desc, layer) = in_layout(&reference, |layout| {
-        build(&args, layout, &tag, &edits, &platform)
+        build(&args, out, layout, &tag, &edits, &platform)
     })?;
-    out.info(format_args!(
-        "layer {} ({} bytes, diff_id {})",
-        layer.blob.digest, layer.blob.size, layer.diff_id
-    ));
+    out.layer_written(&layer);
     out.written(
         args.json,
         &super::output::Written::new(&reference.layout, Some(&tag), &desc),
@@ -83,6 +79,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
 
 fn build(
     args: &Args,
+    out: &Output,
     layout: &Layout,
     tag: &str,
     edits: &ConfigEdits,
@@ -103,12 +100,14 @@ fn build(
     };
     args.ownership.apply(&mut options);
     let tree = SourceTree::open(&args.dir, true)?;
-    let layer = write_layer(layout, compression, move |w| {
+    let mut bar = out.transfer_progress("build");
+    let layer = write_layer_with_progress(layout, compression, &mut |n| bar.bytes(n), move |w| {
         let mut tar = TarWriter::new(w, options);
         tar.add_tree(&tree)?;
         tar.finish()?;
         Ok(())
     })?;
+    bar.clear();
     // The directory's own name stays out of the history: the same tree built from another
     // place gives the same image.
     draft.append_layer(&layer, &args.history.options(), "strata build")?;

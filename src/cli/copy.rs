@@ -2,7 +2,7 @@
 
 use strata::layout::reference::Target;
 use strata::transfer::copy::{copy, CopyOptions};
-use strata::transfer::{choose, Platforms, Progress};
+use strata::transfer::{choose, Event, Platforms};
 
 use super::output::{human_size, image_line, Output};
 use super::{JsonArg, PlatformArg, Status};
@@ -57,6 +57,11 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let dest_ref = super::parse_reference(&args.dest)?;
     let bare = |t: &Target| matches!(t, Target::Default);
     if bare(&source_ref.target) && bare(&dest_ref.target) {
+        // A mirror: each tag as it is (an index whole) unless --platform picks one.
+        let platforms = match args.platform.given()? {
+            Some(p) => Platforms::One(p),
+            None => Platforms::All,
+        };
         return sync(&args, &source_ref.layout, &dest_ref.layout, &platforms, out);
     }
     if args.tags.is_some() {
@@ -75,7 +80,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     };
     let dest = strata::Layout::open_or_create(&dest_ref.layout)?;
     let mut bar = out.transfer_progress("copy");
-    let mut progress = |p: Progress| bar.update(p);
+    let mut progress = |e: Event<'_>| bar.event(e);
     let options = CopyOptions {
         referrers: args.referrers,
         force: args.force,
@@ -165,7 +170,7 @@ fn sync(
         };
         let chosen = choose(&reference, platforms)?;
         let mut bar = out.transfer_progress("copy");
-        let mut progress = |p: Progress| bar.update(p);
+        let mut progress = |e: Event<'_>| bar.event(e);
         let result = copy(
             &chosen,
             creation.layout(),

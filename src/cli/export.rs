@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use strata::image::time::source_date_epoch;
 use strata::transfer::oci_archive::{ExportOptions, ExportReport};
-use strata::transfer::{choose, docker_archive, oci_archive, Platforms, Progress};
+use strata::transfer::{choose, docker_archive, oci_archive, Event, Platforms};
 use strata::Layout;
 
 use super::output::{human_size, image_line, plural, Output};
@@ -81,6 +81,12 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             "--all-platforms needs --format oci: a docker archive holds single-platform images"
         );
     }
+    if args.format == Format::Docker && args.exclude_present_in.is_some() {
+        super::output::usage!(
+            "--exclude-present-in needs --format oci: docker load cannot take an incremental \
+             archive"
+        );
+    }
     let platforms = if args.all_platforms {
         Platforms::All
     } else {
@@ -118,7 +124,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         return export_rootfs(&args, &chosen, to_stdout, out);
     }
     let mut bar = out.transfer_progress("export");
-    let mut progress = |p: Progress| bar.update(p);
+    let mut progress = |e: Event<'_>| bar.event(e);
     let mut export = |w: &mut dyn Write| -> anyhow::Result<ExportReport> {
         Ok(match args.format {
             Format::Oci => oci_archive::export(&chosen, w, &options, &mut progress)?,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use strata::layer::Compression;
 use strata::transfer::import::{import, ImportOptions, ImportReport};
-use strata::transfer::{Platforms, Progress};
+use strata::transfer::{Event, Platforms};
 
 use super::output::{human_size, image_line, plural, Output};
 use super::{JsonArg, PlatformArg, Status};
@@ -93,7 +93,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     };
     let dest = strata::Layout::open_or_create(&args.layout)?;
     let mut bar = out.transfer_progress("import");
-    let mut progress = |p: Progress| bar.update(p);
+    let mut progress = |e: Event<'_>| bar.event(e);
     let result = match file {
         None => import(
             std::io::stdin().lock(),

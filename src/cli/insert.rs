@@ -6,7 +6,7 @@ use strata::image::time::source_date_epoch;
 use strata::layer::build::{TarOptions, TarWriter};
 use strata::layer::names::whiteout_entry;
 use strata::layer::source::SourceTree;
-use strata::layer::write::write_layer;
+use strata::layer::write::{write_layer, write_layer_with_progress};
 
 use super::build_args::LayerEditArgs;
 use super::output::Output;
@@ -167,20 +167,25 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         } else {
             Vec::new()
         };
-        write_layer(&layout, compression, move |w| {
-            let mut tar = TarWriter::new(w, options);
-            let mut cursor = tree.cursor();
-            tar.add_as(&mut cursor, &rel, &dest)?;
-            if opaque {
-                tar.add_opaque(&dest)?;
-            }
-            for (inner, _) in &inner {
-                tar.add_as(&mut cursor, inner, &dest.join(inner))?;
-            }
-            tar.finish()?;
-            Ok(())
-        })?
+        let mut bar = out.transfer_progress("insert");
+        let layer =
+            write_layer_with_progress(&layout, compression, &mut |n| bar.bytes(n), move |w| {
+                let mut tar = TarWriter::new(w, options);
+                let mut cursor = tree.cursor();
+                tar.add_as(&mut cursor, &rel, &dest)?;
+                if opaque {
+                    tar.add_opaque(&dest)?;
+                }
+                for (inner, _) in &inner {
+                    tar.add_as(&mut cursor, inner, &dest.join(inner))?;
+                }
+                tar.finish()?;
+                Ok(())
+            })?;
+        bar.clear();
+        layer
     };
+    out.layer_written(&layer);
     draft.append_layer(&layer, &args.edit.history.options(), &created_by)?;
     let desc = draft.commit(&tag, None)?;
     out.written(

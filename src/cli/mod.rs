@@ -64,15 +64,16 @@ pub struct Cli {
 /// Flags every command takes.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Print what is being done on stderr.
+    /// Print what is being done on stderr: a line per layer or blob moved; -vv adds detail.
     #[arg(
         short,
         long,
         global = true,
+        action = clap::ArgAction::Count,
         conflicts_with = "quiet",
         help_heading = "Global options"
     )]
-    verbose: bool,
+    verbose: u8,
     /// Print nothing but results and errors.
     #[arg(short, long, global = true, help_heading = "Global options")]
     quiet: bool,

@@ -58,7 +58,8 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
 
 /// Where a command prints.
 pub struct Output {
-    verbose: bool,
+    /// How many `-v`s: 1 adds a line per layer or blob, 2 more detail where it is cheap.
+    verbosity: u8,
     quiet: bool,
     stdout: RefCell<io::BufWriter<io::Stdout>>,
 }
@@ -75,9 +76,9 @@ struct Envelope<'a, T: Serialize> {
 }
 
 impl Output {
-    pub fn new(verbose: bool, quiet: bool) -> Output {
+    pub fn new(verbosity: u8, quiet: bool) -> Output {
         Output {
-            verbose,
+            verbosity,
             quiet,
             stdout: RefCell::new(io::BufWriter::new(io::stdout())),
         }
@@ -106,9 +107,17 @@ impl Output {
         writeln!(out)
     }
 
-    /// A progress or detail line on stderr, shown with `--verbose`.
+    /// A progress or detail line on stderr, shown with `-v`: what is being done, one line
+    /// per layer or blob.
     pub fn info(&self, text: impl std::fmt::Display) {
-        if self.verbose {
+        if self.verbosity >= 1 {
+            eprintln!("strata: {text}");
+        }
+    }
+
+    /// A finer line on stderr, shown with `-vv`.
+    pub fn detail(&self, text: impl std::fmt::Display) {
+        if self.verbosity >= 2 {
             eprintln!("strata: {text}");
         }
     }
@@ -164,7 +173,35 @@ fn render_chain(e: &anyhow::Error) -> String {
             message.push_str(&text);
         }
     }
+    if let Some(hint) = e.chain().find_map(flag_hint) {
+        message.push_str("; ");
+        message.push_str(hint);
+    }
     message
+}
+
+/// The flag a library error is about: the library speaks of choices, only the CLI knows
+/// their spelling.
+fn flag_hint(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use strata::transfer::Error as Transfer;
+    let library = match cause.downcast_ref::<Transfer>() {
+        Some(Transfer::TagsExist { .. }) => return Some("give --force"),
+        Some(Transfer::OneTagForMany { .. }) => {
+            return Some("--tag is for an archive of one image")
+        }
+        Some(Transfer::Layout(e)) => e,
+        _ => cause.downcast_ref::<strata::Error>()?,
+    };
+    match library {
+        strata::Error::ChoiceNeeded { choice, .. } => Some(match choice {
+            strata::Choice::Tag => "give --tag",
+            strata::Choice::Overwrite => "give --overwrite",
+            strata::Choice::Rootless => "give --rootless",
+            strata::Choice::Platform => "give --platform",
+            _ => return None,
+        }),
+        _ => None,
+    }
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -220,6 +257,21 @@ impl Output {
     }
 }
 
+impl Output {
+    /// `-v`'s line for the layer a writer made: its blob, size and compression; `-vv` adds
+    /// its diff_id.
+    pub fn layer_written(&self, layer: &strata::layer::write::WrittenLayer) {
+        self.info(format_args!(
+            "layer {} written: {} ({} bytes), {}",
+            layer.blob.digest,
+            human_size(layer.blob.size),
+            layer.blob.size,
+            layer.media_type
+        ));
+        self.detail(format_args!("layer diff_id {}", layer.diff_id));
+    }
+}
+
 /// An image as the transfer commands list it: digest, then tag or `(untagged)`.
 pub fn image_line(digest: &str, tag: Option<&str>) -> String {
     format!("{digest} {}", tag.unwrap_or("(untagged)"))
@@ -257,6 +309,16 @@ pub struct Progress {
     label: String,
     total: u64,
     layer_start: std::time::Instant,
+    /// `-v`: a line per layer as it ends, terminal or not.
+    per_layer: bool,
+    /// The layer being unpacked: its digest, for its closing line.
+    digest: Option<String>,
+    /// `layer N/COUNT`.
+    position: String,
+    /// `-vv`: a line per entry applied.
+    per_entry: bool,
+    /// Entries of the current layer applied so far.
+    entries: u64,
 }
 
 impl Output {
@@ -268,6 +330,11 @@ impl Output {
             label: String::new(),
             total: 0,
             layer_start: std::time::Instant::now(),
+            per_layer: self.verbosity >= 1,
+            digest: None,
+            position: String::new(),
+            per_entry: self.verbosity >= 2,
+            entries: 0,
         }
     }
 }
@@ -275,11 +342,11 @@ impl Output {
 impl Progress {
     /// A new layer starts.
     pub fn layer(&mut self, index: usize, count: usize, digest: &str, size: u64) {
-        self.label = format!(
-            "layer {}/{count} {}",
-            index + 1,
-            &digest[..digest.len().min(19)]
-        );
+        self.layer_done();
+        self.digest = Some(digest.to_owned());
+        self.entries = 0;
+        self.position = format!("layer {}/{count}", index + 1);
+        self.label = format!("{} {}", self.position, &digest[..digest.len().min(19)]);
         self.total = size;
         self.layer_start = std::time::Instant::now();
         self.bytes(0);
@@ -297,18 +364,60 @@ impl Progress {
         }
     }
 
+    /// An entry of the current layer is applied.
+    pub fn entry(&mut self, path: &str) {
+        self.entries += 1;
+        if self.per_entry {
+            if self.enabled {
+                eprint!("\r\x1b[2K");
+            }
+            eprintln!("strata:   {path}");
+        }
+    }
+
     /// Clears the line.
     pub fn done(&mut self) {
+        self.layer_done();
         if self.enabled {
             eprint!("\r\x1b[2K");
         }
     }
+
+    /// `-v`'s line for the layer that just ended.
+    fn layer_done(&mut self) {
+        let Some(digest) = self.digest.take() else {
+            return;
+        };
+        if self.per_layer {
+            if self.enabled {
+                eprint!("\r\x1b[2K");
+            }
+            let secs = self.layer_start.elapsed().as_secs_f64();
+            eprintln!(
+                "strata: {}",
+                layer_line(&self.position, &digest, self.total, self.entries, secs)
+            );
+        }
+    }
 }
+
+/// `-v`'s line for one unpacked layer: which, its digest, its size and the time it took.
+fn layer_line(label: &str, digest: &str, size: u64, entries: u64, secs: f64) -> String {
+    format!(
+        "{label} {digest} {}, {} in {secs:.2}s",
+        human_size(size),
+        plural(entries as usize, "entry", "entries")
+    )
+}
+
+impl Progress {}
 
 /// A one-line progress display on stderr for transfers: bytes, rate and time left. Drawn
 /// only on a terminal and never with `-q`.
 pub struct TransferProgress {
     enabled: bool,
+    /// `-v`: a line per blob.
+    per_blob: bool,
     label: &'static str,
     start: std::time::Instant,
     drawn: bool,
@@ -320,6 +429,7 @@ impl Output {
         use std::io::IsTerminal;
         TransferProgress {
             enabled: !self.quiet && io::stderr().is_terminal(),
+            per_blob: self.verbosity >= 1,
             label,
             start: std::time::Instant::now(),
             drawn: false,
@@ -363,7 +473,38 @@ fn transfer_line(label: &str, p: strata::transfer::Progress, secs: f64) -> Strin
     line
 }
 
+/// A line left drawn when a command fails would run into its error message.
+impl Drop for TransferProgress {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// `-v`'s line for one blob a transfer moved.
+fn blob_line(label: &str, name: &str, size: u64, how: &str) -> String {
+    format!("{label}: {name} {how} ({})", human_size(size))
+}
+
 impl TransferProgress {
+    /// What a transfer reports: the bar moves; with `-v`, each blob done gets a line above it.
+    pub fn event(&mut self, event: strata::transfer::Event<'_>) {
+        match event {
+            strata::transfer::Event::Progress(p) => self.update(p),
+            strata::transfer::Event::Blob { name, size, how } if self.per_blob => {
+                let drawn = self.drawn;
+                self.clear();
+                eprintln!("strata: {}", blob_line(self.label, name, size, how));
+                self.drawn = drawn;
+            }
+            strata::transfer::Event::Blob { .. } => {}
+        }
+    }
+
+    /// Bytes done of a work whose total is not known (a layer's tar as it is compressed).
+    pub fn bytes(&mut self, done: u64) {
+        self.update(strata::transfer::Progress { done, total: None });
+    }
+
     pub fn update(&mut self, p: strata::transfer::Progress) {
         if !self.enabled {
             return;
@@ -422,5 +563,27 @@ mod tests {
             total: Some(0),
         };
         assert!(transfer_line("copy", empty, 1.0).contains("100%"));
+    }
+
+    #[test]
+    fn a_layer_being_compressed_shows_bytes_and_rate_without_a_bar() {
+        let p = Progress {
+            done: 6 << 20,
+            total: None,
+        };
+        assert_eq!(transfer_line("build", p, 2.0), "build  6.0 MiB  3.0 MiB/s");
+    }
+
+    #[test]
+    fn per_layer_and_per_blob_lines_name_digest_size_and_time() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            layer_line("layer 2/3", &digest, 3 << 20, 1, 0.25),
+            format!("layer 2/3 {digest} 3.0 MiB, 1 entry in 0.25s")
+        );
+        assert_eq!(
+            blob_line("copy", &digest, 10, "linked"),
+            format!("copy: {digest} linked (10 B)")
+        );
     }
 }

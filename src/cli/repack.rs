@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use strata::bundle::repack::{repack, RepackOptions};
+use strata::bundle::repack::{repack_with_progress, RepackOptions};
 use strata::layer::Compression;
 
 use super::build_args::{CompressArg, HistoryArgs};
@@ -49,7 +49,8 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         CompressArg::Auto => None,
         other => Some(other.pick(Compression::Gzip)),
     };
-    let report = repack(
+    let mut bar = out.transfer_progress("repack");
+    let report = repack_with_progress(
         &args.bundle,
         &RepackOptions {
             tag: args.tag.clone(),
@@ -59,7 +60,12 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             refresh_bundle: args.refresh_bundle,
             history: args.history.options(),
         },
+        &mut |n| bar.bytes(n),
     )?;
+    bar.clear();
+    if let Some(layer) = &report.layer {
+        layer_line(out, &args.bundle, layer);
+    }
     if args.json.json {
         out.json(&report)?;
     } else {
@@ -74,4 +80,21 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         ));
     }
     Ok(Status::Success)
+}
+
+/// `-v`'s line for the layer a repack wrote, with the size its blob has in the layout.
+fn layer_line(out: &Output, bundle: &std::path::Path, layer: &str) {
+    let size = (|| {
+        let layout = strata::bundle::repack::read_metadata(bundle).ok()?.layout;
+        let digest = layer.parse().ok()?;
+        let path = strata::Layout::open(layout).ok()?.blob_path(&digest);
+        Some(std::fs::metadata(path).ok()?.len())
+    })();
+    match size {
+        Some(size) => out.info(format_args!(
+            "layer {layer} written: {} ({size} bytes)",
+            super::output::human_size(size)
+        )),
+        None => out.info(format_args!("layer {layer} written")),
+    }
 }

@@ -73,6 +73,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let report = unpack(&reference, &args.bundle, &options, &mut |p| match p {
         Progress::Layer(i, n, desc) => progress.layer(i, n, &desc.digest, desc.size.max(0) as u64),
         Progress::Bytes(b) => progress.bytes(b),
+        Progress::Entry(path) => progress.entry(path),
     })?;
     progress.done();
     out.info(format_args!(

@@ -31,12 +31,14 @@ pub fn port(s: &str) -> Result<String, strata::Error> {
 
 /// A volume: an absolute path.
 pub fn volume(s: &str) -> Result<String, strata::Error> {
-    strata::image::config_values::absolute_path("--volume", s).map(|()| s.to_owned())
+    strata::image::config_values::absolute_path(strata::image::config_values::VOLUME, s)
+        .map(|()| s.to_owned())
 }
 
 /// A working directory: an absolute path.
 pub fn workdir(s: &str) -> Result<String, strata::Error> {
-    strata::image::config_values::absolute_path("--workdir", s).map(|()| s.to_owned())
+    strata::image::config_values::absolute_path(strata::image::config_values::WORKDIR, s)
+        .map(|()| s.to_owned())
 }
 
 /// A signal name or number.

@@ -556,9 +556,10 @@ fn check_target(
         None => Ok(()),
         Some(kind) if is_dir => Err(in_the_way(&host, kind, "new directory")),
         Some(FileType::RegularFile) if options.overwrite => Ok(()),
-        Some(FileType::RegularFile) => Err(Error::Invalid {
+        Some(FileType::RegularFile) => Err(Error::ChoiceNeeded {
             what: host.display().to_string(),
-            reason: "it exists: pull replaces nothing unless --overwrite says so".into(),
+            reason: "it exists: pull replaces nothing unless told to overwrite".into(),
+            choice: crate::Choice::Overwrite,
         }),
         Some(kind) => Err(in_the_way(&host, kind, "regular file")),
     }

@@ -4,9 +4,9 @@
 
 use crate::error::{Error, Result};
 
-fn invalid(flag: &str, value: &str, reason: &str) -> Error {
+fn invalid(what: &str, value: &str, reason: &str) -> Error {
     Error::Invalid {
-        what: format!("{flag} {value:?}"),
+        what: format!("{what} {value:?}"),
         reason: reason.to_owned(),
     }
 }
@@ -20,14 +20,14 @@ pub fn exposed_port(value: &str) -> Result<String> {
         && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p));
     if !number_ok {
         return Err(invalid(
-            "--expose",
+            "the exposed port",
             value,
             "the port must be a number from 1 to 65535",
         ));
     }
     if !matches!(proto, "tcp" | "udp" | "sctp") {
         return Err(invalid(
-            "--expose",
+            "the exposed port",
             value,
             "the protocol must be tcp, udp or sctp",
         ));
@@ -62,20 +62,25 @@ pub fn stop_signal(value: &str) -> Result<()> {
         Ok(())
     } else {
         Err(invalid(
-            "--stop-signal",
+            "the stop signal",
             value,
             "not a signal (a name such as SIGTERM, or a number from 1 to 64)",
         ))
     }
 }
 
+/// What [`absolute_path`] calls a volume.
+pub const VOLUME: &str = "the volume";
+/// What [`absolute_path`] calls the working directory.
+pub const WORKDIR: &str = "the working directory";
+
 /// An absolute path inside the container (volumes, the working directory).
-pub fn absolute_path(flag: &str, value: &str) -> Result<()> {
+pub fn absolute_path(what: &str, value: &str) -> Result<()> {
     if !value.starts_with('/') {
-        return Err(invalid(flag, value, "must be an absolute path"));
+        return Err(invalid(what, value, "must be an absolute path"));
     }
     if value.contains('\0') {
-        return Err(invalid(flag, value, "must not hold a NUL byte"));
+        return Err(invalid(what, value, "must not hold a NUL byte"));
     }
     Ok(())
 }
@@ -116,8 +121,8 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert!(absolute_path("--volume", "/data").is_ok());
-        assert!(absolute_path("--volume", "data").is_err());
-        assert!(absolute_path("--workdir", "").is_err());
+        assert!(absolute_path(VOLUME, "/data").is_ok());
+        assert!(absolute_path(VOLUME, "data").is_err());
+        assert!(absolute_path(WORKDIR, "").is_err());
     }
 }

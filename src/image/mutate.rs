@@ -70,7 +70,7 @@ pub struct ConfigEdits {
     pub clear: Vec<ClearField>,
 }
 
-/// A field `--clear` can empty.
+/// A config or manifest field an edit can empty before it sets values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClearField {
     /// `config.Entrypoint`.
@@ -103,7 +103,7 @@ impl std::str::FromStr for ClearField {
             "annotations" => ClearField::Annotations,
             other => {
                 return Err(Error::Invalid {
-                    what: format!("--clear {other}"),
+                    what: format!("the field to clear {other:?}"),
                     reason: "expected one of entrypoint, cmd, env, labels, exposed-ports, volumes, annotations".into(),
                 })
             }
@@ -228,7 +228,7 @@ impl Draft {
             .unwrap_or(Compression::Gzip)
     }
 
-    /// The history entry for a change, or none with `--no-history`.
+    /// The history entry for a change, or none when history is left out.
     fn history(
         &self,
         options: &HistoryOptions,
@@ -420,7 +420,7 @@ impl Draft {
                 .insert(port, serde_json::json!({}));
         }
         for v in &edits.volumes {
-            super::config_values::absolute_path("--volume", v)?;
+            super::config_values::absolute_path(super::config_values::VOLUME, v)?;
             c.volumes
                 .get_or_insert_with(BTreeMap::new)
                 .insert(v.clone(), serde_json::json!({}));
@@ -429,7 +429,7 @@ impl Draft {
             c.user = Some(u.clone());
         }
         if let Some(w) = &edits.workdir {
-            super::config_values::absolute_path("--workdir", w)?;
+            super::config_values::absolute_path(super::config_values::WORKDIR, w)?;
             c.working_dir = Some(w.clone());
         }
         if let Some(s) = &edits.stop_signal {

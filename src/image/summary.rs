@@ -1,4 +1,4 @@
-//! What `ls` and `inspect` report: plain data, serialisable as the documented `--json` shapes.
+//! What `ls` and `inspect` report: plain data, serialisable as the documented JSON shapes.
 
 use std::collections::BTreeMap;
 
@@ -161,7 +161,7 @@ pub struct FileSummary {
     pub size: i64,
 }
 
-/// What `strata inspect` reports about one image. Documented in the README as the `--json`
+/// What `strata inspect` reports about one image. Documented in the README as a JSON
 /// shape (`schemaVersion` 1).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -211,7 +211,9 @@ pub struct ImageSummary {
     pub volumes: Vec<String>,
     /// Stop signal.
     pub stop_signal: Option<String>,
-    /// Build history, oldest first.
+    /// Build history, oldest first. Serialised with camelCase keys, as every other key of
+    /// the document (the config's own spelling is `inspect --raw config`'s).
+    #[serde(serialize_with = "history_in_camel_case")]
     pub history: Vec<History>,
 }
 
@@ -296,4 +298,33 @@ pub fn inspect(
         history: image_config.and_then(|c| c.history).unwrap_or_default(),
     };
     Ok((summary, resolved))
+}
+
+/// One history entry as the inspect document shows it: the fields the image-spec defines.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryEntry<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_by: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    author: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    comment: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    empty_layer: Option<bool>,
+}
+
+fn history_in_camel_case<S: serde::Serializer>(
+    history: &[History],
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.collect_seq(history.iter().map(|h| HistoryEntry {
+        created: h.created.as_deref(),
+        created_by: h.created_by.as_deref(),
+        author: h.author.as_deref(),
+        comment: h.comment.as_deref(),
+        empty_layer: h.empty_layer,
+    }))
 }

@@ -1,5 +1,5 @@
 //! What a name in a layer may be. One place decides it for unpack (every entry's path, every
-//! hardlink target, the name every whiteout points at) and for `insert --whiteout`, so that
+//! hardlink target, the name every whiteout points at) and for the whiteouts `insert` writes, so that
 //! strata never writes a layer it would itself refuse.
 //!
 //! A path is a list of normal components: not empty, not `.`, not `..`. Real tars add
@@ -100,9 +100,9 @@ pub fn entry_name(path: &Path) -> Result<EntryName<'_>, String> {
     Ok(EntryName::Plain)
 }
 
-/// The entry that deletes `image_path` (`/a/b` -> `a/.wh.b`), for `insert --whiteout`:
+/// The entry that deletes `image_path` (`/a/b` -> `a/.wh.b`), for a whiteout `insert` writes:
 /// checked by the rules unpack applies, and refused when it would mean anything but
-/// deleting that one path (`--whiteout /x/.wh..opq` would be an opaque whiteout).
+/// deleting that one path (a whiteout of `/x/.wh..opq` would be an opaque whiteout).
 pub fn whiteout_entry(image_path: &Path) -> Result<PathBuf, String> {
     let bytes = image_path.as_os_str().as_bytes();
     let relative = bytes.strip_prefix(b"/").unwrap_or(bytes);

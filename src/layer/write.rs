@@ -50,6 +50,20 @@ pub fn write_layer<F>(layout: &Layout, compression: Compression, produce: F) -> 
 where
     F: FnOnce(&mut dyn Write) -> Result<()> + Send,
 {
+    write_layer_with_progress(layout, compression, &mut |_| {}, produce)
+}
+
+/// [`write_layer`], calling `progress` with the bytes of tar compressed so far: on the
+/// calling thread, about once per MiB, and once at the end.
+pub fn write_layer_with_progress<F>(
+    layout: &Layout,
+    compression: Compression,
+    progress: &mut dyn FnMut(u64),
+    produce: F,
+) -> Result<WrittenLayer>
+where
+    F: FnOnce(&mut dyn Write) -> Result<()> + Send,
+{
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(8);
     std::thread::scope(|scope| {
         let producer = scope.spawn(move || -> Result<()> {
@@ -61,7 +75,7 @@ where
             chunker.flush_all();
             Ok(())
         });
-        let consumed = consume(layout, compression, &rx);
+        let consumed = consume(layout, compression, &rx, progress);
         drop(rx);
         let produced = producer
             .join()
@@ -81,6 +95,7 @@ fn consume<'a>(
     layout: &'a Layout,
     compression: Compression,
     rx: &mpsc::Receiver<Vec<u8>>,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<(BlobWriter<'a>, Digest)> {
     let blob = layout.blob_writer(Algorithm::Sha256)?;
     let io_err = |e: io::Error| Error::Io {
@@ -88,10 +103,18 @@ fn consume<'a>(
         source: e,
     };
     let mut diff = Algorithm::Sha256.hasher();
+    let (mut done, mut shown) = (0u64, 0u64);
+    let chunks = rx.iter().inspect(|chunk| {
+        done += chunk.len() as u64;
+        if done - shown >= 1 << 20 {
+            shown = done;
+            progress(done);
+        }
+    });
     let writer = match compression {
         Compression::None => {
             let mut out = blob;
-            for chunk in rx.iter() {
+            for chunk in chunks {
                 diff.update(&chunk);
                 out.write_all(&chunk).map_err(io_err)?;
             }
@@ -100,7 +123,7 @@ fn consume<'a>(
         Compression::Gzip => {
             let mut out = blob;
             super::pgzip::compress(
-                rx.iter(),
+                chunks,
                 &mut out,
                 GZIP_LEVEL,
                 crate::threads::get(),
@@ -111,13 +134,14 @@ fn consume<'a>(
         }
         Compression::Zstd => {
             let mut out = zstd::stream::write::Encoder::new(blob, ZSTD_LEVEL).map_err(io_err)?;
-            for chunk in rx.iter() {
+            for chunk in chunks {
                 diff.update(&chunk);
                 out.write_all(&chunk).map_err(io_err)?;
             }
             out.finish().map_err(io_err)?
         }
     };
+    progress(done);
     Ok((writer, diff.finish()))
 }
 
@@ -157,6 +181,28 @@ impl Write for Chunker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_counts_the_tar_as_it_is_compressed() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::init(dir.path().join("l")).unwrap();
+        let data = vec![7u8; 3 << 20 | 5];
+        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let mut seen = Vec::new();
+            let data = &data;
+            write_layer_with_progress(&layout, compression, &mut |n| seen.push(n), move |w| {
+                w.write_all(data).map_err(|e| Error::Io {
+                    path: "test".into(),
+                    source: e,
+                })
+            })
+            .unwrap();
+            // About once per MiB, in order, and the whole at the end.
+            assert!(seen.len() >= 3, "{compression:?}: {seen:?}");
+            assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+            assert_eq!(seen.last(), Some(&(data.len() as u64)));
+        }
+    }
 
     #[test]
     fn output_does_not_depend_on_write_sizes() {

@@ -37,8 +37,8 @@ impl Reference {
     ///   skopeo's `oci:PATH:REF` splits;
     /// - `LAYOUT`: no `:` at all.
     ///
-    /// A layout path holding a `:` cannot be written here: it is given apart (the CLI's
-    /// `--layout`, [`Reference::parse_in`]) and the reference is then `:TAG`, `@DIGEST` or
+    /// A layout path holding a `:` cannot be written here: it is given apart (as the default
+    /// layout of [`Reference::parse_in`]) and the reference is then `:TAG`, `@DIGEST` or
     /// empty.
     pub fn parse(s: &str) -> Result<Reference> {
         Reference::parse_in(s, None)

@@ -99,7 +99,7 @@ pub fn copy(
         });
     }
 
-    // With --verify a present blob is hashed too, so a damaged one is replaced.
+    // When verifying, a present blob is hashed too, so a damaged one is replaced.
     let needed: Vec<&Item> = items
         .iter()
         .filter(|i| {
@@ -139,18 +139,25 @@ pub fn copy(
         } else {
             None
         };
-        match linked {
-            Some(Placed::Reflink) => report.blobs_reflinked += 1,
-            Some(Placed::HardLink) => report.blobs_linked += 1,
+        let how = match linked {
+            Some(Placed::Reflink) => {
+                report.blobs_reflinked += 1;
+                ticker.advance(item.blob.size);
+                "reflinked"
+            }
+            Some(Placed::HardLink) => {
+                report.blobs_linked += 1;
+                ticker.advance(item.blob.size);
+                "linked"
+            }
             None => {
                 copy_bytes(&source.layout, &staging.layout, item, &mut ticker)?;
                 report.blobs_copied += 1;
-                report.bytes += item.blob.size;
-                continue;
+                "copied"
             }
-        }
+        };
         report.bytes += item.blob.size;
-        ticker.advance(item.blob.size);
+        ticker.blob(&item.blob.digest.to_string(), item.blob.size, how);
     }
     // Layers first, then the documents that name them, so that at every moment what is in
     // the destination is whole from the bottom up.

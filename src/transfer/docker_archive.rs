@@ -103,8 +103,8 @@ pub fn export<W: Write>(
 ) -> Result<ExportReport> {
     if options.exclude_present_in.is_some() {
         return Err(Error::Unsupported(
-            "--exclude-present-in needs --format oci: docker load cannot take an incremental \
-             archive"
+            "an incremental archive (blobs another layout has left out) needs the OCI archive \
+             format: docker load cannot take one"
                 .into(),
         ));
     }
@@ -214,6 +214,7 @@ pub fn export<W: Write>(
     for p in &planned {
         if written.insert(p.config_name.clone()) {
             tar.bytes(&p.config_name, &p.config_raw).map_err(io)?;
+            ticker.blob(&p.config_name, p.config_raw.len() as u64, "written");
             blobs += 1;
             blob_bytes += p.config_raw.len() as u64;
         }
@@ -225,6 +226,7 @@ pub fn export<W: Write>(
             }
             tar.dir(&layer_dir(&layer.diff_id)).map_err(io)?;
             write_layer(&mut tar, layout, layer, &name, &mut ticker)?;
+            ticker.blob(&name, layer.size, "written");
             blobs += 1;
             blob_bytes += layer.size;
         }
@@ -255,10 +257,13 @@ fn plan(index: usize, chosen: &Chosen) -> Result<Planned> {
     let manifest = match layout.read_node(&chosen.entry)? {
         Some((_, _, Node::Manifest(m))) => m,
         Some((_, _, Node::Index(_))) => {
-            return Err(Error::Unsupported(format!(
-                "{what} is a multi-platform index: a docker archive holds single-platform \
-                 images (pick one with --platform)"
-            )))
+            return Err(Error::Layout(crate::Error::ChoiceNeeded {
+                what,
+                reason: "a multi-platform index: a docker archive holds single-platform images \
+                         (pick one platform)"
+                    .into(),
+                choice: crate::Choice::Platform,
+            }))
         }
         None => {
             return Err(Error::Unsupported(format!(

@@ -44,12 +44,18 @@ pub enum Error {
         blobs: Vec<BlobRef>,
     },
     /// Tags that already name other images in the destination.
-    #[error("{} in {layout}; use --force to move {}", describe(clashes), if clashes.len() == 1 { "it" } else { "them" })]
+    #[error("{} in {layout}; moving {} needs leave to move tags", describe(clashes), if clashes.len() == 1 { "it" } else { "them" })]
     TagsExist {
         /// The destination layout.
         layout: PathBuf,
         /// (tag, digest it names now, digest it would name).
         clashes: Vec<(String, String, String)>,
+    },
+    /// One tag was given for what an archive holds, but it holds several images.
+    #[error("one tag names one image, but the archive holds {images}")]
+    OneTagForMany {
+        /// How many images the archive holds.
+        images: usize,
     },
     /// A request this format or these images cannot satisfy.
     #[error("{0}")]

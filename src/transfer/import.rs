@@ -5,7 +5,7 @@
 //!    files: `oci-layout`, `index.json`, docker's `manifest.json` and configs, each capped),
 //!    streamed into a staging layout through [`crate::layout::BlobWriter`] and verified
 //!    against its name (`blobs/<alg>/<hex>`), or, for a docker layer, decompressed if need
-//!    be, hashed for its diff_id and recompressed as `--compress` says, on other threads.
+//!    be, hashed for its diff_id and recompressed as the options say, on other threads.
 //!    Members may come in any order: nothing is judged until the stream ends.
 //! 2. The images are assembled (a docker archive's manifests are written, also for docker
 //!    25+'s OCI form when its index.json lists nothing or names manifests without layers),
@@ -153,10 +153,9 @@ pub fn import<R: Read>(
         Some(tag) => {
             let digests: HashSet<&str> = entries.iter().map(|(d, _)| d.digest.as_str()).collect();
             if digests.len() != 1 {
-                return Err(Error::Unsupported(format!(
-                    "--tag names one image, but the archive holds {}",
-                    digests.len()
-                )));
+                return Err(Error::OneTagForMany {
+                    images: digests.len(),
+                });
             }
             vec![(entries[0].0.clone(), Some(tag.clone()))]
         }
@@ -205,6 +204,15 @@ pub fn import<R: Read>(
         staging.publish(dest, &staged)?
     };
     let blobs_present = items.len() - blobs_written;
+    // A dry run's blobs were not placed anywhere: its counts say what an import would do.
+    for item in items.iter().filter(|_| !options.dry_run) {
+        let how = if item.store == 0 {
+            "written"
+        } else {
+            "present"
+        };
+        ticker.blob(&item.blob.digest.to_string(), item.blob.size, how);
+    }
     if !options.dry_run {
         publish_entries(dest, &entries, options.force)?;
     }

@@ -50,8 +50,26 @@ pub struct Progress {
     pub total: Option<u64>,
 }
 
+/// What a transfer reports as it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// Bytes moved so far.
+    Progress(Progress),
+    /// One blob is done.
+    Blob {
+        /// Its digest, or its member's name in a docker archive (which names layers by
+        /// diff_id).
+        name: &'a str,
+        /// Its size in bytes.
+        size: u64,
+        /// What became of it: "written" (into an archive or a layout), "copied", "linked",
+        /// "reflinked", or "present" (the destination had it).
+        how: &'static str,
+    },
+}
+
 /// The callback type the transfer functions report progress through.
-pub type ProgressFn<'a> = &'a mut dyn FnMut(Progress);
+pub type ProgressFn<'a> = &'a mut dyn FnMut(Event<'_>);
 
 /// Calls a progress callback at most once per `STEP` bytes, so a fast copy is not slowed
 /// down by drawing.
@@ -72,7 +90,7 @@ impl<'a> Ticker<'a> {
             done: 0,
             reported: 0,
         };
-        (t.callback)(Progress { done: 0, total });
+        (t.callback)(Event::Progress(Progress { done: 0, total }));
         t
     }
 
@@ -84,18 +102,23 @@ impl<'a> Ticker<'a> {
         self.done = done;
         if self.done - self.reported >= Self::STEP {
             self.reported = self.done;
-            (self.callback)(Progress {
+            (self.callback)(Event::Progress(Progress {
                 done: self.done,
                 total: self.total,
-            });
+            }));
         }
     }
 
     pub(crate) fn finish(&mut self) {
-        (self.callback)(Progress {
+        (self.callback)(Event::Progress(Progress {
             done: self.done,
             total: self.total.or(Some(self.done)),
-        });
+        }));
+    }
+
+    /// Reports one blob done.
+    pub(crate) fn blob(&mut self, name: &str, size: u64, how: &'static str) {
+        (self.callback)(Event::Blob { name, size, how });
     }
 }
 

@@ -200,6 +200,7 @@ pub fn export<W: Write>(
             ticker.advance(n)
         })
         .map_err(|e| reader.explain(e))?;
+        ticker.blob(&digest.to_string(), item.blob.size, "written");
     }
     let archive_bytes = {
         let written = tar.written;

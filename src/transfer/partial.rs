@@ -90,7 +90,7 @@ pub(crate) fn narrow(
             if !complete(&child)? {
                 return Err(Error::Unsupported(format!(
                     "{image}: the image for platform {} ({}) is not in the archive whole; \
-                     import another platform, or leave out --platform to take those that are",
+                     import another platform, or all of those that are",
                     shown(&child),
                     child.digest
                 )));

@@ -83,7 +83,7 @@ fn inspect_summarises_and_prints_raw_bytes() {
     assert_eq!(j["cmd"], serde_json::json!(["/bin/sh"]));
     assert_eq!(j["env"], serde_json::json!(["PATH=/usr/bin"]));
     assert_eq!(j["labels"]["seed"], "web");
-    assert_eq!(j["history"][0]["created_by"], "add web");
+    assert_eq!(j["history"][0]["createdBy"], "add web");
 
     let human = ok(&["inspect", &r]);
     assert!(human.contains(&images[0].manifest.digest), "{human}");

@@ -23,6 +23,7 @@ mod hostile_sources;
 mod hostile_transfer;
 mod image_ops;
 mod interop;
+mod json_schemas;
 mod layout_create;
 mod man;
 mod reference_grammar;

@@ -589,7 +589,7 @@ fn repack_without_changes_adds_no_layer_but_a_history_entry() {
         before["history"].as_array().unwrap().len() + 1
     );
     let last = history.last().unwrap();
-    assert_eq!(last["empty_layer"], true, "{last}");
+    assert_eq!(last["emptyLayer"], true, "{last}");
     assert_eq!(last["created"], "2023-11-14T22:13:20Z", "{last}");
     let config = raw_config(&f.layout, "same");
     assert_eq!(

@@ -594,7 +594,8 @@ fn an_incremental_archive_imports_into_its_receiver_and_nowhere_else() {
     assert_eq!(tag_digest(&receiver, "v2"), v2.manifest.digest);
     fsck_ok(&receiver);
 
-    // docker archives cannot be incremental.
+    // docker archives cannot be incremental: an invocation error, found before anything
+    // is read.
     let err = fails(
         &[
             "export",
@@ -606,7 +607,7 @@ fn an_incremental_archive_imports_into_its_receiver_and_nowhere_else() {
             "-o",
             s(&dir.path().join("d.tar")),
         ],
-        1,
+        2,
     );
     assert!(err.contains("--format oci"), "{err}");
 }

@@ -70,7 +70,7 @@ impl Applier {
                         |id| self.options.uid_map.to_host(id),
                         |id| self.options.gid_map.to_host(id),
                     )
-                    .map_err(|why| EntryError::Refused(format!("--uid-map/--gid-map: {why}")))?;
+                    .map_err(|why| EntryError::Refused(format!("the uid/gid map: {why}")))?;
                 }
             }
         }
@@ -86,12 +86,12 @@ impl Applier {
         } else {
             let uid = self.options.uid_map.to_host(container_uid).ok_or_else(|| {
                 EntryError::Refused(format!(
-                    "uid {container_uid} is outside the --uid-map ranges"
+                    "uid {container_uid} is outside the uid map's ranges"
                 ))
             })?;
             let gid = self.options.gid_map.to_host(container_gid).ok_or_else(|| {
                 EntryError::Refused(format!(
-                    "gid {container_gid} is outside the --gid-map ranges"
+                    "gid {container_gid} is outside the gid map's ranges"
                 ))
             })?;
             (uid, gid)

@@ -104,6 +104,17 @@ impl Applier {
     /// Applies one layer's uncompressed tar stream. `layer` names it in errors. The stream
     /// is read only up to the tar's end marker; the caller drains the rest (and verifies).
     pub fn apply(&mut self, tar: impl Read, layer: &str) -> Result<u64> {
+        self.apply_reporting(tar, layer, &mut |_| {})
+    }
+
+    /// [`Applier::apply`], calling `applied` with each entry's path (as the tar names it)
+    /// once it is applied.
+    pub fn apply_reporting(
+        &mut self,
+        tar: impl Read,
+        layer: &str,
+        applied: &mut dyn FnMut(&str),
+    ) -> Result<u64> {
         let mut stream = TarStream::new(tar);
         let mut state = LayerState::default();
         let mut count = 0;
@@ -125,6 +136,7 @@ impl Applier {
                     EntryError::Refused(reason) => layer_error(layer, &shown, reason),
                     EntryError::Io(err) => layer_error(layer, &shown, err.to_string()),
                 })?;
+            applied(&shown);
             last = shown;
             count += 1;
         }
