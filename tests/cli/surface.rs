@@ -424,6 +424,26 @@ fn quiet_prints_only_results() {
             s(&pulled).into(),
         ],
         vec!["referrers".into(), at("b")],
+        vec!["flatten".into(), at("b"), "--tag".into(), "flat".into()],
+        vec![
+            "convert".into(),
+            at("b"),
+            "--compress".into(),
+            "zstd".into(),
+            "--tag".into(),
+            "z".into(),
+        ],
+        vec![
+            "rebase".into(),
+            at("b"),
+            "--old-base".into(),
+            at("a"),
+            "--new-base".into(),
+            at("a"),
+            "--tag".into(),
+            "rb".into(),
+        ],
+        vec!["blob".into(), "put".into(), lay.clone(), s(&file).into()],
     ];
     for args in &cases {
         let mut argv: Vec<&str> = vec!["-q"];
