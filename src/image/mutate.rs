@@ -460,6 +460,27 @@ impl Draft {
     /// whatever it named). `created` from the edits wins over the build time.
     pub fn commit(mut self, tag: &str, created: Option<&str>) -> Result<Descriptor> {
         validate_tag(tag)?;
+        let desc = self.write_blobs(created)?;
+        set_tag(&self.layout, tag, &desc)?;
+        Ok(desc)
+    }
+
+    /// Writes the config and manifest blobs and records the manifest as an untagged
+    /// `index.json` entry (so gc keeps it until it is untagged by digest), for callers that
+    /// name images by digest or tag them later.
+    pub fn commit_untagged(mut self, created: Option<&str>) -> Result<Descriptor> {
+        let desc = self.write_blobs(created)?;
+        self.layout.update_index(|index| {
+            if index.manifests.iter().any(|d| d.digest == desc.digest) {
+                return Ok((false, ()));
+            }
+            index.manifests.push(desc.clone());
+            Ok((true, ()))
+        })?;
+        Ok(desc)
+    }
+
+    fn write_blobs(&mut self, created: Option<&str>) -> Result<Descriptor> {
         if let Some(created) = created {
             self.config.created = Some(created.to_owned());
         }
@@ -483,7 +504,6 @@ impl Draft {
             variant: self.config.variant.clone(),
             ..Platform::default()
         });
-        set_tag(&self.layout, tag, &desc)?;
         Ok(desc)
     }
 }
@@ -523,4 +543,25 @@ pub fn copy_blob(from: &Layout, to: &Layout, desc: &Descriptor) -> Result<()> {
     std::io::copy(&mut reader, &mut writer).map_err(|e| reader.explain(e))?;
     writer.finish_expecting(&blob)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod untagged_tests {
+    use super::*;
+
+    #[test]
+    fn an_untagged_commit_is_kept_by_gc_and_resolves_by_digest() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::init(dir.path().join("lay")).unwrap();
+        let draft = Draft::empty(&layout, &crate::image::host_platform()).unwrap();
+        let desc = draft.commit_untagged(None).unwrap();
+        let index = layout.read_index().unwrap().index;
+        assert_eq!(index.manifests.len(), 1);
+        assert_eq!(index.manifests[0].ref_name(), None);
+        let report = crate::layout::gc::gc(&layout, Default::default()).unwrap();
+        assert!(report.removed.is_empty());
+        let target = crate::layout::reference::Target::Digest(desc.digest().unwrap());
+        let found = crate::image::resolve_entry(&layout, &target).unwrap();
+        assert_eq!(found.digest, desc.digest);
+    }
 }
