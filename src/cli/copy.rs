@@ -110,9 +110,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     }
     out.print(image_line(&report.digest, report.tag.as_deref()))?;
     out.note(format_args!(
-        "copied to {}: {} blobs linked, {} reflinked, {} copied ({}), {} already present",
+        "copied to {}: {} linked, {} reflinked, {} copied ({}), {} already present",
         dest.layout().root().display(),
-        report.blobs_linked,
+        super::output::plural(report.blobs_linked, "blob", "blobs"),
         report.blobs_reflinked,
         report.blobs_copied,
         human_size(report.bytes),

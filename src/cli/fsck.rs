@@ -72,14 +72,14 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             ))?;
         }
         out.summary(format_args!(
-            "{}: {} blobs ({}) checked, {} problems, {} warnings, {} unreferenced, {} referrers",
+            "{}: {} ({}) checked, {}, {}, {} unreferenced, {}",
             if report.ok() { "ok" } else { "FAILED" },
-            report.blobs_checked,
+            super::output::plural(report.blobs_checked as usize, "blob", "blobs"),
             human_size(report.bytes_checked),
-            report.problems.len(),
-            report.warnings.len(),
+            super::output::plural(report.problems.len(), "problem", "problems"),
+            super::output::plural(report.warnings.len(), "warning", "warnings"),
             report.unreferenced.len(),
-            report.referrers.len()
+            super::output::plural(report.referrers.len(), "referrer", "referrers")
         ))?;
     }
     Ok(if report.ok() {

@@ -146,7 +146,7 @@ fn print(report: &ImportReport, out: &Output) -> anyhow::Result<()> {
         ));
     }
     out.note(format_args!(
-        "{} {} ({} archive): {} blobs {} ({}), {} already present",
+        "{} {} ({} archive): {} {} ({}), {} already present",
         if report.dry_run {
             "dry run: would import"
         } else {
@@ -154,7 +154,7 @@ fn print(report: &ImportReport, out: &Output) -> anyhow::Result<()> {
         },
         plural(report.images.len(), "image", "images"),
         report.format,
-        report.blobs_written,
+        plural(report.blobs_written, "blob", "blobs"),
         if report.dry_run {
             "to write"
         } else {

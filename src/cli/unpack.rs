@@ -87,10 +87,10 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         out.json(&report)?;
     } else {
         out.info(format_args!(
-            "unpacked {} ({} layers, {} entries) into {}",
+            "unpacked {} ({}, {}) into {}",
             report.manifest,
-            report.layers,
-            report.entries,
+            super::output::plural(report.layers, "layer", "layers"),
+            super::output::plural(report.entries as usize, "entry", "entries"),
             args.bundle.display()
         ));
     }

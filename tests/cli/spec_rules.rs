@@ -213,7 +213,7 @@ fn a_layer_of_a_media_type_strata_cannot_unpack_is_a_warning() {
         "{}",
         out.stderr
     );
-    assert!(out.stdout.contains("1 warnings"), "{}", out.stdout);
+    assert!(out.stdout.contains("1 warning,"), "{}", out.stdout);
 }
 
 #[test]
