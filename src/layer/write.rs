@@ -134,6 +134,10 @@ fn consume<'a>(
         }
         Compression::Zstd => {
             let mut out = zstd::stream::write::Encoder::new(blob, ZSTD_LEVEL).map_err(io_err)?;
+            // Always multithreaded mode (at least one worker): its output does not depend on
+            // the number of workers, while single-threaded mode's would differ from it.
+            let workers = u32::try_from(crate::threads::get().max(1)).unwrap_or(u32::MAX);
+            out.multithread(workers).map_err(io_err)?;
             for chunk in chunks {
                 diff.update(&chunk);
                 out.write_all(&chunk).map_err(io_err)?;
