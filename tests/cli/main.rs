@@ -6,6 +6,7 @@ mod util;
 mod artifacts;
 mod attack_sources;
 mod attack_transfer;
+mod attack_world;
 mod bad_input;
 mod basics;
 mod build;
