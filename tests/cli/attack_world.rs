@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::build::at;
 use crate::util::*;
@@ -357,4 +357,160 @@ fn a_huge_hole_writes_nothing_and_takes_no_time() {
             assert!(!bundle.exists());
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Archives
+// ---------------------------------------------------------------------------------------
+
+const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const INDEX: &str = "application/vnd.oci.image.index.v1+json";
+
+fn hex(bytes: &[u8]) -> String {
+    sha256(bytes).hex().to_owned()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(bytes).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A tar of `members` in order: a name ending in `/` is a directory, one holding ` -> ` a
+/// symbolic link.
+fn archive(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut t = TarBuilder::new();
+    for (name, bytes) in members {
+        if let Some((link, target)) = name.split_once(" -> ") {
+            t.symlink(link, target);
+        } else if name.ends_with('/') {
+            t.dir(name, 0o755);
+        } else {
+            t.file(name, bytes, 0o644);
+        }
+    }
+    t.finish()
+}
+
+fn blob_name(bytes: &[u8]) -> String {
+    format!("blobs/sha256/{}", hex(bytes))
+}
+
+fn config_of(tars: &[&[u8]]) -> Vec<u8> {
+    let diff_ids: Vec<String> = tars.iter().map(|t| sha256(t).to_string()).collect();
+    serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": diff_ids}}))
+    .unwrap()
+}
+
+fn descriptor(media_type: &str, bytes: &[u8]) -> Value {
+    json!({"mediaType": media_type, "digest": sha256(bytes).to_string(), "size": bytes.len()})
+}
+
+/// A manifest over `config` and gzip `layers`.
+fn manifest_of(config: &[u8], layers: &[&[u8]]) -> Vec<u8> {
+    serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": MANIFEST,
+        "config": descriptor("application/vnd.oci.image.config.v1+json", config),
+        "layers": layers.iter().map(|l| descriptor(
+            "application/vnd.oci.image.layer.v1.tar+gzip", l)).collect::<Vec<_>>()}))
+    .unwrap()
+}
+
+/// A layout holding one image tagged `keep`: the destination archives are imported into.
+fn destination(dir: &Path) -> std::path::PathBuf {
+    let layout = strata::Layout::init(&dir.join("dest")).unwrap();
+    let image = write_image(&layout, &["kept"], "amd64");
+    add_entry(&layout, &image.manifest, Some("keep"));
+    layout.root().to_owned()
+}
+
+fn import_ok(dir: &Path, layout: &Path, bytes: &[u8]) -> Value {
+    let file = dir.join("ok.tar");
+    write(&file, bytes);
+    json(&["import", s(&file), s(layout), "--json"])
+}
+
+/// manifest.json naming one gzip layer blob a thousand times (a valid image: docker
+/// repeats layers) must decompress it once, not once per mention: a few MB of archive
+/// would otherwise cost hours of inflating and hashing.
+#[test]
+fn a_layer_blob_named_many_times_is_read_once() {
+    let dir = tempdir();
+    let layout = destination(dir.path());
+    let mut t = TarBuilder::new();
+    t.file("zeros", &vec![0u8; 16 << 20], 0o644);
+    let layer = t.finish();
+    let gz = gzip(&layer);
+    let n = 1000;
+    let diff_id = sha256(&layer).to_string();
+    let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": vec![diff_id; n]}}))
+    .unwrap();
+    let list = json!([{"Config": "config.json", "RepoTags": ["amp:1"],
+        "Layers": vec![blob_name(&gz); n]}]);
+    let bytes = archive(&[
+        ("manifest.json", list.to_string().into_bytes()),
+        ("config.json", config),
+        ("blobs/", vec![]),
+        ("blobs/sha256/", vec![]),
+        (&blob_name(&gz), gz.clone()),
+    ]);
+    let started = Instant::now();
+    let report = import_ok(dir.path(), &layout, &bytes);
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(report["images"][0]["tag"], "amp:1");
+    let report = json(&["fsck", s(&layout), "--json"]);
+    assert_eq!(report["ok"], true, "{report:#}");
+}
+
+/// index.json giving one multi-platform index many tags, the index listing one manifest
+/// many times: each graph is walked once, not once per tag and entry.
+#[test]
+fn one_index_under_many_tags_is_narrowed_once() {
+    let dir = tempdir();
+    let layout = destination(dir.path());
+    let layer = gzip(&tar_layer("one"));
+    let config = config_of(&[&tar_layer("one")]);
+    let manifest = manifest_of(&config, &[&layer]);
+    let mut child = descriptor(MANIFEST, &manifest);
+    child["platform"] = json!({"architecture": "amd64", "os": "linux"});
+    let mut missing = descriptor(MANIFEST, b"{\"absent\":1}");
+    missing["platform"] = json!({"architecture": "arm64", "os": "linux"});
+    let mut children = vec![child; 400];
+    children.push(missing);
+    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": INDEX,
+        "manifests": children}))
+    .unwrap();
+    let entries: Vec<Value> = (0..2500)
+        .map(|i| {
+            let mut e = descriptor(INDEX, &index);
+            e["annotations"] = json!({"org.opencontainers.image.ref.name": format!("t{i}")});
+            e
+        })
+        .collect();
+    let top = json!({"schemaVersion": 2, "manifests": entries});
+    let bytes = archive(&[
+        ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+        ("index.json", top.to_string().into_bytes()),
+        (&blob_name(&index), index.clone()),
+        (&blob_name(&manifest), manifest.clone()),
+        (&blob_name(&config), config.clone()),
+        (&blob_name(&layer), layer.clone()),
+    ]);
+    let started = Instant::now();
+    let report = import_ok(dir.path(), &layout, &bytes);
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(report["images"].as_array().unwrap().len(), 2500);
+    assert_eq!(report["leftOut"].as_array().unwrap().len(), 2500);
+    let report = json(&["fsck", s(&layout), "--json"]);
+    assert_eq!(report["ok"], true, "{report:#}");
 }
