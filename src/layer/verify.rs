@@ -67,7 +67,10 @@ fn check_entry<R: Read>(
             return Err("a hardlink to the root directory".into());
         }
     }
-    super::apply::entry_xattrs(entry.pax())?;
+    let named = super::apply::entry_xattrs(entry.pax())?;
+    if let Some(why) = super::apply::misplaced_default_acl(&named, entry.header().entry_type()) {
+        return Err(why);
+    }
     for (what, id) in [("uid", entry.uid()), ("gid", entry.gid())] {
         let id = id.map_err(|e| format!("its {what}: {e}"))?;
         match u32::try_from(id) {

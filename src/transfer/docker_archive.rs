@@ -8,7 +8,7 @@
 //! over the layers [`super::import`] stored, checking every layer's diff_id against the
 //! config.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Read, Write};
 
 use serde::Deserialize;
@@ -442,6 +442,9 @@ pub(crate) fn assemble(
     // Every entry's config is parsed, and entries may share one: a 64 MB manifest.json
     // naming a 64 MB config in each entry would parse it without end. Real configs are KBs.
     let mut parsed = 0u64;
+    // A layer blob is read through for its diff_id once, however often entries name it: a
+    // manifest.json of a few MB may name one blob a hundred thousand times.
+    let mut blob_layers: HashMap<(Digest, Algorithm), (Descriptor, String)> = HashMap::new();
     let mut out = Vec::new();
     for (n, entry) in entries.iter().enumerate() {
         let image = format!("image {} ({})", n + 1, entry.config);
@@ -511,7 +514,15 @@ pub(crate) fn assemble(
                             "{image}'s config has a malformed diff_id {want:?}: {e}"
                         ))
                     })?;
-                    blob_layer(store, b, want.algorithm())?
+                    let key = (b.digest.clone(), want.algorithm());
+                    match blob_layers.get(&key) {
+                        Some(found) => found.clone(),
+                        None => {
+                            let found = blob_layer(store, b, want.algorithm())?;
+                            blob_layers.insert(key, found.clone());
+                            found
+                        }
+                    }
                 }
                 Some(Stored::Json(_)) => {
                     return Err(bad(format!(

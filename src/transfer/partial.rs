@@ -12,6 +12,8 @@
 //!   drop them; and the layout never holds an index naming manifests it lacks, so `strata
 //!   fsck` and gc stay clean. The platforms left out are reported.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::Serialize;
 
 use super::error::{Error, Result};
@@ -37,6 +39,15 @@ pub struct LeftOut {
     pub missing: Vec<String>,
 }
 
+/// What narrowing made of one index: an entry naming it (or the platform picked) stays, or
+/// names a new index.
+#[derive(Clone)]
+enum Narrowed {
+    AsIs,
+    Replaced { digest: String, size: i64 },
+    Child(Box<Descriptor>),
+}
+
 /// The entries to import, each index entry narrowed as `platforms` says (module docs), with
 /// the platforms left out. A new index is written to `staging`. `stores` are where blobs may
 /// be (the staging layout, then the destination).
@@ -48,103 +59,149 @@ pub(crate) fn narrow(
 ) -> Result<(Tagged, Vec<LeftOut>)> {
     let mut out = Vec::with_capacity(entries.len());
     let mut left_out = Vec::new();
+    // Each index is narrowed once, however many tags name it, and each graph walked once,
+    // however often an index lists it: an index.json of thousands of entries over one
+    // index of thousands of manifests would otherwise walk millions of graphs.
+    let mut done: HashMap<(String, String), (Narrowed, Vec<LeftOut>)> = HashMap::new();
+    let mut walked: HashMap<(String, String), Vec<String>> = HashMap::new();
     for (desc, tag) in entries {
         if Kind::of(&desc.media_type) != Kind::Index || matches!(platforms, Some(Platforms::All)) {
             out.push((desc, tag));
             continue;
         }
-        let blob = crate::layout::walk::blob_ref(&desc, "an index.json entry in the archive")?;
-        // An index the archive lacks is reported missing with the rest, after this.
-        let Some(store) = stores.iter().find(|s| holds(s, &blob)) else {
-            out.push((desc, tag));
-            continue;
-        };
-        let raw = store.read_blob(&blob, JSON_LIMIT, "index")?;
-        let what = format!("index {}", blob.digest);
-        let index = decode_index(&raw, &desc.media_type, &what)?;
         let image = tag.clone().unwrap_or_else(|| desc.digest.clone());
-        let lacking = |d: &Descriptor| -> Result<Vec<String>> {
-            let mut root = d.clone();
-            root.annotations = None;
-            let mut walker = Walker::new(stores);
-            walker.walk(std::slice::from_ref(&root))?;
-            Ok(walker
-                .missing()
-                .iter()
-                .map(|(b, _)| b.digest.to_string())
-                .collect())
-        };
-        let complete = |d: &Descriptor| -> Result<bool> { Ok(lacking(d)?.is_empty()) };
-        let shown = |d: &Descriptor| {
-            d.platform
-                .as_ref()
-                .map_or_else(|| "unknown".to_owned(), |p| p.to_string())
-        };
-        if let Some(Platforms::One(platform)) = platforms {
-            let child = crate::image::pick(&index, platform).ok_or_else(|| {
-                Error::Unsupported(format!(
-                    "{image} has no image for platform {platform} (it has: {})",
-                    crate::image::available(&index)
-                ))
-            })?;
-            if !complete(&child)? {
-                return Err(Error::Unsupported(format!(
-                    "{image}: the image for platform {} ({}) is not in the archive whole; \
-                     import another platform, or all of those that are",
-                    shown(&child),
-                    child.digest
-                )));
+        let key = (desc.digest.clone(), desc.media_type.clone());
+        if !done.contains_key(&key) {
+            let narrowed = narrow_index(&desc, &image, stores, staging, platforms, &mut walked)?;
+            done.insert(key.clone(), narrowed);
+        }
+        let (narrowed, left) = &done[&key];
+        left_out.extend(left.iter().map(|l| LeftOut {
+            image: image.clone(),
+            ..l.clone()
+        }));
+        let entry = match narrowed {
+            Narrowed::AsIs => desc,
+            Narrowed::Replaced { digest, size } => {
+                let mut entry = desc;
+                entry.digest = digest.clone();
+                entry.size = *size;
+                entry
             }
-            let mut entry = child;
-            entry.annotations = None;
-            out.push((entry, tag));
-            continue;
-        }
-        let mut keep = Vec::new();
-        for child in &index.manifests {
-            let missing = lacking(child)?;
-            if missing.is_empty() {
-                keep.push(child.digest.clone());
-            } else {
-                left_out.push(LeftOut {
-                    image: image.clone(),
-                    platform: shown(child),
-                    digest: child.digest.clone(),
-                    missing,
-                });
-            }
-        }
-        if keep.len() == index.manifests.len() {
-            out.push((desc, tag));
-            continue;
-        }
-        if keep.is_empty() {
-            return Err(Error::Unsupported(format!(
-                "{image}: the archive holds none of its platforms whole ({}); it names \
-                 them but lacks their blobs",
-                crate::image::available(&index)
-            )));
-        }
-        let mut value: serde_json::Value =
-            serde_json::from_slice(&raw).map_err(|e| crate::Error::Invalid {
-                what: what.clone(),
-                reason: format!("malformed JSON: {e}"),
-            })?;
-        if let Some(list) = value
-            .get_mut("manifests")
-            .and_then(serde_json::Value::as_array_mut)
-        {
-            list.retain(|m| {
-                m.get("digest")
-                    .and_then(serde_json::Value::as_str)
-                    .is_some_and(|d| keep.iter().any(|k| k == d))
-            });
-        }
-        let written = staging.put_blob(&to_canonical_json(&value))?;
-        let mut entry = desc.clone();
-        entry.digest = written.digest.to_string();
-        entry.size = written.size as i64;
+            Narrowed::Child(child) => (**child).clone(),
+        };
         out.push((entry, tag));
     }
     Ok((out, left_out))
+}
+
+/// Narrows the index `desc` (named `image` in messages and reports); `walked` holds what
+/// each graph walked so far lacks.
+fn narrow_index(
+    desc: &Descriptor,
+    image: &str,
+    stores: &[&Layout],
+    staging: &Layout,
+    platforms: Option<&Platforms>,
+    walked: &mut HashMap<(String, String), Vec<String>>,
+) -> Result<(Narrowed, Vec<LeftOut>)> {
+    let mut left_out = Vec::new();
+    let blob = crate::layout::walk::blob_ref(desc, "an index.json entry in the archive")?;
+    // An index the archive lacks is reported missing with the rest, after this.
+    let Some(store) = stores.iter().find(|s| holds(s, &blob)) else {
+        return Ok((Narrowed::AsIs, left_out));
+    };
+    let raw = store.read_blob(&blob, JSON_LIMIT, "index")?;
+    let what = format!("index {}", blob.digest);
+    let index = decode_index(&raw, &desc.media_type, &what)?;
+    let mut lacking = |d: &Descriptor| -> Result<Vec<String>> {
+        let key = (d.digest.clone(), d.media_type.clone());
+        if let Some(found) = walked.get(&key) {
+            return Ok(found.clone());
+        }
+        let mut root = d.clone();
+        root.annotations = None;
+        let mut walker = Walker::new(stores);
+        walker.walk(std::slice::from_ref(&root))?;
+        let found: Vec<String> = walker
+            .missing()
+            .iter()
+            .map(|(b, _)| b.digest.to_string())
+            .collect();
+        walked.insert(key, found.clone());
+        Ok(found)
+    };
+    let shown = |d: &Descriptor| {
+        d.platform
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), |p| p.to_string())
+    };
+    if let Some(Platforms::One(platform)) = platforms {
+        let child = crate::image::pick(&index, platform).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "{image} has no image for platform {platform} (it has: {})",
+                crate::image::available(&index)
+            ))
+        })?;
+        if !lacking(&child)?.is_empty() {
+            return Err(Error::Unsupported(format!(
+                "{image}: the image for platform {} ({}) is not in the archive whole; \
+                 import another platform, or all of those that are",
+                shown(&child),
+                child.digest
+            )));
+        }
+        let mut entry = child;
+        entry.annotations = None;
+        return Ok((Narrowed::Child(Box::new(entry)), left_out));
+    }
+    let mut keep = HashSet::new();
+    let mut kept = 0;
+    for child in &index.manifests {
+        let missing = lacking(child)?;
+        if missing.is_empty() {
+            kept += 1;
+            keep.insert(child.digest.as_str());
+        } else {
+            left_out.push(LeftOut {
+                image: image.to_owned(),
+                platform: shown(child),
+                digest: child.digest.clone(),
+                missing,
+            });
+        }
+    }
+    if kept == index.manifests.len() {
+        return Ok((Narrowed::AsIs, left_out));
+    }
+    if keep.is_empty() {
+        return Err(Error::Unsupported(format!(
+            "{image}: the archive holds none of its platforms whole ({}); it names \
+             them but lacks their blobs",
+            crate::image::available(&index)
+        )));
+    }
+    let mut value: serde_json::Value =
+        serde_json::from_slice(&raw).map_err(|e| crate::Error::Invalid {
+            what: what.clone(),
+            reason: format!("malformed JSON: {e}"),
+        })?;
+    if let Some(list) = value
+        .get_mut("manifests")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        list.retain(|m| {
+            m.get("digest")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|d| keep.contains(d))
+        });
+    }
+    let written = staging.put_blob(&to_canonical_json(&value))?;
+    Ok((
+        Narrowed::Replaced {
+            digest: written.digest.to_string(),
+            size: written.size as i64,
+        },
+        left_out,
+    ))
 }

@@ -18,6 +18,9 @@ const GROUP: u16 = 0x08;
 const MASK: u16 = 0x10;
 const OTHER: u16 = 0x20;
 const NO_ID: u32 = u32::MAX;
+/// The most entries an ACL xattr can hold: the kernel takes values of at most 64 KiB
+/// (`XATTR_SIZE_MAX`), a 4-byte header and 8 bytes an entry.
+const MAX_ENTRIES: usize = (65536 - 4) / 8;
 
 /// The xattr value for the ACL `text`; the error says which entry is wrong.
 pub(crate) fn acl_text_to_xattr(text: &[u8]) -> Result<Vec<u8>, String> {
@@ -73,23 +76,31 @@ pub(crate) fn acl_text_to_xattr(text: &[u8]) -> Result<Vec<u8>, String> {
                 _ => return Err(bad("bad permissions")),
             };
         }
-        if entries.iter().any(|(t, i, _)| *t == tag && *i == id) {
-            return Err(bad("given twice"));
+        if entries.len() == MAX_ENTRIES {
+            return Err(format!(
+                "the ACL has over {MAX_ENTRIES} entries, more than an xattr can hold"
+            ));
         }
         entries.push((tag, id, perm));
     }
+    // Sorted first, so that a long ACL is not checked entry against entry.
+    entries.sort_unstable();
+    if let Some(w) = entries
+        .windows(2)
+        .find(|w| (w[0].0, w[0].1) == (w[1].0, w[1].1))
+    {
+        let (tag, id, _) = w[0];
+        return Err(format!(
+            "the ACL gives the entry of tag {tag:#x} and id {id} twice"
+        ));
+    }
     let count = |t: u16| entries.iter().filter(|e| e.0 == t).count();
     if count(USER_OBJ) != 1 || count(GROUP_OBJ) != 1 || count(OTHER) != 1 {
-        return Err(format!(
-            "ACL {text:?} lacks one of the owner, owning group and other entries"
-        ));
+        return Err("the ACL lacks one of the owner, owning group and other entries".to_string());
     }
     if (count(USER) > 0 || count(GROUP) > 0) && count(MASK) == 0 {
-        return Err(format!(
-            "ACL {text:?} names users or groups but has no mask"
-        ));
+        return Err("the ACL names users or groups but has no mask".to_string());
     }
-    entries.sort_unstable();
     let mut out = VERSION.to_le_bytes().to_vec();
     for (tag, id, perm) in entries {
         out.extend_from_slice(&tag.to_le_bytes());
@@ -120,6 +131,23 @@ pub(crate) fn acl_mode_bits(xattr: &[u8]) -> Option<u32> {
         }
     }
     Some(user? << 6 | mask.or(group)? << 3 | other?)
+}
+
+/// Why an entry of type `kind` cannot take the xattrs `named`: a default ACL is what a
+/// directory hands down to what is made in it, and the kernel refuses one anywhere else
+/// (EACCES, which would read as the unpacking user lacking a permission).
+pub(crate) fn misplaced_default_acl(
+    named: &[(Vec<u8>, Vec<u8>)],
+    kind: tar::EntryType,
+) -> Option<String> {
+    let given = named
+        .iter()
+        .any(|(n, v)| n == b"system.posix_acl_default" && !v.is_empty());
+    (given && kind != tar::EntryType::Directory).then(|| {
+        "a default ACL (SCHILY.acl.default or the system.posix_acl_default xattr) on a \
+         non-directory: only directories have one"
+            .to_string()
+    })
 }
 
 /// Whether `name` is an xattr holding a POSIX ACL (whose named entries carry ids).
@@ -203,5 +231,14 @@ mod tests {
         ] {
             assert!(acl_text_to_xattr(bad).is_err(), "{bad:?}");
         }
+        let entries = |n: u32| {
+            let mut text = String::from("user::rw-,group::r--,mask::rwx,other::r--");
+            for id in 0..n {
+                text.push_str(&format!(",u:{id}:r"));
+            }
+            text
+        };
+        assert!(acl_text_to_xattr(entries(MAX_ENTRIES as u32 - 4).as_bytes()).is_ok());
+        assert!(acl_text_to_xattr(entries(MAX_ENTRIES as u32 - 3).as_bytes()).is_err());
     }
 }

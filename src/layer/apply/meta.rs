@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStringExt;
 
 use rustix::fs::{Timespec, Timestamps};
 
-use super::acl::{acl_mode_bits, is_acl_xattr, map_acl_ids};
+use super::acl::{acl_mode_bits, is_acl_xattr, map_acl_ids, misplaced_default_acl};
 use super::error::{EntryError, EntryResult};
 use super::xattrs::{entry_xattrs, xattr_allowed};
 use super::Applier;
@@ -55,8 +55,11 @@ impl Applier {
                 atime = parse_pax_time(value);
             }
         }
-        let mut xattrs: Vec<(OsString, Vec<u8>)> = entry_xattrs(entry.pax())
-            .map_err(EntryError::Refused)?
+        let named = entry_xattrs(entry.pax()).map_err(EntryError::Refused)?;
+        if let Some(why) = misplaced_default_acl(&named, header.entry_type()) {
+            return Err(EntryError::Refused(why));
+        }
+        let mut xattrs: Vec<(OsString, Vec<u8>)> = named
             .into_iter()
             .map(|(name, value)| (OsString::from_vec(name), value))
             .filter(|(name, _)| xattr_allowed(&name.to_string_lossy()))
@@ -70,7 +73,7 @@ impl Applier {
                         |id| self.options.uid_map.to_host(id),
                         |id| self.options.gid_map.to_host(id),
                     )
-                    .map_err(|why| EntryError::Refused(format!("the uid/gid map: {why}")))?;
+                    .map_err(|why| EntryError::Refused(format!("xattr {name:?}: {why}")))?;
                 }
             }
         }

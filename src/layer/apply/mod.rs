@@ -29,7 +29,7 @@ mod rootless;
 mod whiteout;
 mod xattrs;
 
-pub(crate) use acl::{is_acl_xattr, map_acl_ids};
+pub(crate) use acl::{is_acl_xattr, map_acl_ids, misplaced_default_acl};
 use error::{layer_error, EntryError, EntryResult};
 use meta::{timestamps, Meta};
 pub use rootless::{rootless_xattr, ROOTLESS_XATTR};
