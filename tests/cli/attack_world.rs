@@ -59,7 +59,7 @@ fn tar_of(members: &[Member<'_>]) -> Vec<u8> {
 /// A one-layer image of `tar` in a fresh layout; returns the temp dir and the layout.
 fn layer_image(tar: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempdir();
-    let layout = strata::Layout::init(&dir.path().join("l")).unwrap();
+    let layout = strata::Layout::init(dir.path().join("l")).unwrap();
     write_layered_image(&layout, "t", &[(tar.to_vec(), Packing::Gzip)], json!({}));
     let root = layout.root().to_owned();
     (dir, root)
@@ -304,7 +304,7 @@ fn sparse_files_hardlinked_and_as_whiteouts() {
         member(b'0', "d/after", vec![], b"after"),
     ]);
     let dir = tempdir();
-    let layout = strata::Layout::init(&dir.path().join("l")).unwrap();
+    let layout = strata::Layout::init(dir.path().join("l")).unwrap();
     write_layered_image(
         &layout,
         "t",
@@ -419,7 +419,7 @@ fn manifest_of(config: &[u8], layers: &[&[u8]]) -> Vec<u8> {
 
 /// A layout holding one image tagged `keep`: the destination archives are imported into.
 fn destination(dir: &Path) -> std::path::PathBuf {
-    let layout = strata::Layout::init(&dir.join("dest")).unwrap();
+    let layout = strata::Layout::init(dir.join("dest")).unwrap();
     let image = write_image(&layout, &["kept"], "amd64");
     add_entry(&layout, &image.manifest, Some("keep"));
     layout.root().to_owned()
