@@ -163,6 +163,20 @@ pub fn import<R: Read>(
     for tag in entries.iter().filter_map(|(_, t)| t.as_deref()) {
         validate_tag(tag)?;
     }
+    // What goes into index.json must be what fsck accepts there (the fuzzer found an
+    // entry whose mediaType was no media type: imported, then reported by fsck).
+    for (desc, _) in &entries {
+        let bad = std::iter::once(desc.media_type.as_str())
+            .chain(desc.artifact_type.as_deref())
+            .find(|t| !crate::spec::is_valid_media_type(t));
+        if let Some(bad) = bad {
+            return Err(crate::Error::Invalid {
+                what: format!("the archive's entry {}", desc.digest),
+                reason: format!("{bad:?} is not a media type (type/subtype, RFC 6838)"),
+            }
+            .into());
+        }
+    }
 
     let stores = [&staging.layout, dest];
     let mut roots: Vec<Descriptor> = Vec::new();
