@@ -45,17 +45,7 @@ blobs=$(du -sb "$L/blobs" | cut -f1)
 mapfile -t LAYERS < <("$STRATA" inspect --json "$L:big" | jq -r '.layers[].digest | sub("sha256:"; "")')
 gunzip_all() { local d; for d in "${LAYERS[@]}"; do gzip -dc "$L/blobs/sha256/$d" >/dev/null; done; }
 
-# t LABEL CMD...: runs CMD, appends its wall seconds to $T/LABEL; output to $T/LABEL.out.
 T=$(mktemp -d "$W/results/fsck.XXXXXX")
-t() {
-    local label=$1 start end
-    shift
-    start=$EPOCHREALTIME
-    "$@" >"$T/$label.out" 2>&1 || { cat "$T/$label.out" >&2; die "$label failed"; }
-    end=$EPOCHREALTIME
-    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }' >>"$T/$label"
-}
-median() { sort -n "$T/$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 cat "$L"/blobs/sha256/* >/dev/null # a hot cache for everyone
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -70,7 +60,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     t unpack "$STRATA" unpack --rootfs-only "$L:big" "$dest"
     aside "$dest"
 done
-f=$(median fsck) n=$(median fsck-no-layers) u=$(median unpack) g=$(median gzip)
+f=$(tmedian fsck) n=$(tmedian fsck-no-layers) u=$(tmedian unpack) g=$(tmedian gzip)
 echo "blobs: $blobs bytes in ${#LAYERS[@]} layers; median of $ROUNDS: fsck ${f}s, fsck --no-layers ${n}s, unpack ${u}s, gzip -dc ${g}s"
 awk -v f="$f" -v u="$u" -v g="$g" 'BEGIN { printf "fsck / unpack = %.2f, fsck / gzip -dc = %.2f\n", f / u, f / g }'
 echo "raw times: $T"

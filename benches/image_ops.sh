@@ -51,15 +51,6 @@ mapfile -t LAYERS < <("$STRATA" inspect --json "$L:big" | jq -r '.layers[].diges
 gunzip_all() { local d; for d in "${LAYERS[@]}"; do gzip -dc "$L/blobs/sha256/$d" >/dev/null; done; }
 
 T=$(mktemp -d "$W/results/image-ops.XXXXXX")
-t() {
-    local label=$1 start end
-    shift
-    start=$EPOCHREALTIME
-    "$@" >"$T/$label.out" 2>&1 || { cat "$T/$label.out" >&2; die "$label failed"; }
-    end=$EPOCHREALTIME
-    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }' >>"$T/$label"
-}
-med() { sort -n "$T/$1" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 warm_layout "$L"
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -80,8 +71,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
     t skopeo skopeo copy --dest-compress-format zstd "oci:$L:big" "oci:$s:zstd"
     aside "$s"
 done
-g=$(med gzip) e=$(med export-rootfs) k=$(med cat) dt=$(med diff-top) ds=$(med diff-self)
-cv=$(med convert) sk=$(med skopeo)
+g=$(tmedian gzip) e=$(tmedian export-rootfs) k=$(tmedian cat) dt=$(tmedian diff-top) ds=$(tmedian diff-self)
+cv=$(tmedian convert) sk=$(tmedian skopeo)
 echo "median of $ROUNDS: gzip -dc ${g}s, export rootfs ${e}s, cat ${k}s, diff (one small layer apart) ${dt}s, diff (whole image) ${ds}s, convert zstd ${cv}s, skopeo zstd ${sk}s"
 awk -v e="$e" -v g="$g" -v k="$k" -v dt="$dt" -v ds="$ds" -v cv="$cv" -v sk="$sk" 'BEGIN {
     printf "export rootfs / gzip -dc = %.2f (goal <= 1.2)\n", e / g

@@ -327,3 +327,17 @@ for i, mb in enumerate([2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 28, 32, 36, 40]):
         f.write(rng.randbytes(mb << 20) if i % 2 else text(mb << 20))
 PY
 }
+
+# ---------------------------------------------------------------- labelled wall-clock timings
+# t LABEL CMD...: runs CMD, appends its wall seconds to $T/LABEL (T: the caller's results
+# dir), its output to $T/LABEL.out; a failing CMD stops the benchmark, showing that output.
+t() {
+    local label=$1 start end
+    shift
+    start=$EPOCHREALTIME
+    "$@" >"$T/$label.out" 2>&1 || { cat "$T/$label.out" >&2; die "$label failed"; }
+    end=$EPOCHREALTIME
+    awk -v a="$start" -v b="$end" 'BEGIN { printf "%.3f\n", b - a }' >>"$T/$label"
+}
+# tmedian LABEL: the median of the times t recorded under LABEL.
+tmedian() { median <"$T/$1"; }
