@@ -59,6 +59,8 @@ pub mod image;
 mod ioext;
 pub mod layer;
 pub mod layout;
+#[cfg(feature = "registry")]
+pub mod registry;
 #[cfg(feature = "oci-spec")]
 pub mod oci_spec;
 pub mod spec;

@@ -1,0 +1,5 @@
+//! Registries that follow the OCI distribution spec: pulling images into a layout, pushing
+//! them from one, listing tags, and the credentials to do so.
+//!
+//! Only this module touches the network, and only when called: every other part of the
+//! library works on local files. It is compiled with the `registry` feature (on by default).
