@@ -21,13 +21,17 @@ mod index;
 mod init;
 mod insert;
 mod inspect;
+mod login;
 mod ls;
 mod man;
 mod manifest;
 mod new;
 mod output;
+mod pull;
+mod push;
 mod rebase;
 mod referrers;
+mod registry;
 mod repack;
 mod runtime_config;
 mod tag;
@@ -134,6 +138,10 @@ enum Command {
     Export(export::Args),
     Import(import::Args),
     Copy(copy::Args),
+    Pull(pull::Args),
+    Push(push::Args),
+    Login(login::LoginArgs),
+    Logout(login::LogoutArgs),
     #[command(subcommand)]
     Artifact(artifact::Command),
     Referrers(referrers::Args),
@@ -225,6 +233,10 @@ pub fn main() -> ExitCode {
         Command::Export(a) => export::run(a, &out),
         Command::Import(a) => import::run(a, &out),
         Command::Copy(a) => copy::run(a, &out),
+        Command::Pull(a) => pull::run(a, &out),
+        Command::Push(a) => push::run(a, &out),
+        Command::Login(a) => login::login(a, &out),
+        Command::Logout(a) => login::logout(a, &out),
         Command::Artifact(c) => artifact::run(c, &out),
         Command::Referrers(a) => referrers::run(a, &out),
         Command::Index(c) => index::run(c, &out),

@@ -76,6 +76,11 @@ struct Envelope<'a, T: Serialize> {
 }
 
 impl Output {
+    /// How many `-v`s were given.
+    pub fn verbosity(&self) -> u8 {
+        self.verbosity
+    }
+
     pub fn new(verbosity: u8, quiet: bool) -> Output {
         Output {
             verbosity,

@@ -34,8 +34,8 @@ pub mod oci_archive;
 pub mod partial;
 mod read_archive;
 mod select;
-mod staging;
-mod tags;
+pub(crate) mod staging;
+pub(crate) mod tags;
 mod tar_out;
 
 pub use error::{Error, Result};

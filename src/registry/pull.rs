@@ -1,0 +1,303 @@
+//! Pulling an image from a registry into a layout.
+//!
+//! Documents (indexes, manifests) are fetched one by one, each verified against its digest
+//! and written to a staging layout inside the destination's `.strata-tmp/`; the store's walker
+//! then tells which blobs neither the staging area nor the destination holds, and those are
+//! downloaded several at once, each streamed through the verified blob writer (bounded memory
+//! whatever a layer's size). Only when the whole graph is in are the staged blobs renamed into
+//! `blobs/` (layers first, documents last) and the tag written: a failed or killed pull leaves
+//! the layout as it was, plus a temp directory gc sweeps.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use serde::Serialize;
+
+use super::api::{self, Fetched};
+use super::client::Client;
+use super::error::{Error, Result};
+use super::name::ImageName;
+use crate::image::PlatformSpec;
+use crate::layout::reference::validate_tag;
+use crate::layout::walker::{Role, Walker};
+use crate::layout::{Layout, LockMode};
+use crate::spec::{BlobRef, Descriptor, Kind};
+use crate::transfer::staging::Staging;
+use crate::transfer::tags::{clashes, publish_entries};
+use crate::transfer::{ProgressFn, Ticker};
+
+/// How to pull.
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// The platform to take from a multi-platform image.
+    pub platform: PlatformSpec,
+    /// Keep the whole index, every platform, byte for byte.
+    pub all_platforms: bool,
+    /// Also fetch the image's referrers (signatures, SBOMs), listed untagged.
+    pub referrers: bool,
+    /// Move the destination tag if it names another image.
+    pub force: bool,
+    /// Blobs downloaded at once.
+    pub jobs: usize,
+}
+
+/// What a pull did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullReport {
+    /// The digest of the manifest or index stored.
+    pub digest: String,
+    /// Its media type.
+    pub media_type: String,
+    /// The tag it has in the layout.
+    pub tag: Option<String>,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Blobs downloaded (documents included).
+    pub blobs_fetched: usize,
+    /// Blobs the layout had.
+    pub blobs_present: usize,
+    /// Bytes downloaded.
+    pub bytes: u64,
+    /// Referrers stored along (untagged).
+    pub referrers: Vec<String>,
+}
+
+/// Pulls `name` into `dest`, tagged `tag`. Holds the layout's gc lock shared.
+pub fn pull(
+    client: &Client,
+    name: &ImageName,
+    dest: &Layout,
+    tag: Option<&str>,
+    options: &PullOptions,
+    progress: ProgressFn<'_>,
+) -> Result<PullReport> {
+    if let Some(t) = tag {
+        validate_tag(t)?;
+    }
+    let repo = name.repository.as_str();
+    let _lock = dest.lock_gc(LockMode::Shared)?;
+    let staging = Staging::new(dest)?;
+    let mut fetched_docs = 0usize;
+    let mut doc_bytes = 0u64;
+
+    let top = api::get_manifest(client, repo, &name.reference())?;
+    let mut root = top.descriptor();
+    stage_document(&staging.layout, &top)?;
+    fetched_docs += 1;
+    doc_bytes += top.bytes.len() as u64;
+    if Kind::of(&top.media_type) == Kind::Index && !options.all_platforms {
+        let index =
+            crate::layout::walk::decode_index(&top.bytes, &top.media_type, &name.to_string())?;
+        let Some(entry) = index.manifests.iter().find(|d| {
+            d.platform
+                .as_ref()
+                .is_some_and(|p| options.platform.matches(p))
+        }) else {
+            let offered: Vec<String> = index
+                .manifests
+                .iter()
+                .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                .collect();
+            return Err(Error::Unsupported(format!(
+                "{name} has no image for {} (it has: {}); pick one with --platform, or take them all with --all-platforms",
+                options.platform,
+                if offered.is_empty() { "none with a platform".to_owned() } else { offered.join(", ") }
+            )));
+        };
+        root = entry.clone();
+        root.annotations = None;
+    }
+
+    let mut roots = vec![root.clone()];
+    let mut referrer_roots = Vec::new();
+    if options.referrers {
+        let digest = root.digest().map_err(crate::Error::from)?;
+        for r in api::referrers(client, repo, &digest)? {
+            let mut r = r;
+            r.annotations = None;
+            roots.push(r.clone());
+            referrer_roots.push(r);
+        }
+    }
+
+    // Fetch documents until the walk misses nothing but leaves and configs.
+    let (blobs, present) = loop {
+        let mut walker = Walker::new(&[&staging.layout, dest]);
+        walker.walk(&roots)?;
+        let (nodes, leaves): (Vec<_>, Vec<_>) = walker
+            .missing()
+            .iter()
+            .cloned()
+            .partition(|(_, role)| *role == Role::Node);
+        if nodes.is_empty() {
+            let present = walker.items().iter().filter(|i| i.store == 1).count();
+            break (
+                leaves.into_iter().map(|(b, _)| b).collect::<Vec<BlobRef>>(),
+                present,
+            );
+        }
+        for (blob, _) in nodes {
+            let doc = api::get_manifest(client, repo, &blob.digest.to_string())?;
+            if doc.bytes.len() as u64 != blob.size {
+                return Err(Error::Invalid {
+                    what: format!("{}@{}", name.repository, blob.digest),
+                    reason: format!(
+                        "{} bytes where its descriptor says {}",
+                        doc.bytes.len(),
+                        blob.size
+                    ),
+                });
+            }
+            stage_document(&staging.layout, &doc)?;
+            fetched_docs += 1;
+            doc_bytes += doc.bytes.len() as u64;
+        }
+    };
+
+    let entries: Vec<(Descriptor, Option<String>)> =
+        std::iter::once((root.clone(), tag.map(str::to_owned)))
+            .chain(referrer_roots.iter().map(|r| (r.clone(), None)))
+            .collect();
+    let clashing = clashes(&dest.read_index()?.index, &entries);
+    if !clashing.is_empty() && !options.force {
+        return Err(crate::transfer::Error::TagsExist {
+            layout: dest.root().to_owned(),
+            clashes: clashing,
+        }
+        .into());
+    }
+
+    let total: u64 = blobs.iter().map(|b| b.size).sum();
+    let mut ticker = Ticker::new(progress, Some(total));
+    fetch_blobs(
+        client,
+        repo,
+        &staging.layout,
+        &blobs,
+        options.jobs.max(1),
+        &mut ticker,
+    )?;
+
+    // Everything is staged: check the whole graph once more, then publish bottom-up.
+    let mut walker = Walker::new(&[&staging.layout, dest]);
+    walker.walk(&roots)?;
+    if let Some((blob, _)) = walker.missing().first() {
+        return Err(Error::Invalid {
+            what: name.to_string(),
+            reason: format!("{} is still missing after the pull", blob.digest),
+        });
+    }
+    let order: Vec<BlobRef> = walker
+        .items()
+        .iter()
+        .rev()
+        .filter(|i| i.store == 0)
+        .map(|i| i.blob.clone())
+        .collect();
+    staging.publish(dest, &order)?;
+    drop(staging);
+    ticker.finish();
+    publish_entries(dest, &entries, options.force)?;
+    Ok(PullReport {
+        digest: root.digest.clone(),
+        media_type: root.media_type.clone(),
+        tag: tag.map(str::to_owned),
+        size: root.size.max(0) as u64,
+        blobs_fetched: fetched_docs + blobs.len(),
+        blobs_present: present,
+        bytes: doc_bytes + total,
+        referrers: referrer_roots.iter().map(|r| r.digest.clone()).collect(),
+    })
+}
+
+/// Writes a fetched (already verified) document into the staging layout.
+fn stage_document(staging: &Layout, doc: &Fetched) -> Result<()> {
+    let mut writer = staging.blob_writer(doc.digest.algorithm())?;
+    writer.write_all(&doc.bytes).map_err(|e| crate::Error::Io {
+        path: staging.root().to_owned(),
+        source: e,
+    })?;
+    writer.finish_expecting(&BlobRef {
+        digest: doc.digest.clone(),
+        size: doc.bytes.len() as u64,
+    })?;
+    Ok(())
+}
+
+enum Message {
+    Bytes(u64),
+    Done(usize, Result<()>),
+}
+
+/// Downloads `blobs` into `staging`, `jobs` at a time, reporting progress on this thread.
+/// The first failure stops the others from starting new blobs.
+fn fetch_blobs(
+    client: &Client,
+    repo: &str,
+    staging: &Layout,
+    blobs: &[BlobRef],
+    jobs: usize,
+    ticker: &mut Ticker<'_>,
+) -> Result<()> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = mpsc::channel::<Message>();
+    let mut first_error = None;
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(blobs.len()) {
+            let tx = tx.clone();
+            let (next, stop) = (&next, &stop);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= blobs.len() || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let result = fetch_one(client, repo, staging, &blobs[i], &mut |n| {
+                    let _ = tx.send(Message::Bytes(n));
+                });
+                if result.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                let _ = tx.send(Message::Done(i, result));
+            });
+        }
+        drop(tx);
+        for message in rx {
+            match message {
+                Message::Bytes(n) => ticker.advance(n),
+                Message::Done(i, Ok(())) => {
+                    ticker.blob(&blobs[i].digest.to_string(), blobs[i].size, "fetched");
+                }
+                Message::Done(_, Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+    });
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn fetch_one(
+    client: &Client,
+    repo: &str,
+    staging: &Layout,
+    blob: &BlobRef,
+    advance: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let mut writer = staging.blob_writer(blob.digest.algorithm())?;
+    api::fetch_blob(client, repo, blob, &mut writer, advance)?;
+    writer.finish_expecting(blob).map_err(|e| match e {
+        crate::Error::Io { .. } => Error::Layout(e),
+        other => Error::WrongBlob {
+            url: client.url(&format!("/v2/{repo}/blobs/{}", blob.digest)),
+            blob: blob.clone(),
+            got: other.to_string(),
+        },
+    })?;
+    Ok(())
+}
