@@ -24,10 +24,18 @@ pub struct RegistryArgs {
     /// system's; /etc/docker/certs.d/HOST and /etc/containers/certs.d/HOST are read too.
     #[arg(long, value_name = "PATH")]
     pub cert_dir: Vec<PathBuf>,
+}
+
+/// How many blobs move at once.
+#[derive(Debug, clap::Args, Clone, Copy)]
+pub struct JobsArg {
     /// Blobs moved at once.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
 }
+
+/// The prefix that marks a registry image where a layout reference could stand.
+pub const REGISTRY_PREFIX: &str = "docker://";
 
 /// Parses an image name, a usage error when it is not one.
 pub fn parse_name(text: &str) -> anyhow::Result<ImageName> {
