@@ -3,3 +3,5 @@
 //!
 //! Only this module touches the network, and only when called: every other part of the
 //! library works on local files. It is compiled with the `registry` feature (on by default).
+
+pub mod credentials;
