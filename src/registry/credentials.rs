@@ -140,11 +140,13 @@ impl CredentialStore {
             Some(name) => self.helper(name, &config)?.erase(registry.key())?,
             None => false,
         };
-        let removed = config.remove_entries(&registry)?;
+        // An empty entry left beside a helper is no credential: it goes, but does not make
+        // a logout that found nothing a success.
+        let (removed, held_secret) = config.remove_entries(&registry)?;
         if removed {
             config.write()?;
         }
-        Ok(erased || removed)
+        Ok(erased || held_secret)
     }
 
     fn find(

@@ -266,15 +266,30 @@ impl ConfigFile {
     }
 
     /// Removes every "auths" entry for the registry as a whole (namespace keys stay: they
-    /// are other logins). Says whether there was one.
-    pub(super) fn remove_entries(&mut self, registry: &Registry) -> Result<bool, CredentialError> {
+    /// are other logins). Says what went: `(entries removed, one of them held a secret)`.
+    pub(super) fn remove_entries(
+        &mut self,
+        registry: &Registry,
+    ) -> Result<(bool, bool), CredentialError> {
         let Some(Value::Object(auths)) = self.root.get_mut("auths") else {
             // object() reports a non-object "auths"; absent means nothing to remove.
-            return self.object("auths").map(|_| false);
+            return self.object("auths").map(|_| (false, false));
         };
-        let before = auths.len();
-        auths.retain(|k, _| !Scope::of_key(k).is_registry(registry));
-        Ok(auths.len() != before)
+        let (mut removed, mut held_secret) = (false, false);
+        auths.retain(|k, entry| {
+            let keep = !Scope::of_key(k).is_registry(registry);
+            if !keep {
+                removed = true;
+                held_secret |= SECRET_FIELDS.iter().any(|f| {
+                    entry
+                        .get(f)
+                        .and_then(Value::as_str)
+                        .is_some_and(|s| !s.is_empty())
+                });
+            }
+            keep
+        });
+        Ok((removed, held_secret))
     }
 
     /// Writes the config back crash-safely, through a symlink to its target as docker does.
@@ -285,9 +300,18 @@ impl ConfigFile {
             move |source| CredentialError::Io { path, source }
         };
         let target = match fs::symlink_metadata(&self.path) {
-            Ok(m) if m.file_type().is_symlink() => {
-                fs::canonicalize(&self.path).map_err(io_err(&self.path))?
-            }
+            Ok(m) if m.file_type().is_symlink() => match fs::canonicalize(&self.path) {
+                Ok(target) => target,
+                // A dangling link: its target is where the config is to be created.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    let link = fs::read_link(&self.path).map_err(io_err(&self.path))?;
+                    match self.path.parent() {
+                        Some(dir) => dir.join(link),
+                        None => link,
+                    }
+                }
+                Err(e) => return Err(io_err(&self.path)(e)),
+            },
             _ => self.path.clone(),
         };
         let mode = match fs::metadata(&target) {

@@ -548,6 +548,17 @@ fn login_writes_through_a_symlinked_config() {
         read_json(&real)["auths"]["ghcr.io"]["auth"],
         json!(b64("u:p"))
     );
+    // A dangling link: the config is created where it points.
+    fs::remove_file(&real).unwrap();
+    f.store.login("ghcr.io", &basic("u", "p2")).unwrap();
+    assert!(fs::symlink_metadata(f.config())
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        read_json(&real)["auths"]["ghcr.io"]["auth"],
+        json!(b64("u:p2"))
+    );
 }
 
 #[test]
@@ -641,8 +652,17 @@ fn logout_through_a_helper_erases_there() {
         read_json(&f.config()),
         json!({"credsStore": "pass", "auths": {}})
     );
-    // A helper that held nothing, and no entry left: there was none.
+    // A helper that held nothing beside an empty entry: there was none; the entry goes.
     f.helper("pass", NOT_FOUND);
+    write_json(
+        &f.config(),
+        &json!({"credsStore": "pass", "auths": {"docker.io": {}}}),
+    );
+    assert!(!f.store.logout("docker.io").unwrap());
+    assert_eq!(
+        read_json(&f.config()),
+        json!({"credsStore": "pass", "auths": {}})
+    );
     assert!(!f.store.logout("docker.io").unwrap());
 }
 
