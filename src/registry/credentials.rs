@@ -27,7 +27,7 @@ pub enum Credential {
         password: String,
     },
     /// an OAuth2 refresh token ("identitytoken" in docker's config, or a helper answering
-    /// Username "<token>"): exchanged at the token endpoint
+    /// Username `"<token>"`): exchanged at the token endpoint
     IdentityToken(String),
 }
 
@@ -68,7 +68,7 @@ pub struct CredentialStore {
 }
 
 impl CredentialStore {
-    /// The credential for `registry` (a host[:port] as it appears in an image reference, e.g.
+    /// The credential for `registry` (a `host[:port]` as it appears in an image reference, e.g.
     /// "localhost:5000", "docker.io"), or None. Keys scoped to a repository ("quay.io/org")
     /// are not considered: see [`CredentialStore::lookup_repository`].
     pub fn lookup(&self, registry: &str) -> Result<Option<Credential>, CredentialError> {

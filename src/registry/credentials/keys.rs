@@ -1,7 +1,7 @@
 //! How a registry named in an image reference is matched against the keys of config files,
-//! which docker, podman and hand-written files spell in many ways ("https://host/v1/",
-//! "http://host", "host", "docker.io" for docker hub's "https://index.docker.io/v1/", and
-//! containers' "host/namespace" keys).
+//! which docker, podman and hand-written files spell in many ways (`https://host/v1/`,
+//! `http://host`, `host`, `docker.io` for docker hub's `https://index.docker.io/v1/`, and
+//! containers' `host/namespace` keys).
 
 /// The key `docker login` writes for docker hub, and the server URL docker hands helpers.
 pub(super) const HUB_KEY: &str = "https://index.docker.io/v1/";
@@ -12,12 +12,12 @@ const HUB_HOSTS: [&str; 3] = ["docker.io", "index.docker.io", "registry-1.docker
 /// A registry as keys are compared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Registry {
-    /// host[:port], docker hub's aliases folded to "docker.io".
+    /// `host[:port]`, docker hub's aliases folded to "docker.io".
     host: String,
 }
 
 impl Registry {
-    /// The registry an argument names: a host[:port], leniently also a URL (scheme and path
+    /// The registry an argument names: a `host[:port]`, leniently also a URL (scheme and path
     /// dropped, as `docker login` does). None when no host is left.
     pub(super) fn parse(name: &str) -> Option<Registry> {
         match Scope::of_key(name.trim()) {
@@ -39,7 +39,7 @@ impl Registry {
     }
 
     /// The key `docker login` stores it under, which is also the server URL docker passes
-    /// to credential helpers: docker hub's v1 URL, else the bare host[:port].
+    /// to credential helpers: docker hub's v1 URL, else the bare `host[:port]`.
     pub(super) fn key(&self) -> &str {
         if self.host == HUB_HOSTS[0] {
             HUB_KEY
