@@ -361,6 +361,7 @@ pub fn upload_blob(
         return Ok(());
     }
     let mut offset = 0;
+    let mut resumes = 0;
     while offset < blob.size {
         let len = chunk.min(blob.size - offset);
         let opener = || open(offset).map(|r| Box::new(r.take(len)) as Box<dyn Read>);
@@ -370,7 +371,32 @@ pub fn upload_blob(
                 length: len,
                 open: &opener,
             });
-        let response = client.expect(&call, &[202, 204])?;
+        let response = match client.expect(&call, &[202, 204]) {
+            Ok(r) => r,
+            // The registry may have kept part of a chunk whose connection dropped: ask how
+            // far it got and go on from there (a few times at most).
+            Err(e @ (Error::Transport { .. } | Error::Status { status: 416, .. }))
+                if resumes < 5 =>
+            {
+                resumes += 1;
+                let (at, next) = upload_status(client, repository, &location).map_err(|_| e)?;
+                client.log(&format!(
+                    "resuming the upload of {} at byte {at}",
+                    blob.digest
+                ));
+                if at < offset {
+                    return Err(Error::Invalid {
+                        what: client.url(&location),
+                        reason: format!("the registry lost part of the upload (it has {at} bytes, {offset} were sent)"),
+                    });
+                }
+                advance(at - offset);
+                offset = at;
+                location = next;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         location = upload_location(client, &call, &response)?;
         offset += len;
         advance(len);
@@ -383,6 +409,22 @@ pub fn upload_blob(
     );
     client.expect(&call, &[201, 204])?;
     Ok(())
+}
+
+/// How many bytes an open upload holds (its `Range: 0-N`), and where to go on.
+fn upload_status(client: &Client, repository: &str, location: &str) -> Result<(u64, String)> {
+    let call = Call::new("GET", location.to_owned(), repository, Access::Push);
+    let response = client.expect(&call, &[204])?;
+    // `0-N` names the last byte held; distribution writes `0-0` for nothing held too, and
+    // chunks are never one byte long, so that reads as nothing.
+    let held = header(&response, "range")
+        .and_then(|r| {
+            r.rsplit('-')
+                .next()
+                .and_then(|n| n.trim().parse::<u64>().ok())
+        })
+        .map_or(0, |last| if last == 0 { 0 } else { last + 1 });
+    Ok((held, upload_location(client, &call, &response)?))
 }
 
 fn upload_location(
