@@ -125,6 +125,11 @@ run_one() {
         push)
             warm_layout "$L"
             REPO=push/$IMG-$round-$tool
+            # skopeo remembers where it saw each blob (its blob info cache) and mounts it from
+            # there instead of uploading: forgotten before each run, so both tools upload.
+            if [[ $tool == skopeo ]]; then
+                rm -f /var/lib/containers/cache/blob-info-cache-v1.* "${XDG_DATA_HOME:-$HOME/.local/share}"/containers/cache/blob-info-cache-v1.*
+            fi
             case $tool in
                 strata) timed_check "$IMG-push" "$round" strata check_push "$STRATA" push -q "$L:$T" "$REG/$REPO:$T" ;;
                 skopeo) timed_check "$IMG-push" "$round" skopeo check_push skopeo copy -q --dest-tls-verify=false "oci:$L:$T" "docker://$REG/$REPO:$T" ;;
