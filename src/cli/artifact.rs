@@ -73,6 +73,8 @@ impl Content {
 
 /// Store files as an artifact manifest and tag it.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::threads())]
+#[command(arg = super::shared::layout())]
 pub struct PushArgs {
     /// LAYOUT:TAG to write (the layout is created if missing).
     reference: String,
@@ -90,6 +92,8 @@ pub struct PushArgs {
 
 /// Store files as an artifact referring to an image; kept in index.json untagged.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::threads())]
+#[command(arg = super::shared::layout())]
 pub struct AttachArgs {
     /// The image the artifact describes (LAYOUT:TAG or LAYOUT@DIGEST).
     #[arg(value_name = "REF")]
@@ -108,6 +112,7 @@ pub struct AttachArgs {
 /// uncompressed digest against io.deis.oras.content.digest. Layers without a title are
 /// skipped with a warning.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct PullArgs {
     /// The artifact (LAYOUT:TAG or LAYOUT@DIGEST).
     reference: String,

@@ -12,6 +12,7 @@ use super::{JsonArg, PlatformArg, Status};
 /// For an artifact: its type, the digest it refers to (subject), its files (title,
 /// or "(untitled)", digest, size, media type) and annotations.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct Args {
     /// The image: LAYOUT, LAYOUT:TAG or LAYOUT@DIGEST.
     reference: String,

@@ -100,7 +100,14 @@ fn render(page: &Page, pages: &[Page], version: &str) -> anyhow::Result<Vec<u8>>
             .text([roman(*meaning)]);
     }
     section(&mut roff, "ENVIRONMENT");
+    // STRATA_THREADS is --threads's default: on the pages of commands that take it (and the
+    // overview), not where it does nothing.
+    let threads =
+        page.parent.is_none() || cmd.get_arguments().any(|a| a.get_long() == Some("threads"));
     for (var, meaning) in ENVIRONMENT {
+        if *var == "STRATA_THREADS" && !threads {
+            continue;
+        }
         roff.control("TP", [])
             .text([bold(*var)])
             .text([roman(*meaning)]);

@@ -1,0 +1,148 @@
+//! The gaps left in issue 12's command-line surface: shared options only where they act,
+//! examples on every page, completion of tags in bash and under --layout, artifact paths
+//! as oras takes them, aligned file lists.
+
+use crate::util::*;
+
+/// The lines of `strata ARGS --help` under the "Global options:" heading.
+fn global_section(args: &[&str]) -> String {
+    let mut full = args.to_vec();
+    full.push("--help");
+    let help = ok(&full);
+    let (own, global) = help
+        .split_once("\nGlobal options:\n")
+        .unwrap_or_else(|| panic!("strata {args:?} --help has no Global options:\n{help}"));
+    assert!(
+        !own.contains("--threads") && !own.contains("--layout"),
+        "{help}"
+    );
+    global.to_owned()
+}
+
+#[test]
+fn threads_and_layout_are_offered_only_where_they_act() {
+    // Commands that compress layers or hash blobs take --threads; commands that take a REF
+    // take --layout; each shown under its own heading, apart from the command's options.
+    for (cmd, threads, layout) in [
+        (&["gc"][..], false, false),
+        (&["ls"][..], false, false),
+        (&["init"][..], false, false),
+        (&["completions"][..], false, false),
+        (&["man"][..], false, false),
+        (&["export"][..], false, true),
+        (&["inspect"][..], false, true),
+        (&["rebase"][..], false, true),
+        (&["fsck"][..], true, false),
+        (&["repack"][..], true, false),
+        (&["import"][..], true, false),
+        (&["build"][..], true, true),
+        (&["convert"][..], true, true),
+        (&["insert"][..], true, true),
+        (&["artifact", "push"][..], true, true),
+        (&["artifact", "pull"][..], false, true),
+        (&["index", "create"][..], false, true),
+        (&["blob", "put"][..], false, false),
+    ] {
+        let global = global_section(cmd);
+        assert_eq!(
+            global.contains("--threads <N>"),
+            threads,
+            "{cmd:?}: {global}"
+        );
+        assert_eq!(
+            global.contains("--layout <DIR>"),
+            layout,
+            "{cmd:?}: {global}"
+        );
+        assert!(global.contains("--quiet"), "{cmd:?}: {global}");
+    }
+}
+
+#[test]
+fn a_command_refuses_a_shared_option_it_does_not_act_on() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["init", s(&lay)]);
+    for args in [
+        &["gc", "--threads", "2", s(&lay)][..],
+        &["--threads", "2", "gc", s(&lay)][..],
+        &["completions", "--layout", s(&lay), "bash"][..],
+        &["--layout", s(&lay), "completions", "bash"][..],
+        &["ls", "--layout", s(&lay)][..],
+        &["--layout", s(&lay), "ls", s(&lay)][..],
+    ] {
+        let before = snapshot(&lay);
+        let err = fails(args, 2);
+        assert!(
+            err.contains("--threads") || err.contains("--layout"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(snapshot(&lay), before, "{args:?}");
+    }
+    // STRATA_THREADS is read only by commands that use threads: a bad value stops those.
+    let r = run_with_env(&["gc", s(&lay)], &[("STRATA_THREADS", "many")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = run_with_env(&["fsck", s(&lay)], &[("STRATA_THREADS", "many")]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+#[test]
+fn layout_works_after_the_command_and_before_it() {
+    let dir = tempdir();
+    let lay = dir.path().join("my:lay");
+    ok(&["new", "--layout", s(&lay), ":v1"]);
+    let after = json(&["inspect", "--layout", s(&lay), ":v1", "--json"]);
+    let before = json(&["--layout", s(&lay), "inspect", ":v1", "--json"]);
+    assert_eq!(after, before);
+    // The command's own --layout wins over the one before it.
+    let err = fails(
+        &[
+            "--layout",
+            s(&dir.path().join("none")),
+            "inspect",
+            "--layout",
+            s(&lay),
+            ":v2",
+        ],
+        1,
+    );
+    assert!(err.contains("my:lay") && err.contains("v2"), "{err}");
+    ok(&["tag", "--layout", s(&lay), ":v1", "v2"]);
+    ok(&[
+        "--threads",
+        "1",
+        "--layout",
+        s(&lay),
+        "artifact",
+        "push",
+        ":a",
+        "--artifact-type",
+        "x/y",
+    ]);
+}
+
+#[test]
+fn man_pages_show_shared_options_apart_and_only_where_they_act() {
+    let dir = tempdir();
+    ok(&["man", s(dir.path())]);
+    let page = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    let gc = page("strata-gc.1");
+    assert!(
+        !gc.contains("threads") && !gc.contains("STRATA_THREADS"),
+        "{gc}"
+    );
+    assert!(!gc.contains("\\-\\-layout"), "{gc}");
+    let build = page("strata-build.1");
+    let (own, global) = build.split_once(".SH \"GLOBAL OPTIONS\"").unwrap();
+    let own = own.split_once(".SH OPTIONS").unwrap().1;
+    assert!(
+        !own.contains("\\-\\-threads") && !own.contains("\\-\\-layout <"),
+        "{own}"
+    );
+    let global = global.split(".SH ").next().unwrap();
+    assert!(
+        global.contains("\\-\\-threads") && global.contains("\\-\\-layout"),
+        "{global}"
+    );
+    assert!(build.contains("STRATA_THREADS"));
+}
