@@ -146,3 +146,30 @@ fn man_pages_show_shared_options_apart_and_only_where_they_act() {
     );
     assert!(build.contains("STRATA_THREADS"));
 }
+
+/// Every page, at every depth, has an EXAMPLES section showing its own command (the
+/// examples are parsed by the CLI's parser in a unit test of src/cli/man.rs).
+#[test]
+fn every_man_page_has_examples_of_its_command() {
+    let dir = tempdir();
+    ok(&["man", s(dir.path())]);
+    let mut pages = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let name = path.file_stem().unwrap().to_str().unwrap();
+        let (_, examples) = text
+            .split_once(".SH EXAMPLES\n")
+            .unwrap_or_else(|| panic!("{name}: no EXAMPLES"));
+        let examples = examples.split("\n.SH ").next().unwrap();
+        // strata-artifact-push is typed `strata artifact push`; add-layer keeps its dash
+        // (written `\-` in roff).
+        let typed = format!("{} ", name.replace('-', " "))
+            .replace("add layer", "add\\-layer")
+            .replace("runtime config", "runtime\\-config");
+        let shown = examples.contains(&typed);
+        assert!(shown, "{name}: no example of it:\n{examples}");
+        pages += 1;
+    }
+    assert!(pages >= 40, "{pages}");
+}
