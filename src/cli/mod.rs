@@ -6,6 +6,7 @@ mod artifact;
 mod blob;
 mod build;
 mod build_args;
+mod complete_bash;
 mod complete_ref;
 mod completions;
 mod config;
@@ -175,7 +176,9 @@ pub fn command() -> clap::Command {
 pub fn main() -> ExitCode {
     // With COMPLETE=SHELL set, the shell is asking for candidates (or the script that asks):
     // answer and exit before anything else runs.
-    clap_complete::CompleteEnv::with_factory(command).complete();
+    clap_complete::CompleteEnv::with_factory(command)
+        .shells(complete_bash::SHELLS)
+        .complete();
     let mut parser = shared::before_command(Cli::command());
     let matches = parser.get_matches_mut();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());

@@ -173,3 +173,99 @@ fn every_man_page_has_examples_of_its_command() {
     }
     assert!(pages >= 40, "{pages}");
 }
+
+/// What bash would offer for `line` (completed at its end), split into `words` as bash
+/// splits it with `breaks` as COMP_WORDBREAKS: the dynamic registration script is sourced
+/// and its function called as bash's programmable completion calls it.
+fn bash_completes(cwd: &std::path::Path, line: &str, words: &[&str], breaks: &str) -> Vec<String> {
+    let script = r#"
+source <(COMPLETE=bash "$STRATA") || exit 9
+func=$(complete -p strata | sed -n 's/.* -F \([^ ]*\) .*/\1/p')
+COMP_WORDBREAKS=$BREAKS
+COMP_LINE=$LINE; COMP_POINT=${#COMP_LINE}; COMP_TYPE=9
+eval "COMP_WORDS=($WORDS)"
+COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+"$func" strata "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+printf '%s\n' "${COMPREPLY[@]}"
+"#;
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", script])
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("STRATA", strata_bin())
+        .env("BREAKS", breaks)
+        .env("LINE", line)
+        .env("WORDS", quoted.join(" "))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    got.sort();
+    got
+}
+
+/// bash's default COMP_WORDBREAKS.
+const BREAKS: &str = " \t\n\"'><=;|&(:";
+
+fn layout_with_tags(dir: &std::path::Path) {
+    for tag in ["test", "t2", "other"] {
+        ok(&["new", &format!("{}:{tag}", s(&dir.join("lay")))]);
+    }
+}
+
+#[test]
+fn bash_completes_a_tag_after_the_colon_it_splits_at() {
+    let dir = tempdir();
+    layout_with_tags(dir.path());
+    // Bash splits lay:t into lay, :, t and replaces only the t.
+    assert_eq!(
+        bash_completes(
+            dir.path(),
+            "strata inspect lay:t",
+            &["strata", "inspect", "lay", ":", "t"],
+            BREAKS
+        ),
+        ["t2", "test"]
+    );
+    assert_eq!(
+        bash_completes(
+            dir.path(),
+            "strata inspect lay:",
+            &["strata", "inspect", "lay", ":"],
+            BREAKS
+        ),
+        ["other", "t2", "test"]
+    );
+    // With `:` taken out of COMP_WORDBREAKS (as the README once advised) the word is whole.
+    let no_colon = BREAKS.replace(':', "");
+    assert_eq!(
+        bash_completes(
+            dir.path(),
+            "strata inspect lay:t",
+            &["strata", "inspect", "lay:t"],
+            &no_colon
+        ),
+        ["lay:t2", "lay:test"]
+    );
+    // Before the colon: the layout as `lay:`, and as a directory.
+    assert_eq!(
+        bash_completes(
+            dir.path(),
+            "strata tag la",
+            &["strata", "tag", "la"],
+            BREAKS
+        ),
+        ["lay/", "lay:"]
+    );
+}
