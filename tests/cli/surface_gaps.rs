@@ -269,3 +269,50 @@ fn bash_completes_a_tag_after_the_colon_it_splits_at() {
         ["lay/", "lay:"]
     );
 }
+
+#[test]
+fn completion_offers_the_tags_of_the_layout_option() {
+    let dir = tempdir();
+    layout_with_tags(dir.path());
+    // Before the command, after it, and as --layout=DIR (bash splits at the `=` too): a REF
+    // with an empty layout part names --layout's, so the candidates are `:TAG`.
+    for (line, words) in [
+        (
+            "strata --layout lay inspect :t",
+            &["strata", "--layout", "lay", "inspect", ":", "t"][..],
+        ),
+        (
+            "strata inspect --layout lay :t",
+            &["strata", "inspect", "--layout", "lay", ":", "t"][..],
+        ),
+        (
+            "strata inspect --layout=lay :t",
+            &["strata", "inspect", "--layout", "=", "lay", ":", "t"][..],
+        ),
+    ] {
+        assert_eq!(
+            bash_completes(dir.path(), line, words, BREAKS),
+            ["t2", "test"],
+            "{line}"
+        );
+        let no_colon = BREAKS.replace(':', "");
+        let mut joined: Vec<&str> = words[..words.len() - 2].to_vec();
+        joined.push(":t");
+        assert_eq!(
+            bash_completes(dir.path(), line, &joined, &no_colon),
+            [":t2", ":test"],
+            "{line}"
+        );
+    }
+    // Nothing typed yet: the layout's tags as `:TAG`, and directories for a full REF.
+    let got = bash_completes(
+        dir.path(),
+        "strata unpack --layout lay ",
+        &["strata", "unpack", "--layout", "lay", ""],
+        BREAKS,
+    );
+    for want in [":other", ":t2", ":test", "lay/"] {
+        assert!(got.iter().any(|g| g == want), "{want}: {got:?}");
+    }
+    assert!(!got.iter().any(|g| g == "test"), "{got:?}");
+}
