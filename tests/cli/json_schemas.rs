@@ -211,6 +211,7 @@ fn every_json_document_follows_its_schema() {
         &[
             "artifact",
             "push",
+            "--disable-path-validation",
             &r(":art"),
             "--artifact-type",
             "application/x",
@@ -224,6 +225,7 @@ fn every_json_document_follows_its_schema() {
         &[
             "artifact",
             "attach",
+            "--disable-path-validation",
             &r(":app"),
             "--artifact-type",
             "application/sig",

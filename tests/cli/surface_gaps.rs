@@ -316,3 +316,64 @@ fn completion_offers_the_tags_of_the_layout_option() {
     }
     assert!(!got.iter().any(|g| g == "test"), "{got:?}");
 }
+
+/// As oras: an absolute file path is refused unless --disable-path-validation (strata then
+/// titles it by its file name, which a pull writes back); `..` likewise. A wrong value:
+/// exit 2, every such path named, nothing written (not even the layout).
+#[test]
+fn artifact_push_refuses_paths_leading_out_of_the_pull_directory() {
+    let dir = tempdir();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("sub")).unwrap();
+    let abs = work.join("abs.txt");
+    std::fs::write(&abs, "abs").unwrap();
+    std::fs::write(work.join("up.txt"), "up").unwrap();
+    let up = s(&work.join("sub/../up.txt")).to_owned();
+    let lay = dir.path().join("lay");
+    let t = format!("{}:t", s(&lay));
+    let push = ["artifact", "push", &t, "--artifact-type", "application/x"];
+    let err = fails(&[&push[..], &[s(&abs), &up]].concat(), 2);
+    assert!(
+        err.contains(s(&abs)) && err.contains(&up) && err.contains("--disable-path-validation"),
+        "{err}"
+    );
+    assert!(!lay.exists(), "a refused push created the layout");
+    let attach = fails(
+        &[
+            "artifact",
+            "attach",
+            &t,
+            "--artifact-type",
+            "application/x",
+            s(&abs),
+        ],
+        2,
+    );
+    assert!(attach.contains(s(&abs)), "{attach}");
+    // Accepted when asked, titled by the file name, and pulled back by it.
+    ok(&[&push[..], &["--disable-path-validation", s(&abs), &up]].concat());
+    let m = json(&["inspect", &t, "--json"]);
+    let titles: Vec<&str> = m["files"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{m}"))
+        .iter()
+        .map(|f| f["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["abs.txt", "up.txt"], "{m}");
+    let out = dir.path().join("out");
+    ok(&["artifact", "pull", &t, s(&out)]);
+    assert_eq!(std::fs::read_to_string(out.join("abs.txt")).unwrap(), "abs");
+    assert_eq!(std::fs::read_to_string(out.join("up.txt")).unwrap(), "up");
+    // The config is not titled: an absolute path is fine there.
+    let config = work.join("c.json");
+    std::fs::write(&config, "{}").unwrap();
+    ok(&[
+        "artifact",
+        "push",
+        &format!("{}:c", s(&lay)),
+        "--artifact-type",
+        "application/x",
+        "--config",
+        &format!("{}:application/vnd.example.config+json", s(&config)),
+    ]);
+}
