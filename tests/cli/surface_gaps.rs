@@ -377,3 +377,47 @@ fn artifact_push_refuses_paths_leading_out_of_the_pull_directory() {
         &format!("{}:application/vnd.example.config+json", s(&config)),
     ]);
 }
+
+/// inspect's Files lines are aligned as `ls -l` aligns: titles of different lengths, sizes
+/// of different widths right-aligned, media types in one column.
+#[test]
+fn inspect_aligns_an_artifacts_files() {
+    let dir = tempdir();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("sub")).unwrap();
+    std::fs::write(work.join("a"), [0u8; 1]).unwrap();
+    std::fs::write(work.join("sub/longer-name.bin"), [0u8; 3000]).unwrap();
+    std::fs::write(work.join("m.dat"), vec![0u8; 1_600_000]).unwrap();
+    let t = format!("{}:x", s(&dir.path().join("lay")));
+    let r = std::process::Command::new(strata_bin())
+        .args(["artifact", "push", &t, "--artifact-type", "application/x"])
+        .args([
+            "a",
+            "sub/longer-name.bin",
+            "m.dat:application/vnd.example.data",
+        ])
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let text = ok(&["inspect", &t]);
+    let lines: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "Files:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let digest_at: Vec<usize> = lines.iter().map(|l| l.find("sha256:").unwrap()).collect();
+    // Sizes end where media types start, two spaces before.
+    let type_at: Vec<usize> = lines
+        .iter()
+        .map(|l| l.find("application/").unwrap())
+        .collect();
+    assert!(digest_at.iter().all(|&d| d == digest_at[0]), "{text}");
+    assert!(type_at.iter().all(|&t| t == type_at[0]), "{text}");
+    for (line, size) in lines.iter().zip(["1 B", "2.9 KiB", "1.5 MiB"]) {
+        assert!(line[..type_at[0]].ends_with(&format!("{size}  ")), "{line}");
+        assert_eq!(*line, line.trim_end(), "trailing blanks: {line:?}");
+    }
+}
