@@ -15,6 +15,7 @@ use super::Status;
 /// with the matching media type. Either way its diff_id is the digest of the tar, and the
 /// tar is checked by unpack's rules before anything is written.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::threads())]
 pub struct Args {
     /// The image: LAYOUT:TAG or LAYOUT@DIGEST.
     reference: String,

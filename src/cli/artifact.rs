@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use strata::image::artifact::{
-    parse_file_arg, pull, push, subject_of, ArtifactFile, ArtifactSpec, Placement, PullOptions,
+    parse_file_arg, pull, push, subject_of, title_leaves_pull_dir, ArtifactFile, ArtifactSpec,
+    Placement, PullOptions,
 };
 use strata::image::{resolve_entry, resolve_image};
 use strata::layout::reference::Reference;
@@ -30,12 +31,17 @@ pub struct Content {
     #[arg(long, value_name = "TYPE")]
     artifact_type: String,
     /// Files, each FILE[:MEDIATYPE] (default application/octet-stream), titled by their
-    /// path as given (dir/a.txt stays dir/a.txt; an absolute path by its file name; ".."
-    /// is refused). A directory becomes one tar+gzip layer, as oras stores it (titled by its
-    /// path, with io.deis.oras.content.digest and io.deis.oras.content.unpack=true), made as
-    /// build makes layers (owner 0:0, mtimes clamped to SOURCE_DATE_EPOCH).
+    /// path as given (dir/a.txt stays dir/a.txt; absolute paths and paths with ".." are
+    /// refused, as oras refuses absolute ones, unless --disable-path-validation). A directory becomes one tar+gzip layer, as
+    /// oras stores it (titled by its path, with io.deis.oras.content.digest and
+    /// io.deis.oras.content.unpack=true), made as build makes layers (owner 0:0, mtimes
+    /// clamped to SOURCE_DATE_EPOCH).
     #[arg(value_name = "FILE[:MEDIATYPE]")]
     files: Vec<String>,
+    /// Accept files given by an absolute path or one with "..", titled by their file name
+    /// (oras, given this flag, titles them by the whole path, which no pull writes back).
+    #[arg(long)]
+    disable_path_validation: bool,
     /// A config file, FILE:MEDIATYPE (default: the empty descriptor).
     #[arg(long, value_name = "FILE:MEDIATYPE")]
     config: Option<String>,
@@ -57,22 +63,40 @@ impl Content {
             None => None,
         };
         let annotations: BTreeMap<String, String> = self.annotation.iter().cloned().collect();
+        let files: Vec<ArtifactFile> = self
+            .files
+            .iter()
+            .map(|f| parse_file_arg(f))
+            .collect::<Result<_, _>>()?;
+        // As oras: every such path named at once, before anything is read or written.
+        let leaving: Vec<String> = files
+            .iter()
+            .filter(|f| title_leaves_pull_dir(&f.path))
+            .map(|f| f.path.display().to_string())
+            .collect();
+        if !self.disable_path_validation && !leaving.is_empty() {
+            super::output::usage!(
+                "{}: a file's title is its path as given, and an absolute path or one with .. \
+                 leads out of the directory it is pulled into; give it relative to the directory \
+                 strata runs in, or --disable-path-validation to title it by its file name",
+                leaving.join(", ")
+            );
+        }
         Ok(ArtifactSpec {
             artifact_type: self.artifact_type.clone(),
-            files: self
-                .files
-                .iter()
-                .map(|f| parse_file_arg(f))
-                .collect::<Result<_, _>>()?,
+            files,
             config,
             annotations,
             subject: None,
+            outside_titled_by_name: self.disable_path_validation,
         })
     }
 }
 
 /// Store files as an artifact manifest and tag it.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::threads())]
+#[command(arg = super::shared::layout())]
 pub struct PushArgs {
     /// LAYOUT:TAG to write (the layout is created if missing).
     reference: String,
@@ -90,6 +114,8 @@ pub struct PushArgs {
 
 /// Store files as an artifact referring to an image; kept in index.json untagged.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::threads())]
+#[command(arg = super::shared::layout())]
 pub struct AttachArgs {
     /// The image the artifact describes (LAYOUT:TAG or LAYOUT@DIGEST).
     #[arg(value_name = "REF")]
@@ -108,6 +134,7 @@ pub struct AttachArgs {
 /// uncompressed digest against io.deis.oras.content.digest. Layers without a title are
 /// skipped with a warning.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct PullArgs {
     /// The artifact (LAYOUT:TAG or LAYOUT@DIGEST).
     reference: String,

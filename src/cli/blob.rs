@@ -25,6 +25,7 @@ pub struct Args {
 }
 
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct GetArgs {
     /// LAYOUT@DIGEST, or an image's REF with --config or --layer.
     #[arg(value_name = "REF")]

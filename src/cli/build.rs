@@ -18,6 +18,8 @@ use super::{PlatformArg, Status};
 /// Build an image from a directory tree: the tree becomes one layer, on top of --from or
 /// alone, with config edits; the result is tagged REF.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::threads())]
+#[command(arg = super::shared::layout())]
 pub struct Args {
     /// The directory tree to put in the layer.
     dir: PathBuf,

@@ -211,6 +211,7 @@ impl OwnershipArgs {
 
 /// The flags of the commands that add one layer to an image (add-layer, insert).
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct LayerEditArgs {
     /// Tag the result with this tag instead of moving REF's.
     #[arg(long, value_parser = super::values::tag)]

@@ -34,12 +34,45 @@ pub fn attach(cmd: clap::Command) -> clap::Command {
         .fold(cmd, |cmd, name| cmd.mut_subcommand(name, attach))
 }
 
-/// The candidates for a REF being typed.
+/// The candidates for a REF being typed. With `--layout DIR` on the line, a REF with an
+/// empty layout part names DIR, so `:TAG` completes from DIR's tags (a bare `TAG` would name
+/// a layout of that name).
 fn complete(current: &OsStr) -> Vec<CompletionCandidate> {
-    match current.to_str().and_then(|text| text.split_once(':')) {
-        Some((layout, prefix)) => tags(layout, prefix),
-        None => directories(current),
+    let given = layout_given();
+    match (
+        current.to_str().and_then(|text| text.split_once(':')),
+        &given,
+    ) {
+        (Some(("", prefix)), Some(dir)) => tags(dir, "", prefix),
+        (Some((layout, prefix)), _) => tags(Path::new(layout), layout, prefix),
+        (None, Some(dir)) if current.is_empty() => {
+            let mut all = tags(dir, "", "");
+            all.extend(directories(current));
+            all
+        }
+        (None, _) => directories(current),
     }
+}
+
+/// The `--layout DIR` of the command line being completed, read from the words the shell
+/// passed (after `--`; the completer is given only the word being typed). The last word is
+/// that one, never a value already given.
+fn layout_given() -> Option<std::path::PathBuf> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let start = args.iter().position(|a| a == "--")? + 1;
+    let words = &args[start..args.len().saturating_sub(1).max(start)];
+    let mut found = None;
+    for (i, word) in words.iter().enumerate() {
+        if word == "--" {
+            break;
+        }
+        if word == "--layout" {
+            found = words.get(i + 1).cloned();
+        } else if let Some(dir) = word.to_str().and_then(|w| w.strip_prefix("--layout=")) {
+            found = Some(dir.into());
+        }
+    }
+    found.filter(|d| !d.is_empty()).map(Into::into)
 }
 
 /// Directories, and `DIR:` for each that is an OCI layout (the usual next step is a tag).
@@ -72,16 +105,17 @@ fn is_layout(dir: &Path) -> bool {
     dir.join("oci-layout").is_file()
 }
 
-/// `LAYOUT:TAG` for the tags in LAYOUT's index.json starting with `prefix`.
-fn tags(layout: &str, prefix: &str) -> Vec<CompletionCandidate> {
+/// `SHOWN:TAG` for the tags in `layout`'s index.json starting with `prefix`, `shown` being
+/// the layout as typed (empty for `--layout`'s).
+fn tags(layout: &Path, shown: &str, prefix: &str) -> Vec<CompletionCandidate> {
     // `LAYOUT@sha256:...` is a digest being typed: nothing to offer.
-    let digest_typed = layout.rsplit_once('@').is_some_and(|(_, alg)| {
+    let digest_typed = shown.rsplit_once('@').is_some_and(|(_, alg)| {
         !alg.is_empty()
             && alg
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b))
     });
-    if layout.is_empty() || digest_typed {
+    if layout.as_os_str().is_empty() || digest_typed {
         return Vec::new();
     }
     let Ok(index) = strata::Layout::open(layout).and_then(|l| l.read_index()) else {
@@ -98,7 +132,7 @@ fn tags(layout: &str, prefix: &str) -> Vec<CompletionCandidate> {
     names.dedup();
     names
         .into_iter()
-        .map(|name| CompletionCandidate::new(format!("{layout}:{name}")))
+        .map(|name| CompletionCandidate::new(format!("{shown}:{name}")))
         .collect()
 }
 

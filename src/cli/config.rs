@@ -7,6 +7,7 @@ use super::{PlatformArg, Status};
 /// Edit an image's config (entrypoint, cmd, env, labels, ports, volumes, user, ...) and
 /// manifest annotations; fields strata does not model are kept.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct Args {
     /// The image: LAYOUT:TAG or LAYOUT@DIGEST.
     reference: String,

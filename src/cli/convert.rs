@@ -12,6 +12,8 @@ use super::{JsonArg, Status};
 /// OCI and Docker schema 2; an index is converted platform by platform. Blobs that do not
 /// change are kept.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::threads())]
+#[command(arg = super::shared::layout())]
 pub struct Args {
     /// The image or index: LAYOUT:TAG or LAYOUT@DIGEST.
     #[arg(value_name = "REF")]

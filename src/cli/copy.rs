@@ -16,6 +16,7 @@ use super::{JsonArg, PlatformArg, Status};
 /// Copied bytes and every index, manifest and config are always hashed. With --referrers,
 /// the manifests whose subject is the image come too.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct Args {
     /// The image: LAYOUT:TAG or LAYOUT@DIGEST; a bare LAYOUT (with a bare destination)
     /// copies every tagged image, as `skopeo sync` does.

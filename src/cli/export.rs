@@ -18,6 +18,7 @@ use super::{JsonArg, PlatformArg, Status};
 /// with fixed headers: the same images always give the same bytes. Every blob is verified as
 /// it is read. Referrers (signatures, SBOMs) come only with --referrers.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct Args {
     /// The images: LAYOUT:TAG, LAYOUT@DIGEST or LAYOUT (its only image), from any layouts.
     #[arg(required = true, value_name = "REF")]

@@ -14,6 +14,7 @@ use super::{JsonArg, PlatformArg, Status};
 /// Print a file of an image (whiteouts honoured, symlinks followed inside the image),
 /// verified, without unpacking.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct CatArgs {
     /// The image: LAYOUT:TAG, LAYOUT@DIGEST or LAYOUT.
     #[arg(value_name = "REF")]
@@ -27,6 +28,7 @@ pub struct CatArgs {
 /// List an image's merged filesystem (or what is under PATH), `ls -l` style, without
 /// unpacking.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct FilesArgs {
     /// The image: LAYOUT:TAG, LAYOUT@DIGEST or LAYOUT.
     #[arg(value_name = "REF")]
@@ -158,6 +160,7 @@ fn mode_string(node: &Node) -> String {
 /// type, content, mode, owner, link target, device, xattrs), read from their layers without
 /// unpacking.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct DiffArgs {
     /// The first image.
     #[arg(value_name = "REF")]

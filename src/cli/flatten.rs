@@ -10,6 +10,7 @@ use super::Status;
 /// Squash an image to one layer whose unpack is the original's; the config is kept (its
 /// diff_ids and history rewritten for the one layer).
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::threads())]
 pub struct Args {
     /// The image: LAYOUT:TAG or LAYOUT@DIGEST.
     reference: String,

@@ -14,6 +14,7 @@ use super::{JsonArg, Status};
 /// tar unpack applies. Warnings (what the spec allows but strata cannot check) do not fail
 /// it. Exit 1 on any problem.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::threads())]
 pub struct Args {
     /// The layout.
     layout: PathBuf,

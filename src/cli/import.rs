@@ -29,6 +29,7 @@ use super::{JsonArg, PlatformArg, Status};
 /// With --dry-run, the whole import happens but for publishing: an archive can be checked
 /// before it is carried over (against the receiver's last known state, or an empty layout).
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::threads())]
 pub struct Args {
     /// The archive, or - for stdin.
     #[arg(value_name = "ARCHIVE|-")]

@@ -20,6 +20,7 @@ pub enum Command {
 /// Make an index over images of the layout (each entry's platform from its config), tagged
 /// REF.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct CreateArgs {
     /// LAYOUT:TAG to write.
     reference: String,
@@ -35,6 +36,7 @@ pub struct CreateArgs {
 
 /// Add an image to the index REF names (replacing the entry of the same platform).
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct AddArgs {
     /// The index, LAYOUT:TAG.
     reference: String,
@@ -47,6 +49,7 @@ pub struct AddArgs {
 
 /// Remove a platform's entries from the index REF names.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct RemoveArgs {
     /// The index, LAYOUT:TAG.
     reference: String,

@@ -15,6 +15,7 @@ use super::Status;
 /// Add one layer holding SRC (a file or a tree) at DEST in the image, or, with
 /// --whiteout, deleting PATH.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::threads())]
 pub struct Args {
     /// The image: LAYOUT:TAG or LAYOUT@DIGEST.
     reference: String,

@@ -3,7 +3,7 @@
 use strata::image::{inspect, FileSummary, ImageSummary};
 use strata::Layout;
 
-use super::output::{human_size, Output};
+use super::output::{aligned, human_size, Output};
 use super::{JsonArg, PlatformArg, Status};
 
 /// Show what an image holds: manifest, platform, config, layers, history, entrypoint, env,
@@ -12,6 +12,7 @@ use super::{JsonArg, PlatformArg, Status};
 /// For an artifact: its type, the digest it refers to (subject), its files (title,
 /// or "(untitled)", digest, size, media type) and annotations.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct Args {
     /// The image: LAYOUT, LAYOUT:TAG or LAYOUT@DIGEST; or
     /// docker://[REGISTRY/]REPOSITORY[:TAG|@DIGEST] to read it from a registry (its manifest,
@@ -173,18 +174,21 @@ fn print_config_and_size(s: &ImageSummary, out: &Output) -> std::io::Result<()> 
 
 fn print_artifact(s: &ImageSummary, files: &[FileSummary], out: &Output) -> std::io::Result<()> {
     print_config_and_size(s, out)?;
+    let rows: Vec<Vec<String>> = files
+        .iter()
+        .map(|f| {
+            vec![
+                f.title.as_deref().unwrap_or("(untitled)").to_owned(),
+                f.digest.clone(),
+                human_size(f.size.max(0) as u64),
+                f.media_type.clone(),
+            ]
+        })
+        .collect();
     section(
         out,
         "Files",
-        files.iter().map(|f| {
-            format!(
-                "{}  {}  {:>10}  {}",
-                f.title.as_deref().unwrap_or("(untitled)"),
-                f.digest,
-                human_size(f.size.max(0) as u64),
-                f.media_type
-            )
-        }),
+        aligned(&rows, &[false, false, true, false]).into_iter(),
     )?;
     section(
         out,

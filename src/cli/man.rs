@@ -80,9 +80,9 @@ fn render(page: &Page, pages: &[Page], version: &str) -> anyhow::Result<Vec<u8>>
         man.render_subcommands_section(&mut buf)?;
     }
     let mut roff = Roff::default();
-    if let Some(examples) = examples(name) {
-        section(&mut roff, "EXAMPLES");
-        for (what, command) in examples {
+    section(&mut roff, "EXAMPLES");
+    {
+        for (what, command) in examples(name) {
             roff.control("TP", []).text([roman(*what)]);
             roff.control("nf", [])
                 .text([bold(*command)])
@@ -100,7 +100,14 @@ fn render(page: &Page, pages: &[Page], version: &str) -> anyhow::Result<Vec<u8>>
             .text([roman(*meaning)]);
     }
     section(&mut roff, "ENVIRONMENT");
+    // STRATA_THREADS is --threads's default: on the pages of commands that take it (and the
+    // overview), not where it does nothing.
+    let threads =
+        page.parent.is_none() || cmd.get_arguments().any(|a| a.get_long() == Some("threads"));
     for (var, meaning) in ENVIRONMENT {
+        if *var == "STRATA_THREADS" && !threads {
+            continue;
+        }
         roff.control("TP", [])
             .text([bold(*var)])
             .text([roman(*meaning)]);
@@ -219,27 +226,66 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     ),
 ];
 
-/// Examples per page, as (what it does, the command).
-fn examples(name: &str) -> Option<&'static [(&'static str, &'static str)]> {
-    Some(match name {
+/// Examples per page, as (what it does, the commands, one a line). Every page has some; a
+/// test parses every `strata` line with the CLI's own parser, so they follow the grammar.
+fn examples(name: &str) -> &'static [(&'static str, &'static str)] {
+    match name {
         "strata" => &[
             ("Build an image from a directory and unpack it as any user:", "strata build ./rootfs lay:app\nstrata unpack --rootless lay:app bundle"),
             ("Move an image across an air gap:", "strata export lay:app -o app.tar\nstrata import app.tar otherlay"),
         ],
-        "strata-build" => &[
-            ("A tree on a base image, reproducibly:", "SOURCE_DATE_EPOCH=0 strata build ./out lay:app --from lay:base --cmd /app"),
+        "strata-init" => &[("An empty layout:", "strata init lay")],
+        "strata-ls" => &[
+            ("Every entry, as text and as JSON:", "strata ls lay\nstrata ls lay --json"),
+            ("A registry repository's tags:", "strata ls docker://registry.example/team/app"),
         ],
+        "strata-inspect" => &[
+            ("An image, and the exact stored manifest:", "strata inspect lay:app\nstrata inspect lay:app --raw manifest"),
+            ("A layout whose path has a colon:", "strata inspect --layout ./my:lay :app"),
+        ],
+        "strata-tag" => &[("A second name for an image:", "strata tag lay:app v1.0")],
+        "strata-untag" => &[("Remove a tag (the blobs stay until gc):", "strata untag lay:old\nstrata gc lay")],
+        "strata-gc" => &[
+            ("See what would go, then collect:", "strata gc lay --dry-run\nstrata gc lay"),
+            ("Leave blobs another tool may still be writing:", "strata gc lay --min-age 1h"),
+        ],
+        "strata-fsck" => &[("Verify every blob and rule; or only hash the layers:", "strata fsck lay\nstrata fsck lay --no-layers --json")],
         "strata-unpack" => &[
             ("Unpack as root, or as any user:", "strata unpack lay:app bundle\nstrata unpack --rootless lay:app bundle"),
+            ("Another platform's image, with container root mapped to uid 100000:", "strata unpack --platform linux/arm64 --uid-map 0:100000:65536 --gid-map 0:100000:65536 lay:app bundle"),
+        ],
+        "strata-new" => &[("An empty image to build on:", "strata new lay:scratch")],
+        "strata-build" => &[
+            ("A tree on a base image, reproducibly:", "SOURCE_DATE_EPOCH=0 strata build ./out lay:app --from lay:base --cmd /app"),
+            ("The same digests for every user and umask:", "strata build --normalize-modes ./out lay:app"),
+        ],
+        "strata-config" => &[("Set the command and a variable, as a new tag:", "strata config lay:app --cmd /app --cmd serve --env PORT=8080 --expose 8080/tcp --tag app-2")],
+        "strata-add-layer" => &[("Append a compressed tar, stored as given:", "strata add-layer lay:app extra.tar.gz --tag app-2")],
+        "strata-insert" => &[
+            ("A file into /etc, as cp would:", "strata insert lay:app ./motd /etc/"),
+            ("Hide a file of the lower layers:", "strata insert lay:app --whiteout /etc/motd"),
         ],
         "strata-repack" => &[
             ("Unpack, change the rootfs, and commit it as a new layer:", "strata unpack lay:app b\necho hi > b/rootfs/etc/motd\nstrata repack b --tag app-2"),
         ],
         "strata-export" => &[
-            ("An OCI archive, and one docker load reads:", "strata export lay:app -o app.tar\nstrata export lay:app -o app-docker.tar --format docker"),
+            ("An OCI archive, and one docker load reads:", "strata export lay:app -o app.tar\nstrata export lay:app -o app-docker.tar --format docker --repo-tag example/app:1"),
+            ("Only what the other side lacks, with signatures:", "strata export lay:app --referrers --exclude-present-in mirror -o week.tar"),
+            ("One image's merged filesystem:", "strata export lay:app --format rootfs -o rootfs.tar"),
         ],
-        "strata-import" => &[("Any OCI or docker archive:", "strata import app.tar lay")],
-        "strata-copy" => &[("An image and its signatures to another layout:", "strata copy lay:app other:app --referrers")],
+        "strata-import" => &[("Any OCI or docker archive, checked first:", "strata import app.tar lay --dry-run\nstrata import app.tar lay")],
+        "strata-copy" => &[
+            ("An image and its signatures to another layout:", "strata copy lay:app other:app --referrers"),
+            ("Every tag starting v1. to a mirror:", "strata copy lay mirror --tags 'v1\\..*'"),
+        ],
+        "strata-artifact" => &[
+            ("An SBOM for an image, and its files back:", "strata artifact attach lay:app --artifact-type application/spdx+json sbom.json\nstrata artifact pull lay:sbom out/"),
+        ],
+        "strata-artifact-push" => &[
+            ("An SBOM referring to an image:", "strata artifact push lay:sbom --artifact-type application/spdx+json --subject :app sbom.json"),
+            ("A file with its media type, and a directory:", "strata artifact push lay:chart --artifact-type application/vnd.example.chart chart.yaml:application/yaml templates"),
+        ],
+        "strata-artifact-attach" => &[("A signature, kept untagged beside its image:", "strata artifact attach lay:app --artifact-type application/vnd.example.signature sig.json")],
         "strata-pull" => &[
             ("Debian for this machine, into a layout:", "strata pull debian:bookworm lay"),
             ("Every platform and the signatures, from a private registry:", "strata pull --all-platforms --referrers registry.example:5000/team/app:1 lay:app"),
@@ -250,14 +296,110 @@ fn examples(name: &str) -> Option<&'static [(&'static str, &'static str)]> {
         ],
         "strata-login" => &[("Store credentials as docker does:", "strata login registry.example -u me --password-stdin < token.txt")],
         "strata-logout" => &[("Forget them:", "strata logout registry.example")],
-        "strata-ls" => &[("A layout's images; a repository's tags:", "strata ls lay\nstrata ls docker://registry.example/team/app")],
-        "strata-gc" => &[("See what would go, then collect:", "strata gc lay --dry-run\nstrata gc lay")],
-        "strata-fsck" => &[("Verify every blob and rule:", "strata fsck lay")],
-        "strata-inspect" => &[("The exact stored manifest:", "strata inspect lay:app --raw manifest")],
-        "strata-tag" => &[("A second name for an image:", "strata tag lay:app v1.0")],
-        "strata-artifact-push" => &[("An SBOM referring to an image:", "strata artifact push lay:sbom --artifact-type application/spdx+json --subject :app sbom.json")],
         "strata-artifact-pull" => &[("An artifact's files into a directory:", "strata artifact pull lay:sbom out/")],
+        "strata-referrers" => &[
+            ("What refers to an image, of one type, as the referrers API's index:", "strata referrers lay:app\nstrata referrers lay:app --artifact-type application/spdx+json --json"),
+        ],
+        "strata-index" => &[
+            ("A multi-platform index, then one platform more:", "strata index create lay:multi --manifest lay:app-amd64 --manifest lay:app-arm64\nstrata index add lay:multi --manifest lay:app-riscv64"),
+        ],
         "strata-index-create" => &[("A multi-platform index:", "strata index create lay:multi --manifest lay:app-amd64 --manifest lay:app-arm64")],
-        _ => return None,
-    })
+        "strata-index-add" => &[("One platform more:", "strata index add lay:multi --manifest lay:app-riscv64")],
+        "strata-index-remove" => &[("One platform less:", "strata index remove lay:multi --platform linux/arm64")],
+        "strata-blob" => &[
+            ("An image's config, and its lowest layer as stored:", "strata blob lay:app --config\nstrata blob lay:app --layer 0 > layer.tar.gz"),
+            ("A file stored as a blob:", "strata blob put lay notes.txt --media-type text/plain"),
+        ],
+        "strata-blob-put" => &[("A file stored as a blob, its descriptor printed:", "strata blob put lay notes.txt --media-type text/plain")],
+        "strata-cat" => &[("One file of an image, without unpacking:", "strata cat lay:app /etc/os-release")],
+        "strata-files" => &[("What is under /etc, ls -l style:", "strata files lay:app /etc")],
+        "strata-diff" => &[("What a rebuild changed:", "strata diff lay:app lay:app-2\nstrata diff lay:app lay:app-2 --json")],
+        "strata-flatten" => &[("One layer, zstd-compressed:", "strata flatten lay:app --tag app-flat --compress zstd")],
+        "strata-rebase" => &[("An image moved onto a patched base:", "strata rebase lay:app --old-base lay:base --new-base lay:base-patched --tag app-patched")],
+        "strata-convert" => &[
+            ("Layers recompressed, or switched to Docker media types:", "strata convert lay:app --compress zstd --tag app-zstd\nstrata convert lay:app --format docker --tag app-docker"),
+        ],
+        "strata-runtime-config" => &[("The config.json unpack would write, to stdout:", "strata runtime-config lay:app -")],
+        "strata-manifest" => &[("A hand-written manifest, tagged:", "strata manifest put lay:hand manifest.json")],
+        "strata-manifest-put" => &[("A hand-written manifest, tagged:", "strata manifest put lay:hand manifest.json")],
+        "strata-man" => &[("Every page, where man finds them:", "strata man /usr/local/share/man/man1")],
+        "strata-completions" => &[
+            ("A static bash script, and the dynamic one that knows tags:", "strata completions bash > /etc/bash_completion.d/strata\nsource <(COMPLETE=bash strata)"),
+        ],
+        _ => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::FromArgMatches;
+
+    /// The words of each `strata` command in an example: shell operators end it, leading
+    /// `NAME=VALUE` assignments are dropped, single quotes removed, other lines (`echo`,
+    /// `source`) are skipped.
+    fn strata_commands(example: &str) -> Vec<Vec<&str>> {
+        let mut found = Vec::new();
+        for line in example.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            for segment in words.split(|w| ["|", "&&", "||", ";"].contains(w)) {
+                let start = segment
+                    .iter()
+                    .position(|w| !w.contains('=') || w.starts_with('-'));
+                let Some(start) = start else { continue };
+                if segment[start] != "strata" {
+                    continue;
+                }
+                let command: Vec<&str> = segment[start..]
+                    .iter()
+                    .copied()
+                    .take_while(|w| !w.starts_with(['>', '<']))
+                    .map(|w| w.trim_matches('\''))
+                    .collect();
+                found.push(command);
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn every_page_has_examples_that_parse() {
+        let mut root = super::super::command();
+        root.build();
+        let mut pages = Vec::new();
+        super::collect(&root, "strata", None, "0", &mut pages);
+        assert!(pages.len() >= 40, "{}", pages.len());
+        for page in &pages {
+            let examples = super::examples(&page.name);
+            assert!(!examples.is_empty(), "{} has no examples", page.name);
+            let mut commands = 0;
+            for (_, example) in examples {
+                for words in strata_commands(example) {
+                    let mut parser = super::super::shared::before_command(
+                        <super::super::Cli as clap::CommandFactory>::command(),
+                    );
+                    let matches = parser
+                        .try_get_matches_from_mut(&words)
+                        .unwrap_or_else(|e| panic!("{}: {words:?}: {e}", page.name));
+                    super::super::Cli::from_arg_matches(&matches)
+                        .unwrap_or_else(|e| panic!("{}: {words:?}: {e}", page.name));
+                    super::super::shared::read(&mut parser, &matches)
+                        .unwrap_or_else(|e| panic!("{}: {words:?}: {e}", page.name));
+                    commands += 1;
+                }
+            }
+            // A page's examples show its own command (`strata artifact push ...` on
+            // strata-artifact-push(1)).
+            let own = page
+                .name
+                .trim_start_matches("strata")
+                .trim_start_matches('-');
+            let shows_own = examples.iter().any(|(_, e)| {
+                strata_commands(e).iter().any(|w| {
+                    let typed = w[1..].join("-");
+                    typed == own || typed.starts_with(&format!("{own}-")) || own.is_empty()
+                })
+            });
+            assert!(commands > 0 && shows_own, "{}: {examples:?}", page.name);
+        }
+    }
 }

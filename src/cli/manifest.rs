@@ -17,6 +17,7 @@ pub enum Command {
 /// Store a manifest or index (its bytes as given) and tag it, after checking it follows the
 /// spec and that every blob it names is in the layout, verified.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct PutArgs {
     /// LAYOUT:TAG to write.
     reference: String,

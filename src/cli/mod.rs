@@ -6,6 +6,7 @@ mod artifact;
 mod blob;
 mod build;
 mod build_args;
+mod complete_bash;
 mod complete_ref;
 mod completions;
 mod config;
@@ -34,6 +35,7 @@ mod referrers;
 mod registry;
 mod repack;
 mod runtime_config;
+mod shared;
 mod tag;
 mod unpack;
 mod untag;
@@ -41,7 +43,7 @@ mod values;
 
 use std::process::ExitCode;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use output::Status;
 
@@ -65,7 +67,7 @@ pub struct Cli {
     command: Command,
 }
 
-/// Flags every command takes.
+/// Flags every command takes (the shared ones only some act on are in [`shared`]).
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Print what is being done on stderr: a line per layer or blob moved; -vv adds detail.
@@ -81,25 +83,6 @@ pub struct GlobalArgs {
     /// Print nothing but results and errors.
     #[arg(short, long, global = true, help_heading = "Global options")]
     quiet: bool,
-    /// Threads for compressing layers and hashing blobs (default: one per CPU). Outputs are
-    /// the same whatever the number.
-    #[arg(
-        long,
-        global = true,
-        value_name = "N",
-        env = "STRATA_THREADS",
-        help_heading = "Global options"
-    )]
-    threads: Option<std::num::NonZeroUsize>,
-    /// The layout that references without one (`:TAG`, `@sha256:HEX`, or empty) name: the
-    /// spelling for a layout whose path has a `:`.
-    #[arg(
-        long = "layout",
-        global = true,
-        value_name = "DIR",
-        help_heading = "Global options"
-    )]
-    default_layout: Option<std::path::PathBuf>,
 }
 
 /// `--layout`, set once at start; commands read it only through [`parse_reference`].
@@ -194,17 +177,22 @@ impl PlatformArg {
 
 /// The clap command tree, for man pages and completions.
 pub fn command() -> clap::Command {
-    complete_ref::attach(Cli::command())
+    complete_ref::attach(shared::before_command(Cli::command()))
 }
 
 /// Parses the command line, runs, and returns the exit code.
 pub fn main() -> ExitCode {
     // With COMPLETE=SHELL set, the shell is asking for candidates (or the script that asks):
     // answer and exit before anything else runs.
-    clap_complete::CompleteEnv::with_factory(command).complete();
-    let cli = Cli::parse();
+    clap_complete::CompleteEnv::with_factory(command)
+        .shells(complete_bash::SHELLS)
+        .complete();
+    let mut parser = shared::before_command(Cli::command());
+    let matches = parser.get_matches_mut();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let shared = shared::read(&mut parser, &matches).unwrap_or_else(|e| e.exit());
     let out = output::Output::new(cli.global.verbose, cli.global.quiet);
-    strata::threads::set(cli.global.threads);
+    strata::threads::set(shared.threads);
     // The library reads no environment: what the environment says is passed in here.
     strata::image::time::set_source_date_epoch(
         std::env::var_os("SOURCE_DATE_EPOCH").map(|v| v.to_string_lossy().into_owned()),
@@ -213,7 +201,7 @@ pub fn main() -> ExitCode {
         std::env::var_os("STRATA_RESOLVE").is_some_and(|v| v == "userspace"),
     );
     DEFAULT_LAYOUT
-        .set(cli.global.default_layout.clone())
+        .set(shared.layout)
         .expect("set once, at start");
     let result = match cli.command {
         Command::Init(a) => init::run(a, &out),

@@ -8,6 +8,7 @@ use super::Status;
 
 /// Create an empty image (no layers) and tag it; the layout is created if missing.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct Args {
     /// LAYOUT:TAG to create.
     reference: String,

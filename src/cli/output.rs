@@ -291,6 +291,44 @@ pub fn plural(n: usize, one: &str, many: &str) -> String {
     }
 }
 
+/// Rows as lines of columns two spaces apart, each column as wide as its widest cell, as
+/// `ls -l` aligns them: left-aligned, or right-aligned where `right[i]` (numbers, sizes).
+/// The last column is not padded, so lines carry no trailing blanks.
+pub fn aligned(rows: &[Vec<String>], right: &[bool]) -> Vec<String> {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    rows.iter()
+        .map(|row| {
+            let mut line = String::new();
+            for (c, cell) in row.iter().enumerate() {
+                if c > 0 {
+                    line.push_str("  ");
+                }
+                let pad = widths[c] - cell.chars().count();
+                let last = c + 1 == row.len();
+                if right.get(c).copied().unwrap_or(false) {
+                    line.extend(std::iter::repeat_n(' ', pad));
+                    line.push_str(cell);
+                } else {
+                    line.push_str(cell);
+                    if !last {
+                        line.extend(std::iter::repeat_n(' ', pad));
+                    }
+                }
+            }
+            line
+        })
+        .collect()
+}
+
 /// Human-readable byte counts.
 pub fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

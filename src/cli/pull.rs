@@ -18,6 +18,7 @@ use super::{JsonArg, PlatformArg, Status};
 /// leaves the layout as it was. The layout is created if missing; its tag defaults to
 /// NAME's tag (none when pulled by digest).
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct Args {
     /// The image in the registry: [REGISTRY/]REPOSITORY[:TAG|@DIGEST].
     #[arg(value_name = "NAME")]

@@ -16,6 +16,7 @@ use super::{JsonArg, PlatformArg, Status};
 /// manifests go only when every blob under them is in, children before their index.
 /// Prints the digest and where it went.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct Args {
     /// The image: LAYOUT:TAG, LAYOUT@DIGEST, or LAYOUT when it has one image.
     #[arg(value_name = "SRCREF")]

@@ -10,6 +10,7 @@ use super::{JsonArg, PlatformArg, Status};
 /// List the manifests whose subject is REF's (signatures, SBOMs, ...); --json prints them as
 /// an image index, the referrers API's shape.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct Args {
     /// The image (LAYOUT:TAG or LAYOUT@DIGEST); with --platform, the platform's manifest
     /// through an index, else what REF names itself.

@@ -12,6 +12,7 @@ use super::{JsonArg, Status};
 /// Turn the changes made to an unpacked bundle's rootfs into a new layer on its image and
 /// move the tag (or write --tag). Unchanged files are never read.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::threads())]
 pub struct Args {
     /// A bundle made by strata unpack.
     bundle: PathBuf,

@@ -15,6 +15,7 @@ use super::{PlatformArg, Status};
 /// Write the OCI runtime config.json for an image without unpacking it (as `umoci raw
 /// runtime-config`): users resolved against --rootfs, or the image's own /etc/passwd.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct Args {
     /// The image: LAYOUT:TAG, LAYOUT@DIGEST or LAYOUT.
     #[arg(value_name = "REF")]

@@ -7,6 +7,7 @@ use super::Status;
 
 /// Give an image another tag (moving the tag if it named another image).
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct Args {
     /// The image: LAYOUT, LAYOUT:TAG or LAYOUT@DIGEST.
     reference: String,

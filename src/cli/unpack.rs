@@ -11,6 +11,7 @@ use super::{JsonArg, PlatformArg, Status};
 /// Unpack an image into a runtime bundle (BUNDLE/rootfs, BUNDLE/config.json and strata's
 /// metadata), verifying every layer and applying whiteouts as the image-spec says.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct Args {
     /// The image: LAYOUT, LAYOUT:TAG or LAYOUT@DIGEST.
     reference: String,

@@ -8,6 +8,7 @@ use super::Status;
 /// Remove a tag (every index.json entry holding it) or every entry of a digest, and say
 /// how many entries went; blobs stay until gc.
 #[derive(Debug, clap::Args)]
+#[command(arg = super::shared::layout())]
 pub struct Args {
     /// LAYOUT:TAG or LAYOUT@DIGEST.
     reference: String,

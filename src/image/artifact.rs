@@ -53,6 +53,11 @@ pub struct ArtifactSpec {
     pub annotations: BTreeMap<String, String>,
     /// The manifest or index this artifact refers to.
     pub subject: Option<Descriptor>,
+    /// Title a file whose path leads out of the pull directory (absolute, or with `..`) by
+    /// its file name; when false such paths are refused. (oras, told to accept an absolute
+    /// path, titles it by the whole path, which no pull writes back unless allowed to write
+    /// outside its directory.)
+    pub outside_titled_by_name: bool,
 }
 
 /// oras's annotation on a directory layer: the digest of the uncompressed tar.
@@ -61,23 +66,24 @@ pub const ANNOTATION_CONTENT_DIGEST: &str = "io.deis.oras.content.digest";
 pub const ANNOTATION_UNPACK: &str = "io.deis.oras.content.unpack";
 
 /// Parses `FILE[:MEDIATYPE]`. The media type is what follows the last `:` when that is a
-/// valid media type; paths with `..` are refused (a title must never lead out of the
-/// directory it is pulled into).
+/// valid media type.
 pub fn parse_file_arg(arg: &str) -> Result<ArtifactFile> {
     let (path, media_type) = match arg.rsplit_once(':') {
         Some((p, mt)) if is_valid_media_type(mt) => (p, mt.to_owned()),
         _ => (arg, DEFAULT_FILE_TYPE.to_owned()),
     };
-    let path = PathBuf::from(path);
-    if path.components().any(|c| c == Component::ParentDir) {
-        return Err(Error::Invalid {
-            what: format!("file {}", path.display()),
-            reason:
-                "paths with .. are refused: the file is stored under its name and pulled back by it"
-                    .into(),
-        });
-    }
-    Ok(ArtifactFile { path, media_type })
+    Ok(ArtifactFile {
+        path: PathBuf::from(path),
+        media_type,
+    })
+}
+
+/// Whether a file given as `path` would be titled by a path that leads out of the directory
+/// the artifact is pulled into: an absolute one, or one with `..`. oras refuses absolute
+/// paths unless told to accept them; strata refuses both unless
+/// [`ArtifactSpec::outside_titled_by_name`].
+pub fn title_leaves_pull_dir(path: &Path) -> bool {
+    path.has_root() || path.components().any(|c| c == Component::ParentDir)
 }
 
 /// The empty descriptor `{}` with its content embedded, as the spec's guidance writes it.
@@ -196,25 +202,28 @@ struct Sources {
 
 /// The title of a file given as `path`: the path as given, as oras records it (`dir/a.txt`
 /// stays `dir/a.txt`, so a pull puts it back where it was), spelled plainly (`./` and
-/// doubled or trailing slashes dropped). An absolute path is titled by its file name: its
-/// directories belong to this machine, not to the artifact.
-fn title_of(path: &Path) -> Result<String> {
+/// doubled or trailing slashes dropped). A path leading out of the pull directory (see
+/// [`title_leaves_pull_dir`]) is refused, or titled by its file name when `by_name`.
+fn title_of(path: &Path, by_name: bool) -> Result<String> {
     let invalid = |reason: &str| Error::Invalid {
         what: path.display().to_string(),
         reason: reason.into(),
     };
-    let names: Vec<&OsStr> = if path.is_absolute() {
+    let names: Vec<&OsStr> = if title_leaves_pull_dir(path) {
+        if !by_name {
+            return Err(invalid(
+                "an absolute path or one with .. would be the title, which leads out of the \
+                 directory the artifact is pulled into",
+            ));
+        }
         path.file_name().into_iter().collect()
     } else {
-        let mut names = Vec::new();
-        for c in path.components() {
-            match c {
-                Component::Normal(n) => names.push(n),
-                Component::CurDir => {}
-                _ => return Err(invalid("paths with .. are refused: the title would lead out of the directory it is pulled into")),
-            }
-        }
-        names
+        path.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n),
+                _ => None,
+            })
+            .collect()
     };
     if names.is_empty() {
         return Err(invalid("it names no file, so it cannot be a title"));
@@ -263,7 +272,7 @@ fn open_sources(spec: &ArtifactSpec) -> Result<Sources> {
     let mut files = Vec::new();
     let mut titles = BTreeMap::new();
     for file in &spec.files {
-        let title = title_of(&file.path)?;
+        let title = title_of(&file.path, spec.outside_titled_by_name)?;
         if let Some(first) = titles.insert(title.clone(), &file.path) {
             return Err(Error::Invalid {
                 what: file.path.display().to_string(),
@@ -274,7 +283,17 @@ fn open_sources(spec: &ArtifactSpec) -> Result<Sources> {
                 ),
             });
         }
-        files.push((open_source(&file.path)?, title));
+        let source = open_source(&file.path)?;
+        if matches!(source, Source::Dir(_)) && title_leaves_pull_dir(Path::new(&title)) {
+            // Its entries are stored under the title: they would be absolute or climb out.
+            return Err(Error::Invalid {
+                what: file.path.display().to_string(),
+                reason: format!(
+                    "a directory cannot be titled {title:?}: its entries are named under its title"
+                ),
+            });
+        }
+        files.push((source, title));
     }
     let config = spec
         .config

@@ -510,7 +510,7 @@ impl Client {
         let credential = self.options.credential.as_deref();
         if credential.is_some() && !cleartext_ok {
             return Err(self.auth_error(&format!(
-                "the token realm {realm} is plain HTTP: credentials are not sent there (--plain-http to allow it)"
+                "the token realm {realm} is plain HTTP: credentials are not sent there unless plain HTTP is allowed for this registry"
             )));
         }
         let mut request = match credential {

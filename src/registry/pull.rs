@@ -100,7 +100,7 @@ pub fn pull(
                 .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
                 .collect();
             return Err(Error::Unsupported(format!(
-                "{name} has no image for {} (it has: {}); pick one with --platform, or take them all with --all-platforms",
+                "{name} has no image for {} (it has: {}); pick one of those platforms, or take them all",
                 options.platform,
                 if offered.is_empty() { "none with a platform".to_owned() } else { offered.join(", ") }
             )));

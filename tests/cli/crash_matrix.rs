@@ -384,6 +384,7 @@ crash_case!(
     [
         "artifact",
         "attach",
+        "--disable-path-validation",
         "W/lay:a",
         "--artifact-type",
         "application/x-test",

@@ -128,6 +128,7 @@ fn wrong_invocations_exit_2_and_change_nothing() {
             vec![
                 "artifact",
                 "push",
+                "--disable-path-validation",
                 &f.lay,
                 "--artifact-type",
                 "a/b",

@@ -214,6 +214,7 @@ fn every_json_document_follows_its_schema() {
         &[
             "artifact",
             "push",
+            "--disable-path-validation",
             &r(":art"),
             "--artifact-type",
             "application/x",
@@ -227,6 +228,7 @@ fn every_json_document_follows_its_schema() {
         &[
             "artifact",
             "attach",
+            "--disable-path-validation",
             &r(":app"),
             "--artifact-type",
             "application/sig",

@@ -219,6 +219,7 @@ fn artifact_push_into_a_missing_layout_killed_anywhere_is_absent_or_whole_and_a_
         args: &[
             "artifact",
             "push",
+            "--disable-path-validation",
             "W/a/lay:t",
             "--artifact-type",
             "application/x-test",
@@ -238,6 +239,7 @@ const FAILING: &[&[&str]] = &[
     &[
         "artifact",
         "push",
+        "--disable-path-validation",
         "L:t",
         "--artifact-type",
         "application/x-test",
@@ -246,6 +248,7 @@ const FAILING: &[&[&str]] = &[
     &[
         "artifact",
         "push",
+        "--disable-path-validation",
         "L:t",
         "--artifact-type",
         "application/x-test",

@@ -31,6 +31,7 @@ mod reference_grammar;
 mod repack;
 mod spec_rules;
 mod surface;
+mod surface_gaps;
 mod transfer;
 mod unpack;
 mod unpack_diff;

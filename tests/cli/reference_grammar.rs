@@ -78,6 +78,7 @@ fn push_subject_as_tag_or_digest_names_the_pushed_layout() {
     let by_tag = ok(&[
         "artifact",
         "push",
+        "--disable-path-validation",
         &format!("{}:sbom", s(&lay)),
         "--artifact-type",
         "application/x.test",
@@ -88,6 +89,7 @@ fn push_subject_as_tag_or_digest_names_the_pushed_layout() {
     let by_digest = ok(&[
         "artifact",
         "push",
+        "--disable-path-validation",
         &format!("{}:sbom2", s(&lay)),
         "--artifact-type",
         "application/x.test",

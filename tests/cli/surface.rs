@@ -178,6 +178,7 @@ fn every_writer_prints_one_json_shape() {
     let doc = json(&[
         "artifact",
         "push",
+        "--disable-path-validation",
         &at("notes"),
         "--artifact-type",
         "application/x.notes",
@@ -188,6 +189,7 @@ fn every_writer_prints_one_json_shape() {
     let doc = json(&[
         "artifact",
         "attach",
+        "--disable-path-validation",
         &at("app"),
         "--artifact-type",
         "application/x.notes",
@@ -412,6 +414,7 @@ fn quiet_prints_only_results() {
         vec![
             "artifact".into(),
             "push".into(),
+            "--disable-path-validation".into(),
             at("art"),
             "--artifact-type".into(),
             "a/b".into(),
@@ -611,6 +614,7 @@ fn the_temp_directory_goes_when_the_writer_is_done() {
         vec![
             "artifact".into(),
             "push".into(),
+            "--disable-path-validation".into(),
             at("art"),
             "--artifact-type".into(),
             "a/b".into(),

@@ -1,0 +1,117 @@
+//! The options several commands share but not all act on (`--threads`, `--layout`). Each
+//! command that acts on one adds it with `#[command(arg = shared::threads())]`, so `--help`,
+//! the man pages and the parser offer it exactly there, under its own heading; `main` reads
+//! the value from whichever command was chosen, since the code that uses it (the layer
+//! writer, the REF parser) is shared too.
+//!
+//! The older spelling before the command (`strata --layout DIR inspect :v1`) is still
+//! accepted, hidden, and refused for a command the option does not act on.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+use clap::{Arg, ArgMatches};
+
+/// The heading these options are shown under, apart from a command's own.
+const HEADING: &str = "Global options";
+
+/// Argument ids, apart from the names of commands' own arguments (gc's positional LAYOUT has
+/// the id `layout`).
+const THREADS: &str = "global_threads";
+const LAYOUT: &str = "global_layout";
+
+/// `--threads N`, for commands that compress layers or hash blobs on several threads.
+pub fn threads() -> Arg {
+    Arg::new(THREADS)
+        .long("threads")
+        .value_name("N")
+        .env("STRATA_THREADS")
+        .value_parser(clap::value_parser!(NonZeroUsize))
+        .help(
+            "Threads for compressing layers and hashing blobs (default: one per CPU). Outputs \
+             are the same whatever the number.",
+        )
+        .help_heading(HEADING)
+}
+
+/// `--layout DIR`, for commands that take a REF.
+pub fn layout() -> Arg {
+    Arg::new(LAYOUT)
+        .long("layout")
+        .value_name("DIR")
+        .value_parser(clap::value_parser!(PathBuf))
+        .help(
+            "The layout that references without one (`:TAG`, `@sha256:HEX`, or empty) name: \
+             the spelling for a layout whose path has a `:`.",
+        )
+        .help_heading(HEADING)
+}
+
+/// The hidden spellings before the command name. No `env` here: `STRATA_THREADS` set in
+/// the environment must not make every command that ignores it fail.
+pub fn before_command(cmd: clap::Command) -> clap::Command {
+    cmd.arg(
+        Arg::new(THREADS)
+            .long("threads")
+            .value_parser(clap::value_parser!(NonZeroUsize))
+            .hide(true),
+    )
+    .arg(
+        Arg::new(LAYOUT)
+            .long("layout")
+            .value_parser(clap::value_parser!(PathBuf))
+            .hide(true),
+    )
+}
+
+/// The shared options' values for the command chosen on this command line.
+pub struct Shared {
+    pub threads: Option<NonZeroUsize>,
+    pub layout: Option<PathBuf>,
+}
+
+/// Reads the shared options from the chosen command, or from before it; an option given
+/// before a command that does not act on it is an invocation error (exit 2).
+pub fn read(cmd: &mut clap::Command, matches: &ArgMatches) -> Result<Shared, clap::Error> {
+    let (mut leaf, mut leaf_cmd) = (matches, &*cmd);
+    let mut path = vec![cmd.get_name().to_owned()];
+    while let Some((name, sub)) = leaf.subcommand() {
+        path.push(name.to_owned());
+        leaf = sub;
+        leaf_cmd = leaf_cmd
+            .find_subcommand(name)
+            .expect("clap matched a subcommand it defines");
+    }
+    // ArgMatches cannot be asked whether a command defines an id (release builds answer
+    // "not given"), so ask the command.
+    let takes = |id: &str| leaf_cmd.get_arguments().any(|a| a.get_id() == id);
+    let (takes_threads, takes_layout) = (takes(THREADS), takes(LAYOUT));
+    let path = path.join(" ");
+    let threads = value::<NonZeroUsize>(cmd, matches, leaf, THREADS, takes_threads, &path)?;
+    let layout = value::<PathBuf>(cmd, matches, leaf, LAYOUT, takes_layout, &path)?;
+    Ok(Shared { threads, layout })
+}
+
+/// The command's own value of `id`, else the one given before the command, which only a
+/// command taking `id` accepts.
+fn value<T: Clone + Send + Sync + 'static>(
+    cmd: &mut clap::Command,
+    top: &ArgMatches,
+    leaf: &ArgMatches,
+    id: &str,
+    takes: bool,
+    path: &str,
+) -> Result<Option<T>, clap::Error> {
+    let name = id.trim_start_matches("global_");
+    let before = top.get_one::<T>(id).cloned();
+    if !takes {
+        return match before {
+            None => Ok(None),
+            Some(_) => Err(cmd.error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!("`{path}` does not take --{name}"),
+            )),
+        };
+    }
+    Ok(leaf.get_one::<T>(id).cloned().or(before))
+}
