@@ -211,6 +211,9 @@ pub fn pull(
     })
 }
 
+/// Bytes a download thread counts before it reports them.
+const PROGRESS_STEP: u64 = 4 << 20;
+
 enum Message {
     Bytes(u64),
     Done(usize, Result<()>),
@@ -239,9 +242,18 @@ fn fetch_blobs(
                 if i >= blobs.len() || stop.load(Ordering::Relaxed) {
                     break;
                 }
+                // Progress goes to the drawing thread in steps of a few MiB: a message per
+                // read woke it thousands of times a second for nothing it could show.
+                let mut unsent = 0u64;
                 let result = fetch_one(client, repo, staging, &blobs[i], &mut |n| {
-                    let _ = tx.send(Message::Bytes(n));
+                    unsent += n;
+                    if unsent >= PROGRESS_STEP {
+                        let _ = tx.send(Message::Bytes(std::mem::take(&mut unsent)));
+                    }
                 });
+                if unsent > 0 {
+                    let _ = tx.send(Message::Bytes(unsent));
+                }
                 if result.is_err() {
                     stop.store(true, Ordering::Relaxed);
                 }
