@@ -15,5 +15,6 @@ pub use error::{Error, Result};
 pub use name::ImageName;
 pub mod api;
 pub mod documents;
+mod pipe;
 pub mod pull;
 pub mod push;

@@ -286,8 +286,17 @@ fn fetch_one(
     blob: &BlobRef,
     advance: &mut dyn FnMut(u64),
 ) -> Result<()> {
-    let mut writer = staging.blob_writer(blob.digest.algorithm())?;
-    api::fetch_blob(client, repo, blob, &mut writer, advance)?;
+    let writer = staging.blob_writer(blob.digest.algorithm())?;
+    let ((), writer) = super::pipe::pipelined(
+        writer,
+        |w| api::fetch_blob(client, repo, blob, w, advance),
+        |e| {
+            Error::Layout(crate::Error::Io {
+                path: staging.root().join(crate::layout::TMP_DIR),
+                source: e,
+            })
+        },
+    )?;
     writer.finish_expecting(blob).map_err(|e| match e {
         crate::Error::Io { .. } => Error::Layout(e),
         other => Error::WrongBlob {
