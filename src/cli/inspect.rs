@@ -58,7 +58,13 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             layout: d.layout.root().to_owned(),
             target: strata::layout::reference::Target::Digest(d.entry.digest.parse()?),
         },
-        None => super::parse_reference(&args.reference)?,
+        None => {
+            let reference = super::parse_reference(&args.reference)?;
+            if !reference.layout.exists() {
+                super::registry::hint_registry_spelling(&args.reference)?;
+            }
+            reference
+        }
     };
     let (mut summary, resolved) = inspect(&reference, &platform)?;
     if documents.is_some() {

@@ -67,6 +67,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     {
         return list_tags(text, &args, out);
     }
+    if !args.layout.exists() {
+        super::registry::hint_registry_spelling(&args.layout.to_string_lossy())?;
+    }
     let layout = Layout::open(&args.layout)?;
     let images = list(&layout)?;
     // Several tags often name one damaged manifest: say it once.
