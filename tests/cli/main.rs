@@ -28,6 +28,8 @@ mod json_schemas;
 mod layout_create;
 mod man;
 mod reference_grammar;
+mod registry_roundtrip;
+mod registry_util;
 mod repack;
 mod spec_rules;
 mod surface;
