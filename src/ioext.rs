@@ -61,6 +61,17 @@ pub(crate) fn replace_file(
     path: &std::path::Path,
     write: impl FnOnce(&mut dyn io::Write) -> crate::Result<()>,
 ) -> crate::Result<()> {
+    replace_file_with_mode(path, 0o644, write)
+}
+
+/// [`replace_file`] with the new file's permission bits chosen: a file holding secrets must
+/// never be readable by others, not even between the write and a later chmod.
+#[cfg_attr(not(feature = "registry"), allow(dead_code))]
+pub(crate) fn replace_file_with_mode(
+    path: &std::path::Path,
+    mode: u32,
+    write: impl FnOnce(&mut dyn io::Write) -> crate::Result<()>,
+) -> crate::Result<()> {
     use crate::error::IoContext;
     use std::os::unix::fs::PermissionsExt;
     let dir = match path.parent() {
@@ -77,7 +88,7 @@ pub(crate) fn replace_file(
     write(&mut out)?;
     let tmp = out.into_inner().map_err(|e| e.into_error()).at(path)?;
     let file = tmp.as_file();
-    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
         .and_then(|()| file.sync_all())
         .at(path)?;
     tmp.persist(path).map_err(|e| e.error).at(path)?;

@@ -13,7 +13,9 @@ use super::{JsonArg, PlatformArg, Status};
 /// or "(untitled)", digest, size, media type) and annotations.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The image: LAYOUT, LAYOUT:TAG or LAYOUT@DIGEST.
+    /// The image: LAYOUT, LAYOUT:TAG or LAYOUT@DIGEST; or
+    /// docker://[REGISTRY/]REPOSITORY[:TAG|@DIGEST] to read it from a registry (its manifest,
+    /// index and config only; no layer is fetched).
     reference: String,
     #[command(flatten)]
     platform: PlatformArg,
@@ -23,6 +25,8 @@ pub struct Args {
     /// went through (the layout's index.json when it named a manifest directly).
     #[arg(long, value_enum, conflicts_with = "json")]
     raw: Option<Raw>,
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -33,9 +37,32 @@ enum Raw {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    let reference = super::parse_reference(&args.reference)?;
     let platform = args.platform.resolve()?;
-    let (summary, resolved) = inspect(&reference, &platform)?;
+    // A registry image is read into a scratch layout (documents only) and shown from there.
+    let documents = match args
+        .reference
+        .strip_prefix(super::registry::REGISTRY_PREFIX)
+    {
+        Some(_) => {
+            let name = super::registry::parse_name(&args.reference)?;
+            let client = super::registry::client(&name, &args.registry, out)?;
+            Some(strata::registry::documents::fetch_documents(
+                &client, &name, &platform,
+            )?)
+        }
+        None => None,
+    };
+    let reference = match &documents {
+        Some(d) => strata::layout::reference::Reference {
+            layout: d.layout.root().to_owned(),
+            target: strata::layout::reference::Target::Digest(d.entry.digest.parse()?),
+        },
+        None => super::parse_reference(&args.reference)?,
+    };
+    let (mut summary, resolved) = inspect(&reference, &platform)?;
+    if documents.is_some() {
+        summary.reference = args.reference.clone();
+    }
     match args.raw {
         Some(Raw::Manifest) => out.raw(&resolved.raw)?,
         Some(Raw::Config) => {

@@ -65,11 +65,6 @@ pub fn store() -> CredentialStore {
     }
 }
 
-/// The stored credential for a registry, if any.
-pub fn credential_for(registry: &str) -> anyhow::Result<Option<Credential>> {
-    Ok(store().lookup(registry)?)
-}
-
 /// The registry part of what the user typed: `HOST[:PORT]`, scheme and path removed.
 fn registry_name(text: &str) -> anyhow::Result<String> {
     let bare = text

@@ -9,7 +9,8 @@ use strata::Layout;
 use super::output::{human_size, Output};
 use super::{JsonArg, Status};
 
-/// List every image and artifact in a layout: tag, digest, type, size and platforms.
+/// List every image and artifact in a layout: tag, digest, type, size and platforms; or the
+/// tags of a registry repository (docker://[REGISTRY/]REPOSITORY), every page of them.
 ///
 /// An artifact's TYPE is "artifact" and its last column its artifact type, then "->" and the
 /// digest of the image it refers to (its subject), if any. SIZE is the entry's own: its
@@ -18,10 +19,39 @@ use super::{JsonArg, Status};
 /// a warning; the exit status is 0.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The layout.
+    /// The layout, or docker://[REGISTRY/]REPOSITORY for a repository's tags.
     layout: PathBuf,
     #[command(flatten)]
     json: JsonArg,
+    #[command(flatten)]
+    registry: super::registry::RegistryArgs,
+}
+
+#[derive(Serialize)]
+struct TagListing<'a> {
+    repository: String,
+    tags: &'a [String],
+}
+
+/// `ls docker://REPOSITORY`: the tags, one per line.
+fn list_tags(text: &str, args: &Args, out: &Output) -> anyhow::Result<Status> {
+    let name = super::registry::parse_name(text)?;
+    if name.tag.is_some() || name.digest.is_some() {
+        super::output::usage!("{text}: ls lists a repository's tags: give docker://[REGISTRY/]REPOSITORY without a tag or digest");
+    }
+    let client = super::registry::client(&name, &args.registry, out)?;
+    let tags = strata::registry::api::list_tags(&client, &name.repository)?;
+    if args.json.json {
+        out.json(&TagListing {
+            repository: format!("{}/{}", name.registry, name.repository),
+            tags: &tags,
+        })?;
+    } else {
+        for t in &tags {
+            out.print(t)?;
+        }
+    }
+    Ok(Status::Success)
 }
 
 #[derive(Serialize)]
@@ -30,6 +60,13 @@ struct Listing<'a> {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    if let Some(text) = args
+        .layout
+        .to_str()
+        .filter(|t| t.starts_with(super::registry::REGISTRY_PREFIX))
+    {
+        return list_tags(text, &args, out);
+    }
     let layout = Layout::open(&args.layout)?;
     let images = list(&layout)?;
     // Several tags often name one damaged manifest: say it once.

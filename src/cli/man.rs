@@ -240,6 +240,17 @@ fn examples(name: &str) -> Option<&'static [(&'static str, &'static str)]> {
         ],
         "strata-import" => &[("Any OCI or docker archive:", "strata import app.tar lay")],
         "strata-copy" => &[("An image and its signatures to another layout:", "strata copy lay:app other:app --referrers")],
+        "strata-pull" => &[
+            ("Debian for this machine, into a layout:", "strata pull debian:bookworm lay"),
+            ("Every platform and the signatures, from a private registry:", "strata pull --all-platforms --referrers registry.example:5000/team/app:1 lay:app"),
+        ],
+        "strata-push" => &[
+            ("An image to a registry, then nothing the second time:", "strata push lay:app registry.example:5000/team/app:1"),
+            ("Through a private CA:", "strata push --cert-dir ca.pem lay:app registry.example/team/app:1"),
+        ],
+        "strata-login" => &[("Store credentials as docker does:", "strata login registry.example -u me --password-stdin < token.txt")],
+        "strata-logout" => &[("Forget them:", "strata logout registry.example")],
+        "strata-ls" => &[("A layout's images; a repository's tags:", "strata ls lay\nstrata ls docker://registry.example/team/app")],
         "strata-gc" => &[("See what would go, then collect:", "strata gc lay --dry-run\nstrata gc lay")],
         "strata-fsck" => &[("Verify every blob and rule:", "strata fsck lay")],
         "strata-inspect" => &[("The exact stored manifest:", "strata inspect lay:app --raw manifest")],

@@ -5,7 +5,7 @@ use strata::registry::pull::{pull, PullOptions};
 use strata::transfer::Event;
 
 use super::output::{human_size, image_line, Output};
-use super::registry::{client, parse_name, RegistryArgs};
+use super::registry::{client, parse_name, JobsArg, RegistryArgs};
 use super::{JsonArg, PlatformArg, Status};
 
 /// Pull an image from a registry into a layout.
@@ -37,6 +37,8 @@ pub struct Args {
     #[arg(long)]
     force: bool,
     #[command(flatten)]
+    jobs: JobsArg,
+    #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
     json: JsonArg,
@@ -64,7 +66,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         all_platforms: args.all_platforms,
         referrers: args.referrers,
         force: args.force,
-        jobs: usize::from(args.registry.jobs),
+        jobs: usize::from(args.jobs.jobs),
     };
     let dest = strata::Layout::open_or_create(&dest_ref.layout)?;
     let mut bar = out.transfer_progress("pull");

@@ -4,7 +4,7 @@ use strata::registry::push::{push, PushOptions};
 use strata::transfer::{choose, Event, Platforms};
 
 use super::output::{human_size, Output};
-use super::registry::{client, parse_name, RegistryArgs};
+use super::registry::{client, parse_name, JobsArg, RegistryArgs};
 use super::{JsonArg, PlatformArg, Status};
 
 /// Push an image from a layout to a registry.
@@ -38,6 +38,8 @@ pub struct Args {
     #[arg(long, value_name = "MIB", default_value_t = 64)]
     chunk_mib: u64,
     #[command(flatten)]
+    jobs: JobsArg,
+    #[command(flatten)]
     registry: RegistryArgs,
     #[command(flatten)]
     json: JsonArg,
@@ -65,7 +67,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let client = client(&name, &args.registry, out)?;
     let options = PushOptions {
         referrers: args.referrers,
-        jobs: usize::from(args.registry.jobs),
+        jobs: usize::from(args.jobs.jobs),
         chunk_size: args.chunk_mib.saturating_mul(1 << 20),
         mount_from: args.mount_from.clone(),
     };

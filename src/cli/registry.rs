@@ -24,10 +24,18 @@ pub struct RegistryArgs {
     /// system's; /etc/docker/certs.d/HOST and /etc/containers/certs.d/HOST are read too.
     #[arg(long, value_name = "PATH")]
     pub cert_dir: Vec<PathBuf>,
+}
+
+/// How many blobs move at once.
+#[derive(Debug, clap::Args, Clone, Copy)]
+pub struct JobsArg {
     /// Blobs moved at once.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
 }
+
+/// The prefix that marks a registry image where a layout reference could stand.
+pub const REGISTRY_PREFIX: &str = "docker://";
 
 /// Parses an image name, a usage error when it is not one.
 pub fn parse_name(text: &str) -> anyhow::Result<ImageName> {
@@ -38,7 +46,16 @@ pub fn parse_name(text: &str) -> anyhow::Result<ImageName> {
 /// A client for `name`'s registry, configured from the flags and the environment, with the
 /// stored credential for the registry.
 pub fn client(name: &ImageName, args: &RegistryArgs, out: &Output) -> anyhow::Result<Client> {
-    let credential = super::login::credential_for(&name.registry)?.map(Arc::new);
+    // A broken credential setup (a credsStore program not installed, an unreadable file)
+    // must not stop a pull of a public image: said, and the registry asked anonymously.
+    let credential = match super::login::store().lookup_repository(&name.registry, &name.repository)
+    {
+        Ok(c) => c.map(Arc::new),
+        Err(e) => {
+            out.warn(format_args!("no credentials for {}: {e}", name.registry));
+            None
+        }
+    };
     let options = options(name, args, out, credential)?;
     Ok(Client::new(name.api_host(), options)?)
 }

@@ -14,5 +14,6 @@ pub use client::{Client, ClientOptions};
 pub use error::{Error, Result};
 pub use name::ImageName;
 pub mod api;
+pub mod documents;
 pub mod pull;
 pub mod push;

@@ -8,13 +8,12 @@
 //! `blobs/` (layers first, documents last) and the tag written: a failed or killed pull leaves
 //! the layout as it was, plus a temp directory gc sweeps.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use serde::Serialize;
 
-use super::api::{self, Fetched};
+use super::api;
 use super::client::Client;
 use super::error::{Error, Result};
 use super::name::ImageName;
@@ -84,7 +83,7 @@ pub fn pull(
 
     let top = api::get_manifest(client, repo, &name.reference())?;
     let mut root = top.descriptor();
-    stage_document(&staging.layout, &top)?;
+    super::documents::store(&staging.layout, &top)?;
     fetched_docs += 1;
     doc_bytes += top.bytes.len() as u64;
     if Kind::of(&top.media_type) == Kind::Index && !options.all_platforms {
@@ -150,7 +149,7 @@ pub fn pull(
                     ),
                 });
             }
-            stage_document(&staging.layout, &doc)?;
+            super::documents::store(&staging.layout, &doc)?;
             fetched_docs += 1;
             doc_bytes += doc.bytes.len() as u64;
         }
@@ -210,20 +209,6 @@ pub fn pull(
         bytes: doc_bytes + total,
         referrers: referrer_roots.iter().map(|r| r.digest.clone()).collect(),
     })
-}
-
-/// Writes a fetched (already verified) document into the staging layout.
-fn stage_document(staging: &Layout, doc: &Fetched) -> Result<()> {
-    let mut writer = staging.blob_writer(doc.digest.algorithm())?;
-    writer.write_all(&doc.bytes).map_err(|e| crate::Error::Io {
-        path: staging.root().to_owned(),
-        source: e,
-    })?;
-    writer.finish_expecting(&BlobRef {
-        digest: doc.digest.clone(),
-        size: doc.bytes.len() as u64,
-    })?;
-    Ok(())
 }
 
 enum Message {

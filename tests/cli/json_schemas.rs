@@ -124,7 +124,10 @@ fn validator(name: &str) -> jsonschema::Validator {
 }
 
 /// The schema's complaints about `doc`, one a line.
-fn complaints(name: &str, doc: &serde_json::Value) -> Vec<String> {
+/// Schemas checked by tests/cli/registry_json.rs, against a running registry.
+pub const REGISTRY_SCHEMAS: [&str; 3] = ["ls-tags.json", "pull.json", "push.json"];
+
+pub fn complaints(name: &str, doc: &serde_json::Value) -> Vec<String> {
     validator(name)
         .iter_errors(doc)
         .map(|e| format!("{}: {e}", e.instance_path()))
@@ -333,6 +336,8 @@ fn every_json_document_follows_its_schema() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n != "common.json")
+        // The registry commands' documents need a registry: registry_json.rs checks them.
+        .filter(|n| !REGISTRY_SCHEMAS.contains(&n.as_str()))
         .collect();
     files.sort();
     let mut used: Vec<String> = checked.iter().map(|n| format!("{n}.json")).collect();

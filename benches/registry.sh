@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# Benchmark strata's registry transfers against skopeo on the same images, in one run,
+# against a docker-registry (distribution) on loopback started by this script:
+#   pull:      strata pull 127.0.0.1:P/bench/IMG:T NEW   vs  skopeo copy docker://... oci:NEW:T
+#   push:      strata push L:T 127.0.0.1:P/REPO:T        vs  skopeo copy oci:L:T docker://...
+#              (each round to a repository of its own, so every blob is uploaded)
+#   noop-push: strata push of an image the registry has (no goal for skopeo; timed alone)
+# Goals (issue 14): pull and push at most 0.5x skopeo, a no-op push under 0.1 s, strata's
+# peak memory under 100 MiB. How to measure is /work/shared/BENCHMARKING.md.
+#
+# Environment (all optional):
+#   STRATA=path            strata binary to test (default: cargo build --release of this repo)
+#   STRATA_BENCH_DIR=dir   work dir: cached input, scratch, results (/var/tmp/strata-bench)
+#   ROUNDS=n               pairs per phase (default 5)
+#   IMAGES="minbase big"   cached images built by benches/unpack.sh, or
+#   INPUT=LAYOUT:TAG       any other image (used instead of IMAGES, named "input")
+#   PHASES="pull push noop-push"
+set -euo pipefail
+# shellcheck source=benches/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ROUNDS=${ROUNDS:-5}
+IMAGES=${IMAGES:-minbase big}
+PHASES=${PHASES:-pull push noop-push}
+
+need skopeo "apt-get install skopeo"
+need docker-registry "apt-get install docker-registry"
+need jq "apt-get install jq"
+need python3
+need_time
+need_rounds ROUNDS
+no_colon_in_w "skopeo's oci:PATH:TAG"
+bench_workdir
+
+find_strata always quiet
+private_strata
+REGPID=
+cleanup() {
+    rm -f "$STRATA"
+    if [[ -n $REGPID ]]; then kill "$REGPID" 2>/dev/null || true; fi
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- input
+declare -A LAYOUT TAG DIGEST BYTES
+if [[ -n ${INPUT:-} ]]; then
+    IMAGES=input
+    LAYOUT[input]=${INPUT%:*}
+    TAG[input]=${INPUT##*:}
+else
+    for img in $IMAGES; do
+        case $img in
+            minbase) L=$W/input/unpack-minbase ;;
+            big) L=$W/input/unpack-big-v1 ;;
+            *) die "unknown image $img (minbase or big; or INPUT=LAYOUT:TAG)" ;;
+        esac
+        [[ -f $L.done && -f $L.info ]] || die "$L is not built: run benches/unpack.sh once (as root), or give INPUT=LAYOUT:TAG"
+        LAYOUT[$img]=$L
+        TAG[$img]=$(sed -n 's/^tag=//p' "$L.info")
+    done
+fi
+for img in $IMAGES; do
+    DIGEST[$img]=$(tag_digest "${LAYOUT[$img]}" "${TAG[$img]}")
+    [[ -n ${DIGEST[$img]} ]] || die "no tag ${TAG[$img]} in ${LAYOUT[$img]}"
+    BYTES[$img]=$(blob_bytes "${LAYOUT[$img]}")
+done
+
+# ---------------------------------------------------------------- the registry
+SCR=$W/scratch/registry
+aside "$SCR"; mkdir -p "$SCR/storage"
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cat >"$SCR/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $SCR/storage
+http:
+  addr: 127.0.0.1:$PORT
+EOF
+docker-registry serve "$SCR/config.yml" >"$SCR/registry.log" 2>&1 &
+REGPID=$!
+for _ in $(seq 50); do
+    curl -fs "http://127.0.0.1:$PORT/v2/" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+curl -fs "http://127.0.0.1:$PORT/v2/" >/dev/null || die "docker-registry did not start; see $SCR/registry.log"
+REG=127.0.0.1:$PORT
+
+bench_results registry-
+{
+    env_host
+    env_strata
+    echo "skopeo: $(skopeo --version)"
+    echo "registry: $(docker-registry --version 2>&1 | head -1) on $REG, storage on $(df -T "$SCR" | awk 'NR == 2 {print $2}')"
+    for img in $IMAGES; do
+        echo "image $img: ${LAYOUT[$img]}:${TAG[$img]} ${DIGEST[$img]}, ${BYTES[$img]} bytes of blobs"
+    done
+    env_load
+} | tee "$RES/environment.txt" >&2
+
+# Checks: a pulled layout's tag names the image's digest; a pushed image's manifest digest
+# in the registry is the image's.
+check_pull() { [[ $(tag_digest "$OUT" "${TAG[$IMG]}") == "${DIGEST[$IMG]}" ]] && echo same-digest || { echo "tag names another digest"; return 1; }; }
+check_push() {
+    local d
+    d=$(curl -fsI -H "Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json" \
+        "http://$REG/v2/$REPO/manifests/${TAG[$IMG]}" | tr -d '\r' | awk -F': ' 'tolower($1) == "docker-content-digest" {print $2}')
+    [[ $d == "${DIGEST[$IMG]}" ]] && echo same-digest || { echo "registry has $d"; return 1; }
+}
+
+run_one() {
+    local phase=$1 round=$2 tool=$3 L=${LAYOUT[$IMG]} T=${TAG[$IMG]}
+    sync
+    case $phase in
+        pull)
+            OUT=$SCR/$IMG-pull-$round-$tool; aside "$OUT"
+            case $tool in
+                strata) timed_check "$IMG-pull" "$round" strata check_pull "$STRATA" pull -q "$REG/bench/$IMG:$T" "$OUT" ;;
+                skopeo) timed_check "$IMG-pull" "$round" skopeo check_pull skopeo copy -q --src-tls-verify=false "docker://$REG/bench/$IMG:$T" "oci:$OUT:$T" ;;
+            esac ;;
+        push)
+            warm_layout "$L"
+            REPO=push/$IMG-$round-$tool
+            case $tool in
+                strata) timed_check "$IMG-push" "$round" strata check_push "$STRATA" push -q "$L:$T" "$REG/$REPO:$T" ;;
+                skopeo) timed_check "$IMG-push" "$round" skopeo check_push skopeo copy -q --dest-tls-verify=false "oci:$L:$T" "docker://$REG/$REPO:$T" ;;
+            esac ;;
+        noop-push)
+            REPO=bench/$IMG
+            timed_check "$IMG-noop-push" "$round" strata check_push "$STRATA" push -q "$L:$T" "$REG/$REPO:$T" ;;
+    esac
+}
+
+for IMG in $IMAGES; do
+    # The image every pull reads.
+    "$STRATA" push -q "${LAYOUT[$IMG]}:${TAG[$IMG]}" "$REG/bench/$IMG:${TAG[$IMG]}" >/dev/null
+    for phase in $PHASES; do
+        say "$IMG $phase: $ROUNDS rounds${phase/noop-push/ (strata alone)}"
+        RATIOS=$RES/ratios-$IMG-$phase.txt
+        : >"$RATIOS"
+        for ((r = 1; r <= ROUNDS; r++)); do
+            if [[ $phase == noop-push ]]; then
+                ts=$(run_one "$phase" "$r" strata)
+                echo "$ts" >>"$RATIOS"
+                printf '%-6s %12.4f\n' "$r" "$ts" >&2
+                continue
+            fi
+            if ((r % 2)); then
+                ts=$(run_one "$phase" "$r" strata); tk=$(run_one "$phase" "$r" skopeo)
+            else
+                tk=$(run_one "$phase" "$r" skopeo); ts=$(run_one "$phase" "$r" strata)
+            fi
+            ratio=$(pair_ratio "$ts" "$tk")
+            echo "$ratio" >>"$RATIOS"
+            printf '%-6s %12.4f %12.4f %10.3f\n' "$r" "$ts" "$tk" "$ratio" >&2
+        done
+    done
+done
+
+# ---------------------------------------------------------------- summary
+MAXRSS=$(awk -F'\t' 'NR > 1 && $3 == "strata" {if ($7 > m) m = $7} END {print m + 0}' "$LOG")
+{
+    echo
+    echo "=== strata registry bench summary ($STAMP) ==="
+    printf '%-22s %-8s %10s %10s %10s %12s\n' image.phase tool "median s" "user s" "sys s" "peak RSS KB"
+    for IMG in $IMAGES; do
+        for phase in $PHASES; do
+            for tool in strata skopeo; do
+                p=$IMG-$phase
+                [[ -n $(col "$p" "$tool" 4) ]] || continue
+                printf '%-22s %-8s %10.4f %10.2f %10.2f %12s\n' "$p" "$tool" \
+                    "$(col "$p" "$tool" 4 | median)" "$(col "$p" "$tool" 5 | median)" "$(col "$p" "$tool" 6 | median)" "$(maxcol "$p" "$tool" 7)"
+            done
+        done
+    done
+    echo
+    for IMG in $IMAGES; do
+        for phase in $PHASES; do
+            r=$(median <"$RES/ratios-$IMG-$phase.txt")
+            if [[ $phase == noop-push ]]; then
+                echo "$IMG no-op push, median of $ROUNDS: $r s   goal < 0.1 s: $(met "$r" 0.1 lt)"
+            else
+                echo "$IMG $phase strata/skopeo, median of $ROUNDS per-pair ratios: $r (per pair: $(paste -sd' ' "$RES/ratios-$IMG-$phase.txt"))   goal <= 0.5: $(met "$r" 0.5)"
+            fi
+        done
+    done
+    echo "strata peak RSS over all runs: $MAXRSS KB   goal < 100 MiB: $(met "$MAXRSS" 102400 lt)"
+    summary_tail
+} | tee "$RES/summary.txt"
+
+kill "$REGPID" 2>/dev/null || true
+REGPID=
+aside "$SCR"
+rm -rf "${TRASH:?}"/*
