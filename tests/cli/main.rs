@@ -28,6 +28,7 @@ mod json_schemas;
 mod layout_create;
 mod man;
 mod reference_grammar;
+mod registry_auth;
 mod registry_interop;
 mod registry_roundtrip;
 mod registry_util;
