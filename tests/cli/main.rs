@@ -30,6 +30,7 @@ mod man;
 mod reference_grammar;
 mod registry_auth;
 mod registry_interop;
+mod registry_referrers;
 mod registry_roundtrip;
 mod registry_util;
 mod repack;

@@ -1,0 +1,132 @@
+//! Referrers through a registry without the referrers API (distribution 2.8): `push
+//! --referrers` keeps the `sha256-<hex>` fallback tag's index, `pull --referrers` reads it and
+//! records the referrers untagged, as `artifact attach` does.
+
+use std::path::Path;
+
+use super::registry_util::{assert_fsck, strata_built, tagged_digest, Registry};
+use super::util::{json, ok, peer, peer_ok, s, tempdir};
+
+/// Attaches a signature-like artifact holding `content` to `layout:v1`; returns its digest.
+fn attach(dir: &Path, layout: &Path, file: &str, content: &str) -> String {
+    let path = dir.join(file);
+    std::fs::write(&path, content).unwrap();
+    let out = ok(&[
+        "artifact",
+        "attach",
+        "--artifact-type",
+        "application/vnd.example.signature",
+        "--annotation",
+        &format!("org.example.file={file}"),
+        &format!("{}:v1", s(layout)),
+        s(&path),
+    ]);
+    out.trim().to_owned()
+}
+
+/// The entries of the fallback tag's index in the registry, as skopeo reads it.
+fn fallback_entries(reg: &Registry, repo: &str, subject: &str) -> Vec<serde_json::Value> {
+    let tag = subject.replace(':', "-");
+    let raw = peer_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--raw",
+            &format!("docker://{}:{tag}", reg.name(repo)),
+        ],
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{index}"
+    );
+    index["manifests"].as_array().unwrap().clone()
+}
+
+#[test]
+fn referrers_go_through_the_fallback_tag_and_come_back_untagged() {
+    if !peer("skopeo") {
+        return;
+    }
+    let Some(reg) = Registry::plain() else { return };
+    let dir = tempdir();
+    let layout = strata_built(dir.path(), "src", "v1", &[&[("app", b"app\n")]]);
+    let subject = tagged_digest(&layout, "v1").unwrap();
+    let sig = attach(dir.path(), &layout, "sig.txt", "signed\n");
+    let name = reg.name("ref/img:v1");
+
+    let pushed = json(&[
+        "push",
+        "--json",
+        "--referrers",
+        &format!("{}:v1", s(&layout)),
+        &name,
+    ]);
+    assert_eq!(pushed["referrers"], serde_json::json!([sig]), "{pushed}");
+    let entries = fallback_entries(&reg, "ref/img", &subject);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["digest"], sig.as_str());
+    assert_eq!(
+        entries[0]["artifactType"],
+        "application/vnd.example.signature"
+    );
+    assert_eq!(
+        entries[0]["annotations"]["org.example.file"], "sig.txt",
+        "the referrers API lists annotations: so does the fallback index"
+    );
+
+    // Without --referrers: only the image.
+    let plain = dir.path().join("plain");
+    ok(&["pull", &name, s(&plain)]);
+    let ls = json(&["ls", s(&plain), "--json"]);
+    assert_eq!(ls["images"].as_array().unwrap().len(), 1, "{ls}");
+
+    let back = dir.path().join("back");
+    let pulled = json(&["pull", "--json", "--referrers", &name, s(&back)]);
+    assert_eq!(pulled["referrers"], serde_json::json!([sig]), "{pulled}");
+    let ls = json(&["ls", s(&back), "--json"]);
+    let images = ls["images"].as_array().unwrap();
+    assert_eq!(images.len(), 2, "{ls}");
+    let referrer = images.iter().find(|i| i["digest"] == sig.as_str()).unwrap();
+    assert!(referrer["tag"].is_null(), "{ls}");
+    assert_eq!(referrer["subject"], subject.as_str(), "{ls}");
+    assert_eq!(
+        referrer["artifactType"], "application/vnd.example.signature",
+        "{ls}"
+    );
+    assert_eq!(
+        tagged_digest(&back, "v1").as_deref(),
+        Some(subject.as_str())
+    );
+    let listed = ok(&["referrers", &format!("{}:v1", s(&back))]);
+    assert!(listed.contains(&sig), "{listed}");
+    assert_fsck(&back);
+    // What came back is what was attached, byte for byte.
+    let out = dir.path().join("files");
+    ok(&["artifact", "pull", &format!("{}@{sig}", s(&back)), s(&out)]);
+    assert_eq!(std::fs::read(out.join("sig.txt")).unwrap(), b"signed\n");
+
+    // A second referrer later: the fallback index keeps the first and adds it.
+    let sbom = attach(dir.path(), &layout, "sbom.txt", "packages\n");
+    let pushed = json(&[
+        "push",
+        "--json",
+        "--referrers",
+        &format!("{}:v1", s(&layout)),
+        &name,
+    ]);
+    assert_eq!(pushed["blobsUploaded"], 1, "only the new payload: {pushed}");
+    let entries = fallback_entries(&reg, "ref/img", &subject);
+    let digests: Vec<&str> = entries
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(digests.len(), 2, "{entries:?}");
+    assert!(digests.contains(&sig.as_str()) && digests.contains(&sbom.as_str()));
+
+    let back2 = dir.path().join("back2");
+    let pulled = json(&["pull", "--json", "--referrers", &name, s(&back2)]);
+    assert_eq!(pulled["referrers"].as_array().unwrap().len(), 2, "{pulled}");
+    assert_fsck(&back2);
+}
