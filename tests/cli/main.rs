@@ -29,6 +29,7 @@ mod layout_create;
 mod man;
 mod reference_grammar;
 mod registry_auth;
+mod registry_faults;
 mod registry_interop;
 mod registry_referrers;
 mod registry_roundtrip;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::registry_util::{
-    assert_fsck, blob_bytes, strata_built, tagged_digest, unpacked, FaultProxy, Registry,
+    assert_fsck, blob_bytes, noise, strata_built, tagged_digest, unpacked, FaultProxy, Registry,
 };
 use super::util::{add_entry, json, ok, peer, peer_ok, s, tempdir, write_image, write_index};
 
@@ -219,19 +219,6 @@ fn artifact_round_trips_and_its_files_come_back() {
         std::fs::read(out.join("sbom.json")).unwrap(),
         std::fs::read(&sbom).unwrap()
     );
-}
-
-/// Bytes that do not compress, from a fixed seed.
-fn noise(len: usize, mut seed: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len);
-    while out.len() < len {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        out.extend_from_slice(&(seed >> 24).to_le_bytes()[..4]);
-    }
-    out.truncate(len);
-    out
 }
 
 #[test]

@@ -859,3 +859,16 @@ pub fn unpacked(reference: &str, bundle: &Path) -> super::util::Tree {
     super::util::ok(&["unpack", reference, s(bundle)]);
     super::util::scan(&bundle.join("rootfs"))
 }
+
+/// Bytes that do not compress, from a fixed seed.
+pub fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        out.extend_from_slice(&(seed >> 24).to_le_bytes()[..4]);
+    }
+    out.truncate(len);
+    out
+}
