@@ -33,6 +33,7 @@ mod registry_faults;
 mod registry_interop;
 mod registry_referrers;
 mod registry_roundtrip;
+mod registry_transport;
 mod registry_util;
 mod repack;
 mod spec_rules;

@@ -560,10 +560,15 @@ pub enum Action {
     Status(u16, Option<u32>),
     /// Forwards, then closes the connection after this many bytes of the response body.
     DropAfter(usize),
+    /// Forwards, then closes the connection without a word of the response: the registry
+    /// did the work, the client never hears of it.
+    Lose,
     /// Forwards with the body byte at this offset flipped.
     Corrupt(usize),
     /// Forwards the body in pieces of this size, pausing between them.
     Slow(usize, Duration),
+    /// Answers `307` to the same path on this other `host:port` (object storage).
+    Redirect(String),
 }
 
 /// A fault: requests of `method` whose path holds `path_contains` get `action`, `times`
@@ -594,9 +599,13 @@ pub struct FaultProxy {
     /// `127.0.0.1:PORT`.
     pub host: String,
     faults: Arc<Mutex<Vec<Fault>>>,
-    /// Every request seen, as `METHOD PATH` (with the `Range` header when sent), and each
-    /// fault applied, as `fault: ...`.
+    /// Every request seen, as `METHOD PATH` (with ` range=...` when it had a `Range` header
+    /// and ` [authorization]` when it carried credentials), and each fault applied, as
+    /// `fault: ...`.
     pub seen: Arc<Mutex<Vec<String>>>,
+    /// An `Authorization` value put on every forwarded request instead of the client's (a
+    /// stand-in for object storage's signed URLs).
+    inject: Arc<Mutex<Option<String>>>,
     stop: Arc<AtomicBool>,
     port: u16,
 }
@@ -608,18 +617,24 @@ impl FaultProxy {
         let port = listener.local_addr().expect("addr").port();
         let faults: Arc<Mutex<Vec<Fault>>> = Arc::default();
         let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let inject: Arc<Mutex<Option<String>>> = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         {
-            let (faults, seen, stop) = (faults.clone(), seen.clone(), stop.clone());
-            let upstream = upstream.to_owned();
+            let shared = Shared {
+                upstream: upstream.to_owned(),
+                faults: faults.clone(),
+                seen: seen.clone(),
+                inject: inject.clone(),
+            };
+            let stop = stop.clone();
             std::thread::spawn(move || {
                 for conn in listener.incoming() {
                     if stop.load(Ordering::SeqCst) {
                         return;
                     }
                     let Ok(conn) = conn else { continue };
-                    let (faults, seen, upstream) = (faults.clone(), seen.clone(), upstream.clone());
-                    std::thread::spawn(move || proxy_connection(conn, &upstream, &faults, &seen));
+                    let shared = shared.clone();
+                    std::thread::spawn(move || proxy_connection(conn, &shared));
                 }
             });
         }
@@ -627,9 +642,15 @@ impl FaultProxy {
             host: format!("127.0.0.1:{port}"),
             faults,
             seen,
+            inject,
             stop,
             port,
         }
+    }
+
+    /// Puts `authorization` on every request forwarded (None: the client's own).
+    pub fn inject_authorization(&self, authorization: Option<String>) {
+        *self.inject.lock().expect("inject") = authorization;
     }
 
     /// Adds a fault.
@@ -668,14 +689,24 @@ impl Drop for FaultProxy {
     }
 }
 
+/// What every connection of a proxy shares.
+#[derive(Clone)]
+struct Shared {
+    upstream: String,
+    faults: Arc<Mutex<Vec<Fault>>>,
+    seen: Arc<Mutex<Vec<String>>>,
+    inject: Arc<Mutex<Option<String>>>,
+}
+
 /// Serves one client connection: request by request, each forwarded on a connection of its
 /// own (`Connection: close`, so the registry's response ends at EOF) unless a fault answers.
-fn proxy_connection(
-    conn: TcpStream,
-    upstream: &str,
-    faults: &Mutex<Vec<Fault>>,
-    seen: &Mutex<Vec<String>>,
-) {
+fn proxy_connection(conn: TcpStream, shared: &Shared) {
+    let Shared {
+        upstream,
+        faults,
+        seen,
+        inject,
+    } = shared;
     let Ok(read_half) = conn.try_clone() else {
         return;
     };
@@ -693,6 +724,9 @@ fn proxy_connection(
         let mut line = format!("{} {}", head.method, head.path);
         if let Some(r) = head.header("range") {
             line.push_str(&format!(" range={r}"));
+        }
+        if head.header("authorization").is_some() {
+            line.push_str(" [authorization]");
         }
         seen.lock().expect("seen").push(line);
         let action = {
@@ -725,6 +759,22 @@ fn proxy_connection(
             }
             continue;
         }
+        if let Some(Action::Redirect(to)) = &action {
+            let response = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{to}{}\r\nContent-Length: 0\r\n\r\n",
+                head.path
+            );
+            if client.write_all(response.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
+        let mut head = head;
+        if let Some(a) = inject.lock().expect("inject").clone() {
+            head.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
+            head.headers.push(("Authorization".into(), a));
+        }
         let Some(response) = forward(upstream, &head, &body) else {
             return;
         };
@@ -735,6 +785,10 @@ fn proxy_connection(
         let (resp_head, resp_body) = response.split_at(split);
         let mut resp_body = resp_body.to_vec();
         let result = match action {
+            Some(Action::Lose) => {
+                let _ = client.shutdown(Shutdown::Both);
+                return;
+            }
             Some(Action::DropAfter(n)) => {
                 let n = n.min(resp_body.len());
                 let _ = client.write_all(resp_head);
@@ -785,7 +839,9 @@ fn forward(upstream: &str, head: &Head, body: &[u8]) -> Option<Vec<u8>> {
     }
     request.push_str("Connection: close\r\n\r\n");
     up.write_all(request.as_bytes()).ok()?;
-    up.write_all(body).ok()?;
+    // A registry may answer (an error) before it has read the body, and close: its answer
+    // is still there to read.
+    let _ = up.write_all(body);
     let mut response = Vec::new();
     up.read_to_end(&mut response).ok()?;
     Some(response)
