@@ -84,7 +84,12 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         Ok(r) => r,
         Err(e) => {
             dest.discard();
-            return Err(e.into());
+            // The transfer error itself, not its registry wrapper (transparent, so absent
+            // from the chain): the CLI's hints recognise it by type (a tag clash: --force).
+            return Err(match e {
+                strata::registry::Error::Transfer(t) => t.into(),
+                other => other.into(),
+            });
         }
     };
     if args.json.json {

@@ -258,3 +258,36 @@ fn a_large_blob_goes_in_chunks_and_comes_back_identical() {
     let b = unpacked(&format!("{}:big", s(&back)), &dir.path().join("b2"));
     assert_eq!(a, b);
 }
+
+#[test]
+fn a_pull_moves_a_layout_tag_only_with_force() {
+    let Some(reg) = Registry::plain() else { return };
+    let dir = tempdir();
+    let one = strata_built(dir.path(), "one", "v1", &[&[("f", b"one\n")]]);
+    let two = strata_built(dir.path(), "two", "v1", &[&[("f", b"two\n")]]);
+    ok(&["push", &format!("{}:v1", s(&one)), &reg.name("tags/one:v1")]);
+    ok(&["push", &format!("{}:v1", s(&two)), &reg.name("tags/two:v1")]);
+    let dest = dir.path().join("dest");
+    ok(&["pull", &reg.name("tags/one:v1"), &format!("{}:t", s(&dest))]);
+    let first = tagged_digest(&dest, "t").unwrap();
+    // Pulling the same image again is no clash.
+    ok(&["pull", &reg.name("tags/one:v1"), &format!("{}:t", s(&dest))]);
+    let before = super::util::snapshot(&dest);
+    let r = super::util::run(&["pull", &reg.name("tags/two:v1"), &format!("{}:t", s(&dest))]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&first), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--force"),
+        "the flag that moves it: {}",
+        r.stderr
+    );
+    assert_eq!(super::util::snapshot(&dest), before);
+    ok(&[
+        "pull",
+        "--force",
+        &reg.name("tags/two:v1"),
+        &format!("{}:t", s(&dest)),
+    ]);
+    assert_eq!(tagged_digest(&dest, "t"), tagged_digest(&two, "v1"));
+    assert_fsck(&dest);
+}
