@@ -325,3 +325,93 @@ fn credentials_from_a_credential_helper() {
     assert_exit(&r, 0, "pull with a credential helper");
     assert_eq!(tagged_digest(&back, "v1").as_deref(), Some(digest.as_str()));
 }
+
+// Proxies
+
+#[test]
+fn an_https_proxy_from_the_environment_carries_the_requests_unless_no_proxy() {
+    let Some(reg) = Registry::start(true, Auth::Anonymous) else {
+        return;
+    };
+    let proxy = super::registry_util::FaultProxy::start(&reg.host);
+    let dir = tempdir();
+    let (layout, digest) = image(dir.path());
+    let ca = reg.ca.clone().unwrap();
+    let name = reg.name("proxied/img:v1");
+    let secret = "Pr0xy-Secret-77";
+    let with_proxy = format!("http://puser:{secret}@{}", proxy.host);
+    let env = [("HTTPS_PROXY", with_proxy.as_str())];
+    let r = run(
+        &[
+            "push",
+            "-vv",
+            "--cert-dir",
+            s(&ca),
+            &format!("{}:v1", s(&layout)),
+            &name,
+        ],
+        &env,
+        "",
+    );
+    assert_exit(&r, 0, "push through a proxy");
+    assert_no_secret(&r, &[secret]);
+    let connects = |p: &super::registry_util::FaultProxy| {
+        p.seen()
+            .iter()
+            .filter(|l| l.starts_with(&format!("CONNECT {}", reg.host)))
+            .count()
+    };
+    let through = connects(&proxy);
+    assert!(through > 0, "{:#?}", proxy.seen());
+    assert!(
+        proxy
+            .seen()
+            .iter()
+            .all(|l| l.ends_with("[proxy-authorization]")),
+        "the proxy's credentials were sent: {:#?}",
+        proxy.seen()
+    );
+    let back = dir.path().join("back");
+    let r = run(&["pull", "--cert-dir", s(&ca), &name, s(&back)], &env, "");
+    assert_exit(&r, 0, "pull through a proxy");
+    assert_eq!(tagged_digest(&back, "v1").as_deref(), Some(digest.as_str()));
+    assert!(connects(&proxy) > through);
+
+    let before = connects(&proxy);
+    let r = run(
+        &[
+            "pull",
+            "--cert-dir",
+            s(&ca),
+            &name,
+            s(&dir.path().join("direct")),
+        ],
+        &[
+            ("HTTPS_PROXY", with_proxy.as_str()),
+            ("NO_PROXY", "127.0.0.1"),
+        ],
+        "",
+    );
+    assert_exit(&r, 0, "pull with NO_PROXY");
+    assert_eq!(connects(&proxy), before, "NO_PROXY was not honoured");
+
+    // A proxy that is not there: an error, without the proxy's password.
+    let dead = format!(
+        "http://puser:{secret}@127.0.0.1:{}",
+        super::registry_util::free_port()
+    );
+    let r = run(
+        &[
+            "pull",
+            "-vv",
+            "--cert-dir",
+            s(&ca),
+            &name,
+            s(&dir.path().join("dead")),
+        ],
+        &[("HTTPS_PROXY", dead.as_str())],
+        "",
+    );
+    assert_exit(&r, 1, "pull through a dead proxy");
+    assert_no_secret(&r, &[secret]);
+}

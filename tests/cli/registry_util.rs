@@ -713,6 +713,15 @@ fn proxy_connection(conn: TcpStream, shared: &Shared) {
     let mut reader = BufReader::new(read_half);
     let mut client = conn;
     while let Some(head) = read_head(&mut reader) {
+        if head.method == "CONNECT" {
+            let mut line = format!("CONNECT {}", head.path);
+            if head.header("proxy-authorization").is_some() {
+                line.push_str(" [proxy-authorization]");
+            }
+            seen.lock().expect("seen").push(line);
+            tunnel(reader, client, &head.path);
+            return;
+        }
         let length: usize = head
             .header("content-length")
             .and_then(|v| v.parse().ok())
@@ -825,6 +834,32 @@ fn proxy_connection(conn: TcpStream, shared: &Shared) {
         let _ = client.shutdown(Shutdown::Both);
         return;
     }
+}
+
+/// Answers a CONNECT (the proxy as an HTTPS proxy) and passes bytes both ways until either
+/// side closes.
+fn tunnel(mut from_client: BufReader<TcpStream>, mut to_client: TcpStream, target: &str) {
+    let Ok(mut up) = TcpStream::connect(target) else {
+        let _ = to_client.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+        return;
+    };
+    if to_client
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .is_err()
+    {
+        return;
+    }
+    let Ok(mut up_write) = up.try_clone() else {
+        return;
+    };
+    let upward = std::thread::spawn(move || {
+        // What the client sent after the CONNECT line may already sit in the buffer.
+        let _ = std::io::copy(&mut from_client, &mut up_write);
+        let _ = up_write.shutdown(Shutdown::Write);
+    });
+    let _ = std::io::copy(&mut up, &mut to_client);
+    let _ = to_client.shutdown(Shutdown::Both);
+    let _ = upward.join();
 }
 
 /// Sends one request to the registry and returns its whole response.
