@@ -501,9 +501,13 @@ impl Client {
             || self.options.plain_http
             || is_loopback_host(realm_host);
         let mut scopes = vec![scope(repository, access)];
-        if let Some(s) = challenge.params.get("scope") {
-            if !scopes.contains(s) {
-                scopes.push(s.clone());
+        // The challenge lists what the request needs space-separated (a mount needs pull on
+        // the repository mounted from too); the token request takes one scope per parameter.
+        if let Some(listed) = challenge.params.get("scope") {
+            for s in listed.split(' ') {
+                if !scopes.iter().any(|k| k == s) {
+                    scopes.push(s.to_owned());
+                }
             }
         }
         scopes.retain(|s| !s.is_empty());

@@ -415,3 +415,81 @@ fn an_https_proxy_from_the_environment_carries_the_requests_unless_no_proxy() {
     assert_exit(&r, 1, "pull through a dead proxy");
     assert_no_secret(&r, &[secret]);
 }
+
+// Tokens
+
+#[test]
+fn tokens_are_cached_refreshed_on_401_and_cover_cross_repository_mounts() {
+    use std::sync::atomic::Ordering;
+    let Some(reg) = Registry::start(false, Auth::Token) else {
+        return;
+    };
+    let issuer = reg.issuer.as_ref().unwrap();
+    let proxy = super::registry_util::FaultProxy::start(&reg.host);
+    let dir = tempdir();
+    let layout = strata_built(
+        dir.path(),
+        "src",
+        "v1",
+        &[&[("a", b"a\n")], &[("b", b"b\n")], &[("c", b"c\n")]],
+    );
+    let digest = tagged_digest(&layout, "v1").unwrap();
+    let src = format!("{}:v1", s(&layout));
+    let config = docker_config(dir.path(), &proxy.host, USER, PASSWORD);
+    let env = [("DOCKER_CONFIG", s(&config))];
+
+    // Cached for the run: far fewer tokens than requests.
+    let r = run(&["push", &src, &proxy.name("tok/a:v1")], &env, "");
+    assert_exit(&r, 0, "push");
+    let issued = issuer.issued.load(Ordering::SeqCst);
+    let requests = proxy.seen().len();
+    assert!(
+        issued >= 1 && issued * 2 < requests,
+        "{issued} tokens for {requests} requests"
+    );
+
+    // Mounting from tok/a into tok/b needs pull on tok/a too: the registry's challenge says
+    // so, and the token asked for covers both.
+    let pushed = super::util::run_with_env(
+        &[
+            "push",
+            "--json",
+            "--mount-from",
+            "tok/a",
+            &src,
+            &proxy.name("tok/b:v1"),
+        ],
+        &env,
+    );
+    assert_exit(&pushed, 0, "push --mount-from");
+    let pushed: serde_json::Value = serde_json::from_str(&pushed.stdout).unwrap();
+    assert_eq!(
+        pushed["blobsMounted"], 4,
+        "config and three layers: {pushed}"
+    );
+
+    // A token the registry stops taking mid-pull: a new one is fetched and the pull goes on.
+    let before = issuer.issued.load(Ordering::SeqCst);
+    proxy.add(super::registry_util::Fault::blob_get(
+        1,
+        super::registry_util::Action::Challenge(format!(
+            "Bearer realm=\"{}\",service=\"{}\",scope=\"repository:tok/b:pull\",error=\"invalid_token\"",
+            issuer.realm,
+            super::registry_util::TokenIssuer::SERVICE
+        )),
+    ));
+    let back = dir.path().join("back");
+    let r = run(
+        &["pull", "--jobs", "1", &proxy.name("tok/b:v1"), s(&back)],
+        &env,
+        "",
+    );
+    assert_exit(&r, 0, "pull with a token refused once");
+    assert_eq!(proxy.faults_applied(), 1);
+    assert!(
+        issuer.issued.load(Ordering::SeqCst) >= before + 2,
+        "no new token after the 401"
+    );
+    assert_eq!(tagged_digest(&back, "v1").as_deref(), Some(digest.as_str()));
+    assert_fsck(&back);
+}

@@ -569,6 +569,9 @@ pub enum Action {
     Slow(usize, Duration),
     /// Answers `307` to the same path on this other `host:port` (object storage).
     Redirect(String),
+    /// Answers `401` with this `WWW-Authenticate` challenge (a token the registry no longer
+    /// takes).
+    Challenge(String),
 }
 
 /// A fault: requests of `method` whose path holds `path_contains` get `action`, `times`
@@ -763,6 +766,15 @@ fn proxy_connection(conn: TcpStream, shared: &Shared) {
                 response.push_str(&format!("Retry-After: {r}\r\n"));
             }
             response.push_str("\r\n");
+            if client.write_all(response.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
+        if let Some(Action::Challenge(challenge)) = &action {
+            let response = format!(
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: {challenge}\r\nContent-Length: 0\r\n\r\n"
+            );
             if client.write_all(response.as_bytes()).is_err() {
                 return;
             }
