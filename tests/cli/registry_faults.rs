@@ -318,3 +318,64 @@ fn a_pull_killed_at_random_points_leaves_a_sound_layout() {
     eprintln!("{killed} pulls killed, {completed} completed");
     assert!(killed > 0, "no pull was killed (seed {seed})");
 }
+
+#[test]
+fn a_resumed_blob_from_a_server_that_ignores_ranges_is_still_right() {
+    let Some(reg) = Registry::plain() else { return };
+    let dir = tempdir();
+    let (src, digest, layers) = pushed_image(&reg, dir.path());
+    let proxy = FaultProxy::start(&reg.host);
+    for action in [Action::DropAfter(150_000), Action::IgnoreRange] {
+        proxy.add(Fault {
+            method: "GET",
+            path_contains: layers[2].clone(),
+            times: 1,
+            action,
+        });
+    }
+    let back = dir.path().join("back");
+    let r = run(&["pull", &proxy.name("faults/img:v1"), s(&back)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(proxy.faults_applied(), 2, "{:#?}", proxy.seen());
+    assert_same_image(&src, &back, &digest, &layers);
+}
+
+#[test]
+fn a_push_whose_blob_upload_fails_writes_no_manifest() {
+    let Some(reg) = Registry::plain() else { return };
+    let dir = tempdir();
+    let (src, _, layers) = pushed_image(&reg, dir.path());
+    let proxy = FaultProxy::start(&reg.host);
+    proxy.add(Fault {
+        method: "PUT",
+        path_contains: "/blobs/uploads/".into(),
+        times: u32::MAX,
+        action: Action::Status(400, None),
+    });
+    // Another repository: the registry has none of the blobs there.
+    let r = run(&[
+        "push",
+        &format!("{}:v1", s(&src)),
+        &proxy.name("faults/fails:v1"),
+    ]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("400"), "{}", r.stderr);
+    let seen = proxy.seen();
+    assert!(
+        !seen
+            .iter()
+            .any(|l| l.starts_with("PUT /v2/faults/fails/manifests/")),
+        "a manifest was put over missing blobs: {seen:#?}"
+    );
+    let accept = [("Accept", "application/vnd.oci.image.manifest.v1+json")];
+    assert_eq!(
+        super::registry_util::http_status(
+            &reg.host,
+            "HEAD",
+            "/v2/faults/fails/manifests/v1",
+            &accept
+        ),
+        Some(404)
+    );
+    assert!(!layers.is_empty());
+}

@@ -151,6 +151,25 @@ fn strata_pulls_what_skopeo_pushed(format: &str, media_type: &str) {
     let a = unpacked(&format!("{}:v1", s(&layout)), &dir.path().join("b1"));
     let b = unpacked(&format!("{}:v1", s(&back)), &dir.path().join("b2"));
     assert_eq!(a, b);
+
+    // And back to the registry as it came: the same bytes under the same media type.
+    let again = reg.name(&format!("interop/again-{format}:v1"));
+    let pushed = json(&["push", "--json", &format!("{}:v1", s(&back)), &again]);
+    assert_eq!(pushed["digest"], served.as_str(), "{pushed}");
+    let raw_again = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{again}"),
+    ]);
+    assert_eq!(raw_again, raw);
+    let inspect: serde_json::Value = serde_json::from_str(&skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        &format!("docker://{again}"),
+    ]))
+    .unwrap();
+    assert_eq!(inspect["Digest"], served.as_str(), "{inspect}");
 }
 
 #[test]

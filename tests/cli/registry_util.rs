@@ -569,6 +569,8 @@ pub enum Action {
     Slow(usize, Duration),
     /// Answers `307` to the same path on this other `host:port` (object storage).
     Redirect(String),
+    /// Forwards without the request's `Range` header, as a server that ignores ranges.
+    IgnoreRange,
     /// Answers `401` with this `WWW-Authenticate` challenge (a token the registry no longer
     /// takes).
     Challenge(String),
@@ -791,6 +793,10 @@ fn proxy_connection(conn: TcpStream, shared: &Shared) {
             continue;
         }
         let mut head = head;
+        if matches!(action, Some(Action::IgnoreRange)) {
+            head.headers
+                .retain(|(k, _)| !k.eq_ignore_ascii_case("range"));
+        }
         if let Some(a) = inject.lock().expect("inject").clone() {
             head.headers
                 .retain(|(k, _)| !k.eq_ignore_ascii_case("authorization"));
