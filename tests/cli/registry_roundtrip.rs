@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use super::registry_util::{
-    assert_fsck, blob_bytes, noise, strata_built, tagged_digest, unpacked, FaultProxy, Registry,
+    assert_fsck, blob_bytes, noise, run_measuring_memory, strata_built, tagged_digest, unpacked,
+    FaultProxy, Registry,
 };
 use super::util::{add_entry, json, ok, peer, peer_ok, s, tempdir, write_image, write_index};
 
@@ -290,4 +291,48 @@ fn a_pull_moves_a_layout_tag_only_with_force() {
     ]);
     assert_eq!(tagged_digest(&dest, "t"), tagged_digest(&two, "v1"));
     assert_fsck(&dest);
+}
+
+#[test]
+fn a_48_mib_layer_goes_and_comes_in_bounded_memory() {
+    let Some(reg) = Registry::plain() else { return };
+    let dir = tempdir();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let size = 48 << 20;
+    std::fs::write(tree.join("big.bin"), noise(size, 3)).unwrap();
+    let layout = dir.path().join("big");
+    ok(&[
+        "build",
+        "--compress",
+        "none",
+        s(&tree),
+        &format!("{}:big", s(&layout)),
+    ]);
+    std::fs::remove_dir_all(&tree).unwrap();
+    let limit_kib = (size as u64 / 1024) * 2 / 3;
+    for chunk in ["0", "8"] {
+        let (code, stderr, peak) = run_measuring_memory(super::util::strata(&[
+            "push",
+            "--chunk-mib",
+            chunk,
+            &format!("{}:big", s(&layout)),
+            &reg.name(&format!("mem/big{chunk}:big")),
+        ]));
+        assert_eq!(code, 0, "{stderr}");
+        assert!(
+            peak > 0 && peak < limit_kib,
+            "push --chunk-mib {chunk}: peak {peak} KiB"
+        );
+    }
+    let back = dir.path().join("back");
+    let (code, stderr, peak) = run_measuring_memory(super::util::strata(&[
+        "pull",
+        &reg.name("mem/big8:big"),
+        s(&back),
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(peak > 0 && peak < limit_kib, "pull: peak {peak} KiB");
+    assert_eq!(tagged_digest(&back, "big"), tagged_digest(&layout, "big"));
+    assert_fsck(&back);
 }

@@ -981,3 +981,35 @@ pub fn noise(len: usize, mut seed: u64) -> Vec<u8> {
     out.truncate(len);
     out
 }
+
+/// Runs a command to its end, sampling its peak resident set (`VmHWM`) every few
+/// milliseconds; returns its exit code, stderr and the largest peak seen, in KiB.
+pub fn run_measuring_memory(mut cmd: Command) -> (i32, String, u64) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning");
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    let status = loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file) {
+            if let Some(kib) = text
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kib);
+            }
+        }
+        if let Some(status) = child.try_wait().expect("waiting") {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    (status.code().unwrap_or(-1), stderr, peak)
+}
