@@ -87,6 +87,7 @@ pub fn push(
     }
     let mut walker = Walker::new(&[layout]);
     walker.walk(std::slice::from_ref(&root))?;
+    let image_items = walker.items().len();
     let referrers = if options.referrers {
         let stored = crate::layout::gc::list_blobs(layout)?;
         walker.add_referrers(layout, &stored, true)?
@@ -98,7 +99,9 @@ pub fn push(
     }
     let items = walker.into_items();
     let (nodes, blobs): (Vec<&Reached>, Vec<&Reached>) =
-        items.iter().partition(|i| i.role == Role::Node);
+        push_order(&items, image_items, &referrers)
+            .into_iter()
+            .partition(|i| i.role == Role::Node);
 
     let mut report = PushReport {
         digest: root.digest.clone(),
@@ -130,10 +133,9 @@ pub fn push(
         }
     }
 
-    // Children before the documents naming them: the walk lists parents first.
     let root_tag = dest.tag.as_deref().filter(|_| dest.digest.is_none());
     let mut pushed_with_subject: BTreeMap<String, Vec<Descriptor>> = BTreeMap::new();
-    for item in nodes.iter().rev() {
+    for item in &nodes {
         let raw = layout.read_blob(&item.blob, JSON_LIMIT, "manifest or index")?;
         let digest = item.blob.digest.to_string();
         let is_root = item.blob.digest == root_digest;
@@ -164,6 +166,30 @@ pub fn push(
         update_fallback_tag(client, repo, &subject, entries)?;
     }
     Ok(report)
+}
+
+/// The order documents go in: children before the documents naming them (the walk lists
+/// parents first), and a referrer after its subject, which a registry may need to have
+/// first: the image's graph reversed, then each referrer's graph reversed, in the order the
+/// walk added them (each after its subject's). `items[..image_items]` is the image's graph;
+/// every referrer's walk starts with the referrer itself.
+fn push_order<'a>(
+    items: &'a [Reached],
+    image_items: usize,
+    referrers: &[Descriptor],
+) -> Vec<&'a Reached> {
+    let starts: std::collections::HashSet<&str> =
+        referrers.iter().map(|r| r.digest.as_str()).collect();
+    let mut order: Vec<&Reached> = items[..image_items].iter().rev().collect();
+    let mut graph: Vec<&Reached> = Vec::new();
+    for item in &items[image_items..] {
+        if starts.contains(item.blob.digest.to_string().as_str()) {
+            order.extend(graph.drain(..).rev());
+        }
+        graph.push(item);
+    }
+    order.extend(graph.into_iter().rev());
+    order
 }
 
 /// The media type a manifest goes with: the document's own `mediaType` when it has one (a

@@ -336,3 +336,73 @@ fn a_48_mib_layer_goes_and_comes_in_bounded_memory() {
     assert_eq!(tagged_digest(&back, "big"), tagged_digest(&layout, "big"));
     assert_fsck(&back);
 }
+
+#[test]
+fn a_push_puts_blobs_then_children_then_the_index_then_referrers() {
+    let Some(reg) = Registry::plain() else { return };
+    let proxy = FaultProxy::start(&reg.host);
+    let dir = tempdir();
+    let path = dir.path().join("multi");
+    let layout = strata::Layout::init(&path).unwrap();
+    let amd = write_image(&layout, &["o1", "o2"], "amd64");
+    let arm = write_image(&layout, &["o3"], "arm64");
+    let index = write_index(&layout, &[&amd, &arm]);
+    add_entry(&layout, &index, Some("m"));
+    let note = dir.path().join("note.txt");
+    std::fs::write(&note, "about the index\n").unwrap();
+    let referrer = ok(&[
+        "artifact",
+        "attach",
+        "--artifact-type",
+        "application/vnd.example.note",
+        &format!("{}:m", s(&path)),
+        s(&note),
+    ]);
+    let referrer = referrer.trim();
+    // A signature of that note: a referrer of a referrer.
+    let signature = ok(&[
+        "artifact",
+        "attach",
+        "--artifact-type",
+        "application/vnd.example.signature",
+        &format!("{}@{referrer}", s(&path)),
+        s(&note),
+    ]);
+    let signature = signature.trim();
+    push(
+        &format!("{}:m", s(&path)),
+        &proxy.name("order/img:m"),
+        &["--referrers", "--jobs", "3"],
+    );
+    let seen = proxy.seen();
+    let position = |prefix: &str| {
+        seen.iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix}: {seen:#?}"))
+    };
+    let last_blob = seen
+        .iter()
+        .rposition(|l| l.starts_with("PUT /v2/order/img/blobs/uploads/"))
+        .unwrap();
+    let first_manifest = position("PUT /v2/order/img/manifests/");
+    assert!(last_blob < first_manifest, "{seen:#?}");
+    let amd_put = position(&format!(
+        "PUT /v2/order/img/manifests/{}",
+        amd.manifest.digest
+    ));
+    let arm_put = position(&format!(
+        "PUT /v2/order/img/manifests/{}",
+        arm.manifest.digest
+    ));
+    let index_put = position("PUT /v2/order/img/manifests/m");
+    let referrer_put = position(&format!("PUT /v2/order/img/manifests/{referrer}"));
+    let fallback_put = position(&format!(
+        "PUT /v2/order/img/manifests/{}",
+        index.digest.replace(':', "-")
+    ));
+    assert!(amd_put < index_put && arm_put < index_put, "{seen:#?}");
+    let signature_put = position(&format!("PUT /v2/order/img/manifests/{signature}"));
+    assert!(index_put < referrer_put, "{seen:#?}");
+    assert!(referrer_put < signature_put, "{seen:#?}");
+    assert!(referrer_put < fallback_put, "{seen:#?}");
+}
