@@ -112,12 +112,22 @@ pub fn pull(
     let mut roots = vec![root.clone()];
     let mut referrer_roots = Vec::new();
     if options.referrers {
-        let digest = root.digest().map_err(crate::Error::from)?;
-        for r in api::referrers(client, repo, &digest)? {
-            let mut r = r;
-            r.annotations = None;
-            roots.push(r.clone());
-            referrer_roots.push(r);
+        // Referrers of referrers too (a signature of an SBOM), as push and copy carry them.
+        let mut subjects = vec![root.digest().map_err(crate::Error::from)?];
+        while let Some(subject) = subjects.pop() {
+            for mut r in api::referrers(client, repo, &subject)? {
+                if r.digest == root.digest
+                    || referrer_roots
+                        .iter()
+                        .any(|k: &Descriptor| k.digest == r.digest)
+                {
+                    continue;
+                }
+                r.annotations = None;
+                subjects.push(r.digest().map_err(crate::Error::from)?);
+                roots.push(r.clone());
+                referrer_roots.push(r);
+            }
         }
     }
 

@@ -130,3 +130,56 @@ fn referrers_go_through_the_fallback_tag_and_come_back_untagged() {
     assert_eq!(pulled["referrers"].as_array().unwrap().len(), 2, "{pulled}");
     assert_fsck(&back2);
 }
+
+#[test]
+fn referrers_of_referrers_make_the_round_trip_too() {
+    let Some(reg) = Registry::plain() else { return };
+    let dir = tempdir();
+    let layout = strata_built(dir.path(), "src", "v1", &[&[("app", b"app\n")]]);
+    let sbom = attach(dir.path(), &layout, "sbom.txt", "packages\n");
+    // A signature of the SBOM: its subject is the SBOM, not the image.
+    let sig_file = dir.path().join("sbom.sig");
+    std::fs::write(&sig_file, "signed sbom\n").unwrap();
+    let signature = ok(&[
+        "artifact",
+        "attach",
+        "--artifact-type",
+        "application/vnd.example.signature",
+        &format!("{}@{sbom}", s(&layout)),
+        s(&sig_file),
+    ])
+    .trim()
+    .to_owned();
+    let name = reg.name("ref/nested:v1");
+    let pushed = json(&[
+        "push",
+        "--json",
+        "--referrers",
+        &format!("{}:v1", s(&layout)),
+        &name,
+    ]);
+    let mut want = vec![sbom.clone(), signature.clone()];
+    want.sort();
+    assert_eq!(pushed["referrers"], serde_json::json!(want), "{pushed}");
+
+    let back = dir.path().join("back");
+    let pulled = json(&["pull", "--json", "--referrers", &name, s(&back)]);
+    let mut got: Vec<String> = pulled["referrers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_owned())
+        .collect();
+    got.sort();
+    assert_eq!(got, want, "{pulled}");
+    let ls = json(&["ls", s(&back), "--json"]);
+    let nested = ls["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["digest"] == signature.as_str())
+        .unwrap_or_else(|| panic!("no {signature}: {ls}"));
+    assert_eq!(nested["subject"], sbom.as_str(), "{ls}");
+    assert!(nested["tag"].is_null(), "{ls}");
+    assert_fsck(&back);
+}
