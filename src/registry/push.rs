@@ -370,6 +370,12 @@ fn ensure_blob(
         std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset))?;
         Ok(Box::new(file))
     };
-    api::upload_blob(client, repo, blob, options.chunk_size, &open, advance)?;
+    if let Err(e) = api::upload_blob(client, repo, blob, options.chunk_size, &open, advance) {
+        // The registry refuses bytes that are not the digest (and the reader above may not
+        // be read to its end, where it checks): a copy damaged in the layout is named as
+        // such, not as the registry's refusal.
+        layout.verify_blob(blob)?;
+        return Err(e);
+    }
     Ok(Outcome::Uploaded)
 }

@@ -379,3 +379,43 @@ fn a_push_whose_blob_upload_fails_writes_no_manifest() {
     );
     assert!(!layers.is_empty());
 }
+
+#[test]
+fn a_push_of_a_layer_damaged_in_the_layout_names_it_there() {
+    let Some(reg) = Registry::plain() else { return };
+    let dir = tempdir();
+    let (src, _, layers) = pushed_image(&reg, dir.path());
+    // Same size, one byte flipped: only hashing finds it.
+    let hex = layers[1].strip_prefix("sha256:").unwrap();
+    let path = src.join("blobs/sha256").join(hex);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[1000] ^= 0x01;
+    std::fs::write(&path, &bytes).unwrap();
+    for chunk in ["0", "1"] {
+        let repo = format!("faults/damaged{chunk}");
+        let r = run(&[
+            "push",
+            "--chunk-mib",
+            chunk,
+            &format!("{}:v1", s(&src)),
+            &reg.name(&format!("{repo}:v1")),
+        ]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(r.stderr.contains(&layers[1]), "{}", r.stderr);
+        assert!(
+            r.stderr.contains(s(&path)),
+            "the error names the damaged file in the layout: {}",
+            r.stderr
+        );
+        let accept = [("Accept", "application/vnd.oci.image.manifest.v1+json")];
+        assert_eq!(
+            super::registry_util::http_status(
+                &reg.host,
+                "HEAD",
+                &format!("/v2/{repo}/manifests/v1"),
+                &accept
+            ),
+            Some(404)
+        );
+    }
+}
