@@ -493,3 +493,40 @@ fn tokens_are_cached_refreshed_on_401_and_cover_cross_repository_mounts() {
     assert_eq!(tagged_digest(&back, "v1").as_deref(), Some(digest.as_str()));
     assert_fsck(&back);
 }
+
+#[test]
+fn credentials_from_a_containers_auth_file_come_first() {
+    let Some(reg) = Registry::start(false, Auth::Basic) else {
+        return;
+    };
+    let dir = tempdir();
+    let (layout, digest) = image(dir.path());
+    // containers' auth.json has docker's shape; REGISTRY_AUTH_FILE names it, and it wins
+    // over a docker config holding a wrong password.
+    let auth_dir = docker_config(&dir.path().join("containers"), &reg.host, USER, PASSWORD);
+    let auth_file = auth_dir.join("config.json");
+    let wrong = docker_config(
+        &dir.path().join("docker"),
+        &reg.host,
+        USER,
+        "stale-password",
+    );
+    let env = [
+        ("REGISTRY_AUTH_FILE", s(&auth_file)),
+        ("DOCKER_CONFIG", s(&wrong)),
+    ];
+    let name = reg.name("authfile/img:v1");
+    let r = run(&["push", &format!("{}:v1", s(&layout)), &name], &env, "");
+    assert_exit(&r, 0, "push with REGISTRY_AUTH_FILE");
+    let back = dir.path().join("back");
+    let r = run(&["pull", &name, s(&back)], &env, "");
+    assert_exit(&r, 0, "pull with REGISTRY_AUTH_FILE");
+    assert_eq!(tagged_digest(&back, "v1").as_deref(), Some(digest.as_str()));
+    let r = run(
+        &["pull", &name, s(&dir.path().join("stale"))],
+        &[("DOCKER_CONFIG", s(&wrong))],
+        "",
+    );
+    assert_exit(&r, 1, "pull with the stale docker config alone");
+    assert_no_secret(&r, &["stale-password"]);
+}
