@@ -65,12 +65,11 @@ impl Registry {
         }
         let dir = tempdir();
         let root = dir.path();
-        let port = free_port();
         let mut config = format!(
             "version: 0.1\n\
              log:\n  level: info\n  accesslog:\n    disabled: true\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{port}\n",
+             http:\n  addr: 127.0.0.1:@PORT@\n",
             s(&root.join("storage"))
         );
         let ca = if tls {
@@ -109,33 +108,49 @@ impl Registry {
             }
         };
         let config_path = root.join("config.yml");
-        std::fs::write(&config_path, config).expect("writing the registry config");
         let log = root.join("registry.log");
-        let log_file = std::fs::File::create(&log).expect("creating the registry log");
-        let child = Command::new("docker-registry")
-            .args(["serve", s(&config_path)])
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().expect("dup"))
-            .stderr(log_file)
-            .spawn()
-            .expect("starting docker-registry");
+        let spawn = |port: u16| {
+            std::fs::write(&config_path, config.replace("@PORT@", &port.to_string()))
+                .expect("writing the registry config");
+            let log_file = std::fs::File::create(&log).expect("creating the registry log");
+            Command::new("docker-registry")
+                .args(["serve", s(&config_path)])
+                .stdin(Stdio::null())
+                .stdout(log_file.try_clone().expect("dup"))
+                .stderr(log_file)
+                .spawn()
+                .expect("starting docker-registry")
+        };
+        let port = free_port();
         let mut registry = Registry {
-            child,
+            child: spawn(port),
             host: format!("127.0.0.1:{port}"),
             ca,
             issuer,
-            log,
+            log: log.clone(),
             dir,
         };
-        registry.wait_ready();
-        Some(registry)
+        // The port was free a moment ago; another test may have taken it since.
+        for _ in 0..5 {
+            if registry.wait_ready() {
+                return Some(registry);
+            }
+            let port = free_port();
+            registry.child = spawn(port);
+            registry.host = format!("127.0.0.1:{port}");
+        }
+        panic!("docker-registry found no free port:\n{}", registry.log());
     }
 
     /// Waits until the registry accepts connections (and, over plain HTTP, answers `/v2/`).
-    fn wait_ready(&mut self) {
+    /// False when it could not bind its port.
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                if self.log().contains("address already in use") {
+                    return false;
+                }
                 panic!(
                     "docker-registry exited ({status}):\n{}",
                     std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -147,7 +162,7 @@ impl Registry {
                 http_status(&self.host, "GET", "/v2/", &[]).is_some()
             };
             if answered {
-                return;
+                return true;
             }
             assert!(
                 Instant::now() < deadline,
