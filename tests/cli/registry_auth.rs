@@ -530,3 +530,32 @@ fn credentials_from_a_containers_auth_file_come_first() {
     assert_exit(&r, 1, "pull with the stale docker config alone");
     assert_no_secret(&r, &["stale-password"]);
 }
+
+#[test]
+fn a_public_repository_is_pulled_anonymously_and_pushed_with_credentials() {
+    let Some(reg) = Registry::start(false, Auth::TokenPublic) else {
+        return;
+    };
+    let dir = tempdir();
+    let (layout, digest) = image(dir.path());
+    let src = format!("{}:v1", s(&layout));
+    let name = reg.name("public/img:v1");
+    let empty = dir.path().join("no-config");
+    std::fs::create_dir_all(&empty).unwrap();
+    let anonymous = [("DOCKER_CONFIG", s(&empty))];
+
+    // An anonymous token may pull, not push.
+    let r = run(&["push", &src, &name], &anonymous, "");
+    assert_exit(&r, 1, "anonymous push");
+    assert!(r.stderr.contains("login"), "{}", r.stderr);
+
+    let config = docker_config(dir.path(), &reg.host, USER, PASSWORD);
+    let r = run(&["push", &src, &name], &[("DOCKER_CONFIG", s(&config))], "");
+    assert_exit(&r, 0, "push with credentials");
+
+    let back = dir.path().join("back");
+    let r = run(&["pull", &name, s(&back)], &anonymous, "");
+    assert_exit(&r, 0, "anonymous pull");
+    assert_eq!(tagged_digest(&back, "v1").as_deref(), Some(digest.as_str()));
+    assert_fsck(&back);
+}

@@ -31,6 +31,9 @@ pub enum Auth {
     Basic,
     /// Bearer tokens from the harness's token issuer (which takes Basic credentials).
     Token,
+    /// Bearer tokens, and anonymous ones that may only pull (a public repository, as on
+    /// Docker Hub).
+    TokenPublic,
 }
 
 /// A running `docker-registry`, killed on drop.
@@ -95,8 +98,8 @@ impl Registry {
                 ));
                 None
             }
-            Auth::Token => {
-                let issuer = TokenIssuer::start(root);
+            Auth::Token | Auth::TokenPublic => {
+                let issuer = TokenIssuer::start(root, auth == Auth::TokenPublic);
                 config.push_str(&format!(
                     "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
                     issuer.realm,
@@ -331,7 +334,7 @@ impl TokenIssuer {
     /// The tokens' issuer.
     pub const ISSUER: &'static str = "strata-test-issuer";
 
-    fn start(dir: &Path) -> TokenIssuer {
+    fn start(dir: &Path, public: bool) -> TokenIssuer {
         let keys = dir.join("token");
         std::fs::create_dir_all(&keys).expect("creating token dir");
         let key = keys.join("signing.key");
@@ -375,6 +378,7 @@ impl TokenIssuer {
                         x5c: &x5c,
                         work: &work,
                         serial: n,
+                        public,
                     };
                     match serve_token(conn, &ctx) {
                         Some(true) => issued.fetch_add(1, Ordering::SeqCst),
@@ -407,6 +411,8 @@ impl Drop for TokenIssuer {
 }
 
 struct IssuerCtx<'a> {
+    /// Anonymous requests get tokens that may pull.
+    public: bool,
     key: &'a Path,
     x5c: &'a str,
     work: &'a Path,
@@ -423,7 +429,8 @@ fn serve_token(conn: TcpStream, ctx: &IssuerCtx<'_>) -> Option<bool> {
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
     );
-    if request.header("authorization") != Some(expected.as_str()) {
+    let anonymous = request.header("authorization").is_none() && ctx.public;
+    if !anonymous && request.header("authorization") != Some(expected.as_str()) {
         let body = r#"{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}"#;
         let _ = write!(
             conn,
@@ -449,7 +456,10 @@ fn serve_token(conn: TcpStream, ctx: &IssuerCtx<'_>) -> Option<bool> {
         access.push(serde_json::json!({
             "type": kind,
             "name": name,
-            "actions": actions.split(',').collect::<Vec<_>>(),
+            "actions": actions
+                .split(',')
+                .filter(|a| !anonymous || *a == "pull")
+                .collect::<Vec<_>>(),
         }));
     }
     let now = SystemTime::now()
