@@ -419,3 +419,40 @@ fn a_push_of_a_layer_damaged_in_the_layout_names_it_there() {
         );
     }
 }
+
+#[test]
+fn a_pull_killed_again_and_again_then_run_to_the_end_completes_the_layout() {
+    let Some(reg) = Registry::plain() else { return };
+    let dir = tempdir();
+    let (src, digest, layers) = pushed_image(&reg, dir.path());
+    let proxy = FaultProxy::start(&reg.host);
+    proxy.add(Fault::blob_get(
+        u32::MAX,
+        Action::Slow(8 << 10, Duration::from_millis(8)),
+    ));
+    let dest = base_layout(&dir.path().join("dest"));
+    let target = format!("{}:v1", s(&dest));
+    for delay in [40, 110, 180] {
+        let mut child = strata(&["pull", &proxy.name("faults/img:v1"), &target])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "the pull finished within {delay} ms");
+        assert_fsck(&dest);
+        assert!(
+            tagged_digest(&dest, "v1").is_none(),
+            "killed after {delay} ms"
+        );
+    }
+    proxy.clear();
+    let r = run(&["pull", &proxy.name("faults/img:v1"), &target]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_same_image(&src, &dest, &digest, &layers);
+    ok(&["gc", s(&dest)]);
+    assert!(!dest.join(".strata-tmp").exists());
+    assert_same_image(&src, &dest, &digest, &layers);
+}
