@@ -181,3 +181,73 @@ fn strata_pulls_an_oci_image_skopeo_pushed() {
 fn strata_pulls_a_docker_schema2_image_skopeo_pushed() {
     strata_pulls_what_skopeo_pushed("v2s2", strata::spec::media_type::DOCKER_MANIFEST);
 }
+
+#[test]
+fn strata_pulls_one_platform_of_a_docker_manifest_list_skopeo_pushed() {
+    if !peer("skopeo") {
+        return;
+    }
+    let Some(reg) = Registry::plain() else { return };
+    let dir = tempdir();
+    let path = dir.path().join("multi");
+    let layout = strata::Layout::init(&path).unwrap();
+    let amd = write_image(&layout, &["dl-a"], "amd64");
+    let arm = write_image(&layout, &["dl-b"], "arm64");
+    let index = write_index(&layout, &[&amd, &arm]);
+    add_entry(&layout, &index, Some("m"));
+    let name = reg.name("interop/list:m");
+    skopeo(&[
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
+        &format!("oci:{}:m", s(&path)),
+        &format!("docker://{name}"),
+    ]);
+    let raw = skopeo(&[
+        "inspect",
+        "--tls-verify=false",
+        "--raw",
+        &format!("docker://{name}"),
+    ]);
+    let list: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        list["mediaType"],
+        strata::spec::media_type::DOCKER_MANIFEST_LIST,
+        "{list}"
+    );
+    let arm_entry = list["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == "arm64")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let back = dir.path().join("arm");
+    let pulled = json(&[
+        "pull",
+        "--json",
+        "--platform",
+        "linux/arm64",
+        &name,
+        s(&back),
+    ]);
+    assert_eq!(pulled["digest"], arm_entry.as_str(), "{pulled}");
+    assert_eq!(
+        pulled["mediaType"],
+        strata::spec::media_type::DOCKER_MANIFEST,
+        "{pulled}"
+    );
+    assert_fsck(&back);
+
+    let all = dir.path().join("all");
+    let pulled = json(&["pull", "--json", "--all-platforms", &name, s(&all)]);
+    let served = sha256(raw.as_bytes()).to_string();
+    assert_eq!(pulled["digest"], served.as_str(), "{pulled}");
+    assert_eq!(blob_bytes(&all, &served), raw.as_bytes());
+    assert_fsck(&all);
+}
