@@ -135,6 +135,7 @@ pub fn push(
 
     let root_tag = dest.tag.as_deref().filter(|_| dest.digest.is_none());
     let mut pushed_with_subject: BTreeMap<String, Vec<Descriptor>> = BTreeMap::new();
+    let mut present_with_subject: BTreeMap<String, Vec<Descriptor>> = BTreeMap::new();
     for item in &nodes {
         let raw = layout.read_blob(&item.blob, JSON_LIMIT, "manifest or index")?;
         let digest = item.blob.digest.to_string();
@@ -148,6 +149,11 @@ pub fn push(
         let desc = Descriptor::new(&item.media_type, &item.blob.digest, item.blob.size);
         if present {
             report.blobs_present += 1;
+            // Pushed before, maybe by a push that failed before the fallback tag listed it:
+            // checked below against what the registry lists.
+            if let Some((subject, entry)) = referrer_entry(layout, &desc)? {
+                present_with_subject.entry(subject).or_default().push(entry);
+            }
         } else {
             let media_type = document_media_type(&raw, &item.media_type);
             let subject_seen = api::put_manifest(client, repo, &reference, &raw, &media_type)?;
@@ -162,6 +168,17 @@ pub fn push(
         }
     }
     ticker.finish();
+    for (subject, entries) in present_with_subject {
+        let digest: crate::digest::Digest = subject.parse().map_err(crate::Error::from)?;
+        let listed = api::referrers(client, repo, &digest)?;
+        let unlisted = entries
+            .into_iter()
+            .filter(|e| !listed.iter().any(|l| l.digest == e.digest));
+        pushed_with_subject
+            .entry(subject)
+            .or_default()
+            .extend(unlisted);
+    }
     for (subject, entries) in pushed_with_subject {
         update_fallback_tag(client, repo, &subject, entries)?;
     }

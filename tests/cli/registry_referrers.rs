@@ -183,3 +183,32 @@ fn referrers_of_referrers_make_the_round_trip_too() {
     assert!(nested["tag"].is_null(), "{ls}");
     assert_fsck(&back);
 }
+
+#[test]
+fn a_push_that_failed_before_the_fallback_tag_is_completed_by_the_next() {
+    if !peer("skopeo") {
+        return;
+    }
+    let Some(reg) = Registry::plain() else { return };
+    let proxy = super::registry_util::FaultProxy::start(&reg.host);
+    let dir = tempdir();
+    let layout = strata_built(dir.path(), "src", "v1", &[&[("app", b"app\n")]]);
+    let subject = tagged_digest(&layout, "v1").unwrap();
+    let sig = attach(dir.path(), &layout, "sig.txt", "signed\n");
+    let fallback = subject.replace(':', "-");
+    // The registry fails the fallback tag's update: the referrer is in, the tag is not.
+    proxy.add(super::registry_util::Fault {
+        method: "PUT",
+        path_contains: format!("/manifests/{fallback}"),
+        times: u32::MAX,
+        action: super::registry_util::Action::Status(500, Some(0)),
+    });
+    let src = format!("{}:v1", s(&layout));
+    let r = super::util::run(&["push", "--referrers", &src, &proxy.name("ref/retry:v1")]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    proxy.clear();
+    ok(&["push", "--referrers", &src, &proxy.name("ref/retry:v1")]);
+    let entries = fallback_entries(&reg, "ref/retry", &subject);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["digest"], sig.as_str());
+}
