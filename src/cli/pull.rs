@@ -92,6 +92,11 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             });
         }
     };
+    for r in &report.referrers_missing {
+        out.warn(format_args!(
+            "{name} lists the referrer {r}, which the registry does not have: skipped"
+        ));
+    }
     if args.json.json {
         out.json(&report)?;
         return Ok(Status::Success);

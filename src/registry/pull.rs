@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use serde::Serialize;
 
 use super::api;
-use super::client::Client;
+use super::client::{Access, Client};
 use super::error::{Error, Result};
 use super::name::ImageName;
 use crate::image::PlatformSpec;
@@ -61,6 +61,9 @@ pub struct PullReport {
     pub bytes: u64,
     /// Referrers stored along (untagged).
     pub referrers: Vec<String>,
+    /// Referrers the registry lists (a stale fallback tag) but does not have: skipped.
+    #[serde(skip)]
+    pub referrers_missing: Vec<String>,
 }
 
 /// Pulls `name` into `dest`, tagged `tag`. Holds the layout's gc lock shared.
@@ -111,12 +114,14 @@ pub fn pull(
 
     let mut roots = vec![root.clone()];
     let mut referrer_roots = Vec::new();
+    let mut referrers_missing = Vec::new();
     if options.referrers {
         // Referrers of referrers too (a signature of an SBOM), as push and copy carry them.
         let mut subjects = vec![root.digest().map_err(crate::Error::from)?];
         while let Some(subject) = subjects.pop() {
             for mut r in api::referrers(client, repo, &subject)? {
                 if r.digest == root.digest
+                    || referrers_missing.contains(&r.digest)
                     || referrer_roots
                         .iter()
                         .any(|k: &Descriptor| k.digest == r.digest)
@@ -124,6 +129,10 @@ pub fn pull(
                     continue;
                 }
                 r.annotations = None;
+                if api::head_manifest(client, repo, &r.digest, Access::Pull)?.is_none() {
+                    referrers_missing.push(r.digest.clone());
+                    continue;
+                }
                 subjects.push(r.digest().map_err(crate::Error::from)?);
                 roots.push(r.clone());
                 referrer_roots.push(r);
@@ -218,6 +227,7 @@ pub fn pull(
         blobs_present: present,
         bytes: doc_bytes + total,
         referrers: referrer_roots.iter().map(|r| r.digest.clone()).collect(),
+        referrers_missing,
     })
 }
 

@@ -212,3 +212,41 @@ fn a_push_that_failed_before_the_fallback_tag_is_completed_by_the_next() {
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0]["digest"], sig.as_str());
 }
+
+#[test]
+fn a_referrer_the_fallback_tag_lists_but_the_registry_lost_does_not_stop_the_pull() {
+    let Some(reg) = Registry::plain() else { return };
+    let dir = tempdir();
+    let layout = strata_built(dir.path(), "src", "v1", &[&[("app", b"app\n")]]);
+    let subject = tagged_digest(&layout, "v1").unwrap();
+    let kept = attach(dir.path(), &layout, "kept.txt", "kept\n");
+    let gone = attach(dir.path(), &layout, "gone.txt", "gone\n");
+    let name = reg.name("ref/stale:v1");
+    ok(&["push", "--referrers", &format!("{}:v1", s(&layout)), &name]);
+    // Deleted from the registry; the fallback tag still lists it (clients are to update it,
+    // not all do).
+    assert_eq!(
+        super::registry_util::http_status(
+            &reg.host,
+            "DELETE",
+            &format!("/v2/ref/stale/manifests/{gone}"),
+            &[]
+        ),
+        Some(202)
+    );
+    let back = dir.path().join("back");
+    let r = super::util::run(&["pull", "--json", "--referrers", &name, s(&back)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let pulled: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(pulled["referrers"], serde_json::json!([kept]), "{pulled}");
+    assert!(
+        r.stderr.contains(&gone),
+        "the missing referrer is named: {}",
+        r.stderr
+    );
+    assert_eq!(
+        tagged_digest(&back, "v1").as_deref(),
+        Some(subject.as_str())
+    );
+    assert_fsck(&back);
+}
