@@ -81,14 +81,13 @@ pub fn pull(
     let repo = name.repository.as_str();
     let _lock = dest.lock_gc(LockMode::Shared)?;
     let staging = Staging::new(dest)?;
-    let mut fetched_docs = 0usize;
-    let mut doc_bytes = 0u64;
+    // Each document fetched (digest, size), for the per-blob lines and the report.
+    let mut docs: Vec<(String, u64)> = Vec::new();
 
     let top = api::get_manifest(client, repo, &name.reference())?;
     let mut root = top.descriptor();
     super::documents::store(&staging.layout, &top)?;
-    fetched_docs += 1;
-    doc_bytes += top.bytes.len() as u64;
+    docs.push((top.digest.to_string(), top.bytes.len() as u64));
     if Kind::of(&top.media_type) == Kind::Index && !options.all_platforms {
         let index =
             crate::layout::walk::decode_index(&top.bytes, &top.media_type, &name.to_string())?;
@@ -169,8 +168,7 @@ pub fn pull(
                 });
             }
             super::documents::store(&staging.layout, &doc)?;
-            fetched_docs += 1;
-            doc_bytes += doc.bytes.len() as u64;
+            docs.push((doc.digest.to_string(), doc.bytes.len() as u64));
         }
     };
 
@@ -189,6 +187,9 @@ pub fn pull(
 
     let total: u64 = blobs.iter().map(|b| b.size).sum();
     let mut ticker = Ticker::new(progress, Some(total));
+    for (digest, size) in &docs {
+        ticker.blob(digest, *size, "fetched");
+    }
     fetch_blobs(
         client,
         repo,
@@ -223,9 +224,9 @@ pub fn pull(
         media_type: root.media_type.clone(),
         tag: tag.map(str::to_owned),
         size: root.size.max(0) as u64,
-        blobs_fetched: fetched_docs + blobs.len(),
+        blobs_fetched: docs.len() + blobs.len(),
         blobs_present: present,
-        bytes: doc_bytes + total,
+        bytes: docs.iter().map(|(_, size)| size).sum::<u64>() + total,
         referrers: referrer_roots.iter().map(|r| r.digest.clone()).collect(),
         referrers_missing,
     })

@@ -406,3 +406,46 @@ fn a_push_puts_blobs_then_children_then_the_index_then_referrers() {
     assert!(referrer_put < signature_put, "{seen:#?}");
     assert!(referrer_put < fallback_put, "{seen:#?}");
 }
+
+#[test]
+fn verbose_pull_and_push_print_a_line_per_blob() {
+    let Some(reg) = Registry::plain() else { return };
+    let dir = tempdir();
+    let layout = strata_built(
+        dir.path(),
+        "src",
+        "v1",
+        &[&[("a", b"a\n")], &[("b", b"b\n")]],
+    );
+    let digest = tagged_digest(&layout, "v1").unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&blob_bytes(&layout, &digest)).unwrap();
+    let mut blobs = vec![
+        digest.clone(),
+        manifest["config"]["digest"].as_str().unwrap().to_owned(),
+    ];
+    for l in manifest["layers"].as_array().unwrap() {
+        blobs.push(l["digest"].as_str().unwrap().to_owned());
+    }
+    let lines_naming = |stderr: &str, d: &str| stderr.lines().filter(|l| l.contains(d)).count();
+    let r = super::util::run(&[
+        "push",
+        "-v",
+        &format!("{}:v1", s(&layout)),
+        &reg.name("verbose/img:v1"),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for d in &blobs {
+        assert_eq!(lines_naming(&r.stderr, d), 1, "{d}:\n{}", r.stderr);
+    }
+    let r = super::util::run(&[
+        "pull",
+        "-v",
+        &reg.name("verbose/img:v1"),
+        s(&dir.path().join("back")),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for d in &blobs {
+        assert_eq!(lines_naming(&r.stderr, d), 1, "{d}:\n{}", r.stderr);
+    }
+}
