@@ -4,23 +4,26 @@
 
 use std::path::Path;
 
-use super::registry_util::{assert_fsck, strata_built, tagged_digest, Registry};
+use super::registry_util::{assert_fsck, ok_in, strata_built, tagged_digest, Registry};
 use super::util::{json, ok, peer, peer_ok, s, tempdir};
 
 /// Attaches a signature-like artifact holding `content` to `layout:v1`; returns its digest.
 fn attach(dir: &Path, layout: &Path, file: &str, content: &str) -> String {
     let path = dir.join(file);
     std::fs::write(&path, content).unwrap();
-    let out = ok(&[
-        "artifact",
-        "attach",
-        "--artifact-type",
-        "application/vnd.example.signature",
-        "--annotation",
-        &format!("org.example.file={file}"),
-        &format!("{}:v1", s(layout)),
-        s(&path),
-    ]);
+    let out = ok_in(
+        dir,
+        &[
+            "artifact",
+            "attach",
+            "--artifact-type",
+            "application/vnd.example.signature",
+            "--annotation",
+            &format!("org.example.file={file}"),
+            &format!("{}:v1", s(layout)),
+            file,
+        ],
+    );
     out.trim().to_owned()
 }
 
@@ -140,14 +143,17 @@ fn referrers_of_referrers_make_the_round_trip_too() {
     // A signature of the SBOM: its subject is the SBOM, not the image.
     let sig_file = dir.path().join("sbom.sig");
     std::fs::write(&sig_file, "signed sbom\n").unwrap();
-    let signature = ok(&[
-        "artifact",
-        "attach",
-        "--artifact-type",
-        "application/vnd.example.signature",
-        &format!("{}@{sbom}", s(&layout)),
-        s(&sig_file),
-    ])
+    let signature = ok_in(
+        dir.path(),
+        &[
+            "artifact",
+            "attach",
+            "--artifact-type",
+            "application/vnd.example.signature",
+            &format!("{}@{sbom}", s(&layout)),
+            "sbom.sig",
+        ],
+    )
     .trim()
     .to_owned();
     let name = reg.name("ref/nested:v1");

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use super::registry_util::{
-    assert_fsck, blob_bytes, noise, run_measuring_memory, strata_built, tagged_digest, unpacked,
-    FaultProxy, Registry,
+    assert_fsck, blob_bytes, noise, ok_in, run_measuring_memory, strata_built, tagged_digest,
+    unpacked, FaultProxy, Registry,
 };
 use super::util::{add_entry, json, ok, peer, peer_ok, s, tempdir, write_image, write_index};
 
@@ -199,15 +199,17 @@ fn artifact_round_trips_and_its_files_come_back() {
     let sbom = dir.path().join("sbom.json");
     std::fs::write(&sbom, br#"{"packages":["a","b"]}"#).unwrap();
     let layout = dir.path().join("art");
-    let files = format!("{}:application/spdx+json", s(&sbom));
-    ok(&[
-        "artifact",
-        "push",
-        "--artifact-type",
-        "application/vnd.example.sbom+json",
-        &format!("{}:sbom", s(&layout)),
-        &files,
-    ]);
+    ok_in(
+        dir.path(),
+        &[
+            "artifact",
+            "push",
+            "--artifact-type",
+            "application/vnd.example.sbom+json",
+            &format!("{}:sbom", s(&layout)),
+            "sbom.json:application/spdx+json",
+        ],
+    );
     let back = round_trip(&reg, dir.path(), &layout, "sbom", "rt/artifact");
     let ls = json(&["ls", s(&back), "--json"]);
     assert_eq!(
@@ -350,24 +352,30 @@ fn a_push_puts_blobs_then_children_then_the_index_then_referrers() {
     add_entry(&layout, &index, Some("m"));
     let note = dir.path().join("note.txt");
     std::fs::write(&note, "about the index\n").unwrap();
-    let referrer = ok(&[
-        "artifact",
-        "attach",
-        "--artifact-type",
-        "application/vnd.example.note",
-        &format!("{}:m", s(&path)),
-        s(&note),
-    ]);
+    let referrer = ok_in(
+        dir.path(),
+        &[
+            "artifact",
+            "attach",
+            "--artifact-type",
+            "application/vnd.example.note",
+            &format!("{}:m", s(&path)),
+            "note.txt",
+        ],
+    );
     let referrer = referrer.trim();
     // A signature of that note: a referrer of a referrer.
-    let signature = ok(&[
-        "artifact",
-        "attach",
-        "--artifact-type",
-        "application/vnd.example.signature",
-        &format!("{}@{referrer}", s(&path)),
-        s(&note),
-    ]);
+    let signature = ok_in(
+        dir.path(),
+        &[
+            "artifact",
+            "attach",
+            "--artifact-type",
+            "application/vnd.example.signature",
+            &format!("{}@{referrer}", s(&path)),
+            "note.txt",
+        ],
+    );
     let signature = signature.trim();
     push(
         &format!("{}:m", s(&path)),

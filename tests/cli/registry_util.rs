@@ -1038,3 +1038,19 @@ pub fn run_measuring_memory(mut cmd: Command) -> (i32, String, u64) {
     }
     (status.code().unwrap_or(-1), stderr, peak)
 }
+
+/// `strata ARGS` run in `dir`, asserting success; returns stdout. `artifact push` and
+/// `attach` title files by the path given, which must be relative.
+pub fn ok_in(dir: &Path, args: &[&str]) -> String {
+    let out = super::util::strata(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("running strata {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "strata {args:?} in {} failed:\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
