@@ -456,3 +456,70 @@ fn a_pull_killed_again_and_again_then_run_to_the_end_completes_the_layout() {
     assert!(!dest.join(".strata-tmp").exists());
     assert_same_image(&src, &dest, &digest, &layers);
 }
+
+#[test]
+fn a_push_killed_at_random_points_never_leaves_a_tag_over_missing_blobs() {
+    let Some(reg) = Registry::plain() else { return };
+    let dir = tempdir();
+    let (src, digest, layers) = pushed_image(&reg, dir.path());
+    let proxy = FaultProxy::start(&reg.host);
+    // Every upload request waits: the kills land between them.
+    for method in ["POST", "PUT", "PATCH"] {
+        proxy.add(Fault {
+            method,
+            path_contains: "/blobs/uploads/".into(),
+            times: u32::MAX,
+            action: Action::Delay(Duration::from_millis(40)),
+        });
+    }
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("kill delays from seed {seed}");
+    let mut rng = Lcg(seed);
+    let accept = [("Accept", "application/vnd.oci.image.manifest.v1+json")];
+    for i in 0..6 {
+        let repo = format!("faults/killed{i}");
+        let delay = Duration::from_millis(20 + rng.below(300));
+        let mut child = strata(&[
+            "push",
+            "--jobs",
+            "1",
+            &format!("{}:v1", s(&src)),
+            &proxy.name(&format!("{repo}:v1")),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        let tagged = super::registry_util::http_status(
+            &reg.host,
+            "HEAD",
+            &format!("/v2/{repo}/manifests/v1"),
+            &accept,
+        );
+        let context = format!("push {i} killed after {delay:?} (seed {seed})");
+        if status.success() {
+            assert_eq!(tagged, Some(200), "{context}");
+        }
+        if tagged == Some(200) {
+            // Whatever the tag names is whole.
+            let back = dir.path().join(format!("back{i}"));
+            let r = run(&["pull", &reg.name(&format!("{repo}:v1")), s(&back)]);
+            assert_eq!(r.code, 0, "{context}: {}", r.stderr);
+            assert_same_image(&src, &back, &digest, &layers);
+        } else {
+            assert_eq!(tagged, Some(404), "{context}");
+        }
+        // Pushing again completes it.
+        ok(&[
+            "push",
+            &format!("{}:v1", s(&src)),
+            &reg.name(&format!("{repo}:v1")),
+        ]);
+    }
+}

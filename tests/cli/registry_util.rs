@@ -596,6 +596,8 @@ pub enum Action {
     Redirect(String),
     /// Forwards without the request's `Range` header, as a server that ignores ranges.
     IgnoreRange,
+    /// Waits this long, then forwards (a slow upload).
+    Delay(Duration),
     /// Answers `401` with this `WWW-Authenticate` challenge (a token the registry no longer
     /// takes).
     Challenge(String),
@@ -781,7 +783,7 @@ fn proxy_connection(conn: TcpStream, shared: &Shared) {
                 })
         };
         if let Some(a) = &action {
-            if !matches!(a, Action::Slow(..)) {
+            if !matches!(a, Action::Slow(..) | Action::Delay(..)) {
                 seen.lock()
                     .expect("seen")
                     .push(format!("fault: {a:?} on {} {}", head.method, head.path));
@@ -816,6 +818,9 @@ fn proxy_connection(conn: TcpStream, shared: &Shared) {
                 return;
             }
             continue;
+        }
+        if let Some(Action::Delay(pause)) = &action {
+            std::thread::sleep(*pause);
         }
         let mut head = head;
         if matches!(action, Some(Action::IgnoreRange)) {
