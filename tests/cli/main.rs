@@ -30,6 +30,7 @@ mod man;
 mod reference_grammar;
 mod registry_auth;
 mod registry_faults;
+mod registry_hostile;
 mod registry_interop;
 mod registry_referrers;
 mod registry_roundtrip;

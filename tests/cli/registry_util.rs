@@ -598,6 +598,8 @@ pub enum Action {
     IgnoreRange,
     /// Waits this long, then forwards (a slow upload).
     Delay(Duration),
+    /// Answers this status, these headers and this body itself (a hostile registry).
+    Answer(u16, Vec<(String, String)>, Vec<u8>),
     /// Answers `401` with this `WWW-Authenticate` challenge (a token the registry no longer
     /// takes).
     Challenge(String),
@@ -796,6 +798,24 @@ fn proxy_connection(conn: TcpStream, shared: &Shared) {
             }
             response.push_str("\r\n");
             if client.write_all(response.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
+        if let Some(Action::Answer(code, headers, answer)) = &action {
+            let mut response = format!(
+                "HTTP/1.1 {code} Hostile\r\nContent-Length: {}\r\n",
+                answer.len()
+            );
+            for (k, v) in headers {
+                response.push_str(&format!("{k}: {v}\r\n"));
+            }
+            response.push_str("\r\n");
+            if client
+                .write_all(response.as_bytes())
+                .and_then(|()| client.write_all(answer))
+                .is_err()
+            {
                 return;
             }
             continue;
