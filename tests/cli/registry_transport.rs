@@ -217,3 +217,54 @@ fn one_platform_of_an_index_is_pushed_alone() {
         blob_bytes(&path, &arm.manifest.digest)
     );
 }
+
+#[test]
+fn a_redirected_blob_dropped_midway_resumes_at_the_storage() {
+    let Some(reg) = Registry::plain() else { return };
+    let dir = tempdir();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("big"), noise(400_000, 21)).unwrap();
+    let layout = dir.path().join("src");
+    ok(&[
+        "build",
+        "--compress",
+        "none",
+        s(&tree),
+        &format!("{}:v1", s(&layout)),
+    ]);
+    ok(&[
+        "push",
+        &format!("{}:v1", s(&layout)),
+        &reg.name("redir/big:v1"),
+    ]);
+    let digest = tagged_digest(&layout, "v1").unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&blob_bytes(&layout, &digest)).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let storage = FaultProxy::start(&reg.host);
+    storage.add(Fault {
+        method: "GET",
+        path_contains: layer.clone(),
+        times: 1,
+        action: Action::DropAfter(123_456),
+    });
+    let front = FaultProxy::start(&reg.host);
+    front.add(Fault::blob_get(
+        u32::MAX,
+        Action::Redirect(storage.host.clone()),
+    ));
+    let back = dir.path().join("back");
+    let r = run(&["pull", &front.name("redir/big:v1"), s(&back)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let at_storage = storage.seen();
+    assert!(
+        at_storage
+            .iter()
+            .any(|l| l.contains(&layer) && l.contains("range=bytes=123456-")),
+        "{at_storage:#?}"
+    );
+    assert_eq!(tagged_digest(&back, "v1").as_deref(), Some(digest.as_str()));
+    assert_eq!(blob_bytes(&back, &layer), blob_bytes(&layout, &layer));
+    assert_fsck(&back);
+}
