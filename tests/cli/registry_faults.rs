@@ -344,7 +344,7 @@ fn a_resumed_blob_from_a_server_that_ignores_ranges_is_still_right() {
 fn a_push_whose_blob_upload_fails_writes_no_manifest() {
     let Some(reg) = Registry::plain() else { return };
     let dir = tempdir();
-    let (src, _, layers) = pushed_image(&reg, dir.path());
+    let (src, _, _) = pushed_image(&reg, dir.path());
     let proxy = FaultProxy::start(&reg.host);
     proxy.add(Fault {
         method: "PUT",
@@ -377,7 +377,6 @@ fn a_push_whose_blob_upload_fails_writes_no_manifest() {
         ),
         Some(404)
     );
-    assert!(!layers.is_empty());
 }
 
 #[test]

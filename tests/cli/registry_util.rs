@@ -636,7 +636,7 @@ pub struct FaultProxy {
     /// Every request seen, as `METHOD PATH` (with ` range=...` when it had a `Range` header
     /// and ` [authorization]` when it carried credentials), and each fault applied, as
     /// `fault: ...`.
-    pub seen: Arc<Mutex<Vec<String>>>,
+    seen: Arc<Mutex<Vec<String>>>,
     /// An `Authorization` value put on every forwarded request instead of the client's (a
     /// stand-in for object storage's signed URLs).
     inject: Arc<Mutex<Option<String>>>,
