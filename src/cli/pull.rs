@@ -85,9 +85,19 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         Ok(r) => r,
         Err(e) => {
             dest.discard();
-            return Err(e.into());
+            // The transfer error itself, not its registry wrapper (transparent, so absent
+            // from the chain): the CLI's hints recognise it by type (a tag clash: --force).
+            return Err(match e {
+                strata::registry::Error::Transfer(t) => t.into(),
+                other => other.into(),
+            });
         }
     };
+    for r in &report.referrers_missing {
+        out.warn(format_args!(
+            "{name} lists the referrer {r}, which the registry does not have: skipped"
+        ));
+    }
     if args.json.json {
         out.json(&report)?;
         return Ok(Status::Success);

@@ -327,7 +327,38 @@ pub fn mount_blob(client: &Client, repository: &str, blob: &BlobRef, from: &str)
 /// Uploads a blob: one PUT for a blob up to `chunk` bytes (or any size when `chunk` is 0),
 /// else PATCH requests of `chunk` bytes and a closing PUT. `open(offset)` reads the blob from
 /// `offset`.
+///
+/// A request whose answer was lost may have done its work: a retried closing PUT then finds
+/// the upload gone, a retried PATCH finds the upload past its range (distribution cancels an
+/// upload resumed at another offset). So a failed upload ends in success if the registry
+/// has the blob after all, and is otherwise started over once.
 pub fn upload_blob(
+    client: &Client,
+    repository: &str,
+    blob: &BlobRef,
+    chunk: u64,
+    open: &(dyn Fn(u64) -> std::io::Result<Box<dyn Read>> + Sync),
+    advance: &(dyn Fn(u64) + Sync),
+) -> Result<()> {
+    let mut restarted = false;
+    loop {
+        let err = match upload_once(client, repository, blob, chunk, open, advance) {
+            Ok(()) => return Ok(()),
+            Err(e @ (Error::Auth { .. } | Error::Layout(_))) => return Err(e),
+            Err(e) => e,
+        };
+        if has_blob(client, repository, blob, Access::Push).unwrap_or(false) {
+            return Ok(());
+        }
+        if restarted {
+            return Err(err);
+        }
+        client.log(&format!("uploading {} again ({err})", blob.digest));
+        restarted = true;
+    }
+}
+
+fn upload_once(
     client: &Client,
     repository: &str,
     blob: &BlobRef,

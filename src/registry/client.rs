@@ -240,6 +240,8 @@ impl Client {
 
     /// `https://host` or `http://host`. A loopback registry is tried over HTTPS first and
     /// spoken to over plain HTTP when that fails to connect, as docker does for localhost.
+    /// A certificate it presents but strata does not trust is no reason to drop TLS: the
+    /// requests then fail over HTTPS, saying so.
     fn base(&self) -> String {
         let scheme = self.scheme.get_or_init(|| {
             if self.options.plain_http {
@@ -251,6 +253,7 @@ impl Client {
             let probe = format!("https://{}/v2/", self.host);
             match self.agent.get(&probe).call() {
                 Ok(_) => "https",
+                Err(e) if is_certificate_error(&e) => "https",
                 Err(_) => "http",
             }
         });
@@ -290,9 +293,9 @@ impl Client {
                 Err(e) => {
                     let err = Error::Transport {
                         url: url.clone(),
-                        reason: e,
+                        reason: e.reason,
                     };
-                    if attempt < self.options.retries {
+                    if e.transient && attempt < self.options.retries {
                         self.pause(attempt, None, &url, &err.to_string());
                         attempt += 1;
                         continue;
@@ -386,7 +389,7 @@ impl Client {
         call: &Call<'_>,
         url: &str,
         auth: Option<&str>,
-    ) -> std::result::Result<Response, String> {
+    ) -> std::result::Result<Response, Failure> {
         let mut builder = http::Request::builder().method(call.method).uri(url);
         for (k, v) in &call.headers {
             builder = builder.header(*k, v.as_str());
@@ -394,7 +397,12 @@ impl Client {
         if let Some(a) = auth {
             builder = builder.header("authorization", a);
         }
-        let run = |r: http::Request<ureq::SendBody<'_>>| self.agent.run(r).map_err(describe);
+        let run = |r: http::Request<ureq::SendBody<'_>>| {
+            self.agent.run(r).map_err(|e| Failure {
+                transient: !is_certificate_error(&e),
+                reason: describe(e),
+            })
+        };
         match &call.body {
             Body::Empty => {
                 let mut b = builder;
@@ -493,9 +501,13 @@ impl Client {
             || self.options.plain_http
             || is_loopback_host(realm_host);
         let mut scopes = vec![scope(repository, access)];
-        if let Some(s) = challenge.params.get("scope") {
-            if !scopes.contains(s) {
-                scopes.push(s.clone());
+        // The challenge lists what the request needs space-separated (a mount needs pull on
+        // the repository mounted from too); the token request takes one scope per parameter.
+        if let Some(listed) = challenge.params.get("scope") {
+            for s in listed.split(' ') {
+                if !scopes.iter().any(|k| k == s) {
+                    scopes.push(s.to_owned());
+                }
             }
         }
         scopes.retain(|s| !s.is_empty());
@@ -674,6 +686,35 @@ pub fn status_error(method: &str, url: &str, mut response: Response) -> Error {
         status,
         message,
     }
+}
+
+/// Why a request got no response, and whether trying again can help.
+struct Failure {
+    reason: String,
+    transient: bool,
+}
+
+impl From<String> for Failure {
+    fn from(reason: String) -> Failure {
+        Failure {
+            reason,
+            transient: true,
+        }
+    }
+}
+
+/// True when TLS failed on the peer's certificate (untrusted, expired, for another name):
+/// the same on every try.
+fn is_certificate_error(e: &ureq::Error) -> bool {
+    let tls = match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    matches!(
+        tls,
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented)
+    )
 }
 
 fn describe(e: ureq::Error) -> String {

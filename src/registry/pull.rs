@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use serde::Serialize;
 
 use super::api;
-use super::client::Client;
+use super::client::{Access, Client};
 use super::error::{Error, Result};
 use super::name::ImageName;
 use crate::image::PlatformSpec;
@@ -61,6 +61,9 @@ pub struct PullReport {
     pub bytes: u64,
     /// Referrers stored along (untagged).
     pub referrers: Vec<String>,
+    /// Referrers the registry lists (a stale fallback tag) but does not have: skipped.
+    #[serde(skip)]
+    pub referrers_missing: Vec<String>,
 }
 
 /// Pulls `name` into `dest`, tagged `tag`. Holds the layout's gc lock shared.
@@ -78,14 +81,13 @@ pub fn pull(
     let repo = name.repository.as_str();
     let _lock = dest.lock_gc(LockMode::Shared)?;
     let staging = Staging::new(dest)?;
-    let mut fetched_docs = 0usize;
-    let mut doc_bytes = 0u64;
+    // Each document fetched (digest, size), for the per-blob lines and the report.
+    let mut docs: Vec<(String, u64)> = Vec::new();
 
     let top = api::get_manifest(client, repo, &name.reference())?;
     let mut root = top.descriptor();
     super::documents::store(&staging.layout, &top)?;
-    fetched_docs += 1;
-    doc_bytes += top.bytes.len() as u64;
+    docs.push((top.digest.to_string(), top.bytes.len() as u64));
     if Kind::of(&top.media_type) == Kind::Index && !options.all_platforms {
         let index =
             crate::layout::walk::decode_index(&top.bytes, &top.media_type, &name.to_string())?;
@@ -111,13 +113,29 @@ pub fn pull(
 
     let mut roots = vec![root.clone()];
     let mut referrer_roots = Vec::new();
+    let mut referrers_missing = Vec::new();
     if options.referrers {
-        let digest = root.digest().map_err(crate::Error::from)?;
-        for r in api::referrers(client, repo, &digest)? {
-            let mut r = r;
-            r.annotations = None;
-            roots.push(r.clone());
-            referrer_roots.push(r);
+        // Referrers of referrers too (a signature of an SBOM), as push and copy carry them.
+        let mut subjects = vec![root.digest().map_err(crate::Error::from)?];
+        while let Some(subject) = subjects.pop() {
+            for mut r in api::referrers(client, repo, &subject)? {
+                if r.digest == root.digest
+                    || referrers_missing.contains(&r.digest)
+                    || referrer_roots
+                        .iter()
+                        .any(|k: &Descriptor| k.digest == r.digest)
+                {
+                    continue;
+                }
+                r.annotations = None;
+                if api::head_manifest(client, repo, &r.digest, Access::Pull)?.is_none() {
+                    referrers_missing.push(r.digest.clone());
+                    continue;
+                }
+                subjects.push(r.digest().map_err(crate::Error::from)?);
+                roots.push(r.clone());
+                referrer_roots.push(r);
+            }
         }
     }
 
@@ -150,8 +168,7 @@ pub fn pull(
                 });
             }
             super::documents::store(&staging.layout, &doc)?;
-            fetched_docs += 1;
-            doc_bytes += doc.bytes.len() as u64;
+            docs.push((doc.digest.to_string(), doc.bytes.len() as u64));
         }
     };
 
@@ -170,6 +187,9 @@ pub fn pull(
 
     let total: u64 = blobs.iter().map(|b| b.size).sum();
     let mut ticker = Ticker::new(progress, Some(total));
+    for (digest, size) in &docs {
+        ticker.blob(digest, *size, "fetched");
+    }
     fetch_blobs(
         client,
         repo,
@@ -204,10 +224,11 @@ pub fn pull(
         media_type: root.media_type.clone(),
         tag: tag.map(str::to_owned),
         size: root.size.max(0) as u64,
-        blobs_fetched: fetched_docs + blobs.len(),
+        blobs_fetched: docs.len() + blobs.len(),
         blobs_present: present,
-        bytes: doc_bytes + total,
+        bytes: docs.iter().map(|(_, size)| size).sum::<u64>() + total,
         referrers: referrer_roots.iter().map(|r| r.digest.clone()).collect(),
+        referrers_missing,
     })
 }
 

@@ -87,6 +87,7 @@ pub fn push(
     }
     let mut walker = Walker::new(&[layout]);
     walker.walk(std::slice::from_ref(&root))?;
+    let image_items = walker.items().len();
     let referrers = if options.referrers {
         let stored = crate::layout::gc::list_blobs(layout)?;
         walker.add_referrers(layout, &stored, true)?
@@ -98,7 +99,9 @@ pub fn push(
     }
     let items = walker.into_items();
     let (nodes, blobs): (Vec<&Reached>, Vec<&Reached>) =
-        items.iter().partition(|i| i.role == Role::Node);
+        push_order(&items, image_items, &referrers)
+            .into_iter()
+            .partition(|i| i.role == Role::Node);
 
     let mut report = PushReport {
         digest: root.digest.clone(),
@@ -130,10 +133,10 @@ pub fn push(
         }
     }
 
-    // Children before the documents naming them: the walk lists parents first.
     let root_tag = dest.tag.as_deref().filter(|_| dest.digest.is_none());
     let mut pushed_with_subject: BTreeMap<String, Vec<Descriptor>> = BTreeMap::new();
-    for item in nodes.iter().rev() {
+    let mut present_with_subject: BTreeMap<String, Vec<Descriptor>> = BTreeMap::new();
+    for item in &nodes {
         let raw = layout.read_blob(&item.blob, JSON_LIMIT, "manifest or index")?;
         let digest = item.blob.digest.to_string();
         let is_root = item.blob.digest == root_digest;
@@ -146,6 +149,11 @@ pub fn push(
         let desc = Descriptor::new(&item.media_type, &item.blob.digest, item.blob.size);
         if present {
             report.blobs_present += 1;
+            // Pushed before, maybe by a push that failed before the fallback tag listed it:
+            // checked below against what the registry lists.
+            if let Some((subject, entry)) = referrer_entry(layout, &desc)? {
+                present_with_subject.entry(subject).or_default().push(entry);
+            }
         } else {
             let media_type = document_media_type(&raw, &item.media_type);
             let subject_seen = api::put_manifest(client, repo, &reference, &raw, &media_type)?;
@@ -160,10 +168,45 @@ pub fn push(
         }
     }
     ticker.finish();
+    for (subject, entries) in present_with_subject {
+        let digest: crate::digest::Digest = subject.parse().map_err(crate::Error::from)?;
+        let listed = api::referrers(client, repo, &digest)?;
+        let unlisted = entries
+            .into_iter()
+            .filter(|e| !listed.iter().any(|l| l.digest == e.digest));
+        pushed_with_subject
+            .entry(subject)
+            .or_default()
+            .extend(unlisted);
+    }
     for (subject, entries) in pushed_with_subject {
         update_fallback_tag(client, repo, &subject, entries)?;
     }
     Ok(report)
+}
+
+/// The order documents go in: children before the documents naming them (the walk lists
+/// parents first), and a referrer after its subject, which a registry may need to have
+/// first: the image's graph reversed, then each referrer's graph reversed, in the order the
+/// walk added them (each after its subject's). `items[..image_items]` is the image's graph;
+/// every referrer's walk starts with the referrer itself.
+fn push_order<'a>(
+    items: &'a [Reached],
+    image_items: usize,
+    referrers: &[Descriptor],
+) -> Vec<&'a Reached> {
+    let starts: std::collections::HashSet<&str> =
+        referrers.iter().map(|r| r.digest.as_str()).collect();
+    let mut order: Vec<&Reached> = items[..image_items].iter().rev().collect();
+    let mut graph: Vec<&Reached> = Vec::new();
+    for item in &items[image_items..] {
+        if starts.contains(item.blob.digest.to_string().as_str()) {
+            order.extend(graph.drain(..).rev());
+        }
+        graph.push(item);
+    }
+    order.extend(graph.into_iter().rev());
+    order
 }
 
 /// The media type a manifest goes with: the document's own `mediaType` when it has one (a
@@ -344,6 +387,12 @@ fn ensure_blob(
         std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(offset))?;
         Ok(Box::new(file))
     };
-    api::upload_blob(client, repo, blob, options.chunk_size, &open, advance)?;
+    if let Err(e) = api::upload_blob(client, repo, blob, options.chunk_size, &open, advance) {
+        // The registry refuses bytes that are not the digest (and the reader above may not
+        // be read to its end, where it checks): a copy damaged in the layout is named as
+        // such, not as the registry's refusal.
+        layout.verify_blob(blob)?;
+        return Err(e);
+    }
     Ok(Outcome::Uploaded)
 }
