@@ -269,6 +269,18 @@ impl Client {
         }
     }
 
+    /// A URL as errors and `-v` lines show it: another origin's query is left out, since
+    /// object storage signs its redirect URLs there (a signature is a credential).
+    fn shown(&self, url: &str) -> String {
+        if origin(url) == origin(&self.base()) {
+            return url.to_owned();
+        }
+        match url.split_once('?') {
+            Some((before, _)) => format!("{before}?..."),
+            None => url.to_owned(),
+        }
+    }
+
     /// Sends a request: authenticates when the registry asks, follows redirects (credentials
     /// go only to the registry's own origin), retries transient failures. Returns whatever
     /// final status the registry gave; see [`Client::expect`].
@@ -292,11 +304,11 @@ impl Client {
                 Ok(r) => r,
                 Err(e) => {
                     let err = Error::Transport {
-                        url: url.clone(),
+                        url: self.shown(&url),
                         reason: e.reason,
                     };
                     if e.transient && attempt < self.options.retries {
-                        self.pause(attempt, None, &url, &err.to_string());
+                        self.pause(attempt, None, &self.shown(&url), &err.to_string());
                         attempt += 1;
                         continue;
                     }
@@ -328,14 +340,14 @@ impl Client {
             {
                 let Some(location) = header(&response, "location") else {
                     return Err(Error::Invalid {
-                        what: url,
+                        what: self.shown(&url),
                         reason: format!("a {status} redirect without a Location"),
                     });
                 };
                 redirects += 1;
                 if redirects > 10 {
                     return Err(Error::Invalid {
-                        what: url,
+                        what: self.shown(&url),
                         reason: "more than 10 redirects".into(),
                     });
                 }
@@ -346,7 +358,12 @@ impl Client {
             {
                 let wait =
                     header(&response, "retry-after").and_then(|v| v.trim().parse::<u64>().ok());
-                self.pause(attempt, wait, &url, &format!("status {status}"));
+                self.pause(
+                    attempt,
+                    wait,
+                    &self.shown(&url),
+                    &format!("status {status}"),
+                );
                 attempt += 1;
                 continue;
             }

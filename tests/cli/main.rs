@@ -34,6 +34,7 @@ mod registry_hostile;
 mod registry_interop;
 mod registry_json;
 mod registry_names;
+mod registry_redact;
 mod registry_referrers;
 mod registry_roundtrip;
 mod registry_transport;

@@ -8,7 +8,9 @@ use super::util::{json, s, tempdir};
 
 #[test]
 fn pull_push_and_tag_listing_documents_follow_their_schemas() {
-    let Some(registry) = Registry::plain() else { return };
+    let Some(registry) = Registry::plain() else {
+        return;
+    };
     let dir = tempdir();
     let layout = strata_built(dir.path(), "lay", "app", &[&[("etc/a", b"1\n")]]);
     let app = format!("{}:app", s(&layout));
@@ -16,19 +18,47 @@ fn pull_push_and_tag_listing_documents_follow_their_schemas() {
     let mut check = |schema: &'static str, args: &[&str]| {
         let doc = json(args);
         let bad = complaints(schema, &doc);
-        assert!(bad.is_empty(), "strata {args:?} does not follow tests/schemas/{schema}.json:\n{}\n{doc:#}", bad.join("\n"));
+        assert!(
+            bad.is_empty(),
+            "strata {args:?} does not follow tests/schemas/{schema}.json:\n{}\n{doc:#}",
+            bad.join("\n")
+        );
         checked.push(format!("{schema}.json"));
         doc
     };
-    let pushed = check("push", &["push", &app, &registry.name("team/app:1"), "--json"]);
+    let pushed = check(
+        "push",
+        &["push", &app, &registry.name("team/app:1"), "--json"],
+    );
     assert_eq!(pushed["blobsUploaded"], 2, "{pushed:#}");
-    let again = check("push", &["push", &app, &registry.name("team/app:1"), "--json"]);
-    assert_eq!(again["blobsUploaded"], 0, "a second push uploads nothing: {again:#}");
+    let again = check(
+        "push",
+        &["push", &app, &registry.name("team/app:1"), "--json"],
+    );
+    assert_eq!(
+        again["blobsUploaded"], 0,
+        "a second push uploads nothing: {again:#}"
+    );
     let pulled_to = dir.path().join("pulled");
-    let pulled = check("pull", &["pull", &registry.name("team/app:1"), s(&pulled_to), "--json"]);
+    let pulled = check(
+        "pull",
+        &[
+            "pull",
+            &registry.name("team/app:1"),
+            s(&pulled_to),
+            "--json",
+        ],
+    );
     assert_eq!(pulled["digest"], pushed["digest"]);
     assert_eq!(pulled["tag"], "1");
-    let tags = check("ls-tags", &["ls", &format!("docker://{}", registry.name("team/app")), "--json"]);
+    let tags = check(
+        "ls-tags",
+        &[
+            "ls",
+            &format!("docker://{}", registry.name("team/app")),
+            "--json",
+        ],
+    );
     assert_eq!(tags["tags"], serde_json::json!(["1"]));
     checked.sort();
     checked.dedup();

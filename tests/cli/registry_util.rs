@@ -830,8 +830,14 @@ fn proxy_connection(conn: TcpStream, shared: &Shared) {
             continue;
         }
         if let Some(Action::Redirect(to)) = &action {
+            // `HOST?QUERY` redirects to the same path at HOST with QUERY, as object storage's
+            // signed URLs look.
+            let (host, query) = match to.split_once('?') {
+                Some((h, q)) => (h, format!("?{q}")),
+                None => (to.as_str(), String::new()),
+            };
             let response = format!(
-                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{to}{}\r\nContent-Length: 0\r\n\r\n",
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{host}{}{query}\r\nContent-Length: 0\r\n\r\n",
                 head.path
             );
             if client.write_all(response.as_bytes()).is_err() {
