@@ -59,10 +59,10 @@ pub mod image;
 mod ioext;
 pub mod layer;
 pub mod layout;
-#[cfg(feature = "registry")]
-pub mod registry;
 #[cfg(feature = "oci-spec")]
 pub mod oci_spec;
+#[cfg(feature = "registry")]
+pub mod registry;
 pub mod spec;
 pub mod threads;
 pub mod transfer;

@@ -11,10 +11,12 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::layer::names::{entry_name, layer_path, EntryName};
-use crate::layer::tarstream::TarStream;
+use crate::layer::tarstream::{TarEntry, TarStream};
 use crate::layer::Compression;
 use crate::layout::walk::blob_ref;
 use crate::layout::Layout;
+
+use super::layer_pipe::read_layer;
 use crate::spec::{Descriptor, Manifest};
 
 /// What a path is.
@@ -77,15 +79,70 @@ pub struct Tree {
     hash: bool,
 }
 
-fn layer_error(desc: &Descriptor, reason: impl std::fmt::Display) -> Error {
+pub(crate) fn layer_error(desc: &Descriptor, reason: impl std::fmt::Display) -> Error {
     Error::LayerStream {
         layer: desc.digest.clone(),
         reason: reason.to_string(),
     }
 }
 
+/// What a tar entry makes; `None` for a hard link (it takes its target's node).
+pub(crate) fn entry_kind(header: &tar::Header) -> Option<Kind> {
+    Some(match header.entry_type() {
+        tar::EntryType::Directory => Kind::Directory,
+        tar::EntryType::Symlink => Kind::Symlink,
+        tar::EntryType::Char => Kind::CharDevice,
+        tar::EntryType::Block => Kind::BlockDevice,
+        tar::EntryType::Fifo => Kind::Fifo,
+        tar::EntryType::Link => return None,
+        _ => Kind::File,
+    })
+}
+
+/// The path a hard link entry names.
+pub(crate) fn link_target<R>(entry: &TarEntry<'_, R>, desc: &Descriptor) -> Result<PathBuf> {
+    entry
+        .link_name_bytes()
+        .map(layer_path)
+        .transpose()
+        .map_err(|why| layer_error(desc, why))?
+        .flatten()
+        .ok_or_else(|| layer_error(desc, "a hardlink with no target"))
+}
+
+/// The node an entry of `kind` (not a hard link) makes at `path`, its content unplaced.
+pub(crate) fn entry_node<R>(
+    entry: &TarEntry<'_, R>,
+    kind: Kind,
+    desc: &Descriptor,
+    path: &Path,
+) -> Result<Node> {
+    let header = entry.header();
+    let link = (kind == Kind::Symlink)
+        .then(|| String::from_utf8_lossy(entry.link_name_bytes().unwrap_or_default()).into_owned());
+    Ok(Node {
+        kind,
+        mode: header.mode().unwrap_or(0) & 0o7777,
+        uid: entry.uid().map_err(|e| layer_error(desc, e))?,
+        gid: entry.gid().map_err(|e| layer_error(desc, e))?,
+        size: if kind == Kind::File { entry.size() } else { 0 },
+        mtime: header.mtime().unwrap_or(0),
+        link,
+        device: match kind {
+            Kind::CharDevice | Kind::BlockDevice => {
+                Some(entry.device().map_err(|why| layer_error(desc, why))?)
+            }
+            _ => None,
+        },
+        xattrs: crate::layer::apply::entry_xattrs(entry.pax())
+            .map_err(|why| layer_error(desc, format!("{}: {why}", path.display())))?,
+        content: None,
+        digest: None,
+    })
+}
+
 /// Opens layer `desc` for reading its tar, verified to its end by the blob reader.
-fn open_layer<'a>(
+pub(crate) fn open_layer<'a>(
     layout: &Layout,
     desc: &Descriptor,
     compression: Compression,
@@ -174,7 +231,17 @@ impl Tree {
         desc: &Descriptor,
         compression: Compression,
     ) -> Result<()> {
-        let mut tar = open_layer(layout, desc, compression)?;
+        read_layer(layout, desc, compression, |tar| {
+            self.apply_tar(index, desc, tar)
+        })
+    }
+
+    fn apply_tar<R: Read>(
+        &mut self,
+        index: usize,
+        desc: &Descriptor,
+        tar: &mut TarStream<R>,
+    ) -> Result<()> {
         // Whiteouts hide lower layers only: what this layer wrote stays.
         let mut written: HashSet<PathBuf> = HashSet::new();
         let mut position = 0;
@@ -199,59 +266,23 @@ impl Tree {
                 }
                 EntryName::Plain => {}
             }
-            let header = entry.header().clone();
-            let kind = match header.entry_type() {
-                tar::EntryType::Directory => Kind::Directory,
-                tar::EntryType::Symlink => Kind::Symlink,
-                tar::EntryType::Char => Kind::CharDevice,
-                tar::EntryType::Block => Kind::BlockDevice,
-                tar::EntryType::Fifo => Kind::Fifo,
-                tar::EntryType::Link => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(layer_path)
-                        .transpose()
-                        .map_err(|why| layer_error(desc, why))?
-                        .flatten()
-                        .ok_or_else(|| layer_error(desc, "a hardlink with no target"))?;
-                    let node = self.nodes.get(&target).cloned().ok_or_else(|| {
-                        layer_error(
-                            desc,
-                            format!(
-                                "{}: hardlink to {}, which is not there",
-                                path.display(),
-                                target.display()
-                            ),
-                        )
-                    })?;
-                    self.place(path.clone(), node, &mut written);
-                    continue;
-                }
-                _ => Kind::File,
+            let Some(kind) = entry_kind(entry.header()) else {
+                let target = link_target(&entry, desc)?;
+                let node = self.nodes.get(&target).cloned().ok_or_else(|| {
+                    layer_error(
+                        desc,
+                        format!(
+                            "{}: hardlink to {}, which is not there",
+                            path.display(),
+                            target.display()
+                        ),
+                    )
+                })?;
+                self.place(path.clone(), node, &mut written);
+                continue;
             };
-            let link = (kind == Kind::Symlink).then(|| {
-                String::from_utf8_lossy(entry.link_name_bytes().unwrap_or_default()).into_owned()
-            });
-            let node = Node {
-                kind,
-                mode: header.mode().unwrap_or(0) & 0o7777,
-                uid: entry.uid().map_err(|e| layer_error(desc, e))?,
-                gid: entry.gid().map_err(|e| layer_error(desc, e))?,
-                size: if kind == Kind::File { entry.size() } else { 0 },
-                mtime: header.mtime().unwrap_or(0),
-                link,
-                device: match kind {
-                    Kind::CharDevice | Kind::BlockDevice => {
-                        Some(entry.device().map_err(|why| layer_error(desc, why))?)
-                    }
-                    _ => None,
-                },
-                xattrs: crate::layer::apply::entry_xattrs(entry.pax())
-                    .map_err(|why| layer_error(desc, format!("{}: {why}", path.display())))?,
-                content: (kind == Kind::File).then_some((index, at)),
-                digest: None,
-            };
-            let mut node = node;
+            let mut node = entry_node(&entry, kind, desc, &path)?;
+            node.content = (kind == Kind::File).then_some((index, at));
             if self.hash && kind == Kind::File {
                 let mut hasher = crate::digest::HashingWriter::new(
                     std::io::sink(),
@@ -263,9 +294,6 @@ impl Tree {
             entry.skip_data().map_err(|e| layer_error(desc, e))?;
             self.place(path, node, &mut written);
         }
-        // Read to the end, so the blob reader has hashed every byte.
-        let mut rest = tar.into_inner();
-        std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| layer_error(desc, e))?;
         Ok(())
     }
 
@@ -427,60 +455,92 @@ impl Tree {
             if path.as_os_str().is_empty() {
                 continue;
             }
-            let kind = match node.kind {
-                Kind::File => {
-                    let at = node.content.expect("a file node knows its bytes");
-                    files.entry(at).or_default().push((path, node));
-                    continue;
-                }
-                Kind::Directory => tar::EntryType::Directory,
-                Kind::Symlink => tar::EntryType::Symlink,
-                Kind::CharDevice => tar::EntryType::Char,
-                Kind::BlockDevice => tar::EntryType::Block,
-                Kind::Fifo => tar::EntryType::Fifo,
-            };
-            append_xattrs(&mut builder, node).map_err(io)?;
-            let mut header = header_for(node, kind, 0);
-            if node.kind == Kind::Symlink {
-                let target = node.link.clone().unwrap_or_default();
-                builder.append_link(&mut header, path, target).map_err(io)?;
-            } else {
-                builder
-                    .append_data(&mut header, path, std::io::empty())
-                    .map_err(io)?;
+            if node.kind == Kind::File {
+                let at = node.content.expect("a file node knows its bytes");
+                files.entry(at).or_default().push((path, node));
+                continue;
             }
+            append_node(&mut builder, path, node).map_err(io)?;
         }
         for (layer, (desc, compression)) in self.layers.iter().enumerate() {
             if files.range((layer, 0)..(layer + 1, 0)).next().is_none() {
                 continue;
             }
-            let mut tar = open_layer(layout, desc, *compression)?;
-            let mut position = 0;
-            while let Some(mut entry) = tar.next_entry().map_err(|e| layer_error(desc, e))? {
-                if let Some(names) = files.get(&(layer, position)) {
-                    let (first, node) = names[0];
-                    append_xattrs(&mut builder, node).map_err(io)?;
-                    let mut header = header_for(node, tar::EntryType::Regular, node.size);
-                    builder
-                        .append_data(&mut header, first, &mut entry)
-                        .map_err(|e| layer_error(desc, e))?;
-                    for (other, node) in &names[1..] {
-                        let mut header = header_for(node, tar::EntryType::Link, 0);
-                        builder.append_link(&mut header, other, first).map_err(io)?;
-                    }
-                }
-                position += 1;
-            }
-            let mut rest = tar.into_inner();
-            std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| layer_error(desc, e))?;
+            read_layer(layout, desc, *compression, |tar| {
+                self.write_files(layer, desc, tar, &files, &mut builder)
+            })?;
         }
         builder.into_inner().map_err(io)?.flush().map_err(io)?;
         Ok(())
     }
+
+    /// Writes the files of `layer` that `files` lists (by position), as [`Tree::write_tar`].
+    fn write_files<R: Read, W: Write>(
+        &self,
+        layer: usize,
+        desc: &Descriptor,
+        tar: &mut TarStream<R>,
+        files: &BTreeMap<(usize, usize), Vec<(&PathBuf, &Node)>>,
+        builder: &mut tar::Builder<W>,
+    ) -> Result<()> {
+        let io = |e: std::io::Error| Error::Io {
+            path: PathBuf::from("the rootfs tar"),
+            source: e,
+        };
+        let mut position = 0;
+        while let Some(mut entry) = tar.next_entry().map_err(|e| layer_error(desc, e))? {
+            if let Some(names) = files.get(&(layer, position)) {
+                let (first, node) = names[0];
+                append_xattrs(builder, node).map_err(io)?;
+                let mut header = header_for(node, tar::EntryType::Regular, node.size);
+                builder
+                    .append_data(&mut header, first, &mut entry)
+                    .map_err(|e| layer_error(desc, e))?;
+                for (other, node) in &names[1..] {
+                    let mut header = header_for(node, tar::EntryType::Link, 0);
+                    builder.append_link(&mut header, other, first).map_err(io)?;
+                }
+            }
+            position += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Appends a node that has no data (anything but a file) at `path`.
+pub(crate) fn append_node<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &Path,
+    node: &Node,
+) -> std::io::Result<()> {
+    let kind = match node.kind {
+        Kind::Directory => tar::EntryType::Directory,
+        Kind::Symlink => tar::EntryType::Symlink,
+        Kind::CharDevice => tar::EntryType::Char,
+        Kind::BlockDevice => tar::EntryType::Block,
+        Kind::Fifo => tar::EntryType::Fifo,
+        Kind::File => {
+            return Err(std::io::Error::other(format!(
+                "{}: a file goes with its data",
+                path.display()
+            )))
+        }
+    };
+    append_xattrs(builder, node)?;
+    let mut header = header_for(node, kind, 0);
+    if node.kind == Kind::Symlink {
+        let target = node.link.clone().unwrap_or_default();
+        builder.append_link(&mut header, path, target)
+    } else {
+        builder.append_data(&mut header, path, std::io::empty())
+    }
 }
 
 /// A node's xattrs as the PAX records before its header.
-fn append_xattrs<W: Write>(builder: &mut tar::Builder<W>, node: &Node) -> std::io::Result<()> {
+pub(crate) fn append_xattrs<W: Write>(
+    builder: &mut tar::Builder<W>,
+    node: &Node,
+) -> std::io::Result<()> {
     if node.xattrs.is_empty() {
         return Ok(());
     }
@@ -497,7 +557,7 @@ fn append_xattrs<W: Write>(builder: &mut tar::Builder<W>, node: &Node) -> std::i
     builder.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
 }
 
-fn directory() -> Node {
+pub(crate) fn directory() -> Node {
     Node {
         kind: Kind::Directory,
         mode: 0o755,
@@ -514,7 +574,7 @@ fn directory() -> Node {
 }
 
 /// A tar header for `node` with its metadata, of type `kind` and `size` data bytes.
-fn header_for(node: &Node, kind: tar::EntryType, size: u64) -> tar::Header {
+pub(crate) fn header_for(node: &Node, kind: tar::EntryType, size: u64) -> tar::Header {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(kind);
     header.set_mode(node.mode);
