@@ -231,3 +231,180 @@ fn export_rootfs_of_a_damaged_layer_fails_and_writes_nothing() {
         write(&blob, &good);
     }
 }
+
+/// rebase adds a history entry of its own: what the image now stands on (the new base's
+/// manifest digest), as an empty layer; --no-history leaves it out.
+#[test]
+fn rebase_notes_the_new_base_in_the_history() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let at = |t: &str| format!("{}:{t}", s(&lay));
+    for (name, file) in [("base", "v1\n"), ("base2", "v2\n"), ("app", "app\n")] {
+        let root = dir.path().join(name);
+        std::fs::create_dir_all(&root).unwrap();
+        write(&root.join(name), file.as_bytes());
+    }
+    ok(&["build", s(&dir.path().join("base")), &at("base")]);
+    ok(&["build", s(&dir.path().join("base2")), &at("base2")]);
+    let app = dir.path().join("app");
+    ok(&["build", s(&app), &at("app"), "--from", &at("base")]);
+    let rebase = |tag: &str, extra: &[&str]| {
+        let mut args = vec![
+            "rebase",
+            &at("app"),
+            "--old-base",
+            &at("base"),
+            "--new-base",
+            &at("base2"),
+            "--tag",
+            tag,
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    };
+    rebase("rebased", &[]);
+    rebase("quiet", &["--no-history"]);
+    let history = |tag: &str| {
+        json(&["inspect", &at(tag), "--raw", "config"])["history"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let onto = json(&["inspect", &at("base2"), "--json"])["manifest"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(onto.starts_with("sha256:"), "{onto}");
+    let (base2, app, rebased) = (history("base2"), history("app"), history("rebased"));
+    // base2's entries, app's own entry, then the rebase's.
+    assert_eq!(
+        rebased.len(),
+        base2.len() + app.len() - history("base").len() + 1
+    );
+    let last = rebased.last().unwrap();
+    assert_eq!(last["empty_layer"], serde_json::json!(true), "{last}");
+    assert!(last["comment"].as_str().unwrap().contains(&onto), "{last}");
+    assert!(
+        last["created_by"].as_str().unwrap().contains(&onto),
+        "{last}"
+    );
+    assert_eq!(history("quiet").len(), rebased.len() - 1);
+    ok(&["fsck", s(&lay)]);
+}
+
+/// convert --format docker keeps only the fields Docker schema 2 has, and -v says which
+/// went; skopeo reads the result.
+#[test]
+fn convert_to_docker_drops_what_schema_2_cannot_carry() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let at = |t: &str| format!("{}:{t}", s(&lay));
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    write(&root.join("f"), b"f\n");
+    ok(&[
+        "build",
+        s(&root),
+        &at("plain"),
+        "--annotation",
+        "org.example.k=v",
+    ]);
+    // A manifest with an artifactType and annotations on its config and layer descriptors.
+    let mut manifest = json(&["inspect", &at("plain"), "--raw", "manifest"]);
+    manifest["artifactType"] = "application/vnd.example.thing".into();
+    manifest["config"]["annotations"] = serde_json::json!({"org.example.c": "1"});
+    manifest["layers"][0]["annotations"] = serde_json::json!({"org.example.l": "2"});
+    let file = dir.path().join("manifest.json");
+    write(&file, manifest.to_string().as_bytes());
+    ok(&["manifest", "put", &at("rich"), s(&file)]);
+    let verbose = run(&[
+        "-v",
+        "convert",
+        &at("rich"),
+        "--format",
+        "docker",
+        "--tag",
+        "docker",
+    ]);
+    assert_eq!(verbose.code, 0, "{}", verbose.stderr);
+    for field in [
+        "annotations",
+        "artifactType",
+        "config.annotations",
+        "layers[0].annotations",
+    ] {
+        assert!(
+            verbose
+                .stderr
+                .contains(&format!(": {field}: Docker schema 2")),
+            "{field}: {}",
+            verbose.stderr
+        );
+    }
+    let converted = json(&["inspect", &at("docker"), "--raw", "manifest"]);
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        keys(&converted),
+        ["config", "layers", "mediaType", "schemaVersion"]
+    );
+    assert_eq!(keys(&converted["config"]), ["digest", "mediaType", "size"]);
+    assert_eq!(
+        keys(&converted["layers"][0]),
+        ["digest", "mediaType", "size"]
+    );
+    assert_eq!(
+        converted["mediaType"],
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    // Without -v nothing is said; converting to OCI drops nothing.
+    let quiet = run(&[
+        "convert",
+        &at("rich"),
+        "--format",
+        "docker",
+        "--tag",
+        "docker2",
+    ]);
+    assert!(
+        quiet.code == 0 && !quiet.stderr.contains("dropped"),
+        "{}",
+        quiet.stderr
+    );
+    let oci = run(&[
+        "-v",
+        "convert",
+        &at("rich"),
+        "--compress",
+        "zstd",
+        "--tag",
+        "zstd",
+    ]);
+    assert!(
+        oci.code == 0 && !oci.stderr.contains("dropped"),
+        "{}",
+        oci.stderr
+    );
+    assert_eq!(
+        json(&["inspect", &at("zstd"), "--raw", "manifest"])["artifactType"],
+        "application/vnd.example.thing"
+    );
+    if peer("skopeo") {
+        let archive = dir.path().join("docker.tar");
+        ok(&[
+            "export",
+            &at("docker"),
+            "--format",
+            "docker",
+            "-o",
+            s(&archive),
+        ]);
+        peer_ok(
+            "skopeo",
+            &["inspect", &format!("docker-archive:{}", s(&archive))],
+        );
+    }
+    ok(&["fsck", s(&lay)]);
+}
