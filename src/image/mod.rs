@@ -5,6 +5,7 @@ pub mod artifact;
 mod artifact_dir;
 pub mod config_values;
 pub mod convert;
+pub mod layer_cache;
 mod layer_pipe;
 pub mod lookup;
 pub mod manifest_put;

@@ -16,11 +16,12 @@ use crate::layer::Compression;
 use crate::layout::walk::blob_ref;
 use crate::layout::Layout;
 
+use super::layer_cache::{self, Op};
 use super::layer_pipe::read_layer;
 use crate::spec::{Descriptor, Manifest};
 
 /// What a path is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Kind {
     /// A directory.
@@ -231,19 +232,37 @@ impl Tree {
         desc: &Descriptor,
         compression: Compression,
     ) -> Result<()> {
+        // Whiteouts hide lower layers only: what this layer wrote stays.
+        let mut written: HashSet<PathBuf> = HashSet::new();
+        if !self.hash {
+            return read_layer(layout, desc, compression, |tar| {
+                self.apply_tar(index, desc, tar, &mut written, None)
+            });
+        }
+        // Content digests are what a diff needs from a layer: kept per layer (layer_cache).
+        if let Some(ops) = layer_cache::load(layout, desc) {
+            for op in ops {
+                self.apply_op(index, desc, op, &mut written)?;
+            }
+            return Ok(());
+        }
+        let mut ops = Vec::new();
         read_layer(layout, desc, compression, |tar| {
-            self.apply_tar(index, desc, tar)
-        })
+            self.apply_tar(index, desc, tar, &mut written, Some(&mut ops))
+        })?;
+        layer_cache::store(layout, desc, &ops);
+        Ok(())
     }
 
+    /// Applies the entries of a layer's tar, each also pushed to `record` when given.
     fn apply_tar<R: Read>(
         &mut self,
         index: usize,
         desc: &Descriptor,
         tar: &mut TarStream<R>,
+        written: &mut HashSet<PathBuf>,
+        mut record: Option<&mut Vec<Op>>,
     ) -> Result<()> {
-        // Whiteouts hide lower layers only: what this layer wrote stays.
-        let mut written: HashSet<PathBuf> = HashSet::new();
         let mut position = 0;
         while let Some(mut entry) = tar.next_entry().map_err(|e| layer_error(desc, e))? {
             let at = position;
@@ -253,21 +272,52 @@ impl Tree {
             let Some(path) = named else {
                 continue;
             };
-            match entry_name(&path).map_err(|why| layer_error(desc, why))? {
-                EntryName::Whiteout(target) => {
-                    let gone = path.with_file_name(target);
-                    self.remove_below(&gone, true, &written);
-                    continue;
-                }
+            let op = match entry_name(&path).map_err(|why| layer_error(desc, why))? {
+                EntryName::Whiteout(target) => Op::Whiteout(path.with_file_name(target)),
                 EntryName::Opaque => {
-                    let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
-                    self.remove_below(&dir, false, &written);
-                    continue;
+                    Op::Opaque(path.parent().unwrap_or(Path::new("")).to_path_buf())
                 }
-                EntryName::Plain => {}
+                EntryName::Plain => match entry_kind(entry.header()) {
+                    None => Op::Link {
+                        target: link_target(&entry, desc)?,
+                        path,
+                    },
+                    Some(kind) => {
+                        let mut node = entry_node(&entry, kind, desc, &path)?;
+                        if self.hash && kind == Kind::File {
+                            let mut hasher = crate::digest::HashingWriter::new(
+                                std::io::sink(),
+                                crate::digest::Algorithm::Sha256,
+                            );
+                            std::io::copy(&mut entry, &mut hasher)
+                                .map_err(|e| layer_error(desc, e))?;
+                            node.digest = Some(hasher.finish().0.to_string());
+                        }
+                        entry.skip_data().map_err(|e| layer_error(desc, e))?;
+                        Op::Node { path, node, at }
+                    }
+                },
+            };
+            if let Some(record) = record.as_deref_mut() {
+                record.push(op.clone());
             }
-            let Some(kind) = entry_kind(entry.header()) else {
-                let target = link_target(&entry, desc)?;
+            self.apply_op(index, desc, op, written)?;
+        }
+        Ok(())
+    }
+
+    /// Applies one thing a layer does (`index`: the layer's place in the image).
+    fn apply_op(
+        &mut self,
+        index: usize,
+        desc: &Descriptor,
+        op: Op,
+        written: &mut HashSet<PathBuf>,
+    ) -> Result<()> {
+        match op {
+            Op::Whiteout(gone) => self.remove_below(&gone, true, written),
+            Op::Opaque(dir) => self.remove_below(&dir, false, written),
+            Op::Link { path, target } => {
                 let node = self.nodes.get(&target).cloned().ok_or_else(|| {
                     layer_error(
                         desc,
@@ -278,21 +328,12 @@ impl Tree {
                         ),
                     )
                 })?;
-                self.place(path.clone(), node, &mut written);
-                continue;
-            };
-            let mut node = entry_node(&entry, kind, desc, &path)?;
-            node.content = (kind == Kind::File).then_some((index, at));
-            if self.hash && kind == Kind::File {
-                let mut hasher = crate::digest::HashingWriter::new(
-                    std::io::sink(),
-                    crate::digest::Algorithm::Sha256,
-                );
-                std::io::copy(&mut entry, &mut hasher).map_err(|e| layer_error(desc, e))?;
-                node.digest = Some(hasher.finish().0.to_string());
+                self.place(path, node, written);
             }
-            entry.skip_data().map_err(|e| layer_error(desc, e))?;
-            self.place(path, node, &mut written);
+            Op::Node { path, mut node, at } => {
+                node.content = (node.kind == Kind::File).then_some((index, at));
+                self.place(path, node, written);
+            }
         }
         Ok(())
     }

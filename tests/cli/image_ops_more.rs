@@ -170,7 +170,7 @@ fn blob_opens(log: &Path, args: &[&str], hex: &str) -> usize {
         .status()
         .unwrap();
     assert!(status.success());
-    let quoted = format!("{hex}\"");
+    let quoted = format!("\"{hex}\"");
     std::fs::read_to_string(log)
         .unwrap()
         .lines()
@@ -407,4 +407,116 @@ fn convert_to_docker_drops_what_schema_2_cannot_carry() {
         );
     }
     ok(&["fsck", s(&lay)]);
+}
+
+/// Two images sharing the tricky image's three layers, one with a layer more: the layout,
+/// the two references and the shared layers' blob hex digests.
+fn one_layer_apart(dir: &Path) -> (std::path::PathBuf, String, String, Vec<String>) {
+    let image = tricky(dir);
+    let lay = dir.join("tricky");
+    let extra = dir.join("extra");
+    write(&extra, b"new\n");
+    let top = format!("{}:top", s(&lay));
+    ok(&["insert", &image, s(&extra), "/etc/keep", "--tag", "top"]);
+    let shared = json(&["inspect", "--json", &image])["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            l["digest"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("sha256:")
+                .to_owned()
+        })
+        .collect();
+    (lay, image, top, shared)
+}
+
+/// A second diff over the same layers reads only the layers it has not seen (the layer
+/// cache), and says the same as the first.
+#[test]
+fn diff_of_images_one_layer_apart_reads_the_shared_layers_once() {
+    if !peer("strace") {
+        return;
+    }
+    let dir = tempdir();
+    let (lay, image, top, shared) = one_layer_apart(dir.path());
+    let args = ["diff", image.as_str(), top.as_str(), "--json"];
+    let cold = ok(&args);
+    assert!(cold.contains("/etc/keep"), "{cold}");
+    let log = dir.path().join("strace.log");
+    for hex in &shared {
+        assert_eq!(blob_opens(&log, &args, hex), 0, "{hex}");
+        assert!(lay.join(".strata-cache/layers/sha256").join(hex).is_file());
+    }
+    assert_eq!(ok(&args), cold);
+    // The same, the other way round and against itself.
+    let back = ok(&["diff", &top, &image, "--json"]);
+    assert!(back.contains("/etc/keep"), "{back}");
+    let same = json(&["diff", &image, &image, "--json"]);
+    assert_eq!(same["changed"], serde_json::json!([]), "{same}");
+    ok(&["fsck", s(&lay)]);
+}
+
+/// A damaged cache entry is ignored (the blob is read again, the entry rewritten) and the
+/// diff is what it was; a cache reached through a planted link is neither read nor
+/// written; gc takes a removed blob's entry with it; deleting the cache changes nothing.
+#[test]
+fn the_layer_cache_is_checked_and_safe_to_lose() {
+    let dir = tempdir();
+    let (lay, image, top, shared) = one_layer_apart(dir.path());
+    let args = ["diff", image.as_str(), top.as_str(), "--json"];
+    let first = ok(&args);
+    let entry = lay.join(".strata-cache/layers/sha256").join(&shared[0]);
+    let good = std::fs::read(&entry).unwrap();
+    // A flipped byte, a truncation, a body whose line of checksum was recomputed but whose
+    // paths escape, a foreign layer's entry.
+    let mut flipped = good.clone();
+    let at = flipped.len() - 10;
+    flipped[at] ^= 1;
+    let body = r#"{"version":1,"layer":"sha256:LAYER","ops":[{"node":{"path":"Li4vZXRj","at":0,"kind":"file","mode":420,"uid":0,"gid":0,"size":0,"mtime":0}}]}"#
+        .replace("LAYER", &shared[0]);
+    let escaping = format!("{}\n{body}", sha256(body.as_bytes()).hex());
+    let foreign = String::from_utf8(good.clone())
+        .unwrap()
+        .replace(&shared[0], &shared[1]);
+    for bad in [
+        flipped,
+        good[..good.len() / 2].to_vec(),
+        escaping.into_bytes(),
+        foreign.into_bytes(),
+    ] {
+        write(&entry, &bad);
+        assert_eq!(ok(&args), first);
+        assert_eq!(std::fs::read(&entry).unwrap(), good);
+    }
+    // Deleted: rebuilt, same answer.
+    std::fs::remove_dir_all(lay.join(".strata-cache")).unwrap();
+    assert_eq!(ok(&args), first);
+    assert!(entry.is_file());
+    // A planted link: not followed.
+    std::fs::remove_dir_all(lay.join(".strata-cache")).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, lay.join(".strata-cache")).unwrap();
+    assert_eq!(ok(&args), first);
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    std::fs::remove_file(lay.join(".strata-cache")).unwrap();
+    // gc: the entry of a blob it removes goes too; fsck has nothing to say about the rest.
+    assert_eq!(ok(&args), first);
+    let top_layers = json(&["inspect", "--json", &top])["layers"].clone();
+    let new_hex = top_layers.as_array().unwrap().last().unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_owned();
+    let new_entry = lay.join(".strata-cache/layers/sha256").join(&new_hex);
+    assert!(new_entry.is_file());
+    ok(&["untag", &top]);
+    ok(&["gc", s(&lay)]);
+    assert!(!new_entry.exists());
+    assert!(entry.is_file());
+    let fsck = ok(&["fsck", s(&lay)]);
+    assert!(fsck.contains("0 problems, 0 warnings"), "{fsck}");
 }
