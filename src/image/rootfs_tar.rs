@@ -13,11 +13,12 @@
 //!
 //! What a layer does to its own earlier entries cannot be seen before it happens: the same
 //! path twice in one layer, a path under something the layer made a file, a file over
-//! something the layer filled, a whiteout of what the layer wrote, a link to a file this pass
-//! passed over. Real layers do not do that; when one does, [`write`] says so (`Ok(None)`)
+//! something the layer filled, a link to a file this pass passed over. (A layer's
+//! whiteouts keep what it wrote and the directories above that, as unpack does, so they
+//! need no going back.) Real layers do not do that; when one does, [`write`] says so (`Ok(None)`)
 //! and the caller writes the tree read in full ([`super::tree::Tree::write_tar`]) instead.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -47,9 +48,9 @@ enum Taken {
 
 /// What the layer being read put at a path, for its own later hard links.
 enum Seen {
-    /// A file whose bytes were written under `name`.
+    /// Written under `name` (a file's bytes, or a symlink, device or FIFO).
     Written { name: PathBuf, node: Node },
-    /// Not a file: a hard link to it is a copy.
+    /// A directory, or a node without data not written: a hard link to it is a copy.
     Copy(Node),
     /// A file passed over.
     Passed,
@@ -61,7 +62,8 @@ enum Seen {
 struct Waiting {
     /// The layer of the hard link: only layers below it hold its bytes.
     from: usize,
-    name: PathBuf,
+    /// `None`: no name wants the bytes, but the link must still find what it names.
+    name: Option<PathBuf>,
 }
 
 /// A layer did something to its own entries that this pass cannot take back.
@@ -139,7 +141,7 @@ struct Pass<W: Write> {
 struct LayerState {
     seen: HashMap<PathBuf, Seen>,
     /// Directories above the paths it wrote.
-    parents: BTreeSet<PathBuf>,
+    parents: HashSet<PathBuf>,
     /// What it hides from the layers below, once it is read.
     gone: HashSet<PathBuf>,
     opaque: HashSet<PathBuf>,
@@ -187,18 +189,11 @@ impl<W: Write> Pass<W> {
             };
             match entry_name(&path).map_err(|why| layer_error(desc, why))? {
                 EntryName::Whiteout(target) => {
-                    let gone = path.with_file_name(target);
-                    if implied_under(&state, &gone, true) {
-                        return Ok(Err(Undo));
-                    }
-                    state.gone.insert(gone);
+                    state.gone.insert(path.with_file_name(target));
                     continue;
                 }
                 EntryName::Opaque => {
                     let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
-                    if implied_under(&state, &dir, false) {
-                        return Ok(Err(Undo));
-                    }
                     state.opaque.insert(dir);
                     continue;
                 }
@@ -241,22 +236,30 @@ impl<W: Write> Pass<W> {
                 };
                 self.taken.insert(path.clone(), decided);
             }
-            names.extend(self.waiting_for(&path, layer));
+            let (waiting, linked) = self.waiting_for(&path, layer);
+            names.extend(waiting);
             let Some(kind) = kind else {
                 let target = link_target(&entry, desc)?;
-                state.seen.insert(path, Seen::Link(target.clone()));
-                if !names.is_empty() && self.attach(layer, desc, target, names, &state)?.is_err() {
+                if target != path && target.starts_with(&path) {
+                    // Only the whole tree's reading words this error as unpack does.
+                    return Ok(Err(Undo));
+                }
+                state.seen.insert(path.clone(), Seen::Link(target.clone()));
+                // Even a link no name keeps must name something unpack would link to.
+                let link = (path.as_path(), names);
+                if self.attach(layer, desc, target, link, &mut state)?.is_err() {
                     return Ok(Err(Undo));
                 }
                 continue;
             };
             let node = entry_node(&entry, kind, desc, &path)?;
+            if kind == Kind::Directory && linked {
+                return Err(hardlink_to_directory(desc, &path));
+            }
             self.paths += names.len() as u64;
             if kind != Kind::File {
-                for name in &names {
-                    append_node(&mut self.builder, name, &node).map_err(io_error(desc))?;
-                }
-                state.seen.insert(path, Seen::Copy(node));
+                let seen = self.copies(desc, node, &names)?;
+                state.seen.insert(path, seen);
                 continue;
             }
             let Some((first, others)) = names.split_first() else {
@@ -319,10 +322,32 @@ impl<W: Write> Pass<W> {
         self.hides(&self.opaque, above, all) || self.hides(&self.gone, path, all)
     }
 
-    /// The names waiting for what `layer` holds at `path` (nothing hides it between them).
-    fn waiting_for(&mut self, path: &Path, layer: usize) -> Vec<PathBuf> {
+    /// Writes a node that has no data under `names`: the first as itself, the others as
+    /// hard links to it (a directory has one name). What the layer saw there, for its
+    /// later links.
+    fn copies(&mut self, desc: &Descriptor, node: Node, names: &[PathBuf]) -> Result<Seen> {
+        let Some((first, others)) = names.split_first() else {
+            return Ok(Seen::Copy(node));
+        };
+        append_node(&mut self.builder, first, &node).map_err(io_error(desc))?;
+        if node.kind == Kind::Directory {
+            return Ok(Seen::Copy(node));
+        }
+        for other in others {
+            let mut header = header_for(&node, tar::EntryType::Link, 0);
+            self.builder
+                .append_link(&mut header, other, first)
+                .map_err(io_error(desc))?;
+        }
+        let name = first.clone();
+        Ok(Seen::Written { name, node })
+    }
+
+    /// The names waiting for what `layer` holds at `path` (nothing hides it between them),
+    /// and whether any link, named or not, waited for it.
+    fn waiting_for(&mut self, path: &Path, layer: usize) -> (Vec<PathBuf>, bool) {
         let Some(list) = self.waiting.remove(path) else {
-            return Vec::new();
+            return (Vec::new(), false);
         };
         let (ready, wait): (Vec<Waiting>, Vec<Waiting>) = list
             .into_iter()
@@ -330,7 +355,8 @@ impl<W: Write> Pass<W> {
         if !wait.is_empty() {
             self.waiting.insert(path.to_path_buf(), wait);
         }
-        ready.into_iter().map(|w| w.name).collect()
+        let linked = !ready.is_empty();
+        (ready.into_iter().filter_map(|w| w.name).collect(), linked)
     }
 
     /// Gives `names` what `target` is at this point of `layer`: a link to bytes written, a
@@ -340,8 +366,8 @@ impl<W: Write> Pass<W> {
         layer: usize,
         desc: &Descriptor,
         mut target: PathBuf,
-        names: Vec<PathBuf>,
-        state: &LayerState,
+        (link, names): (&Path, Vec<PathBuf>),
+        state: &mut LayerState,
     ) -> Result<Step<()>> {
         // A chain of links is at most as long as the layer's entries.
         for _ in 0..=state.seen.len() {
@@ -357,14 +383,23 @@ impl<W: Write> Pass<W> {
                     return Ok(Ok(()));
                 }
                 Some(Seen::Copy(node)) => {
-                    for other in &names {
-                        append_node(&mut self.builder, other, node).map_err(io_error(desc))?;
+                    if node.kind == Kind::Directory {
+                        return Err(hardlink_to_directory(desc, link));
                     }
                     self.paths += names.len() as u64;
+                    let seen = self.copies(desc, node.clone(), &names)?;
+                    // Later links to it link to the name written now.
+                    state.seen.insert(target, seen);
                     return Ok(Ok(()));
                 }
+                // Bytes passed over are wanted only when a name is.
+                Some(Seen::Passed) if names.is_empty() => return Ok(Ok(())),
                 Some(Seen::Passed) => return Ok(Err(Undo)),
                 Some(Seen::Link(next)) => target = next.clone(),
+                // A directory this layer made for what it holds.
+                None if state.parents.contains(&target) => {
+                    return Err(hardlink_to_directory(desc, link));
+                }
                 None => {
                     let hid = target.ancestors().any(|p| state.gone.contains(p))
                         || target.ancestors().skip(1).any(|p| state.opaque.contains(p));
@@ -372,7 +407,16 @@ impl<W: Write> Pass<W> {
                         return Ok(Err(Undo));
                     }
                     let list = self.waiting.entry(target).or_default();
-                    list.extend(names.into_iter().map(|name| Waiting { from: layer, name }));
+                    if names.is_empty() {
+                        list.push(Waiting {
+                            from: layer,
+                            name: None,
+                        });
+                    }
+                    list.extend(names.into_iter().map(|name| Waiting {
+                        from: layer,
+                        name: Some(name),
+                    }));
                     return Ok(Ok(()));
                 }
             }
@@ -381,12 +425,7 @@ impl<W: Write> Pass<W> {
     }
 }
 
-/// Whether the layer implied a directory it did not name under `path` (or at it, when
-/// `including`): unpack's whiteouts keep what a layer wrote but not such directories.
-fn implied_under(state: &LayerState, path: &Path, including: bool) -> bool {
-    state
-        .parents
-        .range(path.to_path_buf()..)
-        .take_while(|p| p.starts_with(path))
-        .any(|p| (including || p.as_path() != path) && !state.seen.contains_key(p))
+/// As unpack: a directory has one name.
+fn hardlink_to_directory(desc: &Descriptor, link: &Path) -> Error {
+    layer_error(desc, format!("{}: hardlink to a directory", link.display()))
 }

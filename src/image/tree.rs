@@ -69,6 +69,10 @@ pub struct Node {
     /// Where a file's bytes are: the layer (0 is the lowest) and the entry's position in it.
     #[serde(skip)]
     content: Option<(usize, usize)>,
+    /// The entry that made a node other than a directory (layer, position): names sharing
+    /// it are hard links of one inode, as unpack makes them.
+    #[serde(skip)]
+    entry: Option<(usize, usize)>,
 }
 
 /// The merged filesystem: paths relative to the root, in byte order.
@@ -138,6 +142,7 @@ pub(crate) fn entry_node<R>(
         xattrs: crate::layer::apply::entry_xattrs(entry.pax())
             .map_err(|why| layer_error(desc, format!("{}: {why}", path.display())))?,
         content: None,
+        entry: None,
         digest: None,
     })
 }
@@ -318,7 +323,14 @@ impl Tree {
             Op::Whiteout(gone) => self.remove_below(&gone, true, written),
             Op::Opaque(dir) => self.remove_below(&dir, false, written),
             Op::Link { path, target } => {
-                let node = self.nodes.get(&target).cloned().ok_or_else(|| {
+                // As unpack: the link's directories are made first, and may replace what
+                // it names.
+                let mtime = self.nodes.get(&target).map_or(0, |n| n.mtime);
+                self.make_parents(&path, mtime);
+                // The link replaces its own path first: what is there is gone.
+                let replaced = target != path && target.starts_with(&path);
+                let found = self.nodes.get(&target).filter(|_| !replaced);
+                let node = found.cloned().ok_or_else(|| {
                     layer_error(
                         desc,
                         format!(
@@ -328,10 +340,18 @@ impl Tree {
                         ),
                     )
                 })?;
+                // As unpack: a directory has one name.
+                if node.kind == Kind::Directory {
+                    return Err(layer_error(
+                        desc,
+                        format!("{}: hardlink to a directory", path.display()),
+                    ));
+                }
                 self.place(path, node, written);
             }
             Op::Node { path, mut node, at } => {
                 node.content = (node.kind == Kind::File).then_some((index, at));
+                node.entry = (node.kind != Kind::Directory).then_some((index, at));
                 self.place(path, node, written);
             }
         }
@@ -349,26 +369,36 @@ impl Tree {
         if !both_dirs {
             self.remove_below(&path, true, &HashSet::new());
         }
-        let mut parent = path.parent();
-        while let Some(p) = parent {
-            if p.as_os_str().is_empty() {
+        self.make_parents(&path, node.mtime);
+        // As unpack: what a layer wrote includes the directories above it, which its
+        // whiteouts keep too.
+        for p in path.ancestors() {
+            if p.as_os_str().is_empty() || !written.insert(p.to_path_buf()) {
                 break;
             }
-            match self.nodes.get(p) {
-                Some(n) if n.kind == Kind::Directory => {}
-                _ => {
-                    // As unpack: a directory a layer implies takes the time of the entry
-                    // that needed it.
-                    self.remove_below(p, true, &HashSet::new());
-                    let mut implied = directory();
-                    implied.mtime = node.mtime;
-                    self.nodes.insert(p.to_path_buf(), implied);
-                }
-            }
-            parent = p.parent();
         }
-        written.insert(path.clone());
         self.nodes.insert(path, node);
+    }
+
+    /// Makes the directories above `path`, from the root down, replacing what is not a
+    /// directory (and all below it). As unpack: a directory a layer implies takes the time
+    /// of the entry that needed it.
+    fn make_parents(&mut self, path: &Path, mtime: u64) {
+        let mut parents: Vec<&Path> = path
+            .ancestors()
+            .skip(1)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+        parents.reverse();
+        for p in parents {
+            if self.nodes.get(p).is_some_and(|n| n.kind == Kind::Directory) {
+                continue;
+            }
+            self.remove_below(p, true, &HashSet::new());
+            let mut implied = directory();
+            implied.mtime = mtime;
+            self.nodes.insert(p.to_path_buf(), implied);
+        }
     }
 
     /// Removes what is at `path` and below it (`path` itself only when `including`),
@@ -492,6 +522,7 @@ impl Tree {
             source: e,
         };
         let mut files: BTreeMap<(usize, usize), Vec<(&PathBuf, &Node)>> = BTreeMap::new();
+        let mut others: BTreeMap<(usize, usize), &PathBuf> = BTreeMap::new();
         for (path, node) in &self.nodes {
             if path.as_os_str().is_empty() {
                 continue;
@@ -501,7 +532,19 @@ impl Tree {
                 files.entry(at).or_default().push((path, node));
                 continue;
             }
-            append_node(&mut builder, path, node).map_err(io)?;
+            // The other names of a link, symlink, device or FIFO are hard links to the first.
+            match node.entry.and_then(|e| others.get(&e)) {
+                Some(first) => {
+                    let mut header = header_for(node, tar::EntryType::Link, 0);
+                    builder.append_link(&mut header, path, first).map_err(io)?;
+                }
+                None => {
+                    append_node(&mut builder, path, node).map_err(io)?;
+                    if let Some(e) = node.entry {
+                        others.insert(e, path);
+                    }
+                }
+            }
         }
         for (layer, (desc, compression)) in self.layers.iter().enumerate() {
             if files.range((layer, 0)..(layer + 1, 0)).next().is_none() {
@@ -611,6 +654,7 @@ pub(crate) fn directory() -> Node {
         xattrs: Vec::new(),
         digest: None,
         content: None,
+        entry: None,
     }
 }
 

@@ -520,3 +520,92 @@ fn the_layer_cache_is_checked_and_safe_to_lose() {
     let fsck = ok(&["fsck", s(&lay)]);
     assert!(fsck.contains("0 problems, 0 warnings"), "{fsck}");
 }
+
+/// The entries of test layers, for a failure's message.
+fn listing(layers: &[(Vec<u8>, Packing)]) -> String {
+    let mut out = String::new();
+    for (i, (tar, _)) in layers.iter().enumerate() {
+        out.push_str(&format!("\n layer {i}:"));
+        for e in tar::Archive::new(&tar[..]).entries().unwrap() {
+            let e = e.unwrap();
+            let link = e
+                .link_name()
+                .unwrap()
+                .map(|l| format!(" -> {}", l.display()));
+            out.push_str(&format!(
+                " {:?} {}{};",
+                e.header().entry_type(),
+                e.path().unwrap().display(),
+                link.unwrap_or_default()
+            ));
+        }
+    }
+    out
+}
+
+/// Random stacks of small layers over a few names (files, directories, links, hard links,
+/// whiteouts, opaque directories, names repeated): whenever unpack takes the image, GNU
+/// tar's extraction of the export equals it; when unpack refuses it, so does export.
+#[test]
+fn export_rootfs_equals_unpack_for_random_layer_stacks() {
+    let names = ["a", "a/b", "a/b/c", "a/d", "e", "e/f", "g"];
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let dir = tempdir();
+    for round in 0..300 {
+        let here = dir.path().join(format!("r{round}"));
+        std::fs::create_dir_all(&here).unwrap();
+        let layout = Layout::init(here.join("lay")).unwrap();
+        let mut layers = Vec::new();
+        for _ in 0..1 + next(3) {
+            let mut b = TarBuilder::new();
+            for i in 0..1 + next(5) {
+                let name = names[next(names.len())];
+                match next(8) {
+                    0 | 1 => b.file(name, format!("{round}.{i}\n").as_bytes(), 0o644),
+                    2 => b.dir(name, 0o755),
+                    3 => b.symlink(name, "target"),
+                    4 => b.hardlink(name, names[next(names.len())]),
+                    5 => match name.rsplit_once('/') {
+                        Some((d, n)) => b.whiteout(d, n),
+                        None => b.whiteout("", name),
+                    },
+                    6 => b.opaque(name),
+                    _ => b.file(name, b"", 0o600),
+                };
+            }
+            let packing = [Packing::Plain, Packing::Gzip, Packing::Zstd][next(3)];
+            layers.push((b.finish(), packing));
+        }
+        write_layered_image(&layout, "r", &layers, serde_json::json!({}));
+        let image = format!("{}:r", s(&here.join("lay")));
+        let bundle = here.join("bundle");
+        let unpacked = run(&["unpack", &image, s(&bundle)]);
+        let file = here.join("fs.tar");
+        let exported = run(&["export", &image, "-o", s(&file), "--format", "rootfs"]);
+        if unpacked.code != 0 {
+            assert_ne!(
+                exported.code,
+                0,
+                "round {round}: unpack refused ({}), export did not; layers: {}",
+                unpacked.stderr,
+                listing(&layers)
+            );
+            continue;
+        }
+        assert_eq!(exported.code, 0, "round {round}: {}", exported.stderr);
+        let bytes = std::fs::read(&file).unwrap();
+        check_stream(&bytes);
+        assert_eq!(
+            extracted(&file, &here.join("x")),
+            without_dir_times(scan(&bundle.join("rootfs"))),
+            "round {round}: {}",
+            listing(&layers)
+        );
+    }
+}
