@@ -1,6 +1,6 @@
 //! `strata convert`.
 
-use strata::image::convert::{convert, ConvertOptions, Format};
+use strata::image::convert::{convert_reporting, ConvertOptions, Format};
 use strata::layout::LockMode;
 use strata::Layout;
 
@@ -10,7 +10,8 @@ use super::{JsonArg, Status};
 
 /// Recompress an image's layers (diff_ids unchanged) and switch its media types between
 /// OCI and Docker schema 2; an index is converted platform by platform. Blobs that do not
-/// change are kept.
+/// change are kept. Docker schema 2 has no annotations, artifactType or subject: --format
+/// docker drops them (-v lists what went).
 #[derive(Debug, clap::Args)]
 #[command(arg = super::shared::threads())]
 #[command(arg = super::shared::layout())]
@@ -60,7 +61,13 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let desc = {
         let _lock = layout.lock_gc(LockMode::Shared)?;
         let entry = strata::image::resolve_entry(&layout, &reference.target)?;
-        let desc = convert(&layout, &entry, options)?;
+        let mut dropped = Vec::new();
+        let desc = convert_reporting(&layout, &entry, options, &mut dropped)?;
+        for field in &dropped {
+            out.info(format_args!(
+                "dropped {field}: Docker schema 2 has no place for it"
+            ));
+        }
         strata::image::mutate::set_tag(&layout, &tag, &desc)?;
         desc
     };

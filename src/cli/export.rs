@@ -185,27 +185,57 @@ fn export_rootfs(
     let target = strata::layout::reference::Target::Digest(image.entry.digest()?);
     let resolved = strata::image::resolve_image(&image.layout, &target, &args.platform.resolve()?)?;
     let _lock = image.layout.lock_gc(strata::layout::LockMode::Shared)?;
-    let tree = strata::image::tree::Tree::of(&image.layout, &resolved.manifest)?;
-    let write = |w: &mut dyn Write| -> anyhow::Result<()> {
-        tree.write_tar(&image.layout, w)?;
-        Ok(())
+    let (layout, manifest) = (&image.layout, &resolved.manifest);
+    let one_pass = |w: &mut dyn Write| -> anyhow::Result<Option<u64>> {
+        Ok(strata::image::rootfs_tar::write(layout, manifest, w)?)
     };
-    if to_stdout {
+    // The two orders must not mix: when the one read of each layer cannot give the tree
+    // (see rootfs_tar), the tree is read in full and written in its own order.
+    let whole_tree = |w: &mut dyn Write| -> anyhow::Result<u64> {
+        let tree = strata::image::tree::Tree::of(layout, manifest)?;
+        tree.write_tar(layout, w)?;
+        Ok(tree.nodes.len().saturating_sub(1) as u64)
+    };
+    let paths = if to_stdout {
+        // Bytes on stdout cannot be taken back: a dry run first says which order applies.
         let stdout = std::io::stdout();
         let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-        write(&mut w)?;
+        let paths = match one_pass(&mut std::io::sink())? {
+            Some(_) => one_pass(&mut w)?.context("the layers changed while being read")?,
+            None => whole_tree(&mut w)?,
+        };
         w.flush().context("writing the filesystem to stdout")?;
+        paths
     } else {
-        write_atomically(Path::new(&args.output), write)?;
-    }
+        let path = Path::new(&args.output);
+        // A refused one-pass write must leave no file: the refusal is an error to
+        // write_atomically, which then drops its temp file.
+        let refused = write_atomically(path, |w| one_pass(w)?.ok_or(WholeTreeNeeded.into()));
+        match refused {
+            Err(e) if e.is::<WholeTreeNeeded>() => write_atomically(path, whole_tree)?,
+            other => other?,
+        }
+    };
     out.note(format_args!(
         "wrote the filesystem of {} ({}) to {}",
         resolved.descriptor.digest,
-        plural(tree.nodes.len().saturating_sub(1), "path", "paths"),
+        plural(paths as usize, "path", "paths"),
         if to_stdout { "stdout" } else { &args.output }
     ));
     Ok(Status::Success)
 }
+
+/// The layers need the whole tree read before the filesystem can be written.
+#[derive(Debug)]
+struct WholeTreeNeeded;
+
+impl std::fmt::Display for WholeTreeNeeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the layers need the whole tree read first")
+    }
+}
+
+impl std::error::Error for WholeTreeNeeded {}
 
 fn summary(report: &ExportReport, archive: &str) -> String {
     let mut s = format!(

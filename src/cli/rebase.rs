@@ -8,7 +8,7 @@ use super::output::Output;
 use super::Status;
 
 /// Move an image's layers above its old base onto a new base (a patched one): the image's
-/// config is kept, the history joined.
+/// config is kept, the history joined, with an entry saying what it now stands on.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The image: LAYOUT:TAG or LAYOUT@DIGEST.
@@ -40,8 +40,20 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         (resolved.manifest, config)
     };
     let new = load(&args.new_base)?;
+    let onto = {
+        let base = super::parse_reference(&args.new_base)?;
+        let source = Layout::open(&base.layout)?;
+        strata::image::resolve_image(&source, &base.target, &platform)?
+            .descriptor
+            .digest
+    };
     draft
-        .rebase((&old.0, &old.1), (&new.manifest, &new.config))
+        .rebase(
+            (&old.0, &old.1),
+            (&new.manifest, &new.config),
+            &onto,
+            &args.edit.history.options(),
+        )
         .map_err(|e| anyhow::anyhow!("--old-base {}: {e}", args.old_base))?;
     drop(new);
     let desc = draft.commit(&tag, None)?;

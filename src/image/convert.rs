@@ -1,7 +1,8 @@
 //! Converting an image or index: its layers recompressed (diff_ids unchanged) and its media
 //! types switched between OCI and Docker schema 2, as `skopeo copy --dest-compress-format`
 //! and `--format` do. Blobs that do not change are kept as they are; an index is converted
-//! platform by platform.
+//! platform by platform. Written as Docker schema 2, a document keeps only the fields that
+//! format has: annotations, artifactType, subject and the like are dropped, and said.
 
 use crate::error::{Error, Result};
 use crate::layer::write::write_layer;
@@ -56,6 +57,86 @@ fn format_of(manifest_type: &str) -> Format {
 /// when nothing changes). New blobs are written to `layout`; hold its gc lock shared until
 /// the result is tagged.
 pub fn convert(layout: &Layout, entry: &Descriptor, options: ConvertOptions) -> Result<Descriptor> {
+    convert_reporting(layout, entry, options, &mut Vec::new())
+}
+
+/// The fields Docker schema 2 has (distribution's docs/spec/manifest-v2-2.md): an image
+/// manifest, a manifest list, their descriptors and a list entry's platform.
+const DOCKER_MANIFEST: &[&str] = &["schemaVersion", "mediaType", "config", "layers"];
+const DOCKER_LIST: &[&str] = &["schemaVersion", "mediaType", "manifests"];
+const DOCKER_CONFIG: &[&str] = &["mediaType", "size", "digest"];
+const DOCKER_LAYER: &[&str] = &["mediaType", "size", "digest", "urls"];
+const DOCKER_ENTRY: &[&str] = &["mediaType", "size", "digest", "platform"];
+const DOCKER_PLATFORM: &[&str] = &[
+    "architecture",
+    "os",
+    "os.version",
+    "os.features",
+    "variant",
+    "features",
+];
+
+/// Removes from the object `value` the fields not in `allowed`, naming each in `dropped`
+/// as `where_` and the field.
+fn keep_only(
+    value: &mut serde_json::Value,
+    allowed: &[&str],
+    where_: &str,
+    dropped: &mut Vec<String>,
+) {
+    let Some(map) = value.as_object_mut() else {
+        return;
+    };
+    let extra: Vec<String> = map
+        .keys()
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    for key in extra {
+        map.remove(&key);
+        dropped.push(format!("{where_}{key}"));
+    }
+}
+
+/// Strips a manifest or list written as Docker schema 2 to the fields that format has.
+fn docker_fields(value: &mut serde_json::Value, list: bool, dropped: &mut Vec<String>) {
+    if list {
+        keep_only(value, DOCKER_LIST, "", dropped);
+        for (i, entry) in value["manifests"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            keep_only(entry, DOCKER_ENTRY, &format!("manifests[{i}]."), dropped);
+            if entry.get("platform").is_some() {
+                let at = format!("manifests[{i}].platform.");
+                keep_only(&mut entry["platform"], DOCKER_PLATFORM, &at, dropped);
+            }
+        }
+    } else {
+        keep_only(value, DOCKER_MANIFEST, "", dropped);
+        keep_only(&mut value["config"], DOCKER_CONFIG, "config.", dropped);
+        for (i, layer) in value["layers"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            keep_only(layer, DOCKER_LAYER, &format!("layers[{i}]."), dropped);
+        }
+    }
+}
+
+/// [`convert`], naming in `dropped` what a conversion to Docker schema 2 left out because
+/// that format has no place for it (`DIGEST: FIELD`, DIGEST the document's before), for
+/// each document converted.
+pub fn convert_reporting(
+    layout: &Layout,
+    entry: &Descriptor,
+    options: ConvertOptions,
+    dropped: &mut Vec<String>,
+) -> Result<Descriptor> {
     let Some((_, raw, node)) = layout.read_node(entry)? else {
         return Err(Error::Invalid {
             what: entry.digest.clone(),
@@ -71,7 +152,7 @@ pub fn convert(layout: &Layout, entry: &Descriptor, options: ConvertOptions) -> 
             let mut entries = Vec::new();
             for child in &index.manifests {
                 let converted = match layout.read_node(child)? {
-                    Some(_) => convert(layout, child, options)?,
+                    Some(_) => convert_reporting(layout, child, options, dropped)?,
                     // Not a manifest or index (a blob listed as is): kept.
                     None => child.clone(),
                 };
@@ -143,6 +224,15 @@ pub fn convert(layout: &Layout, entry: &Descriptor, options: ConvertOptions) -> 
         }
     };
     value["mediaType"] = doc_type.into();
+    if options.format == Some(Format::Docker) {
+        let mut here = Vec::new();
+        docker_fields(
+            &mut value,
+            doc_type == media_type::DOCKER_MANIFEST_LIST,
+            &mut here,
+        );
+        dropped.extend(here.into_iter().map(|f| format!("{}: {f}", entry.digest)));
+    }
     let bytes = to_canonical_json(&value);
     let unchanged = value == serde_json::from_slice::<serde_json::Value>(&raw).unwrap_or_default();
     if unchanged {

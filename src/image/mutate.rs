@@ -301,12 +301,22 @@ impl Draft {
     /// diff_ids) must be the first of this image's, or nothing is changed and the error says
     /// where they part. The config's other fields (platform, environment, entrypoint...)
     /// stay this image's; the history is `new`'s followed by this image's entries after
-    /// `old`'s. `new`'s blobs must be in this draft's layout (load it with [`Draft::load`]).
+    /// `old`'s, then an entry of its own (`empty_layer`) naming `onto`, `new`'s manifest
+    /// digest, unless `history` leaves it out. `new`'s blobs must be in this draft's layout
+    /// (load it with [`Draft::load`]).
     pub fn rebase(
         &mut self,
         old: (&Manifest, &ImageConfig),
         new: (&Manifest, &ImageConfig),
+        onto: &str,
+        history: &HistoryOptions,
     ) -> Result<()> {
+        // Checked before anything changes: a refused rebase leaves the draft as it was.
+        let mut noted = history.clone();
+        noted
+            .comment
+            .get_or_insert_with(|| format!("rebased onto {onto}"));
+        let entry = self.history(&noted, &format!("strata rebase onto {onto}"), true)?;
         let (old_manifest, old_config) = old;
         let (new_manifest, new_config) = new;
         let not_a_base = |reason: String| Error::Invalid {
@@ -347,6 +357,7 @@ impl Draft {
         self.manifest.layers = layers;
         self.config.rootfs.diff_ids = diff_ids;
         self.config.history = (!history.is_empty()).then_some(history);
+        self.push_history(entry);
         Ok(())
     }
 

@@ -11,14 +11,17 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::layer::names::{entry_name, layer_path, EntryName};
-use crate::layer::tarstream::TarStream;
+use crate::layer::tarstream::{TarEntry, TarStream};
 use crate::layer::Compression;
 use crate::layout::walk::blob_ref;
 use crate::layout::Layout;
+
+use super::layer_cache::{self, Op};
+use super::layer_pipe::read_layer;
 use crate::spec::{Descriptor, Manifest};
 
 /// What a path is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Kind {
     /// A directory.
@@ -66,6 +69,10 @@ pub struct Node {
     /// Where a file's bytes are: the layer (0 is the lowest) and the entry's position in it.
     #[serde(skip)]
     content: Option<(usize, usize)>,
+    /// The entry that made a node other than a directory (layer, position): names sharing
+    /// it are hard links of one inode, as unpack makes them.
+    #[serde(skip)]
+    entry: Option<(usize, usize)>,
 }
 
 /// The merged filesystem: paths relative to the root, in byte order.
@@ -77,15 +84,71 @@ pub struct Tree {
     hash: bool,
 }
 
-fn layer_error(desc: &Descriptor, reason: impl std::fmt::Display) -> Error {
+pub(crate) fn layer_error(desc: &Descriptor, reason: impl std::fmt::Display) -> Error {
     Error::LayerStream {
         layer: desc.digest.clone(),
         reason: reason.to_string(),
     }
 }
 
+/// What a tar entry makes; `None` for a hard link (it takes its target's node).
+pub(crate) fn entry_kind(header: &tar::Header) -> Option<Kind> {
+    Some(match header.entry_type() {
+        tar::EntryType::Directory => Kind::Directory,
+        tar::EntryType::Symlink => Kind::Symlink,
+        tar::EntryType::Char => Kind::CharDevice,
+        tar::EntryType::Block => Kind::BlockDevice,
+        tar::EntryType::Fifo => Kind::Fifo,
+        tar::EntryType::Link => return None,
+        _ => Kind::File,
+    })
+}
+
+/// The path a hard link entry names.
+pub(crate) fn link_target<R>(entry: &TarEntry<'_, R>, desc: &Descriptor) -> Result<PathBuf> {
+    entry
+        .link_name_bytes()
+        .map(layer_path)
+        .transpose()
+        .map_err(|why| layer_error(desc, why))?
+        .flatten()
+        .ok_or_else(|| layer_error(desc, "a hardlink with no target"))
+}
+
+/// The node an entry of `kind` (not a hard link) makes at `path`, its content unplaced.
+pub(crate) fn entry_node<R>(
+    entry: &TarEntry<'_, R>,
+    kind: Kind,
+    desc: &Descriptor,
+    path: &Path,
+) -> Result<Node> {
+    let header = entry.header();
+    let link = (kind == Kind::Symlink)
+        .then(|| String::from_utf8_lossy(entry.link_name_bytes().unwrap_or_default()).into_owned());
+    Ok(Node {
+        kind,
+        mode: header.mode().unwrap_or(0) & 0o7777,
+        uid: entry.uid().map_err(|e| layer_error(desc, e))?,
+        gid: entry.gid().map_err(|e| layer_error(desc, e))?,
+        size: if kind == Kind::File { entry.size() } else { 0 },
+        mtime: header.mtime().unwrap_or(0),
+        link,
+        device: match kind {
+            Kind::CharDevice | Kind::BlockDevice => {
+                Some(entry.device().map_err(|why| layer_error(desc, why))?)
+            }
+            _ => None,
+        },
+        xattrs: crate::layer::apply::entry_xattrs(entry.pax())
+            .map_err(|why| layer_error(desc, format!("{}: {why}", path.display())))?,
+        content: None,
+        entry: None,
+        digest: None,
+    })
+}
+
 /// Opens layer `desc` for reading its tar, verified to its end by the blob reader.
-fn open_layer<'a>(
+pub(crate) fn open_layer<'a>(
     layout: &Layout,
     desc: &Descriptor,
     compression: Compression,
@@ -174,9 +237,37 @@ impl Tree {
         desc: &Descriptor,
         compression: Compression,
     ) -> Result<()> {
-        let mut tar = open_layer(layout, desc, compression)?;
         // Whiteouts hide lower layers only: what this layer wrote stays.
         let mut written: HashSet<PathBuf> = HashSet::new();
+        if !self.hash {
+            return read_layer(layout, desc, compression, |tar| {
+                self.apply_tar(index, desc, tar, &mut written, None)
+            });
+        }
+        // Content digests are what a diff needs from a layer: kept per layer (layer_cache).
+        if let Some(ops) = layer_cache::load(layout, desc) {
+            for op in ops {
+                self.apply_op(index, desc, op, &mut written)?;
+            }
+            return Ok(());
+        }
+        let mut ops = Vec::new();
+        read_layer(layout, desc, compression, |tar| {
+            self.apply_tar(index, desc, tar, &mut written, Some(&mut ops))
+        })?;
+        layer_cache::store(layout, desc, &ops);
+        Ok(())
+    }
+
+    /// Applies the entries of a layer's tar, each also pushed to `record` when given.
+    fn apply_tar<R: Read>(
+        &mut self,
+        index: usize,
+        desc: &Descriptor,
+        tar: &mut TarStream<R>,
+        written: &mut HashSet<PathBuf>,
+        mut record: Option<&mut Vec<Op>>,
+    ) -> Result<()> {
         let mut position = 0;
         while let Some(mut entry) = tar.next_entry().map_err(|e| layer_error(desc, e))? {
             let at = position;
@@ -186,86 +277,84 @@ impl Tree {
             let Some(path) = named else {
                 continue;
             };
-            match entry_name(&path).map_err(|why| layer_error(desc, why))? {
-                EntryName::Whiteout(target) => {
-                    let gone = path.with_file_name(target);
-                    self.remove_below(&gone, true, &written);
-                    continue;
-                }
+            let op = match entry_name(&path).map_err(|why| layer_error(desc, why))? {
+                EntryName::Whiteout(target) => Op::Whiteout(path.with_file_name(target)),
                 EntryName::Opaque => {
-                    let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
-                    self.remove_below(&dir, false, &written);
-                    continue;
+                    Op::Opaque(path.parent().unwrap_or(Path::new("")).to_path_buf())
                 }
-                EntryName::Plain => {}
-            }
-            let header = entry.header().clone();
-            let kind = match header.entry_type() {
-                tar::EntryType::Directory => Kind::Directory,
-                tar::EntryType::Symlink => Kind::Symlink,
-                tar::EntryType::Char => Kind::CharDevice,
-                tar::EntryType::Block => Kind::BlockDevice,
-                tar::EntryType::Fifo => Kind::Fifo,
-                tar::EntryType::Link => {
-                    let target = entry
-                        .link_name_bytes()
-                        .map(layer_path)
-                        .transpose()
-                        .map_err(|why| layer_error(desc, why))?
-                        .flatten()
-                        .ok_or_else(|| layer_error(desc, "a hardlink with no target"))?;
-                    let node = self.nodes.get(&target).cloned().ok_or_else(|| {
-                        layer_error(
-                            desc,
-                            format!(
-                                "{}: hardlink to {}, which is not there",
-                                path.display(),
-                                target.display()
-                            ),
-                        )
-                    })?;
-                    self.place(path.clone(), node, &mut written);
-                    continue;
-                }
-                _ => Kind::File,
-            };
-            let link = (kind == Kind::Symlink).then(|| {
-                String::from_utf8_lossy(entry.link_name_bytes().unwrap_or_default()).into_owned()
-            });
-            let node = Node {
-                kind,
-                mode: header.mode().unwrap_or(0) & 0o7777,
-                uid: entry.uid().map_err(|e| layer_error(desc, e))?,
-                gid: entry.gid().map_err(|e| layer_error(desc, e))?,
-                size: if kind == Kind::File { entry.size() } else { 0 },
-                mtime: header.mtime().unwrap_or(0),
-                link,
-                device: match kind {
-                    Kind::CharDevice | Kind::BlockDevice => {
-                        Some(entry.device().map_err(|why| layer_error(desc, why))?)
+                EntryName::Plain => match entry_kind(entry.header()) {
+                    None => Op::Link {
+                        target: link_target(&entry, desc)?,
+                        path,
+                    },
+                    Some(kind) => {
+                        let mut node = entry_node(&entry, kind, desc, &path)?;
+                        if self.hash && kind == Kind::File {
+                            let mut hasher = crate::digest::HashingWriter::new(
+                                std::io::sink(),
+                                crate::digest::Algorithm::Sha256,
+                            );
+                            std::io::copy(&mut entry, &mut hasher)
+                                .map_err(|e| layer_error(desc, e))?;
+                            node.digest = Some(hasher.finish().0.to_string());
+                        }
+                        entry.skip_data().map_err(|e| layer_error(desc, e))?;
+                        Op::Node { path, node, at }
                     }
-                    _ => None,
                 },
-                xattrs: crate::layer::apply::entry_xattrs(entry.pax())
-                    .map_err(|why| layer_error(desc, format!("{}: {why}", path.display())))?,
-                content: (kind == Kind::File).then_some((index, at)),
-                digest: None,
             };
-            let mut node = node;
-            if self.hash && kind == Kind::File {
-                let mut hasher = crate::digest::HashingWriter::new(
-                    std::io::sink(),
-                    crate::digest::Algorithm::Sha256,
-                );
-                std::io::copy(&mut entry, &mut hasher).map_err(|e| layer_error(desc, e))?;
-                node.digest = Some(hasher.finish().0.to_string());
+            if let Some(record) = record.as_deref_mut() {
+                record.push(op.clone());
             }
-            entry.skip_data().map_err(|e| layer_error(desc, e))?;
-            self.place(path, node, &mut written);
+            self.apply_op(index, desc, op, written)?;
         }
-        // Read to the end, so the blob reader has hashed every byte.
-        let mut rest = tar.into_inner();
-        std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| layer_error(desc, e))?;
+        Ok(())
+    }
+
+    /// Applies one thing a layer does (`index`: the layer's place in the image).
+    fn apply_op(
+        &mut self,
+        index: usize,
+        desc: &Descriptor,
+        op: Op,
+        written: &mut HashSet<PathBuf>,
+    ) -> Result<()> {
+        match op {
+            Op::Whiteout(gone) => self.remove_below(&gone, true, written),
+            Op::Opaque(dir) => self.remove_below(&dir, false, written),
+            Op::Link { path, target } => {
+                // As unpack: the link's directories are made first, and may replace what
+                // it names.
+                let mtime = self.nodes.get(&target).map_or(0, |n| n.mtime);
+                self.make_parents(&path, mtime);
+                // The link replaces its own path first: what is there is gone.
+                let replaced = target != path && target.starts_with(&path);
+                let found = self.nodes.get(&target).filter(|_| !replaced);
+                let node = found.cloned().ok_or_else(|| {
+                    layer_error(
+                        desc,
+                        format!(
+                            "{}: hardlink to {}, which is not there",
+                            path.display(),
+                            target.display()
+                        ),
+                    )
+                })?;
+                // As unpack: a directory has one name.
+                if node.kind == Kind::Directory {
+                    return Err(layer_error(
+                        desc,
+                        format!("{}: hardlink to a directory", path.display()),
+                    ));
+                }
+                self.place(path, node, written);
+            }
+            Op::Node { path, mut node, at } => {
+                node.content = (node.kind == Kind::File).then_some((index, at));
+                node.entry = (node.kind != Kind::Directory).then_some((index, at));
+                self.place(path, node, written);
+            }
+        }
         Ok(())
     }
 
@@ -280,26 +369,36 @@ impl Tree {
         if !both_dirs {
             self.remove_below(&path, true, &HashSet::new());
         }
-        let mut parent = path.parent();
-        while let Some(p) = parent {
-            if p.as_os_str().is_empty() {
+        self.make_parents(&path, node.mtime);
+        // As unpack: what a layer wrote includes the directories above it, which its
+        // whiteouts keep too.
+        for p in path.ancestors() {
+            if p.as_os_str().is_empty() || !written.insert(p.to_path_buf()) {
                 break;
             }
-            match self.nodes.get(p) {
-                Some(n) if n.kind == Kind::Directory => {}
-                _ => {
-                    // As unpack: a directory a layer implies takes the time of the entry
-                    // that needed it.
-                    self.remove_below(p, true, &HashSet::new());
-                    let mut implied = directory();
-                    implied.mtime = node.mtime;
-                    self.nodes.insert(p.to_path_buf(), implied);
-                }
-            }
-            parent = p.parent();
         }
-        written.insert(path.clone());
         self.nodes.insert(path, node);
+    }
+
+    /// Makes the directories above `path`, from the root down, replacing what is not a
+    /// directory (and all below it). As unpack: a directory a layer implies takes the time
+    /// of the entry that needed it.
+    fn make_parents(&mut self, path: &Path, mtime: u64) {
+        let mut parents: Vec<&Path> = path
+            .ancestors()
+            .skip(1)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect();
+        parents.reverse();
+        for p in parents {
+            if self.nodes.get(p).is_some_and(|n| n.kind == Kind::Directory) {
+                continue;
+            }
+            self.remove_below(p, true, &HashSet::new());
+            let mut implied = directory();
+            implied.mtime = mtime;
+            self.nodes.insert(p.to_path_buf(), implied);
+        }
     }
 
     /// Removes what is at `path` and below it (`path` itself only when `including`),
@@ -423,64 +522,109 @@ impl Tree {
             source: e,
         };
         let mut files: BTreeMap<(usize, usize), Vec<(&PathBuf, &Node)>> = BTreeMap::new();
+        let mut others: BTreeMap<(usize, usize), &PathBuf> = BTreeMap::new();
         for (path, node) in &self.nodes {
             if path.as_os_str().is_empty() {
                 continue;
             }
-            let kind = match node.kind {
-                Kind::File => {
-                    let at = node.content.expect("a file node knows its bytes");
-                    files.entry(at).or_default().push((path, node));
-                    continue;
+            if node.kind == Kind::File {
+                let at = node.content.expect("a file node knows its bytes");
+                files.entry(at).or_default().push((path, node));
+                continue;
+            }
+            // The other names of a link, symlink, device or FIFO are hard links to the first.
+            match node.entry.and_then(|e| others.get(&e)) {
+                Some(first) => {
+                    let mut header = header_for(node, tar::EntryType::Link, 0);
+                    builder.append_link(&mut header, path, first).map_err(io)?;
                 }
-                Kind::Directory => tar::EntryType::Directory,
-                Kind::Symlink => tar::EntryType::Symlink,
-                Kind::CharDevice => tar::EntryType::Char,
-                Kind::BlockDevice => tar::EntryType::Block,
-                Kind::Fifo => tar::EntryType::Fifo,
-            };
-            append_xattrs(&mut builder, node).map_err(io)?;
-            let mut header = header_for(node, kind, 0);
-            if node.kind == Kind::Symlink {
-                let target = node.link.clone().unwrap_or_default();
-                builder.append_link(&mut header, path, target).map_err(io)?;
-            } else {
-                builder
-                    .append_data(&mut header, path, std::io::empty())
-                    .map_err(io)?;
+                None => {
+                    append_node(&mut builder, path, node).map_err(io)?;
+                    if let Some(e) = node.entry {
+                        others.insert(e, path);
+                    }
+                }
             }
         }
         for (layer, (desc, compression)) in self.layers.iter().enumerate() {
             if files.range((layer, 0)..(layer + 1, 0)).next().is_none() {
                 continue;
             }
-            let mut tar = open_layer(layout, desc, *compression)?;
-            let mut position = 0;
-            while let Some(mut entry) = tar.next_entry().map_err(|e| layer_error(desc, e))? {
-                if let Some(names) = files.get(&(layer, position)) {
-                    let (first, node) = names[0];
-                    append_xattrs(&mut builder, node).map_err(io)?;
-                    let mut header = header_for(node, tar::EntryType::Regular, node.size);
-                    builder
-                        .append_data(&mut header, first, &mut entry)
-                        .map_err(|e| layer_error(desc, e))?;
-                    for (other, node) in &names[1..] {
-                        let mut header = header_for(node, tar::EntryType::Link, 0);
-                        builder.append_link(&mut header, other, first).map_err(io)?;
-                    }
-                }
-                position += 1;
-            }
-            let mut rest = tar.into_inner();
-            std::io::copy(&mut rest, &mut std::io::sink()).map_err(|e| layer_error(desc, e))?;
+            read_layer(layout, desc, *compression, |tar| {
+                self.write_files(layer, desc, tar, &files, &mut builder)
+            })?;
         }
         builder.into_inner().map_err(io)?.flush().map_err(io)?;
         Ok(())
     }
+
+    /// Writes the files of `layer` that `files` lists (by position), as [`Tree::write_tar`].
+    fn write_files<R: Read, W: Write>(
+        &self,
+        layer: usize,
+        desc: &Descriptor,
+        tar: &mut TarStream<R>,
+        files: &BTreeMap<(usize, usize), Vec<(&PathBuf, &Node)>>,
+        builder: &mut tar::Builder<W>,
+    ) -> Result<()> {
+        let io = |e: std::io::Error| Error::Io {
+            path: PathBuf::from("the rootfs tar"),
+            source: e,
+        };
+        let mut position = 0;
+        while let Some(mut entry) = tar.next_entry().map_err(|e| layer_error(desc, e))? {
+            if let Some(names) = files.get(&(layer, position)) {
+                let (first, node) = names[0];
+                append_xattrs(builder, node).map_err(io)?;
+                let mut header = header_for(node, tar::EntryType::Regular, node.size);
+                builder
+                    .append_data(&mut header, first, &mut entry)
+                    .map_err(|e| layer_error(desc, e))?;
+                for (other, node) in &names[1..] {
+                    let mut header = header_for(node, tar::EntryType::Link, 0);
+                    builder.append_link(&mut header, other, first).map_err(io)?;
+                }
+            }
+            position += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Appends a node that has no data (anything but a file) at `path`.
+pub(crate) fn append_node<W: Write>(
+    builder: &mut tar::Builder<W>,
+    path: &Path,
+    node: &Node,
+) -> std::io::Result<()> {
+    let kind = match node.kind {
+        Kind::Directory => tar::EntryType::Directory,
+        Kind::Symlink => tar::EntryType::Symlink,
+        Kind::CharDevice => tar::EntryType::Char,
+        Kind::BlockDevice => tar::EntryType::Block,
+        Kind::Fifo => tar::EntryType::Fifo,
+        Kind::File => {
+            return Err(std::io::Error::other(format!(
+                "{}: a file goes with its data",
+                path.display()
+            )))
+        }
+    };
+    append_xattrs(builder, node)?;
+    let mut header = header_for(node, kind, 0);
+    if node.kind == Kind::Symlink {
+        let target = node.link.clone().unwrap_or_default();
+        builder.append_link(&mut header, path, target)
+    } else {
+        builder.append_data(&mut header, path, std::io::empty())
+    }
 }
 
 /// A node's xattrs as the PAX records before its header.
-fn append_xattrs<W: Write>(builder: &mut tar::Builder<W>, node: &Node) -> std::io::Result<()> {
+pub(crate) fn append_xattrs<W: Write>(
+    builder: &mut tar::Builder<W>,
+    node: &Node,
+) -> std::io::Result<()> {
     if node.xattrs.is_empty() {
         return Ok(());
     }
@@ -497,7 +641,7 @@ fn append_xattrs<W: Write>(builder: &mut tar::Builder<W>, node: &Node) -> std::i
     builder.append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), *v)))
 }
 
-fn directory() -> Node {
+pub(crate) fn directory() -> Node {
     Node {
         kind: Kind::Directory,
         mode: 0o755,
@@ -510,11 +654,12 @@ fn directory() -> Node {
         xattrs: Vec::new(),
         digest: None,
         content: None,
+        entry: None,
     }
 }
 
 /// A tar header for `node` with its metadata, of type `kind` and `size` data bytes.
-fn header_for(node: &Node, kind: tar::EntryType, size: u64) -> tar::Header {
+pub(crate) fn header_for(node: &Node, kind: tar::EntryType, size: u64) -> tar::Header {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(kind);
     header.set_mode(node.mode);

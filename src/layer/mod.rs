@@ -92,8 +92,9 @@ impl Compression {
         Ok(match self {
             Compression::None => Box::new(blob),
             // Multi-member: pigz/BGZF/estargz write several gzip members; GzDecoder would
-            // silently stop after the first.
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
+            // silently stop after the first. The bufread decoder reads straight from our
+            // buffer (the read one would put a 32 KiB buffer of its own behind it).
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(
                 BufReader::with_capacity(1 << 17, blob),
             )),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(blob)?),

@@ -19,7 +19,10 @@ const CHUNK: usize = 128 << 10;
 /// default level) at about 70% of the CPU time of zlib's default 6: on a Debian minbase tree
 /// 50.9 MB against umoci's 51.1 MB and 49.8 MB at level 6.
 const GZIP_LEVEL: u32 = 3;
-/// zstd level: the library default.
+/// zstd level: the library default, and what skopeo writes: containers/image's zstd
+/// compressor, given no level, takes klauspost/compress's SpeedDefault, which that library
+/// documents as about zstd's level 3. (On /usr/share, 585 MB of tar: 225 MB here with
+/// zstdmt, 223 MB from skopeo.)
 const ZSTD_LEVEL: i32 = 3;
 
 /// A layer stored in a layout.

@@ -149,6 +149,8 @@ pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
         if !options.dry_run {
             // unlink: removes the name, never what a link would point at.
             fs::remove_file(&path).at(&path)?;
+            // A cache entry outlives its blob only as a stale file: gone with it.
+            let _ = fs::remove_file(layout.layer_cache_path(digest));
         }
         removed.push(SweptBlob {
             digest: digest.clone(),

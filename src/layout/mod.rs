@@ -30,6 +30,9 @@ use crate::error::{Error, IoContext, Result};
 pub const LAYOUT_VERSION: &str = "1.0.0";
 /// strata's temp files live here, never inside `blobs/` (peers list that as digests).
 pub const TMP_DIR: &str = ".strata-tmp";
+/// What strata keeps to skip work, rebuilt from blobs when missing (`image::layer_cache`):
+/// not part of the OCI layout, safe to delete.
+pub const CACHE_DIR: &str = ".strata-cache";
 
 /// An opened OCI image layout.
 #[derive(Debug, Clone)]
@@ -150,6 +153,15 @@ impl Layout {
     /// Where the blob with `digest` lives.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.blobs_dir()
+            .join(digest.algorithm().name())
+            .join(digest.hex())
+    }
+
+    /// Where the layer cache keeps what the layer blob `digest` does to a tree.
+    pub fn layer_cache_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join(CACHE_DIR)
+            .join("layers")
             .join(digest.algorithm().name())
             .join(digest.hex())
     }

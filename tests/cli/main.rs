@@ -23,6 +23,7 @@ mod hostile_layout;
 mod hostile_sources;
 mod hostile_transfer;
 mod image_ops;
+mod image_ops_more;
 mod interop;
 mod json_schemas;
 mod layout_create;
