@@ -692,10 +692,12 @@ fn origin(url: &str) -> &str {
     &url[..end]
 }
 
-/// The `host[:port]` of a URL.
+/// The `host[:port]` of a URL. Userinfo is dropped: `http://127.0.0.1:1@elsewhere/` goes to
+/// `elsewhere`, and must not pass for loopback.
 fn authority(url: &str) -> &str {
     let o = origin(url);
-    o.find("://").map_or(o, |i| &o[i + 3..])
+    let a = o.find("://").map_or(o, |i| &o[i + 3..]);
+    a.rsplit('@').next().unwrap_or(a)
 }
 
 /// A Location header resolved against the URL it came from.
@@ -806,6 +808,7 @@ mod tests {
     fn urls() {
         assert_eq!(origin("https://a:5000/v2/x?y"), "https://a:5000");
         assert_eq!(authority("http://a:5000/v2/x"), "a:5000");
+        assert_eq!(authority("http://127.0.0.1:1@b:80/t"), "b:80");
         assert_eq!(
             resolve("https://a/v2/r/blobs/x", "https://s3/b?sig=1"),
             "https://s3/b?sig=1"
