@@ -168,7 +168,8 @@ pub fn pull(
         .into());
     }
 
-    let total: u64 = blobs.iter().map(|b| b.size).sum();
+    // Sizes are the registry's word (up to i64::MAX each): a plain sum overflows.
+    let total: u64 = blobs.iter().map(|b| b.size).fold(0, u64::saturating_add);
     let mut ticker = Ticker::new(progress, Some(total));
     fetch_blobs(
         client,
@@ -206,7 +207,7 @@ pub fn pull(
         size: root.size.max(0) as u64,
         blobs_fetched: fetched_docs + blobs.len(),
         blobs_present: present,
-        bytes: doc_bytes + total,
+        bytes: doc_bytes.saturating_add(total),
         referrers: referrer_roots.iter().map(|r| r.digest.clone()).collect(),
     })
 }

@@ -459,3 +459,40 @@ fn credentials_never_go_in_clear_to_a_realm_that_only_looks_like_loopback() {
         );
     }
 }
+
+#[test]
+fn layer_sizes_near_i64_max_do_not_overflow() {
+    let dir = tempdir();
+    let (dest, before) = dest_layout(dir.path());
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec();
+    let layers: Vec<serde_json::Value> = (0..3u8)
+        .map(|i| serde_json::json!({"mediaType": media_type::LAYER_TAR, "digest": sha256(&[i]).to_string(), "size": i64::MAX}))
+        .collect();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2, "mediaType": media_type::MANIFEST,
+        "config": {"mediaType": media_type::CONFIG, "digest": sha256(&config).to_string(), "size": config.len()},
+        "layers": layers,
+    }))
+    .expect("json");
+    let mut docs = HashMap::new();
+    docs.insert("t".to_owned(), (manifest, media_type::MANIFEST));
+    docs.insert(
+        sha256(&config).to_string(),
+        (config, "application/octet-stream"),
+    );
+    let registry = Server::start(move |req| serve_docs(&docs, req));
+    let run = within(
+        120,
+        &[
+            "pull",
+            &format!("{}/r:t", registry.host()),
+            &format!("{dest}:new"),
+            "--plain-http",
+        ],
+        &[],
+    );
+    refused(&run, "sizes of i64::MAX");
+    unchanged(&dest, &before);
+}
