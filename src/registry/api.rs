@@ -445,13 +445,25 @@ fn upload_location(
     }
 }
 
+/// The most tags a listing holds (in memory) before strata gives up on it.
+pub const MAX_TAGS: usize = 1_000_000;
+
 /// Every tag of a repository, following the registry's pages (`Link: <...>; rel="next"`).
 pub fn list_tags(client: &Client, repository: &str) -> Result<Vec<String>> {
     let mut tags = Vec::new();
     let mut target = format!("/v2/{repository}/tags/list?n=1000");
+    // A registry's pages could go on forever, or loop: the tags are kept in memory, so
+    // both are cut short.
+    let mut seen = std::collections::HashSet::new();
     for _ in 0..10_000 {
         let call = Call::new("GET", target.clone(), repository, Access::Pull);
         let url = client.url(&target);
+        if !seen.insert(url.clone()) {
+            return Err(Error::Invalid {
+                what: url,
+                reason: "the tag list's next page is one already read (the pages loop)".into(),
+            });
+        }
         let mut response = client.expect(&call, &[200])?;
         let next = header(&response, "link").and_then(|l| next_link(&l));
         let bytes = response
@@ -474,6 +486,12 @@ pub fn list_tags(client: &Client, repository: &str) -> Result<Vec<String>> {
         let got = page.tags.unwrap_or_default();
         let empty = got.is_empty();
         tags.extend(got);
+        if tags.len() > MAX_TAGS {
+            return Err(Error::Invalid {
+                what: url,
+                reason: format!("the repository lists more than {MAX_TAGS} tags"),
+            });
+        }
         match next {
             Some(n) if !empty => target = n,
             _ => return Ok(tags),

@@ -460,6 +460,83 @@ fn credentials_never_go_in_clear_to_a_realm_that_only_looks_like_loopback() {
     }
 }
 
+/// A tag-list page of `n` tags, `prefix`ed.
+fn tag_page(prefix: &str, n: usize) -> Vec<u8> {
+    let tags: Vec<String> = (0..n).map(|i| format!("{prefix}-{i:07}")).collect();
+    serde_json::to_vec(&serde_json::json!({"name": "r", "tags": tags})).expect("json")
+}
+
+#[test]
+fn a_tag_list_whose_next_page_is_itself_is_refused_not_read_forever() {
+    let page = tag_page("same", 100_000);
+    let registry = Server::start(move |req| {
+        if req.path() == "/v2/r/tags/list" {
+            return resp(
+                200,
+                &[
+                    ("content-type", "application/json"),
+                    ("link", r#"</v2/r/tags/list?n=1000>; rel="next""#),
+                ],
+                &page,
+            );
+        }
+        resp(200, &[], b"{}")
+    });
+    let run = within(
+        120,
+        &[
+            "ls",
+            &format!("docker://{}/r", registry.host()),
+            "--plain-http",
+        ],
+        &[],
+    );
+    refused(&run, "a Link loop");
+    assert!(
+        run.stderr.contains("tags/list"),
+        "the error names the tag list: {}",
+        run.stderr
+    );
+    assert!(
+        registry.count(|r| r.path() == "/v2/r/tags/list") <= 3,
+        "the loop was followed {} times",
+        registry.count(|r| r.path() == "/v2/r/tags/list")
+    );
+}
+
+#[test]
+fn a_tag_list_that_pages_forever_stops_at_a_bound() {
+    let registry = Server::start(move |req| {
+        if req.path() == "/v2/r/tags/list" {
+            let n = req
+                .target
+                .rsplit("last=")
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+                + 1;
+            let link = format!("</v2/r/tags/list?n=1000&last={n}>; rel=\"next\"");
+            return resp(
+                200,
+                &[("content-type", "application/json"), ("link", &link)],
+                &tag_page(&n.to_string(), 100_000),
+            );
+        }
+        resp(200, &[], b"{}")
+    });
+    let run = within(
+        300,
+        &[
+            "ls",
+            &format!("docker://{}/r", registry.host()),
+            "--plain-http",
+        ],
+        &[],
+    );
+    refused(&run, "endless tag pages");
+    assert!(run.stderr.contains("tags"), "{}", run.stderr);
+}
+
 #[test]
 fn layer_sizes_near_i64_max_do_not_overflow() {
     let dir = tempdir();
