@@ -336,7 +336,15 @@ impl Client {
                         reason: "more than 10 redirects".into(),
                     });
                 }
-                url = resolve(&url, &location);
+                let next = resolve(&url, &location);
+                // Not transient: a Location that is no URL fails now, naming where it came from.
+                if !usable_url(&next) {
+                    return Err(Error::Invalid {
+                        what: url,
+                        reason: format!("a {status} redirect to {location:?}, which is not a URL"),
+                    });
+                }
+                url = next;
                 continue;
             }
             if matches!(status, 408 | 429 | 500 | 502 | 503 | 504) && attempt < self.options.retries
@@ -683,6 +691,23 @@ fn describe(e: ureq::Error) -> String {
     }
 }
 
+/// True for a URL with a host and, if any, a port that is a number a port can be (the
+/// parser leaves a bad port out, and the connection would go to the default one).
+fn usable_url(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    let Some(authority) = uri.authority() else {
+        return false;
+    };
+    let after_host = authority.as_str().rsplit(['@', ']']).next().unwrap_or("");
+    let port_ok = match after_host.rsplit_once(':') {
+        Some((_, port)) => port.parse::<u16>().is_ok(),
+        None => true,
+    };
+    !authority.host().is_empty() && port_ok
+}
+
 /// `scheme://authority` of a URL.
 fn origin(url: &str) -> &str {
     let start = url.find("://").map_or(0, |i| i + 3);
@@ -822,6 +847,12 @@ mod tests {
             "https://a/v2/r/blobs/y"
         );
         assert_eq!(resolve("http://a/v2/", "//b/c"), "http://b/c");
+        assert!(usable_url("http://[::1]:5000/x") && usable_url("https://a/b?c"));
+        assert!(
+            !usable_url("http://a:99999/x")
+                && !usable_url("http://[zz/")
+                && !usable_url("https://")
+        );
         assert_eq!(
             with_query("http://a/u?s=1", "digest", "sha256:ab"),
             "http://a/u?s=1&digest=sha256%3Aab"

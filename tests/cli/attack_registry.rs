@@ -45,8 +45,8 @@ enum Reply {
     Raw(Vec<u8>),
     /// A response head, then body bytes forever (until strata hangs up).
     Endless(Vec<u8>),
-    /// A response head, then one body byte per interval, forever.
-    Drip(Vec<u8>, Duration),
+    /// A chunked response head, then chunks forever.
+    EndlessChunked(Vec<u8>),
 }
 
 /// A complete response with a Content-Length; the connection closes after it.
@@ -172,16 +172,14 @@ fn serve_one(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Req>>) {
             let chunk = vec![b'x'; 64 << 10];
             while writer.write_all(&chunk).is_ok() {}
         }
-        Reply::Drip(h, every) => {
+        Reply::EndlessChunked(h) => {
             if writer.write_all(&h).is_err() {
                 return;
             }
-            loop {
-                std::thread::sleep(every);
-                if writer.write_all(b"x").and_then(|_| writer.flush()).is_err() {
-                    return;
-                }
-            }
+            let mut chunk = b"10000\r\n".to_vec();
+            chunk.extend_from_slice(&[b'{'; 0x10000]);
+            chunk.extend_from_slice(b"\r\n");
+            while writer.write_all(&chunk).is_ok() {}
         }
     }
     let _ = writer.flush();
@@ -572,4 +570,371 @@ fn layer_sizes_near_i64_max_do_not_overflow() {
     );
     refused(&run, "sizes of i64::MAX");
     unchanged(&dest, &before);
+}
+
+/// A chunked body that never ends.
+fn endless_chunked(status: u16, headers: &[(&str, &str)]) -> Reply {
+    Reply::EndlessChunked(head(
+        status,
+        &[headers, &[("transfer-encoding", "chunked")]].concat(),
+    ))
+}
+
+fn pull_args<'a>(registry: &'a str, dest: &'a str) -> Vec<String> {
+    vec![
+        "pull".into(),
+        format!("{registry}/r:t"),
+        format!("{dest}:new"),
+        "--plain-http".into(),
+    ]
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// Pulls from a registry answering with `handler` where it wants, `img` elsewhere; the pull
+/// must fail within a minute and leave the layout as it was. Returns the run.
+fn pull_refused(
+    what: &str,
+    img: &Img,
+    handler: impl Fn(&Req) -> Option<Reply> + Send + Sync + 'static,
+) -> (Run, Server) {
+    let dir = tempdir();
+    let (dest, before) = dest_layout(dir.path());
+    let docs = img.docs("t");
+    let registry = Server::start(move |req| handler(req).unwrap_or_else(|| serve_docs(&docs, req)));
+    let run = within(90, &strs(&pull_args(&registry.host(), &dest)), &[]);
+    refused(&run, what);
+    unchanged(&dest, &before);
+    (run, registry)
+}
+
+#[test]
+fn endless_documents_are_cut_at_their_limits() {
+    let img = Img::new("a");
+    // A manifest that never ends, close-delimited and chunked.
+    let (run, _) = pull_refused("an endless manifest", &img, |req| {
+        (req.path() == "/v2/r/manifests/t")
+            .then(|| Reply::Endless(head(200, &[("content-type", media_type::MANIFEST)])))
+    });
+    assert!(run.stderr.contains("/v2/r/manifests/t"), "{}", run.stderr);
+    let (run, _) = pull_refused("an endless chunked manifest", &img, |req| {
+        (req.path() == "/v2/r/manifests/t")
+            .then(|| endless_chunked(200, &[("content-type", media_type::MANIFEST)]))
+    });
+    assert!(run.stderr.contains("/v2/r/manifests/t"), "{}", run.stderr);
+    // A config (read into memory) and a layer that never end.
+    let config = sha256(&img.config).to_string();
+    let (run, _) = pull_refused("an endless config", &img, move |req| {
+        req.path()
+            .ends_with(&config)
+            .then(|| Reply::Endless(head(200, &[])))
+    });
+    assert!(run.stderr.contains("more bytes"), "{}", run.stderr);
+    let layer = img.layer_digest();
+    let (run, _) = pull_refused("an endless layer", &img, move |req| {
+        req.path()
+            .ends_with(&layer)
+            .then(|| Reply::Endless(head(200, &[])))
+    });
+    assert!(run.stderr.contains("more bytes"), "{}", run.stderr);
+}
+
+#[test]
+fn a_blob_longer_than_its_descriptor_is_refused() {
+    let img = Img::new("a");
+    let (layer, digest) = (img.layer.clone(), img.layer_digest());
+    let (run, _) = pull_refused("a long layer", &img, move |req| {
+        req.path().ends_with(&digest).then(|| {
+            let mut body = layer.clone();
+            body.extend_from_slice(b"trailing junk");
+            resp(200, &[], &body)
+        })
+    });
+    assert!(run.stderr.contains("more bytes"), "{}", run.stderr);
+}
+
+#[test]
+fn a_content_length_that_lies_short_is_resumed_and_verified() {
+    let dir = tempdir();
+    let img = Img::new("a");
+    let docs = img.docs("t");
+    let (layer, digest) = (img.layer.clone(), img.layer_digest());
+    let registry = Server::start(move |req| {
+        if !req.path().ends_with(&digest) {
+            return serve_docs(&docs, req);
+        }
+        match req
+            .header("range")
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.strip_suffix('-'))
+        {
+            // The first answer promises the whole blob and hangs up halfway.
+            None => {
+                let mut bytes = head(200, &[("content-length", &layer.len().to_string())]);
+                bytes.extend_from_slice(&layer[..layer.len() / 2]);
+                Reply::Raw(bytes)
+            }
+            Some(from) => {
+                let from: usize = from.parse().expect("a range start");
+                let range = format!("bytes {from}-{}/{}", layer.len() - 1, layer.len());
+                resp(206, &[("content-range", &range)], &layer[from..])
+            }
+        }
+    });
+    let dest = dir.path().join("d");
+    let run = within(
+        60,
+        &[
+            "pull",
+            &format!("{}/r:t", registry.host()),
+            s(&dest),
+            "--plain-http",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        registry.count(|r| r.header("range").is_some()) >= 1,
+        "no Range request was made"
+    );
+    assert!(super::util::stored_blobs(&dest).contains(&img.layer_digest()));
+}
+
+#[test]
+fn documents_and_digests_that_lie_are_refused() {
+    let img = Img::new("a");
+    let other = Img::new("b");
+    // A tag whose Docker-Content-Digest is not its bytes' digest.
+    let m = img.manifest.clone();
+    let lie = other.digest();
+    let (run, _) = pull_refused("a lying Docker-Content-Digest", &img, move |req| {
+        (req.path() == "/v2/r/manifests/t").then(|| {
+            resp(
+                200,
+                &[
+                    ("content-type", media_type::MANIFEST),
+                    ("docker-content-digest", &lie),
+                ],
+                &m,
+            )
+        })
+    });
+    assert!(run.stderr.contains("registry says"), "{}", run.stderr);
+    // A pull by digest answered with another manifest.
+    let dir = tempdir();
+    let (dest, before) = dest_layout(dir.path());
+    let om = other.manifest.clone();
+    let registry = Server::start(move |req| {
+        if req.path().starts_with("/v2/r/manifests/") {
+            return resp(200, &[("content-type", media_type::MANIFEST)], &om);
+        }
+        not_found()
+    });
+    let run = within(
+        60,
+        &[
+            "pull",
+            &format!("{}/r@{}", registry.host(), img.digest()),
+            &format!("{dest}:x"),
+            "--plain-http",
+        ],
+        &[],
+    );
+    refused(&run, "another manifest for a digest");
+    assert!(run.stderr.contains(&img.digest()), "{}", run.stderr);
+    unchanged(&dest, &before);
+    // A layer whose bytes are not its digest's (same length).
+    let digest = img.layer_digest();
+    let len = img.layer.len();
+    let (run, _) = pull_refused("a corrupt layer", &img, move |req| {
+        req.path()
+            .ends_with(&digest)
+            .then(|| resp(200, &[], &vec![b'z'; len]))
+    });
+    assert!(run.stderr.contains(&img.layer_digest()), "{}", run.stderr);
+}
+
+#[test]
+fn redirect_games_are_bounded_and_never_carry_credentials() {
+    let dir = tempdir();
+    let img = Img::new("a");
+    // Object storage on another origin records what it was sent.
+    let store_layer = img.layer.clone();
+    let storage = Server::start(move |_| resp(200, &[], &store_layer));
+    let storage_host = storage.host();
+    let layer_digest = img.layer_digest();
+    let docs = img.docs("t");
+    let seen = std::sync::atomic::AtomicUsize::new(0);
+    let registry = Server::start(move |req| {
+        if req.header("authorization").is_none() {
+            return resp(401, &[("www-authenticate", "Basic realm=\"r\"")], b"{}");
+        }
+        let path = req.path();
+        if path.ends_with(&layer_digest) {
+            // Absolute for the first fetch, scheme-relative for the others.
+            let loc = if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                format!("http://{storage_host}/blob?sig=1")
+            } else {
+                format!("//{storage_host}/blob")
+            };
+            return resp(307, &[("location", &loc)], b"");
+        }
+        if path == "/v2/r/loop" {
+            return resp(302, &[("location", "/v2/r/loop")], b"");
+        }
+        serve_docs(&docs, req)
+    });
+    let (cfg, password, auth) = docker_config(dir.path(), &registry.host());
+    for round in ["d1", "d2"] {
+        let dest = dir.path().join(round);
+        let run = within(
+            60,
+            &[
+                "pull",
+                &format!("{}/r:t", registry.host()),
+                s(&dest),
+                "--plain-http",
+                "-vv",
+            ],
+            &[("DOCKER_CONFIG", &cfg)],
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        no_secret(&run, &[password, &auth]);
+    }
+    assert_eq!(storage.count(|_| true), 2, "both redirects were followed");
+    assert_eq!(
+        storage.count(|r| r.header("authorization").is_some()),
+        0,
+        "credentials followed the redirect to another host: {:?}",
+        storage.requests()
+    );
+    assert!(registry.count(|r| r.header("authorization").is_some()) >= 1);
+}
+
+#[test]
+fn redirect_loops_and_garbage_locations_fail_cleanly() {
+    let img = Img::new("a");
+    let digest = img.layer_digest();
+    let (run, registry) = pull_refused("a redirect loop", &img, move |req| {
+        req.path()
+            .ends_with(&digest)
+            .then(|| resp(302, &[("location", req.path())], b""))
+    });
+    assert!(run.stderr.contains("redirects"), "{}", run.stderr);
+    assert!(
+        registry.count(|_| true) < 40,
+        "{} requests",
+        registry.count(|_| true)
+    );
+    for garbage in [
+        "http://[zz/",
+        "http://127.0.0.1:99999/x",
+        "ht!tp:/\\x",
+        "",
+        "https://",
+    ] {
+        let digest = img.layer_digest();
+        let (run, _) = pull_refused(garbage, &img, move |req| {
+            req.path()
+                .ends_with(&digest)
+                .then(|| resp(302, &[("location", garbage)], b""))
+        });
+        assert!(
+            run.stderr.contains(&img.layer_digest()),
+            "{garbage}: the error names the blob: {}",
+            run.stderr
+        );
+    }
+}
+
+/// A registry that has nothing, takes every manifest, and answers upload requests with
+/// `upload` (POST, PATCH and PUT of `/v2/r/blobs/uploads/...`).
+fn push_registry(upload: impl Fn(&Req) -> Reply + Send + Sync + 'static) -> Server {
+    Server::start(move |req| {
+        let path = req.path();
+        if req.header("authorization").is_none() {
+            return resp(401, &[("www-authenticate", "Basic realm=\"r\"")], b"{}");
+        }
+        if path.starts_with("/v2/r/blobs/uploads/") {
+            return upload(req);
+        }
+        match req.method.as_str() {
+            "PUT" if path.starts_with("/v2/r/manifests/") => resp(201, &[], b""),
+            _ => not_found(),
+        }
+    })
+}
+
+/// Pushes a one-layer image with a credential for the registry, `-vv`; the credential must
+/// never be printed.
+fn push_to(registry: &Server, dir: &Path) -> Run {
+    let (src, _) = layout_with_images(dir, "src", &["v1"]);
+    let (cfg, password, auth) = docker_config(dir, &registry.host());
+    let run = within(
+        90,
+        &[
+            "push",
+            &format!("{}:v1", s(src.root())),
+            &format!("{}/r:t", registry.host()),
+            "--plain-http",
+            "-vv",
+        ],
+        &[("DOCKER_CONFIG", &cfg)],
+    );
+    no_secret(&run, &[password, &auth]);
+    run
+}
+
+#[test]
+fn an_upload_without_a_location_is_refused() {
+    let dir = tempdir();
+    let registry = push_registry(|_| resp(202, &[], b""));
+    let run = push_to(&registry, dir.path());
+    refused(&run, "no Location");
+    assert!(run.stderr.contains("without a Location"), "{}", run.stderr);
+    assert_eq!(
+        registry.count(|r| r.path().starts_with("/v2/r/manifests/") && r.method == "PUT"),
+        0,
+        "a manifest went before its blobs"
+    );
+}
+
+#[test]
+fn an_upload_sent_to_another_host_gets_the_bytes_but_not_the_credentials() {
+    let dir = tempdir();
+    // The distribution spec lets the Location be any absolute URL (an opaque upload URL):
+    // the blob goes there, the registry's credential does not.
+    let storage = Server::start(|req| match req.method.as_str() {
+        "PUT" => resp(201, &[], b""),
+        _ => resp(202, &[("location", "/upload/1")], b""),
+    });
+    let target = format!("http://{}/upload/1?state=x", storage.host());
+    let registry = push_registry(move |_| resp(202, &[("location", &target)], b""));
+    let run = push_to(&registry, dir.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let puts = storage.requests();
+    assert!(
+        puts.iter().any(|r| r.method == "PUT" && r.body_len > 0),
+        "no blob reached the upload URL: {puts:?}"
+    );
+    assert!(
+        puts.iter().all(|r| r.header("authorization").is_none()),
+        "credentials went to the upload host: {puts:?}"
+    );
+}
+
+#[test]
+fn an_upload_that_never_completes_is_refused() {
+    let dir = tempdir();
+    // Every upload request is "accepted" and nothing is ever created.
+    let registry = push_registry(|_| resp(202, &[("location", "/v2/r/blobs/uploads/1")], b""));
+    let run = push_to(&registry, dir.path());
+    refused(&run, "202 forever");
+    assert!(
+        registry.count(|_| true) < 50,
+        "{} requests",
+        registry.count(|_| true)
+    );
 }
