@@ -178,7 +178,7 @@ impl Client {
             Some(p) => {
                 let mut b = ureq::Proxy::builder(ureq::ProxyProtocol::Http);
                 let parsed = ureq::Proxy::new(p).map_err(|e| Error::Transport {
-                    url: p.clone(),
+                    url: without_userinfo(p),
                     reason: format!("not a proxy URL: {e}"),
                 })?;
                 b = b.host(parsed.host()).port(parsed.port());
@@ -192,7 +192,7 @@ impl Client {
                     b = b.no_proxy(np);
                 }
                 Some(b.build().map_err(|e| Error::Transport {
-                    url: p.clone(),
+                    url: without_userinfo(p),
                     reason: e.to_string(),
                 })?)
             }
@@ -708,6 +708,16 @@ fn usable_url(url: &str) -> bool {
     !authority.host().is_empty() && port_ok
 }
 
+/// A proxy URL fit to print: its `user:password@` is a secret. Everything up to the last
+/// `@` goes (a password may hold an unencoded `/`; a proxy URL has no path worth keeping).
+fn without_userinfo(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].rfind('@') {
+        Some(at) => format!("{}***@{}", &url[..start], &url[start + at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 /// `scheme://authority` of a URL.
 fn origin(url: &str) -> &str {
     let start = url.find("://").map_or(0, |i| i + 3);
@@ -834,6 +844,10 @@ mod tests {
         assert_eq!(origin("https://a:5000/v2/x?y"), "https://a:5000");
         assert_eq!(authority("http://a:5000/v2/x"), "a:5000");
         assert_eq!(authority("http://127.0.0.1:1@b:80/t"), "b:80");
+        assert_eq!(without_userinfo("http://u:p@[zz:1/x"), "http://***@[zz:1/x");
+        assert_eq!(without_userinfo("u:p@h:1"), "***@h:1");
+        assert_eq!(without_userinfo("http://u:p/w@h:1"), "http://***@h:1");
+        assert_eq!(without_userinfo("http://h:1"), "http://h:1");
         assert_eq!(
             resolve("https://a/v2/r/blobs/x", "https://s3/b?sig=1"),
             "https://s3/b?sig=1"

@@ -938,3 +938,164 @@ fn an_upload_that_never_completes_is_refused() {
         registry.count(|_| true)
     );
 }
+
+/// Pulls from `registry` with a stored credential and `-vv`; the run must fail cleanly,
+/// print no secret, and `extra` secrets (tokens) neither.
+fn pull_with_credential(registry: &Server, dir: &Path, extra: &[&str]) -> Run {
+    let (cfg, password, auth) = docker_config(dir, &registry.host());
+    let dest = dir.join("d");
+    let run = within(
+        90,
+        &["pull", &format!("{}/r:t", registry.host()), s(&dest), "-vv"],
+        &[("DOCKER_CONFIG", &cfg)],
+    );
+    no_secret(&run, &[&[password, auth.as_str()], extra].concat());
+    assert!(
+        !dest.join("index.json").exists()
+            || !std::fs::read_to_string(dest.join("index.json"))
+                .unwrap_or_default()
+                .contains("\"t\"")
+    );
+    run
+}
+
+#[test]
+fn hostile_challenges_and_token_services_fail_cleanly_without_leaking() {
+    let dir = tempdir();
+    let huge = format!(
+        "Bearer realm=\"http://127.0.0.1:1/t\",scope=\"{}\"",
+        "a".repeat(200_000)
+    );
+    for (what, challenge) in [
+        (
+            "a file realm",
+            "Bearer realm=\"file:///etc/passwd\",service=\"x\"".to_owned(),
+        ),
+        ("no realm", "Bearer service=\"x\"".to_owned()),
+        ("an unknown scheme", "Negotiate abc".to_owned()),
+        ("a huge challenge", huge),
+        ("garbage", "\"=,,=\"\"".to_owned()),
+    ] {
+        let registry =
+            Server::start(move |_| resp(401, &[("www-authenticate", &challenge)], b"{}"));
+        let run = pull_with_credential(&registry, dir.path(), &[]);
+        refused(&run, what);
+        assert!(run.stderr.contains("127.0.0.1"), "{what}: {}", run.stderr);
+        assert!(
+            registry.count(|_| true) < 20,
+            "{what}: {} requests",
+            registry.count(|_| true)
+        );
+    }
+    // Token services answering what no token service should.
+    let token_secret = "tok-SECRET-0123456789";
+    let bad_tokens: Vec<(&str, Box<dyn Fn() -> Reply + Send + Sync>)> = vec![
+        (
+            "not JSON",
+            Box::new(|| resp(200, &[], b"<html>hello</html>")),
+        ),
+        (
+            "an empty token",
+            Box::new(|| resp(200, &[], br#"{"token":""}"#)),
+        ),
+        (
+            "an empty access token",
+            Box::new(|| resp(200, &[], br#"{"token":"","access_token":""}"#)),
+        ),
+        (
+            "a null token",
+            Box::new(|| resp(200, &[], br#"{"token":null}"#)),
+        ),
+        (
+            "an endless body",
+            Box::new(|| Reply::Endless(head(200, &[("content-type", "application/json")]))),
+        ),
+        (
+            "a token breaking the header",
+            Box::new(move || {
+                resp(
+                    200,
+                    &[],
+                    format!("{{\"token\":\"{token_secret}\\r\\nX-Evil: 1\"}}").as_bytes(),
+                )
+            }),
+        ),
+        (
+            "a token refused forever",
+            Box::new(move || {
+                resp(
+                    200,
+                    &[],
+                    format!("{{\"token\":\"{token_secret}\"}}").as_bytes(),
+                )
+            }),
+        ),
+    ];
+    for (what, reply) in bad_tokens {
+        let tokens = Server::start(move |_| reply());
+        let realm = format!("http://{}/token", tokens.host());
+        let registry = Server::start(move |req| {
+            if req.path() == "/v2/" && req.header("authorization").is_none() {
+                return resp(200, &[], b"{}");
+            }
+            let challenge = format!("Bearer realm=\"{realm}\",service=\"reg\"");
+            resp(401, &[("www-authenticate", &challenge)], b"{}")
+        });
+        let run = pull_with_credential(&registry, dir.path(), &[token_secret]);
+        refused(&run, what);
+        assert!(
+            registry.count(|_| true) < 20,
+            "{what}: {} registry requests",
+            registry.count(|_| true)
+        );
+        assert!(
+            tokens.count(|_| true) < 20,
+            "{what}: {} token requests",
+            tokens.count(|_| true)
+        );
+        assert!(
+            registry.count(|r| r.headers.iter().any(|(k, _)| k == "x-evil")) == 0,
+            "{what}: the token injected a header"
+        );
+    }
+}
+
+#[test]
+fn basic_401_forever_ends() {
+    let dir = tempdir();
+    let registry =
+        Server::start(|_| resp(401, &[("www-authenticate", "Basic realm=\"r\"")], b"{}"));
+    let run = pull_with_credential(&registry, dir.path(), &[]);
+    refused(&run, "401 forever");
+    assert!(run.stderr.contains("refused"), "{}", run.stderr);
+    assert!(
+        registry.count(|_| true) < 10,
+        "{} requests",
+        registry.count(|_| true)
+    );
+}
+
+#[test]
+fn a_proxy_url_with_a_password_is_never_printed() {
+    let dir = tempdir();
+    let registry = Server::start(|_| resp(500, &[], b""));
+    for proxy in [
+        "http://alice:PROXY-pw-SECRET@proxy.invalid:99999",
+        "http://alice:PROXY-pw-SECRET@127.0.0.1:1",
+        "ftp://alice:PROXY-pw-SECRET@h:1",
+        "http://alice:PROXY-pw-SECRET@[zz:1",
+    ] {
+        let run = within(
+            120,
+            &[
+                "pull",
+                &format!("{}/r:t", registry.host()),
+                s(&dir.path().join("d")),
+                "-vv",
+            ],
+            &[("HTTPS_PROXY", proxy), ("HTTP_PROXY", proxy)],
+        );
+        refused(&run, proxy);
+        no_secret(&run, &["PROXY-pw-SECRET"]);
+    }
+}
