@@ -77,6 +77,9 @@ fn not_found() -> Reply {
 
 type Handler = dyn Fn(&Req) -> Reply + Send + Sync;
 
+/// A fixed answer, whatever the request.
+type Answer = dyn Fn() -> Reply + Send + Sync;
+
 /// A scripted server on a free loopback port; it records every request it reads.
 struct Server {
     port: u16,
@@ -989,7 +992,7 @@ fn hostile_challenges_and_token_services_fail_cleanly_without_leaking() {
     }
     // Token services answering what no token service should.
     let token_secret = "tok-SECRET-0123456789";
-    let bad_tokens: Vec<(&str, Box<dyn Fn() -> Reply + Send + Sync>)> = vec![
+    let bad_tokens: Vec<(&str, Box<Answer>)> = vec![
         (
             "not JSON",
             Box::new(|| resp(200, &[], b"<html>hello</html>")),
