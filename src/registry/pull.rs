@@ -26,6 +26,9 @@ use crate::transfer::staging::Staging;
 use crate::transfer::tags::{clashes, publish_entries};
 use crate::transfer::{ProgressFn, Ticker};
 
+/// The deepest nesting of indexes a pull follows (real images nest one or two deep).
+pub const MAX_NESTING: usize = 32;
+
 /// How to pull.
 #[derive(Debug, Clone)]
 pub struct PullOptions {
@@ -121,8 +124,18 @@ pub fn pull(
         }
     }
 
-    // Fetch documents until the walk misses nothing but leaves and configs.
+    // Fetch documents until the walk misses nothing but leaves and configs. Each round
+    // fetches one level deeper and walks the whole graph again: a registry serving indexes
+    // nested thousands deep would keep the pull busy for hours, so the depth is bounded.
+    let mut level = 0;
     let (blobs, present) = loop {
+        level += 1;
+        if level > MAX_NESTING {
+            return Err(Error::Invalid {
+                what: name.to_string(),
+                reason: format!("its indexes are nested more than {MAX_NESTING} deep"),
+            });
+        }
         let mut walker = Walker::new(&[&staging.layout, dest]);
         walker.walk(&roots)?;
         let (nodes, leaves): (Vec<_>, Vec<_>) = walker

@@ -1102,3 +1102,76 @@ fn a_proxy_url_with_a_password_is_never_printed() {
         no_secret(&run, &["PROXY-pw-SECRET"]);
     }
 }
+
+fn index_of(children: &[serde_json::Value]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"schemaVersion": 2, "mediaType": media_type::INDEX, "manifests": children}))
+        .expect("json")
+}
+
+fn child(media: &str, bytes: &[u8]) -> serde_json::Value {
+    serde_json::json!({"mediaType": media, "digest": sha256(bytes).to_string(), "size": bytes.len(),
+        "platform": {"architecture": "amd64", "os": "linux"}})
+}
+
+/// Serves `img` and `extra` documents (by digest) with `top` at tag `t`.
+fn index_registry(img: &Img, top: Vec<u8>, extra: Vec<Vec<u8>>) -> Server {
+    let mut docs = img.docs("x");
+    for d in extra {
+        docs.insert(sha256(&d).to_string(), (d, media_type::INDEX));
+    }
+    docs.insert(sha256(&top).to_string(), (top.clone(), media_type::INDEX));
+    docs.insert("t".into(), (top, media_type::INDEX));
+    Server::start(move |req| serve_docs(&docs, req))
+}
+
+/// Indexes nested `depth` deep over `img`: the top one and the others.
+fn nested(img: &Img, depth: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut below = (media_type::MANIFEST, img.manifest.clone());
+    let mut chain = Vec::new();
+    for _ in 0..depth {
+        let doc = index_of(&[child(below.0, &below.1)]);
+        chain.push(doc.clone());
+        below = (media_type::INDEX, doc);
+    }
+    let top = chain.pop().expect("a chain");
+    (top, chain)
+}
+
+#[test]
+fn indexes_nested_thousands_deep_are_refused_quickly() {
+    let dir = tempdir();
+    let img = Img::new("a");
+    // Each level costs a request and a walk of everything above it: 3000 levels took hours.
+    let (top, chain) = nested(&img, 3000);
+    let registry = index_registry(&img, top, chain);
+    let (dest, before) = dest_layout(dir.path());
+    let run = within(
+        60,
+        &[
+            "pull",
+            &format!("{}/r:t", registry.host()),
+            &format!("{dest}:new"),
+            "--plain-http",
+            "--all-platforms",
+        ],
+        &[],
+    );
+    refused(&run, "3000 nested indexes");
+    assert!(run.stderr.contains("nested"), "{}", run.stderr);
+    unchanged(&dest, &before);
+    // A few levels are fine.
+    let (top, chain) = nested(&img, 3);
+    let registry = index_registry(&img, top, chain);
+    let run = within(
+        60,
+        &[
+            "pull",
+            &format!("{}/r:t", registry.host()),
+            s(&dir.path().join("ok")),
+            "--plain-http",
+            "--all-platforms",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
