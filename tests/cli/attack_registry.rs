@@ -1175,3 +1175,190 @@ fn indexes_nested_thousands_deep_are_refused_quickly() {
     );
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+#[test]
+fn hostile_index_children_are_fetched_once_or_refused() {
+    let dir = tempdir();
+    let img = Img::new("a");
+    // The same child listed 20,000 times: one fetch.
+    let many: Vec<serde_json::Value> = (0..20_000)
+        .map(|_| child(media_type::MANIFEST, &img.manifest))
+        .collect();
+    let registry = index_registry(&img, index_of(&many), vec![]);
+    let run = within(
+        120,
+        &[
+            "pull",
+            &format!("{}/r:t", registry.host()),
+            s(&dir.path().join("many")),
+            "--plain-http",
+            "--all-platforms",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        registry.count(|r| r.path().contains(&img.digest())) <= 2,
+        "{} fetches of one child",
+        registry.count(|r| r.path().contains(&img.digest()))
+    );
+    // Sizes that are no sizes, and a digest of another algorithm that the bytes do not match.
+    let good = child(media_type::MANIFEST, &img.manifest);
+    let mut negative = good.clone();
+    negative["size"] = serde_json::json!(-1);
+    let mut huge = good.clone();
+    huge["size"] = serde_json::json!(1u64 << 63);
+    let mut wrong_size = good.clone();
+    wrong_size["size"] = serde_json::json!(img.manifest.len() + 1);
+    let mut sha512 = good.clone();
+    sha512["digest"] = serde_json::json!(format!("sha512:{}", "ab".repeat(64)));
+    let mut unknown = good.clone();
+    unknown["digest"] = serde_json::json!(format!("md5:{}", "ab".repeat(16)));
+    for (what, c) in [
+        ("size -1", negative),
+        ("size 2^63", huge),
+        ("a size off by one", wrong_size),
+        ("a sha512 digest of other bytes", sha512),
+        ("an md5 digest", unknown),
+    ] {
+        let top = index_of(&[c]);
+        let registry = index_registry(&img, top, vec![]);
+        let (dest, before) = dest_layout(&dir.path().join(what.replace(' ', "_")));
+        let run = within(
+            60,
+            &[
+                "pull",
+                &format!("{}/r:t", registry.host()),
+                &format!("{dest}:new"),
+                "--plain-http",
+                "--all-platforms",
+            ],
+            &[],
+        );
+        refused(&run, what);
+        unchanged(&dest, &before);
+    }
+}
+
+#[test]
+fn inspect_of_a_manifest_with_a_10_gib_config_fetches_no_blob() {
+    let img = Img::new("a");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&img.manifest).expect("json");
+    manifest["config"]["size"] = serde_json::json!(10u64 << 30);
+    let bytes = serde_json::to_vec(&manifest).expect("json");
+    let mut docs = HashMap::new();
+    docs.insert("t".to_owned(), (bytes, media_type::MANIFEST));
+    let registry = Server::start(move |req| match req.path() {
+        p if p.starts_with("/v2/r/blobs/") => Reply::Endless(head(200, &[])),
+        _ => serve_docs(&docs, req),
+    });
+    let run = within(
+        60,
+        &[
+            "inspect",
+            &format!("docker://{}/r:t", registry.host()),
+            "--plain-http",
+        ],
+        &[],
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    assert_eq!(
+        registry.count(|r| r.path().starts_with("/v2/r/blobs/")),
+        0,
+        "inspect fetched a blob: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn hostile_referrers_cannot_tag_or_corrupt_the_layout() {
+    let dir = tempdir();
+    let img = Img::new("a");
+    // A referrer listed with a ref.name annotation: it must not become a tag.
+    let sig = Img::new("sig");
+    let mut entry = child(media_type::MANIFEST, &sig.manifest);
+    entry["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "latest"});
+    let mut docs = img.docs("t");
+    docs.extend(sig.docs("sig"));
+    let referrers = index_of(&[entry]);
+    let registry = Server::start(move |req| {
+        if req.path().starts_with("/v2/r/referrers/") {
+            return resp(200, &[("content-type", media_type::INDEX)], &referrers);
+        }
+        serve_docs(&docs, req)
+    });
+    let dest = dir.path().join("d");
+    let run = within(
+        60,
+        &[
+            "pull",
+            &format!("{}/r:t", registry.host()),
+            s(&dest),
+            "--plain-http",
+            "--referrers",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        super::util::stored_blobs(&dest).contains(&sig.digest()),
+        "the referrer was not pulled"
+    );
+    let index = std::fs::read_to_string(dest.join("index.json")).expect("index.json");
+    assert!(
+        !index.contains("\"latest\""),
+        "a referrer listing made a tag: {index}"
+    );
+    // A referrer whose manifest is served with other bytes: refused, layout unchanged.
+    let liar = Img::new("liar");
+    let liar_digest = liar.digest();
+    let referrers = index_of(&[child(media_type::MANIFEST, &liar.manifest)]);
+    let mut docs = img.docs("t");
+    docs.insert(
+        liar_digest.clone(),
+        (Img::new("other").manifest, media_type::MANIFEST),
+    );
+    let registry = Server::start(move |req| {
+        if req.path().starts_with("/v2/r/referrers/") {
+            return resp(200, &[("content-type", media_type::INDEX)], &referrers);
+        }
+        serve_docs(&docs, req)
+    });
+    let (dest, before) = dest_layout(&dir.path().join("x"));
+    let run = within(
+        60,
+        &[
+            "pull",
+            &format!("{}/r:t", registry.host()),
+            &format!("{dest}:new"),
+            "--plain-http",
+            "--referrers",
+        ],
+        &[],
+    );
+    refused(&run, "a lying referrer");
+    assert!(run.stderr.contains(&liar_digest), "{}", run.stderr);
+    unchanged(&dest, &before);
+    // A referrers index that never ends.
+    let docs = img.docs("t");
+    let registry = Server::start(move |req| {
+        if req.path().starts_with("/v2/r/referrers/") {
+            return endless_chunked(200, &[("content-type", media_type::INDEX)]);
+        }
+        serve_docs(&docs, req)
+    });
+    let (dest, before) = dest_layout(&dir.path().join("y"));
+    let run = within(
+        60,
+        &[
+            "pull",
+            &format!("{}/r:t", registry.host()),
+            &format!("{dest}:new"),
+            "--plain-http",
+            "--referrers",
+        ],
+        &[],
+    );
+    refused(&run, "an endless referrers index");
+    unchanged(&dest, &before);
+}
