@@ -493,7 +493,9 @@ pub fn list_tags(client: &Client, repository: &str) -> Result<Vec<String>> {
             });
         }
         match next {
-            Some(n) if !empty => target = n,
+            // Relative to the page it came on: glued to the host, `list?last=a` would
+            // name another host (`registry.examplelist`).
+            Some(n) if !empty => target = client::resolve(&url, &n),
             _ => return Ok(tags),
         }
     }

@@ -735,8 +735,8 @@ fn authority(url: &str) -> &str {
     a.rsplit('@').next().unwrap_or(a)
 }
 
-/// A Location header resolved against the URL it came from.
-fn resolve(base: &str, location: &str) -> String {
+/// A Location (or Link) header resolved against the URL it came from.
+pub(crate) fn resolve(base: &str, location: &str) -> String {
     if location.starts_with("http://") || location.starts_with("https://") {
         location.to_owned()
     } else if let Some(rest) = location.strip_prefix("//") {

@@ -1362,3 +1362,60 @@ fn hostile_referrers_cannot_tag_or_corrupt_the_layout() {
     refused(&run, "an endless referrers index");
     unchanged(&dest, &before);
 }
+
+#[test]
+fn tag_list_links_resolve_as_urls_and_carry_no_credentials_elsewhere() {
+    let dir = tempdir();
+    let elsewhere = Server::start(|_| {
+        resp(
+            200,
+            &[("content-type", "application/json")],
+            br#"{"name":"r","tags":["far"]}"#,
+        )
+    });
+    let far = format!("http://{}/v2/r/tags/list?last=b", elsewhere.host());
+    let registry = Server::start(move |req| {
+        if req.header("authorization").is_none() {
+            return resp(401, &[("www-authenticate", "Basic realm=\"r\"")], b"{}");
+        }
+        let json = [("content-type", "application/json")];
+        match req.target.as_str() {
+            // A reference relative to the page's URL, as RFC 8288 allows.
+            "/v2/r/tags/list?n=1000" => resp(
+                200,
+                &[json[0], ("link", "<list?last=a>; rel=\"next\"")],
+                br#"{"name":"r","tags":["a"]}"#,
+            ),
+            "/v2/r/tags/list?last=a" => resp(
+                200,
+                &[json[0], ("link", &format!("<{far}>; rel=\"next\""))],
+                br#"{"name":"r","tags":["b"]}"#,
+            ),
+            _ => not_found(),
+        }
+    });
+    let (cfg, password, auth) = docker_config(dir.path(), &registry.host());
+    let run = within(
+        60,
+        &[
+            "ls",
+            &format!("docker://{}/r", registry.host()),
+            "--plain-http",
+            "-vv",
+        ],
+        &[("DOCKER_CONFIG", &cfg)],
+    );
+    no_secret(&run, &[password, &auth]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["a", "b", "far"],
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        elsewhere.count(|r| r.header("authorization").is_some()),
+        0,
+        "credentials followed the Link"
+    );
+}
