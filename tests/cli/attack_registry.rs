@@ -47,6 +47,8 @@ enum Reply {
     Endless(Vec<u8>),
     /// A chunked response head, then chunks forever.
     EndlessChunked(Vec<u8>),
+    /// A response head, then one body byte per interval, forever.
+    Drip(Vec<u8>, Duration),
 }
 
 /// A complete response with a Content-Length; the connection closes after it.
@@ -183,6 +185,17 @@ fn serve_one(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Req>>) {
             chunk.extend_from_slice(&[b'{'; 0x10000]);
             chunk.extend_from_slice(b"\r\n");
             while writer.write_all(&chunk).is_ok() {}
+        }
+        Reply::Drip(h, every) => {
+            if writer.write_all(&h).is_err() {
+                return;
+            }
+            loop {
+                std::thread::sleep(every);
+                if writer.write_all(b"x").and_then(|_| writer.flush()).is_err() {
+                    return;
+                }
+            }
         }
     }
     let _ = writer.flush();
@@ -1418,4 +1431,54 @@ fn tag_list_links_resolve_as_urls_and_carry_no_credentials_elsewhere() {
         0,
         "credentials followed the Link"
     );
+}
+
+#[test]
+fn a_slow_loris_registry_is_waited_for_and_an_interrupt_leaves_the_layout_as_it_was() {
+    let dir = tempdir();
+    let img = Img::new("a");
+    let (docs, layer) = (img.docs("t"), img.layer_digest());
+    // A byte a second never trips the 120 s read timeout; there is no overall deadline (as
+    // with docker and skopeo: a large layer on a slow link may take hours). The user's
+    // interrupt is the bound, and must cost nothing.
+    let registry = Server::start(move |req| {
+        if req.path().ends_with(&layer) {
+            return Reply::Drip(
+                head(200, &[("content-length", "2048")]),
+                Duration::from_secs(1),
+            );
+        }
+        serve_docs(&docs, req)
+    });
+    let (dest, before) = dest_layout(dir.path());
+    let mut child = strata(&[
+        "pull",
+        &format!("{}/r:t", registry.host()),
+        &format!("{dest}:new"),
+        "--plain-http",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("running strata");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        child.try_wait().expect("waiting").is_none(),
+        "strata gave up on a slow registry within 4 s"
+    );
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    let start = Instant::now();
+    while child.try_wait().expect("waiting").is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "strata did not stop on SIGINT"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    unchanged(&dest, &before);
 }
