@@ -116,6 +116,29 @@ fn manifest_media_type(content_type: &str, bytes: &[u8], url: &str) -> Result<St
         )));
     }
     if MANIFEST_TYPES.contains(&served) {
+        // The type is recorded in the layout's descriptors, which must describe the bytes:
+        // a manifest served as an index would leave a layout fsck rejects.
+        let Some(shape) = shape else {
+            return Ok(served.to_owned());
+        };
+        let is_index = shape.manifests.is_some();
+        let fits = match &shape.media_type {
+            Some(own) => own == served,
+            None => (crate::spec::Kind::of(served) == crate::spec::Kind::Index) == is_index,
+        };
+        if !fits {
+            return Err(Error::Invalid {
+                what: url.to_owned(),
+                reason: format!(
+                    "served as {served}, but the document is {}",
+                    match &shape.media_type {
+                        Some(own) => own.as_str(),
+                        None if is_index => "an index",
+                        None => "a manifest",
+                    }
+                ),
+            });
+        }
         return Ok(served.to_owned());
     }
     let Some(shape) = shape else {

@@ -1482,3 +1482,80 @@ fn a_slow_loris_registry_is_waited_for_and_an_interrupt_leaves_the_layout_as_it_
     }
     unchanged(&dest, &before);
 }
+
+#[test]
+fn a_document_served_under_another_media_type_leaves_no_layout_fsck_rejects() {
+    let dir = tempdir();
+    let img = Img::new("a");
+    let index = index_of(&[child(media_type::MANIFEST, &img.manifest)]);
+    let with_type = |bytes: &[u8], ct: &str| -> String {
+        let mut v: serde_json::Value = serde_json::from_slice(bytes).expect("json");
+        v.as_object_mut().expect("object").remove("mediaType");
+        let _ = ct;
+        String::from_utf8(serde_json::to_vec(&v).expect("json")).expect("utf-8")
+    };
+    for (i, (what, bytes, ct, all)) in [
+        (
+            "a manifest served as an index",
+            img.manifest.clone(),
+            media_type::INDEX,
+            true,
+        ),
+        (
+            "a manifest served as an index",
+            img.manifest.clone(),
+            media_type::INDEX,
+            false,
+        ),
+        (
+            "an index served as a manifest",
+            index.clone(),
+            media_type::MANIFEST,
+            true,
+        ),
+        (
+            "a bare manifest served as an index",
+            with_type(&img.manifest, "").into_bytes(),
+            media_type::INDEX,
+            false,
+        ),
+        (
+            "a bare index served as a manifest",
+            with_type(&index, "").into_bytes(),
+            media_type::MANIFEST,
+            true,
+        ),
+        (
+            "a manifest served as text",
+            img.manifest.clone(),
+            "text/plain",
+            false,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut docs = img.docs("x");
+        docs.insert("t".into(), (bytes.clone(), ct));
+        docs.insert(sha256(&bytes).to_string(), (bytes, ct));
+        let registry = Server::start(move |req| serve_docs(&docs, req));
+        let dest = dir.path().join(format!("d{i}"));
+        let mut args = vec![
+            "pull".to_owned(),
+            format!("{}/r:t", registry.host()),
+            s(&dest).to_owned(),
+            "--plain-http".into(),
+        ];
+        if all {
+            args.push("--all-platforms".into());
+        }
+        let run = within(60, &strs(&args), &[]);
+        assert!(!run.stderr.contains("panicked"), "{what}: {}", run.stderr);
+        if run.code == 0 {
+            let fsck = within(60, &["fsck", s(&dest)], &[]);
+            assert_eq!(fsck.code, 0, "{what} (all platforms: {all}): the pull succeeded, but fsck rejects the layout:\n{}\n{}", fsck.stdout, fsck.stderr);
+        } else {
+            refused(&run, what);
+        }
+    }
+}
