@@ -407,6 +407,15 @@ pub fn upload_blob(
                     "resuming the upload of {} at byte {at}",
                     blob.digest
                 ));
+                if at > blob.size {
+                    return Err(Error::Invalid {
+                        what: client.url(&location),
+                        reason: format!(
+                            "the registry says the upload holds {at} bytes of a {}-byte blob",
+                            blob.size
+                        ),
+                    });
+                }
                 if at < offset {
                     return Err(Error::Invalid {
                         what: client.url(&location),
@@ -440,13 +449,17 @@ fn upload_status(client: &Client, repository: &str, location: &str) -> Result<(u
     let response = client.expect(&call, &[204])?;
     // `0-N` names the last byte held; distribution writes `0-0` for nothing held too, and
     // chunks are never one byte long, so that reads as nothing.
-    let held = header(&response, "range")
-        .and_then(|r| {
-            r.rsplit('-')
-                .next()
-                .and_then(|n| n.trim().parse::<u64>().ok())
-        })
-        .map_or(0, |last| if last == 0 { 0 } else { last + 1 });
+    let held = match header(&response, "range").and_then(|r| {
+        r.rsplit('-')
+            .next()
+            .and_then(|n| n.trim().parse::<u64>().ok())
+    }) {
+        None | Some(0) => 0,
+        Some(last) => last.checked_add(1).ok_or_else(|| Error::Invalid {
+            what: client.url(location),
+            reason: format!("the upload's status says it holds byte {last}"),
+        })?,
+    };
     Ok((held, upload_location(client, &call, &response)?))
 }
 

@@ -1559,3 +1559,54 @@ fn a_document_served_under_another_media_type_leaves_no_layout_fsck_rejects() {
         }
     }
 }
+
+#[test]
+fn an_upload_status_claiming_impossible_ranges_is_refused() {
+    for range in ["0-18446744073709551615", "0-5000000000", "bytes=0-x"] {
+        let dir = tempdir();
+        let layout = strata::Layout::init(dir.path().join("src")).expect("init");
+        let big: Vec<u8> = (0..3u32 << 20).map(|i| (i * 7 % 251) as u8).collect();
+        let config =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+                .to_vec();
+        let img = Img::with(config, big);
+        for b in [&img.layer, &img.config, &img.manifest] {
+            layout.put_blob(b).expect("blob");
+        }
+        let desc = strata::spec::Descriptor::new(
+            media_type::MANIFEST,
+            &sha256(&img.manifest),
+            img.manifest.len() as u64,
+        );
+        super::util::add_entry(&layout, &desc, Some("v1"));
+        let registry = push_registry(move |req| match req.method.as_str() {
+            "PATCH" => resp(416, &[("location", "/v2/r/blobs/uploads/1")], b""),
+            "GET" => resp(
+                204,
+                &[("location", "/v2/r/blobs/uploads/1"), ("range", range)],
+                b"",
+            ),
+            "PUT" => resp(201, &[], b""),
+            _ => resp(202, &[("location", "/v2/r/blobs/uploads/1")], b""),
+        });
+        let (cfg, _, _) = docker_config(dir.path(), &registry.host());
+        let run = within(
+            90,
+            &[
+                "push",
+                &format!("{}:v1", s(layout.root())),
+                &format!("{}/r:t", registry.host()),
+                "--plain-http",
+                "--chunk-mib",
+                "1",
+            ],
+            &[("DOCKER_CONFIG", &cfg)],
+        );
+        refused(&run, range);
+        assert_eq!(
+            registry.count(|r| r.method == "PUT" && r.path().starts_with("/v2/r/manifests/")),
+            0,
+            "{range}: a manifest was pushed"
+        );
+    }
+}
