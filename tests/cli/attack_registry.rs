@@ -1610,3 +1610,28 @@ fn an_upload_status_claiming_impossible_ranges_is_refused() {
         );
     }
 }
+
+#[test]
+fn malformed_http_framing_fails_cleanly() {
+    let img = Img::new("a");
+    let m = String::from_utf8(img.manifest.clone()).expect("utf-8");
+    let ct = media_type::MANIFEST;
+    let answers: Vec<(&str, String)> = vec![
+        ("a chunk size past u64", format!("HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\ntransfer-encoding: chunked\r\n\r\nfffffffffffffffffffffff\r\n{m}\r\n0\r\n\r\n")),
+        ("a negative Content-Length", format!("HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\ncontent-length: -1\r\n\r\n{m}")),
+        ("a Content-Length past u64", format!("HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\ncontent-length: 18446744073709551616\r\n\r\n{m}")),
+        ("a huge Content-Length", format!("HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\ncontent-length: 18446744073709551615\r\n\r\n{m}")),
+        ("two Content-Lengths", format!("HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\ncontent-length: 5\r\ncontent-length: {}\r\n\r\n{m}", m.len())),
+        ("a status line of garbage", format!("HTTP/1.1 2x0 OK\r\n\r\n{m}")),
+        ("a 1xx forever", "HTTP/1.1 100 Continue\r\n\r\n".repeat(10_000)),
+        ("no header end", format!("HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\n{}", "x: y\r\n".repeat(100_000))),
+        ("a NUL in a header", format!("HTTP/1.1 200 OK\r\ncontent-type: {ct}\r\ndocker-content-digest: a\0b\r\ncontent-length: {}\r\n\r\n{m}", m.len())),
+    ];
+    for (what, answer) in answers {
+        let raw = answer.into_bytes();
+        let (run, _) = pull_refused(what, &img, move |req| {
+            (req.path() == "/v2/r/manifests/t").then(|| Reply::Raw(raw.clone()))
+        });
+        assert!(run.stderr.contains("127.0.0.1"), "{what}: {}", run.stderr);
+    }
+}
