@@ -132,9 +132,9 @@ fn manifest_media_type(content_type: &str, bytes: &[u8], url: &str) -> Result<St
                 reason: format!(
                     "served as {served}, but the document is {}",
                     match &shape.media_type {
-                        Some(own) => own.as_str(),
-                        None if is_index => "an index",
-                        None => "a manifest",
+                        Some(own) => format!("{own:?}"),
+                        None if is_index => "an index".into(),
+                        None => "a manifest".into(),
                     }
                 ),
             });
@@ -520,6 +520,17 @@ pub fn list_tags(client: &Client, repository: &str) -> Result<Vec<String>> {
             reason: format!("not a tag list: {e}"),
         })?;
         let got = page.tags.unwrap_or_default();
+        // Tags are printed one per line: one with control characters could forge output
+        // or drive the terminal. Registries keep to the spec's grammar.
+        if let Some(bad) = got.iter().find(|t| !super::name::is_tag(t)) {
+            return Err(Error::Invalid {
+                what: url,
+                reason: format!(
+                    "the registry listed {:?}, which is not a tag",
+                    bad.chars().take(200).collect::<String>()
+                ),
+            });
+        }
         let empty = got.is_empty();
         tags.extend(got);
         if tags.len() > MAX_TAGS {

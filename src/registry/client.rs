@@ -676,6 +676,20 @@ pub fn status_error(method: &str, url: &str, mut response: Response) -> Error {
                 .join("; ")
         })
         .unwrap_or_default();
+    // The registry's words go to a terminal: no control characters (they could forge lines
+    // or drive it), and not a page of them.
+    let message: String = message
+        .chars()
+        .take(1024)
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
     Error::Status {
         method: method.to_owned(),
         url: url.to_owned(),

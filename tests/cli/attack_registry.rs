@@ -1635,3 +1635,54 @@ fn malformed_http_framing_fails_cleanly() {
         assert!(run.stderr.contains("127.0.0.1"), "{what}: {}", run.stderr);
     }
 }
+
+#[test]
+fn terminal_escapes_from_the_registry_never_reach_the_terminal() {
+    let registry = Server::start(|req| {
+        if req.path() == "/v2/r/tags/list" {
+            return resp(200, &[("content-type", "application/json")], b"{\"name\":\"r\",\"tags\":[\"ok\",\"\\u001b]0;pwned\\u0007\\u001b[2J\",\"line\\nstrata: pulled\"]}");
+        }
+        let body =
+            b"{\"errors\":[{\"code\":\"DENIED\",\"message\":\"\\u001b[2Jno\\r\\nstrata: done\"}]}";
+        resp(403, &[("content-type", "application/json")], body)
+    });
+    let ls = within(
+        60,
+        &[
+            "ls",
+            &format!("docker://{}/r", registry.host()),
+            "--plain-http",
+        ],
+        &[],
+    );
+    let dir = tempdir();
+    let pull = within(
+        60,
+        &[
+            "pull",
+            &format!("{}/r:t", registry.host()),
+            s(&dir.path().join("d")),
+            "--plain-http",
+        ],
+        &[],
+    );
+    refused(&pull, "a 403 with escapes");
+    for run in [&ls, &pull] {
+        for out in [&run.stdout, &run.stderr] {
+            assert!(
+                !out.contains('\u{1b}') && !out.contains('\r'),
+                "a registry's control characters were printed: {out:?}"
+            );
+            assert!(
+                !out.lines()
+                    .any(|l| l.starts_with("strata: pulled") || l.starts_with("strata: done")),
+                "a registry forged an output line: {out:?}"
+            );
+        }
+    }
+    assert!(
+        ls.code == 1 || ls.stdout.lines().all(|l| l == "ok"),
+        "{:?}",
+        ls.stdout
+    );
+}
