@@ -1686,3 +1686,35 @@ fn terminal_escapes_from_the_registry_never_reach_the_terminal() {
         ls.stdout
     );
 }
+
+#[test]
+fn an_index_whose_platforms_hold_escapes_cannot_reach_the_terminal_and_a_failed_pull_leaves_no_layout(
+) {
+    let img = Img::new("a");
+    let mut c = child(media_type::MANIFEST, &img.manifest);
+    c["platform"] = serde_json::json!({"architecture": "\u{1b}[2J", "os": "plan9\nstrata: pulled"});
+    let registry = index_registry(&img, index_of(&[c]), vec![]);
+    let dir = tempdir();
+    let dest = dir.path().join("new/lay");
+    let run = within(
+        60,
+        &[
+            "pull",
+            &format!("{}/r:t", registry.host()),
+            s(&dest),
+            "--plain-http",
+        ],
+        &[],
+    );
+    refused(&run, "no platform for this machine");
+    assert!(
+        !run.stderr.contains('\u{1b}')
+            && !run.stderr.lines().any(|l| l.starts_with("strata: pulled")),
+        "{:?}",
+        run.stderr
+    );
+    assert!(
+        !dir.path().join("new").exists(),
+        "the failed pull left the layout it created"
+    );
+}
