@@ -469,11 +469,8 @@ fn upload_location(
     response: &client::Response,
 ) -> Result<String> {
     match header(response, "location") {
-        Some(l) => Ok(client.url(&if l.starts_with('/') || l.contains("://") {
-            l
-        } else {
-            format!("/{l}")
-        })),
+        // Relative to the request, as RFC 7231 says (the distribution spec defers to it).
+        Some(l) => Ok(client::resolve(&client.url(&call.target), &l)),
         None => Err(Error::Invalid {
             what: client.url(&call.target),
             reason: "the registry opened an upload without a Location".into(),

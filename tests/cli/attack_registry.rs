@@ -1718,3 +1718,16 @@ fn an_index_whose_platforms_hold_escapes_cannot_reach_the_terminal_and_a_failed_
         "the failed pull left the layout it created"
     );
 }
+
+#[test]
+fn a_relative_upload_location_resolves_against_the_request() {
+    let dir = tempdir();
+    // RFC 7231 (which the distribution spec cites for Location): relative to the request URL.
+    let registry = push_registry(|req| match req.method.as_str() {
+        "POST" => resp(202, &[("location", "session-1?_state=x")], b""),
+        "PUT" if req.path() == "/v2/r/blobs/uploads/session-1" => resp(201, &[], b""),
+        _ => not_found(),
+    });
+    let run = push_to(&registry, dir.path());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
