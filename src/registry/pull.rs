@@ -117,10 +117,27 @@ pub fn pull(
     if options.referrers {
         let digest = root.digest().map_err(crate::Error::from)?;
         for r in api::referrers(client, repo, &digest)? {
-            let mut r = r;
-            r.annotations = None;
-            roots.push(r.clone());
-            referrer_roots.push(r);
+            // The listing is the registry's word (and the fallback tag anyone's who can
+            // push): only a manifest whose subject is this image is kept as its referrer.
+            if matches!(Kind::of(&r.media_type), Kind::Index | Kind::Manifest) {
+                let doc = api::get_manifest(client, repo, &r.digest)?;
+                if doc.bytes.len() as u64 == r.size.max(0) as u64
+                    && subject_of(&doc.bytes).as_deref() == Some(root.digest.as_str())
+                {
+                    super::documents::store(&staging.layout, &doc)?;
+                    fetched_docs += 1;
+                    doc_bytes += doc.bytes.len() as u64;
+                    let mut r = r;
+                    r.annotations = None;
+                    roots.push(r.clone());
+                    referrer_roots.push(r);
+                    continue;
+                }
+            }
+            client.log(&format!(
+                "skipping {}: listed as a referrer of {}, but its subject is not",
+                r.digest, root.digest
+            ));
         }
     }
 
@@ -223,6 +240,22 @@ pub fn pull(
         bytes: doc_bytes.saturating_add(total),
         referrers: referrer_roots.iter().map(|r| r.digest.clone()).collect(),
     })
+}
+
+/// The digest a manifest or index names as its subject, if any.
+fn subject_of(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Subject {
+        digest: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        subject: Option<Subject>,
+    }
+    serde_json::from_slice::<Shape>(bytes)
+        .ok()?
+        .subject
+        .map(|s| s.digest)
 }
 
 enum Message {

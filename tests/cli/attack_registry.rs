@@ -308,6 +308,25 @@ impl Img {
         }
     }
 
+    /// A signature-like artifact whose subject is `subject`.
+    fn referrer_of(subject: &Img, seed: &str) -> Img {
+        let (config, layer) = (b"{}".to_vec(), seed.as_bytes().to_vec());
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media_type::MANIFEST,
+            "artifactType": "application/vnd.example.sig",
+            "config": {"mediaType": media_type::EMPTY, "digest": sha256(&config).to_string(), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.example.payload", "digest": sha256(&layer).to_string(), "size": layer.len()}],
+            "subject": {"mediaType": media_type::MANIFEST, "digest": subject.digest(), "size": subject.manifest.len()},
+        }))
+        .expect("manifest");
+        Img {
+            manifest,
+            config,
+            layer,
+        }
+    }
+
     fn digest(&self) -> String {
         sha256(&self.manifest).to_string()
     }
@@ -1288,7 +1307,7 @@ fn hostile_referrers_cannot_tag_or_corrupt_the_layout() {
     let dir = tempdir();
     let img = Img::new("a");
     // A referrer listed with a ref.name annotation: it must not become a tag.
-    let sig = Img::new("sig");
+    let sig = Img::referrer_of(&img, "sig");
     let mut entry = child(media_type::MANIFEST, &sig.manifest);
     entry["annotations"] = serde_json::json!({"org.opencontainers.image.ref.name": "latest"});
     let mut docs = img.docs("t");
@@ -1730,4 +1749,54 @@ fn a_relative_upload_location_resolves_against_the_request() {
     });
     let run = push_to(&registry, dir.path());
     assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn listed_referrers_whose_subject_is_not_the_image_are_skipped() {
+    let img = Img::new("a");
+    let other = Img::new("unrelated");
+    let of_other = Img::referrer_of(&other, "sig of another");
+    let real = Img::referrer_of(&img, "real sig");
+    let listed = [&img, &other, &of_other, &real].map(|i| child(media_type::MANIFEST, &i.manifest));
+    let mut docs = img.docs("t");
+    for (i, d) in [&other, &of_other, &real].iter().enumerate() {
+        docs.extend(d.docs(&format!("x{i}")));
+    }
+    let referrers = index_of(&listed);
+    let registry = Server::start(move |req| {
+        if req.path().starts_with("/v2/r/referrers/") {
+            return resp(200, &[("content-type", media_type::INDEX)], &referrers);
+        }
+        serve_docs(&docs, req)
+    });
+    let dir = tempdir();
+    let dest = dir.path().join("d");
+    let run = within(
+        60,
+        &[
+            "pull",
+            &format!("{}/r:t", registry.host()),
+            s(&dest),
+            "--plain-http",
+            "--referrers",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).expect("json");
+    assert_eq!(
+        report["referrers"],
+        serde_json::json!([real.digest()]),
+        "{}",
+        run.stdout
+    );
+    let stored = super::util::stored_blobs(&dest);
+    assert!(
+        !stored.contains(&sha256(&other.layer).to_string())
+            && !stored.contains(&of_other.layer_digest()),
+        "an unrelated image's blobs were pulled"
+    );
+    let fsck = within(60, &["fsck", s(&dest)], &[]);
+    assert_eq!(fsck.code, 0, "{}{}", fsck.stdout, fsck.stderr);
 }
