@@ -116,6 +116,29 @@ fn manifest_media_type(content_type: &str, bytes: &[u8], url: &str) -> Result<St
         )));
     }
     if MANIFEST_TYPES.contains(&served) {
+        // The type is recorded in the layout's descriptors, which must describe the bytes:
+        // a manifest served as an index would leave a layout fsck rejects.
+        let Some(shape) = shape else {
+            return Ok(served.to_owned());
+        };
+        let is_index = shape.manifests.is_some();
+        let fits = match &shape.media_type {
+            Some(own) => own == served,
+            None => (crate::spec::Kind::of(served) == crate::spec::Kind::Index) == is_index,
+        };
+        if !fits {
+            return Err(Error::Invalid {
+                what: url.to_owned(),
+                reason: format!(
+                    "served as {served}, but the document is {}",
+                    match &shape.media_type {
+                        Some(own) => format!("{own:?}"),
+                        None if is_index => "an index".into(),
+                        None => "a manifest".into(),
+                    }
+                ),
+            });
+        }
         return Ok(served.to_owned());
     }
     let Some(shape) = shape else {
@@ -415,6 +438,15 @@ fn upload_once(
                     "resuming the upload of {} at byte {at}",
                     blob.digest
                 ));
+                if at > blob.size {
+                    return Err(Error::Invalid {
+                        what: client.url(&location),
+                        reason: format!(
+                            "the registry says the upload holds {at} bytes of a {}-byte blob",
+                            blob.size
+                        ),
+                    });
+                }
                 if at < offset {
                     return Err(Error::Invalid {
                         what: client.url(&location),
@@ -448,13 +480,17 @@ fn upload_status(client: &Client, repository: &str, location: &str) -> Result<(u
     let response = client.expect(&call, &[204])?;
     // `0-N` names the last byte held; distribution writes `0-0` for nothing held too, and
     // chunks are never one byte long, so that reads as nothing.
-    let held = header(&response, "range")
-        .and_then(|r| {
-            r.rsplit('-')
-                .next()
-                .and_then(|n| n.trim().parse::<u64>().ok())
-        })
-        .map_or(0, |last| if last == 0 { 0 } else { last + 1 });
+    let held = match header(&response, "range").and_then(|r| {
+        r.rsplit('-')
+            .next()
+            .and_then(|n| n.trim().parse::<u64>().ok())
+    }) {
+        None | Some(0) => 0,
+        Some(last) => last.checked_add(1).ok_or_else(|| Error::Invalid {
+            what: client.url(location),
+            reason: format!("the upload's status says it holds byte {last}"),
+        })?,
+    };
     Ok((held, upload_location(client, &call, &response)?))
 }
 
@@ -464,11 +500,8 @@ fn upload_location(
     response: &client::Response,
 ) -> Result<String> {
     match header(response, "location") {
-        Some(l) => Ok(client.url(&if l.starts_with('/') || l.contains("://") {
-            l
-        } else {
-            format!("/{l}")
-        })),
+        // Relative to the request, as RFC 7231 says (the distribution spec defers to it).
+        Some(l) => Ok(client::resolve(&client.url(&call.target), &l)),
         None => Err(Error::Invalid {
             what: client.url(&call.target),
             reason: "the registry opened an upload without a Location".into(),
@@ -476,13 +509,25 @@ fn upload_location(
     }
 }
 
+/// The most tags a listing holds (in memory) before strata gives up on it.
+pub const MAX_TAGS: usize = 1_000_000;
+
 /// Every tag of a repository, following the registry's pages (`Link: <...>; rel="next"`).
 pub fn list_tags(client: &Client, repository: &str) -> Result<Vec<String>> {
     let mut tags = Vec::new();
     let mut target = format!("/v2/{repository}/tags/list?n=1000");
+    // A registry's pages could go on forever, or loop: the tags are kept in memory, so
+    // both are cut short.
+    let mut seen = std::collections::HashSet::new();
     for _ in 0..10_000 {
         let call = Call::new("GET", target.clone(), repository, Access::Pull);
         let url = client.url(&target);
+        if !seen.insert(url.clone()) {
+            return Err(Error::Invalid {
+                what: url,
+                reason: "the tag list's next page is one already read (the pages loop)".into(),
+            });
+        }
         let mut response = client.expect(&call, &[200])?;
         let next = header(&response, "link").and_then(|l| next_link(&l));
         let bytes = response
@@ -503,10 +548,29 @@ pub fn list_tags(client: &Client, repository: &str) -> Result<Vec<String>> {
             reason: format!("not a tag list: {e}"),
         })?;
         let got = page.tags.unwrap_or_default();
+        // Tags are printed one per line: one with control characters could forge output
+        // or drive the terminal. Registries keep to the spec's grammar.
+        if let Some(bad) = got.iter().find(|t| !super::name::is_tag(t)) {
+            return Err(Error::Invalid {
+                what: url,
+                reason: format!(
+                    "the registry listed {:?}, which is not a tag",
+                    bad.chars().take(200).collect::<String>()
+                ),
+            });
+        }
         let empty = got.is_empty();
         tags.extend(got);
+        if tags.len() > MAX_TAGS {
+            return Err(Error::Invalid {
+                what: url,
+                reason: format!("the repository lists more than {MAX_TAGS} tags"),
+            });
+        }
         match next {
-            Some(n) if !empty => target = n,
+            // Relative to the page it came on: glued to the host, `list?last=a` would
+            // name another host (`registry.examplelist`).
+            Some(n) if !empty => target = client::resolve(&url, &n),
             _ => return Ok(tags),
         }
     }

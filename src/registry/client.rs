@@ -178,7 +178,7 @@ impl Client {
             Some(p) => {
                 let mut b = ureq::Proxy::builder(ureq::ProxyProtocol::Http);
                 let parsed = ureq::Proxy::new(p).map_err(|e| Error::Transport {
-                    url: p.clone(),
+                    url: without_userinfo(p),
                     reason: format!("not a proxy URL: {e}"),
                 })?;
                 b = b.host(parsed.host()).port(parsed.port());
@@ -192,7 +192,7 @@ impl Client {
                     b = b.no_proxy(np);
                 }
                 Some(b.build().map_err(|e| Error::Transport {
-                    url: p.clone(),
+                    url: without_userinfo(p),
                     reason: e.to_string(),
                 })?)
             }
@@ -351,7 +351,15 @@ impl Client {
                         reason: "more than 10 redirects".into(),
                     });
                 }
-                url = resolve(&url, &location);
+                let next = resolve(&url, &location);
+                // Not transient: a Location that is no URL fails now, naming where it came from.
+                if !usable_url(&next) {
+                    return Err(Error::Invalid {
+                        what: url,
+                        reason: format!("a {status} redirect to {location:?}, which is not a URL"),
+                    });
+                }
+                url = next;
                 continue;
             }
             if matches!(status, 408 | 429 | 500 | 502 | 503 | 504) && attempt < self.options.retries
@@ -697,6 +705,7 @@ pub fn status_error(method: &str, url: &str, mut response: Response) -> Error {
                 .join("; ")
         })
         .unwrap_or_default();
+    let message = printable(&message, 1024);
     Error::Status {
         method: method.to_owned(),
         url: url.to_owned(),
@@ -741,6 +750,47 @@ fn describe(e: ureq::Error) -> String {
     }
 }
 
+/// True for a URL with a host and, if any, a port that is a number a port can be (the
+/// parser leaves a bad port out, and the connection would go to the default one).
+fn usable_url(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    let Some(authority) = uri.authority() else {
+        return false;
+    };
+    let after_host = authority.as_str().rsplit(['@', ']']).next().unwrap_or("");
+    let port_ok = match after_host.rsplit_once(':') {
+        Some((_, port)) => port.parse::<u16>().is_ok(),
+        None => true,
+    };
+    !authority.host().is_empty() && port_ok
+}
+
+/// Text a registry chose, fit for a terminal: control characters escaped (they could
+/// forge output lines or drive the terminal), at most `max` characters.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(max) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A proxy URL fit to print: its `user:password@` is a secret. Everything up to the last
+/// `@` goes (a password may hold an unencoded `/`; a proxy URL has no path worth keeping).
+fn without_userinfo(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    match url[start..].rfind('@') {
+        Some(at) => format!("{}***@{}", &url[..start], &url[start + at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 /// `scheme://authority` of a URL.
 fn origin(url: &str) -> &str {
     let start = url.find("://").map_or(0, |i| i + 3);
@@ -750,14 +800,16 @@ fn origin(url: &str) -> &str {
     &url[..end]
 }
 
-/// The `host[:port]` of a URL.
+/// The `host[:port]` of a URL. Userinfo is dropped: `http://127.0.0.1:1@elsewhere/` goes to
+/// `elsewhere`, and must not pass for loopback.
 fn authority(url: &str) -> &str {
     let o = origin(url);
-    o.find("://").map_or(o, |i| &o[i + 3..])
+    let a = o.find("://").map_or(o, |i| &o[i + 3..]);
+    a.rsplit('@').next().unwrap_or(a)
 }
 
-/// A Location header resolved against the URL it came from.
-fn resolve(base: &str, location: &str) -> String {
+/// A Location (or Link) header resolved against the URL it came from.
+pub(crate) fn resolve(base: &str, location: &str) -> String {
     if location.starts_with("http://") || location.starts_with("https://") {
         location.to_owned()
     } else if let Some(rest) = location.strip_prefix("//") {
@@ -864,6 +916,13 @@ mod tests {
     fn urls() {
         assert_eq!(origin("https://a:5000/v2/x?y"), "https://a:5000");
         assert_eq!(authority("http://a:5000/v2/x"), "a:5000");
+        assert_eq!(authority("http://127.0.0.1:1@b:80/t"), "b:80");
+        assert_eq!(without_userinfo("http://u:p@[zz:1/x"), "http://***@[zz:1/x");
+        assert_eq!(without_userinfo("u:p@h:1"), "***@h:1");
+        assert_eq!(without_userinfo("http://u:p/w@h:1"), "http://***@h:1");
+        assert_eq!(without_userinfo("http://h:1"), "http://h:1");
+        assert_eq!(printable("a\u{1b}[2J\nb", 100), "a\\u{1b}[2J\\nb");
+        assert_eq!(printable("abc", 2), "ab");
         assert_eq!(
             resolve("https://a/v2/r/blobs/x", "https://s3/b?sig=1"),
             "https://s3/b?sig=1"
@@ -877,6 +936,12 @@ mod tests {
             "https://a/v2/r/blobs/y"
         );
         assert_eq!(resolve("http://a/v2/", "//b/c"), "http://b/c");
+        assert!(usable_url("http://[::1]:5000/x") && usable_url("https://a/b?c"));
+        assert!(
+            !usable_url("http://a:99999/x")
+                && !usable_url("http://[zz/")
+                && !usable_url("https://")
+        );
         assert_eq!(
             with_query("http://a/u?s=1", "digest", "sha256:ab"),
             "http://a/u?s=1&digest=sha256%3Aab"

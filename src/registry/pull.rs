@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use serde::Serialize;
 
 use super::api;
-use super::client::{Access, Client};
+use super::client::Client;
 use super::error::{Error, Result};
 use super::name::ImageName;
 use crate::image::PlatformSpec;
@@ -25,6 +25,9 @@ use crate::spec::{BlobRef, Descriptor, Kind};
 use crate::transfer::staging::Staging;
 use crate::transfer::tags::{clashes, publish_entries};
 use crate::transfer::{ProgressFn, Ticker};
+
+/// The deepest nesting of indexes a pull follows (real images nest one or two deep).
+pub const MAX_NESTING: usize = 32;
 
 /// How to pull.
 #[derive(Debug, Clone)]
@@ -104,7 +107,7 @@ pub fn pull(
             return Err(Error::Unsupported(format!(
                 "{name} has no image for {} (it has: {}); pick one of those platforms, or take them all",
                 options.platform,
-                if offered.is_empty() { "none with a platform".to_owned() } else { offered.join(", ") }
+                if offered.is_empty() { "none with a platform".to_owned() } else { super::client::printable(&offered.join(", "), 2048) }
             )));
         };
         root = entry.clone();
@@ -116,6 +119,8 @@ pub fn pull(
     let mut referrers_missing = Vec::new();
     if options.referrers {
         // Referrers of referrers too (a signature of an SBOM), as push and copy carry them.
+        // The listing is the registry's word (and the fallback tag anyone's who can push):
+        // only a manifest whose subject is what it is listed for is kept as its referrer.
         let mut subjects = vec![root.digest().map_err(crate::Error::from)?];
         while let Some(subject) = subjects.pop() {
             for mut r in api::referrers(client, repo, &subject)? {
@@ -127,20 +132,52 @@ pub fn pull(
                 {
                     continue;
                 }
-                r.annotations = None;
-                if api::head_manifest(client, repo, &r.digest, Access::Pull)?.is_none() {
-                    referrers_missing.push(r.digest.clone());
+                if !matches!(Kind::of(&r.media_type), Kind::Index | Kind::Manifest) {
+                    client.log(&format!(
+                        "skipping {}: listed as a referrer of {subject}, but not a manifest",
+                        r.digest
+                    ));
                     continue;
                 }
+                let doc = match api::get_manifest(client, repo, &r.digest) {
+                    Ok(doc) => doc,
+                    Err(Error::Status { status: 404, .. }) => {
+                        referrers_missing.push(r.digest.clone());
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                if doc.bytes.len() as u64 != r.size.max(0) as u64
+                    || subject_of(&doc.bytes).as_deref() != Some(subject.to_string().as_str())
+                {
+                    client.log(&format!(
+                        "skipping {}: listed as a referrer of {subject}, but its subject is not",
+                        r.digest
+                    ));
+                    continue;
+                }
+                super::documents::store(&staging.layout, &doc)?;
+                docs.push((doc.digest.to_string(), doc.bytes.len() as u64));
                 subjects.push(r.digest().map_err(crate::Error::from)?);
+                r.annotations = None;
                 roots.push(r.clone());
                 referrer_roots.push(r);
             }
         }
     }
 
-    // Fetch documents until the walk misses nothing but leaves and configs.
+    // Fetch documents until the walk misses nothing but leaves and configs. Each round
+    // fetches one level deeper and walks the whole graph again: a registry serving indexes
+    // nested thousands deep would keep the pull busy for hours, so the depth is bounded.
+    let mut level = 0;
     let (blobs, present) = loop {
+        level += 1;
+        if level > MAX_NESTING {
+            return Err(Error::Invalid {
+                what: name.to_string(),
+                reason: format!("its indexes are nested more than {MAX_NESTING} deep"),
+            });
+        }
         let mut walker = Walker::new(&[&staging.layout, dest]);
         walker.walk(&roots)?;
         let (nodes, leaves): (Vec<_>, Vec<_>) = walker
@@ -185,7 +222,8 @@ pub fn pull(
         .into());
     }
 
-    let total: u64 = blobs.iter().map(|b| b.size).sum();
+    // Sizes are the registry's word (up to i64::MAX each): a plain sum overflows.
+    let total: u64 = blobs.iter().map(|b| b.size).fold(0, u64::saturating_add);
     let mut ticker = Ticker::new(progress, Some(total));
     for (digest, size) in &docs {
         ticker.blob(digest, *size, "fetched");
@@ -226,7 +264,11 @@ pub fn pull(
         size: root.size.max(0) as u64,
         blobs_fetched: docs.len() + blobs.len(),
         blobs_present: present,
-        bytes: docs.iter().map(|(_, size)| size).sum::<u64>() + total,
+        bytes: docs
+            .iter()
+            .map(|(_, size)| size)
+            .sum::<u64>()
+            .saturating_add(total),
         referrers: referrer_roots.iter().map(|r| r.digest.clone()).collect(),
         referrers_missing,
     })
@@ -234,6 +276,22 @@ pub fn pull(
 
 /// Bytes a download thread counts before it reports them.
 const PROGRESS_STEP: u64 = 4 << 20;
+
+/// The digest a manifest or index names as its subject, if any.
+fn subject_of(bytes: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Subject {
+        digest: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Shape {
+        subject: Option<Subject>,
+    }
+    serde_json::from_slice::<Shape>(bytes)
+        .ok()?
+        .subject
+        .map(|s| s.digest)
+}
 
 enum Message {
     Bytes(u64),

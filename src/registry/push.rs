@@ -119,7 +119,9 @@ pub fn push(
         referrers: referrers.iter().map(|r| r.digest.clone()).collect(),
     };
 
-    let total: u64 = blobs.iter().map(|i| i.blob.size).sum();
+    let total: u64 = blobs
+        .iter()
+        .fold(0u64, |t, i| t.saturating_add(i.blob.size));
     let mut ticker = Ticker::new(progress, Some(total));
     let outcomes = upload_blobs(client, repo, layout, &blobs, options, &mut ticker)?;
     for (item, how) in blobs.iter().zip(&outcomes) {

@@ -110,7 +110,9 @@ pub fn copy(
             }
         })
         .collect();
-    let total: u64 = needed.iter().map(|i| i.blob.size).sum();
+    let total: u64 = needed
+        .iter()
+        .fold(0u64, |t, i| t.saturating_add(i.blob.size));
     let mut ticker = Ticker::new(progress, Some(total));
     let mut report = CopyReport {
         digest: source.entry.digest.clone(),

@@ -169,7 +169,9 @@ pub fn export<W: Write>(
         manifests: entries.clone(),
         ..Index::empty()
     };
-    let total: u64 = write.iter().map(|(_, item)| item.blob.size).sum();
+    let total: u64 = write
+        .iter()
+        .fold(0u64, |t, (_, item)| t.saturating_add(item.blob.size));
     let mut ticker = Ticker::new(progress, Some(total));
     let mut tar = TarOut::new(out, options.mtime);
     let io = |e: std::io::Error| crate::Error::Io {

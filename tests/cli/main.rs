@@ -5,6 +5,7 @@ mod util;
 
 mod artifacts;
 mod artifacts_view;
+mod attack_registry;
 mod attack_sources;
 mod attack_transfer;
 mod attack_world;
