@@ -2,6 +2,7 @@
 # Benchmark strata's registry transfers against skopeo on the same images, in one run,
 # against a docker-registry (distribution) on loopback started by this script:
 #   pull:      strata pull 127.0.0.1:P/bench/IMG:T NEW   vs  skopeo copy docker://... oci:NEW:T
+#              (each timed with a sync after it: what a durable pull costs)
 #   push:      strata push L:T 127.0.0.1:P/REPO:T        vs  skopeo copy oci:L:T docker://...
 #              (each round to a repository of its own, so every blob is uploaded)
 #   noop-push: strata push of an image the registry has (no goal for skopeo; timed alone)
@@ -117,10 +118,13 @@ run_one() {
     sync
     case $phase in
         pull)
+            # Timed up to the end of a `sync`: strata fsyncs every blob before it publishes
+            # it, and a tool that leaves its writes in the page cache would otherwise pay
+            # for them in the next run's window (or never).
             OUT=$SCR/$IMG-pull-$round-$tool; aside "$OUT"
             case $tool in
-                strata) timed_check "$IMG-pull" "$round" strata check_pull "$STRATA" pull -q "$REG/bench/$IMG:$T" "$OUT" ;;
-                skopeo) timed_check "$IMG-pull" "$round" skopeo check_pull skopeo copy -q --src-tls-verify=false "docker://$REG/bench/$IMG:$T" "oci:$OUT:$T" ;;
+                strata) timed_check "$IMG-pull" "$round" strata check_pull sh -c '"$@" && sync' sh "$STRATA" pull -q "$REG/bench/$IMG:$T" "$OUT" ;;
+                skopeo) timed_check "$IMG-pull" "$round" skopeo check_pull sh -c '"$@" && sync' sh skopeo copy -q --src-tls-verify=false "docker://$REG/bench/$IMG:$T" "oci:$OUT:$T" ;;
             esac ;;
         push)
             warm_layout "$L"
