@@ -94,3 +94,22 @@ pub(crate) fn replace_file_with_mode(
     tmp.persist(path).map_err(|e| e.error).at(path)?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
+
+/// The largest `write` strata makes to a file. On the kernels these machines run, buffered
+/// writes of 1 MiB into ext4's page cache intermittently took several times longer in the
+/// kernel's copy than the same bytes in 256 KiB writes (a 560 MB pull: 2.6 s against 0.9 s,
+/// nearly all of it system time), and smaller writes cost nothing measurable.
+pub(crate) const FILE_WRITE_MAX: usize = 256 << 10;
+
+/// A file writer whose every `write` is at most [`FILE_WRITE_MAX`] bytes (`write_all` loops).
+pub struct CappedWrites<W>(pub W);
+
+impl<W: io::Write> io::Write for CappedWrites<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(&buf[..buf.len().min(FILE_WRITE_MAX)])
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}

@@ -69,4 +69,5 @@ pub mod transfer;
 pub mod uri;
 
 pub use error::{Choice, Error, Result};
+pub use ioext::CappedWrites;
 pub use layout::Layout;

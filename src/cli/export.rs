@@ -274,9 +274,9 @@ fn write_atomically<T>(
         .suffix(".tmp")
         .tempfile_in(dir)
         .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp);
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, strata::CappedWrites(tmp));
     let out = write(&mut w)?;
-    let tmp = w
+    let strata::CappedWrites(tmp) = w
         .into_inner()
         .map_err(|e| e.into_error())
         .with_context(|| format!("writing {}", path.display()))?;

@@ -62,7 +62,10 @@ impl Layout {
         let tmp = self.in_tmp(|dir| tempfile::Builder::new().prefix("blob-").tempfile_in(dir))?;
         Ok(BlobWriter {
             layout: self,
-            out: HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp), algorithm),
+            out: HashingWriter::new(
+                BufWriter::with_capacity(crate::ioext::FILE_WRITE_MAX, tmp),
+                algorithm,
+            ),
         })
     }
 
@@ -253,7 +256,10 @@ impl BlobWriter<'_> {
 
 impl Write for BlobWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.write(buf)
+        // A write as large as the buffer goes straight to the file: capped like every file
+        // write (see crate::ioext::FILE_WRITE_MAX).
+        self.out
+            .write(&buf[..buf.len().min(crate::ioext::FILE_WRITE_MAX)])
     }
 
     fn flush(&mut self) -> io::Result<()> {

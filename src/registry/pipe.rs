@@ -1,11 +1,11 @@
-//! A writer on a thread of its own: a download hands its bytes over in 1 MiB buffers and
+//! A writer on a thread of its own: a download hands its bytes over in 256 KiB buffers and
 //! goes back to the socket, while the other thread hashes and writes them. On two cores the
 //! hashing then costs no wall time.
 
 use std::io::{self, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = crate::ioext::FILE_WRITE_MAX;
 /// Buffers in flight: enough to ride out a slow write, bounded so memory is too.
 const DEPTH: usize = 4;
 
