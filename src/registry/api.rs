@@ -361,7 +361,7 @@ pub fn upload_blob(
     blob: &BlobRef,
     chunk: u64,
     open: &(dyn Fn(u64) -> std::io::Result<Box<dyn Read>> + Sync),
-    advance: &(dyn Fn(u64) + Sync),
+    advance: &mut dyn FnMut(u64),
 ) -> Result<()> {
     let mut restarted = false;
     loop {
@@ -387,7 +387,7 @@ fn upload_once(
     blob: &BlobRef,
     chunk: u64,
     open: &(dyn Fn(u64) -> std::io::Result<Box<dyn Read>> + Sync),
-    advance: &(dyn Fn(u64) + Sync),
+    advance: &mut dyn FnMut(u64),
 ) -> Result<()> {
     let start = Call::new(
         "POST",

@@ -18,3 +18,4 @@ pub mod documents;
 mod pipe;
 pub mod pull;
 pub mod push;
+mod workers;

@@ -8,9 +8,6 @@
 //! `blobs/` (layers first, documents last) and the tag written: a failed or killed pull leaves
 //! the layout as it was, plus a temp directory gc sweeps.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
-
 use serde::Serialize;
 
 use super::api;
@@ -274,9 +271,6 @@ pub fn pull(
     })
 }
 
-/// Bytes a download thread counts before it reports them.
-const PROGRESS_STEP: u64 = 4 << 20;
-
 /// The digest a manifest or index names as its subject, if any.
 fn subject_of(bytes: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
@@ -293,13 +287,7 @@ fn subject_of(bytes: &[u8]) -> Option<String> {
         .map(|s| s.digest)
 }
 
-enum Message {
-    Bytes(u64),
-    Done(usize, Result<()>),
-}
-
 /// Downloads `blobs` into `staging`, `jobs` at a time, reporting progress on this thread.
-/// The first failure stops the others from starting new blobs.
 fn fetch_blobs(
     client: &Client,
     repo: &str,
@@ -308,54 +296,14 @@ fn fetch_blobs(
     jobs: usize,
     ticker: &mut Ticker<'_>,
 ) -> Result<()> {
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let (tx, rx) = mpsc::channel::<Message>();
-    let mut first_error = None;
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.min(blobs.len()) {
-            let tx = tx.clone();
-            let (next, stop) = (&next, &stop);
-            scope.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= blobs.len() || stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                // Progress goes to the drawing thread in steps of a few MiB: a message per
-                // read woke it thousands of times a second for nothing it could show.
-                let mut unsent = 0u64;
-                let result = fetch_one(client, repo, staging, &blobs[i], &mut |n| {
-                    unsent += n;
-                    if unsent >= PROGRESS_STEP {
-                        let _ = tx.send(Message::Bytes(std::mem::take(&mut unsent)));
-                    }
-                });
-                if unsent > 0 {
-                    let _ = tx.send(Message::Bytes(unsent));
-                }
-                if result.is_err() {
-                    stop.store(true, Ordering::Relaxed);
-                }
-                let _ = tx.send(Message::Done(i, result));
-            });
-        }
-        drop(tx);
-        for message in rx {
-            match message {
-                Message::Bytes(n) => ticker.advance(n),
-                Message::Done(i, Ok(())) => {
-                    ticker.blob(&blobs[i].digest.to_string(), blobs[i].size, "fetched");
-                }
-                Message::Done(_, Err(e)) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-    });
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
+    super::workers::each(
+        blobs,
+        jobs,
+        |blob, advance| fetch_one(client, repo, staging, blob, advance),
+        |ticker, i, ()| ticker.blob(&blobs[i].digest.to_string(), blobs[i].size, "fetched"),
+        ticker,
+    )?;
+    Ok(())
 }
 
 fn fetch_one(

@@ -9,8 +9,6 @@
 //! (`sha256-<hex>`) is kept up to date, as the distribution spec asks of clients.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
 
 use serde::Serialize;
 
@@ -292,11 +290,6 @@ enum Outcome {
     Uploaded,
 }
 
-enum Message {
-    Bytes(u64),
-    Done(usize, Result<Outcome>),
-}
-
 /// Makes sure the registry has every blob, `jobs` at a time.
 fn upload_blobs(
     client: &Client,
@@ -306,59 +299,24 @@ fn upload_blobs(
     options: &PushOptions,
     ticker: &mut Ticker<'_>,
 ) -> Result<Vec<Outcome>> {
-    let next = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
-    let (tx, rx) = mpsc::channel::<Message>();
-    let mut outcomes = vec![Outcome::Present; blobs.len()];
-    let mut first_error = None;
-    std::thread::scope(|scope| {
-        for _ in 0..options.jobs.max(1).min(blobs.len()) {
-            let tx = tx.clone();
-            let (next, stop) = (&next, &stop);
-            scope.spawn(move || loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= blobs.len() || stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let tx_bytes = std::sync::Mutex::new(tx.clone());
-                let advance = move |n: u64| {
-                    if let Ok(t) = tx_bytes.lock() {
-                        let _ = t.send(Message::Bytes(n));
-                    }
-                };
-                let result = ensure_blob(client, repo, layout, &blobs[i].blob, options, &advance);
-                if result.is_err() {
-                    stop.store(true, Ordering::Relaxed);
-                }
-                let _ = tx.send(Message::Done(i, result));
-            });
-        }
-        drop(tx);
-        for message in rx {
-            match message {
-                Message::Bytes(n) => ticker.advance(n),
-                Message::Done(i, Ok(how)) => {
-                    outcomes[i] = how;
-                    let word = match how {
-                        Outcome::Present => "present",
-                        Outcome::Mounted => "mounted",
-                        Outcome::Uploaded => "uploaded",
-                    };
-                    if !matches!(how, Outcome::Uploaded) {
-                        ticker.advance(blobs[i].blob.size);
-                    }
-                    ticker.blob(&blobs[i].blob.digest.to_string(), blobs[i].blob.size, word);
-                }
-                Message::Done(_, Err(e)) => {
-                    first_error.get_or_insert(e);
-                }
+    super::workers::each(
+        blobs,
+        options.jobs,
+        |item, advance| ensure_blob(client, repo, layout, &item.blob, options, advance),
+        |ticker, i, how| {
+            let word = match how {
+                Outcome::Present => "present",
+                Outcome::Mounted => "mounted",
+                Outcome::Uploaded => "uploaded",
+            };
+            // An upload counted its bytes as they went; the others count at once.
+            if !matches!(how, Outcome::Uploaded) {
+                ticker.advance(blobs[i].blob.size);
             }
-        }
-    });
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(outcomes),
-    }
+            ticker.blob(&blobs[i].blob.digest.to_string(), blobs[i].blob.size, word);
+        },
+        ticker,
+    )
 }
 
 fn ensure_blob(
@@ -367,7 +325,7 @@ fn ensure_blob(
     layout: &Layout,
     blob: &BlobRef,
     options: &PushOptions,
-    advance: &(dyn Fn(u64) + Sync),
+    advance: &mut dyn FnMut(u64),
 ) -> Result<Outcome> {
     if api::has_blob(client, repo, blob, Access::Push)? {
         return Ok(Outcome::Present);
