@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 
 use super::client::{
-    self, header, status_error, with_query, Access, Body, Call, Client, MANIFEST_TYPES,
+    self, header, read_body, status_error, with_query, Access, Body, Call, Client, MANIFEST_TYPES,
 };
 use super::error::{Error, Result};
 use crate::digest::{Algorithm, Digest};
@@ -55,15 +55,7 @@ pub fn get_manifest(client: &Client, repository: &str, reference: &str) -> Resul
     let mut response = client.expect(&call, &[200])?;
     let content_type = header(&response, "content-type").unwrap_or_default();
     let served_digest = header(&response, "docker-content-digest");
-    let bytes = response
-        .body_mut()
-        .with_config()
-        .limit(MANIFEST_LIMIT)
-        .read_to_vec()
-        .map_err(|e| Error::Transport {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
+    let bytes = read_body(&mut response, MANIFEST_LIMIT, &url)?;
     let asked: Option<Digest> = reference.parse().ok().filter(|_| reference.contains(':'));
     let algorithm = asked.as_ref().map_or(Algorithm::Sha256, Digest::algorithm);
     let digest = Digest::of_bytes(algorithm, &bytes);
@@ -530,15 +522,7 @@ pub fn list_tags(client: &Client, repository: &str) -> Result<Vec<String>> {
         }
         let mut response = client.expect(&call, &[200])?;
         let next = header(&response, "link").and_then(|l| next_link(&l));
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(MANIFEST_LIMIT * 4)
-            .read_to_vec()
-            .map_err(|e| Error::Transport {
-                url: url.clone(),
-                reason: e.to_string(),
-            })?;
+        let bytes = read_body(&mut response, MANIFEST_LIMIT * 4, &url)?;
         #[derive(serde::Deserialize)]
         struct TagList {
             tags: Option<Vec<String>>,
@@ -614,15 +598,7 @@ pub fn referrers(
         200 if header(&response, "content-type")
             .is_some_and(|c| c.starts_with(media_type::INDEX)) =>
         {
-            response
-                .body_mut()
-                .with_config()
-                .limit(MANIFEST_LIMIT)
-                .read_to_vec()
-                .map_err(|e| Error::Transport {
-                    url: url.clone(),
-                    reason: e.to_string(),
-                })?
+            read_body(&mut response, MANIFEST_LIMIT, &url)?
         }
         200 | 404 | 405 => match fallback_index(client, repository, digest)? {
             Some(f) => f.bytes,

@@ -620,15 +620,7 @@ impl Client {
         if !(200..300).contains(&status) {
             return Err(self.auth_error(&format!("the token service {realm} answered {status}")));
         }
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 20)
-            .read_to_vec()
-            .map_err(|e| Error::Transport {
-                url: realm.clone(),
-                reason: describe(e),
-            })?;
+        let bytes = read_body(&mut response, 1 << 20, realm)?;
         #[derive(serde::Deserialize)]
         struct TokenResponse {
             token: Option<String>,
@@ -671,6 +663,20 @@ pub fn header(response: &Response, name: &str) -> Option<String> {
         .get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)
+}
+
+/// A response's whole body, refused past `limit` bytes (documents are small; a registry
+/// sending more is not sending a document).
+pub fn read_body(response: &mut Response, limit: u64, url: &str) -> Result<Vec<u8>> {
+    response
+        .body_mut()
+        .with_config()
+        .limit(limit)
+        .read_to_vec()
+        .map_err(|e| Error::Transport {
+            url: url.to_owned(),
+            reason: describe(e),
+        })
 }
 
 /// The error for an unexpected status, with the registry's own message when it sent one.
