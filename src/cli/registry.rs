@@ -103,9 +103,9 @@ pub fn options(
 /// registry image (`localhost:5000/app`, `quay.io/org/app`) was most likely meant as one,
 /// which the reference grammar spells `docker://NAME`: a usage error saying so.
 pub fn hint_registry_spelling(text: &str) -> anyhow::Result<()> {
-    let names_a_registry = text.split_once('/').is_some_and(|(first, _)| {
-        first.contains('.') || first.contains(':') || first == "localhost"
-    });
+    let names_a_registry = text
+        .split_once('/')
+        .is_some_and(|(first, _)| strata::registry::name::names_registry(first));
     if names_a_registry && text.parse::<ImageName>().is_ok() {
         super::output::usage!(
             "{text} is no layout here; for the registry image, write {REGISTRY_PREFIX}{text}"

@@ -550,7 +550,7 @@ impl Client {
                 "the token realm {realm} is plain HTTP: credentials are not sent there unless plain HTTP is allowed for this registry"
             )));
         }
-        let mut request = match credential {
+        let request = match credential {
             Some(Credential::IdentityToken(token)) => {
                 let mut form = query.clone();
                 form.push("grant_type=refresh_token".into());
@@ -574,13 +574,14 @@ impl Client {
             }
         }
         .map_err(|e| self.auth_error(&format!("the token realm {realm:?}: {e}")))?;
+        // Kept in parts: each attempt sends a copy.
+        let (parts, body) = request.into_parts();
         let mut attempt = 0;
         let mut response = loop {
-            let req = std::mem::replace(&mut request, http::Request::new(Vec::new()));
-            let (parts, body) = req.into_parts();
-            let copy = http::Request::from_parts(parts.clone(), body.clone());
-            request = http::Request::from_parts(parts, body);
-            match self.agent.run(copy) {
+            match self
+                .agent
+                .run(http::Request::from_parts(parts.clone(), body.clone()))
+            {
                 Ok(r)
                     if matches!(r.status().as_u16(), 429 | 500 | 502 | 503 | 504)
                         && attempt < self.options.retries =>

@@ -113,11 +113,7 @@ impl FromStr for ImageName {
             }
         }
         let (registry, repository) = match path.split_once('/') {
-            Some((first, repo))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first.to_owned(), repo.to_owned())
-            }
+            Some((first, repo)) if names_registry(first) => (first.to_owned(), repo.to_owned()),
             _ => (DOCKER_HUB.to_owned(), path.to_owned()),
         };
         let registry = match registry.as_str() {
@@ -162,6 +158,12 @@ impl fmt::Display for ImageName {
         }
         Ok(())
     }
+}
+
+/// True when a name's first path component is a registry, as docker decides: it has a `.`
+/// or a `:`, or is `localhost` (else the name is docker.io's).
+pub fn names_registry(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost"
 }
 
 /// A tag as the distribution spec allows: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
