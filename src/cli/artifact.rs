@@ -175,7 +175,8 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
                 .subject
                 .as_deref()
                 .map(|s| strata::layout::reference::Reference::parse_in(s, Some(&reference.layout)))
-                .transpose()?;
+                .transpose()
+                .map_err(|e| anyhow::Error::new(super::output::Usage(format!("--subject: {e}"))))?;
             if let Some(subject) = &subject {
                 if subject.layout != reference.layout {
                     super::output::usage!(

@@ -7,6 +7,7 @@ mod artifacts;
 mod artifacts_view;
 mod attack_registry;
 mod attack_sources;
+mod attack_surface;
 mod attack_transfer;
 mod attack_world;
 mod bad_input;
