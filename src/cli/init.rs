@@ -12,6 +12,17 @@ use super::Status;
 pub struct Args {
     /// Directory to create (parents too); must not exist, be empty, or be an empty layout.
     layout: PathBuf,
+    #[command(flatten)]
+    json: super::JsonArg,
+}
+
+/// `init --json`: whether the layout was made now, and what it holds.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Initialised {
+    layout: String,
+    created: bool,
+    entries: usize,
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
@@ -25,7 +36,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
                     args.layout.display(),
                     super::output::plural(entries, "index.json entry", "index.json entries")
                 ));
-                return Ok(Status::Success);
+                return report(&args, out, false, entries);
             }
         }
     }
@@ -37,6 +48,17 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             "{} is an empty layout already",
             args.layout.display()
         ));
+    }
+    report(&args, out, creation.created(), 0)
+}
+
+fn report(args: &Args, out: &Output, created: bool, entries: usize) -> anyhow::Result<Status> {
+    if args.json.json {
+        out.json(&Initialised {
+            layout: args.layout.display().to_string(),
+            created,
+            entries,
+        })?;
     }
     Ok(Status::Success)
 }

@@ -29,6 +29,8 @@ pub struct LoginArgs {
     password_stdin: bool,
     #[command(flatten)]
     registry_args: RegistryArgs,
+    #[command(flatten)]
+    json: super::JsonArg,
 }
 
 /// Log out of a registry: remove its stored credentials.
@@ -36,6 +38,24 @@ pub struct LoginArgs {
 pub struct LogoutArgs {
     /// The registry: HOST[:PORT].
     registry: String,
+    #[command(flatten)]
+    json: super::JsonArg,
+}
+
+/// `login --json` and `logout --json`: the registry as strata names it (the key its
+/// credentials are stored under), and what changed.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LoggedIn<'a> {
+    registry: &'a str,
+    username: &'a str,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LoggedOut<'a> {
+    registry: &'a str,
+    removed: bool,
 }
 
 /// The credential store as the environment describes it.
@@ -107,13 +127,26 @@ pub fn login(args: LoginArgs, out: &Output) -> anyhow::Result<Status> {
         super::registry::options(&name, &args.registry_args, out, Some(credential.clone()))?;
     strata::registry::Client::new(name.api_host(), options)?.ping()?;
     store().login(&registry, &credential)?;
-    out.print(format_args!("logged in to {registry} as {}", args.username))?;
+    if args.json.json {
+        out.json(&LoggedIn {
+            registry: &registry,
+            username: &args.username,
+        })?;
+    } else {
+        out.print(format_args!("logged in to {registry} as {}", args.username))?;
+    }
     Ok(Status::Success)
 }
 
 pub fn logout(args: LogoutArgs, out: &Output) -> anyhow::Result<Status> {
     let registry = registry_name(&args.registry)?;
-    if store().logout(&registry)? {
+    let removed = store().logout(&registry)?;
+    if args.json.json {
+        out.json(&LoggedOut {
+            registry: &registry,
+            removed,
+        })?;
+    } else if removed {
         out.print(format_args!("logged out of {registry}"))?;
     } else {
         out.note(format_args!("no credentials stored for {registry}"));

@@ -12,6 +12,25 @@ use super::Status;
 pub struct Args {
     /// LAYOUT:TAG or LAYOUT@DIGEST.
     reference: String,
+    #[command(flatten)]
+    json: super::JsonArg,
+}
+
+/// `untag --json`: the entries that went, as they were in index.json.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Untagged<'a> {
+    layout: String,
+    removed: Vec<RemovedEntry<'a>>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RemovedEntry<'a> {
+    tag: Option<&'a str>,
+    digest: &'a str,
+    media_type: &'a str,
+    size: i64,
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
@@ -28,5 +47,19 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         args.reference,
         super::output::plural(removed.len(), "index.json entry", "index.json entries")
     ));
+    if args.json.json {
+        out.json(&Untagged {
+            layout: reference.layout.display().to_string(),
+            removed: removed
+                .iter()
+                .map(|d| RemovedEntry {
+                    tag: d.ref_name(),
+                    digest: &d.digest,
+                    media_type: &d.media_type,
+                    size: d.size,
+                })
+                .collect(),
+        })?;
+    }
     Ok(Status::Success)
 }

@@ -123,9 +123,10 @@ fn validator(name: &str) -> jsonschema::Validator {
         .unwrap_or_else(|e| panic!("schema {name}: {e}"))
 }
 
-/// The schema's complaints about `doc`, one a line.
 /// Schemas checked by tests/cli/registry_json.rs, against a running registry.
-pub const REGISTRY_SCHEMAS: [&str; 3] = ["ls-tags.json", "pull.json", "push.json"];
+pub const REGISTRY_SCHEMAS: [&str; 4] = ["login.json", "ls-tags.json", "pull.json", "push.json"];
+
+/// The schema's complaints about `doc`, one a line.
 
 pub fn complaints(name: &str, doc: &serde_json::Value) -> Vec<String> {
     validator(name)
@@ -165,6 +166,7 @@ fn every_json_document_follows_its_schema() {
     let mut checked = Vec::new();
     let c = &mut checked;
 
+    check(c, "init", &["init", &lay], 0);
     // The writers: one shape.
     check(c, "written", &["new", &r(":base")], 0);
     check(
@@ -189,6 +191,7 @@ fn every_json_document_follows_its_schema() {
     check(c, "written", &["tag", &r(":app"), "app2"], 0);
     // A tag that moves says where from.
     check(c, "written", &["tag", &r(":base"), "app2"], 0);
+    check(c, "untag", &["untag", &r(":app2")], 0);
     check(
         c,
         "written",
@@ -321,6 +324,16 @@ fn every_json_document_follows_its_schema() {
         0,
     );
     check(c, "copy-sync", &["copy", &lay, s(&at("synced"))], 0);
+    // Outside any layout: the credential store.
+    let logged_out = run_with_env(
+        &["logout", "localhost:5000", "--json"],
+        &[("DOCKER_CONFIG", s(&at("docker")))],
+    );
+    assert_eq!(logged_out.code, 0, "{}", logged_out.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&logged_out.stdout).unwrap();
+    assert!(complaints("logout", &doc).is_empty(), "{doc:#}");
+    assert_eq!(doc["removed"], false, "{doc:#}");
+    c.push("logout");
 
     // A damaged layout: ls's error and fsck's problems have their shapes too.
     let layout = strata::Layout::open(&lay).unwrap();

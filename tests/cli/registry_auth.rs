@@ -3,45 +3,20 @@
 //! flow, with credentials from a docker config file, a credential helper and `strata login`.
 //! Missing or wrong credentials fail clearly, and no secret ever shows in the output.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use base64::Engine;
 
 use super::registry_util::{
     assert_fsck, docker_config, strata_built, tagged_digest, Auth, Registry, PASSWORD, USER,
 };
-use super::util::{s, strata, tempdir, Run};
+use super::util::{run_with_input as run, s, tempdir, Run};
 
 /// A small image at `dir/src:v1`.
 fn image(dir: &Path) -> (PathBuf, String) {
     let layout = strata_built(dir, "src", "v1", &[&[("etc/motd", b"hello\n")]]);
     let digest = tagged_digest(&layout, "v1").unwrap();
     (layout, digest)
-}
-
-/// Runs strata with `env` and `stdin`.
-fn run(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Run {
-    let mut child = strata(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running strata");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code().expect("strata was killed"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 fn b64(text: &str) -> String {

@@ -1,10 +1,10 @@
 //! The registry commands' `--json` documents follow their schemas (tests/schemas/pull.json,
-//! push.json, ls-tags.json), checked against a running registry; json_schemas.rs checks the
+//! push.json, ls-tags.json, login.json), checked against a running registry; json_schemas.rs checks the
 //! other commands' and leaves these to this file.
 
 use super::json_schemas::{complaints, REGISTRY_SCHEMAS};
 use super::registry_util::{strata_built, Registry};
-use super::util::{json, s, tempdir};
+use super::util::{json, run_with_input, s, tempdir};
 
 #[test]
 fn pull_push_and_tag_listing_documents_follow_their_schemas() {
@@ -60,6 +60,26 @@ fn pull_push_and_tag_listing_documents_follow_their_schemas() {
         ],
     );
     assert_eq!(tags["tags"], serde_json::json!(["1"]));
+    let config = dir.path().join("docker");
+    let login = run_with_input(
+        &[
+            "login",
+            &registry.host,
+            "-u",
+            "someone",
+            "--password-stdin",
+            "--json",
+        ],
+        &[("DOCKER_CONFIG", s(&config))],
+        "secret\n",
+    );
+    assert_eq!(login.code, 0, "{}", login.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&login.stdout).unwrap();
+    let bad = complaints("login", &doc);
+    assert!(bad.is_empty(), "login --json: {}\n{doc:#}", bad.join("\n"));
+    assert_eq!(doc["registry"], registry.host.as_str());
+    assert_eq!(doc["username"], "someone");
+    checked.push("login.json".to_owned());
     checked.sort();
     checked.dedup();
     assert_eq!(checked, REGISTRY_SCHEMAS.map(String::from).to_vec());

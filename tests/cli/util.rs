@@ -62,6 +62,28 @@ pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     finish(args, out)
 }
 
+/// Runs strata with extra environment variables and `stdin` as its standard input,
+/// whatever the exit code.
+pub fn run_with_input(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Run {
+    let mut child = strata(args)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("running strata {args:?}: {e}"));
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child
+        .wait_with_output()
+        .unwrap_or_else(|e| panic!("running strata {args:?}: {e}"));
+    finish(args, out)
+}
+
 /// Runs strata, asserts exit 0, returns stdout.
 pub fn ok(args: &[&str]) -> String {
     let r = run(args);
