@@ -45,6 +45,15 @@ pub enum Error {
         /// The rule broken.
         reason: String,
     },
+    /// A setting the caller passed in (not data read from a layout or archive) is wrong, such
+    /// as a source date epoch that is not a number of seconds: the caller must change it.
+    #[error("{name}: {reason}")]
+    BadSetting {
+        /// The setting, as the caller knows it.
+        name: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
     /// A descriptor that cannot address a blob.
     #[error("{what}: {source}")]
     Descriptor {

@@ -46,7 +46,7 @@ fn exit_code_of(e: &anyhow::Error) -> u8 {
         c.is::<Usage>()
             || matches!(
                 c.downcast_ref::<strata::Error>(),
-                Some(strata::Error::NoImageNamed(_))
+                Some(strata::Error::NoImageNamed(_) | strata::Error::BadSetting { .. })
             )
     });
     if invocation {

@@ -43,8 +43,8 @@ pub fn build_time() -> Result<i64> {
 }
 
 fn parse_epoch(v: &str) -> Result<i64> {
-    let invalid = |reason: String| Error::Invalid {
-        what: "SOURCE_DATE_EPOCH".into(),
+    let invalid = |reason: String| Error::BadSetting {
+        name: "SOURCE_DATE_EPOCH".into(),
         reason,
     };
     let secs: i64 = v
