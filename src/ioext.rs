@@ -78,9 +78,9 @@ pub(crate) fn replace_file_with_mode(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => std::path::Path::new("."),
     };
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let prefix = temp_prefix_beside(path)?;
     let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
+        .prefix(&prefix)
         .suffix(".tmp")
         .tempfile_in(dir)
         .at(dir)?;
@@ -93,6 +93,37 @@ pub(crate) fn replace_file_with_mode(
         .at(path)?;
     tmp.persist(path).map_err(|e| e.error).at(path)?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+/// The longest file name most file systems take (Linux's NAME_MAX).
+pub(crate) const NAME_MAX: usize = 255;
+
+/// The start of a temp file's name beside `path` (`.NAME.`), the name cut so that a random
+/// part and a suffix still fit in [`NAME_MAX`]; an error naming `path` when its own name is
+/// too long to exist, said before a temp name's failure could name the temp file instead.
+pub fn temp_prefix_beside(path: &std::path::Path) -> crate::Result<String> {
+    let name = path.file_name().unwrap_or_default();
+    if name.len() > NAME_MAX {
+        return Err(name_too_long(path, name));
+    }
+    let name = name.to_string_lossy();
+    // Room for ".", ".", tempfile's 6 random characters and ".tmp", with some to spare.
+    let mut cut = name.len().min(NAME_MAX - 32);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Ok(format!(".{}.", &name[..cut]))
+}
+
+/// The error for a file name longer than [`NAME_MAX`].
+pub(crate) fn name_too_long(path: &std::path::Path, name: &std::ffi::OsStr) -> crate::Error {
+    crate::Error::Invalid {
+        what: path.display().to_string(),
+        reason: format!(
+            "cannot be created: its name is {} bytes long, and a file name has at most {NAME_MAX}",
+            name.len()
+        ),
+    }
 }
 
 /// The largest `write` strata makes to a file. On the kernels these machines run, buffered

@@ -69,5 +69,5 @@ pub mod transfer;
 pub mod uri;
 
 pub use error::{Choice, Error, Result};
-pub use ioext::CappedWrites;
+pub use ioext::{temp_prefix_beside, CappedWrites};
 pub use layout::Layout;

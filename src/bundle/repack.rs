@@ -71,12 +71,15 @@ struct Changes {
 /// Reads a bundle's metadata, naming the file when it is missing or broken.
 pub fn read_metadata(bundle: &Path) -> Result<BundleMetadata> {
     let path = bundle.join(METADATA_FILE);
-    let bytes = std::fs::read(&path).map_err(|source| Error::Io {
-        path: path.clone(),
-        source: std::io::Error::new(
-            source.kind(),
-            format!("{source} (is this a bundle made by strata unpack?)"),
-        ),
+    let bytes = std::fs::read(&path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => Error::Invalid {
+            what: path.display().to_string(),
+            reason: "does not exist (is this a bundle made by strata unpack?)".into(),
+        },
+        _ => Error::Io {
+            path: path.clone(),
+            source,
+        },
     })?;
     serde_json::from_slice(&bytes).map_err(Error::bad_json(path.display()))
 }

@@ -28,7 +28,7 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct Content {
     /// The artifact type (a media type, e.g. application/vnd.example.sbom+json).
-    #[arg(long, value_name = "TYPE")]
+    #[arg(long, value_name = "TYPE", value_parser = super::values::media_type)]
     artifact_type: String,
     /// Files, each FILE[:MEDIATYPE] (default application/octet-stream), titled by their
     /// path as given (dir/a.txt stays dir/a.txt; absolute paths and paths with ".." are

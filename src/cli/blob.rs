@@ -54,7 +54,12 @@ pub struct PutArgs {
     /// The file to store.
     file: PathBuf,
     /// The descriptor's media type.
-    #[arg(long, value_name = "TYPE", default_value = "application/octet-stream")]
+    #[arg(
+        long,
+        value_name = "TYPE",
+        default_value = "application/octet-stream",
+        value_parser = super::values::media_type
+    )]
     media_type: String,
     #[command(flatten)]
     json: JsonArg,

@@ -172,7 +172,12 @@ impl Output {
 fn render_chain(e: &anyhow::Error) -> String {
     let mut message = e.to_string();
     for cause in e.chain().skip(1) {
-        let text = cause.to_string();
+        // The library words a missing path as "does not exist"; say it so for errors from
+        // elsewhere too, and once.
+        let text = match cause.downcast_ref::<io::Error>() {
+            Some(io) if io.kind() == io::ErrorKind::NotFound => "does not exist".to_owned(),
+            _ => cause.to_string(),
+        };
         if !message.contains(&text) {
             message.push_str(": ");
             message.push_str(&text);

@@ -16,7 +16,7 @@ pub struct Args {
     /// through an index, else what REF names itself.
     reference: String,
     /// Only referrers of this artifact type.
-    #[arg(long, value_name = "TYPE")]
+    #[arg(long, value_name = "TYPE", value_parser = super::values::media_type)]
     artifact_type: Option<String>,
     /// Follow referrers of referrers this many levels (1: direct referrers only).
     #[arg(long, value_name = "N", default_value_t = 1)]

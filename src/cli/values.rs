@@ -46,6 +46,17 @@ pub fn stop_signal(s: &str) -> Result<String, strata::Error> {
     strata::image::config_values::stop_signal(s).map(|()| s.to_owned())
 }
 
+/// A media type, `type/subtype` (RFC 6838), as artifact types are.
+pub fn media_type(s: &str) -> Result<String, String> {
+    if strata::spec::is_valid_media_type(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a media type (type/subtype, RFC 6838)"
+        ))
+    }
+}
+
 /// `UID:GID`, each a number below 4294967295 (which the kernel reads as "unchanged").
 pub fn owner(s: &str) -> Result<(u32, u32), String> {
     let id = |part: &str| {

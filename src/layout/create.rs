@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use super::{sync_dir, Layout, TMP_DIR};
 use crate::error::{Error, IoContext, Result};
+use crate::ioext::NAME_MAX;
 use crate::spec::{to_canonical_json, Index};
 
 /// What was created.
@@ -280,6 +281,11 @@ fn first_missing(path: &Path) -> Result<(PathBuf, OsString, Vec<OsString>)> {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
+        if name.len() > NAME_MAX {
+            // Said up front: the temp directory's longer name would fail first, and the
+            // error would name it instead of what the caller asked for.
+            return Err(crate::ioext::name_too_long(&at, &name));
+        }
         if parent.exists() {
             below.reverse();
             return Ok((parent, name, below));
@@ -296,9 +302,8 @@ fn make_temp_dir(parent: &Path, name: &OsStr) -> Result<PathBuf> {
     let mut last = None;
     for attempt in 0..16u32 {
         let nonce = nonce(attempt);
-        let mut temp_name = OsString::from(".");
-        temp_name.push(name);
-        temp_name.push(format!("{TEMP_MARK}{pid}.{nonce:x}"));
+        let mut temp_name = temp_prefix(name);
+        temp_name.push(format!("{pid}.{nonce:x}"));
         let temp = parent.join(temp_name);
         match fs::create_dir(&temp) {
             Ok(()) => return Ok(temp),
@@ -307,6 +312,19 @@ fn make_temp_dir(parent: &Path, name: &OsStr) -> Result<PathBuf> {
         }
     }
     Err(last.expect("16 attempts")).at(parent)
+}
+
+/// `.NAME.strata-new.` for the temp directories of a creation of `name`, with NAME cut so
+/// that the whole temp name (pid and nonce added) stays within [`NAME_MAX`].
+fn temp_prefix(name: &OsStr) -> OsString {
+    use std::os::unix::ffi::OsStrExt;
+    // ".", the mark, a 10-digit pid, ".", a 16-digit nonce.
+    const ROOM: usize = NAME_MAX - 1 - TEMP_MARK.len() - 10 - 1 - 16;
+    let bytes = name.as_bytes();
+    let mut prefix = OsString::from(".");
+    prefix.push(OsStr::from_bytes(&bytes[..bytes.len().min(ROOM)]));
+    prefix.push(TEMP_MARK);
+    prefix
 }
 
 fn nonce(attempt: u32) -> u64 {
@@ -319,10 +337,7 @@ fn nonce(attempt: u32) -> u64 {
 /// Removes the temp directories that killed creations of `name` left in `parent`: only
 /// those whose maker (by the pid in the name) is no longer running.
 fn sweep_stale(parent: &Path, name: &OsStr) {
-    let mut prefix = OsString::from(".");
-    prefix.push(name);
-    prefix.push(TEMP_MARK);
-    let prefix = prefix.to_string_lossy().into_owned();
+    let prefix = temp_prefix(name).to_string_lossy().into_owned();
     let Ok(entries) = fs::read_dir(parent) else {
         return;
     };

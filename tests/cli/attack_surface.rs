@@ -31,3 +31,105 @@ fn artifact_push_bad_subject_digest_is_exit_2() {
     }
     assert_eq!(before, snapshot(&lay));
 }
+
+/// A media type given on the command line is checked as the command line is parsed: a value
+/// that is not `type/subtype` is an invocation error (exit 2) naming the flag, and nothing
+/// is written.
+#[test]
+fn a_value_that_is_not_a_media_type_is_exit_2() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["new", &format!("{}:base", s(&lay))]);
+    let file = dir.path().join("f.txt");
+    write(&file, b"x");
+    let before = snapshot(&lay);
+    let l = s(&lay);
+    let (art, base, f) = (format!("{l}:art"), format!("{l}:base"), s(&file));
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["artifact", "push", &art, f, "--artifact-type", "x"],
+        vec!["artifact", "attach", &base, f, "--artifact-type", "x/"],
+        vec!["blob", "put", l, f, "--media-type", "text"],
+        vec!["referrers", &base, "--artifact-type", "/json"],
+    ];
+    for args in cases {
+        let err = fails(&args, 2);
+        let flag = args.iter().find(|a| a.ends_with("-type")).unwrap();
+        assert!(err.contains(flag), "{args:?}: {err}");
+        assert!(err.contains("not a media type"), "{args:?}: {err}");
+    }
+    assert_eq!(before, snapshot(&lay));
+}
+
+/// A missing input file is named and said not to exist, in the words the other commands
+/// use, not the C library's; the layout stays as it was.
+#[test]
+fn a_missing_input_file_is_said_not_to_exist() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["new", &format!("{}:base", s(&lay))]);
+    let missing = dir.path().join("no-such-input");
+    let m = s(&missing);
+    let before = snapshot(&lay);
+    let l = s(&lay);
+    let base = format!("{l}:base");
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["insert", &base, m, "/x", "--tag", "out"],
+        vec!["add-layer", &base, m, "--tag", "out"],
+        vec!["blob", "put", l, m],
+        vec!["manifest", "put", &base, m],
+        vec![
+            "artifact",
+            "push",
+            &base,
+            m,
+            "--artifact-type",
+            "a/b",
+            "--disable-path-validation",
+        ],
+        vec!["import", m, l],
+        vec!["runtime-config", &base, "-", "--rootfs", m],
+        vec!["repack", m],
+    ];
+    for args in cases {
+        let err = fails(&args, 1);
+        assert!(err.contains(m), "{args:?} does not name the file: {err}");
+        assert!(err.contains("does not exist"), "{args:?}: {err}");
+        assert!(!err.contains("os error"), "{args:?}: {err}");
+    }
+    assert_eq!(before, snapshot(&lay));
+}
+
+/// A name too long for a file system is refused naming it, not the hidden temp name strata
+/// would have made beside it; a long name that fits (whose temp name would not) works.
+#[test]
+fn long_names_are_named_or_made() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["new", &format!("{}:base", s(&lay))]);
+    let too_long = dir.path().join("a".repeat(300));
+    let t = s(&too_long);
+    for args in [
+        vec!["init", t],
+        vec!["new", &format!("{t}:x")],
+        vec!["export", &format!("{}:base", s(&lay)), "-o", t],
+    ] {
+        let err = fails(&args, 1);
+        assert!(
+            err.contains(&format!("{t}: cannot be created")),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains("strata-new") && !err.contains(".tmp"),
+            "{err}"
+        );
+    }
+    // Only `lay` is there: no temp directory or file was left.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+
+    let fits = dir.path().join("b".repeat(250));
+    ok(&["init", s(&fits)]);
+    assert!(fits.join("oci-layout").is_file());
+    let archive = dir.path().join("c".repeat(250));
+    ok(&["export", &format!("{}:base", s(&lay)), "-o", s(&archive)]);
+    assert!(archive.is_file());
+}

@@ -341,7 +341,13 @@ fn out_of_range_dates_are_refused_before_anything_is_written() {
     // 10000-01-01T00:00:00Z, far beyond, the year -1, and before 1970 (a tar mtime
     // cannot hold it).
     // A value of the environment is the invocation's: exit 2, as a bad STRATA_THREADS.
-    for epoch in ["253402300800", "99999999999999999", "-62167219201", "-1", "abc"] {
+    for epoch in [
+        "253402300800",
+        "99999999999999999",
+        "-62167219201",
+        "-1",
+        "abc",
+    ] {
         for args in &commands {
             let r = run_with_env(args, &[("SOURCE_DATE_EPOCH", epoch)]);
             refusals.check_usage(
