@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -168,6 +169,10 @@ pub struct Client {
     challenge: Mutex<Option<Challenge>>,
     /// `Authorization` values by scope key.
     auth: Mutex<HashMap<String, String>>,
+    /// Whether the registry has answered once: until it has, a refused connection or an
+    /// unknown host fails at once (a registry that is down or misspelt stays so for the
+    /// seconds of a retry); after, it is retried as a restart or a network blip.
+    answered: std::sync::atomic::AtomicBool,
 }
 
 impl Client {
@@ -217,6 +222,7 @@ impl Client {
             scheme: OnceLock::new(),
             challenge: Mutex::new(None),
             auth: Mutex::new(HashMap::new()),
+            answered: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -307,7 +313,9 @@ impl Client {
                         url: self.shown(&url),
                         reason: e.reason,
                     };
-                    if e.transient && attempt < self.options.retries {
+                    let retry =
+                        e.transient && (!e.unreachable || self.answered.load(Ordering::Relaxed));
+                    if retry && attempt < self.options.retries {
                         self.pause(attempt, None, &self.shown(&url), &err.to_string());
                         attempt += 1;
                         continue;
@@ -315,6 +323,9 @@ impl Client {
                     return Err(err);
                 }
             };
+            if own_origin {
+                self.answered.store(true, Ordering::Relaxed);
+            }
             let status = response.status().as_u16();
             if status == 401 && own_origin && !authenticated {
                 authenticated = true;
@@ -425,6 +436,7 @@ impl Client {
         let run = |r: http::Request<ureq::SendBody<'_>>| {
             self.agent.run(r).map_err(|e| Failure {
                 transient: !is_certificate_error(&e),
+                unreachable: is_unreachable(&e),
                 reason: describe(e),
             })
         };
@@ -725,6 +737,8 @@ pub fn status_error(method: &str, url: &str, mut response: Response) -> Error {
 struct Failure {
     reason: String,
     transient: bool,
+    /// No connection could be made: the host is unknown or refused it.
+    unreachable: bool,
 }
 
 impl From<String> for Failure {
@@ -732,7 +746,29 @@ impl From<String> for Failure {
         Failure {
             reason,
             transient: true,
+            unreachable: false,
         }
+    }
+}
+
+/// True unless the failure is one of a connection that was made and then lost or stalled:
+/// a name that does not resolve (std reports it with no kind of its own), a refused
+/// connection, a bad URL.
+fn is_unreachable(e: &ureq::Error) -> bool {
+    use std::io::ErrorKind as Kind;
+    match e {
+        ureq::Error::Timeout(_) | ureq::Error::BodyStalled | ureq::Error::Protocol(_) => false,
+        ureq::Error::Io(io) => !matches!(
+            io.kind(),
+            Kind::ConnectionReset
+                | Kind::ConnectionAborted
+                | Kind::BrokenPipe
+                | Kind::UnexpectedEof
+                | Kind::TimedOut
+                | Kind::Interrupted
+                | Kind::WouldBlock
+        ),
+        _ => true,
     }
 }
 

@@ -133,3 +133,25 @@ fn long_names_are_named_or_made() {
     ok(&["export", &format!("{}:base", s(&lay)), "-o", s(&archive)]);
     assert!(archive.is_file());
 }
+
+/// A registry that refuses the first connection is down or misspelt: the pull fails at once
+/// naming it, rather than after seconds of retries (those are for a registry that answered
+/// and then dropped a connection, tested in registry_faults.rs).
+#[test]
+fn a_refused_first_connection_fails_at_once() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let dir = tempdir();
+    let out = dir.path().join("out");
+    let started = std::time::Instant::now();
+    let err = fails(&["pull", &format!("127.0.0.1:{port}/x:y"), s(&out)], 1);
+    let took = started.elapsed();
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        took < std::time::Duration::from_secs(2),
+        "took {took:?}: {err}"
+    );
+    assert!(!out.exists());
+}
