@@ -46,7 +46,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     out.layer_written(&layer);
     draft.append_layer(
         &layer,
-        &args.edit.history.options(),
+        &args.edit.image.history.options(),
         &format!(
             "strata add-layer {}",
             super::insert::host_name(&args.layer).display()
@@ -54,7 +54,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     )?;
     let desc = draft.commit(&tag, None)?;
     out.written(
-        args.edit.json,
+        args.edit.image.json,
         &super::output::Written::new(layout.root(), Some(&tag), &desc),
     )?;
     Ok(Status::Success)

@@ -209,16 +209,14 @@ impl OwnershipArgs {
     }
 }
 
-/// The flags of the commands that add one layer to an image (add-layer, insert).
+/// The flags of the commands that edit an image and commit it under a tag (add-layer,
+/// insert, flatten, rebase).
 #[derive(Debug, clap::Args)]
 #[command(arg = super::shared::layout())]
-pub struct LayerEditArgs {
+pub struct ImageEditArgs {
     /// Tag the result with this tag instead of moving REF's.
     #[arg(long, value_parser = super::values::tag)]
     pub tag: Option<String>,
-    /// Layer compression.
-    #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
-    pub compress: CompressArg,
     #[command(flatten)]
     pub platform: super::PlatformArg,
     #[command(flatten)]
@@ -227,15 +225,33 @@ pub struct LayerEditArgs {
     pub json: super::JsonArg,
 }
 
+impl ImageEditArgs {
+    /// Checks the inputs, then loads the image `reference` names: the draft and the tag the
+    /// result goes to.
+    pub fn open(&self, reference: &str) -> anyhow::Result<(strata::image::mutate::Draft, String)> {
+        strata::image::mutate::check_inputs(self.tag.as_deref(), &self.history.options(), None)?;
+        edit_image(reference, self.tag.as_deref(), &self.platform)
+    }
+}
+
+/// [`ImageEditArgs`] and the compression of the layer the command writes (add-layer,
+/// insert, flatten; rebase writes none).
+#[derive(Debug, clap::Args)]
+pub struct LayerEditArgs {
+    #[command(flatten)]
+    pub image: ImageEditArgs,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value_t = CompressArg::Auto)]
+    pub compress: CompressArg,
+}
+
 impl LayerEditArgs {
-    /// Checks the inputs, then loads the image `reference` names: the draft, the tag the
-    /// result goes to and the compression for the new layer.
+    /// [`ImageEditArgs::open`], and the compression for the new layer.
     pub fn open(
         &self,
         reference: &str,
     ) -> anyhow::Result<(strata::image::mutate::Draft, String, Compression)> {
-        strata::image::mutate::check_inputs(self.tag.as_deref(), &self.history.options(), None)?;
-        let (draft, tag) = edit_image(reference, self.tag.as_deref(), &self.platform)?;
+        let (draft, tag) = self.image.open(reference)?;
         let compression = self.compress.pick(draft.auto_compression());
         Ok((draft, tag, compression))
     }

@@ -187,10 +187,10 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         layer
     };
     out.layer_written(&layer);
-    draft.append_layer(&layer, &args.edit.history.options(), &created_by)?;
+    draft.append_layer(&layer, &args.edit.image.history.options(), &created_by)?;
     let desc = draft.commit(&tag, None)?;
     out.written(
-        args.edit.json,
+        args.edit.image.json,
         &super::output::Written::new(layout.root(), Some(&tag), &desc),
     )?;
     Ok(Status::Success)

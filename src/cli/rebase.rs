@@ -3,7 +3,7 @@
 use strata::image::mutate::Draft;
 use strata::Layout;
 
-use super::build_args::LayerEditArgs;
+use super::build_args::ImageEditArgs;
 use super::output::Output;
 use super::Status;
 
@@ -20,11 +20,11 @@ pub struct Args {
     #[arg(long, value_name = "BASEREF")]
     new_base: String,
     #[command(flatten)]
-    edit: LayerEditArgs,
+    edit: ImageEditArgs,
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
-    let (mut draft, tag, _) = args.edit.open(&args.reference)?;
+    let (mut draft, tag) = args.edit.open(&args.reference)?;
     let layout = draft.layout().clone();
     let platform = args.edit.platform.resolve()?;
     let load = |text: &str| -> anyhow::Result<Draft> {

@@ -155,3 +155,29 @@ fn a_refused_first_connection_fails_at_once() {
     );
     assert!(!out.exists());
 }
+
+/// rebase moves layers as they are and writes none, so it has no layer compression to
+/// choose: the flag is refused rather than accepted and ignored.
+#[test]
+fn rebase_takes_no_compression() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["new", &format!("{}:base", s(&lay))]);
+    let base = format!("{}:base", s(&lay));
+    let err = fails(
+        &[
+            "rebase",
+            &base,
+            "--old-base",
+            &base,
+            "--new-base",
+            &base,
+            "--compress",
+            "zstd",
+        ],
+        2,
+    );
+    assert!(err.contains("--compress"), "{err}");
+    let help = ok(&["rebase", "--help"]);
+    assert!(!help.contains("--compress"), "{help}");
+}
