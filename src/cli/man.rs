@@ -104,8 +104,10 @@ fn render(page: &Page, pages: &[Page], version: &str) -> anyhow::Result<Vec<u8>>
     // overview), not where it does nothing.
     let threads =
         page.parent.is_none() || cmd.get_arguments().any(|a| a.get_long() == Some("threads"));
+    // STRATA_RESOLVE changes how layers are written under a rootfs: unpack alone does that.
+    let resolves = page.parent.is_none() || page.name == "strata-unpack";
     for (var, meaning) in ENVIRONMENT {
-        if *var == "STRATA_THREADS" && !threads {
+        if (*var == "STRATA_THREADS" && !threads) || (*var == "STRATA_RESOLVE" && !resolves) {
             continue;
         }
         roff.control("TP", [])

@@ -145,6 +145,10 @@ fn man_pages_show_shared_options_apart_and_only_where_they_act() {
         "{global}"
     );
     assert!(build.contains("STRATA_THREADS"));
+    // STRATA_RESOLVE changes only how unpack writes under a rootfs.
+    assert!(!gc.contains("STRATA_RESOLVE") && !build.contains("STRATA_RESOLVE"));
+    assert!(page("strata-unpack.1").contains("STRATA_RESOLVE"));
+    assert!(page("strata.1").contains("STRATA_RESOLVE"));
 }
 
 /// Every page, at every depth, has an EXAMPLES section showing its own command (the
