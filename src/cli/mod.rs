@@ -88,9 +88,17 @@ pub struct GlobalArgs {
 /// `--layout`, set once at start; commands read it only through [`parse_reference`].
 static DEFAULT_LAYOUT: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
 
+/// Whether a REF took its layout from `--layout`: when none did, the flag did nothing, and
+/// the user is told (each REF that names a layout uses its own).
+static DEFAULT_LAYOUT_USED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// Parses a REF argument by the one grammar, an empty layout part naming `--layout`.
 pub fn parse_reference(text: &str) -> anyhow::Result<strata::layout::reference::Reference> {
     let default = DEFAULT_LAYOUT.get().and_then(Option::as_deref);
+    if default.is_some() && (text.is_empty() || text.starts_with([':', '@'])) {
+        DEFAULT_LAYOUT_USED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     strata::layout::reference::Reference::parse_in(text, default).map_err(|e| {
         let names_no_layout = text.is_empty() || text.starts_with([':', '@']);
         let hint = if default.is_none() && names_no_layout {
@@ -240,6 +248,14 @@ pub fn main() -> ExitCode {
         Command::Man(a) => man::run(a, &out),
         Command::Completions(a) => completions::run(a, &out),
     };
+    if let Some(Some(layout)) = DEFAULT_LAYOUT.get() {
+        if result.is_ok() && !DEFAULT_LAYOUT_USED.load(std::sync::atomic::Ordering::Relaxed) {
+            out.warn(format_args!(
+                "--layout {} was not used: every reference named its own layout",
+                layout.display()
+            ));
+        }
+    }
     out.finish(result)
 }
 

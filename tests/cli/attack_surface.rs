@@ -181,3 +181,28 @@ fn rebase_takes_no_compression() {
     let help = ok(&["rebase", "--help"]);
     assert!(!help.contains("--compress"), "{help}");
 }
+
+/// `--layout DIR` names the layout of references that give none; when every reference names
+/// its own, the flag did nothing, and strata says so instead of staying silent.
+#[test]
+fn an_unused_layout_flag_is_pointed_out() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["new", &format!("{}:base", s(&lay))]);
+    let other = dir.path().join("other");
+    let l = s(&lay);
+    let r = run(&["inspect", "--layout", s(&other), &format!("{l}:base")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("--layout {} was not used", s(&other))),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["inspect", "--layout", l, ":base"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("not used"), "{}", r.stderr);
+    // -q keeps it quiet, as every warning.
+    let r = run(&["inspect", "-q", "--layout", s(&other), &format!("{l}:base")]);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+}
