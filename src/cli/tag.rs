@@ -32,6 +32,18 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         "tagged {} as {}",
         tagged.entry.digest, args.new_tag
     ));
+    // `tag lay:v1 other:v1` reads like a copy to the layout `other`; it is a tag with a
+    // colon in `lay`. Said when `other` is a layout, where the mistake is likely.
+    if let Some((before, _)) = args.new_tag.split_once(':') {
+        if std::path::Path::new(before).join("oci-layout").is_file() {
+            out.warn(format_args!(
+                "the tag {:?} is in {}; to copy the image into the layout {before}, use \
+                 strata copy",
+                args.new_tag,
+                reference.layout.display()
+            ));
+        }
+    }
     if args.json.json {
         let mut written =
             super::output::Written::new(&reference.layout, Some(&args.new_tag), &tagged.entry);

@@ -206,3 +206,31 @@ fn an_unused_layout_flag_is_pointed_out() {
     let r = run(&["inspect", "-q", "--layout", s(&other), &format!("{l}:base")]);
     assert!(r.stderr.is_empty(), "{}", r.stderr);
 }
+
+/// `tag lay:v1 other:v1` makes the tag `other:v1` in `lay` (tags may hold `:`); when
+/// `other` is a layout, the user likely meant a copy, and strata says so.
+#[test]
+fn a_tag_that_reads_like_another_layout_is_pointed_out() {
+    let dir = tempdir();
+    let in_dir = |args: &[&str]| {
+        let out = strata(args).current_dir(dir.path()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    in_dir(&["new", "lay:v1"]);
+    in_dir(&["init", "other"]);
+    let warned = in_dir(&["tag", "lay:v1", "other:v1"]);
+    assert!(warned.contains("strata copy"), "{warned}");
+    let quiet = in_dir(&["tag", "lay:v1", "plain:v2"]);
+    assert!(!quiet.contains("strata copy"), "{quiet}");
+    let layout = strata::Layout::open(dir.path().join("lay")).unwrap();
+    let tags: Vec<String> = layout
+        .read_index()
+        .unwrap()
+        .index
+        .manifests
+        .iter()
+        .filter_map(|d| d.ref_name().map(str::to_owned))
+        .collect();
+    assert!(tags.contains(&"other:v1".to_owned()), "{tags:?}");
+}
