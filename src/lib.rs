@@ -64,6 +64,7 @@ pub mod oci_spec;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod spec;
+pub mod text;
 pub mod threads;
 pub mod transfer;
 pub mod uri;

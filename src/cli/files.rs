@@ -107,7 +107,7 @@ pub fn files(args: FilesArgs, out: &Output) -> anyhow::Result<Status> {
             .as_deref()
             .map(|l| format!(" -> {l}"))
             .unwrap_or_default();
-        out.print(format_args!(
+        out.line(format_args!(
             "{} {:>5}/{:<5} {:>10} /{}{}{link}",
             mode_string(node),
             node.uid,
@@ -192,13 +192,13 @@ pub fn diff(args: DiffArgs, out: &Output) -> anyhow::Result<Status> {
         out.json(&report)?;
     } else {
         for p in &report.added {
-            out.print(format_args!("A {p}"))?;
+            out.line(format_args!("A {p}"))?;
         }
         for p in &report.removed {
-            out.print(format_args!("D {p}"))?;
+            out.line(format_args!("D {p}"))?;
         }
         for c in &report.changed {
-            out.print(format_args!("M {} ({})", c.path, c.what.join(", ")))?;
+            out.line(format_args!("M {} ({})", c.path, c.what.join(", ")))?;
         }
     }
     Ok(Status::Success)

@@ -90,36 +90,36 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
 
 fn print_human(s: &ImageSummary, out: &Output) -> std::io::Result<()> {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    out.print(format_args!("Reference:  {}", s.reference))?;
+    out.line(format_args!("Reference:  {}", s.reference))?;
     if s.entry.digest != s.manifest.digest {
-        out.print(format_args!(
+        out.line(format_args!(
             "Index:      {} ({})",
             s.entry.digest, s.entry.media_type
         ))?;
     }
-    out.print(format_args!(
+    out.line(format_args!(
         "Manifest:   {} ({})",
         s.manifest.digest, s.manifest.media_type
     ))?;
     if let Some(at) = &s.artifact_type {
-        out.print(format_args!("Artifact:   {at}"))?;
+        out.line(format_args!("Artifact:   {at}"))?;
     }
     if let Some(subject) = &s.subject {
-        out.print(format_args!("Subject:    {subject}"))?;
+        out.line(format_args!("Subject:    {subject}"))?;
     }
     if let Some(files) = &s.files {
         // An artifact has no platform, entrypoint or history: its files say what it is.
         return print_artifact(s, files, out);
     }
-    out.print(format_args!("Platform:   {}", opt(&s.platform)))?;
+    out.line(format_args!("Platform:   {}", opt(&s.platform)))?;
     print_config_and_size(s, out)?;
-    out.print(format_args!("Created:    {}", opt(&s.created)))?;
-    out.print(format_args!("Author:     {}", opt(&s.author)))?;
+    out.line(format_args!("Created:    {}", opt(&s.created)))?;
+    out.line(format_args!("Author:     {}", opt(&s.author)))?;
     let list = |v: &Option<Vec<String>>| v.as_ref().map_or("-".into(), |v| format!("{v:?}"));
-    out.print(format_args!("Entrypoint: {}", list(&s.entrypoint)))?;
-    out.print(format_args!("Cmd:        {}", list(&s.cmd)))?;
-    out.print(format_args!("WorkingDir: {}", opt(&s.working_dir)))?;
-    out.print(format_args!("User:       {}", opt(&s.user)))?;
+    out.line(format_args!("Entrypoint: {}", list(&s.entrypoint)))?;
+    out.line(format_args!("Cmd:        {}", list(&s.cmd)))?;
+    out.line(format_args!("WorkingDir: {}", opt(&s.working_dir)))?;
+    out.line(format_args!("User:       {}", opt(&s.user)))?;
     section(out, "Env", s.env.iter().cloned())?;
     section(
         out,
@@ -167,11 +167,11 @@ fn print_human(s: &ImageSummary, out: &Output) -> std::io::Result<()> {
 }
 
 fn print_config_and_size(s: &ImageSummary, out: &Output) -> std::io::Result<()> {
-    out.print(format_args!(
+    out.line(format_args!(
         "Config:     {} ({})",
         s.config.digest, s.config.media_type
     ))?;
-    out.print(format_args!(
+    out.line(format_args!(
         "Size:       {} ({} bytes)",
         human_size(s.total_size),
         s.total_size
@@ -208,9 +208,9 @@ fn section(out: &Output, title: &str, lines: impl Iterator<Item = String>) -> st
     if lines.is_empty() {
         return Ok(());
     }
-    out.print(format_args!("{title}:"))?;
+    out.line(format_args!("{title}:"))?;
     for l in lines {
-        out.print(format_args!("  {l}"))?;
+        out.line(format_args!("  {l}"))?;
     }
     Ok(())
 }

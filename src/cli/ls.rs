@@ -48,7 +48,7 @@ fn list_tags(text: &str, args: &Args, out: &Output) -> anyhow::Result<Status> {
         })?;
     } else {
         for t in &tags {
-            out.print(t)?;
+            out.line(t)?;
         }
     }
     Ok(Status::Success)
@@ -91,7 +91,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
                 Some(_) => "artifact",
                 None => short_media_type(&e.media_type),
             };
-            out.print(format_args!(
+            out.line(format_args!(
                 "{:<24} {:<20} {:<10} {:>10}  {}",
                 e.tag.as_deref().unwrap_or("<none>"),
                 short_digest(&e.digest),

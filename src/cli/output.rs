@@ -39,6 +39,12 @@ macro_rules! usage {
 }
 pub(crate) use usage;
 
+/// Text for a terminal: messages quote paths, tags and labels that images and registries
+/// chose, whose control characters could forge lines or drive the terminal.
+fn shown(text: impl std::fmt::Display) -> String {
+    strata::text::printable(&text.to_string(), usize::MAX)
+}
+
 /// Exit codes: 0 success, 1 the operation failed or found a problem, 2 the invocation or
 /// its values are wrong.
 fn exit_code_of(e: &anyhow::Error) -> u8 {
@@ -94,6 +100,13 @@ impl Output {
         writeln!(self.stdout.borrow_mut(), "{text}")
     }
 
+    /// A line of text on stdout holding what an image, archive or registry chose (paths,
+    /// labels, titles...): control characters are escaped, as they could forge lines or
+    /// drive the terminal.
+    pub fn line(&self, text: impl std::fmt::Display) -> io::Result<()> {
+        self.print(shown(text))
+    }
+
     /// Writes exact bytes to stdout.
     pub fn raw(&self, bytes: &[u8]) -> io::Result<()> {
         self.stdout.borrow_mut().write_all(bytes)
@@ -116,14 +129,14 @@ impl Output {
     /// per layer or blob.
     pub fn info(&self, text: impl std::fmt::Display) {
         if self.verbosity >= 1 {
-            eprintln!("strata: {text}");
+            eprintln!("strata: {}", shown(text));
         }
     }
 
     /// A finer line on stderr, shown with `-vv`.
     pub fn detail(&self, text: impl std::fmt::Display) {
         if self.verbosity >= 2 {
-            eprintln!("strata: {text}");
+            eprintln!("strata: {}", shown(text));
         }
     }
 
@@ -140,14 +153,14 @@ impl Output {
     /// results; hidden with `--quiet`.
     pub fn note(&self, text: impl std::fmt::Display) {
         if !self.quiet {
-            eprintln!("strata: {text}");
+            eprintln!("strata: {}", shown(text));
         }
     }
 
     /// A warning on stderr, hidden with `--quiet`.
     pub fn warn(&self, text: impl std::fmt::Display) {
         if !self.quiet {
-            eprintln!("strata: warning: {text}");
+            eprintln!("strata: warning: {}", shown(text));
         }
     }
 
@@ -160,7 +173,7 @@ impl Output {
             Ok(Status::Failure) => ExitCode::from(1),
             Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("strata: error: {}", render_chain(&e));
+                eprintln!("strata: error: {}", shown(render_chain(&e)));
                 ExitCode::from(exit_code_of(&e))
             }
         }

@@ -43,7 +43,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         out.raw(b"\n")?;
     } else {
         for f in &found {
-            out.print(format_args!(
+            out.line(format_args!(
                 "{}{}  {}",
                 "  ".repeat(f.depth - 1),
                 f.descriptor.digest,

@@ -724,7 +724,7 @@ pub fn status_error(method: &str, url: &str, mut response: Response) -> Error {
                 .join("; ")
         })
         .unwrap_or_default();
-    let message = printable(&message, 1024);
+    let message = crate::text::printable(&message, 1024);
     Error::Status {
         method: method.to_owned(),
         url: url.to_owned(),
@@ -808,20 +808,6 @@ fn usable_url(url: &str) -> bool {
         None => true,
     };
     !authority.host().is_empty() && port_ok
-}
-
-/// Text a registry chose, fit for a terminal: control characters escaped (they could
-/// forge output lines or drive the terminal), at most `max` characters.
-pub fn printable(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for c in text.chars().take(max) {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// A proxy URL fit to print: its `user:password@` is a secret. Everything up to the last
@@ -964,8 +950,6 @@ mod tests {
         assert_eq!(without_userinfo("u:p@h:1"), "***@h:1");
         assert_eq!(without_userinfo("http://u:p/w@h:1"), "http://***@h:1");
         assert_eq!(without_userinfo("http://h:1"), "http://h:1");
-        assert_eq!(printable("a\u{1b}[2J\nb", 100), "a\\u{1b}[2J\\nb");
-        assert_eq!(printable("abc", 2), "ab");
         assert_eq!(
             resolve("https://a/v2/r/blobs/x", "https://s3/b?sig=1"),
             "https://s3/b?sig=1"

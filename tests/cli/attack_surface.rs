@@ -234,3 +234,34 @@ fn a_tag_that_reads_like_another_layout_is_pointed_out() {
         .collect();
     assert!(tags.contains(&"other:v1".to_owned()), "{tags:?}");
 }
+
+/// Paths, labels and names an image chose reach the terminal with their control characters
+/// escaped: an escape sequence or a newline in a file name could otherwise repaint the
+/// screen or forge lines of output (`files`, `diff`, `inspect`, errors).
+#[test]
+fn text_an_image_chose_cannot_drive_the_terminal() {
+    let dir = tempdir();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    write(&tree.join("a\u{1b}[31mred"), b"x");
+    write(&tree.join("new\nline"), b"y");
+    let lay = dir.path().join("lay");
+    let (empty, image) = (format!("{}:e", s(&lay)), format!("{}:t", s(&lay)));
+    ok(&["new", &empty]);
+    ok(&["build", s(&tree), &image, "--from", &empty]);
+    ok(&["config", &image, "--label", "k=\u{1b}[2Jv"]);
+    let shown = [
+        ok(&["files", &image]),
+        ok(&["diff", &empty, &image]),
+        ok(&["inspect", &image]),
+        fails(&["cat", &image, "/gone\u{1b}[31m"], 1),
+    ];
+    for text in &shown {
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+    }
+    assert!(shown[0].contains("/a\\u{1b}[31mred") && shown[0].contains("/new\\nline"));
+    assert!(shown[1].contains("A /new\\nline"), "{}", shown[1]);
+    assert!(shown[2].contains("k=\\u{1b}[2Jv"), "{}", shown[2]);
+    // The content itself is the result: cat gives it as stored.
+    assert_eq!(ok_bytes(&["cat", &image, "/new\nline"]), b"y");
+}
