@@ -370,6 +370,20 @@ impl Client {
                         reason: format!("a {status} redirect to {location:?}, which is not a URL"),
                     });
                 }
+                // A document fetched by tag is checked only against what the same answer
+                // says its digest is: over plain HTTP anyone on the path could swap both.
+                if url.starts_with("https://")
+                    && next.starts_with("http://")
+                    && !self.options.plain_http
+                {
+                    return Err(Error::Invalid {
+                        what: self.shown(&url),
+                        reason: format!(
+                            "a {status} redirect from HTTPS to plain HTTP ({}), refused",
+                            self.shown(&next)
+                        ),
+                    });
+                }
                 url = next;
                 continue;
             }

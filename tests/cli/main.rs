@@ -32,6 +32,7 @@ mod layout_create;
 mod man;
 mod reference_grammar;
 mod registry_auth;
+mod registry_downgrade;
 mod registry_faults;
 mod registry_hostile;
 mod registry_interop;
