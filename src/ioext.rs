@@ -144,3 +144,206 @@ impl<W: io::Write> io::Write for CappedWrites<W> {
         self.0.flush()
     }
 }
+
+/// How far a file's writes get ahead of its writeback before strata asks the kernel to
+/// start writing them out.
+const WRITEBACK_STEP: u64 = 4 << 20;
+/// Writeback is asked for whole 64 KiB blocks only: a page submitted half-filled would be
+/// written twice, and on a device with stable pages the next write into it would wait.
+const WRITEBACK_ALIGN: u64 = 64 << 10;
+/// How far behind the last write the bytes already written out leave the page cache.
+const DROP_LAG: u64 = 4 * WRITEBACK_STEP;
+
+/// A file writer for large streams that must reach the disk anyway (every blob is fsynced
+/// before it is published): every [`WRITEBACK_STEP`] bytes it starts the kernel's writeback
+/// of what it wrote, and it drops from the page cache what lies [`DROP_LAG`] behind, once
+/// written out. Two reasons:
+/// - With plenty of memory and the default dirty ratios nothing reaches the disk before the
+///   fsync, so a large blob was downloaded (or built) first and written out after; started
+///   early, the disk works while the bytes still come in, and the fsync waits for the tail.
+/// - Every page of a 500 MB blob in the page cache is a page the kernel must find, and on a
+///   virtual machine whose free memory goes back to the host (free page reporting, balloons)
+///   each fresh page costs a fault in the host: the copy into the page cache took 2 s
+///   instead of 0.3 s for a 562 MB pull. Dropped behind, the same few tens of MiB of pages
+///   are used over and over, and a pull does not evict the rest of the cache either.
+///
+/// A file shorter than `DROP_LAG` plus a step is left alone; a longer one is read back from
+/// the disk, not the cache, by whoever reads it next. Where `sync_file_range` is missing
+/// (another system, a file system without it) it writes plainly. A write error the kernel
+/// reports while it waits for the writeback fails the write: it reports such an error once
+/// per open file, so the fsync after it would not see it again.
+pub(crate) struct EarlyWriteback<W> {
+    inner: W,
+    written: u64,
+    /// Where the writeback not yet asked for starts.
+    started: u64,
+    /// Where the bytes still in the page cache start.
+    dropped: u64,
+    /// Until the system says it cannot.
+    hints: bool,
+}
+
+impl<W> EarlyWriteback<W> {
+    pub(crate) fn new(inner: W) -> EarlyWriteback<W> {
+        EarlyWriteback {
+            inner,
+            written: 0,
+            started: 0,
+            dropped: 0,
+            hints: cfg!(target_os = "linux"),
+        }
+    }
+
+    pub(crate) fn into_inner(self) -> W {
+        self.inner
+    }
+}
+
+impl<W: std::os::fd::AsFd> EarlyWriteback<W> {
+    fn hint(&mut self) -> io::Result<()> {
+        let end = self.written - self.written % WRITEBACK_ALIGN;
+        writeback::start(self.inner.as_fd(), self.started, end - self.started)?;
+        self.started = end;
+        if self.started - self.dropped >= DROP_LAG + WRITEBACK_STEP {
+            // Its writeback was asked for DROP_LAG ago: waiting for it seldom waits.
+            let upto = self.started - DROP_LAG;
+            writeback::finish_and_drop(self.inner.as_fd(), self.dropped, upto - self.dropped)?;
+            self.dropped = upto;
+        }
+        Ok(())
+    }
+}
+
+impl<W: io::Write + std::os::fd::AsFd> io::Write for EarlyWriteback<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        if self.hints && self.written - self.started >= WRITEBACK_STEP {
+            if let Err(e) = self.hint() {
+                if !writeback::unsupported(&e) {
+                    return Err(e);
+                }
+                self.hints = false;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod writeback {
+    use std::io;
+    use std::num::NonZeroU64;
+    use std::os::fd::{AsRawFd, BorrowedFd};
+
+    /// Asks the kernel to start writing `len` bytes at `offset` out, and returns at once
+    /// (unless the device's queue is full).
+    pub(super) fn start(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
+        sync_file_range(fd, offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    }
+
+    /// Waits until `len` bytes at `offset` are written out, then drops them from the page
+    /// cache (the kernel keeps any page still dirty).
+    pub(super) fn finish_and_drop(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
+        sync_file_range(
+            fd,
+            offset,
+            len,
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+        )?;
+        // Advice: whatever it answers, the bytes are written out already.
+        let _ = rustix::fs::fadvise(
+            fd,
+            offset,
+            NonZeroU64::new(len),
+            rustix::fs::Advice::DontNeed,
+        );
+        Ok(())
+    }
+
+    /// An error that says the file (or the system) does not do this, rather than that a
+    /// write failed.
+    pub(super) fn unsupported(e: &io::Error) -> bool {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP | libc::ESPIPE)
+        )
+    }
+
+    fn sync_file_range(
+        fd: BorrowedFd<'_>,
+        offset: u64,
+        len: u64,
+        flags: libc::c_uint,
+    ) -> io::Result<()> {
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        };
+        // SAFETY: sync_file_range takes no pointers, and `fd` is borrowed, so it is open for
+        // the whole call. (rustix does not wrap this system call.)
+        #[allow(unsafe_code)]
+        let done = unsafe { libc::sync_file_range(fd.as_raw_fd(), offset, len, flags) };
+        if done == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+/// Never called: `hints` starts false on other systems.
+#[cfg(not(target_os = "linux"))]
+mod writeback {
+    use std::io;
+    use std::os::fd::BorrowedFd;
+
+    pub(super) fn start(_fd: BorrowedFd<'_>, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    pub(super) fn finish_and_drop(_fd: BorrowedFd<'_>, _offset: u64, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    pub(super) fn unsupported(_e: &io::Error) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Seek, Write};
+
+    #[test]
+    fn early_writeback_keeps_every_byte_in_order() {
+        let data: Vec<u8> = (0..(DROP_LAG + 5 * WRITEBACK_STEP + 12_345))
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let mut out = EarlyWriteback::new(tempfile::tempfile().unwrap());
+        for piece in data.chunks(100_003) {
+            out.write_all(piece).unwrap();
+        }
+        assert_eq!(out.written, data.len() as u64);
+        // Writeback went in aligned steps, and the cache was dropped behind it.
+        if cfg!(target_os = "linux") {
+            assert_eq!(out.started % WRITEBACK_ALIGN, 0);
+            assert!(out.started + WRITEBACK_STEP > out.written);
+            assert!(out.dropped > 0 && out.dropped + DROP_LAG <= out.started);
+        }
+        let mut file = out.into_inner();
+        file.rewind().unwrap();
+        let mut back = Vec::new();
+        file.read_to_end(&mut back).unwrap();
+        assert!(
+            back == data,
+            "the file's bytes differ from what was written"
+        );
+    }
+}

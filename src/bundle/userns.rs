@@ -30,9 +30,10 @@ pub fn enter_own_user_namespace() -> io::Result<bool> {
     ] {
         std::fs::metadata(map)?;
     }
-    // The crate's one unsafe call. SAFETY: rustix marks unshare unsafe for FILES, which
-    // splits the fd table between threads; NEWUSER leaves it as it is, and the kernel
-    // refuses NEWUSER in a process with more than one thread.
+    // One of the crate's two unsafe calls (the other: ioext's sync_file_range). SAFETY:
+    // rustix marks unshare unsafe for FILES, which splits the fd table between threads;
+    // NEWUSER leaves it as it is, and the kernel refuses NEWUSER in a process with more than
+    // one thread.
     #[allow(unsafe_code)]
     unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER) }?;
     // An unprivileged process may write gid_map only once setgroups is denied.

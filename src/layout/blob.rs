@@ -13,6 +13,7 @@ use super::nofollow::{open_file, Refused};
 use super::{set_readable, sync_dir, Layout};
 use crate::digest::{Algorithm, Digest, HashingReader, HashingWriter};
 use crate::error::{Error, IoContext, Result};
+use crate::ioext::EarlyWriteback;
 use crate::spec::BlobRef;
 
 /// The largest JSON document (manifest, index, config) strata reads into memory. Registries
@@ -49,7 +50,7 @@ impl AlignedBuffer {
 /// dropping it discards the temp file.
 pub struct BlobWriter<'a> {
     layout: &'a Layout,
-    out: HashingWriter<BufWriter<NamedTempFile>>,
+    out: HashingWriter<BufWriter<EarlyWriteback<NamedTempFile>>>,
 }
 
 /// Writing blobs directly: nothing references a new blob until a tag or an index entry
@@ -63,7 +64,7 @@ impl Layout {
         Ok(BlobWriter {
             layout: self,
             out: HashingWriter::new(
-                BufWriter::with_capacity(crate::ioext::FILE_WRITE_MAX, tmp),
+                BufWriter::with_capacity(crate::ioext::FILE_WRITE_MAX, EarlyWriteback::new(tmp)),
                 algorithm,
             ),
         })
@@ -209,10 +210,13 @@ impl BlobWriter<'_> {
 
     fn publish(self, expected: Option<&BlobRef>) -> Result<BlobRef> {
         let (digest, size, buffered) = self.out.finish();
-        let tmp = buffered.into_inner().map_err(|e| Error::Io {
-            path: PathBuf::from(super::TMP_DIR),
-            source: e.into_error(),
-        })?;
+        let tmp = buffered
+            .into_inner()
+            .map_err(|e| Error::Io {
+                path: PathBuf::from(super::TMP_DIR),
+                source: e.into_error(),
+            })?
+            .into_inner();
         if let Some(expected) = expected {
             let path = tmp.path().to_owned();
             if digest != expected.digest {

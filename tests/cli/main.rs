@@ -30,6 +30,7 @@ mod interop;
 mod json_schemas;
 mod layout_create;
 mod man;
+mod pull_writeback;
 mod reference_grammar;
 mod registry_auth;
 mod registry_downgrade;
