@@ -151,34 +151,31 @@ const WRITEBACK_STEP: u64 = 4 << 20;
 /// Writeback is asked for whole 64 KiB blocks only: a page submitted half-filled would be
 /// written twice, and on a device with stable pages the next write into it would wait.
 const WRITEBACK_ALIGN: u64 = 64 << 10;
-/// How far behind the last write the bytes already written out leave the page cache.
-const DROP_LAG: u64 = 4 * WRITEBACK_STEP;
+/// How far behind the last write strata waits for the writeback it asked for.
+const WAIT_LAG: u64 = 4 * WRITEBACK_STEP;
 
 /// A file writer for large streams that must reach the disk anyway (every blob is fsynced
 /// before it is published): every [`WRITEBACK_STEP`] bytes it starts the kernel's writeback
-/// of what it wrote, and it drops from the page cache what lies [`DROP_LAG`] behind, once
-/// written out. Two reasons:
-/// - With plenty of memory and the default dirty ratios nothing reaches the disk before the
-///   fsync, so a large blob was downloaded (or built) first and written out after; started
-///   early, the disk works while the bytes still come in, and the fsync waits for the tail.
-/// - Every page of a 500 MB blob in the page cache is a page the kernel must find, and on a
-///   virtual machine whose free memory goes back to the host (free page reporting, balloons)
-///   each fresh page costs a fault in the host: the copy into the page cache took 2 s
-///   instead of 0.3 s for a 562 MB pull. Dropped behind, the same few tens of MiB of pages
-///   are used over and over, and a pull does not evict the rest of the cache either.
+/// of what it wrote, and waits for the writeback [`WAIT_LAG`] behind. With plenty of memory
+/// and the default dirty ratios nothing reaches the disk before the fsync, so a large blob
+/// was downloaded (or built) first and written out after; started early, the disk works
+/// while the bytes still come in, and the fsync waits for the tail only.
 ///
-/// A file shorter than `DROP_LAG` plus a step is left alone; a longer one is read back from
-/// the disk, not the cache, by whoever reads it next. Where `sync_file_range` is missing
-/// (another system, a file system without it) it writes plainly. A write error the kernel
-/// reports while it waits for the writeback fails the write: it reports such an error once
-/// per open file, so the fsync after it would not see it again.
+/// The pages stay in the page cache: a pulled or built blob is often read next (unpack,
+/// push), and dropping them behind (`fadvise`) made a pull followed by an unpack slower
+/// than it made the pull faster (see the README's registry figures).
+///
+/// A file shorter than a step is left alone. Where `sync_file_range` is missing (another
+/// system, a file system without it) it writes plainly. A write error the kernel reports
+/// while it waits for the writeback fails the write: it reports such an error once per open
+/// file, so the fsync after it would not see it again.
 pub(crate) struct EarlyWriteback<W> {
     inner: W,
     written: u64,
     /// Where the writeback not yet asked for starts.
     started: u64,
-    /// Where the bytes still in the page cache start.
-    dropped: u64,
+    /// Where the writeback not yet waited for starts.
+    waited: u64,
     /// Until the system says it cannot.
     hints: bool,
 }
@@ -189,7 +186,7 @@ impl<W> EarlyWriteback<W> {
             inner,
             written: 0,
             started: 0,
-            dropped: 0,
+            waited: 0,
             hints: cfg!(target_os = "linux"),
         }
     }
@@ -204,11 +201,11 @@ impl<W: std::os::fd::AsFd> EarlyWriteback<W> {
         let end = self.written - self.written % WRITEBACK_ALIGN;
         writeback::start(self.inner.as_fd(), self.started, end - self.started)?;
         self.started = end;
-        if self.started - self.dropped >= DROP_LAG + WRITEBACK_STEP {
-            // Its writeback was asked for DROP_LAG ago: waiting for it seldom waits.
-            let upto = self.started - DROP_LAG;
-            writeback::finish_and_drop(self.inner.as_fd(), self.dropped, upto - self.dropped)?;
-            self.dropped = upto;
+        if self.started - self.waited >= WAIT_LAG + WRITEBACK_STEP {
+            // Its writeback was asked for WAIT_LAG ago: waiting for it seldom waits.
+            let upto = self.started - WAIT_LAG;
+            writeback::finish(self.inner.as_fd(), self.waited, upto - self.waited)?;
+            self.waited = upto;
         }
         Ok(())
     }
@@ -237,7 +234,6 @@ impl<W: io::Write + std::os::fd::AsFd> io::Write for EarlyWriteback<W> {
 #[cfg(target_os = "linux")]
 mod writeback {
     use std::io;
-    use std::num::NonZeroU64;
     use std::os::fd::{AsRawFd, BorrowedFd};
 
     /// Asks the kernel to start writing `len` bytes at `offset` out, and returns at once
@@ -246,9 +242,8 @@ mod writeback {
         sync_file_range(fd, offset, len, libc::SYNC_FILE_RANGE_WRITE)
     }
 
-    /// Waits until `len` bytes at `offset` are written out, then drops them from the page
-    /// cache (the kernel keeps any page still dirty).
-    pub(super) fn finish_and_drop(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
+    /// Waits until `len` bytes at `offset` are written out (asking for any not asked yet).
+    pub(super) fn finish(fd: BorrowedFd<'_>, offset: u64, len: u64) -> io::Result<()> {
         sync_file_range(
             fd,
             offset,
@@ -256,15 +251,7 @@ mod writeback {
             libc::SYNC_FILE_RANGE_WAIT_BEFORE
                 | libc::SYNC_FILE_RANGE_WRITE
                 | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-        )?;
-        // Advice: whatever it answers, the bytes are written out already.
-        let _ = rustix::fs::fadvise(
-            fd,
-            offset,
-            NonZeroU64::new(len),
-            rustix::fs::Advice::DontNeed,
-        );
-        Ok(())
+        )
     }
 
     /// An error that says the file (or the system) does not do this, rather than that a
@@ -307,7 +294,7 @@ mod writeback {
         Ok(())
     }
 
-    pub(super) fn finish_and_drop(_fd: BorrowedFd<'_>, _offset: u64, _len: u64) -> io::Result<()> {
+    pub(super) fn finish(_fd: BorrowedFd<'_>, _offset: u64, _len: u64) -> io::Result<()> {
         Ok(())
     }
 
@@ -323,7 +310,7 @@ mod tests {
 
     #[test]
     fn early_writeback_keeps_every_byte_in_order() {
-        let data: Vec<u8> = (0..(DROP_LAG + 5 * WRITEBACK_STEP + 12_345))
+        let data: Vec<u8> = (0..(WAIT_LAG + 5 * WRITEBACK_STEP + 12_345))
             .map(|i| (i % 253) as u8)
             .collect();
         let mut out = EarlyWriteback::new(tempfile::tempfile().unwrap());
@@ -331,11 +318,11 @@ mod tests {
             out.write_all(piece).unwrap();
         }
         assert_eq!(out.written, data.len() as u64);
-        // Writeback went in aligned steps, and the cache was dropped behind it.
+        // Writeback went in aligned steps, and was waited for behind them.
         if cfg!(target_os = "linux") {
             assert_eq!(out.started % WRITEBACK_ALIGN, 0);
             assert!(out.started + WRITEBACK_STEP > out.written);
-            assert!(out.dropped > 0 && out.dropped + DROP_LAG <= out.started);
+            assert!(out.waited > 0 && out.waited + WAIT_LAG <= out.started);
         }
         let mut file = out.into_inner();
         file.rewind().unwrap();
