@@ -5,7 +5,7 @@
 //! format has: annotations, artifactType, subject and the like are dropped, and said.
 
 use crate::error::{Error, Result};
-use crate::layer::write::write_layer;
+use crate::layer::write::write_layer_to_sink;
 use crate::layer::Compression;
 use crate::layout::walk::{blob_ref, Node};
 use crate::layout::Layout;
@@ -257,14 +257,14 @@ fn recompress(
     let blob = blob_ref(layer, &format!("layer {}", layer.digest))?;
     let mut reader = layout.open_blob(&blob)?;
     let digest = layer.digest.clone();
-    write_layer(layout, to, move |w| {
+    write_layer_to_sink(layout, to, &mut |_| {}, move |sink| {
         let stream_error = |e: std::io::Error| Error::LayerStream {
             layer: digest.clone(),
             reason: e.to_string(),
         };
         {
             let mut decoder = from.decoder(&mut reader).map_err(stream_error)?;
-            std::io::copy(&mut decoder, w).map_err(stream_error)?;
+            sink.read_from(&mut decoder).map_err(stream_error)?;
         }
         std::io::copy(&mut reader, &mut std::io::sink()).map_err(stream_error)?;
         Ok(())

