@@ -24,6 +24,39 @@ const GZIP_LEVEL: u32 = 3;
 /// documents as about zstd's level 3. (On /usr/share, 585 MB of tar: 225 MB here with
 /// zstdmt, 223 MB from skopeo.)
 const ZSTD_LEVEL: i32 = 3;
+/// The highest zstd level taken: above it zstd's window grows to 32 MiB and more, and its
+/// multithreaded jobs to four times that each, hundreds of MiB of memory.
+const ZSTD_LEVEL_MAX: u32 = 19;
+
+/// The compression levels `compression` takes (`None`: it has no levels).
+pub fn levels(compression: Compression) -> Option<std::ops::RangeInclusive<u32>> {
+    match compression {
+        Compression::None => None,
+        Compression::Gzip => Some(0..=9),
+        Compression::Zstd => Some(1..=ZSTD_LEVEL_MAX),
+    }
+}
+
+/// Refuses a level `compression` does not take.
+pub(crate) fn check_level(compression: Compression, level: Option<u32>) -> Result<()> {
+    let Some(level) = level else {
+        return Ok(());
+    };
+    let reason = match levels(compression) {
+        Some(range) if range.contains(&level) => return Ok(()),
+        Some(range) => format!(
+            "{} levels are {} to {}, not {level}",
+            compression.name(),
+            range.start(),
+            range.end()
+        ),
+        None => "an uncompressed layer has no compression level".to_owned(),
+    };
+    Err(Error::Invalid {
+        what: "the compression level".into(),
+        reason,
+    })
+}
 
 /// A layer stored in a layout.
 #[derive(Debug, Clone)]
@@ -67,20 +100,23 @@ pub fn write_layer_with_progress<F>(
 where
     F: FnOnce(&mut dyn Write) -> Result<()> + Send,
 {
-    write_layer_to_sink(layout, compression, progress, |sink| produce(sink))
+    write_layer_to_sink(layout, compression, None, progress, |sink| produce(sink))
 }
 
-/// [`write_layer`] for a producer that can hand over a reader of the tar (see
-/// [`LayerSink::read_from`]): its bytes are read straight into the chunks.
+/// [`write_layer`] at `level` (`None`: gzip and zstd level 3), for a producer that can hand
+/// over a reader of the tar (see [`LayerSink::read_from`]): its bytes are read straight into
+/// the chunks.
 pub fn write_layer_to_sink<F>(
     layout: &Layout,
     compression: Compression,
+    level: Option<u32>,
     progress: &mut dyn FnMut(u64),
     produce: F,
 ) -> Result<WrittenLayer>
 where
     F: FnOnce(&mut LayerSink) -> Result<()> + Send,
 {
+    check_level(compression, level)?;
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(8);
     std::thread::scope(|scope| {
         let producer = scope.spawn(move || -> Result<()> {
@@ -92,7 +128,7 @@ where
             sink.flush_all();
             Ok(())
         });
-        let consumed = consume(layout, compression, &rx, progress);
+        let consumed = consume(layout, compression, level, &rx, progress);
         drop(rx);
         let produced = producer
             .join()
@@ -111,6 +147,7 @@ where
 fn consume<'a>(
     layout: &'a Layout,
     compression: Compression,
+    level: Option<u32>,
     rx: &mpsc::Receiver<Vec<u8>>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(BlobWriter<'a>, Digest)> {
@@ -142,7 +179,7 @@ fn consume<'a>(
             super::pgzip::compress(
                 chunks,
                 &mut out,
-                GZIP_LEVEL,
+                level.unwrap_or(GZIP_LEVEL),
                 crate::threads::get(),
                 |chunk| diff.update(chunk),
             )
@@ -150,7 +187,9 @@ fn consume<'a>(
             out
         }
         Compression::Zstd => {
-            let mut out = zstd::stream::write::Encoder::new(blob, ZSTD_LEVEL).map_err(io_err)?;
+            // check_level keeps it at most ZSTD_LEVEL_MAX.
+            let level = level.map_or(ZSTD_LEVEL, |l| l as i32);
+            let mut out = zstd::stream::write::Encoder::new(blob, level).map_err(io_err)?;
             // Always multithreaded mode (at least one worker): its output does not depend on
             // the number of workers, while single-threaded mode's would differ from it.
             let workers = u32::try_from(crate::threads::get().max(1)).unwrap_or(u32::MAX);
@@ -265,6 +304,38 @@ mod tests {
         }
     }
 
+    #[test]
+    fn levels_outside_the_compression_are_refused_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::init(dir.path().join("l")).unwrap();
+        for (compression, level) in [
+            (Compression::Gzip, 10),
+            (Compression::Zstd, 0),
+            (Compression::Zstd, 20),
+            (Compression::None, 1),
+        ] {
+            let called = std::sync::atomic::AtomicBool::new(false);
+            let called = &called;
+            let e = write_layer_to_sink(&layout, compression, Some(level), &mut |_| {}, |_| {
+                called.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            })
+            .unwrap_err();
+            assert!(
+                matches!(e, Error::Invalid { .. }),
+                "{compression:?} {level}: {e}"
+            );
+            assert!(!called.load(std::sync::atomic::Ordering::Relaxed));
+        }
+        for (compression, level) in [(Compression::Gzip, 0), (Compression::Zstd, 19)] {
+            write_layer_to_sink(&layout, compression, Some(level), &mut |_| {}, |sink| {
+                sink.write_all(b"tar").unwrap();
+                Ok(())
+            })
+            .unwrap();
+        }
+    }
+
     /// Hands out at most `piece` bytes per read, with an interruption before each.
     struct Trickle<'a> {
         data: &'a [u8],
@@ -302,17 +373,18 @@ mod tests {
             // Some bytes written first, so reads start mid-chunk; then the rest read in
             // pieces that do not divide the chunk.
             for piece in [1000usize, CHUNK, CHUNK * 2] {
-                let read = write_layer_to_sink(&layout, compression, &mut |_| {}, move |sink| {
-                    sink.write_all(&data[..5]).unwrap();
-                    let mut rest = Trickle {
-                        data: &data[5..],
-                        piece,
-                        interrupt: false,
-                    };
-                    assert_eq!(sink.read_from(&mut rest).unwrap(), (data.len() - 5) as u64);
-                    Ok(())
-                })
-                .unwrap();
+                let read =
+                    write_layer_to_sink(&layout, compression, None, &mut |_| {}, move |sink| {
+                        sink.write_all(&data[..5]).unwrap();
+                        let mut rest = Trickle {
+                            data: &data[5..],
+                            piece,
+                            interrupt: false,
+                        };
+                        assert_eq!(sink.read_from(&mut rest).unwrap(), (data.len() - 5) as u64);
+                        Ok(())
+                    })
+                    .unwrap();
                 assert_eq!(read.blob.digest, written.blob.digest, "{compression:?}");
                 assert_eq!(read.diff_id, written.diff_id);
             }
