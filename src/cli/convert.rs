@@ -25,6 +25,10 @@ pub struct Args {
     /// The layers' compression (default: each keeps its own).
     #[arg(long, value_enum)]
     compress: Option<CompressArg>,
+    /// The level of the recompressed layers: gzip 0 to 9, zstd 1 to 19 (default 3 for both;
+    /// lower is faster and larger). Layers already in that compression are kept as they are.
+    #[arg(long, value_name = "N", requires = "compress")]
+    compress_level: Option<u32>,
     /// The media types: oci or docker (default: as they are).
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
@@ -50,12 +54,25 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         }
         Some(c) => Some(c.pick(strata::layer::Compression::Gzip)),
     };
+    if let (Some(compression), Some(level)) = (compression, args.compress_level) {
+        match strata::layer::write::levels(compression) {
+            None => super::output::usage!("--compress none has no --compress-level"),
+            Some(range) if !range.contains(&level) => super::output::usage!(
+                "--compress-level {level}: {} takes {} to {}",
+                compression.name(),
+                range.start(),
+                range.end()
+            ),
+            Some(_) => {}
+        }
+    }
     let options = ConvertOptions {
         compression,
         format: args.format.map(|f| match f {
             FormatArg::Oci => Format::Oci,
             FormatArg::Docker => Format::Docker,
         }),
+        level: args.compress_level,
     };
     let layout = Layout::open(&reference.layout)?;
     let desc = {

@@ -5,7 +5,7 @@
 //! format has: annotations, artifactType, subject and the like are dropped, and said.
 
 use crate::error::{Error, Result};
-use crate::layer::write::write_layer;
+use crate::layer::write::{check_level, write_layer_to_sink};
 use crate::layer::Compression;
 use crate::layout::walk::{blob_ref, Node};
 use crate::layout::Layout;
@@ -27,6 +27,9 @@ pub struct ConvertOptions {
     pub compression: Option<Compression>,
     /// The media types.
     pub format: Option<Format>,
+    /// The level of the layers recompressed (`None`: level 3, for gzip and zstd alike); only
+    /// with `compression`.
+    pub level: Option<u32>,
 }
 
 /// The layer media type for `compression` in `format`; Docker schema 2 has no zstd layer.
@@ -137,6 +140,17 @@ pub fn convert_reporting(
     options: ConvertOptions,
     dropped: &mut Vec<String>,
 ) -> Result<Descriptor> {
+    // Before any blob is written, as for the layer types below.
+    match (options.compression, options.level) {
+        (_, None) => {}
+        (Some(compression), level) => check_level(compression, level)?,
+        (None, Some(_)) => {
+            return Err(Error::Invalid {
+                what: "the conversion".into(),
+                reason: "a compression level needs a compression to convert to".into(),
+            })
+        }
+    }
     let Some((_, raw, node)) = layout.read_node(entry)? else {
         return Err(Error::Invalid {
             what: entry.digest.clone(),
@@ -190,7 +204,7 @@ pub fn convert_reporting(
                             what: format!("config {}", manifest.config.digest),
                             reason: format!("no diff_id for layer {i}"),
                         })?;
-                    let written = recompress(layout, layer, current, wanted)?;
+                    let written = recompress(layout, layer, current, wanted, options.level)?;
                     if written.diff_id.to_string() != *diff_id {
                         return Err(Error::LayerStream {
                             layer: layer.digest.clone(),
@@ -253,18 +267,19 @@ fn recompress(
     layer: &Descriptor,
     from: Compression,
     to: Compression,
+    level: Option<u32>,
 ) -> Result<crate::layer::write::WrittenLayer> {
     let blob = blob_ref(layer, &format!("layer {}", layer.digest))?;
     let mut reader = layout.open_blob(&blob)?;
     let digest = layer.digest.clone();
-    write_layer(layout, to, move |w| {
+    write_layer_to_sink(layout, to, level, &mut |_| {}, move |sink| {
         let stream_error = |e: std::io::Error| Error::LayerStream {
             layer: digest.clone(),
             reason: e.to_string(),
         };
         {
             let mut decoder = from.decoder(&mut reader).map_err(stream_error)?;
-            std::io::copy(&mut decoder, w).map_err(stream_error)?;
+            sink.read_from(&mut decoder).map_err(stream_error)?;
         }
         std::io::copy(&mut reader, &mut std::io::sink()).map_err(stream_error)?;
         Ok(())

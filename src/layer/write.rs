@@ -4,7 +4,7 @@
 //! the same bytes, so the output does not depend on how the producer sized its writes
 //! (zlib-rs's would) nor on the number of threads.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::sync::mpsc;
 
 use crate::digest::{Algorithm, Digest};
@@ -24,6 +24,39 @@ const GZIP_LEVEL: u32 = 3;
 /// documents as about zstd's level 3. (On /usr/share, 585 MB of tar: 225 MB here with
 /// zstdmt, 223 MB from skopeo.)
 const ZSTD_LEVEL: i32 = 3;
+/// The highest zstd level taken: above it zstd's window grows to 32 MiB and more, and its
+/// multithreaded jobs to four times that each, hundreds of MiB of memory.
+const ZSTD_LEVEL_MAX: u32 = 19;
+
+/// The compression levels `compression` takes (`None`: it has no levels).
+pub fn levels(compression: Compression) -> Option<std::ops::RangeInclusive<u32>> {
+    match compression {
+        Compression::None => None,
+        Compression::Gzip => Some(0..=9),
+        Compression::Zstd => Some(1..=ZSTD_LEVEL_MAX),
+    }
+}
+
+/// Refuses a level `compression` does not take.
+pub(crate) fn check_level(compression: Compression, level: Option<u32>) -> Result<()> {
+    let Some(level) = level else {
+        return Ok(());
+    };
+    let reason = match levels(compression) {
+        Some(range) if range.contains(&level) => return Ok(()),
+        Some(range) => format!(
+            "{} levels are {} to {}, not {level}",
+            compression.name(),
+            range.start(),
+            range.end()
+        ),
+        None => "an uncompressed layer has no compression level".to_owned(),
+    };
+    Err(Error::Invalid {
+        what: "the compression level".into(),
+        reason,
+    })
+}
 
 /// A layer stored in a layout.
 #[derive(Debug, Clone)]
@@ -67,18 +100,35 @@ pub fn write_layer_with_progress<F>(
 where
     F: FnOnce(&mut dyn Write) -> Result<()> + Send,
 {
+    write_layer_to_sink(layout, compression, None, progress, |sink| produce(sink))
+}
+
+/// [`write_layer`] at `level` (`None`: gzip and zstd level 3), for a producer that can hand
+/// over a reader of the tar (see [`LayerSink::read_from`]): its bytes are read straight into
+/// the chunks.
+pub fn write_layer_to_sink<F>(
+    layout: &Layout,
+    compression: Compression,
+    level: Option<u32>,
+    progress: &mut dyn FnMut(u64),
+    produce: F,
+) -> Result<WrittenLayer>
+where
+    F: FnOnce(&mut LayerSink) -> Result<()> + Send,
+{
+    check_level(compression, level)?;
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(8);
     std::thread::scope(|scope| {
         let producer = scope.spawn(move || -> Result<()> {
-            let mut chunker = Chunker {
+            let mut sink = LayerSink {
                 tx,
                 buf: Vec::with_capacity(CHUNK),
             };
-            produce(&mut chunker)?;
-            chunker.flush_all();
+            produce(&mut sink)?;
+            sink.flush_all();
             Ok(())
         });
-        let consumed = consume(layout, compression, &rx, progress);
+        let consumed = consume(layout, compression, level, &rx, progress);
         drop(rx);
         let produced = producer
             .join()
@@ -97,6 +147,7 @@ where
 fn consume<'a>(
     layout: &'a Layout,
     compression: Compression,
+    level: Option<u32>,
     rx: &mpsc::Receiver<Vec<u8>>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<(BlobWriter<'a>, Digest)> {
@@ -128,7 +179,7 @@ fn consume<'a>(
             super::pgzip::compress(
                 chunks,
                 &mut out,
-                GZIP_LEVEL,
+                level.unwrap_or(GZIP_LEVEL),
                 crate::threads::get(),
                 |chunk| diff.update(chunk),
             )
@@ -136,7 +187,9 @@ fn consume<'a>(
             out
         }
         Compression::Zstd => {
-            let mut out = zstd::stream::write::Encoder::new(blob, ZSTD_LEVEL).map_err(io_err)?;
+            // check_level keeps it at most ZSTD_LEVEL_MAX.
+            let level = level.map_or(ZSTD_LEVEL, |l| l as i32);
+            let mut out = zstd::stream::write::Encoder::new(blob, level).map_err(io_err)?;
             // Always multithreaded mode (at least one worker): its output does not depend on
             // the number of workers, while single-threaded mode's would differ from it.
             let workers = u32::try_from(crate::threads::get().max(1)).unwrap_or(u32::MAX);
@@ -152,30 +205,70 @@ fn consume<'a>(
     Ok((writer, diff.finish()))
 }
 
-/// Cuts what is written into [`CHUNK`]-sized pieces for the consuming thread.
-struct Chunker {
+/// Where a layer's producer puts the tar: what is written is cut into [`CHUNK`]-sized
+/// pieces for the consuming thread.
+pub struct LayerSink {
     tx: mpsc::SyncSender<Vec<u8>>,
     buf: Vec<u8>,
 }
 
-impl Chunker {
+impl LayerSink {
     fn flush_all(&mut self) {
         if !self.buf.is_empty() {
             let _ = self.tx.send(std::mem::take(&mut self.buf));
         }
     }
+
+    fn send_full(&mut self) -> io::Result<()> {
+        let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .send(full)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the layer writer stopped"))
+    }
+
+    /// Reads `reader` to its end into the layer. The same as `io::copy` into this sink, but
+    /// each read fills the chunk in place: a decompressor then writes its output once, in
+    /// large pieces, instead of 8 KiB at a time through a buffer that is copied again (on a
+    /// 585 MB gzip tar, about a sixth less CPU time for inflating).
+    pub fn read_from(&mut self, reader: &mut dyn Read) -> io::Result<u64> {
+        let mut total = 0u64;
+        loop {
+            let start = self.buf.len();
+            // Zeroed once per chunk (Read::read needs initialised bytes); cheaper than the
+            // copy it saves.
+            self.buf.resize(CHUNK, 0);
+            let read = loop {
+                match reader.read(&mut self.buf[start..]) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    other => break other,
+                }
+            };
+            let n = match read {
+                Ok(n) => n,
+                Err(e) => {
+                    self.buf.truncate(start);
+                    return Err(e);
+                }
+            };
+            self.buf.truncate(start + n);
+            total += n as u64;
+            if n == 0 {
+                return Ok(total);
+            }
+            if self.buf.len() == CHUNK {
+                self.send_full()?;
+            }
+        }
+    }
 }
 
-impl Write for Chunker {
+impl Write for LayerSink {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         let room = CHUNK - self.buf.len();
         let n = room.min(data.len());
         self.buf.extend_from_slice(&data[..n]);
         if self.buf.len() == CHUNK {
-            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-            self.tx.send(full).map_err(|_| {
-                io::Error::new(io::ErrorKind::BrokenPipe, "the layer writer stopped")
-            })?;
+            self.send_full()?;
         }
         Ok(n)
     }
@@ -208,6 +301,93 @@ mod tests {
             assert!(seen.len() >= 3, "{compression:?}: {seen:?}");
             assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
             assert_eq!(seen.last(), Some(&(data.len() as u64)));
+        }
+    }
+
+    #[test]
+    fn levels_outside_the_compression_are_refused_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::init(dir.path().join("l")).unwrap();
+        for (compression, level) in [
+            (Compression::Gzip, 10),
+            (Compression::Zstd, 0),
+            (Compression::Zstd, 20),
+            (Compression::None, 1),
+        ] {
+            let called = std::sync::atomic::AtomicBool::new(false);
+            let called = &called;
+            let e = write_layer_to_sink(&layout, compression, Some(level), &mut |_| {}, |_| {
+                called.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            })
+            .unwrap_err();
+            assert!(
+                matches!(e, Error::Invalid { .. }),
+                "{compression:?} {level}: {e}"
+            );
+            assert!(!called.load(std::sync::atomic::Ordering::Relaxed));
+        }
+        for (compression, level) in [(Compression::Gzip, 0), (Compression::Zstd, 19)] {
+            write_layer_to_sink(&layout, compression, Some(level), &mut |_| {}, |sink| {
+                sink.write_all(b"tar").unwrap();
+                Ok(())
+            })
+            .unwrap();
+        }
+    }
+
+    /// Hands out at most `piece` bytes per read, with an interruption before each.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        piece: usize,
+        interrupt: bool,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.interrupt = !self.interrupt;
+            if self.interrupt {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = buf.len().min(self.piece).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn reading_into_the_sink_gives_the_written_layer() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::init(dir.path().join("l")).unwrap();
+        let data: Vec<u8> = (0..(CHUNK * 3 + 77) as u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8 % 11)
+            .collect();
+        for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let data = &data;
+            let written = write_layer(&layout, compression, move |w| {
+                w.write_all(data).unwrap();
+                Ok(())
+            })
+            .unwrap();
+            // Some bytes written first, so reads start mid-chunk; then the rest read in
+            // pieces that do not divide the chunk.
+            for piece in [1000usize, CHUNK, CHUNK * 2] {
+                let read =
+                    write_layer_to_sink(&layout, compression, None, &mut |_| {}, move |sink| {
+                        sink.write_all(&data[..5]).unwrap();
+                        let mut rest = Trickle {
+                            data: &data[5..],
+                            piece,
+                            interrupt: false,
+                        };
+                        assert_eq!(sink.read_from(&mut rest).unwrap(), (data.len() - 5) as u64);
+                        Ok(())
+                    })
+                    .unwrap();
+                assert_eq!(read.blob.digest, written.blob.digest, "{compression:?}");
+                assert_eq!(read.diff_id, written.diff_id);
+            }
         }
     }
 

@@ -15,6 +15,7 @@ mod basics;
 mod build;
 mod completion_layers;
 mod concurrency;
+mod convert_speed;
 mod crash;
 mod crash_matrix;
 mod exit_status;
