@@ -127,7 +127,6 @@ fn validator(name: &str) -> jsonschema::Validator {
 pub const REGISTRY_SCHEMAS: [&str; 4] = ["login.json", "ls-tags.json", "pull.json", "push.json"];
 
 /// The schema's complaints about `doc`, one a line.
-
 pub fn complaints(name: &str, doc: &serde_json::Value) -> Vec<String> {
     validator(name)
         .iter_errors(doc)
