@@ -26,3 +26,28 @@ fn init_of_an_existing_empty_layout_says_so() {
     );
     assert_eq!(before, snapshot(&lay));
 }
+
+/// `insert --whiteout PATH` takes PATH as DEST is taken: an absolute path in the image, the
+/// root and `..` refused; a PATH that does not parse is the invocation's fault (exit 2, the
+/// flag named) and nothing is written.
+#[test]
+fn insert_whiteout_path_is_checked_as_dest_is() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["new", &format!("{}:t", s(&lay))]);
+    let before = snapshot(&lay);
+    let image = format!("{}:t", s(&lay));
+    for path in [
+        "etc/motd",
+        "/",
+        "//",
+        "/a/../b",
+        "/.wh.x",
+        "/a/.wh..wh..opq",
+    ] {
+        let err = fails(&["insert", &image, "--whiteout", path], 2);
+        assert!(err.contains("--whiteout"), "{path}: {err}");
+        assert!(err.contains(path), "{path}: {err}");
+    }
+    assert_eq!(before, snapshot(&lay));
+}
