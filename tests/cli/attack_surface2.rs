@@ -51,3 +51,30 @@ fn insert_whiteout_path_is_checked_as_dest_is() {
     }
     assert_eq!(before, snapshot(&lay));
 }
+
+/// A damaged archive is named in import's error, as every other input file is, and the
+/// layout is left as it was.
+#[test]
+fn import_of_a_damaged_archive_names_it() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["new", &format!("{}:t", s(&lay))]);
+    let archive = dir.path().join("a.tar");
+    ok(&["export", &format!("{}:t", s(&lay)), "-o", s(&archive)]);
+    let whole = std::fs::read(&archive).unwrap();
+    // Cut at a block boundary (an archive without its end) and inside a member.
+    let cut = dir.path().join("cut-short.tar");
+    write(&cut, &whole[..whole.len() / 2]);
+    let torn = dir.path().join("torn.tar");
+    write(&torn, &whole[..whole.len() / 2 + 100]);
+    let junk = dir.path().join("junk.tar");
+    write(&junk, &[0x5a; 3000]);
+    let dest = dir.path().join("dest");
+    ok(&["init", s(&dest)]);
+    let before = snapshot(&dest);
+    for bad in [&cut, &torn, &junk] {
+        let err = fails(&["import", s(bad), s(&dest)], 1);
+        assert!(err.contains(s(bad)), "{err}");
+    }
+    assert_eq!(before, snapshot(&dest));
+}
