@@ -78,3 +78,27 @@ fn import_of_a_damaged_archive_names_it() {
     }
     assert_eq!(before, snapshot(&dest));
 }
+
+/// `manifest put FILE` names FILE when its document is refused.
+#[test]
+fn manifest_put_names_the_file_it_refuses() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["new", &format!("{}:t", s(&lay))]);
+    let before = snapshot(&lay);
+    let cases: [(&str, &[u8]); 3] = [
+        ("not-json.json", b"{"),
+        ("no-config.json", br#"{"schemaVersion":2}"#),
+        (
+            "odd-type.json",
+            br#"{"schemaVersion":2,"mediaType":"text/plain"}"#,
+        ),
+    ];
+    for (name, bytes) in cases {
+        let file = dir.path().join(name);
+        write(&file, bytes);
+        let err = fails(&["manifest", "put", &format!("{}:m", s(&lay)), s(&file)], 1);
+        assert!(err.contains(s(&file)), "{name}: {err}");
+    }
+    assert_eq!(before, snapshot(&lay));
+}
