@@ -102,3 +102,32 @@ fn manifest_put_names_the_file_it_refuses() {
     }
     assert_eq!(before, snapshot(&lay));
 }
+
+/// `export -o` is checked before anything is read: an empty name is the invocation's fault
+/// (exit 2), and a directory is refused at once, named, rather than after the whole archive
+/// was written beside it.
+#[test]
+fn export_output_is_checked_before_the_archive_is_written() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["new", &format!("{}:t", s(&lay))]);
+    let image = format!("{}:t", s(&lay));
+    let err = fails(&["export", &image, "-o", ""], 2);
+    assert!(err.contains("-o"), "{err}");
+    let target = dir.path().join("somedir");
+    std::fs::create_dir(&target).unwrap();
+    let err = fails(&["export", &image, "-o", s(&target)], 1);
+    assert!(
+        err.contains(s(&target)) && err.contains("directory"),
+        "{err}"
+    );
+    assert!(!err.contains("os error"), "{err}");
+    let listing = |d: &std::path::Path| -> Vec<_> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect()
+    };
+    assert_eq!(listing(&target), Vec::<std::ffi::OsString>::new());
+    assert_eq!(listing(dir.path()).len(), 2, "{:?}", listing(dir.path()));
+}
