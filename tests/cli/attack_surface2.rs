@@ -131,3 +131,36 @@ fn export_output_is_checked_before_the_archive_is_written() {
     assert_eq!(listing(&target), Vec::<std::ffi::OsString>::new());
     assert_eq!(listing(dir.path()).len(), 2, "{:?}", listing(dir.path()));
 }
+
+/// A layout that cannot be created is named as the user gave it, with the reason in words:
+/// never the temp directory a creation builds in, never the C library's text.
+#[test]
+fn a_layout_that_cannot_be_created_is_named_as_given() {
+    let dir = tempdir();
+    let file = dir.path().join("afile");
+    write(&file, b"x");
+    let under = file.join("lay");
+    let u = s(&under);
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    let image = dir.path().join("src");
+    ok(&["new", &format!("{}:t", s(&image))]);
+    let cases: Vec<Vec<String>> = vec![
+        vec!["init".into(), u.into()],
+        vec!["new".into(), format!("{u}:t")],
+        vec!["build".into(), s(&tree).into(), format!("{u}:t")],
+        vec!["blob".into(), "put".into(), u.into(), s(&file).into()],
+        vec!["copy".into(), format!("{}:t", s(&image)), format!("{u}:t")],
+    ];
+    for args in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let err = fails(&args, 1);
+        assert!(err.contains(u), "{args:?}: {err}");
+        assert!(err.contains("not a directory"), "{args:?}: {err}");
+        assert!(
+            !err.contains("strata-new") && !err.contains("os error"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
