@@ -194,6 +194,10 @@ fn export_rootfs(
              --all-platforms do not apply"
         );
     }
+    // It has no document to print: ignoring --json would leave a script reading nothing.
+    if args.json.json {
+        super::output::usage!("--format rootfs prints no JSON document: --json does not apply");
+    }
     let target = strata::layout::reference::Target::Digest(image.entry.digest()?);
     let resolved = strata::image::resolve_image(&image.layout, &target, &args.platform.resolve()?)?;
     let _lock = image.layout.lock_gc(strata::layout::LockMode::Shared)?;

@@ -164,3 +164,26 @@ fn a_layout_that_cannot_be_created_is_named_as_given() {
     }
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
 }
+
+/// `export --format rootfs` prints no JSON document, so `--json` with it is refused (exit 2,
+/// nothing written) rather than ignored: a script asking for JSON must not get silence and
+/// exit 0.
+#[test]
+fn export_rootfs_does_not_ignore_json() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["new", &format!("{}:t", s(&lay))]);
+    let archive = dir.path().join("fs.tar");
+    let r = run(&[
+        "export",
+        &format!("{}:t", s(&lay)),
+        "--format",
+        "rootfs",
+        "-o",
+        s(&archive),
+        "--json",
+    ]);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("--json"), "{}", r.stderr);
+    assert!(!archive.exists());
+}
