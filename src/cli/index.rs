@@ -66,8 +66,22 @@ fn same_layout(
     reference: &str,
 ) -> anyhow::Result<strata::layout::reference::Target> {
     let r = super::parse_reference(reference)?;
-    let a = std::fs::canonicalize(&r.layout)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", r.layout.display()))?;
+    // A layout that is not there is not the index's (which is): the same refusal.
+    let a = match std::fs::canonicalize(&r.layout) {
+        Ok(a) => a,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => super::output::usage!(
+            "{reference}: index entries must be images of {} ({} does not exist)",
+            layout.root().display(),
+            r.layout.display()
+        ),
+        Err(source) => {
+            return Err(strata::Error::Io {
+                path: r.layout,
+                source,
+            }
+            .into())
+        }
+    };
     let b = std::fs::canonicalize(layout.root())
         .map_err(|e| anyhow::anyhow!("{}: {e}", layout.root().display()))?;
     if a != b {

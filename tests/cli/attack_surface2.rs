@@ -187,3 +187,39 @@ fn export_rootfs_does_not_ignore_json() {
     assert!(r.stderr.contains("--json"), "{}", r.stderr);
     assert!(!archive.exists());
 }
+
+/// `index create|add --manifest REF` whose layout is missing is refused as one in another
+/// layout is (exit 2, REF named, "does not exist"), never with the C library's words.
+#[test]
+fn index_member_in_a_missing_layout_is_refused_in_words() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["new", &format!("{}:t", s(&lay))]);
+    ok(&[
+        "index",
+        "create",
+        &format!("{}:i", s(&lay)),
+        "--manifest",
+        &format!("{}:t", s(&lay)),
+    ]);
+    let before = snapshot(&lay);
+    let missing = format!("{}:t", s(&dir.path().join("nowhere")));
+    for sub in ["create", "add"] {
+        let err = fails(
+            &[
+                "index",
+                sub,
+                &format!("{}:i", s(&lay)),
+                "--manifest",
+                &missing,
+            ],
+            2,
+        );
+        assert!(
+            err.contains(&missing) && err.contains("does not exist"),
+            "{sub}: {err}"
+        );
+        assert!(!err.contains("os error"), "{sub}: {err}");
+    }
+    assert_eq!(before, snapshot(&lay));
+}
