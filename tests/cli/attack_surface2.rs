@@ -223,3 +223,30 @@ fn index_member_in_a_missing_layout_is_refused_in_words() {
     }
     assert_eq!(before, snapshot(&lay));
 }
+
+/// `flatten -v` reports the layer it wrote as every layer writer does (blob, size,
+/// compression), the diff_id only under `-vv`.
+#[test]
+fn flatten_reports_its_layer_as_the_other_writers_do() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    write(&tree.join("f"), b"f\n");
+    let image = format!("{}:t", s(&lay));
+    ok(&["build", s(&tree), &image]);
+    let r = run(&["-v", "flatten", &image, "--tag", "flat"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let layer_lines: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("strata: layer sha256:"))
+        .collect();
+    assert_eq!(layer_lines.len(), 1, "{}", r.stderr);
+    assert!(layer_lines[0].contains(" written: "), "{}", r.stderr);
+    assert!(layer_lines[0].contains("tar+gzip"), "{}", r.stderr);
+    assert!(!r.stderr.contains("diff_id"), "-vv only: {}", r.stderr);
+    let r = run(&["-vv", "flatten", &image, "--tag", "flat2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("layer diff_id sha256:"), "{}", r.stderr);
+}
