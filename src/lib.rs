@@ -67,6 +67,8 @@ pub mod spec;
 pub mod threads;
 pub mod transfer;
 pub mod uri;
+#[doc(hidden)]
+pub mod words;
 
 pub use error::{Choice, Error, Result};
 pub use ioext::{temp_prefix_beside, CappedWrites};

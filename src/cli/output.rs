@@ -287,14 +287,7 @@ pub fn image_line(digest: &str, tag: Option<&str>) -> String {
     format!("{digest} {}", tag.unwrap_or("(untagged)"))
 }
 
-/// `1 image`, `2 images`.
-pub fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
-}
+pub use strata::words::plural;
 
 /// Rows as lines of columns two spaces apart, each column as wide as its widest cell, as
 /// `ls -l` aligns them: left-aligned, or right-aligned where `right[i]` (numbers, sizes).

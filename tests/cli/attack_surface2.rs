@@ -250,3 +250,100 @@ fn flatten_reports_its_layer_as_the_other_writers_do() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("layer diff_id sha256:"), "{}", r.stderr);
 }
+
+/// Counts in messages agree with their nouns: "1 layer", "1 blob", never "1 layers" or
+/// "1 blob(s)".
+#[test]
+fn counts_in_messages_agree_with_their_nouns() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let l = s(&lay);
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    write(&tree.join("f"), b"f\n");
+    ok(&["build", s(&tree), &format!("{l}:base")]);
+    write(&tree.join("g"), b"g\n");
+    ok(&[
+        "build",
+        s(&tree),
+        &format!("{l}:app"),
+        "--from",
+        &format!("{l}:base"),
+    ]);
+
+    // An image of one layer whose config lists no diff_id.
+    let mut config: serde_json::Value = serde_json::from_slice(&ok_bytes(&[
+        "inspect",
+        &format!("{l}:base"),
+        "--raw",
+        "config",
+    ]))
+    .unwrap();
+    config["rootfs"]["diff_ids"] = serde_json::json!([]);
+    let config_file = dir.path().join("config.json");
+    write(&config_file, &serde_json::to_vec(&config).unwrap());
+    let config_type = "application/vnd.oci.image.config.v1+json";
+    let put = json(&[
+        "blob",
+        "put",
+        l,
+        s(&config_file),
+        "--media-type",
+        config_type,
+        "--json",
+    ]);
+    let mut manifest: serde_json::Value = serde_json::from_slice(&ok_bytes(&[
+        "inspect",
+        &format!("{l}:base"),
+        "--raw",
+        "manifest",
+    ]))
+    .unwrap();
+    manifest["config"]["digest"] = put["digest"].clone();
+    manifest["config"]["size"] = put["size"].clone();
+    let manifest_file = dir.path().join("manifest.json");
+    write(&manifest_file, &serde_json::to_vec(&manifest).unwrap());
+    ok(&["manifest", "put", &format!("{l}:odd"), s(&manifest_file)]);
+    let err = fails(
+        &["unpack", &format!("{l}:odd"), s(&dir.path().join("b"))],
+        1,
+    );
+    assert!(
+        err.contains("1 layer but the config lists 0 diff_ids"),
+        "{err}"
+    );
+    let r = run(&["fsck", l, "--no-layers"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("0 entries but the manifest has 1 layer "),
+        "{}",
+        r.stdout
+    );
+    let err = fails(
+        &[
+            "export",
+            &format!("{l}:odd"),
+            "--format",
+            "docker",
+            "-o",
+            s(&dir.path().join("d.tar")),
+        ],
+        1,
+    );
+    assert!(err.contains("1 layer but 0 diff_ids"), "{err}");
+
+    // An archive made for a receiver holding the base, imported where it is not.
+    let other = dir.path().join("other");
+    ok(&["copy", &format!("{l}:base"), &format!("{}:base", s(&other))]);
+    let archive = dir.path().join("inc.tar");
+    ok(&[
+        "export",
+        &format!("{l}:app"),
+        "--exclude-present-in",
+        s(&other),
+        "-o",
+        s(&archive),
+    ]);
+    let err = fails(&["import", s(&archive), s(&dir.path().join("fresh"))], 1);
+    assert!(err.contains("lacks 1 blob that"), "{err}");
+}
