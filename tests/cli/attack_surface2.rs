@@ -347,3 +347,49 @@ fn counts_in_messages_agree_with_their_nouns() {
     let err = fails(&["import", s(&archive), s(&dir.path().join("fresh"))], 1);
     assert!(err.contains("lacks 1 blob that"), "{err}");
 }
+
+/// `fsck -q` on a sound layout prints nothing, unreferenced blobs (what an untag leaves for
+/// gc, no problem) included: a cron job's `strata fsck -q LAYOUT` is silent unless something
+/// is wrong. Without `-q` they are listed; problems are printed either way.
+#[test]
+fn fsck_quiet_is_silent_about_unreferenced_blobs() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let l = s(&lay);
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    write(&tree.join("f"), b"f\n");
+    ok(&["build", s(&tree), &format!("{l}:a")]);
+    ok(&["new", &format!("{l}:b")]);
+    ok(&["untag", &format!("{l}:a")]);
+    let loud = run(&["fsck", l]);
+    assert_eq!(loud.code, 0, "{}", loud.stderr);
+    assert!(
+        loud.stdout.contains("unreferenced: sha256:"),
+        "{}",
+        loud.stdout
+    );
+    let quiet = run(&["-q", "fsck", l]);
+    assert_eq!(
+        (quiet.code, quiet.stdout.as_str(), quiet.stderr.as_str()),
+        (0, "", "")
+    );
+    // A problem is still printed under -q.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lay.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    let blob = lay
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"));
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes.push(b' ');
+    std::fs::write(&blob, bytes).unwrap();
+    let broken = run(&["-q", "fsck", l]);
+    assert_eq!(broken.code, 1, "{}", broken.stderr);
+    assert!(broken.stdout.contains("problem: "), "{}", broken.stdout);
+    assert!(
+        !broken.stdout.contains("unreferenced:"),
+        "{}",
+        broken.stdout
+    );
+}
