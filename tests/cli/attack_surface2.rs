@@ -393,3 +393,30 @@ fn fsck_quiet_is_silent_about_unreferenced_blobs() {
         broken.stdout
     );
 }
+
+/// `STRATA_RESOLVE` takes one value, `userspace`; another (a typo) is the invocation's
+/// fault (exit 2, named) where it acts, in unpack, rather than silently ignored, as
+/// `STRATA_THREADS` and `SOURCE_DATE_EPOCH` are checked.
+#[test]
+fn strata_resolve_with_another_value_is_refused() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["new", &format!("{}:t", s(&lay))]);
+    let bundle = dir.path().join("b");
+    let r = run_with_env(
+        &["unpack", &format!("{}:t", s(&lay)), s(&bundle)],
+        &[("STRATA_RESOLVE", "userpace")],
+    );
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("STRATA_RESOLVE") && r.stderr.contains("userpace"),
+        "{}",
+        r.stderr
+    );
+    assert!(!bundle.exists());
+    let r = run_with_env(
+        &["unpack", &format!("{}:t", s(&lay)), s(&bundle)],
+        &[("STRATA_RESOLVE", "userspace")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
