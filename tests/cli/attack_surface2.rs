@@ -420,3 +420,32 @@ fn strata_resolve_with_another_value_is_refused() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+/// `login` and `logout` take a REGISTRY, and a value that is not one is refused in those
+/// words, naming what was typed: never as an "image name", never with a `/x` strata added.
+#[test]
+fn login_and_logout_refuse_a_bad_registry_as_a_registry() {
+    let dir = tempdir();
+    let config = dir.path().join("docker");
+    for registry in ["UPPER", "ht tp://x", "x:99999", "bad_host:5000"] {
+        for args in [
+            vec!["login", registry, "--username", "u", "--password-stdin"],
+            vec!["logout", registry],
+        ] {
+            let r = run_with_input(&args, &[("DOCKER_CONFIG", s(&config))], "pw\n");
+            assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+            assert!(
+                r.stderr.contains("is not a registry"),
+                "{args:?}: {}",
+                r.stderr
+            );
+            assert!(
+                r.stderr.contains(&format!("{registry:?}")),
+                "{args:?}: {}",
+                r.stderr
+            );
+            assert!(!r.stderr.contains("image name"), "{args:?}: {}", r.stderr);
+        }
+    }
+    assert!(!config.exists());
+}
