@@ -449,3 +449,22 @@ fn login_and_logout_refuse_a_bad_registry_as_a_registry() {
     }
     assert!(!config.exists());
 }
+
+/// The older spellings before the command (`strata --threads N CMD`, `strata --layout DIR
+/// CMD`) are named in errors as the user wrote them, never by strata's internal ids.
+#[test]
+fn options_before_the_command_are_named_as_written() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["init", s(&lay)]);
+    let err = fails(&["--threads", "0", "fsck", s(&lay)], 2);
+    assert!(err.contains("--threads <N>"), "{err}");
+    let err = fails(&["--layout"], 2);
+    assert!(err.contains("--layout <DIR>"), "{err}");
+    for err in [
+        fails(&["--threads", "0", "fsck", s(&lay)], 2),
+        fails(&["--layout"], 2),
+    ] {
+        assert!(!err.contains("global_"), "{err}");
+    }
+}
