@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use strata::image::multiplatform::{add, create, remove};
 use strata::Layout;
 
-use super::build_args::{in_layout, parse_pair, reference_tag};
+use super::build_args::{parse_pair, reference_tag};
 use super::output::Output;
 use super::Status;
 
@@ -99,14 +99,14 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
             let reference = super::parse_reference(&args.reference)?;
             let tag = reference_tag(&reference)?;
             let annotations: BTreeMap<String, String> = args.annotation.iter().cloned().collect();
-            let desc = in_layout(&reference, |layout| {
-                let members = args
-                    .manifests
-                    .iter()
-                    .map(|m| same_layout(layout, m))
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                Ok(create(layout, &members, &annotations, &tag)?)
-            })?;
+            // Opened, not created: the members must be images of this layout already.
+            let layout = Layout::open(&reference.layout)?;
+            let members = args
+                .manifests
+                .iter()
+                .map(|m| same_layout(&layout, m))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let desc = create(&layout, &members, &annotations, &tag)?;
             (reference, tag, desc, args.json)
         }
         Command::Add(args) => {

@@ -468,3 +468,26 @@ fn options_before_the_command_are_named_as_written() {
         assert!(!err.contains("global_"), "{err}");
     }
 }
+
+/// `index create` in a layout that is not there says so: its members must be images of that
+/// layout, so it cannot succeed there, and it must not speak of an index.json that it made
+/// and took back.
+#[test]
+fn index_create_in_a_missing_layout_says_it_does_not_exist() {
+    let dir = tempdir();
+    let missing = dir.path().join("missing");
+    let m = s(&missing);
+    let err = fails(
+        &[
+            "index",
+            "create",
+            &format!("{m}:i"),
+            "--manifest",
+            &format!("{m}:t"),
+        ],
+        1,
+    );
+    assert!(err.contains(&format!("{m}: does not exist")), "{err}");
+    assert!(!err.contains("index.json"), "{err}");
+    assert!(!missing.exists());
+}
