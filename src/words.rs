@@ -9,6 +9,27 @@ pub fn plural(n: usize, one: &str, many: &str) -> String {
     }
 }
 
+/// What an I/O error says of the path it concerns, in words rather than the C library's
+/// text and number ("does not exist", not "No such file or directory (os error 2)"). An
+/// error with words of its own (a wrapped cause) keeps them.
+pub fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as Kind;
+    if e.get_ref().is_some() {
+        return e.to_string();
+    }
+    match e.kind() {
+        Kind::NotFound => "does not exist",
+        Kind::NotADirectory => "not a directory",
+        Kind::IsADirectory => "is a directory",
+        Kind::AlreadyExists => "exists already",
+        Kind::PermissionDenied => "permission denied",
+        Kind::ReadOnlyFilesystem => "read-only file system",
+        Kind::StorageFull => "no space left on the device",
+        _ => return e.to_string(),
+    }
+    .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -16,5 +37,18 @@ mod tests {
         assert_eq!(super::plural(0, "layer", "layers"), "0 layers");
         assert_eq!(super::plural(1, "layer", "layers"), "1 layer");
         assert_eq!(super::plural(2, "entry", "entries"), "2 entries");
+    }
+
+    #[test]
+    fn io_errors_are_said_in_words() {
+        use std::io::{Error, ErrorKind};
+        let os = |n| super::io_reason(&Error::from_raw_os_error(n));
+        assert_eq!(os(2), "does not exist");
+        assert_eq!(os(20), "not a directory");
+        assert_eq!(os(21), "is a directory");
+        assert_eq!(os(17), "exists already");
+        // Words of its own are kept.
+        let own = Error::new(ErrorKind::NotFound, "no such tag");
+        assert_eq!(super::io_reason(&own), "no such tag");
     }
 }

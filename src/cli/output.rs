@@ -175,8 +175,8 @@ fn render_chain(e: &anyhow::Error) -> String {
         // The library words a missing path as "does not exist"; say it so for errors from
         // elsewhere too, and once.
         let text = match cause.downcast_ref::<io::Error>() {
-            Some(io) if io.kind() == io::ErrorKind::NotFound => "does not exist".to_owned(),
-            _ => cause.to_string(),
+            Some(io) => strata::words::io_reason(io),
+            None => cause.to_string(),
         };
         if !message.contains(&text) {
             message.push_str(": ");

@@ -491,3 +491,55 @@ fn index_create_in_a_missing_layout_says_it_does_not_exist() {
     assert!(!err.contains("index.json"), "{err}");
     assert!(!missing.exists());
 }
+
+/// A path that is a file where a directory is needed, or a directory where a file is, is
+/// said so in words naming it, as a missing one is: never the C library's "(os error N)".
+#[test]
+fn wrong_kinds_of_path_are_said_in_words() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let image = format!("{}:t", s(&lay));
+    ok(&["new", &image]);
+    let file = dir.path().join("afile");
+    write(&file, b"x");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    ok(&[
+        "artifact",
+        "push",
+        &format!("{}:art", s(&lay)),
+        "--artifact-type",
+        "a/b",
+        "--disable-path-validation",
+        s(&file),
+    ]);
+    let under = file.join("x");
+    let art = format!("{}:art", s(&lay));
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (
+            vec!["unpack", &image, s(&under)],
+            s(&under),
+            "not a directory",
+        ),
+        (
+            vec!["artifact", "pull", &art, s(&file)],
+            s(&file),
+            "not a directory",
+        ),
+        (
+            vec!["add-layer", &image, s(&tree)],
+            s(&tree),
+            "is a directory",
+        ),
+        (
+            vec!["runtime-config", &image, s(&tree)],
+            s(&tree),
+            "is a directory",
+        ),
+    ];
+    for (args, path, words) in cases {
+        let err = fails(&args, 1);
+        assert!(err.contains(&format!("{path}: {words}")), "{args:?}: {err}");
+        assert!(!err.contains("os error"), "{args:?}: {err}");
+    }
+}
