@@ -147,7 +147,7 @@ impl Output {
     /// A warning on stderr, hidden with `--quiet`.
     pub fn warn(&self, text: impl std::fmt::Display) {
         if !self.quiet {
-            eprintln!("strata: warning: {text}");
+            eprintln!("strata: warning: {}", printable(&text.to_string()));
         }
     }
 
@@ -160,11 +160,26 @@ impl Output {
             Ok(Status::Failure) => ExitCode::from(1),
             Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("strata: error: {}", render_chain(&e));
+                eprintln!("strata: error: {}", printable(&render_chain(&e)));
                 ExitCode::from(exit_code_of(&e))
             }
         }
     }
+}
+
+/// `text` with its control characters escaped (`\u{1b}`): errors and warnings carry bytes
+/// from layers and archives (a tar header's field, an entry's name), which must not drive
+/// the terminal. Line breaks and tabs stay.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The error and its causes, each once: library errors already show their cause in their

@@ -543,3 +543,25 @@ fn wrong_kinds_of_path_are_said_in_words() {
         assert!(!err.contains("os error"), "{args:?}: {err}");
     }
 }
+
+/// Bytes from a hostile layer or archive reach the terminal only escaped: an escape
+/// sequence in a tar header's field must not recolour (or retitle, or rewrite) the user's
+/// terminal through strata's error message.
+#[test]
+fn control_characters_in_messages_are_escaped() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let image = format!("{}:t", s(&lay));
+    ok(&["new", &image]);
+    let mut header = vec![b'a'; 100];
+    header.resize(512, 0);
+    header[148..156].copy_from_slice(b"\x1b[31mRED");
+    header.extend_from_slice(&[0; 1024]);
+    let layer = dir.path().join("esc.tar");
+    write(&layer, &header);
+    let err = fails(&["add-layer", &image, s(&layer)], 1);
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(err.contains("esc.tar"), "{err}");
+    let err = fails(&["import", s(&layer), s(&dir.path().join("other"))], 1);
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+}
