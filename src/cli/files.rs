@@ -8,7 +8,7 @@ use strata::image::tree::{Kind, Node, Tree};
 use strata::layout::LockMode;
 use strata::Layout;
 
-use super::output::Output;
+use super::output::{one_line, Output};
 use super::{JsonArg, PlatformArg, Status};
 
 /// Print a file of an image (whiteouts honoured, symlinks followed inside the image),
@@ -105,7 +105,7 @@ pub fn files(args: FilesArgs, out: &Output) -> anyhow::Result<Status> {
         let link = node
             .link
             .as_deref()
-            .map(|l| format!(" -> {l}"))
+            .map(|l| format!(" -> {}", one_line(l)))
             .unwrap_or_default();
         out.print(format_args!(
             "{} {:>5}/{:<5} {:>10} /{}{}{link}",
@@ -113,7 +113,7 @@ pub fn files(args: FilesArgs, out: &Output) -> anyhow::Result<Status> {
             node.uid,
             node.gid,
             node.size,
-            path.display(),
+            one_line(&path.to_string_lossy()),
             if node.kind == Kind::Directory {
                 "/"
             } else {
@@ -192,13 +192,17 @@ pub fn diff(args: DiffArgs, out: &Output) -> anyhow::Result<Status> {
         out.json(&report)?;
     } else {
         for p in &report.added {
-            out.print(format_args!("A {p}"))?;
+            out.print(format_args!("A {}", one_line(p)))?;
         }
         for p in &report.removed {
-            out.print(format_args!("D {p}"))?;
+            out.print(format_args!("D {}", one_line(p)))?;
         }
         for c in &report.changed {
-            out.print(format_args!("M {} ({})", c.path, c.what.join(", ")))?;
+            out.print(format_args!(
+                "M {} ({})",
+                one_line(&c.path),
+                c.what.join(", ")
+            ))?;
         }
     }
     Ok(Status::Success)

@@ -171,9 +171,19 @@ impl Output {
 /// from layers and archives (a tar header's field, an entry's name), which must not drive
 /// the terminal. Line breaks and tabs stay.
 fn printable(text: &str) -> String {
+    escape_controls(text, |c| c == '\n' || c == '\t')
+}
+
+/// A name from an image (a path, a link target) for a result line: every control character
+/// escaped, line breaks too, so one entry is one line and drives no terminal.
+pub fn one_line(text: &str) -> String {
+    escape_controls(text, |_| false)
+}
+
+fn escape_controls(text: &str, keep: impl Fn(char) -> bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() && c != '\n' && c != '\t' {
+        if c.is_control() && !keep(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);

@@ -565,3 +565,35 @@ fn control_characters_in_messages_are_escaped() {
     let err = fails(&["import", s(&layer), s(&dir.path().join("other"))], 1);
     assert!(!err.contains('\u{1b}'), "{err:?}");
 }
+
+/// `files` and `diff` print one entry a line, whatever the image's names hold: a newline or
+/// an escape sequence in a file name is escaped, so a script reading lines gets no made-up
+/// entry and the terminal is not driven (`--json` carries the names as they are).
+#[test]
+fn names_in_result_lines_are_one_line_each() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    write(&tree.join("a\u{1b}[31mb\nfake"), b"x");
+    std::os::unix::fs::symlink("t\nx", tree.join("link")).unwrap();
+    ok(&["new", &format!("{}:empty", s(&lay))]);
+    ok(&["build", s(&tree), &format!("{}:t", s(&lay))]);
+    let files = ok(&["files", &format!("{}:t", s(&lay))]);
+    let diff = ok(&[
+        "diff",
+        &format!("{}:empty", s(&lay)),
+        &format!("{}:t", s(&lay)),
+    ]);
+    for out in [&files, &diff] {
+        assert_eq!(out.lines().count(), 2, "{out}");
+        assert!(!out.contains('\u{1b}'), "{out:?}");
+        assert!(out.contains("\\n"), "{out}");
+    }
+    let listed = json(&["files", &format!("{}:t", s(&lay)), "--json"]);
+    assert!(listed["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["path"] == "/a\u{1b}[31mb\nfake"));
+}
