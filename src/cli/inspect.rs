@@ -3,7 +3,7 @@
 use strata::image::{inspect, FileSummary, ImageSummary};
 use strata::Layout;
 
-use super::output::{aligned, human_size, Output};
+use super::output::{aligned, human_size, one_line, Output};
 use super::{JsonArg, PlatformArg, Status};
 
 /// Show what an image holds: manifest, platform, config, layers, history, entrypoint, env,
@@ -90,36 +90,39 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
 
 fn print_human(s: &ImageSummary, out: &Output) -> std::io::Result<()> {
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    out.print(format_args!("Reference:  {}", s.reference))?;
+    line(out, format_args!("Reference:  {}", s.reference))?;
     if s.entry.digest != s.manifest.digest {
-        out.print(format_args!(
-            "Index:      {} ({})",
-            s.entry.digest, s.entry.media_type
-        ))?;
+        line(
+            out,
+            format_args!("Index:      {} ({})", s.entry.digest, s.entry.media_type),
+        )?;
     }
-    out.print(format_args!(
-        "Manifest:   {} ({})",
-        s.manifest.digest, s.manifest.media_type
-    ))?;
+    line(
+        out,
+        format_args!(
+            "Manifest:   {} ({})",
+            s.manifest.digest, s.manifest.media_type
+        ),
+    )?;
     if let Some(at) = &s.artifact_type {
-        out.print(format_args!("Artifact:   {at}"))?;
+        line(out, format_args!("Artifact:   {at}"))?;
     }
     if let Some(subject) = &s.subject {
-        out.print(format_args!("Subject:    {subject}"))?;
+        line(out, format_args!("Subject:    {subject}"))?;
     }
     if let Some(files) = &s.files {
         // An artifact has no platform, entrypoint or history: its files say what it is.
         return print_artifact(s, files, out);
     }
-    out.print(format_args!("Platform:   {}", opt(&s.platform)))?;
+    line(out, format_args!("Platform:   {}", opt(&s.platform)))?;
     print_config_and_size(s, out)?;
-    out.print(format_args!("Created:    {}", opt(&s.created)))?;
-    out.print(format_args!("Author:     {}", opt(&s.author)))?;
+    line(out, format_args!("Created:    {}", opt(&s.created)))?;
+    line(out, format_args!("Author:     {}", opt(&s.author)))?;
     let list = |v: &Option<Vec<String>>| v.as_ref().map_or("-".into(), |v| format!("{v:?}"));
-    out.print(format_args!("Entrypoint: {}", list(&s.entrypoint)))?;
-    out.print(format_args!("Cmd:        {}", list(&s.cmd)))?;
-    out.print(format_args!("WorkingDir: {}", opt(&s.working_dir)))?;
-    out.print(format_args!("User:       {}", opt(&s.user)))?;
+    line(out, format_args!("Entrypoint: {}", list(&s.entrypoint)))?;
+    line(out, format_args!("Cmd:        {}", list(&s.cmd)))?;
+    line(out, format_args!("WorkingDir: {}", opt(&s.working_dir)))?;
+    line(out, format_args!("User:       {}", opt(&s.user)))?;
     section(out, "Env", s.env.iter().cloned())?;
     section(
         out,
@@ -167,15 +170,18 @@ fn print_human(s: &ImageSummary, out: &Output) -> std::io::Result<()> {
 }
 
 fn print_config_and_size(s: &ImageSummary, out: &Output) -> std::io::Result<()> {
-    out.print(format_args!(
-        "Config:     {} ({})",
-        s.config.digest, s.config.media_type
-    ))?;
-    out.print(format_args!(
-        "Size:       {} ({} bytes)",
-        human_size(s.total_size),
-        s.total_size
-    ))
+    line(
+        out,
+        format_args!("Config:     {} ({})", s.config.digest, s.config.media_type),
+    )?;
+    line(
+        out,
+        format_args!(
+            "Size:       {} ({} bytes)",
+            human_size(s.total_size),
+            s.total_size
+        ),
+    )
 }
 
 fn print_artifact(s: &ImageSummary, files: &[FileSummary], out: &Output) -> std::io::Result<()> {
@@ -208,9 +214,16 @@ fn section(out: &Output, title: &str, lines: impl Iterator<Item = String>) -> st
     if lines.is_empty() {
         return Ok(());
     }
-    out.print(format_args!("{title}:"))?;
+    line(out, format_args!("{title}:"))?;
     for l in lines {
-        out.print(format_args!("  {l}"))?;
+        line(out, format_args!("  {l}"))?;
     }
     Ok(())
+}
+
+/// One line of the report: the image's own strings (labels, env, annotations, history) may
+/// hold line breaks or escape sequences, which are escaped, so each field stays one line and
+/// the terminal is not driven.
+fn line(out: &Output, text: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    out.print(one_line(&text.to_string()))
 }

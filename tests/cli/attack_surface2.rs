@@ -597,3 +597,31 @@ fn names_in_result_lines_are_one_line_each() {
         .iter()
         .any(|f| f["path"] == "/a\u{1b}[31mb\nfake"));
 }
+
+/// `inspect` shows an image's own strings (labels, env) one line each, escaped: a label
+/// holding a newline or an escape sequence can neither forge a field nor drive the terminal.
+#[test]
+fn inspect_escapes_the_images_strings() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let image = format!("{}:t", s(&lay));
+    ok(&["new", &image]);
+    ok(&[
+        "config",
+        &image,
+        "--label",
+        "k=v\u{1b}[2J\nUser:       root",
+        "--env",
+        "E=\u{1b}]0;title\u{7}",
+    ]);
+    let shown = ok(&["inspect", &image]);
+    assert!(
+        !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+        "{shown:?}"
+    );
+    assert_eq!(
+        shown.lines().filter(|l| l.starts_with("User:")).count(),
+        1,
+        "{shown}"
+    );
+}
