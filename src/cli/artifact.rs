@@ -12,7 +12,7 @@ use strata::layout::reference::Reference;
 use strata::Layout;
 
 use super::build_args::{in_layout, parse_pair, reference_tag};
-use super::output::Output;
+use super::output::{one_line, Output};
 use super::{JsonArg, PlatformArg, Status};
 
 /// OCI artifacts: files (signatures, SBOMs, charts, ...) stored as manifests with an
@@ -232,7 +232,7 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
                 })?;
             } else {
                 for f in &files {
-                    out.print(format_args!("{}  {}", f.digest, f.title))?;
+                    out.print(format_args!("{}  {}", f.digest, one_line(&f.title)))?;
                 }
             }
         }

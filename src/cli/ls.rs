@@ -6,7 +6,7 @@ use serde::Serialize;
 use strata::image::{list, ListEntry};
 use strata::Layout;
 
-use super::output::{human_size, Output};
+use super::output::{human_size, one_line, Output};
 use super::{JsonArg, Status};
 
 /// List every image and artifact in a layout: tag, digest, type, size and platforms; or the
@@ -48,7 +48,7 @@ fn list_tags(text: &str, args: &Args, out: &Output) -> anyhow::Result<Status> {
         })?;
     } else {
         for t in &tags {
-            out.print(t)?;
+            out.print(one_line(t))?;
         }
     }
     Ok(Status::Success)
@@ -91,14 +91,15 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
                 Some(_) => "artifact",
                 None => short_media_type(&e.media_type),
             };
-            out.print(format_args!(
+            // The artifact type is the manifest's own text: escaped, as every name is.
+            out.print(one_line(&format!(
                 "{:<24} {:<20} {:<10} {:>10}  {}",
                 e.tag.as_deref().unwrap_or("<none>"),
                 short_digest(&e.digest),
                 kind,
                 e.size.map(human_size).unwrap_or_else(|| "?".into()),
                 details(e)
-            ))?;
+            )))?;
         }
     }
     // A damaged entry is listed with its error, as the others are: listing worked.

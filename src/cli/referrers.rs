@@ -4,7 +4,7 @@ use strata::image::referrers::{as_index, referrers};
 use strata::image::{resolve_entry, resolve_image};
 use strata::Layout;
 
-use super::output::Output;
+use super::output::{one_line, Output};
 use super::{JsonArg, PlatformArg, Status};
 
 /// List the manifests whose subject is REF's (signatures, SBOMs, ...); --json prints them as
@@ -47,7 +47,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
                 "{}{}  {}",
                 "  ".repeat(f.depth - 1),
                 f.descriptor.digest,
-                f.descriptor.artifact_type.as_deref().unwrap_or("-")
+                one_line(f.descriptor.artifact_type.as_deref().unwrap_or("-"))
             ))?;
         }
     }

@@ -625,3 +625,36 @@ fn inspect_escapes_the_images_strings() {
         "{shown}"
     );
 }
+
+/// `ls` and `referrers` show a manifest's `artifactType` (its own text, which `manifest put`
+/// or an imported archive brings in) escaped, one entry a line.
+#[test]
+fn artifact_types_in_listings_are_escaped() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let l = s(&lay);
+    ok(&["new", &format!("{l}:base")]);
+    let base = json(&["inspect", &format!("{l}:base"), "--json"]);
+    let mut manifest: serde_json::Value = serde_json::from_slice(&ok_bytes(&[
+        "inspect",
+        &format!("{l}:base"),
+        "--raw",
+        "manifest",
+    ]))
+    .unwrap();
+    manifest["artifactType"] = "a/b\u{1b}[31m\nFAKE".into();
+    manifest["subject"] = serde_json::json!({
+        "mediaType": base["manifest"]["mediaType"],
+        "digest": base["manifest"]["digest"],
+        "size": base["manifest"]["size"],
+    });
+    let file = dir.path().join("m.json");
+    write(&file, &serde_json::to_vec(&manifest).unwrap());
+    ok(&["manifest", "put", &format!("{l}:odd"), s(&file)]);
+    let listed = ok(&["ls", l]);
+    let referrers = ok(&["referrers", &format!("{l}:base")]);
+    for (out, lines) in [(&listed, 3), (&referrers, 1)] {
+        assert!(!out.contains('\u{1b}'), "{out:?}");
+        assert_eq!(out.lines().count(), lines, "{out}");
+    }
+}
