@@ -275,7 +275,6 @@ fn bad_artifact_input_changes_nothing() {
             ],
             "\"nope\"",
         ),
-        ([&push[..], &["not a type", &f]].concat(), "not a type"),
         (
             [&push[..], &["application/x", &f, "--subject", &nope]].concat(),
             "\"nope\"",
@@ -287,6 +286,15 @@ fn bad_artifact_input_changes_nothing() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(snapshot(&root) == before, "{args:?} changed the layout");
     }
+    // A value that is not a media type is a wrong value (exit 2), found as the command
+    // line is parsed.
+    let before = snapshot(&root);
+    let err = fails(&[&push[..], &["not a type", &f]].concat(), 2);
+    assert!(err.contains("not a type"), "{err}");
+    assert!(
+        snapshot(&root) == before,
+        "a bad --artifact-type changed the layout"
+    );
     // A path with .. is a wrong value (exit 2), refused before anything is read.
     let before = snapshot(&root);
     let err = fails(
