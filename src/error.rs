@@ -12,7 +12,7 @@ use crate::spec::DescriptorError;
 #[non_exhaustive]
 pub enum Error {
     /// An I/O error on a named file.
-    #[error("{path}: {}", io_reason(.source))]
+    #[error("{path}: {}", crate::words::io_reason(.source))]
     Io {
         /// The file or directory.
         path: PathBuf,
@@ -229,16 +229,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Adds the path to an I/O error.
 pub(crate) trait IoContext<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T>;
-}
-
-/// What went wrong on a named path, in words that name the fault: "does not exist" rather
-/// than the C library's "No such file or directory (os error 2)".
-fn io_reason(e: &io::Error) -> String {
-    match e.kind() {
-        // An error with its own words (get_ref) keeps them.
-        io::ErrorKind::NotFound if e.get_ref().is_none() => "does not exist".to_owned(),
-        _ => e.to_string(),
-    }
 }
 
 impl<T> IoContext<T> for io::Result<T> {

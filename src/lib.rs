@@ -64,10 +64,11 @@ pub mod oci_spec;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod spec;
-pub mod text;
 pub mod threads;
 pub mod transfer;
 pub mod uri;
+#[doc(hidden)]
+pub mod words;
 
 pub use error::{Choice, Error, Result};
 pub use ioext::{temp_prefix_beside, CappedWrites};

@@ -2,6 +2,7 @@
 //! uncompressed `diff_id`) and applied in order to `BUNDLE/rootfs`, then the runtime
 //! `config.json` and strata's metadata. A failed unpack removes what it made.
 
+use crate::words::plural;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
@@ -229,9 +230,9 @@ fn check_layers(
         return Err(Error::Invalid {
             what: format!("manifest {}", resolved.descriptor.digest),
             reason: format!(
-                "{} layers but the config lists {} diff_ids",
-                m.layers.len(),
-                config.rootfs.diff_ids.len()
+                "{} but the config lists {}",
+                plural(m.layers.len(), "layer", "layers"),
+                plural(config.rootfs.diff_ids.len(), "diff_id", "diff_ids")
             ),
         });
     }

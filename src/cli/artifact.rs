@@ -232,7 +232,7 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
                 })?;
             } else {
                 for f in &files {
-                    out.print(format_args!("{}  {}", f.digest, f.title))?;
+                    out.line(format_args!("{}  {}", f.digest, f.title))?;
                 }
             }
         }

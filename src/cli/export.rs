@@ -72,6 +72,18 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             "refusing to write an archive to a terminal: redirect stdout or use -o ARCHIVE"
         );
     }
+    if args.output.is_empty() {
+        super::output::usage!("-o: the name is empty: give the archive's file, or - for stdout");
+    }
+    // Refused before anything is read: the archive is written beside its name first, and
+    // only its rename would find a directory there.
+    if !to_stdout && Path::new(&args.output).is_dir() {
+        anyhow::bail!(
+            "{}: is a directory: give the archive's own name (-o {}/NAME.tar)",
+            args.output,
+            args.output.trim_end_matches('/')
+        );
+    }
     if to_stdout && args.json.json {
         super::output::usage!(
             "--json needs -o ARCHIVE: with -o - the archive itself goes to stdout"
@@ -181,6 +193,10 @@ fn export_rootfs(
             "--format rootfs writes a filesystem: --referrers, --exclude-present-in and \
              --all-platforms do not apply"
         );
+    }
+    // It has no document to print: ignoring --json would leave a script reading nothing.
+    if args.json.json {
+        super::output::usage!("--format rootfs prints no JSON document: --json does not apply");
     }
     let target = strata::layout::reference::Target::Digest(image.entry.digest()?);
     let resolved = strata::image::resolve_image(&image.layout, &target, &args.platform.resolve()?)?;

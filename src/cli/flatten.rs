@@ -26,10 +26,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let layer = write_layer(&layout, compression, move |w| tree.write_tar(&source, w))?;
     draft.replace_layers(&layer, &args.edit.image.history.options(), "strata flatten")?;
     let desc = draft.commit(&tag, None)?;
-    out.info(format_args!(
-        "layer {} ({} bytes, diff_id {})",
-        layer.blob.digest, layer.blob.size, layer.diff_id
-    ));
+    out.layer_written(&layer);
     out.written(
         args.edit.image.json,
         &super::output::Written::new(layout.root(), Some(&tag), &desc),

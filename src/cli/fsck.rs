@@ -65,8 +65,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         for p in &report.problems {
             out.print(format_args!("problem: {}: {}", p.subject, p.rule))?;
         }
+        // What gc would take is no problem: -q leaves it out, as the summary.
         for b in &report.unreferenced {
-            out.print(format_args!(
+            out.summary(format_args!(
                 "unreferenced: {} ({})",
                 b.digest,
                 human_size(b.size)

@@ -113,7 +113,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     if result.is_err() || args.dry_run {
         dest.discard();
     }
-    let report = result?;
+    let report = result.map_err(|e| name_archive(e, &args.archive))?;
     for l in &report.left_out {
         let missing = if l.missing == [l.digest.clone()] {
             "its manifest".to_owned()
@@ -131,6 +131,21 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     }
     print(&report, out)?;
     Ok(Status::Success)
+}
+
+/// An error in the archive's own bytes or documents names the archive, as every command
+/// names the input file at fault (the library knows only a stream).
+fn name_archive(e: strata::transfer::Error, archive: &str) -> anyhow::Error {
+    use strata::transfer::Error as E;
+    let in_archive = matches!(
+        e,
+        E::Archive(_) | E::Member { .. } | E::BadArchive { .. } | E::MissingBlobs { .. }
+    );
+    if in_archive && archive != "-" {
+        anyhow::Error::new(e).context(archive.to_owned())
+    } else {
+        e.into()
+    }
 }
 
 fn print(report: &ImportReport, out: &Output) -> anyhow::Result<()> {

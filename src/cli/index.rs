@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use strata::image::multiplatform::{add, create, remove};
 use strata::Layout;
 
-use super::build_args::{in_layout, parse_pair, reference_tag};
+use super::build_args::{parse_pair, reference_tag};
 use super::output::Output;
 use super::Status;
 
@@ -66,8 +66,22 @@ fn same_layout(
     reference: &str,
 ) -> anyhow::Result<strata::layout::reference::Target> {
     let r = super::parse_reference(reference)?;
-    let a = std::fs::canonicalize(&r.layout)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", r.layout.display()))?;
+    // A layout that is not there is not the index's (which is): the same refusal.
+    let a = match std::fs::canonicalize(&r.layout) {
+        Ok(a) => a,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => super::output::usage!(
+            "{reference}: index entries must be images of {} ({} does not exist)",
+            layout.root().display(),
+            r.layout.display()
+        ),
+        Err(source) => {
+            return Err(strata::Error::Io {
+                path: r.layout,
+                source,
+            }
+            .into())
+        }
+    };
     let b = std::fs::canonicalize(layout.root())
         .map_err(|e| anyhow::anyhow!("{}: {e}", layout.root().display()))?;
     if a != b {
@@ -85,14 +99,14 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
             let reference = super::parse_reference(&args.reference)?;
             let tag = reference_tag(&reference)?;
             let annotations: BTreeMap<String, String> = args.annotation.iter().cloned().collect();
-            let desc = in_layout(&reference, |layout| {
-                let members = args
-                    .manifests
-                    .iter()
-                    .map(|m| same_layout(layout, m))
-                    .collect::<anyhow::Result<Vec<_>>>()?;
-                Ok(create(layout, &members, &annotations, &tag)?)
-            })?;
+            // Opened, not created: the members must be images of this layout already.
+            let layout = Layout::open(&reference.layout)?;
+            let members = args
+                .manifests
+                .iter()
+                .map(|m| same_layout(&layout, m))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let desc = create(&layout, &members, &annotations, &tag)?;
             (reference, tag, desc, args.json)
         }
         Command::Add(args) => {

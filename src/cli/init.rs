@@ -44,8 +44,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     if creation.created() {
         out.info(format_args!("created layout {}", args.layout.display()));
     } else {
-        out.info(format_args!(
-            "{} is an empty layout already",
+        // Said as for a layout with entries: a script re-running init learns it made nothing.
+        out.note(format_args!(
+            "{} is a layout already (empty); left as it was",
             args.layout.display()
         ));
     }

@@ -29,7 +29,7 @@ pub struct Args {
     /// Let a file (or symlink) replace a directory the image has at DEST.
     #[arg(long, conflicts_with = "whiteout")]
     replace: bool,
-    /// Delete this path in the image instead (a whiteout layer).
+    /// Delete this path in the image instead (a whiteout layer): an absolute path, as DEST.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["src", "dest", "opaque"])]
     whiteout: Option<PathBuf>,
     /// Hide what lower layers have under DEST (an opaque whiteout first).
@@ -92,12 +92,20 @@ fn in_image(path: &Path) -> anyhow::Result<PathBuf> {
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     if let Some(target) = &args.whiteout {
-        // By the rules unpack applies (strata must not write a layer it refuses), before
-        // the layout is opened.
-        whiteout_entry(target).map_err(|reason| strata::Error::Invalid {
-            what: format!("--whiteout {}", target.display()),
-            reason,
-        })?;
+        // PATH is an image path as DEST is, and checked by the rules unpack applies (strata
+        // must not write a layer it refuses), before the layout is opened: a PATH that does
+        // not pass is the invocation's fault.
+        let text = target.as_os_str().as_encoded_bytes();
+        if !text.starts_with(b"/") {
+            super::output::usage!(
+                "--whiteout {}: PATH must be an absolute path in the image (e.g. /{})",
+                target.display(),
+                target.display()
+            );
+        }
+        if let Err(reason) = whiteout_entry(target) {
+            super::output::usage!("--whiteout {}: {reason}", target.display());
+        }
     }
     let (mut draft, tag, compression) = args.edit.open(&args.reference)?;
     let layout = draft.layout().clone();

@@ -93,17 +93,20 @@ fn registry_name(text: &str) -> anyhow::Result<String> {
         .split('/')
         .next()
         .unwrap_or("");
+    // An image name in that registry says whether it is one; its own refusal would speak of
+    // an image name the user never typed.
     let probe = format!("{bare}/x");
-    let name = super::registry::parse_name(&probe)?;
-    if bare.is_empty()
-        || (name.registry == strata::registry::name::DOCKER_HUB
+    let name = super::registry::parse_name(&probe).ok();
+    let hub_by_default = |registry: &str| {
+        registry == strata::registry::name::DOCKER_HUB
             && bare != "docker.io"
-            && !bare.ends_with("docker.io"))
-    {
+            && !bare.ends_with("docker.io")
+    };
+    let Some(name) = name.filter(|n| !bare.is_empty() && !hub_by_default(&n.registry)) else {
         super::output::usage!(
             "{text:?} is not a registry: give HOST[:PORT], e.g. localhost:5000 or docker.io"
         );
-    }
+    };
     Ok(name.registry)
 }
 

@@ -224,7 +224,8 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "STRATA_RESOLVE",
         "userspace: resolve paths under a rootfs step by step instead of with openat2 (for \
-         kernels or seccomp profiles without it).",
+         kernels or seccomp profiles without it); kernel, the default: openat2 where the \
+         kernel has it. Any other value is refused.",
     ),
 ];
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use strata::image::manifest_put::put_manifest;
+use strata::image::manifest_put::put_manifest_from;
 use strata::Layout;
 
 use super::output::Output;
@@ -42,7 +42,12 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
         })?
     };
     let layout = Layout::open(&reference.layout)?;
-    let desc = put_manifest(&layout, &raw, &tag)?;
+    let source = if args.file.as_os_str() == "-" {
+        "the document on stdin".to_owned()
+    } else {
+        args.file.display().to_string()
+    };
+    let desc = put_manifest_from(&layout, &raw, &tag, &source)?;
     out.written(
         args.json,
         &super::output::Written::new(&reference.layout, Some(&tag), &desc),

@@ -42,7 +42,7 @@ pub(crate) use usage;
 /// Text for a terminal: messages quote paths, tags and labels that images and registries
 /// chose, whose control characters could forge lines or drive the terminal.
 fn shown(text: impl std::fmt::Display) -> String {
-    strata::text::printable(&text.to_string(), usize::MAX)
+    strata::words::printable(&text.to_string(), usize::MAX)
 }
 
 /// Exit codes: 0 success, 1 the operation failed or found a problem, 2 the invocation or
@@ -188,8 +188,8 @@ fn render_chain(e: &anyhow::Error) -> String {
         // The library words a missing path as "does not exist"; say it so for errors from
         // elsewhere too, and once.
         let text = match cause.downcast_ref::<io::Error>() {
-            Some(io) if io.kind() == io::ErrorKind::NotFound => "does not exist".to_owned(),
-            _ => cause.to_string(),
+            Some(io) => strata::words::io_reason(io),
+            None => cause.to_string(),
         };
         if !message.contains(&text) {
             message.push_str(": ");
@@ -300,14 +300,7 @@ pub fn image_line(digest: &str, tag: Option<&str>) -> String {
     format!("{digest} {}", tag.unwrap_or("(untagged)"))
 }
 
-/// `1 image`, `2 images`.
-pub fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
-}
+pub use strata::words::plural;
 
 /// Rows as lines of columns two spaces apart, each column as wide as its widest cell, as
 /// `ls -l` aligns them: left-aligned, or right-aligned where `right[i]` (numbers, sizes).

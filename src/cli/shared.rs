@@ -53,12 +53,14 @@ pub fn before_command(cmd: clap::Command) -> clap::Command {
     cmd.arg(
         Arg::new(THREADS)
             .long("threads")
+            .value_name("N")
             .value_parser(clap::value_parser!(NonZeroUsize))
             .hide(true),
     )
     .arg(
         Arg::new(LAYOUT)
             .long("layout")
+            .value_name("DIR")
             .value_parser(clap::value_parser!(PathBuf))
             .hide(true),
     )

@@ -42,6 +42,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
+    // Read once at start for the library; checked where it acts, here: a typo would
+    // otherwise leave the kernel's resolution in use without a word.
+    let setting = std::env::var_os("STRATA_RESOLVE");
+    if let Some(value) = setting.filter(|v| v != "userspace" && v != "kernel") {
+        super::output::usage!(
+            "STRATA_RESOLVE: {:?} is not a setting (userspace or kernel, or leave it unset)",
+            value.to_string_lossy()
+        );
+    }
     let reference = super::parse_reference(&args.reference)?;
     let mut uid_map = IdMap(args.uid_map);
     let mut gid_map = IdMap(args.gid_map);

@@ -11,9 +11,18 @@ use crate::spec::{media_type, Descriptor};
 /// index's manifests) against its digest and size, then stores `raw` byte for byte and
 /// points `tag` at it. Nothing is written when a check fails.
 pub fn put_manifest(layout: &Layout, raw: &[u8], tag: &str) -> Result<Descriptor> {
+    put_manifest_from(layout, raw, tag, "the document")
+}
+
+/// [`put_manifest`], its errors naming the document `source` (a file's path, say).
+pub fn put_manifest_from(
+    layout: &Layout,
+    raw: &[u8],
+    tag: &str,
+    source: &str,
+) -> Result<Descriptor> {
     crate::layout::reference::validate_tag(tag)?;
-    let probe: serde_json::Value =
-        serde_json::from_slice(raw).map_err(Error::bad_json("the document"))?;
+    let probe: serde_json::Value = serde_json::from_slice(raw).map_err(Error::bad_json(source))?;
     let declared = probe
         .get("mediaType")
         .and_then(|m| m.as_str())
@@ -25,7 +34,7 @@ pub fn put_manifest(layout: &Layout, raw: &[u8], tag: &str) -> Result<Descriptor
                 media_type::MANIFEST.to_owned()
             }
         });
-    let what = "the document";
+    let what = source;
     let (links, subject) = match declared.as_str() {
         media_type::INDEX | media_type::DOCKER_MANIFEST_LIST => {
             let index = decode_index(raw, &declared, what)?;

@@ -2,6 +2,7 @@
 //! field kept), takes layers, history and config edits, and is committed as new blobs and a
 //! moved tag. Documents are written as canonical JSON; nothing is changed in place.
 
+use crate::words::plural;
 use std::collections::BTreeMap;
 
 use super::platform::PlatformSpec;
@@ -326,8 +327,8 @@ impl Draft {
         let ours = &self.manifest.layers;
         if old_manifest.layers.len() > ours.len() {
             return Err(not_a_base(format!(
-                "it has {} layers and the image only {}: it is not the image's base",
-                old_manifest.layers.len(),
+                "it has {} and the image only {}: it is not the image's base",
+                plural(old_manifest.layers.len(), "layer", "layers"),
                 ours.len()
             )));
         }

@@ -287,6 +287,15 @@ fn first_missing(path: &Path) -> Result<(PathBuf, OsString, Vec<OsString>)> {
             return Err(crate::ioext::name_too_long(&at, &name));
         }
         if parent.exists() {
+            if !parent.is_dir() {
+                return Err(Error::BadLayout {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "cannot create a layout here: {} is not a directory",
+                        parent.display()
+                    ),
+                });
+            }
             below.reverse();
             return Ok((parent, name, below));
         }
@@ -308,7 +317,8 @@ fn make_temp_dir(parent: &Path, name: &OsStr) -> Result<PathBuf> {
         match fs::create_dir(&temp) {
             Ok(()) => return Ok(temp),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
-            Err(e) => return Err(e).at(&temp),
+            // The directory the caller named, not the temp name it never asked for.
+            Err(e) => return Err(e).at(parent),
         }
     }
     Err(last.expect("16 attempts")).at(parent)

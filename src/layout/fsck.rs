@@ -3,6 +3,7 @@
 //! index and image config follows the image-spec's MUST rules. Problems are collected, one per
 //! blob and rule, rather than stopping at the first.
 
+use crate::words::plural;
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::Read;
@@ -770,8 +771,9 @@ impl Checker<'_> {
                 self.problem(
                     digest,
                     format!(
-                        "rootfs.diff_ids has {} entries but the manifest has {n} layers (config.md, manifest.md)",
-                        config.rootfs.diff_ids.len()
+                        "rootfs.diff_ids has {} but the manifest has {} (config.md, manifest.md)",
+                        plural(config.rootfs.diff_ids.len(), "entry", "entries"),
+                        plural(n, "layer", "layers")
                     ),
                 );
             }

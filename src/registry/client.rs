@@ -738,7 +738,7 @@ pub fn status_error(method: &str, url: &str, mut response: Response) -> Error {
                 .join("; ")
         })
         .unwrap_or_default();
-    let message = crate::text::printable(&message, 1024);
+    let message = crate::words::printable(&message, 1024);
     Error::Status {
         method: method.to_owned(),
         url: url.to_owned(),

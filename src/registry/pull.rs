@@ -104,7 +104,7 @@ pub fn pull(
             return Err(Error::Unsupported(format!(
                 "{name} has no image for {} (it has: {}); pick one of those platforms, or take them all",
                 options.platform,
-                if offered.is_empty() { "none with a platform".to_owned() } else { crate::text::printable(&offered.join(", "), 2048) }
+                if offered.is_empty() { "none with a platform".to_owned() } else { crate::words::printable(&offered.join(", "), 2048) }
             )));
         };
         root = entry.clone();

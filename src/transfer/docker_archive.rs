@@ -8,6 +8,7 @@
 //! over the layers [`super::import`] stored, checking every layer's diff_id against the
 //! config.
 
+use crate::words::plural;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::{self, Read, Write};
 
@@ -283,9 +284,9 @@ fn plan(index: usize, chosen: &Chosen) -> Result<Planned> {
         return Err(crate::Error::Invalid {
             what: format!("image {what}"),
             reason: format!(
-                "{} layers but {} diff_ids in its config",
-                manifest.layers.len(),
-                config.rootfs.diff_ids.len()
+                "{} but {} in its config",
+                plural(manifest.layers.len(), "layer", "layers"),
+                plural(config.rootfs.diff_ids.len(), "diff_id", "diff_ids")
             ),
         }
         .into());
@@ -492,9 +493,9 @@ pub(crate) fn assemble(
         )?;
         if config.rootfs.diff_ids.len() != entry.layers.len() {
             return Err(bad(format!(
-                "{image} has {} layers, but its config lists {} diff_ids",
-                entry.layers.len(),
-                config.rootfs.diff_ids.len()
+                "{image} has {}, but its config lists {}",
+                plural(entry.layers.len(), "layer", "layers"),
+                plural(config.rootfs.diff_ids.len(), "diff_id", "diff_ids")
             )));
         }
         let mut layers = Vec::new();

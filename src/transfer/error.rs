@@ -1,6 +1,7 @@
 //! The errors of moving images: those of the store, plus what an archive or a destination can
 //! get wrong. Each names the archive member, blob, tag or layout at fault.
 
+use crate::words::plural;
 use std::path::PathBuf;
 
 use crate::spec::BlobRef;
@@ -34,7 +35,7 @@ pub enum Error {
     },
     /// The images' graphs are incomplete: blobs neither in the archive (or source) nor in the
     /// destination. An incremental archive imported into a layout it was not made for.
-    #[error("{layout} lacks {} blob(s) that the images need and {from} does not hold: {}", blobs.len(), list(blobs))]
+    #[error("{layout} lacks {} that the images need and {from} does not hold: {}", plural(blobs.len(), "blob", "blobs"), list(blobs))]
     MissingBlobs {
         /// The destination layout.
         layout: PathBuf,

@@ -8,6 +8,7 @@ mod artifacts_view;
 mod attack_registry;
 mod attack_sources;
 mod attack_surface;
+mod attack_surface2;
 mod attack_transfer;
 mod attack_world;
 mod bad_input;
