@@ -82,6 +82,7 @@ pub fn write(layout: &Layout, manifest: &Manifest, out: impl Write) -> Result<Op
         gone: HashMap::new(),
         opaque: HashMap::new(),
         waiting: HashMap::new(),
+        through: HashSet::new(),
         paths: 0,
     };
     for (layer, desc) in manifest.layers.iter().enumerate().rev() {
@@ -133,6 +134,10 @@ struct Pass<W: Write> {
     opaque: HashMap<PathBuf, usize>,
     /// Names that wait for a lower layer's bytes at a path.
     waiting: HashMap<PathBuf, Vec<Waiting>>,
+    /// The directories the layers above went through (above their entries, whiteouts and
+    /// opaque markers): a lower layer's symlink at one of them is followed by unpack for
+    /// the layers above it up to one that put a directory there.
+    through: HashSet<PathBuf>,
     paths: u64,
 }
 
@@ -145,6 +150,17 @@ struct LayerState {
     /// What it hides from the layers below, once it is read.
     gone: HashSet<PathBuf>,
     opaque: HashSet<PathBuf>,
+    /// Directories above its whiteouts and opaque markers.
+    marked_under: HashSet<PathBuf>,
+}
+
+/// Adds the directories above `path` to `set`.
+fn went_through(set: &mut HashSet<PathBuf>, path: &Path) {
+    for a in path.ancestors().skip(1) {
+        if a.as_os_str().is_empty() || !set.insert(a.to_path_buf()) {
+            break;
+        }
+    }
 }
 
 impl Seen {
@@ -189,10 +205,12 @@ impl<W: Write> Pass<W> {
             };
             match entry_name(&path).map_err(|why| layer_error(desc, why))? {
                 EntryName::Whiteout(target) => {
+                    went_through(&mut state.marked_under, &path);
                     state.gone.insert(path.with_file_name(target));
                     continue;
                 }
                 EntryName::Opaque => {
+                    went_through(&mut state.marked_under, &path);
                     let dir = path.parent().unwrap_or(Path::new("")).to_path_buf();
                     state.opaque.insert(dir);
                     continue;
@@ -200,6 +218,12 @@ impl<W: Write> Pass<W> {
                 EntryName::Plain => {}
             }
             let kind = entry_kind(entry.header());
+            if kind == Some(Kind::Symlink) && self.through.contains(&path) {
+                // Layers above put things under this path; unpack takes those of them
+                // below any directory that replaced this link through it. Only the whole
+                // tree resolves that.
+                return Ok(Err(Undo));
+            }
             if state.seen.contains_key(&path)
                 || path
                     .ancestors()
@@ -211,11 +235,7 @@ impl<W: Write> Pass<W> {
             }
             let mtime = entry.header().mtime().unwrap_or(0);
             let hidden = self.imply_parents(&path, layer, mtime);
-            for a in path.ancestors().skip(1) {
-                if a.as_os_str().is_empty() || !state.parents.insert(a.to_path_buf()) {
-                    break;
-                }
-            }
+            went_through(&mut state.parents, &path);
             let taken = self.taken.get(&path);
             let own = !hidden
                 && match kind {
@@ -281,6 +301,8 @@ impl<W: Write> Pass<W> {
             let name = first.clone();
             state.seen.insert(path, Seen::Written { name, node });
         }
+        self.through.extend(state.parents);
+        self.through.extend(state.marked_under);
         for p in state.gone {
             self.gone.insert(p, layer);
         }

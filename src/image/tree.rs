@@ -320,13 +320,25 @@ impl Tree {
         written: &mut HashSet<PathBuf>,
     ) -> Result<()> {
         match op {
-            Op::Whiteout(gone) => self.remove_below(&gone, true, written),
-            Op::Opaque(dir) => self.remove_below(&dir, false, written),
+            // As unpack, a layer's paths are taken through the symlinks to directories
+            // that lower layers put above them (`bin/x` under `bin -> usr/bin` is
+            // `usr/bin/x`); only the last name is the entry's own.
+            Op::Whiteout(gone) => {
+                if let Some(gone) = self.find_entry(&gone) {
+                    self.remove_below(&gone, true, written);
+                }
+            }
+            Op::Opaque(dir) => {
+                if let Some(dir) = self.find_dir(&dir) {
+                    self.remove_below(&dir, false, written);
+                }
+            }
             Op::Link { path, target } => {
+                let target = self.find_entry(&target).unwrap_or(target);
                 // As unpack: the link's directories are made first, and may replace what
                 // it names.
                 let mtime = self.nodes.get(&target).map_or(0, |n| n.mtime);
-                self.make_parents(&path, mtime);
+                let path = self.make_parents(&path, mtime);
                 // The link replaces its own path first: what is there is gone.
                 let replaced = target != path && target.starts_with(&path);
                 let found = self.nodes.get(&target).filter(|_| !replaced);
@@ -352,14 +364,15 @@ impl Tree {
             Op::Node { path, mut node, at } => {
                 node.content = (node.kind == Kind::File).then_some((index, at));
                 node.entry = (node.kind != Kind::Directory).then_some((index, at));
+                let path = self.make_parents(&path, node.mtime);
                 self.place(path, node, written);
             }
         }
         Ok(())
     }
 
-    /// Puts `node` at `path`: a directory over a directory keeps what is below it; anything
-    /// else replaces the path and all below it. Missing parents become directories.
+    /// Puts `node` at `path`, whose parents [`Tree::make_parents`] made: a directory over a
+    /// directory keeps what is below it; anything else replaces the path and all below it.
     fn place(&mut self, path: PathBuf, node: Node, written: &mut HashSet<PathBuf>) {
         let both_dirs = node.kind == Kind::Directory
             && self
@@ -369,7 +382,6 @@ impl Tree {
         if !both_dirs {
             self.remove_below(&path, true, &HashSet::new());
         }
-        self.make_parents(&path, node.mtime);
         // As unpack: what a layer wrote includes the directories above it, which its
         // whiteouts keep too.
         for p in path.ancestors() {
@@ -380,25 +392,72 @@ impl Tree {
         self.nodes.insert(path, node);
     }
 
-    /// Makes the directories above `path`, from the root down, replacing what is not a
-    /// directory (and all below it). As unpack: a directory a layer implies takes the time
-    /// of the entry that needed it.
-    fn make_parents(&mut self, path: &Path, mtime: u64) {
-        let mut parents: Vec<&Path> = path
-            .ancestors()
-            .skip(1)
-            .filter(|p| !p.as_os_str().is_empty())
-            .collect();
-        parents.reverse();
-        for p in parents {
-            if self.nodes.get(p).is_some_and(|n| n.kind == Kind::Directory) {
+    /// Makes the directories above `path`, from the root down, and returns where `path`
+    /// is: a symlink on the way to a directory is followed (inside the tree, as unpack
+    /// resolves it in the rootfs), anything else that is not a directory is replaced by one
+    /// (and all below it). As unpack: a directory a layer implies takes the time of the
+    /// entry that needed it.
+    fn make_parents(&mut self, path: &Path, mtime: u64) -> PathBuf {
+        let mut at = PathBuf::new();
+        let Some(name) = path.file_name() else {
+            return path.to_path_buf();
+        };
+        for part in path.parent().into_iter().flat_map(Path::components) {
+            let Component::Normal(part) = part else {
                 continue;
+            };
+            let candidate = at.join(part);
+            match self.nodes.get(&candidate).map(|n| n.kind) {
+                Some(Kind::Directory) => at = candidate,
+                Some(Kind::Symlink) if self.dir_behind(&candidate).is_some() => {
+                    at = self.dir_behind(&candidate).expect("checked");
+                }
+                _ => {
+                    self.remove_below(&candidate, true, &HashSet::new());
+                    let mut implied = directory();
+                    implied.mtime = mtime;
+                    self.nodes.insert(candidate.clone(), implied);
+                    at = candidate;
+                }
             }
-            self.remove_below(p, true, &HashSet::new());
-            let mut implied = directory();
-            implied.mtime = mtime;
-            self.nodes.insert(p.to_path_buf(), implied);
         }
+        at.join(name)
+    }
+
+    /// The directory a symlink at `link` leads to, followed inside the tree; `None` when it
+    /// leads nowhere, to something else, or round in circles.
+    fn dir_behind(&self, link: &Path) -> Option<PathBuf> {
+        let resolved = self.resolve(link).ok()??;
+        self.nodes
+            .get(&resolved)
+            .is_some_and(|n| n.kind == Kind::Directory)
+            .then_some(resolved)
+    }
+
+    /// Where the directory `dir` (relative to the root) is, its symlinks followed as
+    /// [`Tree::make_parents`] follows them; `None` when it is not there.
+    fn find_dir(&self, dir: &Path) -> Option<PathBuf> {
+        let mut at = PathBuf::new();
+        for part in dir.components() {
+            let Component::Normal(part) = part else {
+                continue;
+            };
+            let candidate = at.join(part);
+            at = match self.nodes.get(&candidate).map(|n| n.kind) {
+                Some(Kind::Directory) => candidate,
+                Some(Kind::Symlink) => self.dir_behind(&candidate)?,
+                _ => return None,
+            };
+        }
+        Some(at)
+    }
+
+    /// Where the entry `path` is: its directory found by [`Tree::find_dir`], its own name
+    /// not followed; `None` when its directory is not there.
+    fn find_entry(&self, path: &Path) -> Option<PathBuf> {
+        let name = path.file_name()?;
+        let dir = self.find_dir(path.parent().unwrap_or(Path::new("")))?;
+        Some(dir.join(name))
     }
 
     /// Removes what is at `path` and below it (`path` itself only when `including`),
@@ -750,7 +809,11 @@ pub fn diff(first: &Tree, second: &Tree) -> TreeDiff {
 /// until one names `path` itself as a regular file, and that entry's bytes are written
 /// (its layer verified to its end first). `Ok(false)` when the answer needs the whole tree:
 /// the path is reached through a symlink or a hard link, a layer above replaced one of its
-/// directories with something else, or no layer names it literally.
+/// directories with something else, no layer names it literally, or one of the layers read
+/// names its file name under another directory, whites it out there, or makes opaque a
+/// directory named as one of the path's (any of which may reach it through a symlinked
+/// directory: `bin/x` is `usr/bin/x` under `bin -> usr/bin`). Left to this reading: an
+/// opaque directory linked under a name none of the path's directories has.
 pub fn cat_from_top(
     layout: &Layout,
     manifest: &Manifest,
@@ -798,6 +861,24 @@ pub fn cat_from_top(
                 }
                 Ok(EntryName::Opaque)
                     if wanted.starts_with(name.parent().unwrap_or(Path::new(""))) =>
+                {
+                    undecided = true;
+                }
+                // Through a symlinked directory (`bin -> usr/bin`) another path can name
+                // the same file, or hide it: the tree tells.
+                Ok(EntryName::Plain) if name.file_name() == wanted.file_name() => {
+                    undecided = true;
+                }
+                Ok(EntryName::Whiteout(target)) if Some(target) == wanted.file_name() => {
+                    undecided = true;
+                }
+                // An opaque directory elsewhere may be one of the path's directories under
+                // another name: taken so when its name is one of theirs (`bin` for
+                // `usr/bin/x`, as merged-/usr links are named).
+                Ok(EntryName::Opaque)
+                    if name.parent().and_then(Path::file_name).is_some_and(|dir| {
+                        wanted.parent().is_some_and(|p| p.iter().any(|c| c == dir))
+                    }) =>
                 {
                     undecided = true;
                 }

@@ -50,6 +50,7 @@ mod repack;
 mod spec_rules;
 mod surface;
 mod surface_gaps;
+mod symlinked_dirs;
 mod transfer;
 mod unpack;
 mod unpack_diff;

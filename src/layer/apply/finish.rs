@@ -31,6 +31,10 @@ impl Applier {
         }
         if !state.touched.contains_key(dir) {
             let st = rfs::fstat(fd)?;
+            if !state.touched_dirs.insert((st.st_dev, st.st_ino)) {
+                // Reached by another path before: its times then are the ones to restore.
+                return Ok(());
+            }
             state.touched.insert(
                 dir.to_owned(),
                 Timestamps {

@@ -73,6 +73,10 @@ struct LayerState {
     /// Directories whose content changed, with their times before: restored at the end
     /// unless the layer sets them.
     touched: HashMap<PathBuf, Timestamps>,
+    /// The directories in `touched`, by device and inode: two paths can lead to one
+    /// directory (`bin/x` and `usr/bin/y` under `bin -> usr/bin`), whose times before the
+    /// layer are those seen the first time.
+    touched_dirs: HashSet<(u64, u64)>,
     /// Directories made because an entry needed them and the layer did not list them, with
     /// that entry's mtime: they take it at the end, so the same image always gives the same
     /// tree (the clock would differ from one unpack to the next).
