@@ -26,7 +26,8 @@ pub struct Args {
     /// directory under its own name (as cp).
     #[arg(required_unless_present = "whiteout")]
     dest: Option<PathBuf>,
-    /// Let a file (or symlink) replace a directory the image has at DEST.
+    /// Let a file (or symlink) replace a directory the image has at DEST, or a directory
+    /// replace a file.
     #[arg(long, conflicts_with = "whiteout")]
     replace: bool,
     /// Delete this path in the image instead (a whiteout layer): an absolute path, as DEST.
@@ -139,12 +140,38 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
                 src.display()
             );
         }
-        if !meta.is_dir() && !args.replace {
-            let kind = strata::image::lookup::path_kind(&layout, &draft.manifest, &dest)?;
-            if kind == Some(strata::image::lookup::PathKind::Directory) {
+        use strata::image::lookup::{path_kind, PathKind};
+        // As cp: DEST/ names a directory to put SRC into, which a file cannot be.
+        let into = args.dest.as_deref().expect("clap requires DEST");
+        if into.as_os_str().as_encoded_bytes().ends_with(b"/") {
+            let dir = dest.parent().unwrap_or(Path::new(""));
+            if !dir.as_os_str().is_empty() {
+                let kind = path_kind(&layout, &draft.manifest, dir)?;
+                if matches!(kind, Some(PathKind::File | PathKind::Other)) {
+                    anyhow::bail!(
+                        "/{}: not a directory in the image, so {} cannot go into it; name \
+                         DEST without the trailing / to replace it",
+                        dir.display(),
+                        host_name(&src).display()
+                    );
+                }
+            }
+        }
+        if !args.replace {
+            let kind = path_kind(&layout, &draft.manifest, &dest)?;
+            if !meta.is_dir() && kind == Some(PathKind::Directory) {
                 anyhow::bail!(
                     "/{}: the image has a directory there; end DEST with / to put {} into \
                      it, or give --replace to replace the directory",
+                    dest.display(),
+                    host_name(&src).display()
+                );
+            }
+            // As cp, which will not put a directory over a file either.
+            if meta.is_dir() && matches!(kind, Some(PathKind::File | PathKind::Other)) {
+                anyhow::bail!(
+                    "/{}: the image has a file there, which the directory {} would replace; \
+                     give --replace to replace it",
                     dest.display(),
                     host_name(&src).display()
                 );

@@ -265,3 +265,32 @@ fn text_an_image_chose_cannot_drive_the_terminal() {
     // The content itself is the result: cat gives it as stored.
     assert_eq!(ok_bytes(&["cat", &image, "/new\nline"]), b"y");
 }
+
+/// insert is cp: `DEST/` must be a directory of the image (a file cannot take SRC into
+/// it), and a directory does not replace a file unless `--replace` says so; both refusals
+/// leave the layout as it was.
+#[test]
+fn insert_refuses_what_cp_refuses() {
+    let dir = tempdir();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    write(&tree.join("etc/motd"), b"hi\n");
+    let lay = dir.path().join("lay");
+    let image = format!("{}:app", s(&lay));
+    ok(&["build", s(&tree), &image]);
+    let file = dir.path().join("f");
+    write(&file, b"f\n");
+    let sub = dir.path().join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    write(&sub.join("inner"), b"i\n");
+    let before = snapshot(&lay);
+    let err = fails(&["insert", &image, s(&file), "/etc/motd/"], 1);
+    assert!(err.contains("/etc/motd: not a directory"), "{err}");
+    let err = fails(&["insert", &image, s(&sub), "/etc/motd"], 1);
+    assert!(err.contains("give --replace"), "{err}");
+    assert_eq!(before, snapshot(&lay));
+    ok(&["insert", &image, s(&sub), "/etc/motd", "--replace"]);
+    assert_eq!(ok_bytes(&["cat", &image, "/etc/motd/inner"]), b"i\n");
+    ok(&["insert", &image, s(&file), "/etc/"]);
+    assert_eq!(ok_bytes(&["cat", &image, "/etc/f"]), b"f\n");
+}

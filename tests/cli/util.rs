@@ -72,12 +72,15 @@ pub fn run_with_input(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Run {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("running strata {args:?}: {e}"));
-    child
+    // A strata that refuses the invocation exits without reading: its stdin is closed.
+    if let Err(e) = child
         .stdin
         .take()
         .expect("piped")
         .write_all(stdin.as_bytes())
-        .unwrap();
+    {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     let out = child
         .wait_with_output()
         .unwrap_or_else(|e| panic!("running strata {args:?}: {e}"));
