@@ -58,6 +58,11 @@ pub struct RepackReport {
     pub changed: usize,
     /// Whiteouts written.
     pub deleted: usize,
+    /// The image the tag named before, when it was neither the bundle's image nor the
+    /// result: changes made to the tag since the unpack (another repack, an insert) are not
+    /// in the result, and that image is untagged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moved_from: Option<String>,
 }
 
 /// The changes between a snapshot and the tree now.
@@ -231,7 +236,17 @@ pub fn repack_with_progress(
             draft.append_layer(&layer, &options.history, "strata repack")?;
             Some(layer)
         };
+    let named_before = layout
+        .read_index()?
+        .index
+        .manifests
+        .iter()
+        .find(|d| d.ref_name() == Some(tag.as_str()))
+        .map(|d| d.digest.clone());
     let desc = draft.commit(&tag, None)?;
+    let unpacked_from = meta.descriptor_path.first().map(|d| d.digest.as_str());
+    let moved_from =
+        named_before.filter(|d| Some(d.as_str()) != unpacked_from && *d != desc.digest);
     if let Some(snapshot) = fresh {
         // The metadata (which image the bundle now stands for) is replaced before the
         // snapshot (what that image holds). Killed between the two, the next repack diffs
@@ -256,6 +271,7 @@ pub fn repack_with_progress(
         added: report_counts.0,
         changed: report_counts.1,
         deleted: report_counts.2,
+        moved_from,
     })
 }
 

@@ -294,3 +294,42 @@ fn insert_refuses_what_cp_refuses() {
     ok(&["insert", &image, s(&file), "/etc/"]);
     assert_eq!(ok_bytes(&["cat", &image, "/etc/f"]), b"f\n");
 }
+
+/// A repack moves its tag from whatever the tag names now: when that is not the image the
+/// bundle was unpacked from (an insert came in between), strata says so and names it, in
+/// text and in `--json`'s movedFrom, instead of silently dropping the insert from the tag.
+#[test]
+fn repack_over_a_tag_that_moved_since_the_unpack_says_so() {
+    let dir = tempdir();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    write(&tree.join("a"), b"a\n");
+    let lay = dir.path().join("lay");
+    let image = format!("{}:app", s(&lay));
+    ok(&["build", s(&tree), &image]);
+    let bundle = dir.path().join("bundle");
+    ok(&["unpack", &image, s(&bundle)]);
+    let extra = dir.path().join("extra");
+    write(&extra, b"e\n");
+    let inserted = ok(&["insert", &image, s(&extra), "/extra", "-q"])
+        .trim()
+        .to_owned();
+    write(&bundle.join("rootfs/b"), b"b\n");
+    let r = run(&["repack", s(&bundle), "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["movedFrom"], inserted.as_str(), "{doc:#}");
+    assert!(
+        r.stderr.contains(&format!("from {inserted}")),
+        "{}",
+        r.stderr
+    );
+    // A repack straight after the unpack moves nothing it should not.
+    let again = dir.path().join("again");
+    ok(&["unpack", &image, s(&again)]);
+    write(&again.join("rootfs/c"), b"c\n");
+    let r = run(&["repack", s(&again), "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains("movedFrom"), "{}", r.stdout);
+    assert!(!r.stderr.contains("moved tag"), "{}", r.stderr);
+}
