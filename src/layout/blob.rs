@@ -60,7 +60,11 @@ pub struct BlobWriter<'a> {
 impl Layout {
     /// Starts writing a blob hashed with `algorithm` (see the note on the gc lock above).
     pub fn blob_writer(&self, algorithm: Algorithm) -> Result<BlobWriter<'_>> {
-        let tmp = self.in_tmp(|dir| tempfile::Builder::new().prefix("blob-").tempfile_in(dir))?;
+        let tmp = self.in_tmp(|dir| {
+            tempfile::Builder::new()
+                .prefix(&super::temp_prefix("blob"))
+                .tempfile_in(dir)
+        })?;
         Ok(BlobWriter {
             layout: self,
             out: HashingWriter::new(

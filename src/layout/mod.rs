@@ -193,10 +193,25 @@ impl Layout {
     }
 
     /// Removes `.strata-tmp` when it is empty, so that a layout holds it only while a writer
-    /// needs it. Never fails: a directory another writer is using is not empty, and one
-    /// it is about to use is made again ([`Layout::in_tmp`]).
+    /// needs it, after removing what writers that are gone left there (killed, or stopped
+    /// by Ctrl-C, which no cleanup runs after). Never fails: a directory another writer is
+    /// using is not empty, and one it is about to use is made again ([`Layout::in_tmp`]).
     pub(crate) fn tidy_tmp(&self) {
-        let _ = fs::remove_dir(self.root.join(TMP_DIR));
+        let dir = self.root.join(TMP_DIR);
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                if temp_owner_is_gone(&name.to_string_lossy()) {
+                    let path = entry.path();
+                    // Not following links: a link there is removed, never what it names.
+                    let _ = match entry.file_type() {
+                        Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
+                        _ => fs::remove_file(&path),
+                    };
+                }
+            }
+        }
+        let _ = fs::remove_dir(dir);
     }
 
     /// Replaces `LAYOUT/name` with `bytes`: temp file, fsync, rename, fsync the directory.
@@ -204,7 +219,7 @@ impl Layout {
         let target = self.root.join(name);
         let mut tmp = self.in_tmp(|dir| {
             tempfile::Builder::new()
-                .prefix(&format!("{name}-"))
+                .prefix(&temp_prefix(name))
                 .tempfile_in(dir)
         })?;
         tmp.write_all(bytes).at(tmp.path())?;
@@ -213,6 +228,30 @@ impl Layout {
         tmp.persist(&target).map_err(|e| e.error).at(&target)?;
         sync_dir(&self.root)
     }
+}
+
+/// The start of the name of a temp file or directory in `.strata-tmp`: `KIND-PID.`, so
+/// that what a writer left when it was stopped can be told from what a running one uses.
+pub(crate) fn temp_prefix(kind: &str) -> String {
+    format!("{kind}-{}.", std::process::id())
+}
+
+/// Whether a name made with [`temp_prefix`] names a process that no longer runs. Names of
+/// any other form are left alone (only gc, under its exclusive lock, takes those).
+fn temp_owner_is_gone(name: &str) -> bool {
+    // KIND-PID.RANDOM: the random part (tempfile's) holds no dot; KIND may (index.json).
+    let Some(pid) = name
+        .rsplit_once('.')
+        .and_then(|(head, _)| head.rsplit_once('-'))
+        .and_then(|(_, pid)| pid.parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
+    };
+    matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
 }
 
 /// Blobs and layout files are 0644 (tempfile makes 0600), so other users can read them.

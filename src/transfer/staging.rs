@@ -43,7 +43,11 @@ impl Staging {
         let tmp = dest.root().join(TMP_DIR);
         refuse_link(&tmp)?;
         let created_tmp = (!tmp.exists()).then(|| tmp.clone());
-        let dir = dest.in_tmp(|tmp| tempfile::Builder::new().prefix("stage-").tempdir_in(tmp))?;
+        let dir = dest.in_tmp(|tmp| {
+            tempfile::Builder::new()
+                .prefix(&crate::layout::temp_prefix("stage"))
+                .tempdir_in(tmp)
+        })?;
         let layout = Layout::init(dir.path().join("layout"))?;
         Ok(Staging {
             layout,

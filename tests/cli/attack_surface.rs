@@ -333,3 +333,60 @@ fn repack_over_a_tag_that_moved_since_the_unpack_says_so() {
     assert!(!r.stdout.contains("movedFrom"), "{}", r.stdout);
     assert!(!r.stderr.contains("moved tag"), "{}", r.stderr);
 }
+
+/// A writer stopped by Ctrl-C (or killed) cannot clean up after itself: what it left in
+/// `.strata-tmp` is taken by the next writer to the layout, which tells a gone writer's
+/// files by the pid in their names, and the directory goes with them.
+#[test]
+fn what_an_interrupted_writer_left_goes_with_the_next_write() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["new", &format!("{}:base", s(&lay))]);
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    // Incompressible, so that the build is still writing when it is stopped.
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let noise: Vec<u8> = (0..(96 << 20))
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    write(&tree.join("noise"), &noise);
+    let tmp = lay.join(".strata-tmp");
+    let mut child = strata(&[
+        "build",
+        s(&tree),
+        &format!("{}:big", s(&lay)),
+        "--from",
+        &format!("{}:base", s(&lay)),
+    ])
+    .spawn()
+    .unwrap();
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&tmp).map_or(true, |mut d| d.next().is_none()) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the build wrote no temp file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    peer_ok("kill", &["-INT", &child.id().to_string()]);
+    let status = child.wait().unwrap();
+    assert!(
+        !status.success(),
+        "the build finished before it was stopped"
+    );
+    assert!(
+        std::fs::read_dir(&tmp).unwrap().next().is_some(),
+        "nothing was left to clean"
+    );
+    ok(&["tag", &format!("{}:base", s(&lay)), "again"]);
+    assert!(
+        !tmp.exists(),
+        "{:?}",
+        std::fs::read_dir(&tmp).map(|d| d.count())
+    );
+}
