@@ -164,6 +164,32 @@ fn subject_descriptor(
     Ok(subject_of(&desc)?)
 }
 
+/// `-v`'s line per file blob of the artifact just written, as the other writers give per
+/// layer (a directory's tar+gzip included).
+fn blob_lines(out: &Output, layout: &Layout, desc: &strata::spec::Descriptor) {
+    if out.verbosity() == 0 {
+        return;
+    }
+    let Ok(Some((_, _, strata::layout::walk::Node::Manifest(manifest)))) = layout.read_node(desc)
+    else {
+        return;
+    };
+    for layer in &manifest.layers {
+        let title = layer
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(strata::image::artifact::ANNOTATION_TITLE))
+            .map_or("(untitled)", String::as_str);
+        out.info(format_args!(
+            "blob {} written: {} ({} bytes), {}, {title}",
+            layer.digest,
+            super::output::human_size(layer.size.max(0) as u64),
+            layer.size,
+            layer.media_type
+        ));
+    }
+}
+
 pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
     match command {
         Command::Push(args) => {
@@ -190,7 +216,9 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
                 if let Some(subject) = &subject {
                     spec.subject = Some(subject_descriptor(layout, subject, &args.platform)?);
                 }
-                Ok(push(layout, &spec, &Placement::Tag(tag.clone()))?)
+                let desc = push(layout, &spec, &Placement::Tag(tag.clone()))?;
+                blob_lines(out, layout, &desc);
+                Ok(desc)
             })?;
             out.written(
                 args.json,
@@ -203,6 +231,7 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
             let layout = Layout::open(&subject.layout)?;
             spec.subject = Some(subject_descriptor(&layout, &subject, &args.platform)?);
             let desc = push(&layout, &spec, &Placement::Untagged)?;
+            blob_lines(out, &layout, &desc);
             out.written(
                 args.json,
                 &super::output::Written::new(&subject.layout, None, &desc),

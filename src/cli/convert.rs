@@ -1,6 +1,6 @@
 //! `strata convert`.
 
-use strata::image::convert::{convert_reporting, ConvertOptions, Format};
+use strata::image::convert::{convert_reporting, ConvertOptions, ConvertReport, Format};
 use strata::layout::LockMode;
 use strata::Layout;
 
@@ -78,9 +78,12 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let desc = {
         let _lock = layout.lock_gc(LockMode::Shared)?;
         let entry = strata::image::resolve_entry(&layout, &reference.target)?;
-        let mut dropped = Vec::new();
-        let desc = convert_reporting(&layout, &entry, options, &mut dropped)?;
-        for field in &dropped {
+        let mut report = ConvertReport::default();
+        let desc = convert_reporting(&layout, &entry, options, &mut report)?;
+        for layer in &report.layers {
+            out.layer_written(layer);
+        }
+        for field in &report.dropped {
             out.info(format_args!(
                 "dropped {field}: Docker schema 2 has no place for it"
             ));

@@ -60,7 +60,16 @@ fn format_of(manifest_type: &str) -> Format {
 /// when nothing changes). New blobs are written to `layout`; hold its gc lock shared until
 /// the result is tagged.
 pub fn convert(layout: &Layout, entry: &Descriptor, options: ConvertOptions) -> Result<Descriptor> {
-    convert_reporting(layout, entry, options, &mut Vec::new())
+    convert_reporting(layout, entry, options, &mut ConvertReport::default())
+}
+
+/// What a conversion did besides its result.
+#[derive(Debug, Default)]
+pub struct ConvertReport {
+    /// The fields a conversion to Docker schema 2 left out, each as `DIGEST: field`.
+    pub dropped: Vec<String>,
+    /// The layers written anew (recompressed), in the order written.
+    pub layers: Vec<crate::layer::write::WrittenLayer>,
 }
 
 /// The fields Docker schema 2 has (distribution's docs/spec/manifest-v2-2.md): an image
@@ -131,14 +140,15 @@ fn docker_fields(value: &mut serde_json::Value, list: bool, dropped: &mut Vec<St
     }
 }
 
-/// [`convert`], naming in `dropped` what a conversion to Docker schema 2 left out because
+/// [`convert`], saying in `report` which layers it wrote and what a conversion to Docker
+/// schema 2 left out because
 /// that format has no place for it (`DIGEST: FIELD`, DIGEST the document's before), for
 /// each document converted.
 pub fn convert_reporting(
     layout: &Layout,
     entry: &Descriptor,
     options: ConvertOptions,
-    dropped: &mut Vec<String>,
+    report: &mut ConvertReport,
 ) -> Result<Descriptor> {
     // Before any blob is written, as for the layer types below.
     match (options.compression, options.level) {
@@ -166,7 +176,7 @@ pub fn convert_reporting(
             let mut entries = Vec::new();
             for child in &index.manifests {
                 let converted = match layout.read_node(child)? {
-                    Some(_) => convert_reporting(layout, child, options, dropped)?,
+                    Some(_) => convert_reporting(layout, child, options, report)?,
                     // Not a manifest or index (a blob listed as is): kept.
                     None => child.clone(),
                 };
@@ -216,6 +226,7 @@ pub fn convert_reporting(
                     }
                     out.digest = written.blob.digest.to_string();
                     out.size = written.blob.size as i64;
+                    report.layers.push(written);
                 }
                 out.media_type = wanted_type.to_owned();
                 layers.push(out);
@@ -245,7 +256,9 @@ pub fn convert_reporting(
             doc_type == media_type::DOCKER_MANIFEST_LIST,
             &mut here,
         );
-        dropped.extend(here.into_iter().map(|f| format!("{}: {f}", entry.digest)));
+        report
+            .dropped
+            .extend(here.into_iter().map(|f| format!("{}: {f}", entry.digest)));
     }
     let bytes = to_canonical_json(&value);
     let unchanged = value == serde_json::from_slice::<serde_json::Value>(&raw).unwrap_or_default();

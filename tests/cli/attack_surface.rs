@@ -390,3 +390,47 @@ fn what_an_interrupted_writer_left_goes_with_the_next_write() {
         std::fs::read_dir(&tmp).map(|d| d.count())
     );
 }
+
+/// `-v` gives a line per layer or blob written, without a terminal, in convert and in
+/// artifact push (a directory's tar+gzip layer included) as in the other writers.
+#[test]
+fn convert_and_artifact_push_say_what_they_wrote_under_v() {
+    let dir = tempdir();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    write(&tree.join("a"), b"a\n");
+    let lay = dir.path().join("lay");
+    let image = format!("{}:app", s(&lay));
+    ok(&["build", s(&tree), &image]);
+    let r = run(&["convert", &image, "--compress", "zstd", "--tag", "z", "-v"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let layer = json(&["inspect", &format!("{}:z", s(&lay)), "--raw", "manifest"])["layers"][0]
+        ["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        r.stderr.contains(&format!("layer {layer} written")) && r.stderr.contains("tar+zstd"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&[
+        "artifact",
+        "push",
+        &format!("{}:art", s(&lay)),
+        "--artifact-type",
+        "application/x-test",
+        "--disable-path-validation",
+        s(&tree),
+        "-v",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("blob sha256:") && r.stderr.contains("tar+gzip"),
+        "{}",
+        r.stderr
+    );
+    // Quiet without -v.
+    let r = run(&["convert", &image, "--compress", "none", "--tag", "n"]);
+    assert!(!r.stderr.contains("written"), "{}", r.stderr);
+}
