@@ -118,6 +118,10 @@ fn find_by_digest(layout: &Layout, index: &Index, digest: &Digest) -> Result<Des
     let raw = layout.read_blob(&blob, JSON_LIMIT, "manifest or index")?;
     #[derive(serde::Deserialize)]
     struct Sniff {
+        /// Every manifest and index has one; an image config (which has a `config` too)
+        /// has none.
+        #[serde(rename = "schemaVersion")]
+        schema_version: Option<serde_json::Value>,
         #[serde(rename = "mediaType")]
         media_type: Option<String>,
         manifests: Option<serde_json::Value>,
@@ -127,6 +131,13 @@ fn find_by_digest(layout: &Layout, index: &Index, digest: &Digest) -> Result<Des
         layout: layout.root().to_owned(),
         digest: digest.clone(),
     })?;
+    let not_found = || Error::DigestNotFound {
+        layout: layout.root().to_owned(),
+        digest: digest.clone(),
+    };
+    if sniff.schema_version.is_none() {
+        return Err(not_found());
+    }
     let media_type = match (sniff.media_type, sniff.manifests, sniff.config) {
         (Some(mt), _, _) => mt,
         (None, Some(_), None) => media_type::INDEX.to_owned(),

@@ -434,3 +434,29 @@ fn convert_and_artifact_push_say_what_they_wrote_under_v() {
     let r = run(&["convert", &image, "--compress", "none", "--tag", "n"]);
     assert!(!r.stderr.contains("written"), "{}", r.stderr);
 }
+
+/// Errors name what the user gave: runtime-config into a path under a file names that
+/// file, not a temp file beside it; `inspect` of a config blob's digest says it is no
+/// image rather than reading it as a manifest.
+#[test]
+fn errors_name_what_was_given() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let image = format!("{}:base", s(&lay));
+    ok(&["new", &image]);
+    let file = dir.path().join("plain");
+    write(&file, b"x");
+    let err = fails(&["runtime-config", &image, s(&file.join("config.json"))], 1);
+    assert!(
+        err.contains(&format!("{}: not a directory", s(&file))),
+        "{err}"
+    );
+    assert!(!err.contains(".tmp"), "{err}");
+    let config = json(&["inspect", &image, "--json"])["config"]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let err = fails(&["inspect", &format!("{}@{config}", s(&lay))], 1);
+    assert!(err.contains("is not an image"), "{err}");
+    assert!(!err.contains("schemaVersion"), "{err}");
+}
