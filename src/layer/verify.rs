@@ -20,7 +20,16 @@ pub fn check_layer(input: impl Read, what: &str) -> Result<u64> {
     loop {
         let entry = stream.next_entry().map_err(|e| Error::Invalid {
             what: what.to_owned(),
-            reason: format!("reading the tar after entry {previous:?}: {e}"),
+            reason: if count == 0 {
+                // The tar crate quotes the header's bytes, which for a file that is no tar
+                // at all are noise: a little of it is enough.
+                format!(
+                    "not a tar: its first header does not parse ({})",
+                    crate::words::printable(&e.to_string(), 60)
+                )
+            } else {
+                format!("reading the tar after entry {previous:?}: {e}")
+            },
         })?;
         let Some(mut entry) = entry else {
             return Ok(count);

@@ -460,3 +460,23 @@ fn errors_name_what_was_given() {
     assert!(err.contains("is not an image"), "{err}");
     assert!(!err.contains("schemaVersion"), "{err}");
 }
+
+/// A file that is no tar at all is said to be one, without pages of its bytes and without
+/// naming an entry before the first.
+#[test]
+fn add_layer_of_a_file_that_is_no_tar_says_so_briefly() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["new", &format!("{}:base", s(&lay))]);
+    let junk = dir.path().join("junk.tar");
+    let bytes: Vec<u8> = (0..2048u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    write(&junk, &bytes);
+    let before = snapshot(&lay);
+    let err = fails(&["add-layer", &format!("{}:base", s(&lay)), s(&junk)], 1);
+    assert!(err.contains("not a tar"), "{err}");
+    assert!(!err.contains("after entry"), "{err}");
+    assert!(err.len() < 400, "{} bytes: {err}", err.len());
+    assert_eq!(before, snapshot(&lay));
+}
