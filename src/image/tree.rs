@@ -672,8 +672,14 @@ pub(crate) fn append_node<W: Write>(
     append_xattrs(builder, node)?;
     let mut header = header_for(node, kind, 0);
     if node.kind == Kind::Symlink {
-        let target = node.link.clone().unwrap_or_default();
-        builder.append_link(&mut header, path, target)
+        let target = node.link.as_deref().unwrap_or_default();
+        // The target is text the layer chose, kept as it was: the tar crate's set_link_name
+        // would tidy it as a path ('/' became '//', 'a//b' 'a/b'). One too long for the
+        // header goes as a GNU long link, whose bytes the crate writes as given.
+        if header.set_link_name_literal(target).is_err() {
+            return builder.append_link(&mut header, path, target);
+        }
+        builder.append_data(&mut header, path, std::io::empty())
     } else {
         builder.append_data(&mut header, path, std::io::empty())
     }
