@@ -324,21 +324,26 @@ impl Tree {
             // that lower layers put above them (`bin/x` under `bin -> usr/bin` is
             // `usr/bin/x`); only the last name is the entry's own.
             Op::Whiteout(gone) => {
-                if let Some(gone) = self.find_entry(&gone) {
+                if let Some(gone) = self.find_entry(&gone).map_err(|e| layer_error(desc, e))? {
                     self.remove_below(&gone, true, written);
                 }
             }
             Op::Opaque(dir) => {
-                if let Some(dir) = self.find_dir(&dir) {
+                if let Some(dir) = self.find_dir(&dir).map_err(|e| layer_error(desc, e))? {
                     self.remove_below(&dir, false, written);
                 }
             }
             Op::Link { path, target } => {
-                let target = self.find_entry(&target).unwrap_or(target);
+                let target = self
+                    .find_entry(&target)
+                    .map_err(|e| layer_error(desc, e))?
+                    .unwrap_or(target);
                 // As unpack: the link's directories are made first, and may replace what
                 // it names.
                 let mtime = self.nodes.get(&target).map_or(0, |n| n.mtime);
-                let path = self.make_parents(&path, mtime);
+                let path = self
+                    .make_parents(&path, mtime)
+                    .map_err(|e| layer_error(desc, e))?;
                 // The link replaces its own path first: what is there is gone.
                 let replaced = target != path && target.starts_with(&path);
                 let found = self.nodes.get(&target).filter(|_| !replaced);
@@ -364,7 +369,9 @@ impl Tree {
             Op::Node { path, mut node, at } => {
                 node.content = (node.kind == Kind::File).then_some((index, at));
                 node.entry = (node.kind != Kind::Directory).then_some((index, at));
-                let path = self.make_parents(&path, node.mtime);
+                let path = self
+                    .make_parents(&path, node.mtime)
+                    .map_err(|e| layer_error(desc, e))?;
                 self.place(path, node, written);
             }
         }
@@ -396,22 +403,24 @@ impl Tree {
     /// is: a symlink on the way to a directory is followed (inside the tree, as unpack
     /// resolves it in the rootfs), anything else that is not a directory is replaced by one
     /// (and all below it). As unpack: a directory a layer implies takes the time of the
-    /// entry that needed it.
-    fn make_parents(&mut self, path: &Path, mtime: u64) -> PathBuf {
+    /// entry that needed it. A symlink loop on the way is an error, as unpack's ELOOP.
+    fn make_parents(&mut self, path: &Path, mtime: u64) -> Result<PathBuf> {
         let mut at = PathBuf::new();
         let Some(name) = path.file_name() else {
-            return path.to_path_buf();
+            return Ok(path.to_path_buf());
         };
         for part in path.parent().into_iter().flat_map(Path::components) {
             let Component::Normal(part) = part else {
                 continue;
             };
             let candidate = at.join(part);
+            let behind = match self.nodes.get(&candidate).map(|n| n.kind) {
+                Some(Kind::Symlink) => self.dir_behind(&candidate)?,
+                _ => None,
+            };
             match self.nodes.get(&candidate).map(|n| n.kind) {
                 Some(Kind::Directory) => at = candidate,
-                Some(Kind::Symlink) if self.dir_behind(&candidate).is_some() => {
-                    at = self.dir_behind(&candidate).expect("checked");
-                }
+                Some(Kind::Symlink) if behind.is_some() => at = behind.expect("checked"),
                 _ => {
                     self.remove_below(&candidate, true, &HashSet::new());
                     let mut implied = directory();
@@ -421,22 +430,26 @@ impl Tree {
                 }
             }
         }
-        at.join(name)
+        Ok(at.join(name))
     }
 
     /// The directory a symlink at `link` leads to, followed inside the tree; `None` when it
-    /// leads nowhere, to something else, or round in circles.
-    fn dir_behind(&self, link: &Path) -> Option<PathBuf> {
-        let resolved = self.resolve(link).ok()??;
-        self.nodes
+    /// leads nowhere or to something else; an error when it goes round in circles (unpack
+    /// meets ELOOP there, where a missing target is a directory to make).
+    fn dir_behind(&self, link: &Path) -> Result<Option<PathBuf>> {
+        let Some(resolved) = self.resolve(link)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .nodes
             .get(&resolved)
             .is_some_and(|n| n.kind == Kind::Directory)
-            .then_some(resolved)
+            .then_some(resolved))
     }
 
     /// Where the directory `dir` (relative to the root) is, its symlinks followed as
     /// [`Tree::make_parents`] follows them; `None` when it is not there.
-    fn find_dir(&self, dir: &Path) -> Option<PathBuf> {
+    fn find_dir(&self, dir: &Path) -> Result<Option<PathBuf>> {
         let mut at = PathBuf::new();
         for part in dir.components() {
             let Component::Normal(part) = part else {
@@ -445,19 +458,24 @@ impl Tree {
             let candidate = at.join(part);
             at = match self.nodes.get(&candidate).map(|n| n.kind) {
                 Some(Kind::Directory) => candidate,
-                Some(Kind::Symlink) => self.dir_behind(&candidate)?,
-                _ => return None,
+                Some(Kind::Symlink) => match self.dir_behind(&candidate)? {
+                    Some(dir) => dir,
+                    None => return Ok(None),
+                },
+                _ => return Ok(None),
             };
         }
-        Some(at)
+        Ok(Some(at))
     }
 
     /// Where the entry `path` is: its directory found by [`Tree::find_dir`], its own name
     /// not followed; `None` when its directory is not there.
-    fn find_entry(&self, path: &Path) -> Option<PathBuf> {
-        let name = path.file_name()?;
+    fn find_entry(&self, path: &Path) -> Result<Option<PathBuf>> {
+        let Some(name) = path.file_name() else {
+            return Ok(None);
+        };
         let dir = self.find_dir(path.parent().unwrap_or(Path::new("")))?;
-        Some(dir.join(name))
+        Ok(dir.map(|d| d.join(name)))
     }
 
     /// Removes what is at `path` and below it (`path` itself only when `including`),

@@ -53,3 +53,59 @@ fn flatten_and_export_keep_symlink_targets_byte_for_byte() {
         assert!(listed.contains(&line), "export: {line:?} in\n{listed}");
     }
 }
+
+/// Layers writing, whiting out or linking through a symlink loop (`a -> b -> a`).
+fn looped(dir: &Path, upper: Vec<u8>) -> String {
+    let mut t = TarBuilder::new();
+    t.dir("usr/", 0o755).file("usr/f", b"f\n", 0o644);
+    t.symlink("a", "b").symlink("b", "a");
+    layered(dir, &[t.finish(), upper])
+}
+
+#[test]
+fn reading_through_a_symlink_loop_fails_as_unpack_does() {
+    type Upper = fn(&mut TarBuilder);
+    let uppers: [(&str, Upper); 4] = [
+        ("file", |t| {
+            t.file("a/x", b"x\n", 0o644);
+        }),
+        ("whiteout", |t| {
+            t.whiteout("a", "x");
+        }),
+        ("opaque", |t| {
+            t.opaque("a");
+        }),
+        ("hardlink", |t| {
+            t.hardlink("x", "a/f");
+        }),
+    ];
+    for (what, upper) in uppers {
+        let dir = tempdir();
+        let mut t = TarBuilder::new();
+        upper(&mut t);
+        let lay = looped(dir.path(), t.finish());
+        let image = format!("{lay}:t");
+        let err = fails(&["unpack", &image, s(&dir.path().join("b"))], 1);
+        assert!(
+            err.contains("too many levels of symbolic links"),
+            "{what}: {err}"
+        );
+        assert!(!err.contains("os error"), "{what}: {err}");
+        // What unpack refuses, the readers refuse: a flattened image must unpack as the
+        // original does (it made `a` a directory where unpack met ELOOP).
+        for args in [
+            vec!["files", image.as_str()],
+            vec!["flatten", image.as_str(), "--tag", "flat"],
+            vec!["diff", image.as_str(), image.as_str()],
+        ] {
+            let err = fails(&args, 1);
+            assert!(
+                err.contains("too many levels of symbolic links"),
+                "{what} {args:?}: {err}"
+            );
+        }
+        let out = dir.path().join("r.tar");
+        fails(&["export", &image, "--format", "rootfs", "-o", s(&out)], 1);
+        assert!(!out.exists(), "{what}: export left {out:?}");
+    }
+}
