@@ -494,6 +494,18 @@ impl Tree {
         }
     }
 
+    /// The kind of what is at `path` (relative to the root) as a layer's entry there meets
+    /// it: the directories above it followed through symlinks, as unpack follows them, and
+    /// with `follow` its own name too (a name ending in `/`); `None` when nothing is there.
+    pub fn kind_at(&self, path: &Path, follow: bool) -> Result<Option<Kind>> {
+        let at = if follow {
+            self.resolve(path)?
+        } else {
+            self.find_entry(path)?
+        };
+        Ok(at.and_then(|p| self.nodes.get(&p)).map(|n| n.kind))
+    }
+
     /// The path `path` (absolute or relative to the root) leads to, following symlinks as
     /// the kernel would inside a chroot (`..` stops at the root; at most 40 links); `None`
     /// when a component is missing.

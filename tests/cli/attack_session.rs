@@ -183,3 +183,56 @@ fn a_loopback_registry_cannot_send_strata_to_plain_http_elsewhere() {
     );
     drop(server);
 }
+
+#[test]
+fn insert_applies_cp_rules_through_symlinked_directories() {
+    let dir = tempdir();
+    let mut t = TarBuilder::new();
+    t.dir("usr/", 0o755).dir("usr/bin/", 0o755);
+    t.file("usr/bin/sh", b"sh\n", 0o755);
+    t.dir("usr/bin/sub/", 0o755)
+        .file("usr/bin/sub/keep", b"k\n", 0o644);
+    t.symlink("bin", "usr/bin");
+    let lay = layered(dir.path(), &[t.finish()]);
+    let image = format!("{lay}:t");
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    write(&tree.join("f"), b"f\n");
+    let file = dir.path().join("file");
+    write(&file, b"file\n");
+    let index = std::fs::read(dir.path().join("lay/index.json")).unwrap();
+    // /bin/sh is usr/bin/sh and /bin/sub usr/bin/sub, as unpack takes them: refused as the
+    // same paths named directly are.
+    for (src, dest, says) in [
+        (&tree, "/bin/sh", "the image has a file there"),
+        (&file, "/bin/sub", "the image has a directory there"),
+        (&file, "/bin/sh/", "not a directory in the image"),
+    ] {
+        let err = fails(&["insert", &image, s(src), dest], 1);
+        assert!(err.contains(says), "{dest}: {err}");
+    }
+    assert_eq!(
+        std::fs::read(dir.path().join("lay/index.json")).unwrap(),
+        index
+    );
+    // Into the directory behind the link is what cp does.
+    ok(&["insert", &image, s(&file), "/bin/", "--tag", "into"]);
+    assert_eq!(
+        ok_bytes(&["cat", &format!("{lay}:into"), "/usr/bin/file"]),
+        b"file\n"
+    );
+    // --replace still replaces, through the link.
+    ok(&[
+        "insert",
+        &image,
+        s(&file),
+        "/bin/sub",
+        "--replace",
+        "--tag",
+        "gone",
+    ]);
+    assert_eq!(
+        ok_bytes(&["cat", &format!("{lay}:gone"), "/usr/bin/sub"]),
+        b"file\n"
+    );
+}
