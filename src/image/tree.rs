@@ -576,6 +576,13 @@ impl Tree {
                 reason: format!("is a {:?}, not a file", node.kind).to_lowercase(),
             });
         };
+        // As the kernel: `sh/` asks for a directory.
+        if ends_with_slash(path) {
+            return Err(Error::Invalid {
+                what: path.display().to_string(),
+                reason: "not a directory".into(),
+            });
+        }
         let (desc, compression) = &self.layers[layer];
         let mut tar = open_layer(layout, desc, *compression)?;
         let mut held = tempfile::tempfile().map_err(|e| layer_error(desc, e))?;
@@ -860,7 +867,10 @@ pub fn cat_from_top(
         .components()
         .filter(|c| matches!(c, Component::Normal(_)))
         .collect();
-    if wanted.as_os_str().is_empty() || path.components().any(|c| c == Component::ParentDir) {
+    if wanted.as_os_str().is_empty()
+        || path.components().any(|c| c == Component::ParentDir)
+        || ends_with_slash(path)
+    {
         return Ok(false);
     }
     for desc in manifest.layers.iter().rev() {
@@ -937,4 +947,11 @@ pub fn cat_from_top(
         }
     }
     Ok(false)
+}
+
+/// Whether `path` ends in `/` (or `/.`), which only a directory satisfies; Path's
+/// components drop it.
+fn ends_with_slash(path: &Path) -> bool {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    bytes.ends_with(b"/") || bytes.ends_with(b"/.")
 }

@@ -236,3 +236,24 @@ fn insert_applies_cp_rules_through_symlinked_directories() {
         b"file\n"
     );
 }
+
+#[test]
+fn cat_of_a_file_named_with_a_trailing_slash_fails_as_the_kernel_does() {
+    let dir = tempdir();
+    let mut t = TarBuilder::new();
+    t.dir("usr/", 0o755).file("usr/sh", b"sh\n", 0o755);
+    t.symlink("link", "usr/sh");
+    let lay = layered(dir.path(), &[t.finish()]);
+    let image = format!("{lay}:t");
+    assert_eq!(ok_bytes(&["cat", &image, "/usr/sh"]), b"sh\n");
+    for path in ["/usr/sh/", "/usr/sh/.", "/link/"] {
+        let run = run(&["cat", &image, path]);
+        assert_eq!(run.code, 1, "{path}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{path}: printed {:?}", run.stdout);
+        assert!(
+            run.stderr.contains("not a directory"),
+            "{path}: {}",
+            run.stderr
+        );
+    }
+}
