@@ -385,8 +385,7 @@ impl Client {
                     return Err(Error::Invalid {
                         what: self.shown(&url),
                         reason: format!(
-                            "a {status} redirect from {from} to plain HTTP ({}), refused \
-                             (--plain-http allows it)",
+                            "a {status} redirect from {from} to plain HTTP ({}), refused",
                             self.shown(&next)
                         ),
                     });
