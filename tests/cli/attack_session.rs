@@ -257,3 +257,27 @@ fn cat_of_a_file_named_with_a_trailing_slash_fails_as_the_kernel_does() {
         );
     }
 }
+
+#[test]
+fn fsck_problems_escape_the_names_a_layout_holds() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["new", &format!("{}:a", s(&lay))]);
+    write(
+        &lay.join("blobs/sha256/bad\u{1b}[2J\nproblem: forged"),
+        b"x",
+    );
+    let run = run(&["fsck", s(&lay)]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!run.stdout.contains('\u{1b}'), "{:?}", run.stdout);
+    let problems: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("problem:"))
+        .collect();
+    assert_eq!(problems.len(), 1, "{:?}", run.stdout);
+    assert!(
+        problems[0].contains("bad\\u{1b}[2J\\nproblem: forged"),
+        "{problems:?}"
+    );
+}
