@@ -54,9 +54,10 @@ pub struct Node {
     pub size: u64,
     /// Modification time, seconds.
     pub mtime: u64,
-    /// A symlink's target.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub link: Option<String>,
+    /// A symlink's target, the layer's bytes (a target need not be UTF-8; JSON shows it
+    /// lossily, as it shows names).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "lossy_link")]
+    pub link: Option<Vec<u8>>,
     /// A device's major and minor numbers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<(u32, u32)>,
@@ -123,8 +124,8 @@ pub(crate) fn entry_node<R>(
     path: &Path,
 ) -> Result<Node> {
     let header = entry.header();
-    let link = (kind == Kind::Symlink)
-        .then(|| String::from_utf8_lossy(entry.link_name_bytes().unwrap_or_default()).into_owned());
+    let link =
+        (kind == Kind::Symlink).then(|| entry.link_name_bytes().unwrap_or_default().to_vec());
     Ok(Node {
         kind,
         mode: header.mode().unwrap_or(0) & 0o7777,
@@ -551,7 +552,10 @@ impl Tree {
                         });
                     }
                     // The target replaces the link's name; `at` stays the link's directory.
-                    let target = PathBuf::from(node.link.clone().unwrap_or_default());
+                    use std::os::unix::ffi::OsStrExt;
+                    let target = PathBuf::from(std::ffi::OsStr::from_bytes(
+                        node.link.as_deref().unwrap_or_default(),
+                    ));
                     for step in steps(&target).into_iter().rev() {
                         queue.push_front(step);
                     }
@@ -714,7 +718,8 @@ pub(crate) fn append_node<W: Write>(
         // would tidy it as a path ('/' became '//', 'a//b' 'a/b'). One too long for the
         // header goes as a GNU long link, whose bytes the crate writes as given.
         if header.set_link_name_literal(target).is_err() {
-            return builder.append_link(&mut header, path, target);
+            use std::os::unix::ffi::OsStrExt;
+            return builder.append_link(&mut header, path, std::ffi::OsStr::from_bytes(target));
         }
         builder.append_data(&mut header, path, std::io::empty())
     } else {
@@ -954,4 +959,14 @@ pub fn cat_from_top(
 fn ends_with_slash(path: &Path) -> bool {
     let bytes = path.as_os_str().as_encoded_bytes();
     bytes.ends_with(b"/") || bytes.ends_with(b"/.")
+}
+
+fn lossy_link<S: serde::Serializer>(
+    link: &Option<Vec<u8>>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match link {
+        Some(bytes) => s.serialize_str(&String::from_utf8_lossy(bytes)),
+        None => s.serialize_none(),
+    }
 }

@@ -281,3 +281,39 @@ fn fsck_problems_escape_the_names_a_layout_holds() {
         "{problems:?}"
     );
 }
+
+#[test]
+fn flatten_and_export_keep_a_symlink_target_that_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempdir();
+    let mut t = TarBuilder::new();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_mode(0o777);
+    h.set_size(0);
+    t.raw(h, b"link", Some(b"a\xff\xfeb"), b"");
+    let lay = layered(dir.path(), &[t.finish()]);
+    let image = format!("{lay}:t");
+    ok(&["flatten", &image, "--tag", "flat"]);
+    let archive = dir.path().join("rootfs.tar");
+    ok(&["export", &image, "--format", "rootfs", "-o", s(&archive)]);
+    let extracted = dir.path().join("x");
+    std::fs::create_dir(&extracted).unwrap();
+    peer_ok("tar", &["-xf", s(&archive), "-C", s(&extracted)]);
+    for (what, rootfs) in [
+        ("unpack", {
+            ok(&["unpack", &image, s(&dir.path().join("u"))]);
+            dir.path().join("u/rootfs")
+        }),
+        ("flatten", {
+            ok(&["unpack", &format!("{lay}:flat"), s(&dir.path().join("f"))]);
+            dir.path().join("f/rootfs")
+        }),
+        ("export", extracted.clone()),
+    ] {
+        let target = std::fs::read_link(rootfs.join("link")).unwrap();
+        assert_eq!(target.as_os_str().as_bytes(), b"a\xff\xfeb", "{what}");
+    }
+    // diff sees no change between the two.
+    assert_eq!(ok(&["diff", &image, &format!("{lay}:flat")]).trim(), "");
+}
