@@ -19,6 +19,10 @@ pub fn io_reason(e: &std::io::Error) -> String {
     if e.get_ref().is_some() {
         return e.to_string();
     }
+    // ErrorKind::FilesystemLoop is not stable: a symlink loop in an image's tree.
+    if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
+        return "too many levels of symbolic links".to_owned();
+    }
     match e.kind() {
         Kind::NotFound => "does not exist",
         Kind::NotADirectory => "not a directory",

@@ -105,7 +105,7 @@ pub fn files(args: FilesArgs, out: &Output) -> anyhow::Result<Status> {
         let link = node
             .link
             .as_deref()
-            .map(|l| format!(" -> {l}"))
+            .map(|l| format!(" -> {}", String::from_utf8_lossy(l)))
             .unwrap_or_default();
         out.line(format_args!(
             "{} {:>5}/{:<5} {:>10} /{}{}{link}",

@@ -63,7 +63,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         print_json(out, &report)?;
     } else {
         for p in &report.problems {
-            out.print(format_args!("problem: {}: {}", p.subject, p.rule))?;
+            out.line(format_args!("problem: {}: {}", p.subject, p.rule))?;
         }
         // What gc would take is no problem: -q leaves it out, as the summary.
         for b in &report.unreferenced {

@@ -140,26 +140,32 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
                 src.display()
             );
         }
-        use strata::image::lookup::{path_kind, PathKind};
-        // As cp: DEST/ names a directory to put SRC into, which a file cannot be.
+        use strata::image::tree::{Kind, Tree};
+        // As unpack reads DEST: through the symlinks to directories lower layers made
+        // (merged-/usr: /bin/sh is /usr/bin/sh under bin -> usr/bin).
         let into = args.dest.as_deref().expect("clap requires DEST");
-        if into.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        let into_dir = into.as_os_str().as_encoded_bytes().ends_with(b"/");
+        let tree = if into_dir || !args.replace {
+            Some(Tree::of(&layout, &draft.manifest)?)
+        } else {
+            None
+        };
+        let not_dir = |kind: Option<Kind>| matches!(kind, Some(k) if k != Kind::Directory && k != Kind::Symlink);
+        // As cp: DEST/ names a directory to put SRC into, which a file cannot be.
+        if let (true, Some(tree)) = (into_dir, &tree) {
             let dir = dest.parent().unwrap_or(Path::new(""));
-            if !dir.as_os_str().is_empty() {
-                let kind = path_kind(&layout, &draft.manifest, dir)?;
-                if matches!(kind, Some(PathKind::File | PathKind::Other)) {
-                    anyhow::bail!(
-                        "/{}: not a directory in the image, so {} cannot go into it; name \
-                         DEST without the trailing / to replace it",
-                        dir.display(),
-                        host_name(&src).display()
-                    );
-                }
+            if !dir.as_os_str().is_empty() && not_dir(tree.kind_at(dir, true)?) {
+                anyhow::bail!(
+                    "/{}: not a directory in the image, so {} cannot go into it; name \
+                     DEST without the trailing / to replace it",
+                    dir.display(),
+                    host_name(&src).display()
+                );
             }
         }
-        if !args.replace {
-            let kind = path_kind(&layout, &draft.manifest, &dest)?;
-            if !meta.is_dir() && kind == Some(PathKind::Directory) {
+        if let (false, Some(tree)) = (args.replace, &tree) {
+            let kind = tree.kind_at(&dest, false)?;
+            if !meta.is_dir() && kind == Some(Kind::Directory) {
                 anyhow::bail!(
                     "/{}: the image has a directory there; end DEST with / to put {} into \
                      it, or give --replace to replace the directory",
@@ -168,7 +174,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
                 );
             }
             // As cp, which will not put a directory over a file either.
-            if meta.is_dir() && matches!(kind, Some(PathKind::File | PathKind::Other)) {
+            if meta.is_dir() && not_dir(kind) {
                 anyhow::bail!(
                     "/{}: the image has a file there, which the directory {} would replace; \
                      give --replace to replace it",

@@ -33,7 +33,7 @@ use crate::spec::Descriptor;
 use super::tree::{Kind, Node};
 
 /// Bumped whenever what an entry holds changes: older ones are then ignored.
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 /// Entries larger than this are not read (a layer of millions of paths is read from its blob).
 const LIMIT: u64 = 256 << 20;
 
@@ -83,6 +83,7 @@ enum StoredOp {
         gid: u64,
         size: u64,
         mtime: u64,
+        /// A symlink's target, base64 (it need not be UTF-8).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         link: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,7 +195,10 @@ fn from_stored(op: StoredOp) -> Option<Op> {
             node.gid = gid;
             node.size = size;
             node.mtime = mtime;
-            node.link = link;
+            node.link = match link {
+                Some(text) => Some(b64().decode(text).ok()?),
+                None => None,
+            };
             node.device = device;
             node.xattrs = xattrs;
             node.digest = digest;
@@ -228,7 +232,7 @@ fn to_stored(op: &Op) -> StoredOp {
             gid: node.gid,
             size: node.size,
             mtime: node.mtime,
-            link: node.link.clone(),
+            link: node.link.as_ref().map(|l| b64().encode(l)),
             device: node.device,
             xattrs: node
                 .xattrs

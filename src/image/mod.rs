@@ -7,7 +7,6 @@ pub mod config_values;
 pub mod convert;
 pub mod layer_cache;
 mod layer_pipe;
-pub mod lookup;
 pub mod manifest_put;
 pub mod multiplatform;
 pub mod mutate;

@@ -54,9 +54,10 @@ pub struct Node {
     pub size: u64,
     /// Modification time, seconds.
     pub mtime: u64,
-    /// A symlink's target.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub link: Option<String>,
+    /// A symlink's target, the layer's bytes (a target need not be UTF-8; JSON shows it
+    /// lossily, as it shows names).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "lossy_link")]
+    pub link: Option<Vec<u8>>,
     /// A device's major and minor numbers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<(u32, u32)>,
@@ -123,8 +124,8 @@ pub(crate) fn entry_node<R>(
     path: &Path,
 ) -> Result<Node> {
     let header = entry.header();
-    let link = (kind == Kind::Symlink)
-        .then(|| String::from_utf8_lossy(entry.link_name_bytes().unwrap_or_default()).into_owned());
+    let link =
+        (kind == Kind::Symlink).then(|| entry.link_name_bytes().unwrap_or_default().to_vec());
     Ok(Node {
         kind,
         mode: header.mode().unwrap_or(0) & 0o7777,
@@ -324,21 +325,26 @@ impl Tree {
             // that lower layers put above them (`bin/x` under `bin -> usr/bin` is
             // `usr/bin/x`); only the last name is the entry's own.
             Op::Whiteout(gone) => {
-                if let Some(gone) = self.find_entry(&gone) {
+                if let Some(gone) = self.find_entry(&gone).map_err(|e| layer_error(desc, e))? {
                     self.remove_below(&gone, true, written);
                 }
             }
             Op::Opaque(dir) => {
-                if let Some(dir) = self.find_dir(&dir) {
+                if let Some(dir) = self.find_dir(&dir).map_err(|e| layer_error(desc, e))? {
                     self.remove_below(&dir, false, written);
                 }
             }
             Op::Link { path, target } => {
-                let target = self.find_entry(&target).unwrap_or(target);
+                let target = self
+                    .find_entry(&target)
+                    .map_err(|e| layer_error(desc, e))?
+                    .unwrap_or(target);
                 // As unpack: the link's directories are made first, and may replace what
                 // it names.
                 let mtime = self.nodes.get(&target).map_or(0, |n| n.mtime);
-                let path = self.make_parents(&path, mtime);
+                let path = self
+                    .make_parents(&path, mtime)
+                    .map_err(|e| layer_error(desc, e))?;
                 // The link replaces its own path first: what is there is gone.
                 let replaced = target != path && target.starts_with(&path);
                 let found = self.nodes.get(&target).filter(|_| !replaced);
@@ -364,7 +370,9 @@ impl Tree {
             Op::Node { path, mut node, at } => {
                 node.content = (node.kind == Kind::File).then_some((index, at));
                 node.entry = (node.kind != Kind::Directory).then_some((index, at));
-                let path = self.make_parents(&path, node.mtime);
+                let path = self
+                    .make_parents(&path, node.mtime)
+                    .map_err(|e| layer_error(desc, e))?;
                 self.place(path, node, written);
             }
         }
@@ -396,22 +404,24 @@ impl Tree {
     /// is: a symlink on the way to a directory is followed (inside the tree, as unpack
     /// resolves it in the rootfs), anything else that is not a directory is replaced by one
     /// (and all below it). As unpack: a directory a layer implies takes the time of the
-    /// entry that needed it.
-    fn make_parents(&mut self, path: &Path, mtime: u64) -> PathBuf {
+    /// entry that needed it. A symlink loop on the way is an error, as unpack's ELOOP.
+    fn make_parents(&mut self, path: &Path, mtime: u64) -> Result<PathBuf> {
         let mut at = PathBuf::new();
         let Some(name) = path.file_name() else {
-            return path.to_path_buf();
+            return Ok(path.to_path_buf());
         };
         for part in path.parent().into_iter().flat_map(Path::components) {
             let Component::Normal(part) = part else {
                 continue;
             };
             let candidate = at.join(part);
+            let behind = match self.nodes.get(&candidate).map(|n| n.kind) {
+                Some(Kind::Symlink) => self.dir_behind(&candidate)?,
+                _ => None,
+            };
             match self.nodes.get(&candidate).map(|n| n.kind) {
                 Some(Kind::Directory) => at = candidate,
-                Some(Kind::Symlink) if self.dir_behind(&candidate).is_some() => {
-                    at = self.dir_behind(&candidate).expect("checked");
-                }
+                Some(Kind::Symlink) if behind.is_some() => at = behind.expect("checked"),
                 _ => {
                     self.remove_below(&candidate, true, &HashSet::new());
                     let mut implied = directory();
@@ -421,22 +431,26 @@ impl Tree {
                 }
             }
         }
-        at.join(name)
+        Ok(at.join(name))
     }
 
     /// The directory a symlink at `link` leads to, followed inside the tree; `None` when it
-    /// leads nowhere, to something else, or round in circles.
-    fn dir_behind(&self, link: &Path) -> Option<PathBuf> {
-        let resolved = self.resolve(link).ok()??;
-        self.nodes
+    /// leads nowhere or to something else; an error when it goes round in circles (unpack
+    /// meets ELOOP there, where a missing target is a directory to make).
+    fn dir_behind(&self, link: &Path) -> Result<Option<PathBuf>> {
+        let Some(resolved) = self.resolve(link)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .nodes
             .get(&resolved)
             .is_some_and(|n| n.kind == Kind::Directory)
-            .then_some(resolved)
+            .then_some(resolved))
     }
 
     /// Where the directory `dir` (relative to the root) is, its symlinks followed as
     /// [`Tree::make_parents`] follows them; `None` when it is not there.
-    fn find_dir(&self, dir: &Path) -> Option<PathBuf> {
+    fn find_dir(&self, dir: &Path) -> Result<Option<PathBuf>> {
         let mut at = PathBuf::new();
         for part in dir.components() {
             let Component::Normal(part) = part else {
@@ -445,19 +459,24 @@ impl Tree {
             let candidate = at.join(part);
             at = match self.nodes.get(&candidate).map(|n| n.kind) {
                 Some(Kind::Directory) => candidate,
-                Some(Kind::Symlink) => self.dir_behind(&candidate)?,
-                _ => return None,
+                Some(Kind::Symlink) => match self.dir_behind(&candidate)? {
+                    Some(dir) => dir,
+                    None => return Ok(None),
+                },
+                _ => return Ok(None),
             };
         }
-        Some(at)
+        Ok(Some(at))
     }
 
     /// Where the entry `path` is: its directory found by [`Tree::find_dir`], its own name
     /// not followed; `None` when its directory is not there.
-    fn find_entry(&self, path: &Path) -> Option<PathBuf> {
-        let name = path.file_name()?;
+    fn find_entry(&self, path: &Path) -> Result<Option<PathBuf>> {
+        let Some(name) = path.file_name() else {
+            return Ok(None);
+        };
         let dir = self.find_dir(path.parent().unwrap_or(Path::new("")))?;
-        Some(dir.join(name))
+        Ok(dir.map(|d| d.join(name)))
     }
 
     /// Removes what is at `path` and below it (`path` itself only when `including`),
@@ -474,6 +493,18 @@ impl Tree {
         for p in doomed {
             self.nodes.remove(&p);
         }
+    }
+
+    /// The kind of what is at `path` (relative to the root) as a layer's entry there meets
+    /// it: the directories above it followed through symlinks, as unpack follows them, and
+    /// with `follow` its own name too (a name ending in `/`); `None` when nothing is there.
+    pub fn kind_at(&self, path: &Path, follow: bool) -> Result<Option<Kind>> {
+        let at = if follow {
+            self.resolve(path)?
+        } else {
+            self.find_entry(path)?
+        };
+        Ok(at.and_then(|p| self.nodes.get(&p)).map(|n| n.kind))
     }
 
     /// The path `path` (absolute or relative to the root) leads to, following symlinks as
@@ -521,7 +552,10 @@ impl Tree {
                         });
                     }
                     // The target replaces the link's name; `at` stays the link's directory.
-                    let target = PathBuf::from(node.link.clone().unwrap_or_default());
+                    use std::os::unix::ffi::OsStrExt;
+                    let target = PathBuf::from(std::ffi::OsStr::from_bytes(
+                        node.link.as_deref().unwrap_or_default(),
+                    ));
                     for step in steps(&target).into_iter().rev() {
                         queue.push_front(step);
                     }
@@ -546,6 +580,13 @@ impl Tree {
                 reason: format!("is a {:?}, not a file", node.kind).to_lowercase(),
             });
         };
+        // As the kernel: `sh/` asks for a directory.
+        if ends_with_slash(path) {
+            return Err(Error::Invalid {
+                what: path.display().to_string(),
+                reason: "not a directory".into(),
+            });
+        }
         let (desc, compression) = &self.layers[layer];
         let mut tar = open_layer(layout, desc, *compression)?;
         let mut held = tempfile::tempfile().map_err(|e| layer_error(desc, e))?;
@@ -672,8 +713,15 @@ pub(crate) fn append_node<W: Write>(
     append_xattrs(builder, node)?;
     let mut header = header_for(node, kind, 0);
     if node.kind == Kind::Symlink {
-        let target = node.link.clone().unwrap_or_default();
-        builder.append_link(&mut header, path, target)
+        let target = node.link.as_deref().unwrap_or_default();
+        // The target is text the layer chose, kept as it was: the tar crate's set_link_name
+        // would tidy it as a path ('/' became '//', 'a//b' 'a/b'). One too long for the
+        // header goes as a GNU long link, whose bytes the crate writes as given.
+        if header.set_link_name_literal(target).is_err() {
+            use std::os::unix::ffi::OsStrExt;
+            return builder.append_link(&mut header, path, std::ffi::OsStr::from_bytes(target));
+        }
+        builder.append_data(&mut header, path, std::io::empty())
     } else {
         builder.append_data(&mut header, path, std::io::empty())
     }
@@ -824,7 +872,10 @@ pub fn cat_from_top(
         .components()
         .filter(|c| matches!(c, Component::Normal(_)))
         .collect();
-    if wanted.as_os_str().is_empty() || path.components().any(|c| c == Component::ParentDir) {
+    if wanted.as_os_str().is_empty()
+        || path.components().any(|c| c == Component::ParentDir)
+        || ends_with_slash(path)
+    {
         return Ok(false);
     }
     for desc in manifest.layers.iter().rev() {
@@ -901,4 +952,21 @@ pub fn cat_from_top(
         }
     }
     Ok(false)
+}
+
+/// Whether `path` ends in `/` (or `/.`), which only a directory satisfies; Path's
+/// components drop it.
+fn ends_with_slash(path: &Path) -> bool {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    bytes.ends_with(b"/") || bytes.ends_with(b"/.")
+}
+
+fn lossy_link<S: serde::Serializer>(
+    link: &Option<Vec<u8>>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match link {
+        Some(bytes) => s.serialize_str(&String::from_utf8_lossy(bytes)),
+        None => s.serialize_none(),
+    }
 }

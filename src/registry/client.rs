@@ -372,14 +372,20 @@ impl Client {
                 }
                 // A document fetched by tag is checked only against what the same answer
                 // says its digest is: over plain HTTP anyone on the path could swap both.
-                if url.starts_with("https://")
-                    && next.starts_with("http://")
+                // Without --plain-http, plain HTTP is for loopback, and only after HTTPS.
+                if next.starts_with("http://")
                     && !self.options.plain_http
+                    && (url.starts_with("https://") || !is_loopback_host(authority(&next)))
                 {
+                    let from = if url.starts_with("https://") {
+                        "HTTPS"
+                    } else {
+                        "a loopback registry"
+                    };
                     return Err(Error::Invalid {
                         what: self.shown(&url),
                         reason: format!(
-                            "a {status} redirect from HTTPS to plain HTTP ({}), refused",
+                            "a {status} redirect from {from} to plain HTTP ({}), refused",
                             self.shown(&next)
                         ),
                     });

@@ -138,7 +138,9 @@ impl Applier {
             self.entry(&mut entry, &raw_path, &mut state)
                 .map_err(|e| match e {
                     EntryError::Refused(reason) => layer_error(layer, &shown, reason),
-                    EntryError::Io(err) => layer_error(layer, &shown, err.to_string()),
+                    EntryError::Io(err) => {
+                        layer_error(layer, &shown, crate::words::io_reason(&err))
+                    }
                 })?;
             applied(&shown);
             last = shown;
