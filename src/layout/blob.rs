@@ -65,6 +65,7 @@ impl Layout {
                 .prefix(&super::temp_prefix("blob"))
                 .tempfile_in(dir)
         })?;
+        super::hold_temp(tmp.as_file(), tmp.path())?;
         Ok(BlobWriter {
             layout: self,
             out: HashingWriter::new(

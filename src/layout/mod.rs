@@ -16,6 +16,7 @@ pub mod walker;
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 pub use blob::{BlobReader, BlobWriter, JSON_LIMIT};
@@ -200,14 +201,9 @@ impl Layout {
         let dir = self.root.join(TMP_DIR);
         if let Ok(entries) = fs::read_dir(&dir) {
             for entry in entries.flatten() {
-                let name = entry.file_name();
-                if temp_owner_is_gone(&name.to_string_lossy()) {
-                    let path = entry.path();
-                    // Not following links: a link there is removed, never what it names.
-                    let _ = match entry.file_type() {
-                        Ok(t) if t.is_dir() => fs::remove_dir_all(&path),
-                        _ => fs::remove_file(&path),
-                    };
+                let path = entry.path();
+                if entry.file_type().is_ok_and(|t| t.is_file()) && temp_is_left(&path) {
+                    let _ = fs::remove_file(&path);
                 }
             }
         }
@@ -222,6 +218,7 @@ impl Layout {
                 .prefix(&temp_prefix(name))
                 .tempfile_in(dir)
         })?;
+        hold_temp(tmp.as_file(), tmp.path())?;
         tmp.write_all(bytes).at(tmp.path())?;
         set_readable(tmp.as_file(), tmp.path())?;
         tmp.as_file().sync_all().at(tmp.path())?;
@@ -236,8 +233,39 @@ pub(crate) fn temp_prefix(kind: &str) -> String {
     format!("{kind}-{}.", std::process::id())
 }
 
-/// Whether a name made with [`temp_prefix`] names a process that no longer runs. Names of
-/// any other form are left alone (only gc, under its exclusive lock, takes those).
+/// Takes a lock on a temp file its writer holds until it is done with it (closing it lets
+/// go): [`Layout::tidy_tmp`] removes only files nobody holds, so a writer in another pid
+/// namespace (a container sharing the layout), whose pid looks gone from here, keeps its
+/// file.
+pub(crate) fn hold_temp(file: &fs::File, path: &Path) -> Result<()> {
+    file.lock().at(path)
+}
+
+/// Whether a temp file was left by a writer that is gone: named by [`temp_prefix`] for a
+/// pid that does not run here, and held by nobody ([`hold_temp`]). Files of any other form
+/// are left alone (only gc, under its exclusive lock, takes those). A writer whose pid
+/// looks gone from here and that is between creating its file and locking it, a few
+/// system calls, would see its file vanish and fail, never publish a wrong blob.
+fn temp_is_left(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    if !temp_owner_is_gone(name) {
+        return false;
+    }
+    // Not through a link planted there.
+    let Ok(file) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+    else {
+        return false;
+    };
+    // Our lock, if we get it, goes with `file` when this returns.
+    file.try_lock().is_ok()
+}
+
+/// Whether a name made with [`temp_prefix`] names a process that no longer runs here.
 fn temp_owner_is_gone(name: &str) -> bool {
     // KIND-PID.RANDOM: the random part (tempfile's) holds no dot; KIND may (index.json).
     let Some(pid) = name

@@ -480,3 +480,50 @@ fn add_layer_of_a_file_that_is_no_tar_says_so_briefly() {
     assert!(err.len() < 400, "{} bytes: {err}", err.len());
     assert_eq!(before, snapshot(&lay));
 }
+
+/// The sweep of `.strata-tmp` never takes a live writer's file, even from a strata in
+/// another pid namespace (a container sharing the layout), to which every pid of the host
+/// looks gone: a writer holds a lock on its temp file, and only files nobody holds go.
+#[test]
+fn a_writer_in_another_pid_namespace_keeps_its_temp_file() {
+    use std::io::Write as _;
+    if !peer("unshare") || !peer("mkfifo") {
+        return;
+    }
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    ok(&["new", &format!("{}:base", s(&lay))]);
+    let fifo = dir.path().join("fifo");
+    peer_ok("mkfifo", &[s(&fifo)]);
+    let mut writer = strata(&["blob", "put", s(&lay), s(&fifo)])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut feed = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    feed.write_all(&[7u8; 1 << 20]).unwrap();
+    let tmp = lay.join(".strata-tmp");
+    let started = std::time::Instant::now();
+    while std::fs::read_dir(&tmp).map_or(true, |mut d| d.next().is_none()) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no temp file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let out = std::process::Command::new("unshare")
+        .args(["-p", "-f", "--mount-proc", strata_bin(), "tag"])
+        .args([&format!("{}:base", s(&lay)), "other"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        std::fs::read_dir(&tmp).unwrap().next().is_some(),
+        "the live writer's temp file was removed"
+    );
+    feed.write_all(&[8u8; 1 << 20]).unwrap();
+    drop(feed);
+    let put = writer.wait_with_output().unwrap();
+    assert!(put.status.success(), "{put:?}");
+    let printed = String::from_utf8_lossy(&put.stdout);
+    assert!(printed.contains("sha256:"), "{printed}");
+}
