@@ -495,7 +495,7 @@ fn a_writer_in_another_pid_namespace_keeps_its_temp_file() {
     ok(&["new", &format!("{}:base", s(&lay))]);
     let fifo = dir.path().join("fifo");
     peer_ok("mkfifo", &[s(&fifo)]);
-    let mut writer = strata(&["blob", "put", s(&lay), s(&fifo)])
+    let writer = strata(&["blob", "put", s(&lay), s(&fifo)])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
