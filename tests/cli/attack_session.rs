@@ -110,66 +110,16 @@ fn reading_through_a_symlink_loop_fails_as_unpack_does() {
     }
 }
 
-/// A plain-HTTP server on loopback (strata speaks HTTP to it without --plain-http) that
-/// answers `/v2/` and redirects every other GET to `target`; it writes its port to the file.
-const LOOPBACK_REDIRECTOR: &str = r#"
-import http.server, sys, os
-port_file, target = sys.argv[1:]
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/v2/":
-            self.send_response(200)
-        else:
-            self.send_response(302)
-            self.send_header("Location", target + self.path)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-    do_HEAD = do_GET
-    def log_message(self, *args):
-        pass
-server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-with open(port_file + ".tmp", "w") as f:
-    f.write(str(server.server_address[1]))
-os.rename(port_file + ".tmp", port_file)
-server.serve_forever()
-"#;
-
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn a_loopback_registry_cannot_send_strata_to_plain_http_elsewhere() {
-    assert!(peer("python3"));
-    let dir = tempdir();
-    let port_file = dir.path().join("port");
-    // TEST-NET-1: never reached by a strata that refuses the redirect.
-    let server = Killed(
-        std::process::Command::new("python3")
-            .args([
-                "-c",
-                LOOPBACK_REDIRECTOR,
-                s(&port_file),
-                "http://192.0.2.1:9",
-            ])
-            .spawn()
-            .unwrap(),
-    );
-    let mut port = String::new();
-    for _ in 0..200 {
-        if let Ok(p) = std::fs::read_to_string(&port_file) {
-            port = p;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
+    if !peer("python3") {
+        return;
     }
-    assert!(!port.is_empty(), "the test server did not start");
-    let image = format!("docker://127.0.0.1:{}/app:1", port.trim());
+    let dir = tempdir();
+    // TEST-NET-1: never reached by a strata that refuses the redirect.
+    let (server, port) =
+        super::registry_downgrade::start_redirector(dir.path(), "http://192.0.2.1:9", false);
+    let image = format!("docker://127.0.0.1:{port}/app:1");
     let started = std::time::Instant::now();
     let err = fails(&["pull", &image, s(&dir.path().join("lay"))], 1);
     assert!(

@@ -8,10 +8,11 @@ use std::process::{Child, Command};
 use super::registry_util::server_pki;
 use super::util::{fails, peer, s, tempdir};
 
-/// An HTTPS server that answers `/v2/` and redirects every other GET to `target`.
+/// A registry stand-in that answers `/v2/` and redirects every other GET to `target`
+/// (HTTPS when given a certificate and key); it writes its port to `port_file`.
 const REDIRECTING_SERVER: &str = r#"
-import http.server, ssl, sys
-port_file, cert, key, target = sys.argv[1:]
+import http.server, os, ssl, sys
+port_file, target, *tls = sys.argv[1:]
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/v2/":
@@ -25,41 +26,44 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-context.load_cert_chain(cert, key)
-server.socket = context.wrap_socket(server.socket, server_side=True)
+if tls:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*tls)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
 with open(port_file + ".tmp", "w") as f:
     f.write(str(server.server_address[1]))
-import os
 os.rename(port_file + ".tmp", port_file)
 server.serve_forever()
 "#;
 
-struct Server(Child);
+/// The redirecting server, stopped when dropped.
+pub struct Redirector(Child);
 
-impl Drop for Server {
+impl Drop for Redirector {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
 
-fn start(dir: &Path, target: &str) -> (Server, u16) {
-    let pki = server_pki(dir);
+/// Starts a [`REDIRECTING_SERVER`] to `target`, over HTTPS with a test CA made under
+/// `dir/pki` when `tls`; returns it and its port.
+pub fn start_redirector(dir: &Path, target: &str, tls: bool) -> (Redirector, u16) {
     let port_file = dir.join("port");
-    let child = Command::new("python3")
-        .args(["-c", REDIRECTING_SERVER, s(&port_file)])
-        .args([s(&pki.server_cert), s(&pki.server_key), target])
-        .spawn()
-        .expect("starting python3");
-    let server = Server(child);
+    let mut command = Command::new("python3");
+    command.args(["-c", REDIRECTING_SERVER, s(&port_file), target]);
+    if tls {
+        let pki = server_pki(dir);
+        command.args([s(&pki.server_cert), s(&pki.server_key)]);
+    }
+    let server = Redirector(command.spawn().expect("starting python3"));
     for _ in 0..200 {
         if let Ok(port) = std::fs::read_to_string(&port_file) {
             return (server, port.trim().parse().unwrap());
         }
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
-    panic!("the HTTPS test server did not start");
+    panic!("the redirecting test server did not start");
 }
 
 #[test]
@@ -80,7 +84,7 @@ fn an_https_registry_cannot_redirect_to_plain_http() {
             drop(conn);
         }
     });
-    let (_server, port) = start(dir.path(), &target);
+    let (_server, port) = start_redirector(dir.path(), &target, true);
     let out = dir.path().join("out");
     let err = fails(
         &[
