@@ -302,7 +302,9 @@ impl<R: Read> TarStream<R> {
 
     /// Skips what the caller did not read of the last entry.
     fn skip_rest(&mut self) -> io::Result<()> {
-        let n = self.remaining + self.padding;
+        // A header may claim a size near u64::MAX: the sum saturates, and the skip then
+        // finds the tar cut short, which it is.
+        let n = self.remaining.saturating_add(self.padding);
         self.remaining = 0;
         self.padding = 0;
         self.skip(n)
