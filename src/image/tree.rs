@@ -415,23 +415,26 @@ impl Tree {
                 continue;
             };
             let candidate = at.join(part);
-            let behind = match self.nodes.get(&candidate).map(|n| n.kind) {
-                Some(Kind::Symlink) => self.dir_behind(&candidate)?,
-                _ => None,
+            at = match self.nodes.get(&candidate).map(|n| n.kind) {
+                Some(Kind::Directory) => candidate,
+                Some(Kind::Symlink) => match self.dir_behind(&candidate)? {
+                    Some(dir) => dir,
+                    None => self.implied_dir(candidate, mtime),
+                },
+                _ => self.implied_dir(candidate, mtime),
             };
-            match self.nodes.get(&candidate).map(|n| n.kind) {
-                Some(Kind::Directory) => at = candidate,
-                Some(Kind::Symlink) if behind.is_some() => at = behind.expect("checked"),
-                _ => {
-                    self.remove_below(&candidate, true, &HashSet::new());
-                    let mut implied = directory();
-                    implied.mtime = mtime;
-                    self.nodes.insert(candidate.clone(), implied);
-                    at = candidate;
-                }
-            }
         }
         Ok(at.join(name))
+    }
+
+    /// Puts a directory an entry below implies at `path`, replacing what is there (and all
+    /// below it); returns `path`.
+    fn implied_dir(&mut self, path: PathBuf, mtime: u64) -> PathBuf {
+        self.remove_below(&path, true, &HashSet::new());
+        let mut implied = directory();
+        implied.mtime = mtime;
+        self.nodes.insert(path.clone(), implied);
+        path
     }
 
     /// The directory a symlink at `link` leads to, followed inside the tree; `None` when it

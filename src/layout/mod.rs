@@ -268,18 +268,22 @@ fn temp_is_left(path: &Path) -> bool {
 /// Whether a name made with [`temp_prefix`] names a process that no longer runs here.
 fn temp_owner_is_gone(name: &str) -> bool {
     // KIND-PID.RANDOM: the random part (tempfile's) holds no dot; KIND may (index.json).
-    let Some(pid) = name
-        .rsplit_once('.')
+    name.rsplit_once('.')
         .and_then(|(head, _)| head.rsplit_once('-'))
-        .and_then(|(_, pid)| pid.parse::<i32>().ok())
+        .is_some_and(|(_, pid)| process_is_gone(pid))
+}
+
+/// Whether `pid` (as text in a temp name) is a process id that no process here has.
+pub(crate) fn process_is_gone(pid: &str) -> bool {
+    pid.parse::<i32>()
+        .ok()
         .and_then(rustix::process::Pid::from_raw)
-    else {
-        return false;
-    };
-    matches!(
-        rustix::process::test_kill_process(pid),
-        Err(rustix::io::Errno::SRCH)
-    )
+        .is_some_and(|pid| {
+            matches!(
+                rustix::process::test_kill_process(pid),
+                Err(rustix::io::Errno::SRCH)
+            )
+        })
 }
 
 /// Blobs and layout files are 0644 (tempfile makes 0600), so other users can read them.
