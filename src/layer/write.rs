@@ -232,13 +232,13 @@ impl LayerSink {
     /// 585 MB gzip tar, about a sixth less CPU time for inflating).
     pub fn read_from(&mut self, reader: &mut dyn Read) -> io::Result<u64> {
         let mut total = 0u64;
+        // The chunk's free part is zeroed once (Read::read needs initialised bytes), and
+        // reads fill it from `filled` on; cheaper than the copy it saves.
+        let mut filled = self.buf.len();
+        self.buf.resize(CHUNK, 0);
         loop {
-            let start = self.buf.len();
-            // Zeroed once per chunk (Read::read needs initialised bytes); cheaper than the
-            // copy it saves.
-            self.buf.resize(CHUNK, 0);
             let read = loop {
-                match reader.read(&mut self.buf[start..]) {
+                match reader.read(&mut self.buf[filled..]) {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     other => break other,
                 }
@@ -246,17 +246,20 @@ impl LayerSink {
             let n = match read {
                 Ok(n) => n,
                 Err(e) => {
-                    self.buf.truncate(start);
+                    self.buf.truncate(filled);
                     return Err(e);
                 }
             };
-            self.buf.truncate(start + n);
-            total += n as u64;
             if n == 0 {
+                self.buf.truncate(filled);
                 return Ok(total);
             }
-            if self.buf.len() == CHUNK {
+            filled += n;
+            total += n as u64;
+            if filled == CHUNK {
                 self.send_full()?;
+                self.buf.resize(CHUNK, 0);
+                filled = 0;
             }
         }
     }
