@@ -757,7 +757,8 @@ pub fn status_error(method: &str, url: &str, mut response: Response) -> Error {
 struct Failure {
     reason: String,
     transient: bool,
-    /// No connection could be made: the host is unknown or refused it.
+    /// Not a connection lost or stalled once made (see [`is_unreachable`]): the host is
+    /// unknown, refused it, or failed it the same way every time.
     unreachable: bool,
 }
 
