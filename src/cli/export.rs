@@ -285,6 +285,7 @@ fn write_atomically<T>(
     if path.file_name().is_none() {
         anyhow::bail!("{}: not a file name", path.display());
     }
+    super::writable_dir(dir)?;
     let tmp = tempfile::Builder::new()
         .prefix(&strata::temp_prefix_beside(path)?)
         .suffix(".tmp")

@@ -69,6 +69,17 @@ fn destination(src: &Path, dest: &Path) -> anyhow::Result<PathBuf> {
     } else {
         dest.to_path_buf()
     };
+    // A name a layer cannot hold is a wrong value, as a relative DEST is.
+    if into
+        .components()
+        .any(|c| c.as_os_str().as_encoded_bytes().starts_with(b".wh."))
+    {
+        super::output::usage!(
+            "{}: a name starting with .wh. cannot be stored in a layer (it would read as a \
+             whiteout)",
+            dest.display()
+        );
+    }
     in_image(&into)
 }
 

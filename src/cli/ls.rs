@@ -82,7 +82,8 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     if args.json.json {
         out.json(&Listing { images: &images })?;
     } else {
-        out.print(format_args!(
+        // The header is no result: -q leaves it out.
+        out.summary(format_args!(
             "{:<24} {:<20} {:<10} {:>10}  {}",
             "TAG", "DIGEST", "TYPE", "SIZE", "PLATFORMS / ARTIFACT TYPE -> SUBJECT"
         ))?;

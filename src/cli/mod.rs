@@ -93,6 +93,21 @@ static DEFAULT_LAYOUT: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sy
 static DEFAULT_LAYOUT_USED: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
+/// Checks that `dir`, where a file is about to be written through a temp file, is a
+/// directory: said of the path the user gave, before the temp file's error could name
+/// the temp file instead.
+pub fn writable_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => anyhow::bail!("{}: not a directory", dir.display()),
+        Err(source) => Err(strata::Error::Io {
+            path: dir.to_owned(),
+            source,
+        }
+        .into()),
+    }
+}
+
 /// Parses a REF argument by the one grammar, an empty layout part naming `--layout`.
 pub fn parse_reference(text: &str) -> anyhow::Result<strata::layout::reference::Reference> {
     let default = DEFAULT_LAYOUT.get().and_then(Option::as_deref);

@@ -67,19 +67,7 @@ pub fn run(args: Args, _out: &Output) -> anyhow::Result<Status> {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => std::path::Path::new("."),
         };
-        // Said of the directory the user named, before tempfile's error could name its
-        // temp file instead.
-        match std::fs::metadata(dir) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => anyhow::bail!("{}: not a directory", dir.display()),
-            Err(source) => {
-                return Err(strata::Error::Io {
-                    path: dir.to_owned(),
-                    source,
-                }
-                .into())
-            }
-        }
+        super::writable_dir(dir)?;
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|source| strata::Error::Io {
             path: dir.to_owned(),
             source,

@@ -527,3 +527,30 @@ fn a_writer_in_another_pid_namespace_keeps_its_temp_file() {
     let printed = String::from_utf8_lossy(&put.stdout);
     assert!(printed.contains("sha256:"), "{printed}");
 }
+
+/// From the last attack: `ls -q` prints rows, not the header; an insert DEST holding a
+/// `.wh.` name is a wrong value (exit 2) as a relative DEST is; export into a directory
+/// that does not exist names that directory, not a temp file.
+#[test]
+fn ls_quiet_insert_whiteout_names_and_export_into_nothing() {
+    let dir = tempdir();
+    let lay = dir.path().join("lay");
+    let image = format!("{}:base", s(&lay));
+    ok(&["new", &image]);
+    let listed = ok(&["ls", "-q", s(&lay)]);
+    assert!(!listed.contains("DIGEST"), "{listed}");
+    assert!(listed.contains("base"), "{listed}");
+    let file = dir.path().join("hi");
+    write(&file, b"hi\n");
+    let before = snapshot(&lay);
+    let err = fails(&["insert", &image, s(&file), "/.wh.foo"], 2);
+    assert!(err.contains(".wh."), "{err}");
+    let gone = dir.path().join("nonexistdir");
+    let err = fails(&["export", &image, "-o", s(&gone.join("x.tar"))], 1);
+    assert!(
+        err.contains(&format!("{}: does not exist", s(&gone))),
+        "{err}"
+    );
+    assert!(!err.contains(".tmp") && !err.contains("os error"), "{err}");
+    assert_eq!(before, snapshot(&lay));
+}
