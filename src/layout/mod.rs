@@ -202,8 +202,15 @@ impl Layout {
         if let Ok(entries) = fs::read_dir(&dir) {
             for entry in entries.flatten() {
                 let path = entry.path();
-                if entry.file_type().is_ok_and(|t| t.is_file()) && temp_is_left(&path) {
-                    let _ = fs::remove_file(&path);
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if (kind.is_file() || kind.is_dir()) && temp_is_left(&path) {
+                    let _ = if kind.is_dir() {
+                        fs::remove_dir_all(&path)
+                    } else {
+                        fs::remove_file(&path)
+                    };
                 }
             }
         }
@@ -233,7 +240,7 @@ pub(crate) fn temp_prefix(kind: &str) -> String {
     format!("{kind}-{}.", std::process::id())
 }
 
-/// Takes a lock on a temp file its writer holds until it is done with it (closing it lets
+/// Takes a lock on a temp file (or staging directory) its writer holds until it is done with it (closing it lets
 /// go): [`Layout::tidy_tmp`] removes only files nobody holds, so a writer in another pid
 /// namespace (a container sharing the layout), whose pid looks gone from here, keeps its
 /// file.

@@ -33,6 +33,9 @@ pub(crate) struct Staging {
     /// The staging layout (blobs are written here).
     pub layout: Layout,
     dir: Option<tempfile::TempDir>,
+    /// The staging directory, locked while this lives: the sweep of `.strata-tmp` takes
+    /// only what nobody holds (see `Layout::tidy_tmp`).
+    _held: std::fs::File,
     /// `.strata-tmp` did not exist before: remove it again if it is left empty.
     created_tmp: Option<PathBuf>,
 }
@@ -48,10 +51,13 @@ impl Staging {
                 .prefix(&crate::layout::temp_prefix("stage"))
                 .tempdir_in(tmp)
         })?;
+        let held = std::fs::File::open(dir.path()).at(dir.path())?;
+        crate::layout::hold_temp(&held, dir.path())?;
         let layout = Layout::init(dir.path().join("layout"))?;
         Ok(Staging {
             layout,
             dir: Some(dir),
+            _held: held,
             created_tmp,
         })
     }

@@ -554,3 +554,61 @@ fn ls_quiet_insert_whiteout_names_and_export_into_nothing() {
     assert!(!err.contains(".tmp") && !err.contains("os error"), "{err}");
     assert_eq!(before, snapshot(&lay));
 }
+
+/// A killed import leaves its staging directory in `.strata-tmp`; the next write to the
+/// layout takes it, as it takes a killed writer's files (a live import holds a lock on its
+/// staging directory, so only a gone one's goes).
+#[test]
+fn a_killed_imports_staging_directory_goes_with_the_next_write() {
+    let dir = tempdir();
+    let src = dir.path().join("src");
+    ok(&["new", &format!("{}:base", s(&src))]);
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let noise: Vec<u8> = (0..(96 << 20))
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    write(&tree.join("noise"), &noise);
+    let image = format!("{}:big", s(&src));
+    ok(&[
+        "build",
+        s(&tree),
+        &image,
+        "--from",
+        &format!("{}:base", s(&src)),
+        "--compress",
+        "none",
+    ]);
+    let archive = dir.path().join("big.tar");
+    ok(&["export", &image, "-o", s(&archive)]);
+    let dest = dir.path().join("dest");
+    ok(&["new", &format!("{}:base", s(&dest))]);
+    let tmp = dest.join(".strata-tmp");
+    let mut child = strata(&["import", s(&archive), s(&dest)]).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while !std::fs::read_dir(&tmp).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("stage-"))
+    }) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the import made no staging directory"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(std::fs::read_dir(&tmp).unwrap().next().is_some());
+    ok(&["tag", &format!("{}:base", s(&dest)), "again"]);
+    assert!(
+        !tmp.exists(),
+        "{:?}",
+        std::fs::read_dir(&tmp).map(|d| d.count())
+    );
+}
