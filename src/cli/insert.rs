@@ -51,11 +51,7 @@ pub(super) fn host_name(path: &Path) -> &Path {
 fn destination(src: &Path, dest: &Path) -> anyhow::Result<PathBuf> {
     let text = dest.as_os_str().as_encoded_bytes();
     if !text.starts_with(b"/") {
-        super::output::usage!(
-            "{}: DEST must be an absolute path in the image (e.g. /{})",
-            dest.display(),
-            dest.display()
-        );
+        super::output::usage!("{}: DEST {}", dest.display(), absolute_hint(dest));
     }
     let into = if text.ends_with(b"/") {
         let name = src.file_name().ok_or_else(|| {
@@ -81,6 +77,25 @@ fn destination(src: &Path, dest: &Path) -> anyhow::Result<PathBuf> {
         );
     }
     in_image(&into)
+}
+
+/// What a relative image path should have been, with an example only when the example
+/// would itself be accepted (`../x` has no absolute spelling inside the image).
+fn absolute_hint(path: &Path) -> String {
+    let relative = path.strip_prefix(".").unwrap_or(path);
+    if relative.as_os_str().is_empty() {
+        "must be an absolute path in the image".into()
+    } else if relative
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        "must be an absolute path in the image, with no .. components".into()
+    } else {
+        format!(
+            "must be an absolute path in the image (e.g. /{})",
+            relative.display()
+        )
+    }
 }
 
 /// An image path as a relative layer path; `/` itself is refused.
@@ -110,9 +125,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         let text = target.as_os_str().as_encoded_bytes();
         if !text.starts_with(b"/") {
             super::output::usage!(
-                "--whiteout {}: PATH must be an absolute path in the image (e.g. /{})",
+                "--whiteout {}: PATH {}",
                 target.display(),
-                target.display()
+                absolute_hint(target)
             );
         }
         if let Err(reason) = whiteout_entry(target) {

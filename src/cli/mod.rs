@@ -211,7 +211,9 @@ pub fn main() -> ExitCode {
         .shells(complete_bash::SHELLS)
         .complete();
     let mut parser = shared::before_command(Cli::command());
-    let matches = parser.get_matches_mut();
+    let matches = parser
+        .try_get_matches_from_mut(std::env::args_os())
+        .unwrap_or_else(|e| escape_echoed_values(e).exit());
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let shared = shared::read(&mut parser, &matches).unwrap_or_else(|e| e.exit());
     let out = output::Output::new(cli.global.verbose, cli.global.quiet);
@@ -272,6 +274,38 @@ pub fn main() -> ExitCode {
         }
     }
     out.finish(result)
+}
+
+/// clap echoes what the user typed (a value it refused, an unknown option or subcommand)
+/// byte for byte: a tag with a newline or an ESC sequence would forge lines or drive the
+/// terminal, as text from an image would, so it gets the same escaping.
+fn escape_echoed_values(mut error: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue};
+    let printable = |s: &str| strata::words::printable(s, usize::MAX);
+    for kind in [
+        ContextKind::InvalidValue,
+        ContextKind::InvalidArg,
+        ContextKind::InvalidSubcommand,
+    ] {
+        let escaped = match error.get(kind) {
+            Some(ContextValue::String(s)) => ContextValue::String(printable(s)),
+            Some(ContextValue::Strings(list)) => {
+                ContextValue::Strings(list.iter().map(|s| printable(s)).collect())
+            }
+            _ => continue,
+        };
+        error.insert(kind, escaped);
+    }
+    // Tips quote the typed text too ("to pass '--x' as a value..."); they lose their colour
+    // only when there is something to escape.
+    if let Some(ContextValue::StyledStrs(tips)) = error.get(ContextKind::Suggested) {
+        let plain: Vec<String> = tips.iter().map(|t| t.to_string()).collect();
+        if plain.iter().any(|t| t.chars().any(char::is_control)) {
+            let escaped = plain.iter().map(|t| printable(t).into()).collect();
+            error.insert(ContextKind::Suggested, ContextValue::StyledStrs(escaped));
+        }
+    }
+    error
 }
 
 #[cfg(test)]

@@ -173,7 +173,18 @@ impl Layout {
     pub(crate) fn tmp_dir(&self) -> Result<PathBuf> {
         self.check_structure()?;
         let dir = self.root.join(TMP_DIR);
-        fs::create_dir_all(&dir).at(&dir)?;
+        // The first thing any write makes: when it cannot be made, the user must hear that
+        // the layout is not writable, not about a directory they never asked for.
+        fs::create_dir_all(&dir).map_err(|e| Error::Io {
+            path: self.root.clone(),
+            source: std::io::Error::new(
+                e.kind(),
+                format!(
+                    "the layout cannot be written to: {}",
+                    crate::words::io_reason(&e)
+                ),
+            ),
+        })?;
         Ok(dir)
     }
 

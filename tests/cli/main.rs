@@ -50,6 +50,7 @@ mod registry_util;
 mod repack;
 mod spec_rules;
 mod surface;
+mod surface_final;
 mod surface_gaps;
 mod symlinked_dirs;
 mod transfer;

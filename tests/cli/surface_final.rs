@@ -1,0 +1,107 @@
+//! The last attack's findings on messages: what the user typed is escaped when clap echoes
+//! it, hints are only given when they would be accepted, and a layout that cannot be
+//! written is named as such.
+
+use std::process::Command;
+
+use crate::util::*;
+
+#[test]
+fn values_clap_refuses_are_echoed_with_control_characters_escaped() {
+    let dir = tempdir();
+    let lay = dir.path().join("L");
+    ok(&["new", &format!("{}:base", s(&lay))]);
+    let image = format!("{}:base", s(&lay));
+    for args in [
+        vec!["tag", &image, "a\nb"],
+        vec!["flatten", &image, "--tag", "x\ty"],
+        vec!["tag", "--x\ny", &image, "v2"],
+        vec!["ta\u{1b}[2Jg"],
+    ] {
+        let err = fails(&args, 2);
+        assert!(
+            !err.contains('\u{1b}') && !err.contains('\t'),
+            "{args:?}: {err:?}"
+        );
+        // The typed value stays on its line: the newline inside it is shown escaped.
+        let first = err.lines().next().unwrap();
+        assert!(
+            first.contains("\\n") || first.contains("\\t") || first.contains("\\u{1b}"),
+            "{args:?}: {err:?}"
+        );
+        assert!(
+            !err.contains("'a\nb'") && !err.contains("--x\ny"),
+            "{err:?}"
+        );
+    }
+}
+
+#[test]
+fn a_relative_dest_gets_an_example_only_when_the_example_is_valid() {
+    let dir = tempdir();
+    let lay = dir.path().join("L");
+    let image = format!("{}:base", s(&lay));
+    ok(&["new", &image]);
+    let src = dir.path().join("f");
+    write(&src, b"hi\n");
+    let err = fails(&["insert", &image, s(&src), "../../x"], 2);
+    assert!(err.contains("no .."), "{err}");
+    assert!(
+        !err.contains("/../../x"),
+        "the hint is itself refused: {err}"
+    );
+    let err = fails(&["insert", &image, s(&src), "./etc/x"], 2);
+    assert!(err.contains("(e.g. /etc/x)"), "{err}");
+    let err = fails(&["insert", &image, "--whiteout", "a/../b"], 2);
+    assert!(err.contains("no ..") && !err.contains("/a/../b"), "{err}");
+}
+
+#[test]
+fn a_layout_that_cannot_be_written_is_named_not_its_temp_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    // Root writes anywhere: as root, run strata as nobody (setpriv) to meet the refusal.
+    let as_root = rustix::process::geteuid().is_root();
+    if as_root && !peer("setpriv") {
+        return;
+    }
+    let dir = tempdir();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let lay = dir.path().join("RO");
+    let image = format!("{}:base", s(&lay));
+    ok(&["new", &image]);
+    std::fs::set_permissions(&lay, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let before = snapshot(&lay);
+    for args in [
+        vec!["tag", &image, "v2"],
+        vec!["config", &image, "--env", "A=1"],
+        vec!["new", &format!("{}:other", s(&lay))],
+    ] {
+        let mut cmd = if as_root {
+            let mut c = Command::new("setpriv");
+            c.args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                strata_bin(),
+            ]);
+            c
+        } else {
+            Command::new(strata_bin())
+        };
+        let out = cmd
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{}: the layout cannot be written to", s(&lay))),
+            "{args:?}: {stderr}"
+        );
+        assert!(!stderr.contains(".strata-tmp"), "{args:?}: {stderr}");
+    }
+    assert_eq!(before, snapshot(&lay), "the layout changed");
+    std::fs::set_permissions(&lay, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
