@@ -40,14 +40,15 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     for entry in &removed {
         out.info(format_args!("removed entry {}", entry.digest));
     }
-    // A tag may be held by several entries (other tools write duplicates): all go, and the
-    // count says so.
-    out.note(format_args!(
-        "untagged {}: removed {}",
-        args.reference,
-        super::output::plural(removed.len(), "index.json entry", "index.json entries")
-    ));
-    if args.json.json {
+    if !args.json.json {
+        // A tag may be held by several entries (other tools write duplicates): all go, and
+        // the count says so.
+        out.note(format_args!(
+            "untagged {}: removed {}",
+            args.reference,
+            super::output::plural(removed.len(), "index.json entry", "index.json entries")
+        ));
+    } else {
         out.json(&Untagged {
             layout: reference.layout.display().to_string(),
             removed: removed

@@ -105,3 +105,15 @@ fn a_layout_that_cannot_be_written_is_named_not_its_temp_directory() {
     assert_eq!(before, snapshot(&lay), "the layout changed");
     std::fs::set_permissions(&lay, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+#[test]
+fn untag_json_says_nothing_on_stderr_as_the_other_writers_do() {
+    let dir = tempdir();
+    let image = format!("{}:base", s(&dir.path().join("L")));
+    ok(&["new", &image]);
+    let r = run(&["untag", &image, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "", "--json prints the document alone");
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(doc["removed"][0]["tag"], "base");
+}
