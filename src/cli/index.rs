@@ -24,7 +24,8 @@ pub enum Command {
 pub struct CreateArgs {
     /// LAYOUT:TAG to write.
     reference: String,
-    /// An image to include, in the same layout (LAYOUT:TAG or LAYOUT@DIGEST; repeatable).
+    /// An image to include, in the same layout (LAYOUT:TAG or LAYOUT@DIGEST; repeatable, one
+    /// image per platform).
     #[arg(long = "manifest", value_name = "REF", required = true)]
     manifests: Vec<String>,
     /// Index annotation KEY=VALUE (repeatable).

@@ -75,8 +75,33 @@ pub fn create(
             .iter()
             .map(|m| platform_entry(layout, m))
             .collect::<Result<Vec<_>>>()?;
+        refuse_shared_platforms(&entries)?;
         write_index(layout, entries, annotations)
     })
+}
+
+/// Two entries for one platform make an index where every consumer picks the first and the
+/// second is never run: a mistake in what was listed, not a choice (`add` replaces instead).
+fn refuse_shared_platforms(entries: &[Descriptor]) -> Result<()> {
+    for (i, entry) in entries.iter().enumerate() {
+        if let Some(earlier) = entries[..i].iter().find(|e| e.platform == entry.platform) {
+            if earlier.digest == entry.digest {
+                return Err(Error::Invalid {
+                    what: format!("image {}", entry.digest),
+                    reason: "is listed twice: an index holds each image once".into(),
+                });
+            }
+            let platform = entry
+                .platform
+                .as_ref()
+                .map_or("-".into(), |p| p.to_string());
+            return Err(Error::Invalid {
+                what: format!("images {} and {}", earlier.digest, entry.digest),
+                reason: format!("both are for {platform}: an index holds one image per platform"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Adds the image `member` names to the index `index` names (replacing the entry of the

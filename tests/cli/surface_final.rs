@@ -117,3 +117,61 @@ fn untag_json_says_nothing_on_stderr_as_the_other_writers_do() {
     let doc: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(doc["removed"][0]["tag"], "base");
 }
+
+#[test]
+fn index_create_refuses_two_images_for_one_platform() {
+    let dir = tempdir();
+    let lay = s(&dir.path().join("L")).to_owned();
+    let tree = dir.path().join("t");
+    std::fs::create_dir(&tree).unwrap();
+    write(&tree.join("f"), b"f\n");
+    ok(&["new", &format!("{lay}:a")]);
+    ok(&["build", s(&tree), &format!("{lay}:b")]);
+    ok(&[
+        "new",
+        &format!("{lay}:arm"),
+        "--set-platform",
+        "linux/arm64",
+    ]);
+    let before = snapshot(dir.path());
+    let err = fails(
+        &[
+            "index",
+            "create",
+            &format!("{lay}:i"),
+            "--manifest",
+            &format!("{lay}:a"),
+            "--manifest",
+            &format!("{lay}:b"),
+        ],
+        1,
+    );
+    assert!(err.contains("both are for linux/amd64"), "{err}");
+    let err = fails(
+        &[
+            "index",
+            "create",
+            &format!("{lay}:i"),
+            "--manifest",
+            &format!("{lay}:a"),
+            "--manifest",
+            &format!("{lay}:a"),
+        ],
+        1,
+    );
+    assert!(err.contains("listed twice"), "{err}");
+    assert_eq!(
+        before,
+        snapshot(dir.path()),
+        "a refused index changed the layout"
+    );
+    ok(&[
+        "index",
+        "create",
+        &format!("{lay}:i"),
+        "--manifest",
+        &format!("{lay}:a"),
+        "--manifest",
+        &format!("{lay}:arm"),
+    ]);
+}
