@@ -193,6 +193,9 @@ const REFERENCES: &[&str] = &[
      (:TAG, @sha256:HEX, or an empty string) then names it. Tags follow the image-spec's \
      ref.name grammar. Through an index, --platform OS/ARCH[/VARIANT] picks the manifest \
      (default: this machine's platform).",
+    "skopeo's transport names (oci:, oci-archive:, docker:, docker-archive:, ...) before the \
+     first : are refused unless a directory of that name exists: oci:lay:app would otherwise \
+     be the tag lay:app of a layout oci. ./oci:app names a layout called oci on purpose.",
 ];
 
 const EXIT_STATUS: &[(&str, &str)] = &[

@@ -114,6 +114,7 @@ pub fn parse_reference(text: &str) -> anyhow::Result<strata::layout::reference::
     if default.is_some() && (text.is_empty() || text.starts_with([':', '@'])) {
         DEFAULT_LAYOUT_USED.store(true, std::sync::atomic::Ordering::Relaxed);
     }
+    refuse_transport_prefix(text)?;
     strata::layout::reference::Reference::parse_in(text, default).map_err(|e| {
         let names_no_layout = text.is_empty() || text.starts_with([':', '@']);
         let hint = if default.is_none() && names_no_layout {
@@ -123,6 +124,40 @@ pub fn parse_reference(text: &str) -> anyhow::Result<strata::layout::reference::
         };
         anyhow::Error::new(output::Usage(format!("{e}{hint}")))
     })
+}
+
+/// skopeo's and podman's transport names: `oci:lay:app` typed from habit would read as tag
+/// `lay:app` of a layout `oci` (and a writer would create that layout). Refused unless such
+/// a directory exists; `./oci:TAG` names a layout called `oci` on purpose.
+fn refuse_transport_prefix(text: &str) -> anyhow::Result<()> {
+    const TRANSPORTS: &[&str] = &[
+        "oci",
+        "oci-archive",
+        "docker",
+        "docker-archive",
+        "docker-daemon",
+        "containers-storage",
+        "dir",
+    ];
+    let Some((prefix, rest)) = text.split_once(':') else {
+        return Ok(());
+    };
+    if TRANSPORTS.contains(&prefix) && !std::path::Path::new(prefix).exists() {
+        let hint = match prefix {
+            "oci" => format!("; strata references are LAYOUT:TAG, here {rest}"),
+            "oci-archive" | "docker-archive" => {
+                "; an archive is read with strata import and written with strata export".into()
+            }
+            "docker" => "; a registry is reached with strata pull and strata push".into(),
+            _ => String::new(),
+        };
+        output::usage!(
+            "{}: \"{prefix}:\" is a skopeo transport, not a layout{hint} (./{prefix}:TAG names a \
+             layout called {prefix})",
+            text
+        );
+    }
+    Ok(())
 }
 
 #[derive(Debug, Subcommand)]

@@ -175,3 +175,34 @@ fn index_create_refuses_two_images_for_one_platform() {
         &format!("{lay}:arm"),
     ]);
 }
+
+#[test]
+fn a_skopeo_transport_prefix_is_refused_unless_such_a_directory_exists() {
+    let dir = tempdir();
+    let tree = dir.path().join("t");
+    std::fs::create_dir(&tree).unwrap();
+    write(&tree.join("f"), b"f\n");
+    let run_in = |args: &[&str]| {
+        let out = strata(args).current_dir(dir.path()).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    ok(&["new", &format!("{}:app", s(&dir.path().join("lay")))]);
+    let (code, err) = run_in(&["inspect", "oci:lay:app"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("here lay:app"), "{err}");
+    // A writer would have created a layout `oci` with the tag `lay:x`.
+    let (code, err) = run_in(&["build", "t", "oci:lay:x"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(!dir.path().join("oci").exists());
+    let (code, err) = run_in(&["copy", "lay:app", "docker://example.com/app:1"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("strata push"), "{err}");
+    // Spelled as a path, it is a layout named so.
+    let (code, err) = run_in(&["build", "t", "./oci:x"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, err) = run_in(&["inspect", "oci:x"]);
+    assert_eq!(code, Some(0), "{err}");
+}
