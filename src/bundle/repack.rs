@@ -236,17 +236,9 @@ pub fn repack_with_progress(
             draft.append_layer(&layer, &options.history, "strata repack")?;
             Some(layer)
         };
-    let named_before = layout
-        .read_index()?
-        .index
-        .manifests
-        .iter()
-        .find(|d| d.ref_name() == Some(tag.as_str()))
-        .map(|d| d.digest.clone());
-    let desc = draft.commit(&tag, None)?;
+    let (desc, named_before) = draft.commit_moving(&tag, None)?;
     let unpacked_from = meta.descriptor_path.first().map(|d| d.digest.as_str());
-    let moved_from =
-        named_before.filter(|d| Some(d.as_str()) != unpacked_from && *d != desc.digest);
+    let moved_from = named_before.filter(|d| Some(d.as_str()) != unpacked_from);
     if let Some(snapshot) = fresh {
         // The metadata (which image the bundle now stands for) is replaced before the
         // snapshot (what that image holds). Killed between the two, the next repack diffs

@@ -470,11 +470,21 @@ impl Draft {
 
     /// Writes the config and manifest blobs and points `tag` at the manifest (replacing
     /// whatever it named). `created` from the edits wins over the build time.
-    pub fn commit(mut self, tag: &str, created: Option<&str>) -> Result<Descriptor> {
+    pub fn commit(self, tag: &str, created: Option<&str>) -> Result<Descriptor> {
+        self.commit_moving(tag, created).map(|(desc, _)| desc)
+    }
+
+    /// [`Draft::commit`], also returning the digest `tag` named before when it named another
+    /// image (see [`move_tag`]).
+    pub fn commit_moving(
+        mut self,
+        tag: &str,
+        created: Option<&str>,
+    ) -> Result<(Descriptor, Option<String>)> {
         validate_tag(tag)?;
         let desc = self.write_blobs(created)?;
-        set_tag(&self.layout, tag, &desc)?;
-        Ok(desc)
+        let before = move_tag(&self.layout, tag, &desc)?;
+        Ok((desc, before))
     }
 
     /// Writes the config and manifest blobs and records the manifest as an untagged
@@ -539,9 +549,16 @@ pub fn check_inputs(
 
 /// Points `tag` at `desc` in `index.json` (in place of any entry that had it).
 pub fn set_tag(layout: &Layout, tag: &str, desc: &Descriptor) -> Result<()> {
+    move_tag(layout, tag, desc).map(drop)
+}
+
+/// [`set_tag`], returning the digest the tag named before when it named another image. Read
+/// under the index lock, so it is the image this write replaced, whatever another writer
+/// did meanwhile.
+pub fn move_tag(layout: &Layout, tag: &str, desc: &Descriptor) -> Result<Option<String>> {
     let mut entry = desc.clone();
     entry.set_annotation(ANNOTATION_REF_NAME, Some(tag));
-    layout.update_index(|index| Ok((super::tags::place_tag(index, &entry).0, ())))
+    layout.update_index(|index| Ok(super::tags::place_tag(index, &entry)))
 }
 
 /// Copies one blob between layouts, verified on the way.
