@@ -84,6 +84,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             args.output.trim_end_matches('/')
         );
     }
+    let file = (!to_stdout)
+        .then(|| super::out_file::target(Path::new(&args.output)))
+        .transpose()?;
     if to_stdout && args.json.json {
         super::output::usage!(
             "--json needs -o ARCHIVE: with -o - the archive itself goes to stdout"
@@ -128,13 +131,13 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         mtime: source_date_epoch()?.unwrap_or(0).max(0) as u64,
         referrers: args.referrers && !args.no_referrers,
     };
-    if !to_stdout {
+    if let Some(file) = &file {
         let mut read: Vec<&Layout> = chosen.iter().map(|c| &c.layout).collect();
         read.extend(options.exclude_present_in.as_ref());
-        strata::transfer::check_archive_path(Path::new(&args.output), &read)?;
+        strata::transfer::check_archive_path(file.path(), &read)?;
     }
     if args.format == Format::Rootfs {
-        return export_rootfs(&args, &chosen, to_stdout, out);
+        return export_rootfs(&args, &chosen, file.as_ref(), out);
     }
     let mut bar = out.transfer_progress("export");
     let mut progress = |e: Event<'_>| bar.event(e);
@@ -145,14 +148,15 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             Format::Rootfs => unreachable!("written above"),
         })
     };
-    let report = if to_stdout {
-        let stdout = std::io::stdout();
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-        let report = export(&mut w)?;
-        w.flush().context("writing the archive to stdout")?;
-        report
-    } else {
-        write_atomically(Path::new(&args.output), export)?
+    let report = match &file {
+        None => {
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            let report = export(&mut w)?;
+            w.flush().context("writing the archive to stdout")?;
+            report
+        }
+        Some(file) => super::out_file::write(file, export)?,
     };
     bar.clear();
     if args.json.json {
@@ -182,7 +186,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
 fn export_rootfs(
     args: &Args,
     chosen: &[strata::transfer::Chosen],
-    to_stdout: bool,
+    file: Option<&super::out_file::Target>,
     out: &Output,
 ) -> anyhow::Result<Status> {
     let [image] = chosen else {
@@ -212,31 +216,48 @@ fn export_rootfs(
         tree.write_tar(layout, w)?;
         Ok(tree.nodes.len().saturating_sub(1) as u64)
     };
-    let paths = if to_stdout {
-        // Bytes on stdout cannot be taken back: a dry run first says which order applies.
-        let stdout = std::io::stdout();
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-        let paths = match one_pass(&mut std::io::sink())? {
-            Some(_) => one_pass(&mut w)?.context("the layers changed while being read")?,
-            None => whole_tree(&mut w)?,
-        };
-        w.flush().context("writing the filesystem to stdout")?;
-        paths
-    } else {
-        let path = Path::new(&args.output);
-        // A refused one-pass write must leave no file: the refusal is an error to
-        // write_atomically, which then drops its temp file.
-        let refused = write_atomically(path, |w| one_pass(w)?.ok_or(WholeTreeNeeded.into()));
-        match refused {
-            Err(e) if e.is::<WholeTreeNeeded>() => write_atomically(path, whole_tree)?,
-            other => other?,
+    let paths = match file {
+        // Bytes on stdout or a stream cannot be taken back: a dry run first says which
+        // order applies.
+        None | Some(super::out_file::Target::Stream(_)) => {
+            let dry = one_pass(&mut std::io::sink())?;
+            let write = |w: &mut dyn Write| -> anyhow::Result<u64> {
+                match dry {
+                    Some(_) => Ok(one_pass(w)?.context("the layers changed while being read")?),
+                    None => whole_tree(w),
+                }
+            };
+            match file {
+                Some(file) => super::out_file::write(file, write)?,
+                None => {
+                    let stdout = std::io::stdout();
+                    let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+                    let paths = write(&mut w)?;
+                    w.flush().context("writing the filesystem to stdout")?;
+                    paths
+                }
+            }
+        }
+        Some(file) => {
+            // A refused one-pass write must leave no file: the refusal is an error to the
+            // writer, which then drops its temp file.
+            let refused =
+                super::out_file::write(file, |w| one_pass(w)?.ok_or(WholeTreeNeeded.into()));
+            match refused {
+                Err(e) if e.is::<WholeTreeNeeded>() => super::out_file::write(file, whole_tree)?,
+                other => other?,
+            }
         }
     };
     out.note(format_args!(
         "wrote the filesystem of {} ({}) to {}",
         resolved.descriptor.digest,
         plural(paths as usize, "path", "paths"),
-        if to_stdout { "stdout" } else { &args.output }
+        if file.is_none() {
+            "stdout"
+        } else {
+            &args.output
+        }
     ));
     Ok(Status::Success)
 }
@@ -270,44 +291,6 @@ fn summary(report: &ExportReport, archive: &str) -> String {
         ));
     }
     s
-}
-
-/// Writes `path` through a temp file beside it, renamed into place only when `write`
-/// succeeds, so a failed export leaves no partial archive behind.
-fn write_atomically<T>(
-    path: &Path,
-    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if path.file_name().is_none() {
-        anyhow::bail!("{}: not a file name", path.display());
-    }
-    super::writable_dir(dir)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(&strata::temp_prefix_beside(path)?)
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, strata::CappedWrites(tmp));
-    let out = write(&mut w)?;
-    let strata::CappedWrites(tmp) = w
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(|| format!("writing {}", path.display()))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let file = tmp.as_file();
-        file.set_permissions(std::fs::Permissions::from_mode(0o644))
-            .and_then(|()| file.sync_all())
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(out)
 }
 
 /// `NAME:TAG` as docker takes it (lowercase name, a tag of letters, digits, `_`, `.`, `-`).

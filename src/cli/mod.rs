@@ -27,6 +27,7 @@ mod ls;
 mod man;
 mod manifest;
 mod new;
+mod out_file;
 mod output;
 mod pull;
 mod push;

@@ -61,23 +61,9 @@ pub fn run(args: Args, _out: &Output) -> anyhow::Result<Status> {
     if args.file == "-" {
         std::io::stdout().lock().write_all(&bytes)?;
     } else {
-        // Through a temp file beside it: a failed write leaves no half config.json.
-        let path = std::path::Path::new(&args.file);
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => std::path::Path::new("."),
-        };
-        super::writable_dir(dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|source| strata::Error::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
-        tmp.write_all(&bytes)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(path).map_err(|e| strata::Error::Io {
-            path: path.to_owned(),
-            source: e.error,
-        })?;
+        let file = super::out_file::target(std::path::Path::new(&args.file))?;
+        strata::transfer::check_archive_path(file.path(), &[&layout])?;
+        super::out_file::write(&file, |w| Ok(w.write_all(&bytes)?))?;
     }
     Ok(Status::Success)
 }

@@ -160,8 +160,8 @@ pub fn check_archive_path(
         let first = first.to_string_lossy();
         if matches!(&*first, "oci-layout" | "index.json" | "blobs") || first.starts_with('.') {
             return Err(Error::Unsupported(format!(
-                "refusing to write the archive {} over the files of the layout {} it reads: \
-                 choose a path outside the layout's oci-layout, index.json and blobs/",
+                "refusing to write {} over the files of the layout {} it reads: choose a \
+                 path outside the layout's oci-layout, index.json and blobs/",
                 path.display(),
                 layout.root().display()
             )));

@@ -206,3 +206,69 @@ fn a_skopeo_transport_prefix_is_refused_unless_such_a_directory_exists() {
     let (code, err) = run_in(&["inspect", "oci:x"]);
     assert_eq!(code, Some(0), "{err}");
 }
+
+/// An output path that is not a regular file is written through, as tar -f and cp do:
+/// renaming a temp file over it replaced a symlink by a file (the target kept its old
+/// bytes) and a FIFO by a file (its reader waited forever).
+#[test]
+fn export_and_runtime_config_write_through_symlinks_and_fifos() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempdir();
+    let image = format!("{}:app", s(&dir.path().join("L")));
+    ok(&["new", &image]);
+    let target = dir.path().join("target.tar");
+    write(&target, b"keep\n");
+    let link = dir.path().join("link.tar");
+    std::os::unix::fs::symlink("target.tar", &link).unwrap();
+    ok(&["export", &image, "-o", s(&link)]);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let archive = std::fs::read(&target).unwrap();
+    assert!(archive.len() > 1024, "the link's target holds the archive");
+
+    let config_link = dir.path().join("config.json");
+    std::os::unix::fs::symlink("real-config.json", &config_link).unwrap();
+    ok(&["runtime-config", &image, s(&config_link)]);
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("real-config.json")).unwrap())
+            .unwrap();
+    assert!(config["process"].is_object(), "{config}");
+
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    ok(&["export", &image, "-o", s(&fifo)]);
+    let streamed = reader.join().unwrap();
+    assert_eq!(
+        streamed.len(),
+        archive.len(),
+        "the FIFO's reader got the archive"
+    );
+    assert!(std::fs::symlink_metadata(&fifo)
+        .unwrap()
+        .file_type()
+        .is_fifo());
+}
+
+#[test]
+fn runtime_config_refuses_to_write_over_the_layouts_own_files() {
+    let dir = tempdir();
+    let lay = dir.path().join("L");
+    let image = format!("{}:app", s(&lay));
+    ok(&["new", &image]);
+    let before = snapshot(&lay);
+    for name in ["oci-layout", "index.json"] {
+        let err = fails(&["runtime-config", &image, s(&lay.join(name))], 1);
+        assert!(err.contains("over the files of the layout"), "{err}");
+    }
+    assert_eq!(before, snapshot(&lay));
+}
