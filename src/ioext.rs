@@ -96,6 +96,23 @@ pub(crate) fn replace_file_with_mode(
 }
 
 /// The longest file name most file systems take (Linux's NAME_MAX).
+/// An unnamed file for holding `len` bytes a while (a file read out of a layer, held until
+/// the layer verified, before it is printed). Up to [`SCRATCH_IN_MEMORY`] it is in memory
+/// (memfd), so the common case needs no scratch directory; a bigger one goes where the
+/// system keeps big scratch data (`TMPDIR`), not into a memory limit.
+pub(crate) fn scratch_file(len: u64) -> io::Result<std::fs::File> {
+    use rustix::fs::{memfd_create, MemfdFlags};
+    if len <= SCRATCH_IN_MEMORY {
+        if let Ok(fd) = memfd_create("strata-scratch", MemfdFlags::CLOEXEC) {
+            return Ok(std::fs::File::from(fd));
+        }
+    }
+    tempfile::tempfile()
+}
+
+/// See [`scratch_file`].
+pub(crate) const SCRATCH_IN_MEMORY: u64 = 64 << 20;
+
 pub(crate) const NAME_MAX: usize = 255;
 
 /// The start of a temp file's name beside `path` (`.NAME.`), the name cut so that a random

@@ -27,7 +27,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use crate::bundle::idmap::{IdMap, IdMapping};
-use crate::bundle::user::resolve_in_rootfs;
+use crate::bundle::user::{resolve_in_dbs, resolve_in_rootfs, ResolvedUser};
 use crate::error::Error;
 use crate::spec::{ContainerConfig, ImageConfig};
 
@@ -67,32 +67,25 @@ pub fn runtime_config_of_image(
     if let Some(rootfs) = rootfs {
         return runtime_config(&image, rootfs, options);
     }
+    linux_only(&image)?;
+    // Read into memory: the library makes no scratch files (nor reads TMPDIR) for this.
     let tree = crate::image::tree::Tree::of(layout, manifest)?;
-    let scratch = tempfile::tempdir().map_err(|source| Error::Io {
-        path: std::env::temp_dir(),
-        source,
-    })?;
-    let etc = scratch.path().join("etc");
-    std::fs::create_dir(&etc).map_err(|source| Error::Io {
-        path: etc.clone(),
-        source,
-    })?;
-    for name in ["passwd", "group"] {
+    let mut dbs = [None, None];
+    for (name, db) in ["passwd", "group"].into_iter().zip(&mut dbs) {
         let in_image = Path::new("/etc").join(name);
         let is_file = tree
             .resolve(&in_image)?
             .and_then(|p| tree.nodes.get(&p).map(|n| n.kind))
             == Some(crate::image::tree::Kind::File);
         if is_file {
-            let path = etc.join(name);
-            let mut file = std::fs::File::create(&path).map_err(|source| Error::Io {
-                path: path.clone(),
-                source,
-            })?;
-            tree.cat(layout, &in_image, &mut file)?;
+            let mut bytes = Vec::new();
+            tree.cat(layout, &in_image, &mut bytes)?;
+            *db = Some(bytes);
         }
     }
-    runtime_config(&image, scratch.path(), options)
+    let [passwd, group] = &dbs;
+    let user = resolve_in_dbs(user_spec(&image), passwd.as_deref(), group.as_deref())?;
+    config_for_user(&image, user, options)
 }
 
 /// Builds the runtime-spec config.json for an image config, resolving the user against the
@@ -107,6 +100,12 @@ pub fn runtime_config(
     rootfs: &Path,
     options: &RuntimeOptions,
 ) -> crate::Result<Value> {
+    linux_only(image)?;
+    let user = resolve_in_rootfs(rootfs, user_spec(image))?;
+    config_for_user(image, user, options)
+}
+
+fn linux_only(image: &ImageConfig) -> crate::Result<()> {
     if image.os != "linux" {
         return Err(Error::Invalid {
             what: "image config".into(),
@@ -116,10 +115,26 @@ pub fn runtime_config(
             ),
         });
     }
+    Ok(())
+}
+
+/// The config's `User`, empty when it has none.
+fn user_spec(image: &ImageConfig) -> &str {
+    image
+        .config
+        .as_ref()
+        .and_then(|c| c.user.as_deref())
+        .unwrap_or("")
+}
+
+/// The runtime config for `image` running as `user`.
+fn config_for_user(
+    image: &ImageConfig,
+    user: ResolvedUser,
+    options: &RuntimeOptions,
+) -> crate::Result<Value> {
     let empty = ContainerConfig::default();
     let config = image.config.as_ref().unwrap_or(&empty);
-
-    let user = resolve_in_rootfs(rootfs, config.user.as_deref().unwrap_or(""))?;
 
     // process.env: umoci's defaults, then Config.Env (a name set twice keeps its first
     // position and its last value), then HOME from passwd when the image does not set it.

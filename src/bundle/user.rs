@@ -63,8 +63,20 @@ pub(super) fn resolve_in_rootfs(rootfs: &Path, spec: &str) -> crate::Result<Reso
     )
     .map_err(io::Error::from)
     .at(rootfs)?;
-    let passwd = read_db(&root, rootfs, "etc/passwd")?.map(|d| parse_passwd(&d));
-    let group = read_db(&root, rootfs, "etc/group")?.map(|d| parse_group(&d));
+    let passwd = read_db(&root, rootfs, "etc/passwd")?;
+    let group = read_db(&root, rootfs, "etc/group")?;
+    resolve_in_dbs(spec, passwd.as_deref(), group.as_deref())
+}
+
+/// Resolves `spec` against the bytes of an `/etc/passwd` and an `/etc/group` (`None` for a
+/// file the image lacks).
+pub(super) fn resolve_in_dbs(
+    spec: &str,
+    passwd: Option<&[u8]>,
+    group: Option<&[u8]>,
+) -> crate::Result<ResolvedUser> {
+    let passwd = passwd.map(parse_passwd);
+    let group = group.map(parse_group);
     resolve_user(spec, passwd.as_deref(), group.as_deref()).map_err(|reason| Error::Invalid {
         what: format!("image config user {spec:?}"),
         reason,

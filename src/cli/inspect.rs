@@ -48,7 +48,10 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             let name = super::registry::parse_name(&args.reference)?;
             let client = super::registry::client(&name, &args.registry, out)?;
             Some(strata::registry::documents::fetch_documents(
-                &client, &name, &platform,
+                &client,
+                &name,
+                &platform,
+                std::env::temp_dir(),
             )?)
         }
         None => None,

@@ -592,7 +592,7 @@ impl Tree {
         }
         let (desc, compression) = &self.layers[layer];
         let mut tar = open_layer(layout, desc, *compression)?;
-        let mut held = tempfile::tempfile().map_err(|e| layer_error(desc, e))?;
+        let mut held = crate::ioext::scratch_file(node.size).map_err(|e| layer_error(desc, e))?;
         let mut position = 0;
         let mut copied = 0;
         while let Some(mut entry) = tar.next_entry().map_err(|e| layer_error(desc, e))? {
@@ -896,7 +896,8 @@ pub fn cat_from_top(
             match entry_name(&name) {
                 Ok(EntryName::Plain) if name == wanted => {
                     if matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
-                        let mut file = tempfile::tempfile().map_err(|e| layer_error(desc, e))?;
+                        let mut file = crate::ioext::scratch_file(entry.size())
+                            .map_err(|e| layer_error(desc, e))?;
                         std::io::copy(&mut entry, &mut file).map_err(|e| layer_error(desc, e))?;
                         held = Some(file);
                         undecided = false;

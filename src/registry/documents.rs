@@ -22,18 +22,21 @@ pub struct Documents {
 }
 
 /// Fetches what `name` names, and when that is an index, the manifest for `platform`; then
-/// that manifest's config. Layers are not fetched.
+/// that manifest's config, into a scratch layout made under `scratch` (the caller chooses
+/// it: the library reads no `TMPDIR`). Layers are not fetched.
 pub fn fetch_documents(
     client: &Client,
     name: &ImageName,
     platform: &PlatformSpec,
+    scratch: impl AsRef<std::path::Path>,
 ) -> Result<Documents> {
     let repo = name.repository.as_str();
+    let scratch = scratch.as_ref();
     let dir = tempfile::Builder::new()
         .prefix("strata-inspect-")
-        .tempdir()
+        .tempdir_in(scratch)
         .map_err(|e| crate::Error::Io {
-            path: std::env::temp_dir(),
+            path: scratch.to_owned(),
             source: e,
         })?;
     let layout = Layout::init(dir.path().join("layout"))?;

@@ -272,3 +272,27 @@ fn runtime_config_refuses_to_write_over_the_layouts_own_files() {
     }
     assert_eq!(before, snapshot(&lay));
 }
+
+/// The library reads no environment: runtime-config read the image's /etc/passwd through a
+/// scratch directory under TMPDIR, and failed naming it when TMPDIR did not exist.
+#[test]
+fn runtime_config_of_an_image_needs_no_scratch_directory() {
+    let dir = tempdir();
+    let tree = dir.path().join("t");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    write(
+        &tree.join("etc/passwd"),
+        b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n",
+    );
+    write(&tree.join("etc/group"), b"root:x:0:\napp:x:1000:\n");
+    let image = format!("{}:app", s(&dir.path().join("L")));
+    ok(&["build", s(&tree), &image, "--user", "app"]);
+    let r = run_with_env(
+        &["runtime-config", &image, "-"],
+        &[("TMPDIR", "/nonexistent/strata-test")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let config: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(config["process"]["user"]["uid"], 1000, "{config}");
+    assert_eq!(config["process"]["cwd"], "/", "{config}");
+}
