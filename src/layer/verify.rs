@@ -185,23 +185,32 @@ impl<R: Read> Read for Recorded<'_, R> {
     }
 }
 
-/// What one layer defined so far, by the names its entries give (`true`: a directory), as
-/// far as telling its own hard links from those to lower layers goes. An entry that is not
-/// a directory replaces what was at its path and below; one below a non-directory makes a
-/// directory of it. Only ever claims too little: a link it does not find here is settled
-/// on the merged tree.
+/// The entries one layer made so far, by the names it gives them (`true`: a directory), as
+/// far as telling its own hard links from those to lower layers goes. Only claims too
+/// little: a link not found here is settled on the merged tree. So an entry is kept only
+/// when every directory above it is one this layer made, which no name can be taken around
+/// (a directory of a lower layer may be a symlink, followed to anywhere; one listed after
+/// the entry may have replaced that symlink), and an entry that is not a directory removes
+/// what was at its path and below it.
 #[derive(Default)]
 struct LocalPaths(BTreeMap<PathBuf, bool>);
 
 impl LocalPaths {
     /// Records an entry at `path`, a directory or not.
     fn put(&mut self, path: &Path, dir: bool) {
+        let mut placed = true;
         for above in path.ancestors().skip(1) {
             if above.as_os_str().is_empty() {
                 break;
             }
-            if let Some(is_dir) = self.0.get_mut(above) {
-                *is_dir = true;
+            match self.0.get(above) {
+                Some(true) => {}
+                // Followed if a symlink, made a directory if not: no longer known.
+                Some(false) => {
+                    self.0.remove(above);
+                    placed = false;
+                }
+                None => placed = false,
             }
         }
         if !dir {
@@ -215,10 +224,12 @@ impl LocalPaths {
                 self.0.remove(&p);
             }
         }
-        self.0.insert(path.to_owned(), dir);
+        if placed {
+            self.0.insert(path.to_owned(), dir);
+        }
     }
 
-    /// Whether a non-directory this layer wrote is at `path`.
+    /// Whether a non-directory this layer made is at `path`.
     fn has_file(&self, path: &Path) -> bool {
         self.0.get(path) == Some(&false)
     }
@@ -283,4 +294,110 @@ fn check_entry<R: Read>(
         }
     }
     Ok(foreign)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tar of (kind, name, link target) entries, names as given.
+    fn tar(entries: &[(tar::EntryType, &str, &str)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (kind, name, target) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(*kind);
+            h.set_mode(0o644);
+            h.set_size(0);
+            h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+            h.as_old_mut().linkname[..target.len()].copy_from_slice(target.as_bytes());
+            h.set_cksum();
+            b.append(&h, &b""[..]).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    fn foreign(entries: &[(tar::EntryType, &str, &str)]) -> Vec<String> {
+        check_layer(&tar(entries)[..], Compression::None)
+            .unwrap()
+            .foreign_links
+            .into_iter()
+            .map(|l| l.entry)
+            .collect()
+    }
+
+    use tar::EntryType::{Directory as D, Link as L, Regular as F, Symlink as S};
+
+    #[test]
+    fn links_to_what_the_layer_made_before_are_its_own() {
+        let own = foreign(&[
+            (D, "a/", ""),
+            (F, "a/f", ""),
+            (L, "a/h", "a/f"),
+            (L, "./a/h2", "/a/h"),
+            (F, "top", ""),
+            (L, "h3", "top"),
+            (L, "top", "top"),
+            (F, ".wh.top", ""),
+            (L, "h4", "top"),
+        ]);
+        assert!(own.is_empty(), "{own:?}");
+    }
+
+    #[test]
+    fn links_the_layer_cannot_settle_alone_are_listed() {
+        let listed = foreign(&[
+            (L, "to-lower", "etc/passwd"),
+            (F, "b/f", ""),
+            (L, "under-unlisted-dir", "b/f"),
+            (D, "c/", ""),
+            (F, "c/f", ""),
+            (F, "c", ""),
+            (L, "under-replaced-dir", "c/f"),
+            (D, "d/", ""),
+            (F, "d/f", ""),
+            (L, "d", "d/f"),
+            (D, "e/", ""),
+            (L, "to-a-dir", "e"),
+            (F, "g", ""),
+            (F, "g/f", ""),
+            (L, "through-a-non-dir", "g/f"),
+            (S, "s", "e"),
+            (F, "s/f", ""),
+            (L, "through-a-symlink", "s/f"),
+            (L, "later", "x"),
+            (F, "x", ""),
+        ]);
+        assert_eq!(
+            listed,
+            [
+                "to-lower",
+                "under-unlisted-dir",
+                "under-replaced-dir",
+                "d",
+                "to-a-dir",
+                "through-a-non-dir",
+                "through-a-symlink",
+                "later"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_decoder_error_is_a_decompression_fault() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, &tar(&[(F, "a", "")])).unwrap();
+        let gz = gz.finish().unwrap();
+        let cut = &gz[..gz.len() / 2];
+        let decoder = Compression::Gzip.decoder(cut).unwrap();
+        let fault = check_layer(decoder, Compression::Gzip).unwrap_err();
+        assert!(
+            matches!(fault, Fault::Decompress { .. }),
+            "{fault:?}: {}",
+            fault.clause()
+        );
+        assert!(fault.clause().starts_with("decompressing it as gzip: "));
+        assert!(fault
+            .sentence()
+            .starts_with("does not decompress as gzip: "));
+    }
 }

@@ -116,6 +116,24 @@ fn link_cases() -> Vec<(&'static str, Vec<u8>, bool)> {
             false,
         ),
         (
+            "to a file written through a symlink the layer then replaced",
+            one(&|t| {
+                t.file("lib/new", b"new", 0o644)
+                    .dir("lib", 0o755)
+                    .hardlink("h", "lib/new");
+            }),
+            false,
+        ),
+        (
+            "to a file in a directory the layer made",
+            one(&|t| {
+                t.dir("opt", 0o755)
+                    .file("opt/new", b"new", 0o644)
+                    .hardlink("opt/h", "/opt/new");
+            }),
+            true,
+        ),
+        (
             "with an absolute target",
             one(&|t| {
                 t.hardlink("h", "/etc/passwd");
@@ -320,6 +338,25 @@ fn leading_slashes_are_read_under_the_root() {
     }
     let fsck = run(&["fsck", s(&root)]);
     assert_eq!(fsck.code, 0, "{}", fsck.stdout);
+    // The way such a layer usually arrives: in a docker archive, which import stores unread.
+    let archive = dir.path().join("docker.tar");
+    ok(&[
+        "export",
+        "--format",
+        "docker",
+        "--output",
+        s(&archive),
+        &at(&root, "stored"),
+    ]);
+    let imported = dir.path().join("imported");
+    ok(&["import", s(&archive), s(&imported)]);
+    let bundle = dir.path().join("bundle-imported");
+    ok(&["unpack", s(&imported), s(&bundle)]);
+    assert_eq!(
+        std::fs::read(bundle.join("rootfs/etc/again")).unwrap(),
+        b"inside\n"
+    );
+    ok(&["add-layer", s(&imported), s(&file), "--tag", "more"]);
     // Stripping the slashes does not lift any other rule.
     for bad in [&b"/../escape"[..], b"/etc//x"] {
         let mut t = TarBuilder::new();
