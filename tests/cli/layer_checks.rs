@@ -328,6 +328,11 @@ fn leading_slashes_are_read_under_the_root() {
                 .any(|n| n.trim_start_matches("./") == "etc/again"),
             "{names:?}"
         );
+        let inserted = dir.path().join("inserted");
+        write(&inserted, b"put\n");
+        let into = format!("{tag}-insert");
+        ok(&["insert", &image, s(&inserted), "/etc/put", "--tag", &into]);
+        assert_eq!(ok(&["cat", &at(&root, &into), "/etc/again"]), "inside\n");
         ok(&["flatten", &image, "--tag", &format!("{tag}-flat")]);
         let flat = dir.path().join(format!("bundle-{tag}-flat"));
         ok(&["unpack", &at(&root, &format!("{tag}-flat")), s(&flat)]);
