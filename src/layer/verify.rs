@@ -162,8 +162,8 @@ pub fn check_layer(input: impl Read, compression: Compression) -> Result<Checked
     }
 }
 
-/// The decoder's complaint for an error met reading past the tar's end (the diff_id covers
-/// those bytes too).
+/// A decoder's complaint as a fault, where [`check_layer`] is not reading: making the
+/// decoder, or reading past the tar's end (the diff_id covers those bytes too).
 pub fn decode_fault(compression: Compression, e: &io::Error) -> Fault {
     Fault::Decompress {
         compression,
