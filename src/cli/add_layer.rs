@@ -42,7 +42,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     }
     let (mut draft, tag, compression) = args.edit.open(&args.reference)?;
     let layout = draft.layout().clone();
-    let layer = given::store_file(&layout, &args.layer, compression)?;
+    let layer = given::store_file(&layout, &args.layer, compression, |checked| {
+        given::links_below(&layout, &draft.manifest, &args.layer, checked)
+    })?;
     out.layer_written(&layer);
     draft.append_layer(
         &layer,

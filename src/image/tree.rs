@@ -9,6 +9,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, Result};
 use crate::layer::names::{entry_name, layer_path, EntryName};
 use crate::layer::tarstream::{TarEntry, TarStream};
@@ -203,6 +204,42 @@ impl Tree {
         Ok(())
     }
 
+    /// Applies the tar of a layer not stored yet (`what` names it in errors) on top of this
+    /// tree by unpack's rules: how `add-layer` settles the hard links a new layer leaves to
+    /// the layers below. The tree cannot be read for content after.
+    pub fn apply_unstored<R: Read>(&mut self, tar: &mut TarStream<R>, what: &str) -> Result<()> {
+        // Only named in errors, which are put in the file's name here.
+        let unstored = Descriptor::new("", &Digest::of_bytes(Algorithm::Sha256, b""), 0);
+        let index = self.layers.len();
+        self.apply_tar(index, &unstored, tar, &mut HashSet::new(), None)
+            .map_err(|e| match e {
+                Error::LayerStream { reason, .. } => Error::Invalid {
+                    what: what.to_owned(),
+                    reason,
+                },
+                other => other,
+            })
+    }
+
+    /// Builds the tree of `layers` (lowest first) one layer at a time, as far as it goes: the
+    /// layer it stopped at and why, `None` when every layer applied. For fsck, which has
+    /// checked each layer alone and asks what only the layers below can tell (a hard link
+    /// to a file they should have).
+    pub(crate) fn first_refused(
+        layout: &Layout,
+        layers: &[Descriptor],
+    ) -> Result<Option<(Descriptor, String)>> {
+        let mut tree = Tree::empty(false);
+        for desc in layers {
+            match tree.push_layer(layout, desc) {
+                Ok(()) => {}
+                Err(Error::LayerStream { reason, .. }) => return Ok(Some((desc.clone(), reason))),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
     /// Two images' trees, with content digests, for [`diff`]: the layers they share at the
     /// bottom (same digests) are read once.
     pub fn hashed_pair(
@@ -335,6 +372,7 @@ impl Tree {
                 }
             }
             Op::Link { path, target } => {
+                let named = format!("entry {:?}: hardlink target {:?}", path, target);
                 let target = self
                     .find_entry(&target)
                     .map_err(|e| layer_error(desc, e))?
@@ -352,9 +390,8 @@ impl Tree {
                     layer_error(
                         desc,
                         format!(
-                            "{}: hardlink to {}, which is not there",
-                            path.display(),
-                            target.display()
+                            "{named} is not there (neither earlier in its layer nor in the \
+                             layers below); unpack refuses it"
                         ),
                     )
                 })?;
@@ -362,7 +399,7 @@ impl Tree {
                 if node.kind == Kind::Directory {
                     return Err(layer_error(
                         desc,
-                        format!("{}: hardlink to a directory", path.display()),
+                        format!("{named} is a directory; unpack refuses it"),
                     ));
                 }
                 self.place(path, node, written);

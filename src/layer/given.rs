@@ -7,6 +7,7 @@
 use std::io::{self, Read, Write};
 use std::path::Path;
 
+use super::verify::{check_layer, decode_fault, Checked};
 use super::write::WrittenLayer;
 use super::Compression;
 use crate::digest::{Algorithm, HashingReader};
@@ -28,8 +29,15 @@ pub fn sniff_file(path: &Path) -> Result<Compression> {
 }
 
 /// Stores the layer file at `path`: a compressed one as given, a plain tar compressed with
-/// `plain` (both checked by unpack's rules before the blob is published).
-pub fn store_file(layout: &Layout, path: &Path, plain: Compression) -> Result<WrittenLayer> {
+/// `plain` (both checked by unpack's rules before the blob is published). `settle` sees what
+/// the check found (the hard links the layer leaves to the layers below) and may still
+/// refuse the layer, before anything is published.
+pub fn store_file(
+    layout: &Layout,
+    path: &Path,
+    plain: Compression,
+    settle: impl FnOnce(&Checked) -> Result<()>,
+) -> Result<WrittenLayer> {
     let what = path.display().to_string();
     let open = || {
         std::fs::File::open(path).map_err(|source| Error::Io {
@@ -39,7 +47,8 @@ pub fn store_file(layout: &Layout, path: &Path, plain: Compression) -> Result<Wr
     };
     match sniff_file(path)? {
         Compression::None => {
-            super::verify::check_layer(open()?, &what)?;
+            let checked = check_layer(open()?, Compression::None).map_err(|f| f.of_file(&what))?;
+            settle(&checked)?;
             super::write::write_layer(layout, plain, |w| {
                 io::copy(&mut open()?, w).map_err(|source| Error::Io {
                     path: path.to_owned(),
@@ -48,17 +57,43 @@ pub fn store_file(layout: &Layout, path: &Path, plain: Compression) -> Result<Wr
                 Ok(())
             })
         }
-        compression => store_compressed(layout, open()?, compression, &what),
+        compression => store_compressed(layout, open()?, compression, &what, settle),
     }
 }
 
+/// Settles the hard links the layer file at `path` leaves to the layers below (`checked`
+/// found them) on the merged tree of `below`'s layers, as unpack would meet them: each must
+/// name something there that is not a directory. Reads nothing when there are none.
+pub fn links_below(
+    layout: &Layout,
+    below: &crate::spec::Manifest,
+    path: &Path,
+    checked: &Checked,
+) -> Result<()> {
+    if checked.foreign_links.is_empty() {
+        return Ok(());
+    }
+    let mut tree = crate::image::tree::Tree::of(layout, below)?;
+    let file = std::fs::File::open(path).map_err(|source| Error::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let what = path.display().to_string();
+    let compression = sniff_file(path)?;
+    let decoder = compression
+        .decoder(io::BufReader::new(file))
+        .map_err(|e| decode_fault(compression, &e).of_file(&what))?;
+    tree.apply_unstored(&mut super::tarstream::TarStream::new(decoder), &what)
+}
+
 /// Stores `input`, a layer compressed with `compression` (`what` names it in errors), byte
-/// for byte as a layer blob with the matching media type.
+/// for byte as a layer blob with the matching media type (`settle` as for [`store_file`]).
 pub fn store_compressed(
     layout: &Layout,
     input: impl Read,
     compression: Compression,
     what: &str,
+    settle: impl FnOnce(&Checked) -> Result<()>,
 ) -> Result<WrittenLayer> {
     let mut blob = layout.blob_writer(Algorithm::Sha256)?;
     let mut tee = Tee {
@@ -73,17 +108,20 @@ pub fn store_compressed(
             source,
         });
     }
-    let diff_id = checked?;
+    let (diff_id, checked) = checked?;
     // The decoder stops at the end of the compressed stream: bytes after it would be in
     // the blob but in no layer a peer reads, so they are refused rather than stored.
     let mut rest = [0u8; 1];
-    let trailing = tee.read(&mut rest).map_err(|e| read_error(what, e))?;
+    let trailing = tee
+        .read(&mut rest)
+        .map_err(|e| decode_fault(compression, &e).of_file(what))?;
     if trailing != 0 {
         return Err(Error::Invalid {
             what: what.to_owned(),
             reason: format!("data follows the end of its {} stream", compression.name()),
         });
     }
+    settle(&checked)?;
     Ok(WrittenLayer {
         blob: blob.finish()?,
         diff_id,
@@ -97,19 +135,13 @@ fn check_decompressed(
     raw: &mut impl Read,
     compression: Compression,
     what: &str,
-) -> Result<crate::digest::Digest> {
-    let decoder = compression.decoder(raw).map_err(|e| read_error(what, e))?;
+) -> Result<(crate::digest::Digest, Checked)> {
+    let fault = |e: io::Error| decode_fault(compression, &e).of_file(what);
+    let decoder = compression.decoder(raw).map_err(fault)?;
     let mut tar = HashingReader::new(decoder, Algorithm::Sha256);
-    super::verify::check_layer(&mut tar, what)?;
-    io::copy(&mut tar, &mut io::sink()).map_err(|e| read_error(what, e))?;
-    Ok(tar.digest())
-}
-
-fn read_error(what: &str, e: io::Error) -> Error {
-    Error::Invalid {
-        what: what.to_owned(),
-        reason: format!("decompressing it: {e}"),
-    }
+    let checked = check_layer(&mut tar, compression).map_err(|f| f.of_file(what))?;
+    io::copy(&mut tar, &mut io::sink()).map_err(fault)?;
+    Ok((tar.digest(), checked))
 }
 
 /// Copies what is read from `input` into the blob being written.
@@ -162,7 +194,8 @@ mod tests {
             (Compression::Gzip, gzip(&tar)),
             (Compression::Zstd, zstd::encode_all(&tar[..], 19).unwrap()),
         ] {
-            let written = store_compressed(&layout, &bytes[..], compression, "x").unwrap();
+            let written =
+                store_compressed(&layout, &bytes[..], compression, "x", |_| Ok(())).unwrap();
             assert_eq!(
                 written.blob.digest,
                 Digest::of_bytes(Algorithm::Sha256, &bytes)
@@ -187,7 +220,13 @@ mod tests {
         corrupt[middle] ^= 0xff;
         let truncated = good[..good.len() - 6].to_vec();
         for bytes in [trailing, corrupt, truncated] {
-            let e = store_compressed(&layout, &bytes[..], Compression::Gzip, "bad.tgz");
+            let e = store_compressed(
+                &layout,
+                &bytes[..],
+                Compression::Gzip,
+                "bad.tgz",
+                |_| Ok(()),
+            );
             assert!(e.unwrap_err().to_string().contains("bad.tgz"));
             let digest = Digest::of_bytes(Algorithm::Sha256, &bytes);
             assert!(!layout.has_blob(&digest));

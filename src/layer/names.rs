@@ -3,11 +3,18 @@
 //! strata never writes a layer it would itself refuse.
 //!
 //! A path is a list of normal components: not empty, not `.`, not `..`. Real tars add
-//! decorations that are accepted: one leading `./` (`tar -C dir .`, buildkit's `./`-less
-//! names too), one trailing `/` on directories, and the root written as `.`, `./` or `/`.
-//! Anything else (`a/../b`, `a//b`, `a/./b`, absolute names) is refused rather than
+//! decorations that are accepted: leading `/`s, one leading `./` (`tar -C dir .`,
+//! buildkit's `./`-less names too), one trailing `/` on directories, and the root written
+//! as `.`, `./` or `/`. Anything else (`a/../b`, `a//b`, `a/./b`) is refused rather than
 //! normalised: a layer that spells a path oddly was not written by a tool anyone trusts,
 //! and guessing what it meant is how `.wh...` came to remove the rootfs's parent.
+//!
+//! Leading slashes are the exception because every peer reads them one way: docker,
+//! containerd, umoci and GNU tar all take `/etc/x` as `etc/x` under the root (GNU tar
+//! strips every leading `/`), and `import` stores docker-archive layers unread, so
+//! refusing them left images strata itself had stored but could not unpack. Stripping
+//! them cannot leave the root: what follows still has to pass every other rule here
+//! (`/../x` and `/a//b` stay refused).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -35,16 +42,14 @@ pub fn layer_path(raw: &[u8]) -> Result<Option<PathBuf>, String> {
     if raw.contains(&0) {
         return Err("the name contains a NUL byte".into());
     }
-    if matches!(raw, b"." | b"./" | b"/") {
-        return Ok(None);
-    }
     if raw.is_empty() {
         return Err("the name is empty".into());
     }
-    if raw.starts_with(b"/") {
-        return Err("absolute name: refusing to write outside the rootfs".into());
+    let unrooted = &raw[raw.iter().take_while(|b| **b == b'/').count()..];
+    if matches!(unrooted, b"" | b"." | b"./") {
+        return Ok(None);
     }
-    let rest = raw.strip_prefix(b"./").unwrap_or(raw);
+    let rest = unrooted.strip_prefix(b"./").unwrap_or(unrooted);
     let rest = rest.strip_suffix(b"/").unwrap_or(rest);
     let mut out = PathBuf::new();
     for component in rest.split(|b| *b == b'/') {
@@ -138,27 +143,25 @@ mod tests {
         assert_eq!(ok("a/b"), Some(PathBuf::from("a/b")));
         assert_eq!(ok("usr/"), Some(PathBuf::from("usr")));
         assert_eq!(ok("..a/b..c/...d"), Some(PathBuf::from("..a/b..c/...d")));
-        for root in [".", "./", "/"] {
+        for root in [".", "./", "/", "//", "/.", "/./"] {
             assert_eq!(ok(root), None, "{root}");
+        }
+    }
+
+    #[test]
+    fn leading_slashes_are_stripped_as_peers_do() {
+        assert_eq!(ok("/etc/x"), Some(PathBuf::from("etc/x")));
+        assert_eq!(ok("///etc/x/"), Some(PathBuf::from("etc/x")));
+        assert_eq!(ok("/./etc"), Some(PathBuf::from("etc")));
+        for bad in ["/../x", "/a//b", "//..", "/a/../b", "/./../x", "/.//a"] {
+            assert!(layer_path(bad.as_bytes()).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn odd_names_are_refused() {
         for bad in [
-            "",
-            "a/../b",
-            "../a",
-            "..",
-            "a/..",
-            "a//b",
-            "a/./b",
-            ".//a",
-            "././a",
-            "/etc/passwd",
-            "//",
-            "a/\0b",
-            "a//",
+            "", "a/../b", "../a", "..", "a/..", "a//b", "a/./b", ".//a", "././a", "a/\0b", "a//",
         ] {
             assert!(layer_path(bad.as_bytes()).is_err(), "{bad:?}");
         }

@@ -5,7 +5,7 @@
 
 use std::io::{self, Read};
 
-use super::verify::check_layer;
+use super::verify::{check_layer, decode_fault, Fault, ForeignLink};
 use super::Compression;
 use crate::digest::{Algorithm, Digest, Hasher, HashingReader};
 
@@ -21,7 +21,10 @@ pub struct Scan {
     /// to its end.
     pub diff_ids: Vec<Digest>,
     /// Why the uncompressed stream is not a layer unpack applies (decompression or tar).
-    pub broken: Option<String>,
+    pub broken: Option<Fault>,
+    /// The hard links whose targets the layer does not define earlier (see
+    /// [`super::verify::Checked`]): they must be in the layers below.
+    pub foreign_links: Vec<ForeignLink>,
 }
 
 /// Scans `blob` (whose name is under `blob_alg`) declared `compression` by `media_type`,
@@ -42,6 +45,7 @@ pub fn scan(
     let mismatch = compression.mismatch(&head, media_type);
     let mut diff_ids = Vec::new();
     let mut broken = None;
+    let mut foreign_links = Vec::new();
     if mismatch.is_none() {
         let mut source = Failing {
             inner: io::Cursor::new(&head).chain(&mut stored),
@@ -50,19 +54,20 @@ pub fn scan(
         let outcome = {
             let decoder = compression.decoder(&mut source);
             match decoder {
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(decode_fault(compression, &e)),
                 Ok(decoder) => {
                     let mut tar = MultiHashReader {
                         inner: decoder,
                         hashers: diff_algs.iter().map(|a| a.hasher()).collect(),
                     };
-                    let checked = check_layer(&mut tar, "tar").map_err(|e| e.to_string());
+                    let checked = check_layer(&mut tar, compression);
                     // The diff_id covers whatever follows the end marker too.
-                    let rest = checked.and_then(|_| {
+                    let rest = checked.and_then(|checked| {
                         io::copy(&mut tar, &mut io::sink())
-                            .map_err(|e| format!("after the tar's end: {e}"))
+                            .map_err(|e| decode_fault(compression, &e))?;
+                        Ok(checked)
                     });
-                    rest.map(|_| tar.finish())
+                    rest.map(|checked| (tar.finish(), checked.foreign_links))
                 }
             }
         };
@@ -70,7 +75,7 @@ pub fn scan(
             return Err(e);
         }
         match outcome {
-            Ok(ids) => diff_ids = ids,
+            Ok((ids, links)) => (diff_ids, foreign_links) = (ids, links),
             Err(why) => broken = Some(why),
         }
     }
@@ -81,6 +86,7 @@ pub fn scan(
         mismatch,
         diff_ids,
         broken,
+        foreign_links,
     })
 }
 

@@ -109,12 +109,14 @@ pub fn fsck_with(layout: &Layout, options: FsckOptions) -> Result<FsckReport> {
         warnings: Vec::new(),
         contents_checked: HashSet::new(),
         layers: options.layers.then(BTreeMap::new),
+        images: BTreeMap::new(),
     };
     // Every entry, referrers too: each must follow the rules, whatever keeps it.
     Walker::new(&[layout]).walk_with(&index.manifests, &mut checker)?;
     problems.append(&mut checker.problems);
     warnings.append(&mut checker.warnings);
     let layers = checker.layers.take().unwrap_or_default();
+    let images = std::mem::take(&mut checker.images);
 
     let scanned: HashSet<&Digest> = layers.keys().map(|(d, _)| d).collect();
     let mut work: Vec<Work<'_>> = late
@@ -134,6 +136,7 @@ pub fn fsck_with(layout: &Layout, options: FsckOptions) -> Result<FsckReport> {
         Work::Hash(d) => hash_file(layout, d, buf).map(Done::Hashed),
         Work::Layer(job) => scan_layer(layout, job).map(Done::Scanned),
     })?;
+    let mut layer_faults = LayerFaults::default();
     for (w, done) in work.iter().zip(results) {
         match done {
             Done::Hashed(actual) | Done::Scanned(Scan { blob: actual, .. })
@@ -144,11 +147,14 @@ pub fn fsck_with(layout: &Layout, options: FsckOptions) -> Result<FsckReport> {
             Done::Hashed(_) => {}
             Done::Scanned(scan) => {
                 if let Work::Layer(job) = w {
-                    problems.extend(layer_problems(job, &scan));
+                    let found = layer_problems(job, &scan);
+                    layer_faults.note(job, &scan, !found.is_empty());
+                    problems.extend(found);
                 }
             }
         }
     }
+    problems.extend(layer_faults.dangling_links(layout, &images));
     for (digest, actual) in &corrupt {
         problems.push(Problem {
             subject: digest.to_string(),
@@ -186,6 +192,68 @@ pub fn fsck_with(layout: &Layout, options: FsckOptions) -> Result<FsckReport> {
         unreferenced,
         referrers,
     })
+}
+
+/// What the layer scans say about the hard links each layer leaves to the layers below it.
+#[derive(Default)]
+struct LayerFaults {
+    /// Layers with such links.
+    foreign: HashSet<Digest>,
+    /// Layers read without a problem, and with one (under some media type): an image with a
+    /// layer not read cleanly has that reported, and its tree is not built.
+    clean: HashSet<Digest>,
+    unclean: HashSet<Digest>,
+}
+
+impl LayerFaults {
+    fn note(&mut self, job: &LayerJob, scan: &Scan, problems: bool) {
+        if problems {
+            self.unclean.insert(job.digest.clone());
+        } else {
+            self.clean.insert(job.digest.clone());
+        }
+        if !scan.foreign_links.is_empty() {
+            self.foreign.insert(job.digest.clone());
+        }
+    }
+
+    /// For each image with a layer whose hard links name what that layer does not define
+    /// (usually none), whether the layers below have it: unpack, `files`, `export` and
+    /// the rest refuse the image when they do not. Only the layers up to the last such one
+    /// are read, and only when each of them read cleanly alone (else that is the problem).
+    fn dangling_links(
+        &self,
+        layout: &Layout,
+        images: &BTreeMap<Digest, Vec<Descriptor>>,
+    ) -> Vec<Problem> {
+        let mut out = Vec::new();
+        for (image, layers) in images {
+            let digests: Vec<Option<Digest>> = layers.iter().map(|l| l.digest().ok()).collect();
+            let Some(last) = digests
+                .iter()
+                .rposition(|d| d.as_ref().is_some_and(|d| self.foreign.contains(d)))
+            else {
+                continue;
+            };
+            let readable = digests[..=last].iter().all(|d| {
+                d.as_ref()
+                    .is_some_and(|d| self.clean.contains(d) && !self.unclean.contains(d))
+            });
+            if !readable {
+                continue;
+            }
+            let rule = match crate::image::tree::Tree::first_refused(layout, &layers[..=last]) {
+                Ok(None) => continue,
+                Ok(Some((layer, why))) => format!("layer {}: {why}", layer.digest),
+                Err(e) => format!("its layers do not apply: {e}"),
+            };
+            out.push(Problem {
+                subject: image.to_string(),
+                rule,
+            });
+        }
+        out
+    }
 }
 
 /// A layer of an image, to be decompressed, with what the configs that list it expect.
@@ -253,10 +321,7 @@ fn layer_problems(job: &LayerJob, scan: &Scan) -> Vec<Problem> {
         ))];
     }
     if let Some(why) = &scan.broken {
-        return vec![problem(format!(
-            "does not read to its end as a {} layer unpack applies: {why}",
-            job.compression.name()
-        ))];
+        return vec![problem(why.sentence())];
     }
     job.expected
         .iter()
@@ -394,6 +459,9 @@ struct Checker<'a> {
     layers: Option<BTreeMap<(Digest, Compression), LayerJob>>,
     /// Leaves whose content has a rule (the empty descriptor, configs outside a manifest).
     contents_checked: HashSet<(Digest, String)>,
+    /// Image manifests whose layers are decompressed, with their layers: the images whose
+    /// hard links the layers below must settle.
+    images: BTreeMap<Digest, Vec<Descriptor>>,
 }
 
 impl Visitor for Checker<'_> {
@@ -650,7 +718,7 @@ impl Checker<'_> {
             return; // reported on the edge
         };
         let diff_ids = self.manifest_config(&cd, manifest);
-        self.queue_layers(manifest, &cd, &diff_ids.unwrap_or_default());
+        self.queue_layers(digest, manifest, &cd, &diff_ids.unwrap_or_default());
     }
 
     /// Checks a manifest's config; its diff_ids when it could be read.
@@ -675,10 +743,17 @@ impl Checker<'_> {
 
     /// Queues an image's stored layers for decompression, each with the diff_id at its
     /// position in the config.
-    fn queue_layers(&mut self, manifest: &Manifest, config: &Digest, diff_ids: &[String]) {
+    fn queue_layers(
+        &mut self,
+        image: &Digest,
+        manifest: &Manifest,
+        config: &Digest,
+        diff_ids: &[String],
+    ) {
         let Some(mut layers) = self.layers.take() else {
             return;
         };
+        self.images.insert(image.clone(), manifest.layers.clone());
         for (position, layer) in manifest.layers.iter().enumerate() {
             let Ok(ld) = layer.digest() else { continue };
             // A missing, wrong-sized or corrupt layer is reported as such.

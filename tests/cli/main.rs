@@ -31,6 +31,7 @@ mod image_ops;
 mod image_ops_more;
 mod interop;
 mod json_schemas;
+mod layer_checks;
 mod layout_create;
 mod man;
 mod pull_writeback;

@@ -173,12 +173,7 @@ fn a_layer_that_is_not_a_whole_tar_is_a_problem() {
         media_type::LAYER_TAR_GZIP,
         &diff_id,
     );
-    fsck_and_unpack_refuse(
-        &layout,
-        "cut",
-        &cut,
-        "does not read to its end as a gzip layer",
-    );
+    fsck_and_unpack_refuse(&layout, "cut", &cut, "is not a layer unpack applies: entry");
     // A gzip stream cut short: the digest matches its name, the stream does not end.
     let dir = tempdir();
     let layout = fresh(dir.path());
@@ -191,7 +186,7 @@ fn a_layer_that_is_not_a_whole_tar_is_a_problem() {
         media_type::LAYER_TAR_GZIP,
         &sha256(&tar).to_string(),
     );
-    fsck_and_unpack_refuse(&layout, "short", &short, "does not read to its end");
+    fsck_and_unpack_refuse(&layout, "short", &short, "does not decompress as gzip");
 }
 
 #[test]
