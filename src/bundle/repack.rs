@@ -236,7 +236,9 @@ pub fn repack_with_progress(
             draft.append_layer(&layer, &options.history, "strata repack")?;
             Some(layer)
         };
-    let (desc, named_before) = draft.commit_moving(&tag, None)?;
+    let tagged = draft.commit_moving(&tag, None)?;
+    let named_before = tagged.moved_from.clone();
+    let desc = tagged.descriptor();
     let unpacked_from = meta.descriptor_path.first().map(|d| d.digest.as_str());
     let moved_from = named_before.filter(|d| Some(d.as_str()) != unpacked_from);
     if let Some(snapshot) = fresh {

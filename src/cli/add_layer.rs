@@ -54,10 +54,11 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             super::insert::host_name(&args.layer).display()
         ),
     )?;
-    let desc = draft.commit(&tag, None)?;
+    let source = draft.source().map(str::to_owned);
+    let tagged = draft.commit_moving(&tag, None)?;
     out.written(
         args.edit.image.json,
-        &super::output::Written::new(layout.root(), Some(&tag), &desc),
+        &super::output::Written::tagged(layout.root(), &tagged, source.as_deref()),
     )?;
     Ok(Status::Success)
 }

@@ -217,12 +217,12 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
                     spec.subject = Some(subject_descriptor(layout, subject, &args.platform)?);
                 }
                 let desc = push(layout, &spec, &Placement::Tag(tag.clone()))?;
-                blob_lines(out, layout, &desc);
+                blob_lines(out, layout, &desc.entry);
                 Ok(desc)
             })?;
             out.written(
                 args.json,
-                &super::output::Written::new(&reference.layout, Some(&tag), &desc),
+                &super::output::Written::tagged(&reference.layout, &desc, None),
             )?;
         }
         Command::Attach(args) => {
@@ -231,10 +231,10 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
             let layout = Layout::open(&subject.layout)?;
             spec.subject = Some(subject_descriptor(&layout, &subject, &args.platform)?);
             let desc = push(&layout, &spec, &Placement::Untagged)?;
-            blob_lines(out, &layout, &desc);
+            blob_lines(out, &layout, &desc.entry);
             out.written(
                 args.json,
-                &super::output::Written::new(&subject.layout, None, &desc),
+                &super::output::Written::new(&subject.layout, None, &desc.entry),
             )?;
         }
         Command::Pull(args) => {

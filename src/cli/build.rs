@@ -8,7 +8,6 @@ use strata::image::PlatformSpec;
 use strata::layer::build::{TarOptions, TarWriter};
 use strata::layer::source::SourceTree;
 use strata::layer::write::{write_layer_with_progress, WrittenLayer};
-use strata::spec::Descriptor;
 use strata::Layout;
 
 use super::build_args::{in_layout, reference_tag, CompressArg, ConfigArgs, HistoryArgs};
@@ -68,13 +67,13 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         );
     }
     let platform = args.platform.resolve()?;
-    let (desc, layer) = in_layout(&reference, |layout| {
+    let ((tagged, source), layer) = in_layout(&reference, |layout| {
         build(&args, out, layout, &tag, &edits, &platform)
     })?;
     out.layer_written(&layer);
     out.written(
         args.json,
-        &super::output::Written::new(&reference.layout, Some(&tag), &desc),
+        &super::output::Written::tagged(&reference.layout, &tagged, source.as_deref()),
     )?;
     Ok(Status::Success)
 }
@@ -86,7 +85,7 @@ fn build(
     tag: &str,
     edits: &ConfigEdits,
     platform: &PlatformSpec,
-) -> anyhow::Result<(Descriptor, WrittenLayer)> {
+) -> anyhow::Result<((strata::image::Tagged, Option<String>), WrittenLayer)> {
     let mut draft = match &args.from {
         Some(base) => {
             let base = super::parse_reference(base)?;
@@ -114,6 +113,7 @@ fn build(
     // place gives the same image.
     draft.append_layer(&layer, &args.history.options(), "strata build")?;
     draft.edit_config(edits)?;
-    let desc = draft.commit(tag, edits.created.as_deref())?;
-    Ok((desc, layer))
+    let source = draft.source().map(str::to_owned);
+    let tagged = draft.commit_moving(tag, edits.created.as_deref())?;
+    Ok(((tagged, source), layer))
 }

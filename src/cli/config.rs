@@ -30,10 +30,11 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     draft.edit_config(&edits)?;
     draft.note_empty_change(&args.history.options(), "strata config")?;
     let layout = draft.layout().root().to_owned();
-    let desc = draft.commit(&tag, edits.created.as_deref())?;
+    let source = draft.source().map(str::to_owned);
+    let tagged = draft.commit_moving(&tag, edits.created.as_deref())?;
     out.written(
         args.json,
-        &super::output::Written::new(&layout, Some(&tag), &desc),
+        &super::output::Written::tagged(&layout, &tagged, source.as_deref()),
     )?;
     Ok(Status::Success)
 }

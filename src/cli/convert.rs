@@ -75,7 +75,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         level: args.compress_level,
     };
     let layout = Layout::open(&reference.layout)?;
-    let desc = {
+    let (tagged, source) = {
         let _lock = layout.lock_gc(LockMode::Shared)?;
         let entry = strata::image::resolve_entry(&layout, &reference.target)?;
         let mut report = ConvertReport::default();
@@ -88,12 +88,12 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
                 "dropped {field}: Docker schema 2 has no place for it"
             ));
         }
-        strata::image::mutate::set_tag(&layout, &tag, &desc)?;
-        desc
+        let tagged = strata::image::mutate::move_tag(&layout, &tag, &desc)?;
+        (tagged, entry.digest)
     };
     out.written(
         args.json,
-        &super::output::Written::new(&reference.layout, Some(&tag), &desc),
+        &super::output::Written::tagged(&reference.layout, &tagged, Some(&source)),
     )?;
     Ok(Status::Success)
 }

@@ -25,11 +25,12 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let source = layout.clone();
     let layer = write_layer(&layout, compression, move |w| tree.write_tar(&source, w))?;
     draft.replace_layers(&layer, &args.edit.image.history.options(), "strata flatten")?;
-    let desc = draft.commit(&tag, None)?;
+    let source = draft.source().map(str::to_owned);
+    let tagged = draft.commit_moving(&tag, None)?;
     out.layer_written(&layer);
     out.written(
         args.edit.image.json,
-        &super::output::Written::new(layout.root(), Some(&tag), &desc),
+        &super::output::Written::tagged(layout.root(), &tagged, source.as_deref()),
     )?;
     Ok(Status::Success)
 }

@@ -95,7 +95,8 @@ fn same_layout(
 }
 
 pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
-    let (reference, tag, desc, json) = match command {
+    // add and remove edit the index REF names: its tag moving off the old index is the edit.
+    let (reference, in_place, desc, json) = match command {
         Command::Create(args) => {
             let reference = super::parse_reference(&args.reference)?;
             let tag = reference_tag(&reference)?;
@@ -108,7 +109,7 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
                 .map(|m| same_layout(&layout, m))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let desc = create(&layout, &members, &annotations, &tag)?;
-            (reference, tag, desc, args.json)
+            (reference, false, desc, args.json)
         }
         Command::Add(args) => {
             let reference = super::parse_reference(&args.reference)?;
@@ -116,7 +117,7 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
             let layout = Layout::open(&reference.layout)?;
             let member = same_layout(&layout, &args.manifest)?;
             let desc = add(&layout, &reference.target, &member, &tag)?;
-            (reference, tag, desc, args.json)
+            (reference, true, desc, args.json)
         }
         Command::Remove(args) => {
             let reference = super::parse_reference(&args.reference)?;
@@ -124,12 +125,16 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
             let platform = args.platform.parse()?;
             let layout = Layout::open(&reference.layout)?;
             let desc = remove(&layout, &reference.target, &platform, &tag)?;
-            (reference, tag, desc, args.json)
+            (reference, true, desc, args.json)
         }
     };
     out.written(
         json,
-        &super::output::Written::new(&reference.layout, Some(&tag), &desc),
+        &super::output::Written::tagged(
+            &reference.layout,
+            &desc,
+            desc.moved_from.as_deref().filter(|_| in_place),
+        ),
     )?;
     Ok(Status::Success)
 }

@@ -255,10 +255,11 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     };
     out.layer_written(&layer);
     draft.append_layer(&layer, &args.edit.image.history.options(), &created_by)?;
-    let desc = draft.commit(&tag, None)?;
+    let source = draft.source().map(str::to_owned);
+    let tagged = draft.commit_moving(&tag, None)?;
     out.written(
         args.edit.image.json,
-        &super::output::Written::new(layout.root(), Some(&tag), &desc),
+        &super::output::Written::tagged(layout.root(), &tagged, source.as_deref()),
     )?;
     Ok(Status::Success)
 }

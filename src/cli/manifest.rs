@@ -50,7 +50,7 @@ pub fn run(command: Command, out: &Output) -> anyhow::Result<Status> {
     let desc = put_manifest_from(&layout, &raw, &tag, &source)?;
     out.written(
         args.json,
-        &super::output::Written::new(&reference.layout, Some(&tag), &desc),
+        &super::output::Written::tagged(&reference.layout, &desc, None),
     )?;
     Ok(Status::Success)
 }

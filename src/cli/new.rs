@@ -28,11 +28,11 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         None => strata::image::host_platform(),
     };
     let desc = in_layout(&reference, |layout| {
-        Ok(Draft::empty(layout, &platform)?.commit(&tag, None)?)
+        Ok(Draft::empty(layout, &platform)?.commit_moving(&tag, None)?)
     })?;
     out.written(
         args.json,
-        &super::output::Written::new(&reference.layout, Some(&tag), &desc),
+        &super::output::Written::tagged(&reference.layout, &desc, None),
     )?;
     Ok(Status::Success)
 }

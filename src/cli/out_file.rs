@@ -38,12 +38,9 @@ pub fn target(path: &Path) -> anyhow::Result<Target> {
         _ => path.to_path_buf(),
     };
     match std::fs::metadata(&resolved) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Target::Replace(resolved)),
-        Err(source) => Err(strata::Error::Io {
-            path: resolved,
-            source,
-        }
-        .into()),
+        // Missing, or not reachable (a file where a directory should be, a name too long):
+        // the write beside it says which, naming what the user gave.
+        Err(_) => Ok(Target::Replace(resolved)),
         Ok(meta) => {
             let kind = meta.file_type();
             if kind.is_file() {

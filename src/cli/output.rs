@@ -250,6 +250,10 @@ pub struct Written<'a> {
     /// The image the tag named before, when the tag moved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub moved_from: Option<&'a str>,
+    /// The image the command read and wrote anew: a tag moving off it is the edit itself,
+    /// not news.
+    #[serde(skip)]
+    pub source: Option<&'a str>,
 }
 
 impl<'a> Written<'a> {
@@ -265,6 +269,21 @@ impl<'a> Written<'a> {
             media_type: &desc.media_type,
             size: desc.size,
             moved_from: None,
+            source: None,
+        }
+    }
+
+    /// What a writer tagged: the entry, and the image the tag named before when it moved
+    /// off another one than `source`, the image the command edited.
+    pub fn tagged(
+        layout: &std::path::Path,
+        tagged: &'a strata::image::Tagged,
+        source: Option<&'a str>,
+    ) -> Written<'a> {
+        Written {
+            moved_from: tagged.moved_from.as_deref(),
+            source,
+            ..Written::new(layout, tagged.entry.ref_name(), &tagged.entry)
         }
     }
 }
@@ -272,6 +291,14 @@ impl<'a> Written<'a> {
 impl Output {
     /// Prints what a writer made: its digest, or the document with `--json`.
     pub fn written(&self, json: JsonArg, written: &Written<'_>) -> io::Result<()> {
+        if let (Some(before), Some(tag)) = (written.moved_from, written.tag) {
+            if written.source != Some(before) {
+                self.warn(format_args!(
+                    "moved tag {tag} from {before} to {}",
+                    written.digest
+                ));
+            }
+        }
         if json.json {
             self.json(written)
         } else {

@@ -56,10 +56,11 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         )
         .map_err(|e| anyhow::anyhow!("--old-base {}: {e}", args.old_base))?;
     drop(new);
-    let desc = draft.commit(&tag, None)?;
+    let source = draft.source().map(str::to_owned);
+    let tagged = draft.commit_moving(&tag, None)?;
     out.written(
         args.edit.json,
-        &super::output::Written::new(layout.root(), Some(&tag), &desc),
+        &super::output::Written::tagged(layout.root(), &tagged, source.as_deref()),
     )?;
     Ok(Status::Success)
 }

@@ -22,12 +22,6 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     let reference = super::parse_reference(&args.reference)?;
     let layout = Layout::open(&reference.layout)?;
     let tagged = strata::image::tag(&layout, &reference.target, &args.new_tag)?;
-    if let Some(before) = &tagged.moved_from {
-        out.warn(format_args!(
-            "moved tag {} from {before} to {}",
-            args.new_tag, tagged.entry.digest
-        ));
-    }
     out.info(format_args!(
         "tagged {} as {}",
         tagged.entry.digest, args.new_tag
@@ -44,11 +38,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             ));
         }
     }
-    if args.json.json {
-        let mut written =
-            super::output::Written::new(&reference.layout, Some(&args.new_tag), &tagged.entry);
-        written.moved_from = tagged.moved_from.as_deref();
-        out.json(&written)?;
-    }
+    out.written(
+        args.json,
+        &super::output::Written::tagged(&reference.layout, &tagged, None),
+    )?;
     Ok(Status::Success)
 }

@@ -15,7 +15,8 @@ use rustix::io::Errno;
 
 use crate::digest::Algorithm;
 use crate::error::{Error, IoContext, Result};
-use crate::image::mutate::set_tag;
+use crate::image::mutate::move_tag;
+use crate::image::tags::Tagged;
 use crate::image::time::source_date_epoch;
 use crate::layer::build::{TarOptions, TarWriter};
 use crate::layer::source::SourceTree;
@@ -169,10 +170,10 @@ pub enum Placement {
 }
 
 /// Writes an artifact manifest (and its blobs) into `layout` and records it as `placement`
-/// says; returns its descriptor (with `artifactType` set). The gc lock is held shared from
+/// says; returns its entry (with `artifactType` set). The gc lock is held shared from
 /// the first blob written to the update of `index.json`, so a gc running meanwhile cannot
 /// sweep blobs that nothing references yet.
-pub fn push(layout: &Layout, spec: &ArtifactSpec, placement: &Placement) -> Result<Descriptor> {
+pub fn push(layout: &Layout, spec: &ArtifactSpec, placement: &Placement) -> Result<Tagged> {
     if let Placement::Tag(tag) = placement {
         validate_tag(tag)?;
     }
@@ -182,10 +183,15 @@ pub fn push(layout: &Layout, spec: &ArtifactSpec, placement: &Placement) -> Resu
     let _lock = layout.lock_gc(LockMode::Shared)?;
     let desc = write_artifact(layout, spec, sources)?;
     match placement {
-        Placement::Tag(tag) => set_tag(layout, tag, &desc)?,
-        Placement::Untagged => add_untagged(layout, &desc)?,
+        Placement::Tag(tag) => move_tag(layout, tag, &desc),
+        Placement::Untagged => {
+            add_untagged(layout, &desc)?;
+            Ok(Tagged {
+                entry: desc,
+                moved_from: None,
+            })
+        }
     }
-    Ok(desc)
 }
 
 /// A file to store as it is, or a directory to store as one tar+gzip layer.

@@ -10,7 +10,7 @@ use crate::spec::{media_type, Descriptor};
 /// descriptor it holds, verifies each blob they name (a manifest's config and layers, an
 /// index's manifests) against its digest and size, then stores `raw` byte for byte and
 /// points `tag` at it. Nothing is written when a check fails.
-pub fn put_manifest(layout: &Layout, raw: &[u8], tag: &str) -> Result<Descriptor> {
+pub fn put_manifest(layout: &Layout, raw: &[u8], tag: &str) -> Result<super::tags::Tagged> {
     put_manifest_from(layout, raw, tag, "the document")
 }
 
@@ -20,7 +20,7 @@ pub fn put_manifest_from(
     raw: &[u8],
     tag: &str,
     source: &str,
-) -> Result<Descriptor> {
+) -> Result<super::tags::Tagged> {
     crate::layout::reference::validate_tag(tag)?;
     let probe: serde_json::Value = serde_json::from_slice(raw).map_err(Error::bad_json(source))?;
     let declared = probe
@@ -83,6 +83,5 @@ pub fn put_manifest_from(
     if let Some(artifact_type) = probe.get("artifactType").and_then(|a| a.as_str()) {
         desc.artifact_type = Some(artifact_type.to_owned());
     }
-    super::mutate::set_tag(layout, tag, &desc)?;
-    Ok(desc)
+    super::mutate::move_tag(layout, tag, &desc)
 }

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use super::mutate::set_tag;
+use super::mutate::move_tag;
 use super::resolve::resolve_entry;
+use super::tags::Tagged;
 use super::PlatformSpec;
 use crate::error::{Error, Result};
 use crate::layout::reference::{validate_tag, Target};
@@ -69,7 +70,7 @@ pub fn create(
     members: &[Target],
     annotations: &BTreeMap<String, String>,
     tag: &str,
-) -> Result<Descriptor> {
+) -> Result<Tagged> {
     store_tagged(layout, tag, || {
         let entries = members
             .iter()
@@ -106,7 +107,7 @@ fn refuse_shared_platforms(entries: &[Descriptor]) -> Result<()> {
 
 /// Adds the image `member` names to the index `index` names (replacing the entry of the
 /// same platform) and tags the new index `tag`.
-pub fn add(layout: &Layout, index: &Target, member: &Target, tag: &str) -> Result<Descriptor> {
+pub fn add(layout: &Layout, index: &Target, member: &Target, tag: &str) -> Result<Tagged> {
     store_tagged(layout, tag, || {
         let entry = platform_entry(layout, member)?;
         store_index(layout, &add_entry(read_index_at(layout, index)?, entry))
@@ -120,7 +121,7 @@ pub fn remove(
     index: &Target,
     platform: &PlatformSpec,
     tag: &str,
-) -> Result<Descriptor> {
+) -> Result<Tagged> {
     store_tagged(layout, tag, || {
         store_index(
             layout,
@@ -135,12 +136,11 @@ fn store_tagged(
     layout: &Layout,
     tag: &str,
     write: impl FnOnce() -> Result<Descriptor>,
-) -> Result<Descriptor> {
+) -> Result<Tagged> {
     validate_tag(tag)?;
     let _lock = layout.lock_gc(LockMode::Shared)?;
     let desc = write()?;
-    set_tag(layout, tag, &desc)?;
-    Ok(desc)
+    move_tag(layout, tag, &desc)
 }
 
 /// Writes a new index over `entries` (with `annotations`) and returns its descriptor.

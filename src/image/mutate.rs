@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use super::platform::PlatformSpec;
 use super::resolve::resolve_image;
+use super::tags::Tagged;
 use super::time::{build_time, rfc3339, validate_rfc3339};
 use crate::error::{Error, Result};
 use crate::layer::write::WrittenLayer;
@@ -122,6 +123,8 @@ pub struct Draft {
     /// The config as it will be written.
     pub config: ImageConfig,
     time: i64,
+    /// The manifest the draft was loaded from; none for a new image.
+    source: Option<String>,
 }
 
 impl Draft {
@@ -164,6 +167,7 @@ impl Draft {
             manifest,
             config,
             time,
+            source: None,
         })
     }
 
@@ -210,7 +214,13 @@ impl Draft {
             manifest,
             config,
             time,
+            source: Some(resolved.descriptor.digest),
         })
+    }
+
+    /// The digest of the manifest the draft was loaded from; none for a new image.
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
     }
 
     /// The layout the draft will be committed to.
@@ -471,20 +481,16 @@ impl Draft {
     /// Writes the config and manifest blobs and points `tag` at the manifest (replacing
     /// whatever it named). `created` from the edits wins over the build time.
     pub fn commit(self, tag: &str, created: Option<&str>) -> Result<Descriptor> {
-        self.commit_moving(tag, created).map(|(desc, _)| desc)
+        self.commit_moving(tag, created)
+            .map(|tagged| tagged.descriptor())
     }
 
-    /// [`Draft::commit`], also returning the digest `tag` named before when it named another
-    /// image (see [`move_tag`]).
-    pub fn commit_moving(
-        mut self,
-        tag: &str,
-        created: Option<&str>,
-    ) -> Result<(Descriptor, Option<String>)> {
+    /// [`Draft::commit`], also saying which image `tag` named before when it named another
+    /// one (see [`move_tag`]).
+    pub fn commit_moving(mut self, tag: &str, created: Option<&str>) -> Result<Tagged> {
         validate_tag(tag)?;
         let desc = self.write_blobs(created)?;
-        let before = move_tag(&self.layout, tag, &desc)?;
-        Ok((desc, before))
+        move_tag(&self.layout, tag, &desc)
     }
 
     /// Writes the config and manifest blobs and records the manifest as an untagged
@@ -552,13 +558,14 @@ pub fn set_tag(layout: &Layout, tag: &str, desc: &Descriptor) -> Result<()> {
     move_tag(layout, tag, desc).map(drop)
 }
 
-/// [`set_tag`], returning the digest the tag named before when it named another image. Read
+/// [`set_tag`], saying which image the tag named before when it named another one. Read
 /// under the index lock, so it is the image this write replaced, whatever another writer
 /// did meanwhile.
-pub fn move_tag(layout: &Layout, tag: &str, desc: &Descriptor) -> Result<Option<String>> {
+pub fn move_tag(layout: &Layout, tag: &str, desc: &Descriptor) -> Result<Tagged> {
     let mut entry = desc.clone();
     entry.set_annotation(ANNOTATION_REF_NAME, Some(tag));
-    layout.update_index(|index| Ok(super::tags::place_tag(index, &entry)))
+    let moved_from = layout.update_index(|index| Ok(super::tags::place_tag(index, &entry)))?;
+    Ok(Tagged { entry, moved_from })
 }
 
 /// Copies one blob between layouts, verified on the way.

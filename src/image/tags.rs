@@ -16,6 +16,15 @@ pub struct Tagged {
     pub moved_from: Option<String>,
 }
 
+impl Tagged {
+    /// The image's descriptor, without the tag's annotation.
+    pub fn descriptor(mut self) -> Descriptor {
+        self.entry
+            .set_annotation(crate::spec::ANNOTATION_REF_NAME, None);
+        self.entry
+    }
+}
+
 /// Points `new_tag` at what `target` names (moving it if it named something else).
 /// Idempotent: tagging an image with a tag it already has changes nothing on disk.
 pub fn tag(layout: &Layout, target: &Target, new_tag: &str) -> Result<Tagged> {

@@ -296,3 +296,83 @@ fn runtime_config_of_an_image_needs_no_scratch_directory() {
     assert_eq!(config["process"]["user"]["uid"], 1000, "{config}");
     assert_eq!(config["process"]["cwd"], "/", "{config}");
 }
+
+/// Every writer says when its tag moved off another image (`movedFrom`, and a warning), as
+/// `tag` and `repack` did; an edit in place (config L:v1) moves its own tag silently.
+#[test]
+fn writers_say_when_they_move_a_tag_off_another_image() {
+    let dir = tempdir();
+    let lay = s(&dir.path().join("L")).to_owned();
+    let tree = dir.path().join("t");
+    std::fs::create_dir(&tree).unwrap();
+    write(&tree.join("f"), b"f\n");
+    let r = |t: &str| format!("{lay}:{t}");
+    ok(&["new", &r("base")]);
+    ok(&["build", s(&tree), &r("app")]);
+    let index_json = dir.path().join("L/index.json");
+    let digest_of = |t: &str| {
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&index_json).unwrap()).unwrap();
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == t)
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let file = dir.path().join("a.txt");
+    write(&file, b"a\n");
+    for args in [
+        vec![
+            "config".to_owned(),
+            r("base"),
+            "--env".into(),
+            "A=1".into(),
+            "--tag".into(),
+            "app".into(),
+        ],
+        vec![
+            "build".into(),
+            s(&tree).into(),
+            r("app"),
+            "--label".into(),
+            "x=1".into(),
+        ],
+        vec![
+            "artifact".into(),
+            "push".into(),
+            r("app"),
+            s(&file).into(),
+            "--artifact-type".into(),
+            "application/x.t".into(),
+            "--disable-path-validation".into(),
+        ],
+        vec!["tag".into(), r("base"), "app".into()],
+    ] {
+        let before = digest_of("app");
+        let mut with_json: Vec<&str> = args.iter().map(String::as_str).collect();
+        with_json.push("--json");
+        let out = run(&with_json);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(doc["movedFrom"], before.as_str(), "{args:?}: {doc}");
+        assert!(
+            out.stderr.contains(&format!("moved tag app from {before}")),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    // In place: the tag moving off the image it edits is the edit itself.
+    let before = digest_of("app");
+    let out = run(&["config", &r("app"), "--env", "B=2", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "", "an edit in place is not news");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(doc["movedFrom"], before.as_str(), "{doc}");
+    // tag prints what every writer prints: the digest.
+    let printed = ok(&["tag", &r("base"), "v9"]);
+    assert_eq!(printed.trim(), digest_of("base"));
+}
