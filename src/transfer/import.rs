@@ -39,7 +39,7 @@ use serde::Serialize;
 use super::docker_archive;
 use super::error::{Error, Result};
 use super::graph::{add_referrers, holds, missing, Walker};
-use super::members::Members;
+use super::members::{Members, Stored};
 use super::oci_archive;
 use super::partial::{narrow, LeftOut};
 use super::read_archive;
@@ -170,11 +170,14 @@ pub fn import<R: Read>(
             .chain(desc.artifact_type.as_deref())
             .find(|t| !crate::spec::is_valid_media_type(t));
         if let Some(bad) = bad {
-            return Err(crate::Error::Invalid {
-                what: format!("the archive's entry {}", desc.digest),
-                reason: format!("{bad:?} is not a media type (type/subtype, RFC 6838)"),
-            }
-            .into());
+            return Err(Error::BadArchive {
+                what: "index.json".into(),
+                reason: format!(
+                    "the entry for {} has {bad:?}, which is not a media type (type/subtype, \
+                     RFC 6838)",
+                    desc.digest
+                ),
+            });
         }
     }
 
@@ -190,10 +193,14 @@ pub fn import<R: Read>(
     let mut walker = Walker::new(&stores);
     walker.walk(&roots)?;
     if !walker.missing().is_empty() {
+        let blobs = missing(&walker);
+        if let Some(e) = blobs.iter().find_map(|b| sized_otherwise(&members, b)) {
+            return Err(e);
+        }
         return Err(Error::MissingBlobs {
             layout: dest.root().to_owned(),
             from: "the archive".into(),
-            blobs: missing(&walker),
+            blobs,
         });
     }
     let referrers = add_referrers(&mut walker, &staging.layout)?;
@@ -248,6 +255,26 @@ pub fn import<R: Read>(
         ignored: members.ignored,
         left_out,
     })
+}
+
+/// A blob the images need that the archive holds, but of another size than a descriptor
+/// gives it (a hostile or damaged `size`): said so, rather than that the archive lacks it.
+fn sized_otherwise(members: &Members, wanted: &BlobRef) -> Option<Error> {
+    let name = format!(
+        "blobs/{}/{}",
+        wanted.digest.algorithm().name(),
+        wanted.digest.hex()
+    );
+    match members.files.get(&name)? {
+        Stored::Blob(held) if held.size != wanted.size => Some(Error::member(
+            &name,
+            format!(
+                "a descriptor gives this blob {} bytes, but the member has {}",
+                wanted.size, held.size
+            ),
+        )),
+        _ => None,
+    }
 }
 
 /// docker 25.0.0 wrote each image's OCI manifest with its foreign layers only (none, for an

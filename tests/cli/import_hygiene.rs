@@ -1,0 +1,246 @@
+//! From the attack on the CLI: an archive holding one blob twice is refused (a tar tool would
+//! keep the other copy); errors about an archive's documents name the archive and say in
+//! words what is wrong; a descriptor whose size the archive's member does not have says so;
+//! what killed writers left in `.strata-tmp` is reported by fsck and counted rightly by gc; a
+//! killed unpack is recognised by the next one.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::util::*;
+
+/// A layout `src` with one image tagged `app`, and an OCI archive of it.
+fn app_archive(dir: &Path) -> (Image, PathBuf) {
+    let (src, images) = layout_with_images(dir, "src", &["app"]);
+    let archive = dir.join("app.tar");
+    ok(&[
+        "export",
+        &format!("{}:app", s(src.root())),
+        "-o",
+        s(&archive),
+    ]);
+    (images[0].clone(), archive)
+}
+
+/// The regular members of a tar, (name, content), in order.
+fn members_of(archive: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(archive).unwrap();
+    let mut tar = tar::Archive::new(&bytes[..]);
+    let mut out = Vec::new();
+    for e in tar.entries().unwrap() {
+        let mut e = e.unwrap();
+        if e.header().entry_type() == tar::EntryType::Regular {
+            let name = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            out.push((name, data));
+        }
+    }
+    out
+}
+
+/// Writes a tar of `members` at `dir/name`.
+fn archive_of(dir: &Path, name: &str, members: &[(String, Vec<u8>)]) -> PathBuf {
+    let mut t = TarBuilder::new();
+    for (member, data) in members {
+        t.file(member, data, 0o644);
+    }
+    let path = dir.join(name);
+    write(&path, &t.finish());
+    path
+}
+
+/// `archive` with the member `name`'s content replaced.
+fn with_member(dir: &Path, archive: &Path, name: &str, data: &[u8]) -> PathBuf {
+    let mut members = members_of(archive);
+    members
+        .iter_mut()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no member {name}"))
+        .1 = data.to_vec();
+    archive_of(dir, "edited.tar", &members)
+}
+
+/// Imports `archive` into a new layout, which must fail (exit 1) and be left without the
+/// image; returns stderr.
+fn import_fails(dir: &Path, archive: &Path) -> String {
+    let dest = dir.join("dest");
+    ok(&["new", &format!("{}:base", s(&dest))]);
+    let before = snapshot(&dest);
+    let err = fails(&["import", s(archive), s(&dest)], 1);
+    assert!(
+        snapshot(&dest) == before,
+        "the failed import changed {dest:?}"
+    );
+    // Not a word of Rust: no serde type names, no Option's Debug form.
+    for rust in ["Versioned", "struct ", "Some(", "None", "u64", "sequence"] {
+        assert!(!err.contains(rust), "{rust:?} in: {err}");
+    }
+    err
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. A blob member twice
+// ---------------------------------------------------------------------------------------
+
+/// The archive with the image's layer member twice, the corrupt copy first or second.
+fn layer_twice(dir: &Path, image: &Image, archive: &Path, corrupt_first: bool) -> PathBuf {
+    let layer = format!("blobs/sha256/{}", image.layers[0].hex());
+    let mut members = members_of(archive);
+    let at = members.iter().position(|(n, _)| *n == layer).unwrap();
+    let good = members[at].1.clone();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    let (first, second) = if corrupt_first {
+        (bad, good)
+    } else {
+        (good, bad)
+    };
+    members[at].1 = first;
+    members.insert(at + 1, (layer, second));
+    archive_of(dir, "twice.tar", &members)
+}
+
+#[test]
+fn a_blob_member_twice_is_refused_whichever_copy_is_corrupt() {
+    for corrupt_first in [false, true] {
+        let dir = tempdir();
+        let (image, archive) = app_archive(dir.path());
+        let twice = layer_twice(dir.path(), &image, &archive, corrupt_first);
+        let err = import_fails(dir.path(), &twice);
+        let layer = image.layers[0].hex().to_owned();
+        assert!(
+            err.contains(s(&twice)),
+            "corrupt first: {corrupt_first}: {err}"
+        );
+        assert!(
+            err.contains(&layer),
+            "corrupt first: {corrupt_first}: {err}"
+        );
+        if !corrupt_first {
+            assert!(err.contains("appears twice"), "{err}");
+        }
+        // Two sound copies are still two copies: refused the same way.
+        let dir = tempdir();
+        let (image, archive) = app_archive(dir.path());
+        let layer = format!("blobs/sha256/{}", image.layers[0].hex());
+        let mut members = members_of(&archive);
+        let copy = members.iter().find(|(n, _)| *n == layer).unwrap().clone();
+        members.push(copy);
+        let twice = archive_of(dir.path(), "twice.tar", &members);
+        let err = import_fails(dir.path(), &twice);
+        assert!(err.contains("appears twice"), "{err}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Messages about the archive's documents
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_bad_index_json_is_named_with_its_archive_and_said_in_words() {
+    let dir = tempdir();
+    let (_, archive) = app_archive(dir.path());
+    for (index, says) in [
+        (&b"null"[..], "is not a JSON object (it is null)"),
+        (b"[1, 2]", "is not a JSON object (it is an array)"),
+        (b"\"x\"", "is not a JSON object (it is a string)"),
+        (b"{\"schemaVersion\": 2, \"manifests\": 7}", "a JSON array"),
+        (
+            b"{\"schemaVersion\": 2, \"manifests\": [7]}",
+            "a JSON object",
+        ),
+        (
+            b"{\"schemaVersion\": 2, \"manifests\": [}",
+            "malformed JSON",
+        ),
+        (b"{\"schemaVersion\": 3}", "schemaVersion 3, must be 2"),
+    ] {
+        let edited = with_member(dir.path(), &archive, "index.json", index);
+        let err = import_fails(&dir.path().join(format!("{}", index.len())), &edited);
+        let named = format!("{}: index.json", s(&edited));
+        assert!(err.contains(&named), "{err}");
+        assert!(err.contains(says), "{says:?} in: {err}");
+    }
+    for (layout_file, says) in [
+        (&b"null"[..], "is not a JSON object (it is null)"),
+        (b"{}", "has no imageLayoutVersion"),
+        (
+            b"{\"imageLayoutVersion\": \"2.0.0\"}",
+            "imageLayoutVersion is \"2.0.0\"",
+        ),
+    ] {
+        let edited = with_member(dir.path(), &archive, "oci-layout", layout_file);
+        let err = import_fails(&dir.path().join(format!("l{}", layout_file.len())), &edited);
+        assert!(
+            err.contains(&format!("{}: oci-layout", s(&edited))),
+            "{err}"
+        );
+        assert!(err.contains(says), "{says:?} in: {err}");
+    }
+}
+
+#[test]
+fn a_bad_docker_manifest_json_is_named_with_its_archive_and_said_in_words() {
+    let dir = tempdir();
+    let (src, _) = layout_with_images(dir.path(), "src", &["app"]);
+    let archive = dir.path().join("app.docker.tar");
+    ok(&[
+        "export",
+        &format!("{}:app", s(src.root())),
+        "--format",
+        "docker",
+        "-o",
+        s(&archive),
+    ]);
+    for (manifest, says) in [
+        (&b"null"[..], "is not a JSON array (it is null)"),
+        (
+            b"{\"Config\": \"x\"}",
+            "is not a JSON array (it is an object)",
+        ),
+        (b"[7]", "a JSON object"),
+        (b"[{\"Config\": 7}]", "a string"),
+    ] {
+        let edited = with_member(dir.path(), &archive, "manifest.json", manifest);
+        let err = import_fails(&dir.path().join(format!("{}", manifest.len())), &edited);
+        assert!(
+            err.contains(&format!("{}: manifest.json", s(&edited))),
+            "{err}"
+        );
+        assert!(err.contains(says), "{says:?} in: {err}");
+    }
+}
+
+#[test]
+fn a_descriptor_larger_than_its_member_says_so() {
+    let dir = tempdir();
+    let (image, archive) = app_archive(dir.path());
+    let manifest = image.manifest.digest().unwrap();
+    let member = format!("blobs/sha256/{}", manifest.hex());
+    let index = members_of(&archive)
+        .into_iter()
+        .find(|(n, _)| n == "index.json")
+        .unwrap()
+        .1;
+    let mut index: serde_json::Value = serde_json::from_slice(&index).unwrap();
+    for size in [1i64 << 62, image.manifest.size + 1] {
+        index["manifests"][0]["size"] = size.into();
+        let edited = with_member(
+            dir.path(),
+            &archive,
+            "index.json",
+            &serde_json::to_vec(&index).unwrap(),
+        );
+        let err = import_fails(&dir.path().join(format!("{size}")), &edited);
+        assert!(!err.contains("does not hold"), "{err}");
+        assert!(err.contains(s(&edited)), "{err}");
+        assert!(err.contains(&member), "{err}");
+        assert!(
+            err.contains(&format!("{size} bytes"))
+                && err.contains(&format!("has {}", image.manifest.size)),
+            "{err}"
+        );
+    }
+}
