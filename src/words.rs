@@ -36,6 +36,18 @@ pub fn io_reason(e: &std::io::Error) -> String {
     .to_owned()
 }
 
+/// How a count of temp files and staging directories is said: "1 temp file and 2 staging
+/// directories", either part left out when there are none of it.
+pub fn temp_entries(files: usize, dirs: usize) -> String {
+    let files_said = plural(files, "temp file", "temp files");
+    let dirs_said = plural(dirs, "staging directory", "staging directories");
+    match (files, dirs) {
+        (_, 0) => files_said,
+        (0, _) => dirs_said,
+        _ => format!("{files_said} and {dirs_said}"),
+    }
+}
+
 /// What a JSON document that did not decode gets wrong, in words: serde's own messages name
 /// the Rust types it was decoded into ("expected struct Versioned", "expected u64"), which
 /// mean nothing to whoever wrote the document.

@@ -4,8 +4,10 @@
 //! what killed writers left in `.strata-tmp` is reported by fsck and counted rightly by gc; a
 //! killed unpack is recognised by the next one.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use crate::util::*;
 
@@ -243,4 +245,178 @@ fn a_descriptor_larger_than_its_member_says_so() {
             "{err}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. What killed writers left in .strata-tmp
+// ---------------------------------------------------------------------------------------
+
+/// A strata writing to `layout` from a pipe, fed `bytes` and left waiting for the rest,
+/// once it has made an entry named `prefix...` in `.strata-tmp`.
+fn writer_waiting(args: &[&str], layout: &Path, prefix: &str, bytes: &[u8]) -> Child {
+    let tmp = layout.join(".strata-tmp");
+    let has = |prefix: &str| {
+        std::fs::read_dir(&tmp).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        })
+    };
+    assert!(!has(prefix), "a {prefix} entry before the writer started");
+    let mut child = strata(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(bytes).unwrap();
+    let started = Instant::now();
+    while !has(prefix) {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "strata {args:?} made no {prefix} entry"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    Child {
+        child,
+        _stdin: stdin,
+    }
+}
+
+struct Child {
+    child: std::process::Child,
+    _stdin: std::process::ChildStdin,
+}
+
+impl Child {
+    fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL: no cleanup runs
+        self.child.wait().unwrap();
+    }
+}
+
+/// fsck's warnings about `.strata-tmp` (the run must pass).
+fn tmp_warnings(layout: &Path) -> Vec<String> {
+    let report = json(&["fsck", s(layout), "--json"]);
+    assert_eq!(report["ok"], true, "{report:#}");
+    report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["subject"].as_str().unwrap().ends_with(".strata-tmp"))
+        .map(|w| w["rule"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn fsck_reports_what_killed_writers_left_and_gc_counts_it_rightly() {
+    let dir = tempdir();
+    let (_, archive) = app_archive(dir.path());
+    let bytes = std::fs::read(&archive).unwrap();
+    let dest = dir.path().join("dest");
+    ok(&["new", &format!("{}:base", s(&dest))]);
+    // An import that has read part of its archive, and a blob put part of its blob.
+    let import = writer_waiting(
+        &["import", "-", s(&dest)],
+        &dest,
+        "stage-",
+        &bytes[..bytes.len() / 2],
+    );
+    let put = writer_waiting(
+        &["blob", "put", s(&dest), "/dev/stdin"],
+        &dest,
+        "blob-",
+        &[7u8; 1 << 16],
+    );
+    // Live writers' entries are no leftovers.
+    assert_eq!(tmp_warnings(&dest), Vec::<String>::new());
+    import.kill();
+    let warnings = tmp_warnings(&dest);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("1 staging directory left by writers that were stopped")
+            && warnings[0].contains("the next write to the layout removes them")
+            && warnings[0].contains("strata gc"),
+        "{warnings:?}"
+    );
+    put.kill();
+    let warnings = tmp_warnings(&dest);
+    assert!(
+        warnings.len() == 1 && warnings[0].starts_with("1 temp file and 1 staging directory "),
+        "{warnings:?}"
+    );
+    // Said on stderr as a warning; the exit status is fsck's own.
+    let r = run(&["fsck", s(&dest)]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("warning: ") && r.stderr.contains("1 temp file and 1 staging directory"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["gc", "--dry-run", s(&dest)]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("0 index.json entries, 1 temp file and 1 staging directory; kept"),
+        "{}",
+        r.stderr
+    );
+    let report = json(&["gc", "--dry-run", "--json", s(&dest)]);
+    assert_eq!(report["tempFilesRemoved"], 1, "{report}");
+    assert_eq!(report["tempDirsRemoved"], 1, "{report}");
+    // The next write takes them.
+    ok(&["tag", &format!("{}:base", s(&dest)), "again"]);
+    assert_eq!(tmp_warnings(&dest), Vec::<String>::new());
+    assert!(!dest.join(".strata-tmp").exists());
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. A killed unpack
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn an_unpack_into_what_a_killed_unpack_left_says_so() {
+    let dir = tempdir();
+    let (src, _) = layout_with_images(dir.path(), "src", &["app"]);
+    let image = format!("{}:app", s(src.root()));
+    let bundle = dir.path().join("bundle");
+    let args: Vec<String> = ["unpack", "--rootless", &image, s(&bundle)]
+        .map(str::to_owned)
+        .into();
+    // Killed making the first directory of the image's layer: rootfs/ is there, config.json
+    // is not.
+    let log = dir.path().join("strace.log");
+    let (killed, _) = crate::crash_matrix::killed_at(&args, "mkdirat", 1, &log);
+    assert!(killed, "{}", std::fs::read_to_string(&log).unwrap());
+    assert!(bundle.join("rootfs").is_dir());
+    assert!(!bundle.join("config.json").exists());
+    let before = snapshot(&bundle);
+    let err = fails(&["unpack", "--rootless", &image, s(&bundle)], 1);
+    assert!(
+        err.contains(&format!(
+            "{}: the destination holds an unpack that did not finish",
+            s(&bundle)
+        )) && err.contains("remove the directory and unpack again"),
+        "{err}"
+    );
+    assert!(
+        snapshot(&bundle) == before,
+        "the refused unpack changed the bundle"
+    );
+    // As it says: removed and unpacked again, the bundle is whole, and holds no marker.
+    std::fs::remove_dir_all(&bundle).unwrap();
+    ok(&["unpack", "--rootless", &image, s(&bundle)]);
+    assert!(bundle.join("config.json").is_file());
+    let names: Vec<String> = std::fs::read_dir(&bundle)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("unfinished")), "{names:?}");
+    // A directory of anyone else's is still only "not empty".
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    write(&other.join("mine"), b"x");
+    let err = fails(&["unpack", "--rootless", &image, s(&other)], 1);
+    assert!(err.contains("exists and is not empty"), "{err}");
 }
