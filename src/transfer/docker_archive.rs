@@ -489,8 +489,8 @@ pub(crate) fn assemble(
                 4 * JSON_LIMIT
             )));
         }
-        let config = decode_config(&config_raw, "")
-            .map_err(|e| Error::in_archive(&format!("config {:?}", entry.config), e))?;
+        let what = format!("config {:?}", entry.config);
+        let config = decode_config(&config_raw, &what).map_err(|e| Error::in_archive(&what, e))?;
         if config.rootfs.diff_ids.len() != entry.layers.len() {
             return Err(bad(format!(
                 "{image} has {}, but its config lists {}",

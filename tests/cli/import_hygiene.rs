@@ -213,6 +213,19 @@ fn a_bad_docker_manifest_json_is_named_with_its_archive_and_said_in_words() {
         );
         assert!(err.contains(says), "{says:?} in: {err}");
     }
+    // The image's config, named by manifest.json.
+    let config = members_of(&archive)
+        .into_iter()
+        .map(|(n, _)| n)
+        .find(|n| n.ends_with(".json") && n != "manifest.json")
+        .unwrap();
+    let edited = with_member(dir.path(), &archive, &config, b"7");
+    let err = import_fails(&dir.path().join("config"), &edited);
+    assert!(
+        err.contains(&format!("{}: config {config:?}", s(&edited)))
+            && err.contains("expected a JSON object"),
+        "{err}"
+    );
 }
 
 #[test]
