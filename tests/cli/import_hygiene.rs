@@ -433,3 +433,37 @@ fn an_unpack_into_what_a_killed_unpack_left_says_so() {
     let err = fails(&["unpack", "--rootless", &image, s(&other)], 1);
     assert!(err.contains("exists and is not empty"), "{err}");
 }
+
+/// While an unpack runs, another into the same bundle is told so (the marker is locked).
+#[test]
+fn an_unpack_into_a_bundle_being_unpacked_says_so() {
+    let dir = tempdir();
+    let (src, _) = layout_with_images(dir.path(), "src", &["app"]);
+    let image = format!("{}:app", s(src.root()));
+    let bundle = dir.path().join("bundle");
+    // Held up for a while making the layer's first directory.
+    let slow = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=mkdirat"])
+        .args(["-e", "inject=mkdirat:delay_enter=3000000:when=1"])
+        .arg("--")
+        .arg(strata_bin())
+        .args(["unpack", "--rootless", &image, s(&bundle)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !bundle.join("rootfs").exists() {
+        assert!(started.elapsed() < Duration::from_secs(20), "no rootfs");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let err = fails(&["unpack", "--rootless", &image, s(&bundle)], 1);
+    assert!(
+        err.contains("is being unpacked into by another strata now"),
+        "{err}"
+    );
+    let out = slow.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(bundle.join("config.json").is_file());
+    assert!(!bundle.join("strata-unfinished").exists());
+}
