@@ -39,7 +39,7 @@ use serde::Serialize;
 use super::docker_archive;
 use super::error::{Error, Result};
 use super::graph::{add_referrers, holds, missing, Walker};
-use super::members::{Members, Stored};
+use super::members::Members;
 use super::oci_archive;
 use super::partial::{narrow, LeftOut};
 use super::read_archive;
@@ -144,6 +144,7 @@ pub fn import<R: Read>(
     let (format, entries) = plan(&members, &staging.layout, dest)?;
     let (entries, left_out) = narrow(
         entries,
+        &members,
         &[&staging.layout, dest],
         &staging.layout,
         options.platforms.as_ref(),
@@ -194,7 +195,7 @@ pub fn import<R: Read>(
     walker.walk(&roots)?;
     if !walker.missing().is_empty() {
         let blobs = missing(&walker);
-        if let Some(e) = blobs.iter().find_map(|b| sized_otherwise(&members, b)) {
+        if let Some(e) = blobs.iter().find_map(|b| members.sized_otherwise(b)) {
             return Err(e);
         }
         return Err(Error::MissingBlobs {
@@ -255,26 +256,6 @@ pub fn import<R: Read>(
         ignored: members.ignored,
         left_out,
     })
-}
-
-/// A blob the images need that the archive holds, but of another size than a descriptor
-/// gives it (a hostile or damaged `size`): said so, rather than that the archive lacks it.
-fn sized_otherwise(members: &Members, wanted: &BlobRef) -> Option<Error> {
-    let name = format!(
-        "blobs/{}/{}",
-        wanted.digest.algorithm().name(),
-        wanted.digest.hex()
-    );
-    match members.files.get(&name)? {
-        Stored::Blob(held) if held.size != wanted.size => Some(Error::member(
-            &name,
-            format!(
-                "a descriptor gives this blob {} bytes, but the member has {}",
-                wanted.size, held.size
-            ),
-        )),
-        _ => None,
-    }
 }
 
 /// docker 25.0.0 wrote each image's OCI manifest with its foreign layers only (none, for an

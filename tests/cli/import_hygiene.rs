@@ -467,3 +467,49 @@ fn an_unpack_into_a_bundle_being_unpacked_says_so() {
     assert!(bundle.join("config.json").is_file());
     assert!(!bundle.join("strata-unfinished").exists());
 }
+
+/// In a multi-platform index, a platform's manifest the archive holds at another size than
+/// the index gives it is no platform the archive left out (imported without it, with a
+/// warning): the archive is damaged, and the import fails saying how.
+#[test]
+fn a_platform_whose_manifest_size_is_wrong_is_not_left_out() {
+    let dir = tempdir();
+    let src = strata::Layout::init(dir.path().join("src")).unwrap();
+    let amd = write_image(&src, &["a"], "amd64");
+    let arm = write_image(&src, &["b"], "arm64");
+    let index = write_index(&src, &[&amd, &arm]);
+    add_entry(&src, &index, Some("multi"));
+    let archive = dir.path().join("multi.tar");
+    ok(&[
+        "export",
+        &format!("{}:multi", s(src.root())),
+        "--all-platforms",
+        "-o",
+        s(&archive),
+    ]);
+    let old = format!("blobs/sha256/{}", index.digest().unwrap().hex());
+    let mut members = members_of(&archive);
+    let at = members.iter().position(|(n, _)| *n == old).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_slice(&members[at].1).unwrap();
+    doc["manifests"][1]["size"] = (arm.manifest.size + 7).into();
+    let bytes = serde_json::to_vec(&doc).unwrap();
+    let digest = sha256(&bytes);
+    members[at] = (format!("blobs/sha256/{}", digest.hex()), bytes.clone());
+    let entry = members.iter_mut().find(|(n, _)| n == "index.json").unwrap();
+    let mut top: serde_json::Value = serde_json::from_slice(&entry.1).unwrap();
+    top["manifests"][0]["digest"] = digest.to_string().into();
+    top["manifests"][0]["size"] = bytes.len().into();
+    entry.1 = serde_json::to_vec(&top).unwrap();
+    let edited = archive_of(dir.path(), "edited.tar", &members);
+    let err = import_fails(dir.path(), &edited);
+    let member = format!("blobs/sha256/{}", arm.manifest.digest().unwrap().hex());
+    assert!(
+        err.contains(&member)
+            && err.contains(&format!(
+                "{} bytes, but the member has {}",
+                arm.manifest.size + 7,
+                arm.manifest.size
+            )),
+        "{err}"
+    );
+}
