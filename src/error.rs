@@ -29,13 +29,13 @@ pub enum Error {
         reason: String,
     },
     /// A JSON document could not be parsed.
-    #[error("{what}: malformed JSON: {source}")]
+    #[error("{what}: {}", crate::words::json_reason(.error))]
     BadJson {
         /// The file or blob.
         what: String,
-        /// The parser's complaint.
-        #[source]
-        source: serde_json::Error,
+        /// The parser's complaint. Not the error's source: its words, which name Rust
+        /// types, are said again in plain ones above.
+        error: serde_json::Error,
     },
     /// A document parsed but breaks a rule of the spec.
     #[error("{what}: {reason}")]
@@ -219,7 +219,7 @@ impl Error {
         what: impl std::fmt::Display,
     ) -> impl FnOnce(serde_json::Error) -> Error {
         let what = what.to_string();
-        move |source| Error::BadJson { what, source }
+        move |error| Error::BadJson { what, error }
     }
 }
 

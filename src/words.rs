@@ -36,6 +36,88 @@ pub fn io_reason(e: &std::io::Error) -> String {
     .to_owned()
 }
 
+/// How a count of temp files and staging directories is said: "1 temp file and 2 staging
+/// directories", either part left out when there are none of it.
+pub fn temp_entries(files: usize, dirs: usize) -> String {
+    let files_said = plural(files, "temp file", "temp files");
+    let dirs_said = plural(dirs, "staging directory", "staging directories");
+    match (files, dirs) {
+        (_, 0) => files_said,
+        (0, _) => dirs_said,
+        _ => format!("{files_said} and {dirs_said}"),
+    }
+}
+
+/// What a JSON document that did not decode gets wrong, in words: serde's own messages name
+/// the Rust types it was decoded into ("expected struct Versioned", "expected u64"), which
+/// mean nothing to whoever wrote the document.
+pub fn json_reason(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    if e.classify() != serde_json::error::Category::Data {
+        return format!("malformed JSON: {text}");
+    }
+    let mut out: Vec<&str> = Vec::new();
+    let mut words = text.split(' ').peekable();
+    while let Some(word) = words.next() {
+        let (bare, comma) = match word.strip_suffix(',') {
+            Some(bare) => (bare, ","),
+            None => (word, ""),
+        };
+        let said = match bare {
+            // "struct NAME", "tuple struct NAME", "enum NAME": the name is Rust's own.
+            "struct" | "enum" if words.peek().is_some() => {
+                words.next();
+                if bare == "struct" {
+                    "a JSON object"
+                } else {
+                    "a known value"
+                }
+            }
+            "tuple" | "unit" | "newtype" if words.peek() == Some(&"struct") => {
+                words.next();
+                words.next();
+                "a JSON value of another shape"
+            }
+            "sequence" => "JSON array",
+            "map" => "JSON object",
+            "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number of 0 or more",
+            "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
+            "f32" | "f64" => "a number",
+            "option" => "a value or null",
+            other => other,
+        };
+        out.push(said);
+        out.push(comma);
+        out.push(" ");
+    }
+    out.pop();
+    out.concat()
+}
+
+/// What kind of JSON value `value` is, as a message says it.
+pub(crate) fn json_kind(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value as V;
+    match value {
+        V::Null => "null",
+        V::Bool(_) => "true or false",
+        V::Number(_) => "a number",
+        V::String(_) => "a string",
+        V::Array(_) => "an array",
+        V::Object(_) => "an object",
+    }
+}
+
+/// When `raw` is well-formed JSON of another kind than a JSON `want` ("object", "array"),
+/// says so ("is not a JSON object (it is null)"): said better than by the error of
+/// decoding it into a type. Meant for a document that already failed to decode.
+pub(crate) fn other_json_kind(raw: &[u8], want: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(raw).ok()?;
+    let is = json_kind(&value);
+    let wanted = matches!((want, &value), ("object", serde_json::Value::Object(_)))
+        || matches!((want, &value), ("array", serde_json::Value::Array(_)));
+    (!wanted).then(|| format!("is not a JSON {want} (it is {is})"))
+}
+
 /// `text` with its control characters escaped (`\n`, `\u{1b}`: they could forge output
 /// lines or drive the terminal), at most `max` characters of it.
 pub fn printable(text: &str, max: usize) -> String {
@@ -53,6 +135,32 @@ pub fn printable(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::printable;
+
+    #[test]
+    fn json_errors_name_no_rust_type() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Versioned {
+            n: u64,
+            list: Vec<String>,
+        }
+        let said =
+            |raw: &str| super::json_reason(&serde_json::from_str::<Versioned>(raw).unwrap_err());
+        assert_eq!(
+            said("null"),
+            "invalid type: null, expected a JSON object at line 1 column 4"
+        );
+        assert!(said(r#"{"n": -1}"#).contains("expected a whole number of 0 or more"));
+        assert!(said(r#"{"n": 1, "list": {}}"#)
+            .starts_with("invalid type: JSON object, expected a JSON array"));
+        assert!(said(r#"{"n": 1"#).starts_with("malformed JSON: "));
+        assert_eq!(
+            super::other_json_kind(b"null", "object").as_deref(),
+            Some("is not a JSON object (it is null)")
+        );
+        assert_eq!(super::other_json_kind(b"[]", "array"), None);
+        assert_eq!(super::other_json_kind(b"[", "array"), None);
+    }
 
     #[test]
     fn control_characters_are_escaped_and_length_capped() {

@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -32,6 +32,10 @@ use crate::spec::{Descriptor, ImageConfig, Kind};
 pub const METADATA_FILE: &str = "strata.json";
 /// The snapshot of the unpacked tree, for repack.
 pub const SNAPSHOT_FILE: &str = "strata-snapshot.jsonl";
+/// The file a bundle holds while strata unpacks into it: made first, removed last, and
+/// locked meanwhile, so that a bundle a killed unpack left is told for sure from one being
+/// unpacked and from anyone else's directory.
+pub const UNFINISHED_FILE: &str = "strata-unfinished";
 
 /// How to unpack.
 #[derive(Debug, Clone)]
@@ -142,6 +146,9 @@ pub fn unpack(
         dest.join("rootfs")
     };
     let result = (|| {
+        let unfinished = (!options.rootfs_only)
+            .then(|| mark_unfinished(dest))
+            .transpose()?;
         if !options.rootfs_only {
             fs::create_dir(&rootfs).at(&rootfs)?;
             fs::set_permissions(&rootfs, fs::Permissions::from_mode(0o755)).at(&rootfs)?;
@@ -185,6 +192,10 @@ pub fn unpack(
                 }
             }
             snapshot::write(&snapshot, &dest.join(SNAPSHOT_FILE))?;
+        }
+        if let Some(_held) = unfinished {
+            let marker = dest.join(UNFINISHED_FILE);
+            fs::remove_file(&marker).at(&marker)?;
         }
         Ok(UnpackReport {
             manifest: resolved.descriptor.digest.clone(),
@@ -479,13 +490,54 @@ fn xattrs_of(path: &Path) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
         .collect()
 }
 
+/// Makes [`UNFINISHED_FILE`] in a new bundle, locked: the lock goes with the file returned.
+fn mark_unfinished(dest: &Path) -> Result<fs::File> {
+    use std::io::Write;
+    let path = dest.join(UNFINISHED_FILE);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .at(&path)?;
+    file.lock().at(&path)?;
+    file.write_all(
+        b"strata is unpacking an image into this directory. If no strata is running, the \
+          unpack was stopped before it finished: remove the directory and unpack again.\n",
+    )
+    .at(&path)?;
+    Ok(file)
+}
+
+/// Why a destination that is not empty cannot be unpacked into, in the words of what it
+/// holds: a bundle a stopped unpack left (its [`UNFINISHED_FILE`] nobody holds), one being
+/// unpacked now, or anything else.
+fn not_empty(dest: &Path) -> String {
+    let marker = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(dest.join(UNFINISHED_FILE));
+    match marker {
+        Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
+            if file.try_lock().is_ok() {
+                format!(
+                    "the destination holds an unpack that did not finish (it was stopped: \
+                     {UNFINISHED_FILE} is still there): remove the directory and unpack again"
+                )
+            } else {
+                "the destination is being unpacked into by another strata now".into()
+            }
+        }
+        _ => "the destination exists and is not empty".into(),
+    }
+}
+
 fn prepare_destination(dest: &Path, rootfs_only: bool) -> Result<Made> {
     match fs::symlink_metadata(dest) {
         Ok(meta) if meta.is_dir() => {
             if fs::read_dir(dest).at(dest)?.next().is_some() {
                 return Err(Error::Invalid {
                     what: dest.display().to_string(),
-                    reason: "the destination exists and is not empty".into(),
+                    reason: not_empty(dest),
                 });
             }
             let original = Original::of(dest, &meta);

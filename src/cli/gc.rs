@@ -51,7 +51,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         ));
     }
     out.note(format_args!(
-        "{verb} {}, {} ({} bytes), {} and {}; kept {} ({})",
+        "{verb} {}, {} ({} bytes), {}, {}; kept {} ({})",
         plural(report.removed.len(), "blob", "blobs"),
         human_size(report.bytes_freed),
         report.bytes_freed,
@@ -60,7 +60,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             "index.json entry",
             "index.json entries"
         ),
-        plural(report.temp_files_removed, "temp file", "temp files"),
+        strata::words::temp_entries(report.temp_files_removed, report.temp_dirs_removed),
         plural(report.kept, "blob", "blobs"),
         plural(report.referrers_kept.len(), "referrer", "referrers")
     ));

@@ -83,10 +83,11 @@ pub fn fsck(layout: &Layout, threads: usize) -> Result<FsckReport> {
 }
 
 /// Checks `layout`. Holds the gc lock shared, so a concurrent gc cannot remove blobs
-/// mid-check.
+/// mid-check. Changes nothing: what killed writers left in `.strata-tmp` is reported, not
+/// removed.
 pub fn fsck_with(layout: &Layout, options: FsckOptions) -> Result<FsckReport> {
     let threads = options.threads.max(1);
-    let _lock = layout.lock_gc(super::LockMode::Shared)?;
+    let _lock = layout.lock_gc_to_check()?;
     let mut problems = Vec::new();
     let stored = list_blobs(layout)?;
     problems.extend(misnamed_blob_files(layout)?);
@@ -180,6 +181,7 @@ pub fn fsck_with(layout: &Layout, options: FsckOptions) -> Result<FsckReport> {
         // The graph is broken (reported above); which blobs are unreferenced is unknowable.
         Err(_) => (Vec::new(), Vec::new()),
     };
+    warnings.extend(leftovers_warning(layout));
     problems.sort();
     problems.dedup();
     warnings.sort();
@@ -254,6 +256,24 @@ impl LayerFaults {
         }
         out
     }
+}
+
+/// What killed writers left in `.strata-tmp`: no problem (nothing reads it), but space used
+/// until the next write takes it.
+fn leftovers_warning(layout: &Layout) -> Option<Problem> {
+    let left = layout.tmp_leftovers();
+    if left.is_empty() {
+        return None;
+    }
+    let dirs = left.iter().filter(|l| l.is_dir).count();
+    Some(Problem {
+        subject: layout.root().join(super::TMP_DIR).display().to_string(),
+        rule: format!(
+            "{} left by writers that were stopped: the next write to the layout removes them \
+             (or strata gc)",
+            crate::words::temp_entries(left.len() - dirs, dirs)
+        ),
+    })
 }
 
 /// A layer of an image, to be decompressed, with what the configs that list it expect.

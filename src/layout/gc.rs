@@ -58,6 +58,9 @@ pub struct GcReport {
     pub entries_removed: usize,
     /// Stale temp files removed from `.strata-tmp`.
     pub temp_files_removed: usize,
+    /// Stale directories (an import's or copy's staging directory) removed from
+    /// `.strata-tmp`.
+    pub temp_dirs_removed: usize,
 }
 
 /// Enough of a manifest to tell whether it is a referrer and of what.
@@ -157,7 +160,7 @@ pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
             size,
         });
     }
-    let temp_files_removed = sweep_temp(layout, options.dry_run)?;
+    let (temp_files_removed, temp_dirs_removed) = sweep_temp(layout, options.dry_run)?;
     Ok(GcReport {
         dry_run: options.dry_run,
         entries_removed,
@@ -167,6 +170,7 @@ pub fn gc(layout: &Layout, options: GcOptions) -> Result<GcReport> {
         bytes_freed: removed.iter().map(|b| b.size).sum(),
         removed,
         temp_files_removed,
+        temp_dirs_removed,
     })
 }
 
@@ -303,22 +307,25 @@ pub fn find_referrers(
 }
 
 /// Removes everything in `.strata-tmp`. Only called under the exclusive gc lock and the index
-/// lock, when no strata writer can be running, so every file there is a leftover.
-fn sweep_temp(layout: &Layout, dry_run: bool) -> Result<usize> {
+/// lock, when no strata writer can be running, so every file there is a leftover. Returns
+/// how many files and how many directories there were.
+fn sweep_temp(layout: &Layout, dry_run: bool) -> Result<(usize, usize)> {
     let dir = layout.root().join(TMP_DIR);
     let entries = match fs::read_dir(&dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
         Err(e) => return Err(e).at(dir),
     };
     let mut names = BTreeSet::new();
     for entry in entries {
         names.insert(entry.at(&dir)?.path());
     }
-    if !dry_run {
-        for path in &names {
-            // Not following links: a link in the temp dir is removed, never what it names.
-            let is_dir = fs::symlink_metadata(path).at(path)?.is_dir();
+    let mut dirs = 0;
+    for path in &names {
+        // Not following links: a link in the temp dir is removed, never what it names.
+        let is_dir = fs::symlink_metadata(path).at(path)?.is_dir();
+        dirs += usize::from(is_dir);
+        if !dry_run {
             let result = if is_dir {
                 fs::remove_dir_all(path)
             } else {
@@ -331,5 +338,5 @@ fn sweep_temp(layout: &Layout, dry_run: bool) -> Result<usize> {
         // No writer can be running (see above): the directory itself goes too.
         layout.tidy_tmp();
     }
-    Ok(names.len())
+    Ok((names.len() - dirs, dirs))
 }

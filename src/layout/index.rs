@@ -90,7 +90,15 @@ pub(crate) fn check_schema_version(raw: &[u8], what: &str) -> Result<()> {
         #[serde(rename = "schemaVersion")]
         schema_version: Option<serde_json::Value>,
     }
-    let doc: Versioned = serde_json::from_slice(raw).map_err(Error::bad_json(what))?;
+    let doc: Versioned = serde_json::from_slice(raw).map_err(|e| {
+        match crate::words::other_json_kind(raw, "object") {
+            Some(reason) => Error::Invalid {
+                what: what.to_owned(),
+                reason,
+            },
+            None => Error::bad_json(what)(e),
+        }
+    })?;
     let reason = match doc.schema_version {
         Some(v) if v == 2 => return Ok(()),
         Some(v) => format!("schemaVersion {v}, must be 2"),

@@ -54,6 +54,13 @@ impl Layout {
         Ok(held)
     }
 
+    /// Takes the gc lock shared for a check: as [`Layout::lock_gc`] does, except that letting
+    /// go leaves `.strata-tmp` as it was, so that a check reports what killed writers left
+    /// there and changes nothing (writers tidy it).
+    pub(crate) fn lock_gc_to_check(&self) -> Result<LayoutLock> {
+        lock(self.root(), LockMode::Shared)
+    }
+
     /// Takes the index lock exclusively, waiting for it.
     pub(crate) fn lock_index(&self) -> Result<LayoutLock> {
         lock(&self.blobs_dir(), LockMode::Exclusive)

@@ -209,23 +209,37 @@ impl Layout {
     /// by Ctrl-C, which no cleanup runs after). Never fails: a directory another writer is
     /// using is not empty, and one it is about to use is made again ([`Layout::in_tmp`]).
     pub(crate) fn tidy_tmp(&self) {
-        let dir = self.root.join(TMP_DIR);
-        if let Ok(entries) = fs::read_dir(&dir) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                let Ok(kind) = entry.file_type() else {
-                    continue;
-                };
-                if (kind.is_file() || kind.is_dir()) && temp_is_left(&path) {
-                    let _ = if kind.is_dir() {
-                        fs::remove_dir_all(&path)
-                    } else {
-                        fs::remove_file(&path)
-                    };
-                }
+        for left in self.tmp_leftovers() {
+            let _ = if left.is_dir {
+                fs::remove_dir_all(&left.path)
+            } else {
+                fs::remove_file(&left.path)
+            };
+        }
+        let _ = fs::remove_dir(self.root.join(TMP_DIR));
+    }
+
+    /// What writers that are gone left in `.strata-tmp` (temp files, and the staging
+    /// directories of imports and copies), as [`Layout::tidy_tmp`] judges it: what the next
+    /// write removes. A live writer's entries are not among them.
+    pub(crate) fn tmp_leftovers(&self) -> Vec<TempLeftover> {
+        let Ok(entries) = fs::read_dir(self.root.join(TMP_DIR)) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if (kind.is_file() || kind.is_dir()) && temp_is_left(&path) {
+                out.push(TempLeftover {
+                    path,
+                    is_dir: kind.is_dir(),
+                });
             }
         }
-        let _ = fs::remove_dir(dir);
+        out
     }
 
     /// Replaces `LAYOUT/name` with `bytes`: temp file, fsync, rename, fsync the directory.
@@ -243,6 +257,12 @@ impl Layout {
         tmp.persist(&target).map_err(|e| e.error).at(&target)?;
         sync_dir(&self.root)
     }
+}
+
+/// A temp file or staging directory in `.strata-tmp` whose writer is gone.
+pub(crate) struct TempLeftover {
+    pub path: PathBuf,
+    pub is_dir: bool,
 }
 
 /// The start of the name of a temp file or directory in `.strata-tmp`: `KIND-PID.`, so

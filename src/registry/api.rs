@@ -529,7 +529,7 @@ pub fn list_tags(client: &Client, repository: &str) -> Result<Vec<String>> {
         }
         let page: TagList = serde_json::from_slice(&bytes).map_err(|e| Error::Invalid {
             what: url.clone(),
-            reason: format!("not a tag list: {e}"),
+            reason: format!("not a tag list: {}", crate::words::json_reason(&e)),
         })?;
         let got = page.tags.unwrap_or_default();
         // Tags are printed one per line: one with control characters could forge output

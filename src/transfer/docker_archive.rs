@@ -428,8 +428,10 @@ pub(crate) fn assemble(
         what: "manifest.json".into(),
         reason,
     };
-    let entries: Vec<DockerEntry> =
-        serde_json::from_slice(manifest_json).map_err(|e| bad(format!("malformed: {e}")))?;
+    let entries: Vec<DockerEntry> = serde_json::from_slice(manifest_json).map_err(|e| {
+        bad(crate::words::other_json_kind(manifest_json, "array")
+            .unwrap_or_else(|| crate::words::json_reason(&e)))
+    })?;
     if entries.is_empty() {
         return Err(bad("lists no images".into()));
     }
@@ -487,10 +489,8 @@ pub(crate) fn assemble(
                 4 * JSON_LIMIT
             )));
         }
-        let config = decode_config(
-            &config_raw,
-            &format!("config {} in the archive", entry.config),
-        )?;
+        let what = format!("config {:?}", entry.config);
+        let config = decode_config(&config_raw, &what).map_err(|e| Error::in_archive(&what, e))?;
         if config.rootfs.diff_ids.len() != entry.layers.len() {
             return Err(bad(format!(
                 "{image} has {}, but its config lists {}",

@@ -87,6 +87,20 @@ impl Error {
         }
     }
 
+    /// A layout error about a document of the archive (`what`), as one of the archive's:
+    /// named with the archive where the CLI knows it.
+    pub(crate) fn in_archive(what: &str, e: crate::Error) -> Error {
+        let reason = match e {
+            crate::Error::BadJson { error, .. } => crate::words::json_reason(&error),
+            crate::Error::Invalid { reason, .. } => reason,
+            other => return other.into(),
+        };
+        Error::BadArchive {
+            what: what.to_owned(),
+            reason,
+        }
+    }
+
     pub(crate) fn bad_blob(member: &str, source: crate::Error) -> Error {
         Error::Member {
             member: member.to_owned(),

@@ -144,6 +144,7 @@ pub fn import<R: Read>(
     let (format, entries) = plan(&members, &staging.layout, dest)?;
     let (entries, left_out) = narrow(
         entries,
+        &members,
         &[&staging.layout, dest],
         &staging.layout,
         options.platforms.as_ref(),
@@ -170,11 +171,14 @@ pub fn import<R: Read>(
             .chain(desc.artifact_type.as_deref())
             .find(|t| !crate::spec::is_valid_media_type(t));
         if let Some(bad) = bad {
-            return Err(crate::Error::Invalid {
-                what: format!("the archive's entry {}", desc.digest),
-                reason: format!("{bad:?} is not a media type (type/subtype, RFC 6838)"),
-            }
-            .into());
+            return Err(Error::BadArchive {
+                what: "index.json".into(),
+                reason: format!(
+                    "the entry for {} has {bad:?}, which is not a media type (type/subtype, \
+                     RFC 6838)",
+                    desc.digest
+                ),
+            });
         }
     }
 
@@ -190,10 +194,14 @@ pub fn import<R: Read>(
     let mut walker = Walker::new(&stores);
     walker.walk(&roots)?;
     if !walker.missing().is_empty() {
+        let blobs = missing(&walker);
+        if let Some(e) = blobs.iter().find_map(|b| members.sized_otherwise(b)) {
+            return Err(e);
+        }
         return Err(Error::MissingBlobs {
             layout: dest.root().to_owned(),
             from: "the archive".into(),
-            blobs: missing(&walker),
+            blobs,
         });
     }
     let referrers = add_referrers(&mut walker, &staging.layout)?;

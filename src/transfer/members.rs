@@ -280,6 +280,26 @@ impl Members {
         None
     }
 
+    /// A blob the images need that the archive holds, but of another size than a descriptor
+    /// gives it (a hostile or damaged `size`): said so, rather than that the archive lacks it.
+    pub fn sized_otherwise(&self, wanted: &BlobRef) -> Option<Error> {
+        let name = format!(
+            "blobs/{}/{}",
+            wanted.digest.algorithm().name(),
+            wanted.digest.hex()
+        );
+        match self.files.get(&name)? {
+            Stored::Blob(held) if held.size != wanted.size => Some(Error::member(
+                &name,
+                format!(
+                    "a descriptor gives this blob {} bytes, but the member has {}",
+                    wanted.size, held.size
+                ),
+            )),
+            _ => None,
+        }
+    }
+
     /// The bytes of a JSON member.
     pub fn json(&self, name: &str) -> Option<&[u8]> {
         match self.files.get(name)? {

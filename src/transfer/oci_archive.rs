@@ -239,22 +239,25 @@ pub(crate) fn read_index(layout_file: Option<&[u8]>, index: Option<&[u8]>) -> Re
             what: "oci-layout".into(),
             reason: format!("malformed JSON: {e}"),
         })?;
-    match value.get("imageLayoutVersion").and_then(|v| v.as_str()) {
-        Some(LAYOUT_VERSION) => {}
-        other => {
-            return Err(Error::BadArchive {
-                what: "oci-layout".into(),
-                reason: format!("imageLayoutVersion is {other:?}, strata reads {LAYOUT_VERSION:?}"),
-            })
-        }
+    let reason = match value.as_object().map(|o| o.get("imageLayoutVersion")) {
+        None => format!(
+            "is not a JSON object (it is {})",
+            crate::words::json_kind(&value)
+        ),
+        Some(None) => format!("has no imageLayoutVersion (strata reads {LAYOUT_VERSION:?})"),
+        Some(Some(v)) if *v == LAYOUT_VERSION => String::new(),
+        Some(Some(v)) => format!("imageLayoutVersion is {v}, strata reads {LAYOUT_VERSION:?}"),
+    };
+    if !reason.is_empty() {
+        return Err(Error::BadArchive {
+            what: "oci-layout".into(),
+            reason,
+        });
     }
     let raw = index.ok_or_else(|| Error::BadArchive {
         what: "index.json".into(),
         reason: "missing (the archive has an oci-layout but no index.json)".into(),
     })?;
-    Ok(decode_index(
-        raw,
-        media_type::INDEX,
-        "index.json in the archive",
-    )?)
+    decode_index(raw, media_type::INDEX, "index.json")
+        .map_err(|e| Error::in_archive("index.json", e))
 }

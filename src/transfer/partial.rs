@@ -19,6 +19,7 @@ use serde::Serialize;
 use super::error::{Error, Result};
 use super::graph::{holds, Walker};
 use super::import::Tagged;
+use super::members::Members;
 use super::Platforms;
 use crate::layout::walk::decode_index;
 use crate::layout::{Layout, JSON_LIMIT};
@@ -53,6 +54,7 @@ enum Narrowed {
 /// be (the staging layout, then the destination).
 pub(crate) fn narrow(
     entries: Tagged,
+    members: &Members,
     stores: &[&Layout],
     staging: &Layout,
     platforms: Option<&Platforms>,
@@ -72,7 +74,15 @@ pub(crate) fn narrow(
         let image = tag.clone().unwrap_or_else(|| desc.digest.clone());
         let key = (desc.digest.clone(), desc.media_type.clone());
         if !done.contains_key(&key) {
-            let narrowed = narrow_index(&desc, &image, stores, staging, platforms, &mut walked)?;
+            let narrowed = narrow_index(
+                &desc,
+                &image,
+                members,
+                stores,
+                staging,
+                platforms,
+                &mut walked,
+            )?;
             done.insert(key.clone(), narrowed);
         }
         let (narrowed, left) = &done[&key];
@@ -100,6 +110,7 @@ pub(crate) fn narrow(
 fn narrow_index(
     desc: &Descriptor,
     image: &str,
+    members: &Members,
     stores: &[&Layout],
     staging: &Layout,
     platforms: Option<&Platforms>,
@@ -123,6 +134,15 @@ fn narrow_index(
         root.annotations = None;
         let mut walker = Walker::new(stores);
         walker.walk(std::slice::from_ref(&root))?;
+        // A blob the archive holds at another size than a descriptor gives it is no
+        // platform the archive left out: the archive is damaged, and said to be.
+        let resized = walker
+            .missing()
+            .iter()
+            .find_map(|(b, _)| members.sized_otherwise(b));
+        if let Some(e) = resized {
+            return Err(e);
+        }
         let found: Vec<String> = walker
             .missing()
             .iter()

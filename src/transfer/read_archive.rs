@@ -132,6 +132,17 @@ fn read_members(
             kind = by_content(&head, size);
         }
         let mut entry = Cursor::new(head).chain(&mut entry);
+        // A tar tool extracting the archive keeps a member's last copy, and this reader
+        // would keep its first: two copies of one name are refused rather than either taken
+        // silently (hashing a second blob copy to accept it when identical would serve no
+        // archive a tool writes).
+        let kept = !matches!(
+            kind,
+            MemberKind::Dir | MemberKind::Ignored | MemberKind::Unknown | MemberKind::Alias(_)
+        );
+        if kept && members.files.contains_key(&name) {
+            return Err(Error::member(&name, "appears twice in the archive"));
+        }
         match kind {
             MemberKind::Dir | MemberKind::Ignored | MemberKind::Unknown => {
                 copy_member(&mut entry, &mut io::sink(), &name, size, tick)?;
@@ -158,9 +169,6 @@ fn read_members(
                         format!("is {size} bytes, over the {limit}-byte limit for this file"),
                     ));
                 }
-                if members.files.contains_key(&name) {
-                    return Err(Error::member(&name, "appears twice in the archive"));
-                }
                 buffered += size;
                 if buffered > BUFFERED_LIMIT {
                     return Err(Error::member(
@@ -174,10 +182,7 @@ fn read_members(
             }
             MemberKind::Blob(digest) => {
                 let blob = BlobRef { digest, size };
-                if members.files.contains_key(&name)
-                    || holds(staging, &blob)
-                    || holds_sound(dest, &blob)
-                {
+                if holds(staging, &blob) || holds_sound(dest, &blob) {
                     // Already here and sound: the archive's copy is not needed. A damaged
                     // copy in the destination is hashed to tell, then replaced by this one.
                     copy_member(&mut entry, &mut io::sink(), &name, size, tick)?;
@@ -187,9 +192,6 @@ fn read_members(
                 members.files.insert(name, Stored::Blob(blob));
             }
             MemberKind::DockerLayer => {
-                if members.files.contains_key(&name) {
-                    return Err(Error::member(&name, "appears twice in the archive"));
-                }
                 match stage_layer(&mut entry, &name, size, staging, compression, tick) {
                     Ok(layer) => {
                         members.files.insert(name, Stored::Layer(layer));

@@ -483,7 +483,8 @@ fn leftover_temp_files_pass_fsck_and_gc_removes_them() {
     ]);
 
     let report = json(&["gc", lay, "--json"]);
-    assert_eq!(report["tempFilesRemoved"], 4, "{report}");
+    assert_eq!(report["tempFilesRemoved"], 3, "{report}");
+    assert_eq!(report["tempDirsRemoved"], 1, "{report}");
     assert_eq!(report["removed"], serde_json::json!([]), "{report}");
     let left: Vec<_> = std::fs::read_dir(&tmp)
         .map(|d| d.map(|e| e.expect("entry").file_name()).collect())

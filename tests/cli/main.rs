@@ -29,6 +29,7 @@ mod hostile_sources;
 mod hostile_transfer;
 mod image_ops;
 mod image_ops_more;
+mod import_hygiene;
 mod interop;
 mod json_schemas;
 mod layer_checks;
