@@ -19,8 +19,9 @@ pub struct Args {
     #[arg(long, value_name = "TYPE", value_parser = super::values::media_type)]
     artifact_type: Option<String>,
     /// Follow referrers of referrers this many levels (1: direct referrers only).
-    #[arg(long, value_name = "N", default_value_t = 1)]
-    depth: usize,
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    depth: u64,
     #[command(flatten)]
     platform: PlatformArg,
     #[command(flatten)]
@@ -35,7 +36,8 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         None => resolve_entry(&layout, &reference.target)?,
     };
     let subject = desc.digest()?;
-    let found = referrers(&layout, &subject, args.artifact_type.as_deref(), args.depth)?;
+    let depth = usize::try_from(args.depth).unwrap_or(usize::MAX);
+    let found = referrers(&layout, &subject, args.artifact_type.as_deref(), depth)?;
     if args.json.json {
         // The index itself, as the referrers API returns it (no schemaVersion envelope: an
         // image index already has one).

@@ -41,7 +41,11 @@ pub fn referrers(
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut level = vec![subject.clone()];
+    // Stops when a level finds nothing: a depth of 2^64 costs what the graph holds.
     for d in 1..=depth.max(1) {
+        if level.is_empty() {
+            break;
+        }
         let mut next = Vec::new();
         for s in &level {
             for r in by_subject.get(s).into_iter().flatten() {

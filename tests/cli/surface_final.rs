@@ -376,3 +376,28 @@ fn writers_say_when_they_move_a_tag_off_another_image() {
     let printed = ok(&["tag", &r("base"), "v9"]);
     assert_eq!(printed.trim(), digest_of("base"));
 }
+
+#[test]
+fn referrers_depth_stops_when_nothing_is_left_and_zero_is_refused() {
+    let dir = tempdir();
+    let image = format!("{}:app", s(&dir.path().join("L")));
+    ok(&["new", &image]);
+    let mut child = strata(&["referrers", &image, "--depth", "18446744073709551615"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("referrers --depth 2^64-1 did not end: one pass per level, past the last");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success());
+    let err = fails(&["referrers", &image, "--depth", "0"], 2);
+    assert!(err.contains("--depth"), "{err}");
+}
