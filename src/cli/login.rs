@@ -136,7 +136,7 @@ pub fn login(args: LoginArgs, out: &Output) -> anyhow::Result<Status> {
             username: &args.username,
         })?;
     } else {
-        out.print(format_args!("logged in to {registry} as {}", args.username))?;
+        out.note(format_args!("logged in to {registry} as {}", args.username));
     }
     Ok(Status::Success)
 }
@@ -150,7 +150,7 @@ pub fn logout(args: LogoutArgs, out: &Output) -> anyhow::Result<Status> {
             removed,
         })?;
     } else if removed {
-        out.print(format_args!("logged out of {registry}"))?;
+        out.note(format_args!("logged out of {registry}"));
     } else {
         out.note(format_args!("no credentials stored for {registry}"));
     }

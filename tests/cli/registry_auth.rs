@@ -223,12 +223,14 @@ fn login_then_push_and_pull(auth: Auth) {
         "a refused login stored something"
     );
 
+    // -q: the status line is not a result; stdout stays empty (it said "logged in").
     let r = run(
-        &["login", &reg.host, "-u", USER, "--password-stdin"],
+        &["-q", "login", &reg.host, "-u", USER, "--password-stdin"],
         &env,
         &format!("{PASSWORD}\n"),
     );
     assert_exit(&r, 0, "login");
+    assert_eq!((r.stdout.as_str(), r.stderr.as_str()), ("", ""), "login -q");
     assert_no_secret(&r, &[]);
     let stored: serde_json::Value =
         serde_json::from_slice(&std::fs::read(config.join("config.json")).unwrap()).unwrap();
@@ -248,6 +250,8 @@ fn login_then_push_and_pull(auth: Auth) {
 
     let r = run(&["logout", &reg.host], &env, "");
     assert_exit(&r, 0, "logout");
+    assert_eq!(r.stdout, "", "logout's status line goes to stderr");
+    assert!(r.stderr.contains("logged out of"), "{}", r.stderr);
     let r = run(&["pull", &name, s(&dir.path().join("after"))], &env, "");
     assert_exit(&r, 1, "pull after logout");
 }
