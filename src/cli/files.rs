@@ -71,10 +71,17 @@ pub fn files(args: FilesArgs, out: &Output) -> anyhow::Result<Status> {
     let (_layout, tree) = tree_of(&args.reference, &args.platform)?;
     let below = match &args.path {
         None => PathBuf::new(),
-        Some(p) => tree.resolve(p)?.ok_or_else(|| strata::Error::Invalid {
-            what: p.display().to_string(),
-            reason: "no such path in the image".into(),
-        })?,
+        // Followed as `ls` follows a path; a symlink that leads nowhere is listed itself.
+        Some(p) => match tree.resolve(p)? {
+            Some(found) => found,
+            None => tree
+                .find_entry(p)?
+                .filter(|entry| tree.nodes.contains_key(entry))
+                .ok_or_else(|| strata::Error::Invalid {
+                    what: p.display().to_string(),
+                    reason: "no such path in the image".into(),
+                })?,
+        },
     };
     let listed = tree
         .nodes

@@ -111,6 +111,15 @@ fn find_by_digest(layout: &Layout, index: &Index, digest: &Digest) -> Result<Des
             digest: digest.clone(),
         });
     };
+    // Stored, yet no image: a layer, a config or any other blob names no image to use.
+    let not_an_image = || Error::Invalid {
+        what: format!("{digest} in {}", layout.root().display()),
+        reason: "is a stored blob, but not an image manifest or index (a layer or a config?)"
+            .into(),
+    };
+    if meta.len() > JSON_LIMIT {
+        return Err(not_an_image());
+    }
     let blob = crate::spec::BlobRef {
         digest: digest.clone(),
         size: meta.len(),
@@ -127,27 +136,15 @@ fn find_by_digest(layout: &Layout, index: &Index, digest: &Digest) -> Result<Des
         manifests: Option<serde_json::Value>,
         config: Option<serde_json::Value>,
     }
-    let sniff: Sniff = serde_json::from_slice(&raw).map_err(|_| Error::DigestNotFound {
-        layout: layout.root().to_owned(),
-        digest: digest.clone(),
-    })?;
-    let not_found = || Error::DigestNotFound {
-        layout: layout.root().to_owned(),
-        digest: digest.clone(),
-    };
+    let sniff: Sniff = serde_json::from_slice(&raw).map_err(|_| not_an_image())?;
     if sniff.schema_version.is_none() {
-        return Err(not_found());
+        return Err(not_an_image());
     }
     let media_type = match (sniff.media_type, sniff.manifests, sniff.config) {
         (Some(mt), _, _) => mt,
         (None, Some(_), None) => media_type::INDEX.to_owned(),
         (None, None, Some(_)) => media_type::MANIFEST.to_owned(),
-        _ => {
-            return Err(Error::DigestNotFound {
-                layout: layout.root().to_owned(),
-                digest: digest.clone(),
-            })
-        }
+        _ => return Err(not_an_image()),
     };
     Ok(Descriptor::new(&media_type, digest, blob.size))
 }

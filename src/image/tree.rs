@@ -510,8 +510,9 @@ impl Tree {
     }
 
     /// Where the entry `path` is: its directory found by [`Tree::find_dir`], its own name
-    /// not followed; `None` when its directory is not there.
-    fn find_entry(&self, path: &Path) -> Result<Option<PathBuf>> {
+    /// not followed (as `lstat` finds a dangling symlink); `None` when its directory is not
+    /// there.
+    pub fn find_entry(&self, path: &Path) -> Result<Option<PathBuf>> {
         let Some(name) = path.file_name() else {
             return Ok(None);
         };

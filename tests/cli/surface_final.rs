@@ -401,3 +401,29 @@ fn referrers_depth_stops_when_nothing_is_left_and_zero_is_refused() {
     let err = fails(&["referrers", &image, "--depth", "0"], 2);
     assert!(err.contains("--depth"), "{err}");
 }
+
+#[test]
+fn a_layer_digest_is_named_a_blob_that_is_no_image_and_a_dangling_link_is_listed() {
+    let dir = tempdir();
+    let tree = dir.path().join("t");
+    std::fs::create_dir(&tree).unwrap();
+    write(&tree.join("f"), b"f\n");
+    std::os::unix::fs::symlink("/nowhere", tree.join("dl")).unwrap();
+    let lay = s(&dir.path().join("L")).to_owned();
+    let image = format!("{lay}:app");
+    ok(&["build", s(&tree), &image]);
+    let layer = json(&["inspect", &image, "--json"])["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let err = fails(&["tag", &format!("{lay}@{layer}"), "x"], 1);
+    assert!(err.contains("not an image manifest or index"), "{err}");
+    assert!(
+        !err.contains("not reachable"),
+        "it is reachable, as a layer: {err}"
+    );
+
+    let listed = ok(&["files", &image, "/dl"]);
+    assert!(listed.contains("/dl -> /nowhere"), "{listed}");
+    fails(&["files", &image, "/dl/x"], 1);
+}
