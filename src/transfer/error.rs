@@ -45,7 +45,7 @@ pub enum Error {
         blobs: Vec<BlobRef>,
     },
     /// Tags that already name other images in the destination.
-    #[error("{} in {layout}; moving {} needs leave to move tags", describe(clashes), if clashes.len() == 1 { "it" } else { "them" })]
+    #[error("{} in {layout}, and existing tags are moved only when asked", describe(clashes))]
     TagsExist {
         /// The destination layout.
         layout: PathBuf,

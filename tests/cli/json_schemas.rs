@@ -40,7 +40,7 @@ fn an_import_that_would_move_a_tag_names_force() {
     let before = snapshot(&other);
     let err = fails(&["import", s(&archive), s(&other)], 1);
     assert!(
-        err.contains("needs leave to move tags; give --force"),
+        err.contains("existing tags are moved only when asked; give --force"),
         "{err}"
     );
     assert_eq!(snapshot(&other), before);
