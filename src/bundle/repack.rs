@@ -74,7 +74,8 @@ struct Changes {
 }
 
 /// Reads a bundle's metadata, naming the file when it is missing or broken.
-pub fn read_metadata(bundle: &Path) -> Result<BundleMetadata> {
+pub fn read_metadata(bundle: impl AsRef<Path>) -> Result<BundleMetadata> {
+    let bundle = bundle.as_ref();
     let path = bundle.join(METADATA_FILE);
     let bytes = std::fs::read(&path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => Error::Invalid {

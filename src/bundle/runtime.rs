@@ -97,9 +97,10 @@ pub fn runtime_config_of_image(
 /// image, a malformed `Config.Env` entry, or a user or group that does not resolve.
 pub fn runtime_config(
     image: &ImageConfig,
-    rootfs: &Path,
+    rootfs: impl AsRef<Path>,
     options: &RuntimeOptions,
 ) -> crate::Result<Value> {
+    let rootfs = rootfs.as_ref();
     linux_only(image)?;
     let user = resolve_in_rootfs(rootfs, user_spec(image))?;
     config_for_user(image, user, options)

@@ -100,7 +100,8 @@ impl SnapshotEntry {
 
 /// Walks `rootfs` (never following symlinks, see [`SourceTree`]) and records every path,
 /// sorted by path bytes.
-pub fn take(rootfs: &Path) -> Result<Vec<SnapshotEntry>> {
+pub fn take(rootfs: impl AsRef<Path>) -> Result<Vec<SnapshotEntry>> {
+    let rootfs = rootfs.as_ref();
     let tree = SourceTree::open(rootfs, false)?;
     let mut cursor = tree.cursor();
     tree.walk()?
@@ -169,7 +170,8 @@ pub fn entry(cursor: &mut Cursor<'_>, rel: &Path) -> Result<SnapshotEntry> {
 }
 
 /// Writes a snapshot as JSON lines.
-pub fn write(entries: &[SnapshotEntry], path: &Path) -> Result<()> {
+pub fn write(entries: &[SnapshotEntry], path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
     // Replaced whole: a repack killed while writing must not leave half a snapshot, which
     // would make the next repack see every missing line's file as added.
     crate::ioext::replace_file(path, |out| {
@@ -186,7 +188,8 @@ pub fn write(entries: &[SnapshotEntry], path: &Path) -> Result<()> {
 /// Repack writes a whiteout for every recorded path that is gone, so a crafted line such as
 /// `..` or `a/..` would otherwise put `../.wh.` in the layer, and an empty path `.wh.`,
 /// which some appliers read as the deletion of the directory itself.
-pub fn read(path: &Path) -> Result<Vec<SnapshotEntry>> {
+pub fn read(path: impl AsRef<Path>) -> Result<Vec<SnapshotEntry>> {
+    let path = path.as_ref();
     let file = fs::File::open(path).at(path)?;
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();

@@ -37,7 +37,8 @@ const IN_ROOT: ResolveFlags = ResolveFlags::IN_ROOT.union(ResolveFlags::NO_MAGIC
 
 impl Root {
     /// Opens `path` as the root.
-    pub fn open(path: &Path) -> io::Result<Root> {
+    pub fn open(path: impl AsRef<Path>) -> io::Result<Root> {
+        let path = path.as_ref();
         let fd = rfs::open(
             path,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,

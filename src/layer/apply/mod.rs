@@ -85,7 +85,8 @@ struct LayerState {
 
 impl Applier {
     /// Prepares to apply layers to the existing directory `rootfs`.
-    pub fn new(rootfs: &Path, options: ApplyOptions) -> Result<Applier> {
+    pub fn new(rootfs: impl AsRef<Path>, options: ApplyOptions) -> Result<Applier> {
+        let rootfs = rootfs.as_ref();
         let root = Root::open(rootfs).map_err(|source| Error::Io {
             path: rootfs.to_owned(),
             source,
