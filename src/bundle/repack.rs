@@ -105,7 +105,7 @@ pub fn repack_with_progress(
     let bundle = bundle.as_ref();
     crate::image::mutate::check_inputs(options.tag.as_deref(), &options.history, None)?;
     let meta = read_metadata(bundle)?;
-    let before = snapshot::read(&bundle.join(SNAPSHOT_FILE))?;
+    let before = snapshot::read(bundle.join(SNAPSHOT_FILE))?;
     let rootfs = bundle.join("rootfs");
     let manifest_desc = meta.descriptor_path.last().ok_or_else(|| Error::Invalid {
         what: bundle.join(METADATA_FILE).display().to_string(),
@@ -257,7 +257,7 @@ pub fn repack_with_progress(
         let bytes =
             serde_json::to_vec_pretty(&refreshed).map_err(Error::bad_json(path.display()))?;
         crate::ioext::replace_file(&path, |out| out.write_all(&bytes).at(&path))?;
-        snapshot::write(&snapshot, &bundle.join(SNAPSHOT_FILE))?;
+        snapshot::write(&snapshot, bundle.join(SNAPSHOT_FILE))?;
     }
     Ok(RepackReport {
         manifest: desc.digest,

@@ -1170,7 +1170,7 @@ mod tests {
                         .unwrap();
                 let ours = runtime_config(
                     &image_config(&layout, &tag),
-                    &bundle.join("rootfs"),
+                    bundle.join("rootfs"),
                     &options,
                 )
                 .unwrap();

@@ -191,7 +191,7 @@ pub fn unpack(
                     entry.ctime_nsec = st.st_ctime_nsec as i64;
                 }
             }
-            snapshot::write(&snapshot, &dest.join(SNAPSHOT_FILE))?;
+            snapshot::write(&snapshot, dest.join(SNAPSHOT_FILE))?;
         }
         if let Some(_held) = unfinished {
             let marker = dest.join(UNFINISHED_FILE);

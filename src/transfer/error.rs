@@ -45,7 +45,10 @@ pub enum Error {
         blobs: Vec<BlobRef>,
     },
     /// Tags that already name other images in the destination.
-    #[error("{} in {layout}, and existing tags are moved only when asked", describe(clashes))]
+    #[error(
+        "{} in {layout}, and existing tags are moved only when asked",
+        describe(clashes)
+    )]
     TagsExist {
         /// The destination layout.
         layout: PathBuf,
