@@ -24,8 +24,8 @@ pub enum Command {
 pub struct CreateArgs {
     /// LAYOUT:TAG to write.
     reference: String,
-    /// An image to include, in the same layout (LAYOUT:TAG or LAYOUT@DIGEST; repeatable, one
-    /// image per platform).
+    /// An image to include, in the same layout (LAYOUT:TAG, LAYOUT@DIGEST, or :TAG and
+    /// @DIGEST for the index's own layout; repeatable, one image per platform).
     #[arg(long = "manifest", value_name = "REF", required = true)]
     manifests: Vec<String>,
     /// Index annotation KEY=VALUE (repeatable).
@@ -41,7 +41,7 @@ pub struct CreateArgs {
 pub struct AddArgs {
     /// The index, LAYOUT:TAG.
     reference: String,
-    /// The image to add (LAYOUT:TAG or LAYOUT@DIGEST, same layout).
+    /// The image to add (LAYOUT:TAG or LAYOUT@DIGEST in the same layout, or :TAG, @DIGEST).
     #[arg(long = "manifest", value_name = "REF")]
     manifest: String,
     #[command(flatten)]
@@ -66,6 +66,12 @@ fn same_layout(
     layout: &Layout,
     reference: &str,
 ) -> anyhow::Result<strata::layout::reference::Target> {
+    // `:TAG` and `@DIGEST` name the index's own layout, as artifact push's --subject does.
+    if reference.is_empty() || reference.starts_with([':', '@']) {
+        let r = strata::layout::reference::Reference::parse_in(reference, Some(layout.root()))
+            .map_err(|e| anyhow::Error::new(super::output::Usage(format!("--manifest: {e}"))))?;
+        return Ok(r.target);
+    }
     let r = super::parse_reference(reference)?;
     // A layout that is not there is not the index's (which is): the same refusal.
     let a = match std::fs::canonicalize(&r.layout) {

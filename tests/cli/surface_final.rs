@@ -427,3 +427,25 @@ fn a_layer_digest_is_named_a_blob_that_is_no_image_and_a_dangling_link_is_listed
     assert!(listed.contains("/dl -> /nowhere"), "{listed}");
     fails(&["files", &image, "/dl/x"], 1);
 }
+
+#[test]
+fn index_members_may_name_the_index_layout_as_an_artifact_subject_does() {
+    let dir = tempdir();
+    let lay = s(&dir.path().join("L")).to_owned();
+    ok(&[
+        "new",
+        &format!("{lay}:amd"),
+        "--set-platform",
+        "linux/amd64",
+    ]);
+    ok(&[
+        "new",
+        &format!("{lay}:arm"),
+        "--set-platform",
+        "linux/arm64",
+    ]);
+    ok(&["index", "create", &format!("{lay}:i"), "--manifest", ":amd"]);
+    ok(&["index", "add", &format!("{lay}:i"), "--manifest", ":arm"]);
+    let shown = json(&["inspect", &format!("{lay}:i"), "--raw", "index"]);
+    assert_eq!(shown["manifests"].as_array().unwrap().len(), 2, "{shown}");
+}
