@@ -38,7 +38,7 @@ pub fn attach(cmd: clap::Command) -> clap::Command {
 /// empty layout part names DIR, so `:TAG` completes from DIR's tags (a bare `TAG` would name
 /// a layout of that name).
 fn complete(current: &OsStr) -> Vec<CompletionCandidate> {
-    let given = layout_given();
+    let given = layout_given().or_else(layout_of_an_earlier_ref);
     match (
         current.to_str().and_then(|text| text.split_once(':')),
         &given,
@@ -73,6 +73,21 @@ fn layout_given() -> Option<std::path::PathBuf> {
         }
     }
     found.filter(|d| !d.is_empty()).map(Into::into)
+}
+
+/// The layout of the first REF already on the line (`artifact push L:x --subject :`,
+/// `index create L:i --manifest :`), which is where an empty layout part points for those
+/// options; only a directory that is a layout counts.
+fn layout_of_an_earlier_ref() -> Option<std::path::PathBuf> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let start = args.iter().position(|a| a == "--")? + 1;
+    let words = &args[start..args.len().saturating_sub(1).max(start)];
+    words.iter().find_map(|word| {
+        let (layout, _) = word.to_str()?.split_once([':', '@'])?;
+        let layout = Path::new(layout);
+        (!layout.as_os_str().is_empty() && layout.join("oci-layout").is_file())
+            .then(|| layout.to_owned())
+    })
 }
 
 /// Directories, and `DIR:` for each that is an OCI layout (the usual next step is a tag).

@@ -368,3 +368,31 @@ fn other_flag_hints_come_from_commands_that_have_the_flag() {
     );
     assert_hints_are_its_own(&["new"], &[":x"], dir.path(), "--layout");
 }
+
+/// `--subject :` and `--manifest :` name the layout of the REF already typed: their tags
+/// complete from it (nothing was offered).
+#[test]
+fn an_empty_layout_part_completes_from_the_ref_already_typed() {
+    let dir = tempdir();
+    layout_with_images(dir.path(), "lay", &["app", "base"]);
+    let got = candidates(
+        dir.path(),
+        &[
+            "strata",
+            "artifact",
+            "push",
+            "lay:sig",
+            "f",
+            "--subject",
+            ":a",
+        ],
+        6,
+    );
+    assert_eq!(got, [":app"], "{got:?}");
+    let got = candidates(
+        dir.path(),
+        &["strata", "index", "create", "lay:i", "--manifest", ":"],
+        5,
+    );
+    assert_eq!(got, [":app", ":base"], "{got:?}");
+}
