@@ -277,7 +277,29 @@ const ENVIRONMENT: &[Variable] = &[
              the one command that writes under a rootfs.",
         acts_on: |page| page.name == "strata-unpack",
     },
+    Variable {
+        name: "HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY",
+        meaning: "The proxy for registry requests (HTTP_PROXY with --plain-http, else \
+             HTTPS_PROXY; ALL_PROXY for either) and the hosts reached without it; the lower \
+             case names too. Read by the commands that reach a registry.",
+        acts_on: reaches_a_registry,
+    },
+    Variable {
+        name: "DOCKER_CONFIG, REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR",
+        meaning: "Where credentials are kept, as docker and podman keep them: \
+             $DOCKER_CONFIG/config.json (else ~/.docker/config.json), $REGISTRY_AUTH_FILE \
+             and $XDG_RUNTIME_DIR/containers/auth.json. Read by the commands that reach a \
+             registry, and by login and logout.",
+        acts_on: |page| reaches_a_registry(page) || page.name == "strata-logout",
+    },
 ];
+
+/// Commands that talk to a registry take the flags that say how (--plain-http...).
+fn reaches_a_registry(page: &Page) -> bool {
+    page.cmd
+        .get_arguments()
+        .any(|a| a.get_long() == Some("plain-http"))
+}
 
 /// Examples per page, as (what it does, the commands, one a line). Every page has some; a
 /// test parses every `strata` line with the CLI's own parser, so they follow the grammar.

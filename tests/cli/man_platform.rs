@@ -100,6 +100,18 @@ fn each_page_names_only_the_flags_and_variables_its_command_has() {
             name == "strata-unpack",
             "{name}: {environment}"
         );
+        // Registry commands take --plain-http; login and logout touch the credentials.
+        let registry = synopsis.contains("--plain-http");
+        assert_eq!(
+            lists("HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY"),
+            registry,
+            "{name}"
+        );
+        assert_eq!(
+            lists("DOCKER_CONFIG, REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR"),
+            registry || name == "strata-logout",
+            "{name}"
+        );
         assert!(
             !synopsis.contains("--version"),
             "{name}: only strata takes --version: {}",
