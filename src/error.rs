@@ -85,7 +85,10 @@ pub enum Error {
         path: PathBuf,
     },
     /// A blob's size is not what its descriptor says.
-    #[error("blob {digest} has {actual} bytes but its descriptor says {expected} ({path})")]
+    #[error(
+        "blob {digest} has {} but its descriptor says {expected} ({path})",
+        crate::words::bytes(*actual)
+    )]
     SizeMismatch {
         /// The digest.
         digest: Digest,

@@ -11,6 +11,15 @@ pub fn plural(n: usize, one: &str, many: &str) -> String {
     }
 }
 
+/// A byte count in words: "1 byte", "2 bytes".
+pub fn bytes(n: u64) -> String {
+    if n == 1 {
+        "1 byte".into()
+    } else {
+        format!("{n} bytes")
+    }
+}
+
 /// What an I/O error says of the path it concerns, in words rather than the C library's
 /// text and number ("does not exist", not "No such file or directory (os error 2)"). An
 /// error with words of its own (a wrapped cause) keeps them.

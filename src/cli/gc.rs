@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use strata::layout::gc::{gc, GcOptions};
 use strata::Layout;
 
-use super::output::{human_size, plural, Output};
+use super::output::{human_size, plural, size_and_bytes, Output};
 use super::{JsonArg, Status};
 
 /// Remove blobs nothing references, keeping referrers of kept images, and stale temp files.
@@ -51,10 +51,9 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         ));
     }
     out.note(format_args!(
-        "{verb} {}, {} ({} bytes), {}, {}; kept {} ({})",
+        "{verb} {}, {}, {}, {}; kept {} ({})",
         plural(report.removed.len(), "blob", "blobs"),
-        human_size(report.bytes_freed),
-        report.bytes_freed,
+        size_and_bytes(report.bytes_freed),
         plural(
             report.entries_removed,
             "index.json entry",

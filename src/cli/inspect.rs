@@ -3,7 +3,7 @@
 use strata::image::{inspect, FileSummary, ImageSummary};
 use strata::Layout;
 
-use super::output::{aligned, human_size, Output};
+use super::output::{aligned, human_size, size_and_bytes, Output};
 use super::{JsonArg, PlatformArg, Status};
 
 /// Show what an image holds: manifest, platform, config, layers, history, entrypoint, env,
@@ -174,11 +174,7 @@ fn print_config_and_size(s: &ImageSummary, out: &Output) -> std::io::Result<()> 
         "Config:     {} ({})",
         s.config.digest, s.config.media_type
     ))?;
-    out.line(format_args!(
-        "Size:       {} ({} bytes)",
-        human_size(s.total_size),
-        s.total_size
-    ))
+    out.line(format_args!("Size:       {}", size_and_bytes(s.total_size)))
 }
 
 fn print_artifact(s: &ImageSummary, files: &[FileSummary], out: &Output) -> std::io::Result<()> {

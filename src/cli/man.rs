@@ -54,6 +54,7 @@ fn collect(
     pages.push(Page {
         name: name.to_owned(),
         parent: parent.map(str::to_owned),
+        // The version shows in every page's VERSION section, but only `strata` takes -V.
         cmd: cmd
             .clone()
             .display_name(name.to_owned())
@@ -91,7 +92,12 @@ fn render(page: &Page, pages: &[Page], version: &str) -> anyhow::Result<Vec<u8>>
     }
     if takes_a_reference(cmd) {
         section(&mut roff, "REFERENCES");
-        paragraphs(&mut roff, REFERENCES);
+        let has = |long: &str| cmd.get_arguments().any(|a| a.get_long() == Some(long));
+        let mut text = vec![REFERENCE_GRAMMAR];
+        text.extend(has("layout").then_some(REFERENCE_LAYOUT_FLAG));
+        text.extend(super::platform_pick::takes(cmd).then_some(REFERENCE_PLATFORM));
+        text.push(REFERENCE_TRANSPORTS);
+        paragraphs(&mut roff, &text);
     }
     section(&mut roff, "EXIT STATUS");
     for (code, meaning) in EXIT_STATUS {
@@ -99,20 +105,17 @@ fn render(page: &Page, pages: &[Page], version: &str) -> anyhow::Result<Vec<u8>>
             .text([bold(*code)])
             .text([roman(*meaning)]);
     }
-    section(&mut roff, "ENVIRONMENT");
-    // STRATA_THREADS is --threads's default: on the pages of commands that take it (and the
-    // overview), not where it does nothing.
-    let threads =
-        page.parent.is_none() || cmd.get_arguments().any(|a| a.get_long() == Some("threads"));
-    // STRATA_RESOLVE changes how layers are written under a rootfs: unpack alone does that.
-    let resolves = page.parent.is_none() || page.name == "strata-unpack";
-    for (var, meaning) in ENVIRONMENT {
-        if (*var == "STRATA_THREADS" && !threads) || (*var == "STRATA_RESOLVE" && !resolves) {
-            continue;
+    let vars: Vec<&Variable> = ENVIRONMENT
+        .iter()
+        .filter(|v| page.parent.is_none() || (v.acts_on)(page))
+        .collect();
+    if !vars.is_empty() {
+        section(&mut roff, "ENVIRONMENT");
+        for var in vars {
+            roff.control("TP", [])
+                .text([bold(var.name)])
+                .text([roman(var.meaning)]);
         }
-        roff.control("TP", [])
-            .text([bold(*var)])
-            .text([roman(*meaning)]);
     }
     section(&mut roff, "SEE ALSO");
     roff.text([roman(see_also(page, pages))]);
@@ -182,21 +185,27 @@ fn see_also(page: &Page, pages: &[Page]) -> String {
     refs.join(", ")
 }
 
-const REFERENCES: &[&str] = &[
-    "A REF is LAYOUT, LAYOUT:TAG or LAYOUT@ALG:HEX, split by its text alone, never by what \
-     exists on disk. When an @ comes before the first : and the text between them is a digest \
-     algorithm, the REF is LAYOUT@DIGEST (sha256 or sha512). Otherwise the first : ends the \
-     layout and everything after it is the tag, colons and slashes included: \
-     lay:docker.io/library/debian:12 is the tag docker.io/library/debian:12 in lay. With no :, \
-     the REF names the layout's only image.",
-    "A layout whose path holds a : is given with --layout DIR; a REF with an empty layout part \
-     (:TAG, @sha256:HEX, or an empty string) then names it. Tags follow the image-spec's \
-     ref.name grammar. Through an index, --platform OS/ARCH[/VARIANT] picks the manifest \
-     (default: this machine's platform).",
-    "skopeo's transport names (oci:, oci-archive:, docker:, docker-archive:, ...) before the \
-     first : are refused unless a directory of that name exists: oci:lay:app would otherwise \
-     be the tag lay:app of a layout oci. ./oci:app names a layout called oci on purpose.",
-];
+const REFERENCE_GRAMMAR: &str = "A REF is LAYOUT, LAYOUT:TAG or LAYOUT@ALG:HEX, split by its text \
+     alone, never by what exists on disk. When an @ comes before the first : and the text \
+     between them is a digest algorithm, the REF is LAYOUT@DIGEST (sha256 or sha512). \
+     Otherwise the first : ends the layout and everything after it is the tag, colons and \
+     slashes included: lay:docker.io/library/debian:12 is the tag docker.io/library/debian:12 \
+     in lay. With no :, the REF names the layout's only image. Tags follow the image-spec's \
+     ref.name grammar.";
+
+const REFERENCE_LAYOUT_FLAG: &str = "A layout whose path holds a : is given with --layout \
+     DIR; a REF with an empty layout part (:TAG, @sha256:HEX, or an empty string) then names \
+     it.";
+
+const REFERENCE_PLATFORM: &str = "Through an index, --platform OS/ARCH[/VARIANT] picks the \
+     manifest (default: this machine's platform; the first match wins). A REF that names a \
+     single image is used as it is: --platform has nothing to pick there, and a warning says \
+     so when the image is of another platform.";
+
+const REFERENCE_TRANSPORTS: &str = "skopeo's transport names (oci:, oci-archive:, docker:, \
+     docker-archive:, ...) before the first : are refused unless a directory of that name \
+     exists: oci:lay:app would otherwise be the tag lay:app of a layout oci. ./oci:app names a \
+     layout called oci on purpose.";
 
 const EXIT_STATUS: &[(&str, &str)] = &[
     ("0", "Success."),
@@ -213,24 +222,84 @@ const EXIT_STATUS: &[(&str, &str)] = &[
     ),
 ];
 
-const ENVIRONMENT: &[(&str, &str)] = &[
-    (
-        "SOURCE_DATE_EPOCH",
-        "Seconds since 1970 (0 to 253402300799): the created and history times of what \
-         build, config, insert, add-layer and repack write, and the newest mtime a built \
-         layer keeps.",
-    ),
-    (
-        "STRATA_THREADS",
-        "Threads for compressing and hashing (as --threads); outputs do not depend on it.",
-    ),
-    (
-        "STRATA_RESOLVE",
-        "userspace: resolve paths under a rootfs step by step instead of with openat2 (for \
-         kernels or seccomp profiles without it); kernel, the default: openat2 where the \
-         kernel has it. Any other value is refused.",
-    ),
+/// An environment variable and the commands it acts on: their pages list it, others not.
+struct Variable {
+    name: &'static str,
+    meaning: &'static str,
+    acts_on: fn(&Page) -> bool,
+}
+
+/// The pages of the commands that read SOURCE_DATE_EPOCH (image::time): those that write a
+/// new image through a draft (its created and history times), those that write a layer
+/// from files (mtimes clamped), artifact push and attach (a directory's tar) and export
+/// (the archive's own mtimes).
+const SOURCE_DATE_EPOCH_PAGES: &[&str] = &[
+    "strata-new",
+    "strata-build",
+    "strata-config",
+    "strata-add-layer",
+    "strata-insert",
+    "strata-flatten",
+    "strata-rebase",
+    "strata-repack",
+    "strata-export",
+    "strata-artifact-push",
+    "strata-artifact-attach",
 ];
+
+const ENVIRONMENT: &[Variable] = &[
+    Variable {
+        name: "SOURCE_DATE_EPOCH",
+        meaning: "Seconds since 1970 (0 to 253402300799), for reproducible output: the \
+             created and history times of what new, build, config, add-layer, insert, \
+             flatten, rebase and repack write; the newest mtime kept in the layers build, \
+             insert and repack write and in the tar of a directory artifact push or attach \
+             stores; the mtime of export's archive entries (else 0). A value out of range \
+             fails these commands (exit 2); other commands do not read it.",
+        acts_on: |page| SOURCE_DATE_EPOCH_PAGES.contains(&page.name.as_str()),
+    },
+    Variable {
+        name: "STRATA_THREADS",
+        meaning: "Threads for compressing layers and hashing blobs, when --threads is not \
+             given (a whole number, 1 or more); outputs do not depend on it. Read by the \
+             commands that take --threads.",
+        acts_on: |page| {
+            page.cmd
+                .get_arguments()
+                .any(|a| a.get_long() == Some("threads"))
+        },
+    },
+    Variable {
+        name: "STRATA_RESOLVE",
+        meaning: "userspace: resolve paths under a rootfs step by step instead of with \
+             openat2 (for kernels or seccomp profiles without it); kernel, the default: \
+             openat2 where the kernel has it. Any other value is refused. Read by unpack, \
+             the one command that writes under a rootfs.",
+        acts_on: |page| page.name == "strata-unpack",
+    },
+    Variable {
+        name: "HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY",
+        meaning: "The proxy for registry requests (HTTP_PROXY with --plain-http, else \
+             HTTPS_PROXY; ALL_PROXY for either) and the hosts reached without it; the lower \
+             case names too. Read by the commands that reach a registry.",
+        acts_on: reaches_a_registry,
+    },
+    Variable {
+        name: "DOCKER_CONFIG, REGISTRY_AUTH_FILE, XDG_RUNTIME_DIR",
+        meaning: "Where credentials are kept, as docker and podman keep them: \
+             $DOCKER_CONFIG/config.json (else ~/.docker/config.json), $REGISTRY_AUTH_FILE \
+             and $XDG_RUNTIME_DIR/containers/auth.json. Read by the commands that reach a \
+             registry, and by login and logout.",
+        acts_on: |page| reaches_a_registry(page) || page.name == "strata-logout",
+    },
+];
+
+/// Commands that talk to a registry take the flags that say how (--plain-http...).
+fn reaches_a_registry(page: &Page) -> bool {
+    page.cmd
+        .get_arguments()
+        .any(|a| a.get_long() == Some("plain-http"))
+}
 
 /// Examples per page, as (what it does, the commands, one a line). Every page has some; a
 /// test parses every `strata` line with the CLI's own parser, so they follow the grammar.

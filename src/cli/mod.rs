@@ -29,6 +29,7 @@ mod manifest;
 mod new;
 mod out_file;
 mod output;
+mod platform_pick;
 mod pull;
 mod push;
 mod rebase;
@@ -55,12 +56,7 @@ pub use output::Status;
 /// on disk. For a layout whose path has a `:`, give `--layout DIR` and write the REF as
 /// `:TAG`, `@sha256:HEX` or an empty string.
 #[derive(Debug, Parser)]
-#[command(
-    name = "strata",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "strata", version, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -252,7 +248,9 @@ pub fn main() -> ExitCode {
         .unwrap_or_else(|e| escape_echoed_values(e).exit());
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let shared = shared::read(&mut parser, &matches).unwrap_or_else(|e| e.exit());
-    let out = output::Output::new(cli.global.verbose, cli.global.quiet);
+    let (leaf_cmd, leaf_matches, _) = shared::leaf(&parser, &matches);
+    let out = output::Output::new(cli.global.verbose, cli.global.quiet)
+        .with_platform_flag(platform_pick::takes(leaf_cmd));
     strata::threads::set(shared.threads);
     // The library reads no environment: what the environment says is passed in here.
     strata::image::time::set_source_date_epoch(
@@ -261,6 +259,7 @@ pub fn main() -> ExitCode {
     strata::layer::force_userspace_resolution(
         std::env::var_os("STRATA_RESOLVE").is_some_and(|v| v == "userspace"),
     );
+    platform_pick::warn_unpicked(leaf_cmd, leaf_matches, shared.layout.as_deref(), &out);
     DEFAULT_LAYOUT
         .set(shared.layout)
         .expect("set once, at start");

@@ -67,6 +67,8 @@ pub struct Output {
     /// How many `-v`s: 1 adds a line per layer or blob, 2 more detail where it is cheap.
     verbosity: u8,
     quiet: bool,
+    /// Whether the command takes `--platform`: only then does an error end by naming it.
+    platform_flag: bool,
     stdout: RefCell<io::BufWriter<io::Stdout>>,
 }
 
@@ -91,8 +93,16 @@ impl Output {
         Output {
             verbosity,
             quiet,
+            platform_flag: false,
             stdout: RefCell::new(io::BufWriter::new(io::stdout())),
         }
+    }
+
+    /// Says that the command takes `--platform`, which an error picking a platform then
+    /// names.
+    pub fn with_platform_flag(mut self, takes: bool) -> Output {
+        self.platform_flag = takes;
+        self
     }
 
     /// Writes result text to stdout.
@@ -173,7 +183,10 @@ impl Output {
             Ok(Status::Failure) => ExitCode::from(1),
             Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("strata: error: {}", shown(render_chain(&e)));
+                eprintln!(
+                    "strata: error: {}",
+                    shown(render_chain(&e, self.platform_flag))
+                );
                 ExitCode::from(exit_code_of(&e))
             }
         }
@@ -182,7 +195,7 @@ impl Output {
 
 /// The error and its causes, each once: library errors already show their cause in their
 /// own message, so a cause is added only when it says something new.
-fn render_chain(e: &anyhow::Error) -> String {
+fn render_chain(e: &anyhow::Error, platform_flag: bool) -> String {
     let mut message = e.to_string();
     for cause in e.chain().skip(1) {
         // The library words a missing path as "does not exist"; say it so for errors from
@@ -196,7 +209,7 @@ fn render_chain(e: &anyhow::Error) -> String {
             message.push_str(&text);
         }
     }
-    if let Some(hint) = e.chain().find_map(flag_hint) {
+    if let Some(hint) = e.chain().find_map(|c| flag_hint(c, platform_flag)) {
         message.push_str("; ");
         message.push_str(hint);
     }
@@ -205,7 +218,10 @@ fn render_chain(e: &anyhow::Error) -> String {
 
 /// The flag a library error is about: the library speaks of choices, only the CLI knows
 /// their spelling.
-fn flag_hint(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+fn flag_hint(
+    cause: &(dyn std::error::Error + 'static),
+    platform_flag: bool,
+) -> Option<&'static str> {
     use strata::transfer::Error as Transfer;
     let library = match cause.downcast_ref::<Transfer>() {
         Some(Transfer::TagsExist { .. }) => return Some("give --force"),
@@ -223,6 +239,8 @@ fn flag_hint(cause: &(dyn std::error::Error + 'static)) -> Option<&'static str> 
             strata::Choice::Platform => "give --platform",
             _ => return None,
         }),
+        // The platforms there are, listed in the error, are what --platform takes.
+        strata::Error::NoPlatform { .. } if platform_flag => Some("give --platform"),
         _ => None,
     }
 }
@@ -312,10 +330,9 @@ impl Output {
     /// its diff_id.
     pub fn layer_written(&self, layer: &strata::layer::write::WrittenLayer) {
         self.info(format_args!(
-            "layer {} written: {} ({} bytes), {}",
+            "layer {} written: {}, {}",
             layer.blob.digest,
-            human_size(layer.blob.size),
-            layer.blob.size,
+            size_and_bytes(layer.blob.size),
             layer.media_type
         ));
         self.detail(format_args!("layer diff_id {}", layer.diff_id));
@@ -365,6 +382,11 @@ pub fn aligned(rows: &[Vec<String>], right: &[bool]) -> Vec<String> {
             line
         })
         .collect()
+}
+
+/// A size for people, then exact: "1.5 KiB (1536 bytes)", "1 B (1 byte)".
+pub fn size_and_bytes(bytes: u64) -> String {
+    format!("{} ({})", human_size(bytes), strata::words::bytes(bytes))
 }
 
 /// Human-readable byte counts.
@@ -607,6 +629,14 @@ impl TransferProgress {
 mod tests {
     use super::*;
     use strata::transfer::Progress;
+
+    /// gc, inspect and the -v lines of the writers show sizes this way.
+    #[test]
+    fn sizes_agree_with_their_count() {
+        assert_eq!(size_and_bytes(1), "1 B (1 byte)");
+        assert_eq!(size_and_bytes(0), "0 B (0 bytes)");
+        assert_eq!(size_and_bytes(1536), "1.5 KiB (1536 bytes)");
+    }
 
     #[test]
     fn transfer_line_shows_bar_bytes_rate_and_time_left() {

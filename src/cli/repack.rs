@@ -101,8 +101,8 @@ fn layer_line(out: &Output, bundle: &std::path::Path, layer: &str) {
     })();
     match size {
         Some(size) => out.info(format_args!(
-            "layer {layer} written: {} ({size} bytes)",
-            super::output::human_size(size)
+            "layer {layer} written: {}",
+            super::output::size_and_bytes(size)
         )),
         None => out.info(format_args!("layer {layer} written")),
     }

@@ -20,16 +20,18 @@ const HEADING: &str = "Global options";
 const THREADS: &str = "global_threads";
 const LAYOUT: &str = "global_layout";
 
+/// The environment variable --threads defaults to.
+const THREADS_VAR: &str = "STRATA_THREADS";
+
 /// `--threads N`, for commands that compress layers or hash blobs on several threads.
 pub fn threads() -> Arg {
     Arg::new(THREADS)
         .long("threads")
         .value_name("N")
-        .env("STRATA_THREADS")
         .value_parser(clap::value_parser!(NonZeroUsize))
         .help(
-            "Threads for compressing layers and hashing blobs (default: one per CPU). Outputs \
-             are the same whatever the number.",
+            "Threads for compressing layers and hashing blobs (default: STRATA_THREADS, else \
+             one per CPU). Outputs are the same whatever the number.",
         )
         .help_heading(HEADING)
 }
@@ -47,8 +49,9 @@ pub fn layout() -> Arg {
         .help_heading(HEADING)
 }
 
-/// The hidden spellings before the command name. No `env` here: `STRATA_THREADS` set in
-/// the environment must not make every command that ignores it fail.
+/// The hidden spellings before the command name. `STRATA_THREADS` is read only for a
+/// command that takes --threads: set in the environment, it must not make every command
+/// that ignores it fail.
 pub fn before_command(cmd: clap::Command) -> clap::Command {
     cmd.arg(
         Arg::new(THREADS)
@@ -75,7 +78,46 @@ pub struct Shared {
 /// Reads the shared options from the chosen command, or from before it; an option given
 /// before a command that does not act on it is an invocation error (exit 2).
 pub fn read(cmd: &mut clap::Command, matches: &ArgMatches) -> Result<Shared, clap::Error> {
-    let (mut leaf, mut leaf_cmd) = (matches, &*cmd);
+    let (leaf_cmd, leaf, path) = leaf(cmd, matches);
+    // ArgMatches cannot be asked whether a command defines an id (release builds answer
+    // "not given"), so ask the command.
+    let takes = |id: &str| leaf_cmd.get_arguments().any(|a| a.get_id() == id);
+    let (takes_threads, takes_layout) = (takes(THREADS), takes(LAYOUT));
+    let path = path.join(" ");
+    let threads = value::<NonZeroUsize>(cmd, matches, leaf, THREADS, takes_threads, &path)?;
+    let threads = match threads {
+        None if takes_threads => threads_from_env(cmd)?,
+        given => given,
+    };
+    let layout = value::<PathBuf>(cmd, matches, leaf, LAYOUT, takes_layout, &path)?;
+    Ok(Shared { threads, layout })
+}
+
+/// `STRATA_THREADS`, --threads's default. Read here rather than by clap's `env`: clap
+/// would blame a bad value on `--threads`, which the user did not type.
+fn threads_from_env(cmd: &mut clap::Command) -> Result<Option<NonZeroUsize>, clap::Error> {
+    let Some(value) = std::env::var_os(THREADS_VAR).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    match value.to_str().and_then(|v| v.trim().parse().ok()) {
+        Some(n) => Ok(Some(n)),
+        None => Err(cmd.error(
+            clap::error::ErrorKind::ValueValidation,
+            format!(
+                "{THREADS_VAR}={}: not a number of threads (1 or more)",
+                strata::words::printable(&value.to_string_lossy(), usize::MAX)
+            ),
+        )),
+    }
+}
+
+/// The command chosen at the deepest level (`artifact push`), its matches, and its path as
+/// typed (`strata artifact push`).
+pub fn leaf<'c, 'm>(
+    cmd: &'c clap::Command,
+    matches: &'m ArgMatches,
+) -> (&'c clap::Command, &'m ArgMatches, Vec<String>) {
+    let (mut leaf, mut leaf_cmd) = (matches, cmd);
     let mut path = vec![cmd.get_name().to_owned()];
     while let Some((name, sub)) = leaf.subcommand() {
         path.push(name.to_owned());
@@ -84,14 +126,7 @@ pub fn read(cmd: &mut clap::Command, matches: &ArgMatches) -> Result<Shared, cla
             .find_subcommand(name)
             .expect("clap matched a subcommand it defines");
     }
-    // ArgMatches cannot be asked whether a command defines an id (release builds answer
-    // "not given"), so ask the command.
-    let takes = |id: &str| leaf_cmd.get_arguments().any(|a| a.get_id() == id);
-    let (takes_threads, takes_layout) = (takes(THREADS), takes(LAYOUT));
-    let path = path.join(" ");
-    let threads = value::<NonZeroUsize>(cmd, matches, leaf, THREADS, takes_threads, &path)?;
-    let layout = value::<PathBuf>(cmd, matches, leaf, LAYOUT, takes_layout, &path)?;
-    Ok(Shared { threads, layout })
+    (leaf_cmd, leaf, path)
 }
 
 /// The command's own value of `id`, else the one given before the command, which only a

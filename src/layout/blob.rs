@@ -371,7 +371,7 @@ impl Mismatch {
 impl std::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Mismatch::Size(n) => write!(f, "blob size mismatch: read {n} bytes"),
+            Mismatch::Size(n) => write!(f, "blob size mismatch: read {}", crate::words::bytes(*n)),
             Mismatch::Digest(d) => write!(f, "blob digest mismatch: content hashes to {d}"),
         }
     }

@@ -560,7 +560,10 @@ impl Visitor for Checker<'_> {
         if stored_size != size {
             self.problem(
                 &digest,
-                format!("blob has {stored_size} bytes, descriptor in {parent} says {size} (descriptor.md)"),
+                format!(
+                    "blob has {}, descriptor in {parent} says {size} (descriptor.md)",
+                    crate::words::bytes(stored_size)
+                ),
             );
             return false;
         }
@@ -695,8 +698,8 @@ impl Checker<'_> {
         let rule = match base64::engine::general_purpose::STANDARD.decode(data) {
             Err(e) => format!("embedded data in {parent} is not padded base64 (RFC 4648): {e}"),
             Ok(bytes) if bytes.len() as u64 != size => format!(
-                "embedded data in {parent} decodes to {} bytes, the descriptor says {size}",
-                bytes.len()
+                "embedded data in {parent} decodes to {}, the descriptor says {size}",
+                crate::words::bytes(bytes.len() as u64)
             ),
             Ok(bytes) => match digest {
                 Some(d) if Digest::of_bytes(d.algorithm(), &bytes) != *d => {

@@ -35,6 +35,7 @@ mod json_schemas;
 mod layer_checks;
 mod layout_create;
 mod man;
+mod man_platform;
 mod pull_writeback;
 mod reference_grammar;
 mod registry_auth;

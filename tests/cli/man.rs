@@ -49,12 +49,12 @@ fn every_command_at_every_depth_has_a_complete_page() {
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let page = entry.unwrap().path();
         let text = std::fs::read_to_string(&page).unwrap();
+        // ENVIRONMENT only where a variable acts on the command (man_platform checks which).
         for section in [
             "NAME",
             "SYNOPSIS",
             "DESCRIPTION",
             "\"EXIT STATUS\"",
-            "ENVIRONMENT",
             "\"SEE ALSO\"",
         ] {
             assert!(
@@ -63,7 +63,6 @@ fn every_command_at_every_depth_has_a_complete_page() {
                 page.display()
             );
         }
-        assert!(text.contains("SOURCE_DATE_EPOCH"), "{}", page.display());
         if peer("groff") {
             let out = std::process::Command::new("groff")
                 .args(["-man", "-ww", "-z", "-K", "utf8"])
