@@ -72,6 +72,47 @@ impl fmt::Display for IdMapping {
 pub struct IdMap(pub Vec<IdMapping>);
 
 impl IdMap {
+    /// A map of `ranges`, refused (see [`IdMap::check`]) when two of them overlap.
+    pub fn new(ranges: Vec<IdMapping>) -> Result<IdMap, Error> {
+        let map = IdMap(ranges);
+        map.check()?;
+        Ok(map)
+    }
+
+    /// Refuses ranges that overlap, inside the container or on the host: the kernel refuses
+    /// such a map, and an id mapped twice has no single answer either way (repack maps host
+    /// ids back).
+    pub fn check(&self) -> Result<(), Error> {
+        type Side = (&'static str, fn(&IdMapping) -> u32);
+        let sides: [Side; 2] = [("container", |m| m.container_id), ("host", |m| m.host_id)];
+        for (i, a) in self.0.iter().enumerate() {
+            for b in &self.0[i + 1..] {
+                for (side, start) in sides {
+                    // u64: a range read from a bundle's metadata was not checked to end
+                    // below u32::MAX.
+                    let first = start(a).max(start(b)) as u64;
+                    let end =
+                        (start(a) as u64 + a.size as u64).min(start(b) as u64 + b.size as u64);
+                    if first < end {
+                        let ids = if end - first == 1 {
+                            format!("{side} id {first}")
+                        } else {
+                            format!("{side} ids {first} to {}", end - 1)
+                        };
+                        return Err(Error::Invalid {
+                            what: format!("id mappings {a} and {b}"),
+                            reason: format!(
+                                "they overlap: both map {ids} (the kernel refuses overlapping \
+                                 ranges, and an id mapped twice has no single owner to map back)"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The host id for a container id; identity when the map is empty, `None` when the id
     /// is outside every range. [`UNCHANGED_ID`] is never an answer (a map read from a
     /// bundle's metadata was not checked by parsing).
@@ -156,5 +197,36 @@ mod tests {
         assert_eq!(raw.to_host(2), None);
         assert_eq!(raw.to_host(0), Some(u32::MAX - 1));
         assert_eq!(m.to_string(), "0:100000:65536");
+    }
+
+    #[test]
+    fn overlaps_are_refused_on_either_side() {
+        let map = |specs: &[&str]| IdMap::new(specs.iter().map(|s| s.parse().unwrap()).collect());
+        assert!(map(&["0:1000:1", "1:2000:1"]).is_ok());
+        assert!(map(&["0:1000:10", "10:1010:10"]).is_ok());
+        assert!(map(&[]).is_ok());
+        let e = map(&["0:1000:1", "0:2000:1"]).unwrap_err().to_string();
+        assert!(
+            e.contains("0:1000:1 and 0:2000:1") && e.contains("container id 0 "),
+            "{e}"
+        );
+        let e = map(&["0:1000:10", "20:1000:10"]).unwrap_err().to_string();
+        assert!(e.contains("host ids 1000 to 1009"), "{e}");
+        let e = map(&["5:0:1", "0:100:10"]).unwrap_err().to_string();
+        assert!(e.contains("container id 5 "), "{e}");
+        // Unchecked ranges (as deserialised) reaching u32::MAX do not wrap.
+        let raw = IdMap(vec![
+            IdMapping {
+                container_id: u32::MAX - 1,
+                host_id: 0,
+                size: 5,
+            },
+            IdMapping {
+                container_id: 0,
+                host_id: 10,
+                size: 1,
+            },
+        ]);
+        assert!(raw.check().is_ok());
     }
 }

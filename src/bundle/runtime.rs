@@ -45,6 +45,14 @@ pub struct RuntimeOptions {
     pub gid_map: IdMap,
 }
 
+impl RuntimeOptions {
+    /// Refuses id maps whose ranges overlap (see [`IdMap::check`]).
+    fn check(&self) -> crate::Result<()> {
+        self.uid_map.check()?;
+        self.gid_map.check()
+    }
+}
+
 /// The runtime-spec version written as `ociVersion`.
 const OCI_VERSION: &str = "1.0.2";
 /// The container's hostname.
@@ -63,6 +71,7 @@ pub fn runtime_config_of_image(
     rootfs: Option<&Path>,
     options: &RuntimeOptions,
 ) -> crate::Result<Value> {
+    options.check()?;
     let (_, image) = layout.read_config(&manifest.config)?;
     if let Some(rootfs) = rootfs {
         return runtime_config(&image, rootfs, options);
@@ -101,6 +110,7 @@ pub fn runtime_config(
     options: &RuntimeOptions,
 ) -> crate::Result<Value> {
     let rootfs = rootfs.as_ref();
+    options.check()?;
     linux_only(image)?;
     let user = resolve_in_rootfs(rootfs, user_spec(image))?;
     config_for_user(image, user, options)

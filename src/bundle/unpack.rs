@@ -125,6 +125,8 @@ pub fn unpack(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<UnpackReport> {
     let dest = dest.as_ref();
+    options.uid_map.check()?;
+    options.gid_map.check()?;
     let layout = Layout::open(&reference.layout)?;
     // Shared: gc cannot remove the blobs while they are read.
     let _lock = layout.lock_gc(LockMode::Shared)?;
@@ -151,12 +153,15 @@ pub fn unpack(
             .transpose()?;
         if !options.rootfs_only {
             fs::create_dir(&rootfs).at(&rootfs)?;
-            fs::set_permissions(&rootfs, fs::Permissions::from_mode(0o755)).at(&rootfs)?;
-            if !options.rootless {
-                let uid = options.uid_map.to_host(0).unwrap_or(0);
-                let gid = options.gid_map.to_host(0).unwrap_or(0);
-                std::os::unix::fs::lchown(&rootfs, Some(uid), Some(gid)).at(&rootfs)?;
-            }
+        }
+        // The image's `/` as a runtime sees it, whichever directory holds it (a rootfs-only
+        // destination too, which was 0700 while it was prepared): a layer's `./` entry, if
+        // any, sets it again.
+        fs::set_permissions(&rootfs, fs::Permissions::from_mode(0o755)).at(&rootfs)?;
+        if !options.rootless {
+            let uid = options.uid_map.to_host(0).unwrap_or(0);
+            let gid = options.gid_map.to_host(0).unwrap_or(0);
+            std::os::unix::fs::lchown(&rootfs, Some(uid), Some(gid)).at(&rootfs)?;
         }
         let mut applier = Applier::new(
             &rootfs,

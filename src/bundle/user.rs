@@ -18,10 +18,9 @@ use rustix::fs::{self as rfs, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
 use crate::error::{Error, IoContext};
+use crate::image::config_values::{numeric_id, user_parts, MAX_ID};
 use crate::layer::root::walk_in_root;
 
-/// The largest uid or gid accepted (ids are signed 32-bit in the kernel ABI; -1 is "none").
-const MAX_ID: u32 = i32::MAX as u32;
 /// `/etc/passwd` or `/etc/group` larger than this is refused rather than read into memory.
 const MAX_DB_BYTES: u64 = 16 << 20;
 
@@ -145,14 +144,6 @@ fn parse_group(data: &[u8]) -> Vec<GroupEntry> {
         .collect()
 }
 
-/// A user or group part that is all digits: `Some(Ok(id))`, or `Some(Err)` when out of range.
-fn numeric(part: &str) -> Option<Result<u32, String>> {
-    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(parse_id(part).ok_or_else(|| format!("id {part} is out of range (0 to {MAX_ID})")))
-}
-
 /// Resolves `Config.User` (`user`, `uid`, `user:group`, `uid:gid`, ...) the way runc's and
 /// umoci's `GetExecUser` does: an empty user is uid 0, numeric parts are used verbatim
 /// (taking the gid and home of a passwd entry with that uid, if there is one), names must
@@ -164,17 +155,11 @@ fn resolve_user(
     passwd: Option<&[PasswdEntry]>,
     group: Option<&[GroupEntry]>,
 ) -> Result<ResolvedUser, String> {
-    let (user_part, group_part) = match spec.split_once(':') {
-        Some((_, g)) if g.contains(':') => {
-            return Err("expected USER, UID, USER:GROUP or UID:GID".into())
-        }
-        Some((u, g)) => (u, g),
-        None => (spec, ""),
-    };
+    let (user_part, group_part) = user_parts(spec)?;
     let passwd = passwd.unwrap_or_default();
     let group = group.unwrap_or_default();
 
-    let user_id = numeric(user_part).transpose()?;
+    let user_id = numeric_id(user_part).transpose()?;
     let entry = passwd.iter().find(|p| match (user_part, user_id) {
         ("", _) => p.uid == 0,
         (_, Some(uid)) => p.uid == uid,
@@ -207,7 +192,7 @@ fn resolve_user(
     };
 
     if !group_part.is_empty() {
-        user.gid = match numeric(group_part).transpose()? {
+        user.gid = match numeric_id(group_part).transpose()? {
             Some(gid) => gid,
             None => match group.iter().find(|g| g.name == group_part) {
                 Some(g) => g.gid,

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use strata::image::artifact::{
-    parse_file_arg, pull, push, subject_of, title_leaves_pull_dir, ArtifactFile, ArtifactSpec,
-    Placement, PullOptions,
+    parse_file_arg, pull, push, subject_of, title_leaves_pull_dir, titles, ArtifactFile,
+    ArtifactSpec, Placement, PullOptions,
 };
 use strata::image::{resolve_entry, resolve_image};
 use strata::layout::reference::Reference;
@@ -82,14 +82,17 @@ impl Content {
                 leaving.join(", ")
             );
         }
-        Ok(ArtifactSpec {
+        let spec = ArtifactSpec {
             artifact_type: self.artifact_type.clone(),
             files,
             config,
             annotations,
             subject: None,
             outside_titled_by_name: self.disable_path_validation,
-        })
+        };
+        // A path that names no file (`.`) or two that make one title are wrong values too.
+        titles(&spec).map_err(|e| anyhow::Error::new(super::output::Usage(e.to_string())))?;
+        Ok(spec)
     }
 }
 

@@ -1,7 +1,7 @@
 //! `strata blob`: one verified blob to stdout, or a file stored as a blob (as `crane blob`
 //! and `oras blob fetch/push`).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use strata::image::resolve_image;
@@ -42,16 +42,16 @@ pub struct GetArgs {
 
 #[derive(Debug, clap::Subcommand)]
 enum Put {
-    /// Store a file as a blob and print its descriptor (it stays until gc, unless something
-    /// refers to it).
+    /// Store a file as a blob in an existing layout and print its digest (--json: its
+    /// descriptor); it stays until gc, unless something refers to it.
     Put(PutArgs),
 }
 
 #[derive(Debug, clap::Args)]
 pub struct PutArgs {
-    /// The layout (created if missing).
+    /// The layout (it must exist, as for manifest put: a blob alone is no image).
     layout: PathBuf,
-    /// The file to store.
+    /// The file to store, or - for stdin.
     file: PathBuf,
     /// The descriptor's media type.
     #[arg(
@@ -76,6 +76,11 @@ fn fetch(args: GetArgs, out: &Output) -> anyhow::Result<Status> {
     let Some(text) = args.reference.as_deref() else {
         super::output::usage!("give LAYOUT@DIGEST, or REF with --config or --layer N");
     };
+    // As export: a blob is bytes for a file or a pipe, which a terminal would take as
+    // commands.
+    if std::io::stdout().is_terminal() {
+        super::output::usage!("refusing to write a blob to a terminal: redirect stdout");
+    }
     let reference = super::parse_reference(text)?;
     let layout = Layout::open(&reference.layout)?;
     let _lock = layout.lock_gc(LockMode::Shared)?;
@@ -117,27 +122,30 @@ fn fetch(args: GetArgs, out: &Output) -> anyhow::Result<Status> {
 }
 
 fn store(args: PutArgs, out: &Output) -> anyhow::Result<Status> {
-    let creation = Layout::open_or_create(&args.layout)?;
-    let stored = (|| -> anyhow::Result<strata::spec::Descriptor> {
-        let layout = creation.layout();
-        let _lock = layout.lock_gc(LockMode::Shared)?;
-        let mut file = std::fs::File::open(&args.file).map_err(|source| strata::Error::Io {
-            path: args.file.clone(),
-            source,
-        })?;
-        let mut writer = layout.blob_writer(strata::digest::Algorithm::Sha256)?;
-        std::io::copy(&mut file, &mut writer).map_err(|source| strata::Error::Io {
-            path: args.file.clone(),
-            source,
-        })?;
-        let blob = writer.finish()?;
-        Ok(strata::spec::Descriptor::new(
-            &args.media_type,
-            &blob.digest,
-            blob.size,
-        ))
-    })();
-    let desc = creation.settle(stored)?;
+    let stdin = args.file.as_os_str() == "-";
+    let layout = Layout::open(&args.layout)?;
+    let _lock = layout.lock_gc(LockMode::Shared)?;
+    let mut input: Box<dyn std::io::Read> = if stdin {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(
+            std::fs::File::open(&args.file).map_err(|source| strata::Error::Io {
+                path: args.file.clone(),
+                source,
+            })?,
+        )
+    };
+    let mut writer = layout.blob_writer(strata::digest::Algorithm::Sha256)?;
+    std::io::copy(&mut input, &mut writer).map_err(|source| strata::Error::Io {
+        path: if stdin {
+            PathBuf::from("stdin")
+        } else {
+            args.file.clone()
+        },
+        source,
+    })?;
+    let blob = writer.finish()?;
+    let desc = strata::spec::Descriptor::new(&args.media_type, &blob.digest, blob.size);
     if args.json.json {
         out.json(&desc)?;
     } else {

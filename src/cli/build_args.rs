@@ -87,8 +87,10 @@ pub struct ConfigArgs {
     /// Volume, an absolute path (repeatable).
     #[arg(long, value_name = "PATH", value_parser = super::values::volume)]
     volume: Vec<String>,
-    /// User (name, uid, user:group).
-    #[arg(long)]
+    /// The user the container runs as: USER, UID, USER:GROUP or UID:GID (names resolved in
+    /// the image's /etc/passwd and /etc/group when it is unpacked); '' removes the field, so
+    /// it runs as root.
+    #[arg(long, value_name = "USER[:GROUP]", value_parser = super::values::user)]
     user: Option<String>,
     /// Working directory, an absolute path.
     #[arg(long, value_name = "DIR", value_parser = super::values::workdir)]

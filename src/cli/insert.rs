@@ -26,14 +26,17 @@ pub struct Args {
     /// directory under its own name (as cp).
     #[arg(required_unless_present = "whiteout")]
     dest: Option<PathBuf>,
-    /// Let a file (or symlink) replace a directory the image has at DEST, or a directory
-    /// replace a file.
+    /// Make DEST exactly SRC: a file (or symlink) may replace a directory the image has
+    /// there, a directory a file, and a directory SRC hides what lower layers have under
+    /// DEST (as --opaque). Without it, a directory SRC onto a directory merges with it (as
+    /// umoci insert): files SRC lacks stay.
     #[arg(long, conflicts_with = "whiteout")]
     replace: bool,
     /// Delete this path in the image instead (a whiteout layer): an absolute path, as DEST.
     #[arg(long, value_name = "PATH", conflicts_with_all = ["src", "dest", "opaque"])]
     whiteout: Option<PathBuf>,
-    /// Hide what lower layers have under DEST (an opaque whiteout first).
+    /// Hide what lower layers have under DEST (an opaque whiteout first); SRC must be a
+    /// directory (a file at DEST hides everything below it anyway).
     #[arg(long)]
     opaque: bool,
     #[command(flatten)]
@@ -134,6 +137,29 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             super::output::usage!("--whiteout {}: {reason}", target.display());
         }
     }
+    // SRC's kind decides which flags make sense: read before the layout is opened, so a
+    // wrong combination is refused before anything else is read (after REF's grammar).
+    super::parse_reference(&args.reference)?;
+    let checked = match (&args.src, &args.dest) {
+        (Some(src), Some(dest)) if args.whiteout.is_none() => {
+            let dest = destination(src, dest)?;
+            let meta = std::fs::symlink_metadata(src).map_err(|source| strata::Error::Io {
+                path: src.clone(),
+                source,
+            })?;
+            // The opaque marker goes below DEST: an entry under a file or symlink is no tree.
+            if args.opaque && !meta.is_dir() {
+                super::output::usage!(
+                    "{}: --opaque needs a directory to insert (this is not one; a symlink is \
+                     stored as a symlink, not followed), and a file at DEST hides what was \
+                     below it already",
+                    src.display()
+                );
+            }
+            Some((meta, dest))
+        }
+        _ => None,
+    };
     let (mut draft, tag, compression) = args.edit.open(&args.reference)?;
     let layout = draft.layout().clone();
     let mut options = TarOptions {
@@ -153,19 +179,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         })?
     } else {
         let src = args.src.clone().expect("clap requires SRC");
-        let dest = destination(&src, args.dest.as_deref().expect("clap requires DEST"))?;
-        let meta = std::fs::symlink_metadata(&src).map_err(|source| strata::Error::Io {
-            path: src.clone(),
-            source,
-        })?;
-        // The opaque marker goes below DEST: an entry under a file or symlink is no tree.
-        if args.opaque && !meta.is_dir() {
-            anyhow::bail!(
-                "{}: --opaque needs a directory to insert (this is not one; a symlink is \
-                 stored as a symlink, not followed)",
-                src.display()
-            );
-        }
+        let (meta, dest) = checked.expect("clap requires SRC and DEST");
         use strata::image::tree::{Kind, Tree};
         // As unpack reads DEST: through the symlinks to directories lower layers made
         // (merged-/usr: /bin/sh is /usr/bin/sh under bin -> usr/bin).
@@ -215,7 +229,8 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             host_name(&src).display(),
             dest.display()
         );
-        let opaque = args.opaque;
+        // --replace makes DEST exactly a directory SRC: what lower layers have under it goes.
+        let opaque = args.opaque || (args.replace && meta.is_dir());
         // A directory is read as a tree of its own; anything else (a symlink too, which is
         // stored as it is) as one name in its parent.
         let (tree, rel) = if meta.is_dir() {

@@ -29,10 +29,12 @@ pub struct Args {
     /// A config for an unprivileged runtime (a user namespace mapping root to you).
     #[arg(long)]
     rootless: bool,
-    /// Container-to-host uid mapping CONTAINER:HOST:SIZE (repeatable).
+    /// Container-to-host uid mapping CONTAINER:HOST:SIZE (repeatable; ranges may not
+    /// overlap, inside the container or on the host).
     #[arg(long, value_name = "C:H:N")]
     uid_map: Vec<IdMapping>,
-    /// Container-to-host gid mapping CONTAINER:HOST:SIZE (repeatable).
+    /// Container-to-host gid mapping CONTAINER:HOST:SIZE (repeatable; ranges may not
+    /// overlap, inside the container or on the host).
     #[arg(long, value_name = "C:H:N")]
     gid_map: Vec<IdMapping>,
     #[command(flatten)]
@@ -41,6 +43,8 @@ pub struct Args {
 
 pub fn run(args: Args, _out: &Output) -> anyhow::Result<Status> {
     let reference = super::parse_reference(&args.reference)?;
+    let uid_map = super::values::id_map("--uid-map", args.uid_map)?;
+    let gid_map = super::values::id_map("--gid-map", args.gid_map)?;
     let layout = Layout::open(&reference.layout)?;
     let resolved = resolve_image(&layout, &reference.target, &args.platform.resolve()?)?;
     let config = {
@@ -51,8 +55,8 @@ pub fn run(args: Args, _out: &Output) -> anyhow::Result<Status> {
             args.rootfs.as_deref(),
             &RuntimeOptions {
                 rootless: args.rootless,
-                uid_map: strata::bundle::idmap::IdMap(args.uid_map),
-                gid_map: strata::bundle::idmap::IdMap(args.gid_map),
+                uid_map,
+                gid_map,
             },
         )?
     };

@@ -23,10 +23,12 @@ pub struct Args {
     /// xattr and device nodes become empty files.
     #[arg(long)]
     rootless: bool,
-    /// Map container uids to host uids, CONTAINER:HOST:SIZE (repeatable).
+    /// Map container uids to host uids, CONTAINER:HOST:SIZE (repeatable; ranges may not
+    /// overlap, inside the container or on the host).
     #[arg(long = "uid-map", value_name = "C:H:N")]
     uid_map: Vec<IdMapping>,
-    /// Map container gids to host gids, CONTAINER:HOST:SIZE (repeatable).
+    /// Map container gids to host gids, CONTAINER:HOST:SIZE (repeatable; ranges may not
+    /// overlap, inside the container or on the host).
     #[arg(long = "gid-map", value_name = "C:H:N")]
     gid_map: Vec<IdMapping>,
     /// Keep a symlink where a layer has a directory, when it leads to a directory inside the
@@ -52,8 +54,8 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         );
     }
     let reference = super::parse_reference(&args.reference)?;
-    let mut uid_map = IdMap(args.uid_map);
-    let mut gid_map = IdMap(args.gid_map);
+    let mut uid_map = super::values::id_map("--uid-map", args.uid_map)?;
+    let mut gid_map = super::values::id_map("--gid-map", args.gid_map)?;
     if args.rootless {
         // A rootless unpack is owned by whoever runs it: container root is that user.
         if uid_map.is_identity() {

@@ -29,6 +29,11 @@ pub fn port(s: &str) -> Result<String, strata::Error> {
     strata::image::config_values::exposed_port(s).map(|_| s.to_owned())
 }
 
+/// A user: `USER`, `UID`, `USER:GROUP` or `UID:GID`, as unpack resolves it.
+pub fn user(s: &str) -> Result<String, strata::Error> {
+    strata::image::config_values::user(s).map(|()| s.to_owned())
+}
+
 /// A volume: an absolute path.
 pub fn volume(s: &str) -> Result<String, strata::Error> {
     strata::image::config_values::absolute_path(strata::image::config_values::VOLUME, s)
@@ -69,4 +74,14 @@ pub fn owner(s: &str) -> Result<(u32, u32), String> {
         .split_once(':')
         .ok_or_else(|| format!("{s:?}: give UID:GID"))?;
     Ok((id(uid)?, id(gid)?))
+}
+
+/// The ranges of a repeatable id-map flag as one map: ranges that overlap are a wrong value
+/// too, found once all are parsed (clap sees one value at a time).
+pub fn id_map(
+    flag: &str,
+    ranges: Vec<strata::bundle::idmap::IdMapping>,
+) -> anyhow::Result<strata::bundle::idmap::IdMap> {
+    strata::bundle::idmap::IdMap::new(ranges)
+        .map_err(|e| anyhow::Error::new(super::output::Usage(format!("{flag}: {e}"))))
 }

@@ -266,20 +266,15 @@ fn open_source(path: &Path) -> Result<Source> {
     open_regular(path).map(Source::File)
 }
 
-/// Checks the artifact type, the titles (each once: pull writes a file by its title) and
-/// opens every file (see [`open_regular`]) and directory.
-fn open_sources(spec: &ArtifactSpec) -> Result<Sources> {
-    if !is_valid_media_type(&spec.artifact_type) {
-        return Err(Error::Invalid {
-            what: format!("artifact type {:?}", spec.artifact_type),
-            reason: "not a media type (type/subtype, RFC 6838)".into(),
-        });
-    }
-    let mut files = Vec::new();
-    let mut titles = BTreeMap::new();
+/// The title of each of `spec`'s files, in order (see [`ArtifactSpec::files`]), each once:
+/// pull writes a file by its title. Reads nothing: a refusal here is the caller's wrong
+/// value (a path that names no file, the same title twice), found before any file is opened.
+pub fn titles(spec: &ArtifactSpec) -> Result<Vec<String>> {
+    let mut seen = BTreeMap::new();
+    let mut titles = Vec::new();
     for file in &spec.files {
         let title = title_of(&file.path, spec.outside_titled_by_name)?;
-        if let Some(first) = titles.insert(title.clone(), &file.path) {
+        if let Some(first) = seen.insert(title.clone(), &file.path) {
             return Err(Error::Invalid {
                 what: file.path.display().to_string(),
                 reason: format!(
@@ -289,6 +284,22 @@ fn open_sources(spec: &ArtifactSpec) -> Result<Sources> {
                 ),
             });
         }
+        titles.push(title);
+    }
+    Ok(titles)
+}
+
+/// Checks the artifact type, the titles (see [`titles`]) and
+/// opens every file (see [`open_regular`]) and directory.
+fn open_sources(spec: &ArtifactSpec) -> Result<Sources> {
+    if !is_valid_media_type(&spec.artifact_type) {
+        return Err(Error::Invalid {
+            what: format!("artifact type {:?}", spec.artifact_type),
+            reason: "not a media type (type/subtype, RFC 6838)".into(),
+        });
+    }
+    let mut files = Vec::new();
+    for (file, title) in spec.files.iter().zip(titles(spec)?) {
         let source = open_source(&file.path)?;
         if matches!(source, Source::Dir(_)) && title_leaves_pull_dir(Path::new(&title)) {
             // Its entries are stored under the title: they would be absolute or climb out.

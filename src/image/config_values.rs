@@ -1,5 +1,5 @@
-//! The grammar of the config values `strata config` sets: exposed ports, stop signals and
-//! the paths of volumes and the working directory. A value a runtime would reject is
+//! The grammar of the config values `strata config` sets: exposed ports, stop signals, the
+//! user and the paths of volumes and the working directory. A value a runtime would reject is
 //! refused when it is set, not when a container starts.
 
 use crate::error::{Error, Result};
@@ -85,6 +85,50 @@ pub fn absolute_path(what: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// The largest uid or gid a user may name (ids are signed 32-bit in the kernel ABI; -1 is
+/// "none").
+pub(crate) const MAX_ID: u32 = i32::MAX as u32;
+
+/// The grammar's refusal of a user with more than one `:`.
+const USER_FORMS: &str = "expected USER, UID, USER:GROUP or UID:GID";
+
+/// A user or group part that is all digits: `Some(Ok(id))`, or `Some(Err)` when out of
+/// range; `None` for a name (or nothing).
+pub(crate) fn numeric_id(part: &str) -> Option<std::result::Result<u32, String>> {
+    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(
+        part.parse::<u32>()
+            .ok()
+            .filter(|&id| id <= MAX_ID)
+            .ok_or_else(|| format!("id {part} is out of range (0 to {MAX_ID})")),
+    )
+}
+
+/// A config `User` split into its user and group parts (empty when not given), each numeric
+/// one checked for range: the grammar unpack resolves, whatever the image's `/etc/passwd`
+/// holds. The error is the reason.
+pub(crate) fn user_parts(value: &str) -> std::result::Result<(&str, &str), String> {
+    let (user, group) = match value.split_once(':') {
+        Some((_, g)) if g.contains(':') => return Err(USER_FORMS.into()),
+        Some(parts) => parts,
+        None => (value, ""),
+    };
+    for part in [user, group] {
+        numeric_id(part).transpose()?;
+    }
+    Ok((user, group))
+}
+
+/// A user as the image config stores it: `USER`, `UID`, `USER:GROUP` or `UID:GID` (empty
+/// parts allowed, as runtimes read them: an empty user is root).
+pub fn user(value: &str) -> Result<()> {
+    user_parts(value)
+        .map(|_| ())
+        .map_err(|reason| invalid("the user", value, &reason))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +161,33 @@ mod tests {
         ] {
             assert!(stop_signal(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn users() {
+        for good in [
+            "",
+            "alice",
+            "1000",
+            "alice:staff",
+            "1000:1000",
+            ":50",
+            "alice:",
+            "2147483647",
+        ] {
+            assert!(user(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "a:b:c",
+            "::",
+            "1:2:",
+            "2147483648",
+            "0:99999999999",
+            "alice:4294967295",
+        ] {
+            assert!(user(bad).is_err(), "{bad}");
+        }
+        assert_eq!(user_parts("alice").unwrap(), ("alice", ""));
     }
 
     #[test]

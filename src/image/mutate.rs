@@ -54,7 +54,7 @@ pub struct ConfigEdits {
     pub expose: Vec<String>,
     /// Add volumes.
     pub volumes: Vec<String>,
-    /// Set the user.
+    /// Set the user (`USER`, `UID`, `USER:GROUP` or `UID:GID`); empty removes it (root).
     pub user: Option<String>,
     /// Set the working directory.
     pub workdir: Option<String>,
@@ -448,7 +448,9 @@ impl Draft {
                 .insert(v.clone(), serde_json::json!({}));
         }
         if let Some(u) = &edits.user {
-            c.user = Some(u.clone());
+            super::config_values::user(u)?;
+            // Empty is root, as unpack reads an absent User: dropped, as Docker omits it.
+            c.user = Some(u.clone()).filter(|u| !u.is_empty());
         }
         if let Some(w) = &edits.workdir {
             super::config_values::absolute_path(super::config_values::WORKDIR, w)?;

@@ -14,7 +14,9 @@ use crate::digest::{Algorithm, HashingReader};
 use crate::error::{Error, Result};
 use crate::layout::{BlobWriter, Layout};
 
-/// The compression of the layer file at `path`, by its first bytes.
+/// The compression of the layer file at `path`, by its first bytes. An empty file is
+/// refused: no tar (nor docker, nor any compressor) writes 0 bytes, so it is a mistake (a
+/// truncated download, `/dev/null`), not an empty layer.
 pub fn sniff_file(path: &Path) -> Result<Compression> {
     let mut file = std::fs::File::open(path).map_err(|source| Error::Io {
         path: path.to_owned(),
@@ -25,6 +27,12 @@ pub fn sniff_file(path: &Path) -> Result<Compression> {
         path: path.to_owned(),
         source,
     })?;
+    if n == 0 {
+        return Err(Error::Invalid {
+            what: path.display().to_string(),
+            reason: "is empty: not a tar layer".into(),
+        });
+    }
     Ok(Compression::sniff(&head[..n]))
 }
 

@@ -149,7 +149,6 @@ fn a_layout_that_cannot_be_created_is_named_as_given() {
         vec!["init".into(), u.into()],
         vec!["new".into(), format!("{u}:t")],
         vec!["build".into(), s(&tree).into(), format!("{u}:t")],
-        vec!["blob".into(), "put".into(), u.into(), s(&file).into()],
         vec!["copy".into(), format!("{}:t", s(&image)), format!("{u}:t")],
     ];
     for args in cases {

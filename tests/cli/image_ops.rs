@@ -42,6 +42,7 @@ fn blob_writes_a_verified_blob_to_stdout() {
 fn blob_put_stores_a_file_and_prints_its_descriptor() {
     let dir = tempdir();
     let lay = dir.path().join("fresh");
+    ok(&["init", s(&lay)]);
     let file = dir.path().join("notes.txt");
     write(&file, b"notes\n");
     let desc = json(&[
@@ -61,10 +62,10 @@ fn blob_put_stores_a_file_and_prints_its_descriptor() {
         ok_bytes(&["blob", &format!("{}@{digest}", s(&lay))]),
         b"notes\n"
     );
-    // A missing file: refused, and the layout the command would have created is not left.
-    let other = dir.path().join("other");
-    fails(&["blob", "put", s(&other), s(&dir.path().join("nope"))], 1);
-    assert!(!other.exists());
+    // A missing file: refused, the layout as it was.
+    let before = snapshot(&lay);
+    fails(&["blob", "put", s(&lay), s(&dir.path().join("nope"))], 1);
+    assert_eq!(before, snapshot(&lay));
 }
 
 /// Builds an image of three layers: a tree with a directory symlink and a hard link, then a

@@ -59,5 +59,6 @@ mod symlinked_dirs;
 mod transfer;
 mod unpack;
 mod unpack_diff;
+mod value_checks;
 mod world_archives;
 mod world_layers;
