@@ -184,10 +184,9 @@ fn blob_lines(out: &Output, layout: &Layout, desc: &strata::spec::Descriptor) {
             .and_then(|a| a.get(strata::image::artifact::ANNOTATION_TITLE))
             .map_or("(untitled)", String::as_str);
         out.info(format_args!(
-            "blob {} written: {} ({} bytes), {}, {title}",
+            "blob {} written: {}, {}, {title}",
             layer.digest,
-            super::output::human_size(layer.size.max(0) as u64),
-            layer.size,
+            super::output::size_and_bytes(layer.size.max(0) as u64),
             layer.media_type
         ));
     }

@@ -17,7 +17,8 @@ use crate::layout::{BlobWriter, Layout};
 /// The compression of the layer file at `path`, by its first bytes. An empty file is
 /// refused: no tar (nor docker, nor any compressor) writes 0 bytes, so it is a mistake (a
 /// truncated download, `/dev/null`), not an empty layer.
-pub fn sniff_file(path: &Path) -> Result<Compression> {
+pub fn sniff_file(path: impl AsRef<Path>) -> Result<Compression> {
+    let path = path.as_ref();
     let mut file = std::fs::File::open(path).map_err(|source| Error::Io {
         path: path.to_owned(),
         source,
@@ -33,6 +34,14 @@ pub fn sniff_file(path: &Path) -> Result<Compression> {
             reason: "is empty: not a tar layer".into(),
         });
     }
+    if let Some(compressor) = Compression::foreign(&head[..n]) {
+        return Err(Error::Invalid {
+            what: path.display().to_string(),
+            reason: format!(
+                "is {compressor}-compressed: a layer is a tar, plain or compressed with gzip or zstd; decompress it first"
+            ),
+        });
+    }
     Ok(Compression::sniff(&head[..n]))
 }
 
@@ -42,10 +51,11 @@ pub fn sniff_file(path: &Path) -> Result<Compression> {
 /// refuse the layer, before anything is published.
 pub fn store_file(
     layout: &Layout,
-    path: &Path,
+    path: impl AsRef<Path>,
     plain: Compression,
     settle: impl FnOnce(&Checked) -> Result<()>,
 ) -> Result<WrittenLayer> {
+    let path = path.as_ref();
     let what = path.display().to_string();
     let open = || {
         std::fs::File::open(path).map_err(|source| Error::Io {

@@ -58,6 +58,18 @@ impl Compression {
         }
     }
 
+    /// The compressor whose magic `head` starts with, among those no layer media type
+    /// allows (bzip2, xz, lz4): such a file would otherwise be read as a plain tar and
+    /// refused as one whose first header does not parse.
+    pub fn foreign(head: &[u8]) -> Option<&'static str> {
+        match head {
+            [b'B', b'Z', b'h', ..] => Some("bzip2"),
+            [0xfd, b'7', b'z', b'X', ..] => Some("xz"),
+            [0x04, 0x22, 0x4d, 0x18, ..] => Some("lz4"),
+            _ => None,
+        }
+    }
+
     /// How many leading bytes [`Compression::sniff`] needs.
     pub const SNIFF_LEN: usize = 4;
 
@@ -68,9 +80,10 @@ impl Compression {
         if head.is_empty() || found == self {
             return None;
         }
-        let content = match found {
-            Compression::None => "neither gzip nor zstd",
-            other => other.name(),
+        let content = match (found, Compression::foreign(head)) {
+            (Compression::None, Some(compressor)) => compressor,
+            (Compression::None, None) => "neither gzip nor zstd",
+            (other, _) => other.name(),
         };
         Some(format!(
             "the content is {content} but the media type says {} ({media_type})",

@@ -69,7 +69,7 @@ pub enum Error {
 fn list(blobs: &[BlobRef]) -> String {
     blobs
         .iter()
-        .map(|b| format!("{} ({} bytes)", b.digest, b.size))
+        .map(|b| format!("{} ({})", b.digest, crate::words::bytes(b.size)))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -449,3 +449,27 @@ fn index_members_may_name_the_index_layout_as_an_artifact_subject_does() {
     let shown = json(&["inspect", &format!("{lay}:i"), "--raw", "index"]);
     assert_eq!(shown["manifests"].as_array().unwrap().len(), 2, "{shown}");
 }
+
+/// A layer compressed with what no layer media type allows is named by its compressor, not
+/// refused as a tar whose first header does not parse.
+#[test]
+fn bzip2_xz_and_lz4_layers_are_named_as_such() {
+    let dir = tempdir();
+    let image = format!("{}:app", s(&dir.path().join("L")));
+    ok(&["new", &image]);
+    for (name, head) in [
+        ("bzip2", &b"BZh91AY&SY"[..]),
+        ("xz", &[0xfd, b'7', b'z', b'X', b'Z', 0, 0, 4][..]),
+        ("lz4", &[0x04, 0x22, 0x4d, 0x18, 0x64, 0x40][..]),
+    ] {
+        let file = dir.path().join(format!("layer.{name}"));
+        let mut bytes = head.to_vec();
+        bytes.resize(1024, 0x55);
+        write(&file, &bytes);
+        let err = fails(&["add-layer", &image, s(&file)], 1);
+        assert!(
+            err.contains(&format!("is {name}-compressed")) && err.contains("decompress it first"),
+            "{err}"
+        );
+    }
+}
