@@ -457,7 +457,7 @@ fn errors_name_what_was_given() {
         .unwrap()
         .to_owned();
     let err = fails(&["inspect", &format!("{}@{config}", s(&lay))], 1);
-    assert!(err.contains("is not an image"), "{err}");
+    assert!(err.contains("not an image manifest or index"), "{err}");
     assert!(!err.contains("schemaVersion"), "{err}");
 }
 
