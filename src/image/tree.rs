@@ -931,6 +931,16 @@ pub fn cat_from_top(
                 continue;
             };
             let kind = entry.header().entry_type();
+            // Something below the path (or below another name ending as it does, a
+            // symlinked alias) makes it a directory, wherever in the layer it comes.
+            if name
+                .ancestors()
+                .skip(1)
+                .any(|dir| dir.file_name() == wanted.file_name())
+            {
+                undecided = true;
+                continue;
+            }
             match entry_name(&name) {
                 Ok(EntryName::Plain) if name == wanted => {
                     if matches!(kind, tar::EntryType::Regular | tar::EntryType::Continuous) {
