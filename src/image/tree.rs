@@ -125,8 +125,14 @@ pub(crate) fn entry_node<R>(
     path: &Path,
 ) -> Result<Node> {
     let header = entry.header();
-    let link =
-        (kind == Kind::Symlink).then(|| entry.link_name_bytes().unwrap_or_default().to_vec());
+    let link = match kind {
+        Kind::Symlink => Some(
+            crate::layer::names::symlink_target(entry.link_name_bytes())
+                .map_err(|why| layer_error(desc, why))?
+                .to_vec(),
+        ),
+        _ => None,
+    };
     Ok(Node {
         kind,
         mode: header.mode().unwrap_or(0) & 0o7777,

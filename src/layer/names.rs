@@ -82,8 +82,10 @@ pub fn entry_name(path: &Path) -> Result<EntryName<'_>, String> {
     while let Some(c) = components.next() {
         let bytes = c.as_bytes();
         let Some(target) = bytes.strip_prefix(WHITEOUT_PREFIX) else {
+            fits_a_file_system(bytes)?;
             continue;
         };
+        fits_a_file_system(target)?;
         if components.peek().is_some() {
             return Err("a whiteout name (\".wh.\") can only be the last component".into());
         }
@@ -103,6 +105,38 @@ pub fn entry_name(path: &Path) -> Result<EntryName<'_>, String> {
         };
     }
     Ok(EntryName::Plain)
+}
+
+/// The longest name a Linux file system holds (NAME_MAX): a layer naming more cannot be
+/// unpacked anywhere, so every reader refuses it alike rather than unpack alone, late.
+/// A whiteout's own name may be longer: only the name it points at must fit.
+const NAME_MAX: usize = 255;
+
+fn fits_a_file_system(name: &[u8]) -> Result<(), String> {
+    if name.len() > NAME_MAX {
+        return Err(format!(
+            "a name of {} bytes ({:?}...): file systems hold at most {NAME_MAX}",
+            name.len(),
+            String::from_utf8_lossy(&name[..40])
+        ));
+    }
+    Ok(())
+}
+
+/// The longest symlink target Linux stores (PATH_MAX less its NUL).
+const LINK_TARGET_MAX: usize = 4095;
+
+/// A symlink entry's target, checked as the kernel will: present, not empty, and short
+/// enough to store. Every reader refuses alike what unpack could not make.
+pub fn symlink_target(raw: Option<&[u8]>) -> Result<&[u8], String> {
+    match raw {
+        None | Some(b"") => Err("a symlink without a target".into()),
+        Some(target) if target.len() > LINK_TARGET_MAX => Err(format!(
+            "a symlink target of {} bytes: Linux stores at most {LINK_TARGET_MAX}",
+            target.len()
+        )),
+        Some(target) => Ok(target),
+    }
 }
 
 /// The entry that deletes `image_path` (`/a/b` -> `a/.wh.b`), for a whiteout `insert` writes:

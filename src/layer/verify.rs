@@ -258,6 +258,9 @@ fn check_entry<R: Read>(
             EntryName::Whiteout(_) | EntryName::Opaque => None,
         },
     };
+    if kind == tar::EntryType::Symlink {
+        names::symlink_target(entry.link_name_bytes())?;
+    }
     let mut foreign = None;
     if kind == tar::EntryType::Link {
         let raw = entry.link_name_bytes().unwrap_or_default();

@@ -19,7 +19,8 @@ fn layered(dir: &Path, layers: &[Vec<u8>]) -> String {
 fn cat_refuses_a_path_that_something_below_made_a_directory() {
     let dir = tempdir();
     let mut low = TarBuilder::new();
-    low.file("z", b"1", 0o644).file("etc/passwd", b"OLD\n", 0o644);
+    low.file("z", b"1", 0o644)
+        .file("etc/passwd", b"OLD\n", 0o644);
     let mut top = TarBuilder::new();
     top.file("a", b"SECRET-OLD\n", 0o644)
         .file("a/x", b"new", 0o644)
@@ -32,4 +33,76 @@ fn cat_refuses_a_path_that_something_below_made_a_directory() {
         assert!(!r.stdout.contains("OLD"), "{path}: {:?}", r.stdout);
     }
     assert_eq!(ok(&["cat", &image, "/a/x"]), "new");
+}
+
+/// A tar holding `entries` (name, symlink target) built with GNU long names and links.
+fn tar_of_symlinks(entries: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, target) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        b.append_link(&mut h, name, target).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// Names no file system holds (a component over 255 bytes, a symlink target over 4095)
+/// were accepted by add-layer and called sound by fsck, and only unpack failed, late, with
+/// "File name too long": every reader now refuses them alike, naming the limit.
+#[test]
+fn names_no_file_system_holds_are_refused_by_every_reader() {
+    let dir = tempdir();
+    let long_name = "n".repeat(300);
+    let long_target = "t/".repeat(2500);
+    for (case, layer) in [
+        ("name", {
+            let mut t = TarBuilder::new();
+            t.file(&long_name, b"1", 0o644);
+            t.finish()
+        }),
+        ("target", tar_of_symlinks(&[("s", &long_target)])),
+    ] {
+        let base = dir.path().join(case);
+        std::fs::create_dir(&base).unwrap();
+        let image = format!("{}:base", s(&base.join("new")));
+        ok(&["new", &image]);
+        let file = base.join("layer.tar");
+        write(&file, &layer);
+        let before = snapshot(&base.join("new"));
+        let err = fails(&["add-layer", &image, s(&file)], 1);
+        assert!(err.contains("at most"), "{case}: {err}");
+        assert_eq!(
+            before,
+            snapshot(&base.join("new")),
+            "{case}: layout changed"
+        );
+
+        // Stored unread (as import stores a docker-archive's layers): fsck and unpack agree.
+        let lay = layered(&base, std::slice::from_ref(&layer));
+        let r = run(&["fsck", &lay]);
+        assert_eq!(r.code, 1, "{case}: fsck called it sound: {}", r.stdout);
+        assert!(
+            r.stdout.contains("at most") || r.stderr.contains("at most"),
+            "{case}: {r:?}",
+            r = (r.stdout, r.stderr)
+        );
+        let err = fails(&["unpack", &format!("{lay}:t"), s(&base.join("bundle"))], 1);
+        assert!(err.contains("at most"), "{case}: {err}");
+        let err = fails(&["files", &format!("{lay}:t")], 1);
+        assert!(err.contains("at most"), "{case}: {err}");
+    }
+    // A whiteout's own name may be longer: only the name it points at must fit.
+    let dir2 = dir.path().join("wh");
+    std::fs::create_dir(&dir2).unwrap();
+    let name = "w".repeat(255);
+    let mut low = TarBuilder::new();
+    low.file(&name, b"1", 0o644);
+    let mut top = TarBuilder::new();
+    top.file(&format!(".wh.{name}"), b"", 0o644);
+    let lay = layered(&dir2, &[low.finish(), top.finish()]);
+    ok(&["fsck", &lay]);
+    ok(&["unpack", &format!("{lay}:t"), s(&dir2.join("bundle"))]);
+    assert!(!dir2.join("bundle/rootfs").join(&name).exists());
 }

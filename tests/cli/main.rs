@@ -5,8 +5,8 @@ mod util;
 
 mod artifacts;
 mod artifacts_view;
-mod attack_registry;
 mod attack_final;
+mod attack_registry;
 mod attack_session;
 mod attack_sources;
 mod attack_surface;

@@ -251,9 +251,8 @@ impl Applier {
                 self.write_file(&pfd, &name, entry, &meta)?;
             }
             tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| EntryError::Refused("symlink without a target".into()))?
+                let target = super::names::symlink_target(entry.link_name_bytes())
+                    .map_err(EntryError::Refused)?
                     .to_vec();
                 self.replace(&pfd, &name, existing_type)?;
                 rfs::symlinkat(OsStr::from_bytes(&target), &pfd, &name)?;
