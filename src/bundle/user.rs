@@ -241,8 +241,9 @@ fn read_db(root: &OwnedFd, rootfs: &Path, rel: &str) -> crate::Result<Option<Vec
 
 /// Opens the regular file at `path` for reading, resolving it as if `root` were `/` (see
 /// [`walk_in_root`]: no step ever leaves the root, whatever the links say). `Ok(None)` when
-/// the path does not exist or crosses a non-directory; an error for a symlink loop or a
-/// final component that is not a regular file.
+/// the path does not exist, crosses a non-directory, or is not a regular file (a FIFO or a
+/// directory at `/etc/passwd` holds no users: as absent, as runtime-config reads an image's
+/// tree); an error for a symlink loop.
 fn open_in_root(root: &OwnedFd, path: &str) -> io::Result<Option<File>> {
     let reached = match walk_in_root(root, Path::new(path)) {
         Ok(r) => r,
@@ -253,11 +254,7 @@ fn open_in_root(root: &OwnedFd, path: &str) -> io::Result<Option<File>> {
     };
     let kind = FileType::from_raw_mode(reached.stat.st_mode);
     let (FileType::RegularFile, Some((dir, name))) = (kind, reached.entry) else {
-        return Err(io::Error::other(if kind == FileType::Directory {
-            "is a directory"
-        } else {
-            "not a regular file"
-        }));
+        return Ok(None);
     };
     let file = rfs::openat(
         dir.as_ref().unwrap_or(root),

@@ -106,3 +106,24 @@ fn names_no_file_system_holds_are_refused_by_every_reader() {
     ok(&["unpack", &format!("{lay}:t"), s(&dir2.join("bundle"))]);
     assert!(!dir2.join("bundle/rootfs").join(&name).exists());
 }
+
+/// An image whose /etc/passwd is a FIFO (or /etc/group a directory) has no users to read:
+/// unpack failed on it ("not a regular file") where runtime-config took it as absent.
+#[test]
+fn a_passwd_that_is_no_regular_file_is_read_as_absent_by_unpack_too() {
+    let dir = tempdir();
+    let mut t = TarBuilder::new();
+    t.dir("etc/", 0o755)
+        .device("etc/passwd", tar::EntryType::Fifo, 0, 0)
+        .dir("etc/group/", 0o755);
+    let lay = layered(dir.path(), &[t.finish()]);
+    let image = format!("{lay}:t");
+    ok(&["unpack", &image, s(&dir.path().join("bundle"))]);
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("bundle/config.json")).unwrap())
+            .unwrap();
+    let from_image: serde_json::Value =
+        serde_json::from_str(&ok(&["runtime-config", &image, "-"])).unwrap();
+    assert_eq!(config["process"]["user"], from_image["process"]["user"]);
+    assert_eq!(config["process"]["user"]["uid"], 0, "{config}");
+}
