@@ -286,6 +286,24 @@ pub fn titles(spec: &ArtifactSpec) -> Result<Vec<String>> {
         }
         titles.push(title);
     }
+    // A pull writes each title as a path: one title inside another (`x` and `x/y`) needs
+    // `x` to be a directory and a file at once (oras's pull fails the same way).
+    for (title, path) in &seen {
+        let inside = seen
+            .range::<String, _>((std::ops::Bound::Excluded(title), std::ops::Bound::Unbounded))
+            .take_while(|(other, _)| other.starts_with(title.as_str()))
+            .find(|(other, _)| other.as_bytes().get(title.len()) == Some(&b'/'));
+        if let Some((other, other_path)) = inside {
+            return Err(Error::Invalid {
+                what: other_path.display().to_string(),
+                reason: format!(
+                    "its title {other:?} is inside {title:?}, the title of {}: a pull would \
+                     need {title:?} to be a file and a directory",
+                    path.display()
+                ),
+            });
+        }
+    }
     Ok(titles)
 }
 

@@ -127,3 +127,40 @@ fn a_passwd_that_is_no_regular_file_is_read_as_absent_by_unpack_too() {
     assert_eq!(config["process"]["user"], from_image["process"]["user"]);
     assert_eq!(config["process"]["user"]["uid"], 0, "{config}");
 }
+
+/// One title inside another (`x`, `x/y`) is refused as two equal titles are: the push
+/// succeeded and the pull failed.
+#[test]
+fn artifact_titles_one_inside_another_are_refused() {
+    let dir = tempdir();
+    std::fs::create_dir(dir.path().join("x")).unwrap();
+    write(&dir.path().join("x/y"), b"c\n");
+    write(&dir.path().join("x-y"), b"1\n");
+    let push = |files: &[&str]| {
+        let mut args = vec![
+            "artifact",
+            "push",
+            "--artifact-type",
+            "application/x.t",
+            "AL:t",
+        ];
+        args.extend_from_slice(files);
+        strata(&args).current_dir(dir.path()).output().unwrap()
+    };
+    for files in [&["x", "x/y"][..], &["x/y", "x"][..]] {
+        let out = push(files);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{files:?}: {err}");
+        assert!(err.contains("is inside"), "{err}");
+    }
+    assert!(
+        !dir.path().join("AL").exists(),
+        "a refused push made the layout"
+    );
+    let out = push(&["x", "x-y"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
