@@ -104,6 +104,13 @@ pub fn repack_with_progress(
 ) -> Result<RepackReport> {
     let bundle = bundle.as_ref();
     crate::image::mutate::check_inputs(options.tag.as_deref(), &options.history, None)?;
+    // Half a bundle has half a rootfs: its diff would record the rest as deleted.
+    if let Some(reason) = super::unpack::unfinished(bundle, "the bundle") {
+        return Err(Error::Invalid {
+            what: bundle.display().to_string(),
+            reason,
+        });
+    }
     let meta = read_metadata(bundle)?;
     let before = snapshot::read(bundle.join(SNAPSHOT_FILE))?;
     let rootfs = bundle.join("rootfs");

@@ -517,23 +517,27 @@ fn mark_unfinished(dest: &Path) -> Result<fs::File> {
 /// holds: a bundle a stopped unpack left (its [`UNFINISHED_FILE`] nobody holds), one being
 /// unpacked now, or anything else.
 fn not_empty(dest: &Path) -> String {
-    let marker = fs::OpenOptions::new()
+    unfinished(dest, "the destination")
+        .unwrap_or_else(|| "the destination exists and is not empty".into())
+}
+
+/// What `bundle` (`what` in the message) is when an unpack into it has not finished: one
+/// that was stopped (its [`UNFINISHED_FILE`] nobody holds) or one running now.
+pub(crate) fn unfinished(bundle: &Path, what: &str) -> Option<String> {
+    let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(dest.join(UNFINISHED_FILE));
-    match marker {
-        Ok(file) if file.metadata().is_ok_and(|m| m.is_file()) => {
-            if file.try_lock().is_ok() {
-                format!(
-                    "the destination holds an unpack that did not finish (it was stopped: \
-                     {UNFINISHED_FILE} is still there): remove the directory and unpack again"
-                )
-            } else {
-                "the destination is being unpacked into by another strata now".into()
-            }
-        }
-        _ => "the destination exists and is not empty".into(),
-    }
+        .open(bundle.join(UNFINISHED_FILE))
+        .ok()
+        .filter(|file| file.metadata().is_ok_and(|m| m.is_file()))?;
+    Some(if file.try_lock().is_ok() {
+        format!(
+            "{what} holds an unpack that did not finish (it was stopped: {UNFINISHED_FILE} is \
+             still there): remove the directory and unpack again"
+        )
+    } else {
+        format!("{what} is being unpacked into by another strata now")
+    })
 }
 
 fn prepare_destination(dest: &Path, rootfs_only: bool) -> Result<Made> {

@@ -164,3 +164,26 @@ fn artifact_titles_one_inside_another_are_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// repack of a bundle whose unpack was killed said only that strata.json was missing or
+/// broken: it says the unpack did not finish, as a second unpack does.
+#[test]
+fn repack_of_a_bundle_whose_unpack_was_killed_says_so() {
+    let dir = tempdir();
+    let (src, _) = layout_with_images(dir.path(), "src", &["app"]);
+    let image = format!("{}:app", s(src.root()));
+    let bundle = dir.path().join("bundle");
+    let args: Vec<String> = ["unpack", "--rootless", &image, s(&bundle)]
+        .map(str::to_owned)
+        .into();
+    let log = dir.path().join("strace.log");
+    let (killed, _) = crate::crash_matrix::killed_at(&args, "mkdirat", 1, &log);
+    assert!(killed, "{}", std::fs::read_to_string(&log).unwrap());
+    let before = snapshot(dir.path().join("src").as_path());
+    let err = fails(&["repack", s(&bundle)], 1);
+    assert!(
+        err.contains("the bundle holds an unpack that did not finish"),
+        "{err}"
+    );
+    assert_eq!(before, snapshot(dir.path().join("src").as_path()));
+}
