@@ -124,6 +124,15 @@ pub(crate) fn user_parts(value: &str) -> std::result::Result<(&str, &str), Strin
 /// A user as the image config stores it: `USER`, `UID`, `USER:GROUP` or `UID:GID` (empty
 /// parts allowed, as runtimes read them: an empty user is root).
 pub fn user(value: &str) -> Result<()> {
+    // No /etc/passwd line can name such a user (useradd refuses them; a newline would end
+    // the line): written into a config, it could only fail at run time.
+    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid(
+            "the user",
+            value,
+            "a user or group name has no spaces or control characters",
+        ));
+    }
     user_parts(value)
         .map(|_| ())
         .map_err(|reason| invalid("the user", value, &reason))
@@ -178,6 +187,10 @@ mod tests {
             assert!(user(good).is_ok(), "{good}");
         }
         for bad in [
+            "bad user",
+            "a\u{1b}[31m",
+            "alice:st aff",
+            "a\nb",
             "a:b:c",
             "::",
             "1:2:",
