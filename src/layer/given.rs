@@ -159,6 +159,16 @@ fn check_decompressed(
     let mut tar = HashingReader::new(decoder, Algorithm::Sha256);
     let checked = check_layer(&mut tar, compression).map_err(|f| f.of_file(what))?;
     io::copy(&mut tar, &mut io::sink()).map_err(fault)?;
+    // As an empty file: a tar, even of nothing, is at least its end-of-archive blocks.
+    if tar.count() == 0 {
+        return Err(Error::Invalid {
+            what: what.to_owned(),
+            reason: format!(
+                "decompresses ({}) to nothing: not a tar layer",
+                compression.name()
+            ),
+        });
+    }
     Ok((tar.digest(), checked))
 }
 

@@ -187,3 +187,25 @@ fn repack_of_a_bundle_whose_unpack_was_killed_says_so() {
     );
     assert_eq!(before, snapshot(dir.path().join("src").as_path()));
 }
+
+/// An empty file is refused as a layer, and so is one that decompresses to nothing.
+#[test]
+fn a_compressed_layer_of_nothing_is_refused_as_an_empty_file_is() {
+    let dir = tempdir();
+    let image = format!("{}:b", s(&dir.path().join("Q")));
+    ok(&["new", &image]);
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut e, b"").unwrap();
+        e.finish().unwrap()
+    };
+    let zst = zstd::encode_all(&b""[..], 3).unwrap();
+    for (name, bytes) in [("e.gz", gz), ("e.zst", zst)] {
+        let file = dir.path().join(name);
+        write(&file, &bytes);
+        let before = snapshot(&dir.path().join("Q"));
+        let err = fails(&["add-layer", &image, s(&file)], 1);
+        assert!(err.contains("to nothing"), "{name}: {err}");
+        assert_eq!(before, snapshot(&dir.path().join("Q")));
+    }
+}
