@@ -85,7 +85,11 @@ pub fn create(
 /// second is never run: a mistake in what was listed, not a choice (`add` replaces instead).
 fn refuse_shared_platforms(entries: &[Descriptor]) -> Result<()> {
     for (i, entry) in entries.iter().enumerate() {
-        if let Some(earlier) = entries[..i].iter().find(|e| e.platform == entry.platform) {
+        let same = |e: &&Descriptor| match (&e.platform, &entry.platform) {
+            (Some(a), Some(b)) => super::platform::same_platform(a, b),
+            (a, b) => a == b,
+        };
+        if let Some(earlier) = entries[..i].iter().find(same) {
             if earlier.digest == entry.digest {
                 return Err(Error::Invalid {
                     what: format!("image {}", entry.digest),

@@ -70,6 +70,18 @@ impl PlatformSpec {
     }
 }
 
+/// Whether two index entries' platforms are one to a consumer picking by platform: the
+/// same OS, architecture, OS version and features, and variant once implied ones are
+/// spelled (`linux/arm64` is `linux/arm64/v8`).
+pub(crate) fn same_platform(a: &Platform, b: &Platform) -> bool {
+    a.os == b.os
+        && a.architecture == b.architecture
+        && a.os_version == b.os_version
+        && a.os_features == b.os_features
+        && normalise_variant(&a.architecture, a.variant.as_deref())
+            == normalise_variant(&b.architecture, b.variant.as_deref())
+}
+
 /// Variants that are implied when absent, as containerd's platform matcher treats them.
 fn normalise_variant(arch: &str, variant: Option<&str>) -> Option<String> {
     match (arch, variant) {

@@ -473,3 +473,36 @@ fn bzip2_xz_and_lz4_layers_are_named_as_such() {
         );
     }
 }
+
+/// `linux/arm64` and `linux/arm64/v8` are one platform to every consumer (v8 is implied):
+/// an index holding both could never give the second.
+#[test]
+fn index_create_takes_implied_variants_as_the_same_platform() {
+    let dir = tempdir();
+    let lay = s(&dir.path().join("L")).to_owned();
+    ok(&["new", &format!("{lay}:a"), "--set-platform", "linux/arm64"]);
+    ok(&[
+        "new",
+        &format!("{lay}:b"),
+        "--set-platform",
+        "linux/arm64/v8",
+    ]);
+    ok(&["new", &format!("{lay}:c"), "--set-platform", "linux/arm/v6"]);
+    ok(&["new", &format!("{lay}:d"), "--set-platform", "linux/arm"]);
+    let create = |a: &str, b: &str| {
+        run(&[
+            "index",
+            "create",
+            &format!("{lay}:i"),
+            "--manifest",
+            a,
+            "--manifest",
+            b,
+        ])
+    };
+    let r = create(":a", ":b");
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("both are for"), "{}", r.stderr);
+    let r = create(":c", ":d");
+    assert_eq!(r.code, 0, "arm/v6 and arm (v7) differ: {}", r.stderr);
+}
