@@ -102,7 +102,7 @@ pub fn write<T>(
                     source,
                 })?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-            let out = write(&mut w)?;
+            let out = write(&mut w).map_err(|e| named(e, path))?;
             w.flush().with_context(failed)?;
             Ok(out)
         }
@@ -117,10 +117,11 @@ pub fn write<T>(
                 .suffix(".tmp")
                 .tempfile_in(dir)
                 .map_err(|e| cannot_create(dir, e))?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, strata::CappedWrites(tmp));
-            let out = write(&mut w)?;
-            let strata::CappedWrites(tmp) = w
-                .into_inner()
+            // Through the File, not the NamedTempFile, whose errors name the temp path.
+            let mut w =
+                std::io::BufWriter::with_capacity(1 << 20, strata::CappedWrites(tmp.as_file()));
+            let out = write(&mut w).map_err(|e| named(e, path))?;
+            w.into_inner()
                 .map_err(|e| e.into_error())
                 .with_context(failed)?;
             finish(tmp.as_file()).with_context(failed)?;
@@ -129,6 +130,30 @@ pub fn write<T>(
                 .with_context(failed)?;
             Ok(out)
         }
+    }
+}
+
+/// The library names what it writes "the archive" or "the rootfs tar" (it has no path):
+/// here it has the user's name.
+fn named(e: anyhow::Error, path: &Path) -> anyhow::Error {
+    let renamed = |error: strata::Error| match error {
+        strata::Error::Io { path: p, source }
+            if p == Path::new("the archive") || p == Path::new("the rootfs tar") =>
+        {
+            strata::Error::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
+        other => other,
+    };
+    match e.downcast::<strata::Error>() {
+        Ok(error) => renamed(error).into(),
+        Err(e) => match e.downcast::<strata::transfer::Error>() {
+            Ok(strata::transfer::Error::Layout(error)) => renamed(error).into(),
+            Ok(other) => other.into(),
+            Err(e) => e,
+        },
     }
 }
 

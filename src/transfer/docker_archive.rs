@@ -378,7 +378,13 @@ fn write_layer<W: Write>(
         tar.file(name, layer.size, &mut hashing, &mut |n| ticker.advance(n))?;
         Ok(hashing.digest())
     })();
-    let digest = result.map_err(|e| reader.explain(e))?;
+    let digest = result.map_err(|e| match super::tar_out::as_archive_write(e) {
+        Ok(write) => crate::Error::Io {
+            path: "the archive".into(),
+            source: write,
+        },
+        Err(read) => reader.explain(read),
+    })?;
     if digest != layer.diff_id {
         return Err(crate::Error::LayerStream {
             layer: layer.blob.digest.to_string(),

@@ -201,7 +201,7 @@ pub fn export<W: Write>(
         tar.file(&name, item.blob.size, &mut reader, &mut |n| {
             ticker.advance(n)
         })
-        .map_err(|e| reader.explain(e))?;
+        .map_err(|e| super::tar_out::as_archive_write(e).map_or_else(|e| reader.explain(e), io))?;
         ticker.blob(&digest.to_string(), item.blob.size, "written");
     }
     let archive_bytes = {

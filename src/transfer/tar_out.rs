@@ -7,6 +7,33 @@ use std::io::{self, Read, Write};
 
 const BLOCK: usize = 512;
 
+/// A failed write to the archive, told apart from a failed read of what goes in it: a full
+/// disk is the archive's problem, not the source blob's.
+#[derive(Debug)]
+pub(crate) struct ArchiveWrite(pub io::Error);
+
+impl std::fmt::Display for ArchiveWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ArchiveWrite {}
+
+fn archive_write(e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), ArchiveWrite(e))
+}
+
+/// The archive's own write error inside `e`, if that is what `e` is.
+pub(crate) fn as_archive_write(e: io::Error) -> Result<io::Error, io::Error> {
+    if e.get_ref().is_some_and(|inner| inner.is::<ArchiveWrite>()) {
+        let inner = e.into_inner().expect("checked").downcast::<ArchiveWrite>();
+        Ok(inner.expect("checked").0)
+    } else {
+        Err(e)
+    }
+}
+
 /// Writes tar members to `out`.
 pub(crate) struct TarOut<W: Write> {
     out: W,
@@ -64,7 +91,9 @@ impl<W: Write> TarOut<W> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
-            self.out.write_all(&self.buffer[..n])?;
+            self.out
+                .write_all(&self.buffer[..n])
+                .map_err(archive_write)?;
             left -= n as u64;
             tick(n as u64);
         }

@@ -209,3 +209,50 @@ fn a_compressed_layer_of_nothing_is_refused_as_an_empty_file_is() {
         assert_eq!(before, snapshot(&dir.path().join("Q")));
     }
 }
+
+/// A full disk under the archive is the archive's fault: it named the source blob and the
+/// hidden temp file beside the archive.
+#[test]
+fn a_full_disk_under_an_export_names_the_archive() {
+    let dir = tempdir();
+    let tree = dir.path().join("t");
+    std::fs::create_dir(&tree).unwrap();
+    // Noise: it does not compress below the small file system's size.
+    let mut noise = vec![0u8; 256 << 10];
+    let mut x: u32 = 1;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    write(&tree.join("noise"), &noise);
+    let image = format!("{}:big", s(&dir.path().join("L")));
+    ok(&["build", s(&tree), &image]);
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    for (format, name) in [("oci", "x.tar"), ("docker", "y.tar"), ("rootfs", "z.tar")] {
+        let archive = small.join(name);
+        // A 64 KiB file system of our own, in a mount namespace (root or not).
+        let script = format!(
+            "mount -t tmpfs -o size=64k tmpfs {small} && exec {bin} export {image} --format {format} -o {archive}",
+            small = s(&small),
+            bin = strata_bin(),
+            archive = s(&archive),
+        );
+        let out = std::process::Command::new("unshare")
+            .args(["-rm", "sh", "-c", &script])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{format}: {err}");
+        assert!(
+            err.contains(&format!("{}: no space left", s(&archive))),
+            "{format}: {err}"
+        );
+        assert!(
+            !err.contains(".tmp") && !err.contains("blobs/"),
+            "{format}: {err}"
+        );
+    }
+}
