@@ -25,8 +25,14 @@ pub fn bytes(n: u64) -> String {
 /// error with words of its own (a wrapped cause) keeps them.
 pub fn io_reason(e: &std::io::Error) -> String {
     use std::io::ErrorKind as Kind;
-    if e.get_ref().is_some() {
-        return e.to_string();
+    let wrapped = e.get_ref().map(|inner| inner.to_string());
+    // tempfile's errors add " at path X" to the system's: the error's subject names the
+    // file already, and a temp name is the tool's business; such a one is said as the
+    // system error it wraps. Any other error with words of its own keeps them.
+    if let Some(text) = &wrapped {
+        if !text.contains(" at path ") {
+            return e.to_string();
+        }
     }
     // ErrorKind::FilesystemLoop is not stable: a symlink loop in an image's tree.
     if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) {
@@ -40,7 +46,16 @@ pub fn io_reason(e: &std::io::Error) -> String {
         Kind::PermissionDenied => "permission denied",
         Kind::ReadOnlyFilesystem => "read-only file system",
         Kind::StorageFull => "no space left on the device",
-        _ => return e.to_string(),
+        _ => {
+            return match wrapped {
+                Some(text) => text
+                    .split(" at path ")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+                None => e.to_string(),
+            }
+        }
     }
     .to_owned()
 }

@@ -193,10 +193,41 @@ impl Output {
     }
 }
 
+/// An I/O error on a file strata keeps in a layout's `.strata-tmp` (a blob being written, a
+/// staging layout) is the layout's: a full disk is said of the layout the user named, not
+/// of a temp name they never chose.
+fn in_layout_temp(e: &anyhow::Error) -> Option<String> {
+    let io = e.chain().find_map(|c| {
+        let error = c.downcast_ref::<strata::Error>().or_else(|| {
+            match c.downcast_ref::<strata::transfer::Error>() {
+                Some(strata::transfer::Error::Layout(error)) => Some(error),
+                _ => None,
+            }
+        });
+        match error {
+            Some(strata::Error::Io { path, source }) => Some((path, source)),
+            _ => None,
+        }
+    })?;
+    let (path, source) = io;
+    let at = path
+        .components()
+        .position(|c| c.as_os_str() == strata::layout::TMP_DIR)?;
+    let layout: std::path::PathBuf = path.components().take(at).collect();
+    if layout.as_os_str().is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{}: writing into the layout: {}",
+        layout.display(),
+        strata::words::io_reason(source)
+    ))
+}
+
 /// The error and its causes, each once: library errors already show their cause in their
 /// own message, so a cause is added only when it says something new.
 fn render_chain(e: &anyhow::Error, platform_flag: bool) -> String {
-    let mut message = e.to_string();
+    let mut message = in_layout_temp(e).unwrap_or_else(|| e.to_string());
     for cause in e.chain().skip(1) {
         // The library words a missing path as "does not exist"; say it so for errors from
         // elsewhere too, and once.

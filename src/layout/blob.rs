@@ -218,7 +218,7 @@ impl BlobWriter<'_> {
         let tmp = buffered
             .into_inner()
             .map_err(|e| Error::Io {
-                path: PathBuf::from(super::TMP_DIR),
+                path: self.layout.root().join(super::TMP_DIR),
                 source: e.into_error(),
             })?
             .into_inner();

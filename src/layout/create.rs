@@ -236,7 +236,18 @@ fn create_missing(path: &Path) -> Result<Option<Creation>> {
         fs::create_dir_all(&inner).at(&inner)?;
         fill(&inner)?;
         fsync_tree(&temp, &below)
-    })();
+    })()
+    // The temp directory is the tool's business: a full disk is said of the layout asked for.
+    .map_err(|e| match e {
+        Error::Io { path: at, source } if at.starts_with(&temp) => Error::Io {
+            path: path.to_owned(),
+            source: std::io::Error::new(
+                source.kind(),
+                format!("cannot be created: {}", crate::words::io_reason(&source)),
+            ),
+        },
+        other => other,
+    });
     let top = parent.join(&top_name);
     let renamed = built.and_then(|()| rename_no_replace(&temp, &top));
     match renamed {

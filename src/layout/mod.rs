@@ -245,13 +245,14 @@ impl Layout {
     /// Replaces `LAYOUT/name` with `bytes`: temp file, fsync, rename, fsync the directory.
     pub(crate) fn write_file_atomically(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let target = self.root.join(name);
-        let mut tmp = self.in_tmp(|dir| {
+        let tmp = self.in_tmp(|dir| {
             tempfile::Builder::new()
                 .prefix(&temp_prefix(name))
                 .tempfile_in(dir)
         })?;
         hold_temp(tmp.as_file(), tmp.path())?;
-        tmp.write_all(bytes).at(tmp.path())?;
+        // Through the File: the NamedTempFile's own errors add "at path" to the message.
+        tmp.as_file().write_all(bytes).at(tmp.path())?;
         set_readable(tmp.as_file(), tmp.path())?;
         tmp.as_file().sync_all().at(tmp.path())?;
         tmp.persist(&target).map_err(|e| e.error).at(&target)?;

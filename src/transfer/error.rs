@@ -105,6 +105,10 @@ impl Error {
     }
 
     pub(crate) fn bad_blob(member: &str, source: crate::Error) -> Error {
+        // Writing it into the layout failed (a full disk): the member is not at fault.
+        if let crate::Error::Io { .. } = source {
+            return Error::Layout(source);
+        }
         Error::Member {
             member: member.to_owned(),
             reason: source.to_string(),

@@ -256,3 +256,76 @@ fn a_full_disk_under_an_export_names_the_archive() {
         );
     }
 }
+
+/// A full disk under a layout is said of the layout (or of the layout being created), in
+/// words: writers named `.strata-tmp/blob-PID.X`, staging directories, or a creation's
+/// hidden temp directory, with tempfile's "at path" and the C library's error number.
+#[test]
+fn a_full_disk_under_a_layout_names_the_layout() {
+    let dir = tempdir();
+    let tree = dir.path().join("t");
+    std::fs::create_dir(&tree).unwrap();
+    let mut noise = vec![0u8; 256 << 10];
+    let mut x: u32 = 7;
+    for b in noise.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    write(&tree.join("noise"), &noise);
+    let image = format!("{}:big", s(&dir.path().join("L")));
+    ok(&["build", s(&tree), &image]);
+    let archive = dir.path().join("big.tar");
+    ok(&["export", &image, "-o", s(&archive)]);
+    let layer = dir.path().join("layer.tar");
+    std::fs::copy(&archive, &layer).unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let full = s(&small.join("full")).to_owned();
+    let bin = strata_bin();
+    let script = format!(
+        "set -e; mount -t tmpfs -o size=192k tmpfs {small}; {bin} -q new {full}:x; \
+         head -c 150000 /dev/zero > {small}/fill; \
+         for c in 'build {tree} {full}:y' 'copy {image} {full}:big' 'import {archive} {full}' \
+                  'add-layer {full}:x {layer}'; do \
+           {bin} $c 2>&1 && echo UNEXPECTED-SUCCESS || true; done; \
+         rm {small}/fill; head -c 190000 /dev/zero > {small}/fill || true; \
+         {bin} new {small}/other:x 2>&1 || true; ls -A {full}",
+        small = s(&small),
+        tree = s(&tree),
+        archive = s(&archive),
+        layer = s(&layer),
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-rm", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let errors: Vec<&str> = said.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 5, "{said}");
+    for line in &errors[..4] {
+        assert_eq!(
+            *line,
+            format!("strata: error: {full}: writing into the layout: no space left on the device"),
+            "{said}"
+        );
+    }
+    assert_eq!(
+        errors[4],
+        format!(
+            "strata: error: {}/other: cannot be created: no space left on the device",
+            s(&small)
+        ),
+        "{said}"
+    );
+    assert!(
+        !said.contains("UNEXPECTED-SUCCESS") && !said.contains(".strata-tmp"),
+        "{said}"
+    );
+}
