@@ -1003,7 +1003,7 @@ mod tests {
             json!({ "uid": 0, "gid": 0 })
         );
 
-        // Loops and non-files fail cleanly, naming the file.
+        // Loops fail cleanly, naming the file; a non-file holds no users (as absent).
         let r5 = dir.path().join("r5");
         std::fs::create_dir_all(r5.join("etc")).unwrap();
         symlink("passwd", r5.join("etc/passwd")).unwrap();
@@ -1012,7 +1012,11 @@ mod tests {
         assert!(err.to_string().contains("etc/passwd"), "{err}");
         let r6 = dir.path().join("r6");
         std::fs::create_dir_all(r6.join("etc/passwd")).unwrap();
-        assert!(user(&r6, "").is_err());
+        assert_eq!(
+            user(&r6, "").unwrap()["process"]["user"],
+            json!({ "uid": 0, "gid": 0 })
+        );
+        assert!(user(&r6, "alice").is_err());
         // A file where a directory should be: no passwd.
         let r7 = dir.path().join("r7");
         std::fs::create_dir_all(&r7).unwrap();
