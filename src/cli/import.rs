@@ -36,6 +36,7 @@ pub struct Args {
     archive: String,
     /// The layout to import into (created if missing; with --dry-run, a missing layout
     /// stands for an empty one and is not created).
+    #[arg(value_parser = super::values::new_layout)]
     layout: PathBuf,
     /// Tag the image NAME instead of with the archive's tags (the archive must hold one
     /// image).

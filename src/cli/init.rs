@@ -11,6 +11,7 @@ use super::Status;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Directory to create (parents too); must not exist, be empty, or be an empty layout.
+    #[arg(value_parser = super::values::new_layout)]
     layout: PathBuf,
     #[command(flatten)]
     json: super::JsonArg,

@@ -127,6 +127,27 @@ pub fn parse_reference(text: &str) -> anyhow::Result<strata::layout::reference::
 /// `lay:app` of a layout `oci` (and a writer would create that layout). Refused unless such
 /// a directory exists; `./oci:TAG` names a layout called `oci` on purpose.
 fn refuse_transport_prefix(text: &str) -> anyhow::Result<()> {
+    let Some((prefix, rest)) = transport_prefix(text) else {
+        return Ok(());
+    };
+    let hint = match prefix {
+        "oci" => format!("; strata references are LAYOUT:TAG, here {rest}"),
+        "oci-archive" | "docker-archive" => {
+            "; an archive is read with strata import and written with strata export".into()
+        }
+        "docker" => "; a registry is reached with strata pull and strata push".into(),
+        _ => String::new(),
+    };
+    output::usage!(
+        "{}: \"{prefix}:\" is a skopeo transport, not a layout{hint} (./{prefix}:TAG names a \
+         layout called {prefix})",
+        text
+    );
+}
+
+/// `text` split at a skopeo transport name that begins it, when no directory of that name
+/// exists (then it is a layout's name after all).
+pub(crate) fn transport_prefix(text: &str) -> Option<(&str, &str)> {
     const TRANSPORTS: &[&str] = &[
         "oci",
         "oci-archive",
@@ -136,25 +157,9 @@ fn refuse_transport_prefix(text: &str) -> anyhow::Result<()> {
         "containers-storage",
         "dir",
     ];
-    let Some((prefix, rest)) = text.split_once(':') else {
-        return Ok(());
-    };
-    if TRANSPORTS.contains(&prefix) && !std::path::Path::new(prefix).exists() {
-        let hint = match prefix {
-            "oci" => format!("; strata references are LAYOUT:TAG, here {rest}"),
-            "oci-archive" | "docker-archive" => {
-                "; an archive is read with strata import and written with strata export".into()
-            }
-            "docker" => "; a registry is reached with strata pull and strata push".into(),
-            _ => String::new(),
-        };
-        output::usage!(
-            "{}: \"{prefix}:\" is a skopeo transport, not a layout{hint} (./{prefix}:TAG names a \
-             layout called {prefix})",
-            text
-        );
-    }
-    Ok(())
+    let (prefix, rest) = text.split_once(':')?;
+    (TRANSPORTS.contains(&prefix) && !std::path::Path::new(prefix).exists())
+        .then_some((prefix, rest))
 }
 
 #[derive(Debug, Subcommand)]

@@ -85,3 +85,16 @@ pub fn id_map(
     strata::bundle::idmap::IdMap::new(ranges)
         .map_err(|e| anyhow::Error::new(super::output::Usage(format!("{flag}: {e}"))))
 }
+
+/// A LAYOUT argument of a command that may create it (a path, `:` included): refused when
+/// it begins with a skopeo transport name (`oci:lay`), as a REF is, unless a directory of
+/// that exact name exists.
+pub fn new_layout(s: &str) -> Result<std::path::PathBuf, String> {
+    match super::transport_prefix(s) {
+        Some((prefix, rest)) if !std::path::Path::new(s).exists() => Err(format!(
+            "\"{prefix}:\" is a skopeo transport, not part of a layout's path: give {rest} \
+             (./{s} names a directory called so)"
+        )),
+        _ => Ok(s.into()),
+    }
+}

@@ -200,6 +200,15 @@ fn a_skopeo_transport_prefix_is_refused_unless_such_a_directory_exists() {
     let (code, err) = run_in(&["copy", "lay:app", "docker://example.com/app:1"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("strata push"), "{err}");
+    // LAYOUT arguments that create a layout refuse the prefix too (they made `oci:Z`).
+    for args in [&["init", "oci:I"][..], &["import", "none.tar", "oci:Z"][..]] {
+        let (code, err) = run_in(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains("skopeo transport"), "{err}");
+    }
+    assert!(!dir.path().join("oci:I").exists() && !dir.path().join("oci:Z").exists());
+    let (code, err) = run_in(&["init", "./oci:I"]);
+    assert_eq!(code, Some(0), "{err}");
     // Spelled as a path, it is a layout named so.
     let (code, err) = run_in(&["build", "t", "./oci:x"]);
     assert_eq!(code, Some(0), "{err}");
