@@ -161,6 +161,13 @@ pub fn import<R: Read>(
             vec![(entries[0].0.clone(), Some(tag.clone()))]
         }
     };
+    // An archive may list one image, or one tag of it, twice (manifest.json entries, a
+    // RepoTags list): it is one entry of index.json, and counted once.
+    let mut seen = HashSet::new();
+    let entries: Vec<_> = entries
+        .into_iter()
+        .filter(|(desc, tag)| seen.insert((desc.digest.clone(), tag.clone())))
+        .collect();
     for tag in entries.iter().filter_map(|(_, t)| t.as_deref()) {
         validate_tag(tag)?;
     }

@@ -329,3 +329,72 @@ fn a_full_disk_under_a_layout_names_the_layout() {
         "{said}"
     );
 }
+
+/// `archive` with its member `name` replaced by `bytes`.
+fn with_member(archive: &[u8], name: &str, bytes: &[u8]) -> Vec<u8> {
+    let mut out = tar::Builder::new(Vec::new());
+    let mut reader = tar::Archive::new(archive);
+    for entry in reader.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().into_owned();
+        let mut header = entry.header().clone();
+        if path == Path::new(name) {
+            header.set_size(bytes.len() as u64);
+            header.set_cksum();
+            out.append(&header, bytes).unwrap();
+        } else {
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+            out.append(&header, &data[..]).unwrap();
+        }
+    }
+    out.into_inner().unwrap()
+}
+
+/// A docker manifest.json that lists one image twice, or one tag twice, imports one image
+/// under one tag: it said "imported 2 images" and listed the same one twice.
+#[test]
+fn an_image_or_tag_listed_twice_in_a_docker_archive_is_imported_once() {
+    let dir = tempdir();
+    let image = format!("{}:app", s(&dir.path().join("L")));
+    ok(&["new", &image]);
+    let archive = dir.path().join("d.tar");
+    ok(&["export", &image, "--format", "docker", "-o", s(&archive)]);
+    let bytes = std::fs::read(&archive).unwrap();
+    let manifest: serde_json::Value = {
+        let mut reader = tar::Archive::new(&bytes[..]);
+        let mut found = None;
+        for entry in reader.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            if entry.path().unwrap() == Path::new("manifest.json") {
+                found = Some(serde_json::from_reader(&mut entry).unwrap());
+            }
+        }
+        found.unwrap()
+    };
+    let mut twice = manifest.clone();
+    twice.as_array_mut().unwrap().push(manifest[0].clone());
+    let mut two_tags = manifest.clone();
+    two_tags[0]["RepoTags"] = serde_json::json!(["img:a", "img:a"]);
+    for (case, doc) in [("twice", twice), ("two-tags", two_tags)] {
+        let file = dir.path().join(format!("{case}.tar"));
+        write(
+            &file,
+            &with_member(&bytes, "manifest.json", doc.to_string().as_bytes()),
+        );
+        let dest = dir.path().join(case);
+        let report = json(&["import", s(&file), s(&dest), "--json"]);
+        assert_eq!(
+            report["images"].as_array().unwrap().len(),
+            1,
+            "{case}: {report}"
+        );
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dest.join("index.json")).unwrap()).unwrap();
+        assert_eq!(
+            index["manifests"].as_array().unwrap().len(),
+            1,
+            "{case}: {index}"
+        );
+    }
+}
