@@ -350,7 +350,20 @@ impl Tree {
             if let Some(record) = record.as_deref_mut() {
                 record.push(op.clone());
             }
-            self.apply_op(index, desc, op, written)?;
+            let shown = String::from_utf8_lossy(entry.path_bytes()).into_owned();
+            // What goes wrong resolving a path (a symlink loop on the way) is the entry's,
+            // as unpack says it.
+            self.apply_op(index, desc, op, written)
+                .map_err(|e| match e {
+                    Error::LayerStream { layer, reason } if !reason.starts_with("entry ") => {
+                        Error::LayerStream {
+                            layer,
+                            reason: format!("entry {shown:?}: {reason}"),
+                        }
+                    }
+                    Error::LayerStream { .. } => e,
+                    other => layer_error(desc, format!("entry {shown:?}: {other}")),
+                })?;
         }
         Ok(())
     }

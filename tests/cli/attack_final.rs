@@ -7,6 +7,7 @@ use crate::util::*;
 
 /// A layout `lay` whose image `t` is `layers` (plain tars) in order; returns `lay`.
 fn layered(dir: &Path, layers: &[Vec<u8>]) -> String {
+    std::fs::create_dir_all(dir).unwrap();
     let layout = strata::Layout::init(dir.join("lay")).unwrap();
     let layers: Vec<_> = layers.iter().map(|t| (t.clone(), Packing::Plain)).collect();
     write_layered_image(&layout, "t", &layers, serde_json::json!({}));
@@ -397,4 +398,29 @@ fn an_image_or_tag_listed_twice_in_a_docker_archive_is_imported_once() {
             "{case}: {index}"
         );
     }
+}
+
+/// A symlink loop met while placing an entry is said of the entry, as unpack says it:
+/// add-layer and fsck named only the looping path.
+#[test]
+fn a_symlink_loop_is_said_of_the_entry_that_met_it() {
+    let dir = tempdir();
+    let mut low = TarBuilder::new();
+    low.file("a", b"1", 0o644).symlink("s", "s");
+    let low = low.finish();
+    let mut top = TarBuilder::new();
+    top.hardlink("y", "s/a");
+    let top = top.finish();
+    let below = layered(&dir.path().join("below"), std::slice::from_ref(&low));
+    let file = dir.path().join("top.tar");
+    write(&file, &top);
+    let err = fails(&["add-layer", &format!("{below}:t"), s(&file)], 1);
+    assert!(
+        err.contains("entry \"y\"") && err.contains("symbolic links"),
+        "{err}"
+    );
+    let lay = layered(&dir.path().join("both"), &[low, top]);
+    let r = run(&["fsck", &lay]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("entry \"y\""), "{}", r.stdout);
 }
