@@ -138,10 +138,12 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
 /// names the input file at fault (the library knows only a stream).
 fn name_archive(e: strata::transfer::Error, archive: &str) -> anyhow::Error {
     use strata::transfer::Error as E;
+    // A layout error is the archive's too (its documents were read from it), unless it is
+    // the destination's I/O (a full disk).
     let in_archive = matches!(
         e,
         E::Archive(_) | E::Member { .. } | E::BadArchive { .. } | E::MissingBlobs { .. }
-    );
+    ) || matches!(&e, E::Layout(inner) if !matches!(inner, strata::Error::Io { .. }));
     if in_archive && archive != "-" {
         anyhow::Error::new(e).context(archive.to_owned())
     } else {

@@ -127,7 +127,7 @@ impl<'a> Walker<'a> {
             if !visitor.edge(&desc, &edge) {
                 continue;
             }
-            let blob = match blob_ref(&desc, "a descriptor in the image graph") {
+            let blob = match blob_ref(&desc, &format!("a descriptor in {found_in}")) {
                 Ok(blob) => blob,
                 // Inside a blob of unknown type, read only to keep what it points at.
                 Err(_) if link == Link::ByShape => continue,

@@ -424,3 +424,39 @@ fn a_symlink_loop_is_said_of_the_entry_that_met_it() {
     assert_eq!(r.code, 1);
     assert!(r.stdout.contains("entry \"y\""), "{}", r.stdout);
 }
+
+/// A bad descriptor in an archive's index.json is said of the archive, and of where it is.
+#[test]
+fn a_negative_size_in_an_archive_names_the_archive() {
+    let dir = tempdir();
+    let image = format!("{}:app", s(&dir.path().join("L")));
+    ok(&["new", &image]);
+    let archive = dir.path().join("o.tar");
+    ok(&["export", &image, "-o", s(&archive)]);
+    let bytes = std::fs::read(&archive).unwrap();
+    let mut index: serde_json::Value = {
+        let mut reader = tar::Archive::new(&bytes[..]);
+        let entry = reader
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap() == Path::new("index.json"))
+            .unwrap();
+        serde_json::from_reader(entry).unwrap()
+    };
+    index["manifests"][0]["size"] = serde_json::json!(-1);
+    let bad = dir.path().join("neg.tar");
+    write(
+        &bad,
+        &with_member(&bytes, "index.json", index.to_string().as_bytes()),
+    );
+    let err = fails(&["import", s(&bad), s(&dir.path().join("dest"))], 1);
+    assert!(
+        err.starts_with(&format!(
+            "strata: error: {}: a descriptor in index.json",
+            s(&bad)
+        )),
+        "{err}"
+    );
+    assert!(err.contains("negative size"), "{err}");
+}
