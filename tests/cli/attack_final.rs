@@ -5,6 +5,19 @@ use std::path::Path;
 
 use crate::util::*;
 
+/// `len` bytes no compressor shrinks (xorshift).
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u32 = 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
 /// A layout `lay` whose image `t` is `layers` (plain tars) in order; returns `lay`.
 fn layered(dir: &Path, layers: &[Vec<u8>]) -> String {
     std::fs::create_dir_all(dir).unwrap();
@@ -219,15 +232,7 @@ fn a_full_disk_under_an_export_names_the_archive() {
     let tree = dir.path().join("t");
     std::fs::create_dir(&tree).unwrap();
     // Noise: it does not compress below the small file system's size.
-    let mut noise = vec![0u8; 256 << 10];
-    let mut x: u32 = 1;
-    for b in noise.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        *b = x as u8;
-    }
-    write(&tree.join("noise"), &noise);
+    write(&tree.join("noise"), &noise(256 << 10));
     let image = format!("{}:big", s(&dir.path().join("L")));
     ok(&["build", s(&tree), &image]);
     let small = dir.path().join("small");
@@ -266,15 +271,7 @@ fn a_full_disk_under_a_layout_names_the_layout() {
     let dir = tempdir();
     let tree = dir.path().join("t");
     std::fs::create_dir(&tree).unwrap();
-    let mut noise = vec![0u8; 256 << 10];
-    let mut x: u32 = 7;
-    for b in noise.iter_mut() {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        *b = x as u8;
-    }
-    write(&tree.join("noise"), &noise);
+    write(&tree.join("noise"), &noise(256 << 10));
     let image = format!("{}:big", s(&dir.path().join("L")));
     ok(&["build", s(&tree), &image]);
     let archive = dir.path().join("big.tar");

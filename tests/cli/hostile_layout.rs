@@ -308,24 +308,7 @@ fn an_unreadable_blob_is_reported_as_such() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
     let reference = format!("{}:a", s(layout.root()));
     let refused = |args: &[&str], path: &Path| {
-        let mut cmd = if as_root {
-            let mut c = Command::new("setpriv");
-            c.args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                strata_bin(),
-            ]);
-            c
-        } else {
-            Command::new(strata_bin())
-        };
-        let out = cmd
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .output()
-            .unwrap();
+        let out = strata_unprivileged(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(

@@ -2,8 +2,6 @@
 //! it, hints are only given when they would be accepted, and a layout that cannot be
 //! written is named as such.
 
-use std::process::Command;
-
 use crate::util::*;
 
 #[test]
@@ -76,24 +74,7 @@ fn a_layout_that_cannot_be_written_is_named_not_its_temp_directory() {
         vec!["config", &image, "--env", "A=1"],
         vec!["new", &format!("{}:other", s(&lay))],
     ] {
-        let mut cmd = if as_root {
-            let mut c = Command::new("setpriv");
-            c.args([
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                strata_bin(),
-            ]);
-            c
-        } else {
-            Command::new(strata_bin())
-        };
-        let out = cmd
-            .args(&args)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .output()
-            .unwrap();
+        let out = strata_unprivileged(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(

@@ -27,6 +27,27 @@ pub fn strata(args: &[&str]) -> Command {
     cmd
 }
 
+/// A `strata` command that meets permission refusals: run as nobody (through setpriv) when
+/// the tests run as root, who reads and writes everything; callers check `peer("setpriv")`.
+pub fn strata_unprivileged(args: &[&str]) -> Command {
+    let mut cmd = if rustix::process::geteuid().is_root() {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            strata_bin(),
+        ]);
+        c
+    } else {
+        Command::new(strata_bin())
+    };
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd
+}
+
 /// What a run printed.
 pub struct Run {
     pub code: i32,
