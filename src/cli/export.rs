@@ -141,7 +141,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     }
     let mut bar = out.transfer_progress("export");
     let mut progress = |e: Event<'_>| bar.event(e);
-    let mut export = |w: &mut dyn Write| -> anyhow::Result<ExportReport> {
+    let export = |w: &mut dyn Write| -> anyhow::Result<ExportReport> {
         Ok(match args.format {
             Format::Oci => oci_archive::export(&chosen, w, &options, &mut progress)?,
             Format::Docker => docker_archive::export(&chosen, w, &options, &mut progress)?,
@@ -149,13 +149,7 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
         })
     };
     let report = match &file {
-        None => {
-            let stdout = std::io::stdout();
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-            let report = export(&mut w)?;
-            w.flush().context("writing the archive to stdout")?;
-            report
-        }
+        None => super::out_file::to_stdout("the archive", export)?,
         Some(file) => super::out_file::write(file, export)?,
     };
     bar.clear();
@@ -229,13 +223,7 @@ fn export_rootfs(
             };
             match file {
                 Some(file) => super::out_file::write(file, write)?,
-                None => {
-                    let stdout = std::io::stdout();
-                    let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-                    let paths = write(&mut w)?;
-                    w.flush().context("writing the filesystem to stdout")?;
-                    paths
-                }
+                None => super::out_file::to_stdout("the filesystem", write)?,
             }
         }
         Some(file) => {

@@ -84,6 +84,19 @@ fn resolve_link(path: &Path) -> anyhow::Result<PathBuf> {
     Ok(joined)
 }
 
+/// Writes stdout with `write` through a large buffer (`what` names the output in errors).
+pub fn to_stdout<T>(
+    what: &str,
+    write: impl FnOnce(&mut dyn Write) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let out = write(&mut w)?;
+    w.flush()
+        .with_context(|| format!("writing {what} to stdout"))?;
+    Ok(out)
+}
+
 /// Writes `target` with `write`: a regular file through a temp file beside it (fsynced,
 /// mode 0644, renamed only when `write` succeeded), a stream in place.
 pub fn write<T>(
