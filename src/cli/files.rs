@@ -58,12 +58,11 @@ pub fn cat(args: CatArgs, _out: &Output) -> anyhow::Result<Status> {
     let resolved = resolve_image(&layout, &reference.target, &args.platform.resolve()?)?;
     let _lock = layout.lock_gc(LockMode::Shared)?;
     let mut stdout = std::io::stdout().lock();
-    // A file the upper layers name is read from them alone; anything else (links, a
-    // directory replaced above, nothing named literally) needs the whole tree.
-    if !strata::image::tree::cat_from_top(&layout, &resolved.manifest, &args.path, &mut stdout)? {
-        let tree = Tree::of(&layout, &resolved.manifest)?;
-        tree.cat(&layout, &args.path, &mut stdout)?;
-    }
+    // Always through the merged tree (kept in the layer cache): a quick read of the top
+    // layers alone could not know a path's directories below, and printed files that a
+    // symlinked directory replaced or whited out above had sent elsewhere.
+    let tree = Tree::of(&layout, &resolved.manifest)?;
+    tree.cat(&layout, &args.path, &mut stdout)?;
     Ok(Status::Success)
 }
 

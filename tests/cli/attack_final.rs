@@ -457,3 +457,33 @@ fn a_negative_size_in_an_archive_names_the_archive() {
     );
     assert!(err.contains("negative size"), "{err}");
 }
+
+/// A file written through a symlinked directory that the same or a later layer replaces
+/// or whites out is not in the image: cat's quick read of the top layers printed it.
+#[test]
+fn cat_agrees_with_files_about_paths_through_replaced_aliases() {
+    let dir = tempdir();
+    let mut low = TarBuilder::new();
+    low.dir("b/", 0o755).symlink("a", "b");
+    let low = low.finish();
+    let mut replaced = TarBuilder::new();
+    replaced
+        .file("a/f", b"NEW", 0o644)
+        .file("b", b"now a file", 0o644);
+    let mut whited = TarBuilder::new();
+    whited.file("a/f", b"NEW", 0o644);
+    let mut gone = TarBuilder::new();
+    gone.file(".wh.b", b"", 0o644);
+    for (case, layers) in [
+        ("replaced", vec![low.clone(), replaced.finish()]),
+        ("whited", vec![low.clone(), whited.finish(), gone.finish()]),
+    ] {
+        let lay = layered(&dir.path().join(case), &layers);
+        let image = format!("{lay}:t");
+        let listed = run(&["files", &image, "/a/f"]);
+        let shown = run(&["cat", &image, "/a/f"]);
+        assert_eq!(listed.code, 1, "{case}: files: {}", listed.stdout);
+        assert_eq!(shown.code, 1, "{case}: cat printed {:?}", shown.stdout);
+        assert_eq!(shown.stdout, "", "{case}");
+    }
+}
