@@ -13,10 +13,15 @@ pub fn set(threads: Option<NonZeroUsize>) {
     THREADS.store(threads.map_or(0, NonZeroUsize::get), Ordering::Relaxed);
 }
 
+/// The most threads any one job starts, whatever was set: a library caller's huge count
+/// would overflow queue sizes or fail to spawn.
+const MAX: usize = 1024;
+
 /// The thread count to use.
 pub fn get() -> usize {
     match THREADS.load(Ordering::Relaxed) {
         0 => std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
         n => n,
     }
+    .min(MAX)
 }

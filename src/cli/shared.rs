@@ -28,7 +28,7 @@ pub fn threads() -> Arg {
     Arg::new(THREADS)
         .long("threads")
         .value_name("N")
-        .value_parser(clap::value_parser!(NonZeroUsize))
+        .value_parser(thread_count)
         .help(
             "Threads for compressing layers and hashing blobs (default: STRATA_THREADS, else \
              one per CPU). Outputs are the same whatever the number.",
@@ -57,7 +57,7 @@ pub fn before_command(cmd: clap::Command) -> clap::Command {
         Arg::new(THREADS)
             .long("threads")
             .value_name("N")
-            .value_parser(clap::value_parser!(NonZeroUsize))
+            .value_parser(thread_count)
             .hide(true),
     )
     .arg(
@@ -93,18 +93,35 @@ pub fn read(cmd: &mut clap::Command, matches: &ArgMatches) -> Result<Shared, cla
     Ok(Shared { threads, layout })
 }
 
+/// The most threads strata starts for one job: more only cost memory and thread slots
+/// (and a count near 2^64 overflowed the work queue's size).
+const MAX_THREADS: usize = 1024;
+
+/// A thread count: 1 to [`MAX_THREADS`].
+fn thread_count(text: &str) -> Result<NonZeroUsize, String> {
+    text.trim()
+        .parse::<NonZeroUsize>()
+        .ok()
+        .filter(|n| n.get() <= MAX_THREADS)
+        .ok_or_else(|| format!("not a number of threads (1 to {MAX_THREADS})"))
+}
+
 /// `STRATA_THREADS`, --threads's default. Read here rather than by clap's `env`: clap
 /// would blame a bad value on `--threads`, which the user did not type.
 fn threads_from_env(cmd: &mut clap::Command) -> Result<Option<NonZeroUsize>, clap::Error> {
     let Some(value) = std::env::var_os(THREADS_VAR).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
-    match value.to_str().and_then(|v| v.trim().parse().ok()) {
-        Some(n) => Ok(Some(n)),
+    match value.to_str().map(thread_count) {
+        Some(Ok(n)) => Ok(Some(n)),
+        Some(Err(reason)) => Err(cmd.error(
+            clap::error::ErrorKind::ValueValidation,
+            format!("{THREADS_VAR}={}: {reason}", value.to_string_lossy()),
+        )),
         None => Err(cmd.error(
             clap::error::ErrorKind::ValueValidation,
             format!(
-                "{THREADS_VAR}={}: not a number of threads (1 or more)",
+                "{THREADS_VAR}={}: not a number of threads (1 to {MAX_THREADS})",
                 strata::words::printable(&value.to_string_lossy(), usize::MAX)
             ),
         )),

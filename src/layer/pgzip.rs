@@ -47,10 +47,12 @@ where
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(threads * 2);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (done_tx, done_rx) = mpsc::channel::<Done>();
-        for _ in 0..threads.max(1) {
+        for started in 0..threads.max(1) {
             let job_rx = Arc::clone(&job_rx);
             let done_tx = done_tx.clone();
-            scope.spawn(move || loop {
+            // A machine out of thread slots gives fewer workers, not a panic; none at all is
+            // an error.
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || loop {
                 let job = match job_rx.lock().expect("no worker panics holding it").recv() {
                     Ok(job) => job,
                     Err(_) => return,
@@ -65,6 +67,11 @@ where
                     return;
                 }
             });
+            match spawned {
+                Ok(_) => {}
+                Err(_) if started > 0 => break,
+                Err(e) => return Err(e),
+            }
         }
         drop(done_tx);
         let mut finished: BTreeMap<usize, (Vec<u8>, Crc)> = BTreeMap::new();

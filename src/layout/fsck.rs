@@ -421,25 +421,35 @@ fn in_parallel<T: Sync, R: Send>(
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<R>>> = Mutex::new(items.iter().map(|_| None).collect());
     let failure = Mutex::new(None);
-    std::thread::scope(|scope| {
-        for _ in 0..threads.max(1).min(items.len().max(1)) {
-            scope.spawn(|| {
-                let mut buffer = AlignedBuffer::new(1 << 20);
-                let buf = buffer.as_mut_slice();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    match f(item, buf) {
-                        Ok(r) => results.lock().expect("no panics hold it")[i] = Some(r),
-                        Err(e) => {
-                            failure.lock().expect("no panics hold it").get_or_insert(e);
-                            // The others stop at their next item.
-                            next.store(items.len(), Ordering::Relaxed);
-                            break;
-                        }
-                    }
+    let work = || {
+        let mut buffer = AlignedBuffer::new(1 << 20);
+        let buf = buffer.as_mut_slice();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(item) = items.get(i) else { break };
+            match f(item, buf) {
+                Ok(r) => results.lock().expect("no panics hold it")[i] = Some(r),
+                Err(e) => {
+                    failure.lock().expect("no panics hold it").get_or_insert(e);
+                    // The others stop at their next item.
+                    next.store(items.len(), Ordering::Relaxed);
+                    break;
                 }
-            });
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        // A machine out of thread slots gives fewer workers, and with none this thread
+        // does the work itself.
+        let mut spawned = 0;
+        for _ in 0..threads.max(1).min(items.len().max(1)) {
+            match std::thread::Builder::new().spawn_scoped(scope, &work) {
+                Ok(_) => spawned += 1,
+                Err(_) => break,
+            }
+        }
+        if spawned == 0 {
+            work();
         }
     });
     if let Some(e) = failure.into_inner().expect("threads joined") {

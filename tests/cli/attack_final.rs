@@ -487,3 +487,23 @@ fn cat_agrees_with_files_about_paths_through_replaced_aliases() {
         assert_eq!(shown.stdout, "", "{case}");
     }
 }
+
+/// A thread count past what any machine runs is a wrong value (exit 2): near 2^64 it
+/// overflowed the work queue's size and panicked.
+#[test]
+fn huge_thread_counts_are_refused_not_panicked_on() {
+    let dir = tempdir();
+    let image = format!("{}:app", s(&dir.path().join("L")));
+    ok(&["new", &image]);
+    for big in ["18446744073709551615", "9223372036854775807", "1025"] {
+        let err = fails(&["flatten", &image, "--tag", "f", "--threads", big], 2);
+        assert!(err.contains("1 to 1024"), "{err}");
+        let r = run_with_env(
+            &["flatten", &image, "--tag", "f"],
+            &[("STRATA_THREADS", big)],
+        );
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(r.stderr.contains("STRATA_THREADS"), "{}", r.stderr);
+    }
+    ok(&["flatten", &image, "--tag", "f", "--threads", "1024"]);
+}

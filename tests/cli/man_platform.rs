@@ -296,7 +296,7 @@ fn a_bad_strata_threads_is_blamed_on_the_variable() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
         r.stderr
-            .contains("STRATA_THREADS=abc: not a number of threads (1 or more)"),
+            .contains("STRATA_THREADS=abc: not a number of threads (1 to 1024)"),
         "{}",
         r.stderr
     );
