@@ -261,7 +261,7 @@ const ENVIRONMENT: &[Variable] = &[
     Variable {
         name: "STRATA_THREADS",
         meaning: "Threads for compressing layers and hashing blobs, when --threads is not \
-             given (a whole number, 1 or more); outputs do not depend on it. Read by the \
+             given (a whole number, 1 to 1024); outputs do not depend on it. Read by the \
              commands that take --threads.",
         acts_on: |page| {
             page.cmd

@@ -443,7 +443,7 @@ fn in_parallel<T: Sync, R: Send>(
         // does the work itself.
         let mut spawned = 0;
         for _ in 0..threads.max(1).min(items.len().max(1)) {
-            match std::thread::Builder::new().spawn_scoped(scope, &work) {
+            match std::thread::Builder::new().spawn_scoped(scope, work) {
                 Ok(_) => spawned += 1,
                 Err(_) => break,
             }
