@@ -69,6 +69,16 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
             reference
         }
     };
+    // The index REF names is shown as it is: no platform needs picking out of it.
+    if let Some(Raw::Index) = args.raw {
+        let layout = Layout::open(&reference.layout)?;
+        let entry = strata::image::resolve_entry(&layout, &reference.target)?;
+        if strata::spec::Kind::of(&entry.media_type) == strata::spec::Kind::Index {
+            let blob = strata::layout::walk::blob_ref(&entry, "the index")?;
+            out.raw(&layout.read_blob(&blob, strata::layout::JSON_LIMIT, "index")?)?;
+            return Ok(Status::Success);
+        }
+    }
     let (mut summary, resolved) = inspect(&reference, &platform)?;
     if documents.is_some() {
         summary.reference = args.reference.clone();

@@ -156,6 +156,9 @@ pub(crate) fn transport_prefix(text: &str) -> Option<(&str, &str)> {
         "docker-daemon",
         "containers-storage",
         "dir",
+        "ostree",
+        "sif",
+        "tarball",
     ];
     let (prefix, rest) = text.split_once(':')?;
     (TRANSPORTS.contains(&prefix) && !std::path::Path::new(prefix).exists())

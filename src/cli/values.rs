@@ -91,10 +91,23 @@ pub fn id_map(
 /// that exact name exists.
 pub fn new_layout(s: &str) -> Result<std::path::PathBuf, String> {
     match super::transport_prefix(s) {
-        Some((prefix, rest)) if !std::path::Path::new(s).exists() => Err(format!(
-            "\"{prefix}:\" is a skopeo transport, not part of a layout's path: give {rest} \
-             (./{s} names a directory called so)"
-        )),
+        Some((prefix, rest)) if !std::path::Path::new(s).exists() => {
+            if rest.starts_with("//") {
+                return Err(format!(
+                    "\"{prefix}:\" is a skopeo transport, not a layout: a registry is reached \
+                     with strata pull and strata push"
+                ));
+            }
+            let instead = if rest.is_empty() {
+                "give the layout's directory".to_owned()
+            } else {
+                format!("give {rest}")
+            };
+            Err(format!(
+                "\"{prefix}:\" is a skopeo transport, not part of a layout's path: {instead} \
+                 (./{s} names a directory called so)"
+            ))
+        }
         _ => Ok(s.into()),
     }
 }

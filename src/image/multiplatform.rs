@@ -178,10 +178,14 @@ fn read_index_at(layout: &Layout, target: &Target) -> Result<Index> {
 /// `index` with `entry` added, replacing an entry of the same platform (so the index never
 /// holds two images for one platform, where only the first would ever be picked).
 fn add_entry(mut index: Index, entry: Descriptor) -> Index {
-    let platform = entry.platform.clone();
-    index
-        .manifests
-        .retain(|d| d.platform.is_none() || d.platform != platform);
+    // The same platform as create counts it: implied variants too (arm64 is arm64/v8).
+    if let Some(platform) = &entry.platform {
+        index.manifests.retain(|d| {
+            !d.platform
+                .as_ref()
+                .is_some_and(|p| super::platform::same_platform(p, platform))
+        });
+    }
     index.manifests.push(entry);
     index
 }

@@ -182,7 +182,13 @@ fn a_skopeo_transport_prefix_is_refused_unless_such_a_directory_exists() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("strata push"), "{err}");
     // LAYOUT arguments that create a layout refuse the prefix too (they made `oci:Z`).
-    for args in [&["init", "oci:I"][..], &["import", "none.tar", "oci:Z"][..]] {
+    for args in [
+        &["init", "oci:I"][..],
+        &["import", "none.tar", "oci:Z"][..],
+        &["init", "sif:x"][..],
+        &["init", "oci:"][..],
+        &["import", "none.tar", "docker://x"][..],
+    ] {
         let (code, err) = run_in(args);
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(err.contains("skopeo transport"), "{err}");
@@ -495,4 +501,11 @@ fn index_create_takes_implied_variants_as_the_same_platform() {
     assert!(r.stderr.contains("both are for"), "{}", r.stderr);
     let r = create(":c", ":d");
     assert_eq!(r.code, 0, "arm/v6 and arm (v7) differ: {}", r.stderr);
+    // index add replaces the entry of the same platform, implied variants as create sees them.
+    ok(&["index", "create", &format!("{lay}:j"), "--manifest", ":a"]);
+    ok(&["index", "add", &format!("{lay}:j"), "--manifest", ":b"]);
+    let index = json(&["inspect", &format!("{lay}:j"), "--raw", "index"]);
+    let platforms = index["manifests"].as_array().unwrap();
+    assert_eq!(platforms.len(), 1, "{index}");
+    assert_eq!(platforms[0]["platform"]["variant"], "v8", "{index}");
 }
