@@ -217,18 +217,28 @@ fn in_layout_temp(e: &anyhow::Error) -> Option<String> {
     if layout.as_os_str().is_empty() {
         return None;
     }
+    // A staging layout that could not be made inside it said so: the layout is what failed.
+    let reason = strata::words::io_reason(source);
+    let reason = reason
+        .strip_prefix("cannot be created: ")
+        .unwrap_or(&reason);
     Some(format!(
-        "{}: writing into the layout: {}",
-        layout.display(),
-        strata::words::io_reason(source)
+        "{}: writing into the layout: {reason}",
+        layout.display()
     ))
 }
 
 /// The error and its causes, each once: library errors already show their cause in their
 /// own message, so a cause is added only when it says something new.
 fn render_chain(e: &anyhow::Error, platform_flag: bool) -> String {
-    let mut message = in_layout_temp(e).unwrap_or_else(|| e.to_string());
-    for cause in e.chain().skip(1) {
+    let said_of_layout = in_layout_temp(e);
+    let causes = if said_of_layout.is_some() {
+        0
+    } else {
+        usize::MAX
+    };
+    let mut message = said_of_layout.unwrap_or_else(|| e.to_string());
+    for cause in e.chain().skip(1).take(causes) {
         // The library words a missing path as "does not exist"; say it so for errors from
         // elsewhere too, and once.
         let text = match cause.downcast_ref::<io::Error>() {

@@ -239,13 +239,19 @@ fn create_missing(path: &Path) -> Result<Option<Creation>> {
     })()
     // The temp directory is the tool's business: a full disk is said of the layout asked for.
     .map_err(|e| match e {
-        Error::Io { path: at, source } if at.starts_with(&temp) => Error::Io {
-            path: path.to_owned(),
-            source: std::io::Error::new(
-                source.kind(),
-                format!("cannot be created: {}", crate::words::io_reason(&source)),
-            ),
-        },
+        // Paths made absolute on the way (tempfile's) hold the temp directory's name too.
+        Error::Io { path: at, source }
+            if at.starts_with(&temp)
+                || temp.file_name().is_some_and(|n| at.iter().any(|c| c == n)) =>
+        {
+            Error::Io {
+                path: path.to_owned(),
+                source: std::io::Error::new(
+                    source.kind(),
+                    format!("cannot be created: {}", crate::words::io_reason(&source)),
+                ),
+            }
+        }
         other => other,
     });
     let top = parent.join(&top_name);
