@@ -70,8 +70,8 @@ pub fn run(args: Args, out: &Output) -> anyhow::Result<Status> {
     if let Some(before) = &report.moved_from {
         out.warn(format_args!(
             "moved tag {} from {before}, which is not the image the bundle was unpacked \
-             from: {before} is untagged now, and what it has that the bundle's image had not \
-             (an insert, another repack since the unpack) is not in {}",
+             from: the tag no longer names {before}, and what it has that the bundle's image \
+             had not (an insert, another repack since the unpack) is not in {}",
             report.tag, report.manifest
         ));
     }

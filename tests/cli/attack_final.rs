@@ -513,3 +513,25 @@ fn huge_thread_counts_are_refused_not_panicked_on() {
     }
     ok(&["flatten", &image, "--tag", "f", "--threads", "1024"]);
 }
+
+/// repack's warning for a tag moved off another image said that image was "untagged now",
+/// though other tags may name it.
+#[test]
+fn repack_does_not_call_an_image_other_tags_name_untagged() {
+    let dir = tempdir();
+    let lay = s(&dir.path().join("L")).to_owned();
+    let tree = dir.path().join("t");
+    std::fs::create_dir(&tree).unwrap();
+    write(&tree.join("f"), b"f\n");
+    ok(&["new", &format!("{lay}:base")]);
+    ok(&["build", s(&tree), &format!("{lay}:demo")]);
+    let bundle = dir.path().join("b");
+    ok(&["unpack", "--rootless", &format!("{lay}:base"), s(&bundle)]);
+    write(&bundle.join("rootfs/n"), b"n\n");
+    ok(&["tag", &format!("{lay}:demo"), "rt"]);
+    let r = run(&["repack", s(&bundle), "--tag", "rt"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("moved tag rt from"), "{}", r.stderr);
+    assert!(!r.stderr.contains("untagged"), "{}", r.stderr);
+    assert!(ok(&["ls", &lay]).contains("demo"));
+}
