@@ -171,7 +171,17 @@ fn print(report: &ImportReport, out: &Output) -> anyhow::Result<()> {
         } else {
             "imported"
         },
-        plural(report.images.len(), "image", "images"),
+        // Images, not tags: one image under two tags is one.
+        plural(
+            report
+                .images
+                .iter()
+                .map(|i| &i.digest)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            "image",
+            "images"
+        ),
         report.format,
         plural(report.blobs_written, "blob", "blobs"),
         if report.dry_run {

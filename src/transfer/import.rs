@@ -163,9 +163,16 @@ pub fn import<R: Read>(
     };
     // An archive may list one image, or one tag of it, twice (manifest.json entries, a
     // RepoTags list): it is one entry of index.json, and counted once.
+    // An untagged copy of an image the archive also tags adds nothing but a `<none>` entry.
+    let tagged: HashSet<String> = entries
+        .iter()
+        .filter(|(_, tag)| tag.is_some())
+        .map(|(desc, _)| desc.digest.clone())
+        .collect();
     let mut seen = HashSet::new();
     let entries: Vec<_> = entries
         .into_iter()
+        .filter(|(desc, tag)| tag.is_some() || !tagged.contains(&desc.digest))
         .filter(|(desc, tag)| seen.insert((desc.digest.clone(), tag.clone())))
         .collect();
     for tag in entries.iter().filter_map(|(_, t)| t.as_deref()) {

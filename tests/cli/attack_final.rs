@@ -380,7 +380,13 @@ fn an_image_or_tag_listed_twice_in_a_docker_archive_is_imported_once() {
     twice.as_array_mut().unwrap().push(manifest[0].clone());
     let mut two_tags = manifest.clone();
     two_tags[0]["RepoTags"] = serde_json::json!(["img:a", "img:a"]);
-    for (case, doc) in [("twice", twice), ("two-tags", two_tags)] {
+    let mut untagged_too = twice.clone();
+    untagged_too[1]["RepoTags"] = serde_json::json!([]);
+    for (case, doc) in [
+        ("twice", twice.clone()),
+        ("two-tags", two_tags),
+        ("untagged-too", untagged_too),
+    ] {
         let file = dir.path().join(format!("{case}.tar"));
         write(
             &file,
@@ -401,6 +407,18 @@ fn an_image_or_tag_listed_twice_in_a_docker_archive_is_imported_once() {
             "{case}: {index}"
         );
     }
+    // One image under two tags is one image imported.
+    let mut renamed = twice;
+    renamed[0]["RepoTags"] = serde_json::json!(["x:1"]);
+    renamed[1]["RepoTags"] = serde_json::json!(["x:2"]);
+    let file = dir.path().join("renamed.tar");
+    write(
+        &file,
+        &with_member(&bytes, "manifest.json", renamed.to_string().as_bytes()),
+    );
+    let r = run(&["import", s(&file), s(&dir.path().join("renamed"))]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("imported 1 image "), "{}", r.stderr);
 }
 
 /// A symlink loop met while placing an entry is said of the entry, as unpack says it:
