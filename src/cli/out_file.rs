@@ -75,10 +75,15 @@ fn resolve_link(path: &Path) -> anyhow::Result<PathBuf> {
     let joined = dir.join(&target);
     // A dangling link through another link (or into a missing directory) has no file to
     // create that the user could have meant with certainty.
-    if std::fs::symlink_metadata(&joined).is_ok() || joined.file_name().is_none() {
+    let dir_missing = joined
+        .parent()
+        .is_some_and(|p| !p.as_os_str().is_empty() && !p.is_dir());
+    if std::fs::symlink_metadata(&joined).is_ok() || joined.file_name().is_none() || dir_missing {
         anyhow::bail!(
-            "{}: a symbolic link that does not resolve to a file: give the file itself",
-            path.display()
+            "{}: a symbolic link to {}, which does not resolve to a file that can be made: \
+             give the file itself",
+            path.display(),
+            target.display()
         );
     }
     Ok(joined)

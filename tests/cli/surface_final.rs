@@ -509,3 +509,18 @@ fn index_create_takes_implied_variants_as_the_same_platform() {
     assert_eq!(platforms.len(), 1, "{index}");
     assert_eq!(platforms[0]["platform"]["variant"], "v8", "{index}");
 }
+
+/// A link to a file in a directory that does not exist names the link the user gave.
+#[test]
+fn export_through_a_link_to_nowhere_names_the_link() {
+    let dir = tempdir();
+    let image = format!("{}:app", s(&dir.path().join("L")));
+    ok(&["new", &image]);
+    let link = dir.path().join("dl");
+    std::os::unix::fs::symlink("nothere/x.tar", &link).unwrap();
+    let err = fails(&["export", &image, "-o", s(&link)], 1);
+    assert!(
+        err.contains(&format!("{}: a symbolic link to nothere/x.tar", s(&link))),
+        "{err}"
+    );
+}
