@@ -46,6 +46,7 @@ pub fn io_reason(e: &std::io::Error) -> String {
         Kind::PermissionDenied => "permission denied",
         Kind::ReadOnlyFilesystem => "read-only file system",
         Kind::StorageFull => "no space left on the device",
+        Kind::InvalidFilename => "the name or path is too long for the file system",
         _ => {
             return match wrapped {
                 Some(text) => text
@@ -208,6 +209,14 @@ mod tests {
         assert_eq!(os(20), "not a directory");
         assert_eq!(os(21), "is a directory");
         assert_eq!(os(17), "exists already");
+        assert_eq!(os(36), "the name or path is too long for the file system");
+        assert_eq!(os(28), "no space left on the device");
+        // tempfile's "at path" wrapper is said as the system error it wraps.
+        let wrapped = Error::new(
+            ErrorKind::StorageFull,
+            "No space left on device (os error 28) at path \"/x/.tmp\"",
+        );
+        assert_eq!(super::io_reason(&wrapped), "no space left on the device");
         // Words of its own are kept.
         let own = Error::new(ErrorKind::NotFound, "no such tag");
         assert_eq!(super::io_reason(&own), "no such tag");
