@@ -18,6 +18,17 @@ fn noise(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// `dir/L:big`, built from `dir/t` holding 256 KiB of noise: too big for the small file
+/// systems the full-disk tests mount.
+fn image_of_noise(dir: &Path) -> String {
+    let tree = dir.join("t");
+    std::fs::create_dir(&tree).unwrap();
+    write(&tree.join("noise"), &noise(256 << 10));
+    let image = format!("{}:big", s(&dir.join("L")));
+    ok(&["build", s(&tree), &image]);
+    image
+}
+
 /// A layout `lay` whose image `t` is `layers` (plain tars) in order; returns `lay`.
 fn layered(dir: &Path, layers: &[Vec<u8>]) -> String {
     std::fs::create_dir_all(dir).unwrap();
@@ -184,15 +195,7 @@ fn artifact_titles_one_inside_another_are_refused() {
 #[test]
 fn repack_of_a_bundle_whose_unpack_was_killed_says_so() {
     let dir = tempdir();
-    let (src, _) = layout_with_images(dir.path(), "src", &["app"]);
-    let image = format!("{}:app", s(src.root()));
-    let bundle = dir.path().join("bundle");
-    let args: Vec<String> = ["unpack", "--rootless", &image, s(&bundle)]
-        .map(str::to_owned)
-        .into();
-    let log = dir.path().join("strace.log");
-    let (killed, _) = crate::crash_matrix::killed_at(&args, "mkdirat", 1, &log);
-    assert!(killed, "{}", std::fs::read_to_string(&log).unwrap());
+    let (_, bundle) = crate::crash_matrix::killed_unpack(dir.path());
     let before = snapshot(dir.path().join("src").as_path());
     let err = fails(&["repack", s(&bundle)], 1);
     assert!(
@@ -229,12 +232,7 @@ fn a_compressed_layer_of_nothing_is_refused_as_an_empty_file_is() {
 #[test]
 fn a_full_disk_under_an_export_names_the_archive() {
     let dir = tempdir();
-    let tree = dir.path().join("t");
-    std::fs::create_dir(&tree).unwrap();
-    // Noise: it does not compress below the small file system's size.
-    write(&tree.join("noise"), &noise(256 << 10));
-    let image = format!("{}:big", s(&dir.path().join("L")));
-    ok(&["build", s(&tree), &image]);
+    let image = image_of_noise(dir.path());
     let small = dir.path().join("small");
     std::fs::create_dir(&small).unwrap();
     for (format, name) in [("oci", "x.tar"), ("docker", "y.tar"), ("rootfs", "z.tar")] {
@@ -269,11 +267,8 @@ fn a_full_disk_under_an_export_names_the_archive() {
 #[test]
 fn a_full_disk_under_a_layout_names_the_layout() {
     let dir = tempdir();
+    let image = image_of_noise(dir.path());
     let tree = dir.path().join("t");
-    std::fs::create_dir(&tree).unwrap();
-    write(&tree.join("noise"), &noise(256 << 10));
-    let image = format!("{}:big", s(&dir.path().join("L")));
-    ok(&["build", s(&tree), &image]);
     let archive = dir.path().join("big.tar");
     ok(&["export", &image, "-o", s(&archive)]);
     let layer = dir.path().join("layer.tar");

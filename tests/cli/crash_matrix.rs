@@ -144,6 +144,22 @@ pub(crate) fn traced(args: &[String], strace_args: &[String], log: &Path) -> (bo
     )
 }
 
+/// An image `src:app` under `dir`, and `dir/bundle` as an `unpack --rootless` of it left it
+/// when killed making the first directory of the image's layer: rootfs/ is there,
+/// config.json is not.
+pub(crate) fn killed_unpack(dir: &Path) -> (String, std::path::PathBuf) {
+    let (src, _) = crate::util::layout_with_images(dir, "src", &["app"]);
+    let image = format!("{}:app", crate::util::s(src.root()));
+    let bundle = dir.join("bundle");
+    let args: Vec<String> = ["unpack", "--rootless", &image, crate::util::s(&bundle)]
+        .map(str::to_owned)
+        .into();
+    let log = dir.join("strace.log");
+    let (killed, _) = killed_at(&args, "mkdirat", 1, &log);
+    assert!(killed, "{}", std::fs::read_to_string(&log).unwrap());
+    (image, bundle)
+}
+
 /// strata killed by strace at the `n`th `call` (see [`traced`]).
 pub(crate) fn killed_at(args: &[String], call: &str, n: usize, log: &Path) -> (bool, i32) {
     let strace_args = [
