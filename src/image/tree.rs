@@ -350,19 +350,19 @@ impl Tree {
             if let Some(record) = record.as_deref_mut() {
                 record.push(op.clone());
             }
-            let shown = String::from_utf8_lossy(entry.path_bytes()).into_owned();
             // What goes wrong resolving a path (a symlink loop on the way) is the entry's,
-            // as unpack says it.
+            // as unpack says it (its name is made only then: this runs for every entry).
+            let shown = || String::from_utf8_lossy(entry.path_bytes()).into_owned();
             self.apply_op(index, desc, op, written)
                 .map_err(|e| match e {
                     Error::LayerStream { layer, reason } if !reason.starts_with("entry ") => {
                         Error::LayerStream {
                             layer,
-                            reason: format!("entry {shown:?}: {reason}"),
+                            reason: format!("entry {:?}: {reason}", shown()),
                         }
                     }
                     Error::LayerStream { .. } => e,
-                    other => layer_error(desc, format!("entry {shown:?}: {other}")),
+                    other => layer_error(desc, format!("entry {:?}: {other}", shown())),
                 })?;
         }
         Ok(())
